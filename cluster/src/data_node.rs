@@ -1,0 +1,241 @@
+//! The data-node role: flushes sealed segments to Parquet in object storage,
+//! persists delete logs, records both in the meta store, and compacts small
+//! segments (dropping deleted rows).
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{concat_batches, filter_record_batch};
+use object_store::ObjectStoreExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use quiver_exec::pk::PkValue;
+use quiver_exec::source::{adapt_batch, visible_mask};
+use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef};
+
+use crate::coordinator::{encode, keys, SegmentMeta};
+use crate::error::Result;
+use crate::table::{SealedSegment, TableRuntime};
+
+/// Object path of a segment's Parquet file.
+pub fn segment_path(table: u64, segment: u64) -> String {
+    format!("tables/{table}/segments/{segment:020}.parquet")
+}
+
+/// Object path of a delete log.
+pub fn deltalog_path(table: u64, n: u64) -> String {
+    format!("tables/{table}/deltalogs/{n:020}.parquet")
+}
+
+/// Encodes batches as one Parquet file.
+pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .build();
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(buf)
+}
+
+/// Flushes and compacts tables.
+#[derive(Debug, Clone)]
+pub struct DataNode {
+    pub meta: Arc<dyn MetaStore>,
+    pub objects: ObjectStoreRef,
+}
+
+impl DataNode {
+    /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
+    pub async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
+        let mut flushed = 0;
+        loop {
+            let next = {
+                let data = table.data.read();
+                data.sealed.iter().find(|s| !s.flushed).cloned()
+            };
+            let Some(segment) = next else { break };
+            self.flush_segment(table, &segment).await?;
+            flushed += 1;
+        }
+        self.flush_deletes(table).await?;
+        Ok(flushed)
+    }
+
+    async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<()> {
+        let (table_id, storage) = {
+            let meta = table.meta.read();
+            (meta.id, meta.schema.storage_schema())
+        };
+        let batches = segment
+            .batches
+            .iter()
+            .map(|b| adapt_batch(b, &storage))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let merged = concat_batches(&storage, &batches)?;
+        let path = segment_path(table_id, segment.id);
+        put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
+        let record = SegmentMeta {
+            id: segment.id,
+            path,
+            rows: segment.rows,
+            first_lsn: segment.first_lsn,
+            last_lsn: segment.last_lsn,
+        };
+        // Meta update and in-memory state change happen together under the data lock.
+        let mut data = table.data.write();
+        let mut meta = table.meta.write();
+        meta.inserts_persisted_lsn = meta.inserts_persisted_lsn.max(segment.last_lsn);
+        let batch = MetaBatch::new()
+            .put(keys::segment(table_id, segment.id), encode(&record))
+            .put(keys::table(table_id), encode(&*meta));
+        self.meta.apply(batch)?;
+        if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
+            s.flushed = true;
+            s.batches = Arc::new(vec![merged]);
+        }
+        Ok(())
+    }
+
+    /// Persists the table's pending deletes as a delete log.
+    pub async fn flush_deletes(&self, table: &TableRuntime) -> Result<()> {
+        let pending: Vec<(u64, PkValue, u64)> = table.data.read().pending_deletes.clone();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (table_id, schema) = {
+            let meta = table.meta.read();
+            (meta.id, meta.schema.clone())
+        };
+        let last_lsn = pending.iter().map(|p| p.0).max().unwrap_or(0);
+        let keys_only: Vec<PkValue> = pending.iter().map(|p| p.1.clone()).collect();
+        let Some(keys_batch) = crate::streaming::keys_batch(&schema, &keys_only)? else {
+            return Ok(());
+        };
+        let ts = arrow::array::UInt64Array::from(pending.iter().map(|p| p.2).collect::<Vec<_>>());
+        let mut fields: Vec<arrow::datatypes::Field> = keys_batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(arrow::datatypes::Field::new(
+            "ts",
+            arrow::datatypes::DataType::UInt64,
+            false,
+        ));
+        let batch = RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(fields)),
+            vec![keys_batch.column(0).clone(), Arc::new(ts)],
+        )?;
+        let n = last_lsn;
+        let path = deltalog_path(table_id, n);
+        put_bytes(self.objects.as_ref(), &path, encode_parquet(&batch)?).await?;
+        let mut data = table.data.write();
+        let mut meta = table.meta.write();
+        meta.deletes_persisted_lsn = meta.deletes_persisted_lsn.max(last_lsn);
+        let batch = MetaBatch::new()
+            .put(keys::deltalog(table_id, n), encode(&path))
+            .put(keys::table(table_id), encode(&*meta));
+        self.meta.apply(batch)?;
+        data.pending_deletes.retain(|p| p.0 > last_lsn);
+        Ok(())
+    }
+
+    /// Merges small flushed segments of `table` into one, dropping rows deleted
+    /// at `compaction_ts`. Returns the number of segments merged.
+    pub async fn compact_table(
+        &self,
+        table: &TableRuntime,
+        compaction_ts: u64,
+        min_segments: usize,
+        small_rows: usize,
+    ) -> Result<usize> {
+        let candidates: Vec<SealedSegment> = {
+            let data = table.data.read();
+            data.sealed
+                .iter()
+                .filter(|s| s.flushed && s.rows < small_rows)
+                .cloned()
+                .collect()
+        };
+        if candidates.len() < min_segments.max(2) {
+            return Ok(0);
+        }
+        let (table_id, schema) = {
+            let meta = table.meta.read();
+            (meta.id, meta.schema.clone())
+        };
+        let storage = schema.storage_schema();
+        let mut kept = Vec::new();
+        {
+            let deletes = table.deletes.read();
+            for segment in &candidates {
+                for batch in segment.batches.iter() {
+                    let batch = adapt_batch(batch, &storage)?;
+                    let batch =
+                        match visible_mask(&batch, schema.primary_key, &deletes, compaction_ts) {
+                            Some(mask) => filter_record_batch(&batch, &mask)?,
+                            None => batch,
+                        };
+                    kept.push(batch);
+                }
+            }
+        }
+        let merged = concat_batches(&storage, &kept)?;
+        let new_id = {
+            let mut meta = table.meta.write();
+            meta.next_segment_id += 1;
+            meta.next_segment_id - 1
+        };
+        let path = segment_path(table_id, new_id);
+        put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
+        let record = SegmentMeta {
+            id: new_id,
+            path,
+            rows: merged.num_rows(),
+            first_lsn: candidates.iter().map(|s| s.first_lsn).min().unwrap_or(0),
+            last_lsn: candidates.iter().map(|s| s.last_lsn).max().unwrap_or(0),
+        };
+        let old_ids: Vec<u64> = candidates.iter().map(|s| s.id).collect();
+        {
+            let mut data = table.data.write();
+            let meta = table.meta.read();
+            let mut batch = MetaBatch::new()
+                .put(keys::segment(table_id, new_id), encode(&record))
+                .put(keys::table(table_id), encode(&*meta));
+            for id in &old_ids {
+                batch = batch.delete(keys::segment(table_id, *id));
+            }
+            self.meta.apply(batch)?;
+            let position = data
+                .sealed
+                .iter()
+                .position(|s| old_ids.contains(&s.id))
+                .unwrap_or(0);
+            data.sealed.retain(|s| !old_ids.contains(&s.id));
+            let rows = merged.num_rows();
+            let position = position.min(data.sealed.len());
+            data.sealed.insert(
+                position,
+                SealedSegment {
+                    id: new_id,
+                    batches: Arc::new(vec![merged]),
+                    rows,
+                    first_lsn: record.first_lsn,
+                    last_lsn: record.last_lsn,
+                    flushed: true,
+                },
+            );
+        }
+        for id in old_ids {
+            let path = object_store::path::Path::from(segment_path(table_id, id));
+            if let Err(e) = self.objects.delete(&path).await {
+                tracing::warn!("could not delete compacted segment {path}: {e}");
+            }
+        }
+        Ok(candidates.len())
+    }
+}

@@ -1,0 +1,606 @@
+//! [`Engine`]: the standalone wiring of the four roles in one process — the
+//! coordinator (catalog, TSO), a streaming node (WAL, growing segments), a
+//! data node (flush, compaction) and a query node (sealed segments) — over
+//! the embedded meta store, local object storage and local WAL.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use object_store::ObjectStoreExt;
+use parking_lot::RwLock;
+use quiver_common::config::{QuiverConfig, WalSync};
+use quiver_common::schema::{ColumnDef, TableSchema};
+use quiver_exec::catalog::CatalogSource;
+use quiver_exec::pk::PkValue;
+use quiver_exec::source::TableSource;
+use quiver_proto::WalRecord;
+use quiver_storage::{
+    list_paths, local_object_store, LocalWal, MetaBatch, MetaStore, ObjectStoreRef, RedbMetaStore,
+    SyncPolicy, Wal, WalOptions,
+};
+use tokio::sync::Notify;
+
+use crate::coordinator::{
+    decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
+};
+use crate::data_node::DataNode;
+use crate::error::{EngineError, Result};
+use crate::query_node::{read_deltalog, read_parquet};
+use crate::streaming::{keys_of, StreamingNode, WriteMode, WriteOutcome};
+use crate::table::{SealPolicy, SealedSegment, TableRuntime};
+
+/// The default database (Postgres schema `public`, Milvus database `default`).
+pub const DEFAULT_DATABASE: &str = "public";
+
+#[derive(Debug, Default)]
+struct CatalogState {
+    databases: BTreeSet<String>,
+    tables: BTreeMap<u64, Arc<TableRuntime>>,
+    by_name: HashMap<(String, String), u64>,
+}
+
+/// Counters of a recovery, for logs and tests.
+#[derive(Debug, Default, Clone)]
+pub struct RecoveryStats {
+    pub tables: usize,
+    pub segments_loaded: usize,
+    pub wal_records_replayed: usize,
+    pub orphan_objects_removed: usize,
+}
+
+/// A running standalone engine.
+pub struct Engine {
+    config: QuiverConfig,
+    meta: Arc<dyn MetaStore>,
+    objects: ObjectStoreRef,
+    streaming: StreamingNode,
+    data_node: DataNode,
+    tso: Arc<Tso>,
+    catalog: RwLock<CatalogState>,
+    wake: Notify,
+    stopping: AtomicBool,
+    /// Serializes maintenance passes (flush, compaction, WAL truncation).
+    maintenance_lock: tokio::sync::Mutex<()>,
+    pub recovery: RecoveryStats,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.config.data_dir)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens (or creates) the data directory and recovers: catalog and flushed
+    /// segments from meta + object storage, then the WAL tail.
+    pub async fn open(config: QuiverConfig) -> Result<Arc<Self>> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(quiver_storage::StorageError::from)?;
+        let meta: Arc<dyn MetaStore> = Arc::new(RedbMetaStore::open(&dir.join("meta.redb"))?);
+        let objects = local_object_store(&dir.join("objects"))?;
+        let wal: Arc<dyn Wal> = Arc::new(LocalWal::open(WalOptions {
+            dir: dir.join("wal"),
+            segment_bytes: config.wal.segment_bytes,
+            sync: match config.wal.sync {
+                WalSync::Always => SyncPolicy::Always,
+                WalSync::Never => SyncPolicy::Never,
+            },
+        })?);
+        let tso = Arc::new(Tso::open(meta.clone())?);
+        let mut engine = Engine {
+            data_node: DataNode {
+                meta: meta.clone(),
+                objects: objects.clone(),
+            },
+            streaming: StreamingNode::new(wal),
+            config,
+            meta,
+            objects,
+            tso,
+            catalog: RwLock::new(CatalogState::default()),
+            wake: Notify::new(),
+            stopping: AtomicBool::new(false),
+            maintenance_lock: tokio::sync::Mutex::new(()),
+            recovery: RecoveryStats::default(),
+        };
+        engine.recover().await?;
+        Ok(Arc::new(engine))
+    }
+
+    fn seal_policy(&self) -> SealPolicy {
+        SealPolicy {
+            rows: self.config.segment.seal_rows,
+            bytes: self.config.segment.seal_bytes,
+        }
+    }
+
+    fn runtime(&self, meta: TableMeta) -> Result<TableRuntime> {
+        let autoid = IdAllocator::open(self.meta.clone(), keys::autoid(meta.id))?;
+        Ok(TableRuntime::new(
+            meta,
+            self.tso.clone(),
+            autoid,
+            self.seal_policy(),
+        ))
+    }
+
+    async fn recover(&mut self) -> Result<()> {
+        let mut stats = RecoveryStats::default();
+        let mut state = CatalogState::default();
+        for (key, _) in self.meta.scan_prefix("db/")? {
+            state.databases.insert(key["db/".len()..].to_string());
+        }
+        if !state.databases.contains(DEFAULT_DATABASE) {
+            self.meta.put(&keys::db(DEFAULT_DATABASE), encode(&true))?;
+            state.databases.insert(DEFAULT_DATABASE.to_string());
+        }
+        let mut referenced: HashSet<String> = HashSet::new();
+        for (key, value) in self.meta.scan_prefix("table/")? {
+            let mut meta: TableMeta = decode(&key, &value)?;
+            let mut sealed = Vec::new();
+            for (seg_key, seg_value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
+                let seg: SegmentMeta = decode(&seg_key, &seg_value)?;
+                let batches = read_parquet(&self.objects, &seg.path).await?;
+                referenced.insert(seg.path.clone());
+                meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
+                sealed.push(SealedSegment {
+                    id: seg.id,
+                    rows: batches.iter().map(|b| b.num_rows()).sum(),
+                    batches: Arc::new(batches),
+                    first_lsn: seg.first_lsn,
+                    last_lsn: seg.last_lsn,
+                    flushed: true,
+                });
+                stats.segments_loaded += 1;
+            }
+            let runtime = self.runtime(meta.clone())?;
+            {
+                let mut deletes = runtime.deletes.write();
+                for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
+                    let path: String = decode(&dl_key, &dl_value)?;
+                    for (pk, ts) in read_deltalog(&self.objects, &path).await? {
+                        deletes.insert(&pk, ts);
+                    }
+                    referenced.insert(path);
+                }
+            }
+            runtime.data.write().sealed = sealed;
+            state
+                .by_name
+                .insert((meta.database.clone(), meta.name.clone()), meta.id);
+            state.tables.insert(meta.id, Arc::new(runtime));
+            stats.tables += 1;
+        }
+        // Replay the WAL tail.
+        let mut max_ts = 0;
+        for (lsn, payload) in self.streaming.wal().read_from(1)? {
+            let record = WalRecord::decode(&payload)?;
+            let Some(table) = state.tables.get(&record.table_id) else {
+                continue;
+            };
+            let (ipl, dpl) = {
+                let meta = table.meta.read();
+                (meta.inserts_persisted_lsn, meta.deletes_persisted_lsn)
+            };
+            let deletes = match (&record.deletes, lsn > dpl) {
+                (Some(batch), true) => keys_of(batch),
+                _ => Vec::new(),
+            };
+            table.apply(
+                lsn,
+                record.ts,
+                &deletes,
+                record.inserts.as_ref(),
+                true,
+                lsn > ipl,
+            )?;
+            max_ts = max_ts.max(record.ts);
+            stats.wal_records_replayed += 1;
+        }
+        self.tso.observe(max_ts);
+        for table in state.tables.values() {
+            table.rebuild_live_keys()?;
+        }
+        // Remove objects no meta record points at (a crash between writing
+        // an object and recording it).
+        for path in list_paths(self.objects.as_ref(), "tables/").await? {
+            if !referenced.contains(&path) {
+                let location = object_store::path::Path::from(path.as_str());
+                if self.objects.delete(&location).await.is_ok() {
+                    stats.orphan_objects_removed += 1;
+                }
+            }
+        }
+        tracing::info!(?stats, "recovered");
+        self.recovery = stats;
+        *self.catalog.write() = state;
+        Ok(())
+    }
+
+    /// The configuration the engine runs with.
+    pub fn config(&self) -> &QuiverConfig {
+        &self.config
+    }
+
+    /// A fresh timestamp (the read timestamp of a strong read).
+    pub fn now(&self) -> Result<u64> {
+        self.tso.next()
+    }
+
+    /// Databases (schemas).
+    pub fn databases(&self) -> Vec<String> {
+        self.catalog.read().databases.iter().cloned().collect()
+    }
+
+    /// Creates a database; `Ok(false)` when it existed and `if_not_exists`.
+    pub fn create_database(&self, name: &str, if_not_exists: bool) -> Result<bool> {
+        let mut state = self.catalog.write();
+        if state.databases.contains(name) {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(EngineError::DatabaseAlreadyExists(name.to_string()))
+            };
+        }
+        self.meta.put(&keys::db(name), encode(&true))?;
+        state.databases.insert(name.to_string());
+        Ok(true)
+    }
+
+    /// Drops a database; with `cascade` its tables too.
+    pub async fn drop_database(&self, name: &str, if_exists: bool, cascade: bool) -> Result<bool> {
+        let tables: Vec<String> = {
+            let state = self.catalog.read();
+            if !state.databases.contains(name) {
+                return if if_exists {
+                    Ok(false)
+                } else {
+                    Err(EngineError::DatabaseNotFound(name.to_string()))
+                };
+            }
+            state
+                .by_name
+                .keys()
+                .filter(|(db, _)| db == name)
+                .map(|(_, t)| t.clone())
+                .collect()
+        };
+        if name == DEFAULT_DATABASE {
+            return Err(EngineError::InvalidDefinition(format!(
+                "cannot drop the default schema \"{name}\""
+            )));
+        }
+        if !tables.is_empty() && !cascade {
+            return Err(EngineError::DatabaseNotEmpty(name.to_string()));
+        }
+        for table in tables {
+            self.drop_table(name, &table, true).await?;
+        }
+        self.meta.delete(&keys::db(name))?;
+        self.catalog.write().databases.remove(name);
+        Ok(true)
+    }
+
+    /// Creates a table; `Ok(false)` when it existed and `if_not_exists`.
+    pub fn create_table(
+        &self,
+        database: &str,
+        name: &str,
+        schema: TableSchema,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        validate_schema(&schema)?;
+        let mut state = self.catalog.write();
+        if !state.databases.contains(database) {
+            return Err(EngineError::DatabaseNotFound(database.to_string()));
+        }
+        let key = (database.to_string(), name.to_string());
+        if state.by_name.contains_key(&key) {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(EngineError::TableAlreadyExists(name.to_string()))
+            };
+        }
+        let id = next_table_id(self.meta.as_ref())?;
+        let meta = TableMeta {
+            id,
+            database: database.to_string(),
+            name: name.to_string(),
+            schema,
+            inserts_persisted_lsn: 0,
+            deletes_persisted_lsn: 0,
+            next_segment_id: 1,
+        };
+        self.meta.put(&keys::table(id), encode(&meta))?;
+        let runtime = self.runtime(meta)?;
+        state.by_name.insert(key, id);
+        state.tables.insert(id, Arc::new(runtime));
+        Ok(true)
+    }
+
+    /// Drops a table and deletes its objects.
+    pub async fn drop_table(&self, database: &str, name: &str, if_exists: bool) -> Result<bool> {
+        let table = {
+            let mut state = self.catalog.write();
+            let Some(id) = state
+                .by_name
+                .remove(&(database.to_string(), name.to_string()))
+            else {
+                return if if_exists {
+                    Ok(false)
+                } else {
+                    Err(EngineError::TableNotFound(name.to_string()))
+                };
+            };
+            state.tables.remove(&id)
+        };
+        let Some(table) = table else { return Ok(false) };
+        let id = table.id();
+        let mut batch = MetaBatch::new()
+            .delete(keys::table(id))
+            .delete(keys::autoid(id));
+        for (key, _) in self.meta.scan_prefix(&keys::segment_prefix(id))? {
+            batch = batch.delete(key);
+        }
+        for (key, _) in self.meta.scan_prefix(&keys::deltalog_prefix(id))? {
+            batch = batch.delete(key);
+        }
+        self.meta.apply(batch)?;
+        quiver_storage::delete_prefix(self.objects.as_ref(), &format!("tables/{id}/")).await?;
+        Ok(true)
+    }
+
+    /// Renames a table.
+    pub fn rename_table(&self, database: &str, name: &str, new_name: &str) -> Result<()> {
+        let mut state = self.catalog.write();
+        let new_key = (database.to_string(), new_name.to_string());
+        if state.by_name.contains_key(&new_key) {
+            return Err(EngineError::TableAlreadyExists(new_name.to_string()));
+        }
+        let id = state
+            .by_name
+            .remove(&(database.to_string(), name.to_string()))
+            .ok_or_else(|| EngineError::TableNotFound(name.to_string()))?;
+        let table = state.tables.get(&id).cloned().expect("catalog consistent");
+        let mut meta = table.meta.write();
+        meta.name = new_name.to_string();
+        self.meta.put(&keys::table(id), encode(&*meta))?;
+        state.by_name.insert(new_key, id);
+        Ok(())
+    }
+
+    /// Adds a nullable column.
+    pub fn add_column(
+        &self,
+        database: &str,
+        name: &str,
+        column: ColumnDef,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        let table = self.table(database, name)?;
+        let _guard = table.write_lock.lock();
+        let mut meta = table.meta.write();
+        if meta.schema.column_index(&column.name).is_some() {
+            return if if_not_exists {
+                Ok(false)
+            } else {
+                Err(EngineError::ColumnAlreadyExists {
+                    table: name.to_string(),
+                    column: column.name,
+                })
+            };
+        }
+        if !column.nullable && column.default_sql.is_none() {
+            return Err(EngineError::InvalidDefinition(format!(
+                "column \"{}\" contains null values; a new column must be nullable or have a default",
+                column.name
+            )));
+        }
+        let mut column = column;
+        column.nullable = true;
+        meta.schema.columns.push(column);
+        self.meta.put(&keys::table(meta.id), encode(&*meta))?;
+        Ok(true)
+    }
+
+    /// A table by name.
+    pub fn table(&self, database: &str, name: &str) -> Result<Arc<TableRuntime>> {
+        let state = self.catalog.read();
+        state
+            .by_name
+            .get(&(database.to_string(), name.to_string()))
+            .and_then(|id| state.tables.get(id))
+            .cloned()
+            .ok_or_else(|| EngineError::TableNotFound(name.to_string()))
+    }
+
+    /// Inserts or upserts rows (blocking until durable).
+    pub fn write(
+        &self,
+        database: &str,
+        name: &str,
+        batch: RecordBatch,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let table = self.table(database, name)?;
+        let outcome = self.streaming.write(&table, batch, mode)?;
+        if outcome.sealed {
+            self.wake.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes rows by primary key (blocking until durable); returns rows deleted.
+    pub fn delete(&self, database: &str, name: &str, keys: Vec<PkValue>) -> Result<usize> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let table = self.table(database, name)?;
+        self.streaming.delete(&table, keys)
+    }
+
+    fn tables(&self) -> Vec<Arc<TableRuntime>> {
+        self.catalog.read().tables.values().cloned().collect()
+    }
+
+    /// One maintenance pass: flush sealed segments and deletes, compact, truncate the WAL.
+    pub async fn maintain(&self) -> Result<()> {
+        let _pass = self.maintenance_lock.lock().await;
+        for table in self.tables() {
+            self.data_node.flush_table(&table).await?;
+            let ts = self.tso.next()?;
+            self.data_node
+                .compact_table(
+                    &table,
+                    ts,
+                    self.config.segment.compaction_min_segments,
+                    self.config.segment.compaction_small_rows,
+                )
+                .await?;
+        }
+        self.truncate_wal()
+    }
+
+    /// Seals every growing segment and flushes everything (Milvus `Flush`).
+    pub async fn flush_all(&self) -> Result<()> {
+        for table in self.tables() {
+            let _guard = table.write_lock.lock();
+            table.seal_now();
+        }
+        let _pass = self.maintenance_lock.lock().await;
+        for table in self.tables() {
+            self.data_node.flush_table(&table).await?;
+        }
+        self.truncate_wal()
+    }
+
+    /// Compacts every table now, regardless of thresholds (merging any two or more segments).
+    pub async fn compact_all(&self) -> Result<usize> {
+        let _pass = self.maintenance_lock.lock().await;
+        let mut merged = 0;
+        for table in self.tables() {
+            let ts = self.tso.next()?;
+            merged += self
+                .data_node
+                .compact_table(&table, ts, 2, usize::MAX)
+                .await?;
+        }
+        Ok(merged)
+    }
+
+    fn truncate_wal(&self) -> Result<()> {
+        let wal = self.streaming.wal();
+        let last = wal.last_lsn();
+        let mut min = last + 1;
+        for table in self.tables() {
+            // Holding the write lock: every record appended before `last` was read is applied.
+            let _guard = table.write_lock.lock();
+            if let Some(lsn) = table.first_unpersisted_lsn() {
+                min = min.min(lsn);
+            }
+        }
+        wal.truncate_before(min)?;
+        Ok(())
+    }
+
+    /// Runs maintenance in the background until [`Engine::shutdown`].
+    pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let period = Duration::from_millis(engine.config.segment.maintenance_interval_ms.max(10));
+        tokio::spawn(async move {
+            while !engine.stopping.load(Ordering::Relaxed) {
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = engine.wake.notified() => {}
+                }
+                if engine.stopping.load(Ordering::Relaxed) {
+                    break;
+                }
+                if let Err(e) = engine.maintain().await {
+                    tracing::warn!("maintenance failed: {e}");
+                }
+            }
+        })
+    }
+
+    /// Graceful shutdown: stop accepting writes, flush everything, close the WAL.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+        let result = self.flush_all().await;
+        self.streaming.wal().close()?;
+        result
+    }
+
+    /// Row counts of a table: (visible rows now, sealed segments, growing rows).
+    pub fn table_stats(&self, database: &str, name: &str) -> Result<(usize, usize, usize)> {
+        let table = self.table(database, name)?;
+        let data = table.data.read();
+        Ok((data.live.len(), data.sealed.len(), data.growing.rows))
+    }
+}
+
+fn validate_schema(schema: &TableSchema) -> Result<()> {
+    let pk = schema
+        .columns
+        .get(schema.primary_key)
+        .ok_or_else(|| EngineError::InvalidDefinition("a primary key is required".into()))?;
+    if !pk.column_type.can_be_primary_key() {
+        return Err(EngineError::InvalidDefinition(format!(
+            "primary key column \"{}\" must be BIGINT, INTEGER, SMALLINT, TEXT or VARCHAR, not {}",
+            pk.name,
+            pk.column_type.sql_name()
+        )));
+    }
+    let mut names = HashSet::new();
+    for c in &schema.columns {
+        if !names.insert(c.name.as_str()) {
+            return Err(EngineError::InvalidDefinition(format!(
+                "column \"{}\" specified more than once",
+                c.name
+            )));
+        }
+        if let quiver_common::schema::ColumnType::Vector { dim } = c.column_type {
+            if dim == 0 || dim as usize > quiver_common::limits::MAX_VECTOR_DIM {
+                return Err(EngineError::InvalidDefinition(format!(
+                    "dimensions for type vector must be between 1 and {}",
+                    quiver_common::limits::MAX_VECTOR_DIM
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl CatalogSource for Engine {
+    fn schema_names(&self) -> Vec<String> {
+        self.databases()
+    }
+
+    fn table_names(&self, schema: &str) -> Vec<String> {
+        let state = self.catalog.read();
+        let mut names: Vec<String> = state
+            .by_name
+            .keys()
+            .filter(|(db, _)| db == schema)
+            .map(|(_, t)| t.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn table(&self, schema: &str, name: &str) -> Option<Arc<dyn TableSource>> {
+        Engine::table(self, schema, name)
+            .ok()
+            .map(|t| t as Arc<dyn TableSource>)
+    }
+}

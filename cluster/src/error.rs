@@ -1,0 +1,87 @@
+//! Errors of the engine roles.
+
+use quiver_common::status::StatusCode;
+use quiver_common::vector::VectorError;
+
+/// An engine error; every variant reports a [`StatusCode`].
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("relation \"{0}\" does not exist")]
+    TableNotFound(String),
+    #[error("relation \"{0}\" already exists")]
+    TableAlreadyExists(String),
+    #[error("schema \"{0}\" does not exist")]
+    DatabaseNotFound(String),
+    #[error("schema \"{0}\" already exists")]
+    DatabaseAlreadyExists(String),
+    #[error("schema \"{0}\" is not empty")]
+    DatabaseNotEmpty(String),
+    #[error("column \"{column}\" of relation \"{table}\" already exists")]
+    ColumnAlreadyExists { table: String, column: String },
+    #[error("column \"{column}\" of relation \"{table}\" does not exist")]
+    ColumnNotFound { table: String, column: String },
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
+    NotNull { table: String, column: String },
+    #[error("duplicate key value violates unique constraint \"{table}_pkey\": Key ({column})=({key}) already exists.")]
+    DuplicateKey {
+        table: String,
+        column: String,
+        key: String,
+    },
+    #[error("{0}")]
+    Vector(#[from] VectorError),
+    #[error("invalid table definition: {0}")]
+    InvalidDefinition(String),
+    #[error("value of type {actual} does not fit column \"{column}\" of type {expected}")]
+    TypeMismatch {
+        column: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("value too long for type character varying({0})")]
+    ValueTooLong(u32),
+    #[error("storage: {0}")]
+    Storage(#[from] quiver_storage::StorageError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("WAL record: {0}")]
+    Proto(#[from] quiver_proto::ProtoError),
+    #[error("corrupt metadata: {0}")]
+    CorruptMeta(String),
+    #[error("engine is shutting down")]
+    ShuttingDown,
+}
+
+impl EngineError {
+    /// The status code of this error.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            EngineError::TableNotFound(_) => StatusCode::TableNotFound,
+            EngineError::TableAlreadyExists(_) => StatusCode::TableAlreadyExists,
+            EngineError::DatabaseNotFound(_) => StatusCode::DatabaseNotFound,
+            EngineError::DatabaseAlreadyExists(_) => StatusCode::DatabaseAlreadyExists,
+            EngineError::DatabaseNotEmpty(_) => StatusCode::InvalidParameter,
+            EngineError::ColumnAlreadyExists { .. } => StatusCode::ColumnAlreadyExists,
+            EngineError::ColumnNotFound { .. } => StatusCode::ColumnNotFound,
+            EngineError::NotNull { .. } => StatusCode::NotNullViolation,
+            EngineError::DuplicateKey { .. } => StatusCode::UniqueViolation,
+            EngineError::Vector(e) => e.status_code(),
+            EngineError::InvalidDefinition(_) => StatusCode::InvalidTableDefinition,
+            EngineError::TypeMismatch { .. } => StatusCode::TypeMismatch,
+            EngineError::ValueTooLong(_) => StatusCode::LimitExceeded,
+            EngineError::Storage(_) => StatusCode::StorageUnavailable,
+            EngineError::Arrow(_) => StatusCode::Internal,
+            EngineError::Parquet(_) => StatusCode::StorageUnavailable,
+            EngineError::Proto(_) => StatusCode::Internal,
+            EngineError::CorruptMeta(_) => StatusCode::Internal,
+            EngineError::ShuttingDown => StatusCode::StorageUnavailable,
+        }
+    }
+}
+
+/// Result alias of the engine.
+pub type Result<T> = std::result::Result<T, EngineError>;

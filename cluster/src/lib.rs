@@ -1,0 +1,28 @@
+//! `quiver-cluster` owns the roles of the Milvus architecture and their
+//! standalone wiring:
+//!
+//! * [`coordinator`] — the timestamp oracle, id allocators and catalog records
+//!   in the meta store;
+//! * [`streaming`] — the write path: validation, TSO timestamp, WAL append
+//!   (durable before acknowledging), apply to the growing segment;
+//! * [`data_node`] — flush of sealed segments and delete logs to Parquet in
+//!   object storage, compaction;
+//! * [`query_node`] — loading flushed segments and delete logs;
+//! * [`table`] — one table's run-time state, the execution layer's `TableSource`;
+//! * [`engine`] — [`engine::Engine`], all roles in one process over the
+//!   embedded storage implementations, with recovery and background maintenance.
+//!
+//! Cluster mode replaces the in-process calls between roles with RPCs and the
+//! embedded storage with etcd/S3 implementations of the same storage traits.
+
+pub mod coordinator;
+pub mod data_node;
+pub mod engine;
+pub mod error;
+pub mod query_node;
+pub mod streaming;
+pub mod table;
+
+pub use engine::{Engine, DEFAULT_DATABASE};
+pub use error::{EngineError, Result};
+pub use streaming::{WriteMode, WriteOutcome};

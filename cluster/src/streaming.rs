@@ -1,0 +1,421 @@
+//! The streaming role: validates writes, stamps them with a TSO timestamp,
+//! appends them to the WAL (durable before acknowledging) and applies them to
+//! the table's growing segment.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float32Type, Int64Type, SchemaRef};
+use quiver_common::schema::{vector_dim, ColumnType, TableSchema};
+use quiver_common::vector::{validate, VectorError};
+use quiver_exec::pk::{pk_values, PkValue};
+use quiver_proto::WalRecord;
+use quiver_storage::Wal;
+
+use crate::error::{EngineError, Result};
+use crate::table::{with_timestamp, TableRuntime};
+
+/// How inserted rows treat existing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Fail on an existing key (`23505`).
+    Insert,
+    /// Replace rows with existing keys.
+    Upsert,
+    /// Skip rows whose key exists (`ON CONFLICT DO NOTHING`).
+    InsertIgnore,
+}
+
+/// The acknowledged result of a write.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// Rows inserted or replaced, as written (auto ids filled), user schema.
+    pub rows: RecordBatch,
+    pub ts: u64,
+    pub lsn: u64,
+    pub sealed: bool,
+}
+
+/// Writes to tables through one WAL.
+#[derive(Clone)]
+pub struct StreamingNode {
+    wal: Arc<dyn Wal>,
+}
+
+impl std::fmt::Debug for StreamingNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamingNode")
+    }
+}
+
+impl StreamingNode {
+    /// A node appending to `wal`.
+    pub fn new(wal: Arc<dyn Wal>) -> Self {
+        Self { wal }
+    }
+
+    /// The WAL.
+    pub fn wal(&self) -> &Arc<dyn Wal> {
+        &self.wal
+    }
+
+    /// Inserts (or upserts) rows; returns once they are durable and visible.
+    pub fn write(
+        &self,
+        table: &TableRuntime,
+        batch: RecordBatch,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        let (schema, name) = {
+            let meta = table.meta.read();
+            (meta.schema.clone(), meta.name.clone())
+        };
+        let user_schema = schema.arrow_schema();
+        let mut batch = coerce_batch(&batch, &schema, &user_schema, &name)?;
+        let _guard = table.write_lock.lock();
+        batch = fill_auto_ids(table, &schema, batch)?;
+        check_not_null(&batch, &schema, &name)?;
+        let keys: Vec<PkValue> = pk_values(batch.column(schema.primary_key))
+            .into_iter()
+            .map(|k| k.expect("checked not null"))
+            .collect();
+        let mut seen = HashSet::with_capacity(keys.len());
+        let mut keep = Vec::with_capacity(keys.len());
+        {
+            let data = table.data.read();
+            for key in &keys {
+                if !seen.insert(key.clone()) {
+                    return Err(EngineError::DuplicateKey {
+                        table: name.clone(),
+                        column: schema.pk().name.clone(),
+                        key: key.to_string(),
+                    });
+                }
+                let exists = data.live.contains(key);
+                match mode {
+                    WriteMode::Insert if exists => {
+                        return Err(EngineError::DuplicateKey {
+                            table: name.clone(),
+                            column: schema.pk().name.clone(),
+                            key: key.to_string(),
+                        })
+                    }
+                    WriteMode::InsertIgnore => keep.push(!exists),
+                    _ => keep.push(true),
+                }
+            }
+        }
+        if mode == WriteMode::InsertIgnore && keep.iter().any(|k| !k) {
+            let mask = arrow::array::BooleanArray::from(keep);
+            batch = arrow::compute::filter_record_batch(&batch, &mask)?;
+        }
+        let deletes: Vec<PkValue> = match mode {
+            WriteMode::Upsert => pk_values(batch.column(schema.primary_key))
+                .into_iter()
+                .flatten()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if batch.num_rows() == 0 {
+            return Ok(WriteOutcome {
+                rows: batch,
+                ts: 0,
+                lsn: 0,
+                sealed: false,
+            });
+        }
+        let ts = table_ts(table)?;
+        let stored = with_timestamp(&batch, &schema.storage_schema(), ts)?;
+        let delete_batch = keys_batch(&schema, &deletes)?;
+        let record = WalRecord {
+            table_id: table.id(),
+            ts,
+            deletes: delete_batch,
+            inserts: Some(stored.clone()),
+        };
+        let lsn = self.append(record)?;
+        let sealed = table.apply(lsn, ts, &deletes, Some(&stored), true, true)?;
+        Ok(WriteOutcome {
+            rows: batch,
+            ts,
+            lsn,
+            sealed,
+        })
+    }
+
+    /// Deletes rows by key; returns how many visible rows were deleted.
+    pub fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
+        let schema = table.schema();
+        let _guard = table.write_lock.lock();
+        let keys: Vec<PkValue> = {
+            let data = table.data.read();
+            let mut seen = HashSet::new();
+            keys.into_iter()
+                .filter(|k| data.live.contains(k) && seen.insert(k.clone()))
+                .collect()
+        };
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let ts = table_ts(table)?;
+        let record = WalRecord {
+            table_id: table.id(),
+            ts,
+            deletes: keys_batch(&schema, &keys)?,
+            inserts: None,
+        };
+        let lsn = self.append(record)?;
+        table.apply(lsn, ts, &keys, None, true, true)?;
+        Ok(keys.len())
+    }
+
+    fn append(&self, record: WalRecord) -> Result<u64> {
+        let payload = record.encode()?;
+        let lsns = self.wal.append(vec![payload])?;
+        Ok(lsns[0])
+    }
+}
+
+/// A timestamp taken under the table's write lock, so one table's writes are
+/// ordered by timestamp in the WAL.
+fn table_ts(table: &TableRuntime) -> Result<u64> {
+    table.next_ts()
+}
+
+/// One-column batch of keys, typed as the primary key.
+pub fn keys_batch(schema: &TableSchema, keys: &[PkValue]) -> Result<Option<RecordBatch>> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let pk = schema.pk();
+    let array: ArrayRef = match pk.column_type {
+        ColumnType::Text { .. } => Arc::new(arrow::array::StringArray::from(
+            keys.iter()
+                .map(|k| match k {
+                    PkValue::Str(s) => Some(s.clone()),
+                    PkValue::Int(i) => Some(i.to_string()),
+                })
+                .collect::<Vec<_>>(),
+        )),
+        _ => {
+            let ints = Int64Array::from(
+                keys.iter()
+                    .map(|k| match k {
+                        PkValue::Int(i) => Some(*i),
+                        PkValue::Str(s) => s.parse().ok(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            cast(&ints, &pk.column_type.arrow_type())?
+        }
+    };
+    let field = arrow::datatypes::Field::new(&pk.name, array.data_type().clone(), false);
+    Ok(Some(RecordBatch::try_new(
+        Arc::new(arrow::datatypes::Schema::new(vec![field])),
+        vec![array],
+    )?))
+}
+
+/// Decodes the keys of a delete batch.
+pub fn keys_of(batch: &RecordBatch) -> Vec<PkValue> {
+    pk_values(batch.column(0)).into_iter().flatten().collect()
+}
+
+/// Reshapes an incoming batch to the table's user schema, validating vectors
+/// (dimension, NaN, infinity) and VARCHAR lengths.
+pub fn coerce_batch(
+    batch: &RecordBatch,
+    schema: &TableSchema,
+    user_schema: &SchemaRef,
+    table: &str,
+) -> Result<RecordBatch> {
+    let mut columns = Vec::with_capacity(schema.columns.len());
+    for (def, field) in schema.columns.iter().zip(user_schema.fields()) {
+        let Some(input) = batch.column_by_name(&def.name) else {
+            columns.push(new_null_array(field.data_type(), batch.num_rows()));
+            continue;
+        };
+        let column = match &def.column_type {
+            ColumnType::Vector { dim } => coerce_vector(input, *dim as usize)?,
+            ColumnType::Text { max_len } => {
+                let column = cast_column(input, field.data_type(), &def.name)?;
+                if let Some(max) = max_len {
+                    let strings = column.as_string::<i32>();
+                    for value in strings.iter().flatten() {
+                        if value.chars().count() > *max as usize {
+                            return Err(EngineError::ValueTooLong(*max));
+                        }
+                    }
+                }
+                column
+            }
+            _ => cast_column(input, field.data_type(), &def.name)?,
+        };
+        columns.push(column);
+    }
+    let _ = table;
+    Ok(RecordBatch::try_new_with_options(
+        relaxed(user_schema),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+    .and_then(|b| RecordBatch::try_new(user_schema.clone(), b.columns().to_vec()).or(Ok(b)))?)
+}
+
+/// The schema with every field nullable (NOT NULL is checked separately with a clear error).
+fn relaxed(schema: &SchemaRef) -> SchemaRef {
+    Arc::new(arrow::datatypes::Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn cast_column(input: &ArrayRef, target: &DataType, column: &str) -> Result<ArrayRef> {
+    if input.data_type() == target {
+        return Ok(input.clone());
+    }
+    cast(input, target).map_err(|_| EngineError::TypeMismatch {
+        column: column.to_string(),
+        expected: target.to_string(),
+        actual: input.data_type().to_string(),
+    })
+}
+
+fn coerce_vector(input: &ArrayRef, dim: usize) -> Result<ArrayRef> {
+    let target = quiver_common::schema::vector_arrow_type(dim as i32);
+    let array = match input.data_type() {
+        DataType::FixedSizeList(_, n) => {
+            if *n as usize != dim {
+                return Err(VectorError::WrongDimension {
+                    expected: dim,
+                    actual: *n as usize,
+                }
+                .into());
+            }
+            cast(input, &target)?
+        }
+        DataType::List(_) | DataType::LargeList(_) => {
+            let list = cast(
+                input,
+                &DataType::List(Arc::new(arrow::datatypes::Field::new_list_field(
+                    DataType::Float32,
+                    true,
+                ))),
+            )?;
+            let list = list.as_list::<i32>();
+            for i in 0..list.len() {
+                if list.is_valid(i) {
+                    let len = list.value_length(i) as usize;
+                    if len != dim {
+                        return Err(VectorError::WrongDimension {
+                            expected: dim,
+                            actual: len,
+                        }
+                        .into());
+                    }
+                }
+            }
+            cast(list, &target)?
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let strings = cast(input, &DataType::Utf8)?;
+            let strings = strings.as_string::<i32>();
+            let mut values = Vec::with_capacity(strings.len() * dim);
+            let mut valid = Vec::with_capacity(strings.len());
+            for s in strings.iter() {
+                match s {
+                    Some(s) => {
+                        let v = quiver_common::vector::parse_text(s)?;
+                        quiver_common::vector::check_dimension(dim, v.len())?;
+                        values.extend(v);
+                        valid.push(true);
+                    }
+                    None => {
+                        values.extend(std::iter::repeat_n(0.0, dim));
+                        valid.push(false);
+                    }
+                }
+            }
+            Arc::new(arrow::array::FixedSizeListArray::try_new(
+                Arc::new(arrow::datatypes::Field::new_list_field(
+                    DataType::Float32,
+                    true,
+                )),
+                dim as i32,
+                Arc::new(arrow::array::Float32Array::from(values)),
+                Some(arrow::buffer::NullBuffer::from(valid)),
+            )?)
+        }
+        DataType::Null => new_null_array(&target, input.len()),
+        other => {
+            return Err(EngineError::TypeMismatch {
+                column: "vector".into(),
+                expected: format!("vector({dim})"),
+                actual: other.to_string(),
+            })
+        }
+    };
+    let list = array.as_fixed_size_list();
+    debug_assert_eq!(vector_dim(list.data_type()), Some(dim));
+    let values = list.values().as_primitive::<Float32Type>();
+    for i in 0..list.len() {
+        if list.is_valid(i) {
+            let start = list.value_offset(i) as usize;
+            validate(&values.values()[start..start + dim])?;
+        }
+    }
+    Ok(array)
+}
+
+fn fill_auto_ids(
+    table: &TableRuntime,
+    schema: &TableSchema,
+    batch: RecordBatch,
+) -> Result<RecordBatch> {
+    let pk = schema.pk();
+    let column = batch.column(schema.primary_key);
+    if !pk.auto_increment || column.data_type() != &DataType::Int64 {
+        return Ok(batch);
+    }
+    let ints = column.as_primitive::<Int64Type>();
+    if let Some(max) = ints.iter().flatten().max() {
+        table.autoid.observe(max.max(0) as u64)?;
+    }
+    let missing = ints.null_count();
+    if missing == 0 {
+        return Ok(batch);
+    }
+    let first = table.autoid.allocate(missing as u64)? as i64;
+    let mut next = first;
+    let filled: Int64Array = ints
+        .iter()
+        .map(|v| {
+            Some(v.unwrap_or_else(|| {
+                let id = next;
+                next += 1;
+                id
+            }))
+        })
+        .collect();
+    let mut columns = batch.columns().to_vec();
+    columns[schema.primary_key] = Arc::new(filled);
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+fn check_not_null(batch: &RecordBatch, schema: &TableSchema, table: &str) -> Result<()> {
+    for (i, def) in schema.columns.iter().enumerate() {
+        let must = !def.nullable || i == schema.primary_key;
+        if must && batch.column(i).null_count() > 0 {
+            return Err(EngineError::NotNull {
+                table: table.to_string(),
+                column: def.name.clone(),
+            });
+        }
+    }
+    Ok(())
+}

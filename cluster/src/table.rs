@@ -1,0 +1,297 @@
+//! The runtime state of one table: its growing segment (streaming role),
+//! sealed segments (query role), deletes and live primary keys. It is the
+//! [`TableSource`] execution reads snapshots from.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
+use parking_lot::{Mutex, RwLock};
+use quiver_common::schema::{TableSchema, TS_COLUMN};
+use quiver_exec::deletes::DeleteMap;
+use quiver_exec::pk::{pk_values, PkValue};
+use quiver_exec::source::{
+    adapt_batch, visible_mask, Segment, SegmentKind, TableSnapshot, TableSource,
+};
+
+use crate::coordinator::{IdAllocator, TableMeta, Tso};
+use crate::error::Result;
+
+/// A sealed segment held in memory.
+#[derive(Debug, Clone)]
+pub struct SealedSegment {
+    pub id: u64,
+    pub batches: Arc<Vec<RecordBatch>>,
+    pub rows: usize,
+    pub first_lsn: u64,
+    pub last_lsn: u64,
+    /// Written to object storage and recorded in the meta store.
+    pub flushed: bool,
+}
+
+/// The growing segment.
+#[derive(Debug, Default)]
+pub struct GrowingSegment {
+    pub id: u64,
+    pub batches: Vec<RecordBatch>,
+    /// Batches at the end that are small and will be merged.
+    small_tail: usize,
+    pub rows: usize,
+    pub bytes: usize,
+    pub first_lsn: Option<u64>,
+    pub last_lsn: u64,
+}
+
+/// Mutable data of a table.
+#[derive(Debug, Default)]
+pub struct TableData {
+    pub growing: GrowingSegment,
+    pub sealed: Vec<SealedSegment>,
+    /// Deletes not yet in a delete log: (lsn, key, ts).
+    pub pending_deletes: Vec<(u64, PkValue, u64)>,
+    /// Keys with a visible row now (for primary-key uniqueness).
+    pub live: HashSet<PkValue>,
+}
+
+/// Limits that decide when a growing segment seals.
+#[derive(Debug, Clone, Copy)]
+pub struct SealPolicy {
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+/// One table at run time.
+#[derive(Debug)]
+pub struct TableRuntime {
+    pub meta: RwLock<TableMeta>,
+    pub data: RwLock<TableData>,
+    pub deletes: Arc<RwLock<DeleteMap>>,
+    /// Serializes writers of this table (validation, timestamp, WAL, apply).
+    pub write_lock: Mutex<()>,
+    pub autoid: IdAllocator,
+    tso: Arc<Tso>,
+    seal: SealPolicy,
+}
+
+const SMALL_BATCH_ROWS: usize = 1024;
+const MAX_SMALL_TAIL: usize = 32;
+
+impl TableRuntime {
+    /// A table with no data yet.
+    pub fn new(meta: TableMeta, tso: Arc<Tso>, autoid: IdAllocator, seal: SealPolicy) -> Self {
+        let growing_id = meta.next_segment_id;
+        let runtime = Self {
+            meta: RwLock::new(meta),
+            data: RwLock::new(TableData::default()),
+            deletes: Arc::new(RwLock::new(DeleteMap::default())),
+            write_lock: Mutex::new(()),
+            autoid,
+            tso,
+            seal,
+        };
+        runtime.data.write().growing.id = growing_id;
+        runtime
+    }
+
+    /// A fresh timestamp from the oracle.
+    pub fn next_ts(&self) -> Result<u64> {
+        self.tso.next()
+    }
+
+    /// The table id.
+    pub fn id(&self) -> u64 {
+        self.meta.read().id
+    }
+
+    /// The current schema.
+    pub fn schema(&self) -> TableSchema {
+        self.meta.read().schema.clone()
+    }
+
+    /// Applies a logged write: deletes of `deletes` keys, then `inserts`, at `ts`.
+    /// Returns true when the growing segment sealed.
+    pub fn apply(
+        &self,
+        lsn: u64,
+        ts: u64,
+        deletes: &[PkValue],
+        inserts: Option<&RecordBatch>,
+        track_pending_deletes: bool,
+        apply_inserts: bool,
+    ) -> Result<bool> {
+        let storage_schema = self.meta.read().schema.storage_schema();
+        let pk_index = self.meta.read().schema.primary_key;
+        let mut data = self.data.write();
+        if !deletes.is_empty() {
+            let mut map = self.deletes.write();
+            for pk in deletes {
+                map.insert(pk, ts);
+                data.live.remove(pk);
+                if track_pending_deletes {
+                    data.pending_deletes.push((lsn, pk.clone(), ts));
+                }
+            }
+        }
+        let Some(batch) = inserts.filter(|_| apply_inserts) else {
+            return Ok(false);
+        };
+        if batch.num_rows() == 0 {
+            return Ok(false);
+        }
+        for pk in pk_values(batch.column(pk_index)).into_iter().flatten() {
+            data.live.insert(pk);
+        }
+        let batch = adapt_batch(batch, &storage_schema)?;
+        let growing = &mut data.growing;
+        growing.rows += batch.num_rows();
+        growing.bytes += batch.get_array_memory_size();
+        growing.first_lsn.get_or_insert(lsn);
+        growing.last_lsn = lsn;
+        let small = batch.num_rows() < SMALL_BATCH_ROWS;
+        growing.batches.push(batch);
+        if small {
+            growing.small_tail += 1;
+            if growing.small_tail > MAX_SMALL_TAIL {
+                merge_tail(growing, &storage_schema)?;
+            }
+        } else {
+            growing.small_tail = 0;
+        }
+        if growing.rows >= self.seal.rows || growing.bytes >= self.seal.bytes {
+            self.seal_growing(&mut data);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Seals the growing segment (if it has rows).
+    pub fn seal_now(&self) -> bool {
+        let mut data = self.data.write();
+        if data.growing.rows == 0 {
+            return false;
+        }
+        self.seal_growing(&mut data);
+        true
+    }
+
+    fn seal_growing(&self, data: &mut TableData) {
+        let next_id = {
+            let mut meta = self.meta.write();
+            meta.next_segment_id = meta.next_segment_id.max(data.growing.id) + 1;
+            meta.next_segment_id
+        };
+        let growing = std::mem::take(&mut data.growing);
+        data.growing.id = next_id;
+        data.sealed.push(SealedSegment {
+            id: growing.id,
+            batches: Arc::new(growing.batches),
+            rows: growing.rows,
+            first_lsn: growing.first_lsn.unwrap_or(growing.last_lsn),
+            last_lsn: growing.last_lsn,
+            flushed: false,
+        });
+    }
+
+    /// Rebuilds the live key set from every stored row (after recovery).
+    pub fn rebuild_live_keys(&self) -> Result<()> {
+        let snapshot = self.snapshot(Some(u64::MAX));
+        let storage = snapshot.schema.storage_schema();
+        let pk_index = snapshot.schema.primary_key;
+        let deletes = snapshot.deletes.read();
+        let mut live = HashSet::new();
+        for segment in &snapshot.segments {
+            for batch in segment.batches.iter() {
+                let batch = adapt_batch(batch, &storage)?;
+                let mask = visible_mask(&batch, pk_index, &deletes, u64::MAX);
+                for (i, pk) in pk_values(batch.column(pk_index)).into_iter().enumerate() {
+                    let visible = mask.as_ref().is_none_or(|m| m.value(i));
+                    if let (true, Some(pk)) = (visible, pk) {
+                        live.insert(pk);
+                    }
+                }
+            }
+        }
+        drop(deletes);
+        self.data.write().live = live;
+        Ok(())
+    }
+
+    /// The first LSN this table still needs from the WAL, if any.
+    pub fn first_unpersisted_lsn(&self) -> Option<u64> {
+        let data = self.data.read();
+        let mut min = data.growing.first_lsn;
+        for s in data.sealed.iter().filter(|s| !s.flushed) {
+            min = Some(min.map_or(s.first_lsn, |m: u64| m.min(s.first_lsn)));
+        }
+        if let Some((lsn, _, _)) = data.pending_deletes.first() {
+            min = Some(min.map_or(*lsn, |m| m.min(*lsn)));
+        }
+        min
+    }
+}
+
+fn merge_tail(growing: &mut GrowingSegment, schema: &SchemaRef) -> Result<()> {
+    let start = growing.batches.len() - growing.small_tail;
+    let tail: Vec<RecordBatch> = growing.batches.drain(start..).collect();
+    let merged = concat_batches(schema, &tail)?;
+    let small = merged.num_rows() < SMALL_BATCH_ROWS;
+    growing.batches.push(merged);
+    growing.small_tail = if small { 1 } else { 0 };
+    Ok(())
+}
+
+/// Appends the timestamp column to a batch in the user schema.
+pub fn with_timestamp(batch: &RecordBatch, storage: &SchemaRef, ts: u64) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns.push(Arc::new(UInt64Array::from(vec![ts; batch.num_rows()])));
+    debug_assert_eq!(storage.field(storage.fields().len() - 1).name(), TS_COLUMN);
+    Ok(RecordBatch::try_new(storage.clone(), columns)?)
+}
+
+impl TableSource for TableRuntime {
+    fn table_schema(&self) -> TableSchema {
+        self.schema()
+    }
+
+    fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
+        let read_ts = match read_ts {
+            Some(ts) => ts,
+            None => self.tso.next().unwrap_or(u64::MAX),
+        };
+        // Lock order everywhere: data, then meta.
+        let data = self.data.read();
+        let meta = self.meta.read();
+        let mut segments: Vec<Segment> = data
+            .sealed
+            .iter()
+            .map(|s| Segment {
+                id: s.id,
+                kind: SegmentKind::Sealed,
+                batches: s.batches.clone(),
+                rows: s.rows,
+            })
+            .collect();
+        if data.growing.rows > 0 {
+            segments.push(Segment {
+                id: data.growing.id,
+                kind: SegmentKind::Growing,
+                batches: Arc::new(data.growing.batches.clone()),
+                rows: data.growing.rows,
+            });
+        }
+        TableSnapshot {
+            table_id: meta.id,
+            schema: meta.schema.clone(),
+            segments,
+            deletes: self.deletes.clone(),
+            read_ts,
+        }
+    }
+}
+
+/// Number of rows in the batch with a null in `column`.
+pub fn null_count(batch: &RecordBatch, column: usize) -> usize {
+    batch.column(column).null_count()
+}

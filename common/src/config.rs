@@ -1,0 +1,262 @@
+//! The one configuration struct of the `quiver` binary.
+//!
+//! Precedence, lowest first: built-in defaults < TOML file (`--config`) <
+//! environment (`QUIVER__SECTION__KEY=value`, e.g. `QUIVER__PG__ADDR`) <
+//! command-line flags. Every field documents its default; `deploy/config/quiver.toml`
+//! is an example that a test parses.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Errors loading configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// Top-level configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuiverConfig {
+    /// Directory for the meta store, WAL and (local) object storage. Default `./quiver-data`.
+    pub data_dir: PathBuf,
+    /// Postgres wire protocol front end.
+    pub pg: PgConfig,
+    /// Write-ahead log.
+    pub wal: WalConfig,
+    /// Growing/sealed segment lifecycle.
+    pub segment: SegmentConfig,
+}
+
+/// Postgres front end settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PgConfig {
+    /// Listen address. Default `127.0.0.1:5433`.
+    pub addr: String,
+    /// Largest accepted protocol message in bytes. Default 256 MiB.
+    pub max_message_bytes: usize,
+}
+
+/// WAL settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// `always` (default: fsync before acknowledging) or `never` (benchmarks only).
+    pub sync: WalSync,
+    /// Roll to a new WAL file past this size. Default 64 MiB.
+    pub segment_bytes: u64,
+}
+
+/// WAL sync policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalSync {
+    Always,
+    Never,
+}
+
+/// Segment lifecycle settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentConfig {
+    /// Seal a growing segment at this many rows. Default 100,000.
+    pub seal_rows: usize,
+    /// Seal a growing segment at this many bytes. Default 256 MiB.
+    pub seal_bytes: usize,
+    /// Compact when a table has at least this many small sealed segments. Default 4.
+    pub compaction_min_segments: usize,
+    /// A sealed segment smaller than this many rows counts as small. Default 50,000.
+    pub compaction_small_rows: usize,
+    /// Background maintenance (flush, compaction) period in milliseconds. Default 1000.
+    pub maintenance_interval_ms: u64,
+}
+
+impl Default for QuiverConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./quiver-data"),
+            pg: PgConfig::default(),
+            wal: WalConfig::default(),
+            segment: SegmentConfig::default(),
+        }
+    }
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:5433".into(),
+            max_message_bytes: crate::limits::MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            sync: WalSync::Always,
+            segment_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        Self {
+            seal_rows: 100_000,
+            seal_bytes: 256 * 1024 * 1024,
+            compaction_min_segments: 4,
+            compaction_small_rows: 50_000,
+            maintenance_interval_ms: 1000,
+        }
+    }
+}
+
+/// Prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "QUIVER__";
+
+impl QuiverConfig {
+    /// Loads the configuration: defaults, then `file`, then `env` variables
+    /// (`QUIVER__SECTION__KEY`), then `overrides` (dotted keys from CLI flags).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[(&str, toml::Value)],
+    ) -> Result<Self, ConfigError> {
+        let mut merged = toml::Value::try_from(QuiverConfig::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let file_value: toml::Value = toml::from_str(&text)
+                .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            merge(&mut merged, file_value);
+        }
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            set_path(&mut merged, &path, parse_scalar(&value))?;
+        }
+        for (key, value) in overrides {
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            set_path(&mut merged, &path, value.clone())?;
+        }
+        let config: QuiverConfig = merged
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.segment.seal_rows == 0 {
+            return Err(ConfigError::Invalid("segment.seal_rows must be > 0".into()));
+        }
+        if self.wal.segment_bytes < 4096 {
+            return Err(ConfigError::Invalid(
+                "wal.segment_bytes must be >= 4096".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn parse_scalar(text: &str) -> toml::Value {
+    if let Ok(i) = text.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(b) = text.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    toml::Value::String(text.to_string())
+}
+
+fn merge(base: &mut toml::Value, top: toml::Value) {
+    match (base, top) {
+        (toml::Value::Table(base), toml::Value::Table(top)) => {
+            for (key, value) in top {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
+fn set_path(
+    root: &mut toml::Value,
+    path: &[String],
+    value: toml::Value,
+) -> Result<(), ConfigError> {
+    let mut node = root;
+    for (i, part) in path.iter().enumerate() {
+        let table = node.as_table_mut().ok_or_else(|| {
+            ConfigError::Invalid(format!("{} is not a section", path[..i].join(".")))
+        })?;
+        if i + 1 == path.len() {
+            table.insert(part.clone(), value);
+            return Ok(());
+        }
+        node = table
+            .entry(part.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+    }
+    Err(ConfigError::Invalid("empty configuration key".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from/file\"\n[pg]\naddr = \"0.0.0.0:1\"\n[segment]\nseal_rows = 7\n",
+        )
+        .unwrap();
+        let env = vec![
+            ("QUIVER__PG__ADDR".to_string(), "0.0.0.0:2".to_string()),
+            ("QUIVER__SEGMENT__SEAL_ROWS".to_string(), "9".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let flags = [("segment.seal_rows", toml::Value::Integer(11))];
+        let config = QuiverConfig::load(Some(&file), env, &flags).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(config.pg.addr, "0.0.0.0:2");
+        assert_eq!(config.segment.seal_rows, 11);
+        assert_eq!(config.wal.sync, WalSync::Always);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = QuiverConfig::load(None, vec![("QUIVER__PG__NOPE".into(), "1".into())], &[]);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/quiver.toml");
+        let config = QuiverConfig::load(Some(&example), Vec::new(), &[]).unwrap();
+        assert_eq!(config.pg.addr, "127.0.0.1:5433");
+    }
+}

@@ -1,0 +1,65 @@
+//! Status codes: the error kinds of the whole system.
+//!
+//! Every crate's error enum reports a [`StatusCode`]. Front ends map each code,
+//! exhaustively and without wildcard arms, to their protocol's codes
+//! (SQLSTATE for Postgres, `common.ErrorCode` for Milvus).
+
+/// The kind of an error, independent of the protocol that reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusCode {
+    /// Unexpected internal failure (a bug or an environment fault).
+    Internal,
+    /// Storage (WAL, meta store, object storage) failed.
+    StorageUnavailable,
+    /// The request is syntactically wrong.
+    SyntaxError,
+    /// The request names a feature Quiver does not implement.
+    Unsupported,
+    /// A table/collection does not exist.
+    TableNotFound,
+    /// A table/collection already exists.
+    TableAlreadyExists,
+    /// A schema/database does not exist.
+    DatabaseNotFound,
+    /// A schema/database already exists.
+    DatabaseAlreadyExists,
+    /// A column/field does not exist.
+    ColumnNotFound,
+    /// A column already exists.
+    ColumnAlreadyExists,
+    /// An index does not exist.
+    IndexNotFound,
+    /// A value has the wrong type for its column or operator.
+    TypeMismatch,
+    /// A vector has the wrong number of dimensions.
+    DimensionMismatch,
+    /// A value is out of its domain (NaN or infinity in a vector).
+    InvalidValue,
+    /// A literal's text cannot be read as its type (`'[1,x]'::vector`).
+    InvalidTextRepresentation,
+    /// A parameter (top-k, index option, setting) is out of range.
+    InvalidParameter,
+    /// A NOT NULL column got NULL.
+    NotNullViolation,
+    /// A primary key value is already present.
+    UniqueViolation,
+    /// The table definition is invalid (no primary key, bad type...).
+    InvalidTableDefinition,
+    /// The query was cancelled (client cancel or statement timeout).
+    Cancelled,
+    /// A request exceeded a documented limit.
+    LimitExceeded,
+}
+
+impl StatusCode {
+    /// True when the error is the client's fault rather than the server's.
+    pub fn is_user_error(self) -> bool {
+        !matches!(self, StatusCode::Internal | StatusCode::StorageUnavailable)
+    }
+}
+
+impl std::fmt::Display for StatusCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}

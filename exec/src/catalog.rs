@@ -1,0 +1,100 @@
+//! DataFusion catalog and schema providers over a [`CatalogSource`]: every
+//! lookup reads the live catalog, so DDL from any connection (or protocol)
+//! is seen by the next statement of every session.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::datasource::TableProvider;
+use parking_lot::RwLock;
+
+use crate::source::TableSource;
+use crate::table::QuiverTable;
+
+/// The live catalog: schemas (Milvus databases) and their tables.
+pub trait CatalogSource: Send + Sync + std::fmt::Debug {
+    /// Names of all schemas.
+    fn schema_names(&self) -> Vec<String>;
+    /// Names of the tables in `schema`.
+    fn table_names(&self, schema: &str) -> Vec<String>;
+    /// A table's source.
+    fn table(&self, schema: &str, name: &str) -> Option<Arc<dyn TableSource>>;
+}
+
+/// The DataFusion catalog of one Quiver instance.
+#[derive(Debug)]
+pub struct QuiverCatalog {
+    source: Arc<dyn CatalogSource>,
+    /// System schemas registered by the session (pg_catalog, ...).
+    extra: RwLock<HashMap<String, Arc<dyn SchemaProvider>>>,
+}
+
+impl QuiverCatalog {
+    /// Wraps a catalog source.
+    pub fn new(source: Arc<dyn CatalogSource>) -> Self {
+        Self {
+            source,
+            extra: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl CatalogProvider for QuiverCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names = self.source.schema_names();
+        names.extend(self.extra.read().keys().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if let Some(extra) = self.extra.read().get(name) {
+            return Some(extra.clone());
+        }
+        if self.source.schema_names().iter().any(|s| s == name) {
+            Some(Arc::new(QuiverSchema {
+                source: self.source.clone(),
+                schema: name.to_string(),
+            }))
+        } else {
+            None
+        }
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        Ok(self.extra.write().insert(name.to_string(), schema))
+    }
+}
+
+/// One schema of the live catalog.
+#[derive(Debug)]
+pub struct QuiverSchema {
+    source: Arc<dyn CatalogSource>,
+    schema: String,
+}
+
+#[async_trait]
+impl SchemaProvider for QuiverSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.source.table_names(&self.schema)
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        Ok(self
+            .source
+            .table(&self.schema, name)
+            .map(|source| Arc::new(QuiverTable::new(name, source)) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.source.table(&self.schema, name).is_some()
+    }
+}

@@ -1,0 +1,16 @@
+//! `quiver-planner` owns how SQL becomes a Quiver plan on top of DataFusion:
+//!
+//! * [`functions`] — pgvector's functions as scalar UDFs;
+//! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
+//! * [`vector_cast`] — `::vector` casts;
+//! * [`vector_search`] — the logical `VectorSearch` node, the optimizer rule
+//!   that introduces it under `ORDER BY distance LIMIT k`, and its physical planner;
+//! * [`session`] — assembly of a DataFusion `SessionState` with all of the above
+//!   over a Quiver catalog.
+
+pub mod functions;
+pub mod operators;
+pub mod session;
+pub mod vector_cast;
+pub mod vector_search;
+pub mod vector_value;

@@ -1,0 +1,49 @@
+//! Assembly of a DataFusion session over a Quiver catalog.
+
+use std::sync::Arc;
+
+use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::SessionStateDefaults;
+use datafusion::logical_expr::planner::ExprPlanner;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use quiver_exec::catalog::{CatalogSource, QuiverCatalog};
+
+use crate::functions::vector_functions;
+use crate::operators::VectorOperatorPlanner;
+use crate::vector_cast::VectorCastRule;
+use crate::vector_search::{QuiverQueryPlanner, VectorSearchRule};
+
+/// Name of the DataFusion catalog holding Quiver's schemas.
+pub const CATALOG_NAME: &str = "quiver";
+/// The default schema (the Milvus database `default`).
+pub const DEFAULT_SCHEMA: &str = "public";
+
+/// Builds a session context (one per client connection) over `catalog`.
+pub fn new_session_context(catalog: Arc<dyn CatalogSource>) -> SessionContext {
+    let config = SessionConfig::new()
+        .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
+        .with_information_schema(true)
+        .with_create_default_catalog_and_schema(false);
+    let catalogs = Arc::new(MemoryCatalogProviderList::new());
+    catalogs.register_catalog(
+        CATALOG_NAME.to_string(),
+        Arc::new(QuiverCatalog::new(catalog)),
+    );
+    let mut expr_planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(VectorOperatorPlanner)];
+    expr_planners.extend(SessionStateDefaults::default_expr_planners());
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_catalog_list(catalogs)
+        .with_expr_planners(expr_planners)
+        .with_query_planner(Arc::new(QuiverQueryPlanner))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    ctx.add_analyzer_rule(Arc::new(VectorCastRule));
+    ctx.add_optimizer_rule(Arc::new(VectorSearchRule));
+    for udf in vector_functions() {
+        ctx.register_udf(udf);
+    }
+    ctx
+}

@@ -1,0 +1,394 @@
+//! The vector-search rewrite.
+//!
+//! `SELECT ... FROM t [WHERE p] ORDER BY col <op> <constant> LIMIT k` plans
+//! as `Sort(fetch=k) → [Projection] → [Filter p] → TableScan t`. The
+//! [`VectorSearchRule`] replaces the `Filter → TableScan` part with a
+//! [`VectorSearchNode`] that returns only the k nearest visible rows that pass
+//! `p`; the sort above then orders those k rows (with the primary key added
+//! as tie-breaker). [`VectorSearchPlanner`] turns the node into
+//! [`VectorSearchExec`].
+
+use std::any::Any;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, Result, TableReference};
+use datafusion::datasource::source_as_provider;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::expr::{ScalarFunction, Sort as SortExpr};
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{
+    Expr, Extension, Filter, LogicalPlan, Projection, Sort, UserDefinedLogicalNode,
+    UserDefinedLogicalNodeCore,
+};
+use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use quiver_common::limits::MAX_TOP_K;
+use quiver_exec::source::TableSource;
+use quiver_exec::table::{session_read_ts, QuiverTable};
+use quiver_exec::vector_search::{VectorQuery, VectorSearchExec};
+use quiver_index::Metric;
+
+use crate::functions::metric_of_function;
+use crate::vector_value::scalar_vector;
+
+/// Logical top-k vector search over one table.
+#[derive(Debug, Clone)]
+pub struct VectorSearchNode {
+    pub table_name: TableReference,
+    pub source: Arc<dyn TableSource>,
+    pub column: usize,
+    pub vector: Vec<f32>,
+    pub metric: Metric,
+    pub k: usize,
+    /// Predicates over the table's columns, all of which a row must pass.
+    pub filters: Vec<Expr>,
+    /// User-schema column indices returned (the replaced scan's projection).
+    pub projection: Vec<usize>,
+    pub schema: DFSchemaRef,
+}
+
+impl PartialEq for VectorSearchNode {
+    fn eq(&self, other: &Self) -> bool {
+        self.table_name == other.table_name
+            && self.column == other.column
+            && self.vector == other.vector
+            && self.metric == other.metric
+            && self.k == other.k
+            && self.filters == other.filters
+            && self.projection == other.projection
+    }
+}
+
+impl Eq for VectorSearchNode {}
+
+impl PartialOrd for VectorSearchNode {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        self.k.partial_cmp(&other.k)
+    }
+}
+
+impl Hash for VectorSearchNode {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.table_name.hash(state);
+        self.column.hash(state);
+        self.k.hash(state);
+        self.projection.hash(state);
+    }
+}
+
+impl UserDefinedLogicalNodeCore for VectorSearchNode {
+    fn name(&self) -> &str {
+        "VectorSearch"
+    }
+
+    fn inputs(&self) -> Vec<&LogicalPlan> {
+        vec![]
+    }
+
+    fn schema(&self) -> &DFSchemaRef {
+        &self.schema
+    }
+
+    fn expressions(&self) -> Vec<Expr> {
+        self.filters.clone()
+    }
+
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let column = self
+            .source
+            .table_schema()
+            .columns
+            .get(self.column)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        write!(
+            f,
+            "VectorSearch: table={}, column={}, metric={}, k={}",
+            self.table_name,
+            column,
+            self.metric.function_name(),
+            self.k
+        )?;
+        if !self.filters.is_empty() {
+            let filters: Vec<String> = self.filters.iter().map(|e| e.to_string()).collect();
+            write!(f, ", filter=[{}]", filters.join(", "))?;
+        }
+        Ok(())
+    }
+
+    fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, _inputs: Vec<LogicalPlan>) -> Result<Self> {
+        let mut node = self.clone();
+        node.filters = exprs;
+        Ok(node)
+    }
+}
+
+/// Optimizer rule introducing [`VectorSearchNode`].
+#[derive(Debug, Default)]
+pub struct VectorSearchRule;
+
+/// A distance call `f(column, constant)` found as a sort key.
+struct DistanceKey {
+    metric: Metric,
+    column: Column,
+    vector: Vec<f32>,
+}
+
+fn distance_key(expr: &Expr) -> Option<DistanceKey> {
+    let expr = match expr {
+        Expr::Alias(alias) => alias.expr.as_ref(),
+        other => other,
+    };
+    let Expr::ScalarFunction(ScalarFunction { func, args }) = expr else {
+        return None;
+    };
+    let metric = metric_of_function(func.name())?;
+    let [a, b] = args.as_slice() else {
+        return None;
+    };
+    let (column, constant) = match (a, b) {
+        (Expr::Column(c), other) | (other, Expr::Column(c)) => (c.clone(), other),
+        _ => return None,
+    };
+    let Expr::Literal(value, _) = constant else {
+        return None;
+    };
+    let vector = scalar_vector(value).ok().flatten()?;
+    Some(DistanceKey {
+        metric,
+        column,
+        vector,
+    })
+}
+
+/// Resolves a sort expression through the projections below it.
+fn resolve_sort_expr(expr: &Expr, plan: &LogicalPlan) -> Option<DistanceKey> {
+    if let Some(key) = distance_key(expr) {
+        return Some(key);
+    }
+    let Expr::Column(col) = expr else {
+        return None;
+    };
+    let LogicalPlan::Projection(Projection {
+        expr: exprs,
+        schema,
+        ..
+    }) = plan
+    else {
+        return None;
+    };
+    let index = schema.index_of_column(col).ok()?;
+    distance_key(exprs.get(index)?)
+}
+
+/// Finds `[Projection]* → [Filter]* → TableScan(QuiverTable)` and returns the replacement.
+fn replace_scan(plan: &LogicalPlan, key: &DistanceKey, k: usize) -> Result<Option<LogicalPlan>> {
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let Some(new_input) = replace_scan(&p.input, key, k)? else {
+                return Ok(None);
+            };
+            Ok(Some(
+                plan.with_new_exprs(plan.expressions(), vec![new_input])?,
+            ))
+        }
+        LogicalPlan::Filter(_) | LogicalPlan::TableScan(_) => {
+            let mut filters = Vec::new();
+            let mut node = plan;
+            while let LogicalPlan::Filter(Filter {
+                predicate, input, ..
+            }) = node
+            {
+                filters.push(predicate.clone());
+                node = input.as_ref();
+            }
+            let LogicalPlan::TableScan(scan) = node else {
+                return Ok(None);
+            };
+            if scan.fetch.is_some() {
+                return Ok(None);
+            }
+            let provider = source_as_provider(&scan.source)?;
+            let provider_any: &dyn Any = provider.as_ref();
+            let Some(table) = provider_any.downcast_ref::<QuiverTable>() else {
+                return Ok(None);
+            };
+            let table_schema = table.source().table_schema();
+            let Some(column) = table_schema.column_index(&key.column.name) else {
+                return Ok(None);
+            };
+            let Some(dim) = quiver_common::schema::vector_dim(
+                &table_schema.columns[column].column_type.arrow_type(),
+            ) else {
+                return Ok(None);
+            };
+            if dim != key.vector.len() {
+                return Ok(None);
+            }
+            filters.extend(scan.filters.iter().cloned());
+            let projection = scan
+                .projection
+                .clone()
+                .unwrap_or_else(|| (0..table_schema.columns.len()).collect());
+            let node = VectorSearchNode {
+                table_name: scan.table_name.clone(),
+                source: table.source().clone(),
+                column,
+                vector: key.vector.clone(),
+                metric: key.metric,
+                k,
+                filters,
+                projection,
+                schema: scan.projected_schema.clone(),
+            };
+            Ok(Some(LogicalPlan::Extension(Extension {
+                node: Arc::new(node),
+            })))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
+    let Some(k) = sort.fetch else {
+        return Ok(None);
+    };
+    if k == 0 || k > MAX_TOP_K {
+        return Ok(None);
+    }
+    let Some(first) = sort.expr.first() else {
+        return Ok(None);
+    };
+    if !first.asc {
+        return Ok(None);
+    }
+    let Some(key) = resolve_sort_expr(&first.expr, &sort.input) else {
+        return Ok(None);
+    };
+    let Some(new_input) = replace_scan(&sort.input, &key, k)? else {
+        return Ok(None);
+    };
+    // Break distance ties by primary key, as the exact answer does.
+    let mut exprs = sort.expr.clone();
+    if exprs.len() == 1 {
+        if let Some(pk) = primary_key_column(&new_input) {
+            exprs.push(SortExpr::new(Expr::Column(pk), true, false));
+        }
+    }
+    Ok(Some(LogicalPlan::Sort(Sort {
+        expr: exprs,
+        input: Arc::new(new_input),
+        fetch: sort.fetch,
+    })))
+}
+
+/// The primary-key column of the vector search below, if the plan outputs it.
+fn primary_key_column(plan: &LogicalPlan) -> Option<Column> {
+    let mut found = None;
+    plan.apply(|node| {
+        if let LogicalPlan::Extension(ext) = node {
+            if let Some(vs) = ext.node.as_any().downcast_ref::<VectorSearchNode>() {
+                let schema = vs.source.table_schema();
+                found = Some((vs.table_name.clone(), schema.pk().name.clone()));
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    })
+    .ok()?;
+    let (table, pk) = found?;
+    let column = Column::new(Some(table), pk);
+    plan.schema().has_column(&column).then_some(column)
+}
+
+impl OptimizerRule for VectorSearchRule {
+    fn name(&self) -> &str {
+        "quiver_vector_search"
+    }
+
+    fn supports_rewrite(&self) -> bool {
+        true
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        _config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        plan.transform_down(|node| {
+            if let LogicalPlan::Sort(sort) = &node {
+                if let Some(new) = rewrite_sort(sort)? {
+                    return Ok(Transformed::yes(new));
+                }
+            }
+            Ok(Transformed::no(node))
+        })
+    }
+}
+
+/// Plans [`VectorSearchNode`] as [`VectorSearchExec`].
+#[derive(Debug, Default)]
+pub struct VectorSearchPlanner;
+
+#[async_trait]
+impl ExtensionPlanner for VectorSearchPlanner {
+    async fn plan_extension(
+        &self,
+        planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        _logical_inputs: &[&LogicalPlan],
+        _physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn Session,
+        planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(node) = node.as_any().downcast_ref::<VectorSearchNode>() else {
+            return Ok(None);
+        };
+        let storage = node.source.table_schema().storage_schema();
+        let df_schema = DFSchema::try_from_qualified_schema(node.table_name.clone(), &storage)?;
+        let filter: Option<Arc<dyn PhysicalExpr>> =
+            match node.filters.iter().cloned().reduce(|a, b| a.and(b)) {
+                Some(expr) => {
+                    Some(planner.create_physical_expr(&expr, &df_schema, session, planning_ctx)?)
+                }
+                None => None,
+            };
+        let exec = VectorSearchExec::new(
+            node.table_name.to_string(),
+            node.source.clone(),
+            session_read_ts(session),
+            VectorQuery {
+                column: node.column,
+                vector: node.vector.clone(),
+                metric: node.metric,
+                k: node.k,
+            },
+            filter,
+            node.projection.clone(),
+        )?;
+        Ok(Some(Arc::new(exec)))
+    }
+}
+
+/// The query planner: DataFusion's, plus Quiver's extension nodes.
+#[derive(Debug, Default)]
+pub struct QuiverQueryPlanner;
+
+#[async_trait]
+impl QueryPlanner for QuiverQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        logical_plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let planner =
+            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(VectorSearchPlanner)]);
+        planner.create_physical_plan(logical_plan, session).await
+    }
+}

@@ -1,0 +1,64 @@
+//! Error type shared by every storage component.
+
+/// Errors returned by the meta store, object storage helpers and the WAL.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// An operating-system level I/O failure.
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// Persistent data failed validation (bad checksum, bad header, gap in
+    /// the log, ...). `file` names the offending file and `offset` the byte
+    /// position at which the problem was detected.
+    #[error("corrupt data in {file} at offset {offset}: {reason}")]
+    Corrupt {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
+
+    /// Failure reported by the embedded meta store (redb).
+    #[error("meta store error: {0}")]
+    Meta(String),
+
+    /// Failure reported by the object store.
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    /// A WAL record exceeded the maximum record size.
+    #[error("record of {size} bytes exceeds the maximum of {max} bytes")]
+    RecordTooLarge { size: usize, max: usize },
+
+    /// The WAL writer hit an unrecoverable error earlier; no further appends
+    /// are accepted until the log is reopened (which re-runs recovery).
+    #[error("write-ahead log failed: {0}")]
+    WalFailed(String),
+
+    /// The component was closed.
+    #[error("storage component is closed")]
+    Closed,
+}
+
+/// Result alias used throughout this crate.
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+macro_rules! meta_error_from {
+    ($($ty:ty),* $(,)?) => {
+        $(
+            impl From<$ty> for StorageError {
+                fn from(e: $ty) -> Self {
+                    StorageError::Meta(e.to_string())
+                }
+            }
+        )*
+    };
+}
+
+meta_error_from!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+);

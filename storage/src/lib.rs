@@ -1,0 +1,35 @@
+//! Persistent storage primitives for Quiver.
+//!
+//! This crate owns the three storage services every Quiver node relies on.
+//! Each is a trait with an embedded implementation for standalone mode;
+//! cluster mode will add etcd / S3 implementations behind the same traits
+//! later.
+//!
+//! * **Meta store** ([`MetaStore`]): a small ordered key/value store with
+//!   atomic, durable batches for catalog and cluster metadata.
+//!   [`RedbMetaStore::open`] is the embedded (redb) implementation;
+//!   [`MemoryMetaStore`] is a volatile one for tests.
+//! * **Object storage** ([`ObjectStoreRef`]): bulk immutable data (segment
+//!   files, index files) through the `object_store` crate.
+//!   [`local_object_store`] roots a store in a local directory; the
+//!   [`put_bytes`], [`get_bytes`], [`list_paths`] and [`delete_prefix`]
+//!   helpers cover the common operations.
+//! * **Write-ahead log** ([`Wal`]): an append-only log of opaque records with
+//!   group commit and crash recovery. [`LocalWal::open`] stores it as
+//!   segment files in a local directory.
+//!
+//! All fallible operations return [`Result`] with a [`StorageError`].
+
+mod error;
+mod meta;
+mod object;
+pub mod wal;
+
+pub use error::{Result, StorageError};
+pub use meta::{MemoryMetaStore, MetaBatch, MetaStore, RedbMetaStore};
+pub use object::{
+    delete_prefix, get_bytes, list_paths, local_object_store, put_bytes, ObjectStoreRef,
+};
+pub use wal::{
+    LocalWal, Lsn, SyncPolicy, Wal, WalOptions, DEFAULT_SEGMENT_BYTES, MAX_RECORD_BYTES,
+};
