@@ -159,15 +159,14 @@ impl Engine {
                 stats.segments_loaded += 1;
             }
             let runtime = self.runtime(meta.clone())?;
-            {
+            for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
+                let path: String = decode(&dl_key, &dl_value)?;
+                let entries = read_deltalog(&self.objects, &path).await?;
                 let mut deletes = runtime.deletes.write();
-                for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
-                    let path: String = decode(&dl_key, &dl_value)?;
-                    for (pk, ts) in read_deltalog(&self.objects, &path).await? {
-                        deletes.insert(&pk, ts);
-                    }
-                    referenced.insert(path);
+                for (pk, ts) in entries {
+                    deletes.insert(&pk, ts);
                 }
+                referenced.insert(path);
             }
             runtime.data.write().sealed = sealed;
             state

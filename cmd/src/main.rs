@@ -1,1 +1,143 @@
-fn main() {}
+//! The `quiver` binary.
+//!
+//! * `quiver standalone` — every role in one process on embedded storage
+//!   (meta store file, local object storage directory, local WAL).
+//! * `quiver playground` — standalone on a temporary directory.
+//!
+//! Configuration: defaults < `--config FILE` (TOML) < `QUIVER__SECTION__KEY`
+//! environment variables < command-line flags.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use quiver_cluster::Engine;
+use quiver_common::config::QuiverConfig;
+use quiver_sql::{Instance, QueryHandlerRef};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Quiver: a vector database speaking Postgres and Milvus"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every role in one process on embedded storage.
+    Standalone(ServerArgs),
+    /// Standalone on a temporary directory, deleted on exit.
+    Playground(ServerArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (meta store, WAL, objects). Default ./quiver-data.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Postgres wire protocol listen address. Default 127.0.0.1:5433.
+    #[arg(long)]
+    pg_addr: Option<String>,
+    /// Seal growing segments at this many rows (default 100000).
+    #[arg(long)]
+    seal_rows: Option<usize>,
+    /// WAL sync policy: always (default) or never.
+    #[arg(long)]
+    wal_sync: Option<String>,
+}
+
+impl ServerArgs {
+    fn load(&self, data_dir_override: Option<PathBuf>) -> anyhow::Result<QuiverConfig> {
+        let mut overrides: Vec<(&str, toml::Value)> = Vec::new();
+        if let Some(dir) = data_dir_override.or_else(|| self.data_dir.clone()) {
+            overrides.push(("data_dir", toml::Value::String(dir.display().to_string())));
+        }
+        if let Some(addr) = &self.pg_addr {
+            overrides.push(("pg.addr", toml::Value::String(addr.clone())));
+        }
+        if let Some(rows) = self.seal_rows {
+            overrides.push(("segment.seal_rows", toml::Value::Integer(rows as i64)));
+        }
+        if let Some(sync) = &self.wal_sync {
+            overrides.push(("wal.sync", toml::Value::String(sync.clone())));
+        }
+        Ok(QuiverConfig::load(
+            self.config.as_deref(),
+            std::env::vars(),
+            &overrides,
+        )?)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("QUIVER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match cli.command {
+        Command::Standalone(args) => {
+            let config = args.load(None)?;
+            runtime.block_on(run_standalone(config))
+        }
+        Command::Playground(args) => {
+            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            let config = args.load(Some(dir.path().to_path_buf()))?;
+            let result = runtime.block_on(run_standalone(config));
+            drop(dir);
+            result
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
+    tracing::info!(data_dir = %config.data_dir.display(), "opening the engine");
+    let engine = Engine::open(config.clone())
+        .await
+        .context("opening the engine")?;
+    let maintenance = engine.spawn_maintenance();
+    let handler: QueryHandlerRef = Arc::new(Instance::new(engine.clone()));
+    let listener = tokio::net::TcpListener::bind(&config.pg.addr)
+        .await
+        .with_context(|| format!("binding the Postgres port {}", config.pg.addr))?;
+    tracing::info!(addr = %config.pg.addr, "Postgres wire protocol listening");
+    // The line test harnesses wait for.
+    eprintln!("quiver standalone ready: postgres://{}", config.pg.addr);
+    quiver_sql::pg::serve(listener, handler, shutdown_signal()).await;
+    tracing::info!("shutting down: flushing segments and closing the WAL");
+    engine.shutdown().await.context("graceful shutdown")?;
+    maintenance.abort();
+    Ok(())
+}

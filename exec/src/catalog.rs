@@ -72,6 +72,22 @@ impl CatalogProvider for QuiverCatalog {
     ) -> Result<Option<Arc<dyn SchemaProvider>>> {
         Ok(self.extra.write().insert(name.to_string(), schema))
     }
+
+    fn deregister_schema(
+        &self,
+        name: &str,
+        _cascade: bool,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        Ok(self.extra.write().remove(name))
+    }
+}
+
+impl QuiverCatalog {
+    /// Drops the system schemas registered by the session; they may refer
+    /// back to the session's catalog list, so this breaks that cycle.
+    pub fn clear_system_schemas(&self) {
+        self.extra.write().clear();
+    }
 }
 
 /// One schema of the live catalog.

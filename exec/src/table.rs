@@ -218,10 +218,12 @@ impl ExecutionPlan for SegmentScanExec {
                     Some(mask) => filter_record_batch(&batch, &mask)?,
                     None => batch,
                 };
+                let rows = batch.num_rows();
                 let batch = batch.project(&projection)?;
-                Ok(RecordBatch::try_new(
+                Ok(RecordBatch::try_new_with_options(
                     out_schema.clone(),
                     batch.columns().to_vec(),
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
                 )?)
             })();
             match result {

@@ -20,7 +20,7 @@ use quiver_common::vector::{check_dimension, parse_text, VectorError};
 use quiver_index::distance::norm;
 use quiver_index::Metric;
 
-use crate::vector_value::{is_vector_like, scalar_vector, vector_error, VectorArg};
+use crate::vector_value::{is_vector_like, vector_error, VectorArg};
 
 /// All vector functions, ready to register.
 pub fn vector_functions() -> Vec<ScalarUDF> {
@@ -271,6 +271,20 @@ impl ScalarUDFImpl for VectorUnary {
                 .clone(),
         })
     }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        let arg_types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let data_type = self.return_type(&arg_types)?;
+        Ok(match self.kind {
+            UnaryKind::Normalize => {
+                Arc::new(crate::operators::vector_field(self.name(), data_type))
+            }
+            _ => Arc::new(Field::new(self.name(), data_type, true)),
+        })
+    }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
         let n = if scalar { 1 } else { args.number_rows };
@@ -420,7 +434,9 @@ fn literal_dim(value: &ScalarValue) -> Option<usize> {
         ScalarValue::Utf8(Some(s))
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => parse_text(s).ok().map(|v| v.len()),
-        other => scalar_vector(other).ok().flatten().map(|v| v.len()),
+        // Array literals are not inspected: constant folding turns
+        // `make_array(..)` into a literal later, and the type must not change.
+        _ => None,
     }
 }
 
@@ -466,7 +482,10 @@ impl ScalarUDFImpl for ToVector {
             Some(dim) => vector_arrow_type(dim as i32),
             None => self.return_type(&[])?,
         };
-        Ok(Arc::new(Field::new("to_vector", data_type, true)))
+        Ok(Arc::new(crate::operators::vector_field(
+            "to_vector",
+            data_type,
+        )))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let scalar = args

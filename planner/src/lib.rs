@@ -2,6 +2,7 @@
 //!
 //! * [`functions`] — pgvector's functions as scalar UDFs;
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
+//! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
 //! * [`vector_cast`] — `::vector` casts;
 //! * [`vector_search`] — the logical `VectorSearch` node, the optimizer rule
 //!   that introduces it under `ORDER BY distance LIMIT k`, and its physical planner;
@@ -11,6 +12,7 @@
 pub mod functions;
 pub mod operators;
 pub mod session;
+pub mod vector_avg;
 pub mod vector_cast;
 pub mod vector_search;
 pub mod vector_value;

@@ -45,5 +45,6 @@ pub fn new_session_context(catalog: Arc<dyn CatalogSource>) -> SessionContext {
     for udf in vector_functions() {
         ctx.register_udf(udf);
     }
+    ctx.register_udaf(crate::vector_avg::vector_avg());
     ctx
 }

@@ -1,1 +1,18 @@
-//! quiver-sql
+//! `quiver-sql` is the access layer: it turns requests from either protocol
+//! into engine operations and streams results back.
+//!
+//! * [`handler`] — [`handler::QueryHandler`], the one seam protocol front ends use;
+//! * [`instance`] — [`instance::Instance`], the handler over a Quiver engine:
+//!   statement routing (DDL and DML to the catalog and storage, COPY to the
+//!   COPY path, everything else planned once by DataFusion);
+//! * [`pg`] — the Postgres wire protocol front end (pgwire), which knows
+//!   nothing of storage.
+
+pub mod error;
+pub mod handler;
+pub mod instance;
+pub mod pg;
+
+pub use error::{Result, SqlError};
+pub use handler::{QueryHandler, QueryHandlerRef};
+pub use instance::Instance;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Checks that crates only depend on lower layers:
+#   common, proto -> storage, index -> exec -> planner -> cluster -> sql -> cmd
+# (sqllogictests and bench sit on top and may use anything).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+declare -A rank=(
+  [quiver-common]=0 [quiver-proto]=1 [quiver-storage]=2 [quiver-index]=2
+  [quiver-exec]=3 [quiver-planner]=4 [quiver-cluster]=5 [quiver-sql]=6
+  [quiver-cmd]=7 [quiver-sqllogictests]=8 [quiver-bench]=8
+)
+status=0
+for manifest in */Cargo.toml; do
+  crate=$(sed -n 's/^name = "\(quiver-[a-z-]*\)"/\1/p' "$manifest" | head -1)
+  [ -n "$crate" ] || continue
+  own=${rank[$crate]:-}
+  if [ -z "$own" ]; then echo "unknown crate $crate in $manifest"; status=1; continue; fi
+  # Only [dependencies], not [dev-dependencies].
+  deps=$(awk '/^\[dependencies\]/{on=1;next} /^\[/{on=0} on' "$manifest" | grep -o '^quiver-[a-z-]*' || true)
+  for dep in $deps; do
+    theirs=${rank[$dep]:-}
+    if [ -z "$theirs" ] || [ "$theirs" -ge "$own" ]; then
+      echo "layering violation: $crate (layer $own) depends on $dep (layer ${theirs:-?})"
+      status=1
+    fi
+  done
+done
+[ $status -eq 0 ] && echo "layering ok"
+exit $status

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite. Works on a fresh machine with the Rust toolchain:
+# installs what the tests need (psql client, a Python venv with psycopg and
+# pgvector), then runs format and lint checks, the layering check, every
+# crate's tests (including the SQL logic tests embedded and over pgwire and the
+# SIGKILL crash-recovery test), and the client tests against a started
+# `quiver standalone`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target}
+export CARGO_TERM_COLOR=never
+
+step() { echo; echo "==> $*"; }
+
+step "tools"
+if ! command -v psql >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+  fi
+fi
+VENV=${QUIVER_VENV:-$HOME/.cache/quiver-venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+step "format, lint, layering"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+scripts/check-layering.sh
+
+step "cargo test (unit, integration, slt embedded + pgwire, crash recovery)"
+cargo test --workspace
+
+step "client tests against quiver standalone"
+cargo build --bin quiver --bin quiver-slt
+DATA=$(mktemp -d)
+PORT=${QUIVER_TEST_PORT:-55433}
+"$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT --seal-rows 2000 &
+SERVER=$!
+cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then break; fi
+  sleep 0.1
+done
+URL="postgresql://quiver@127.0.0.1:$PORT/quiver"
+"$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://quiver@127.0.0.1:$PORT/quiver"
+OUT=$(psql "$URL" -v ON_ERROR_STOP=1 -X -f tests/psql/walkthrough.sql)
+echo "$OUT"
+echo "$OUT" | grep -q "vector(3)" || { echo "psql \\d does not show vector(3)"; exit 1; }
+echo "$OUT" | grep -q "VectorSearch" || { echo "EXPLAIN does not show the VectorSearch node"; exit 1; }
+QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
+step "graceful shutdown"
+kill -TERM "$SERVER"; wait "$SERVER"
+trap - EXIT
+rm -rf "$DATA"
+echo; echo "all tests passed"

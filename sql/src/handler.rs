@@ -1,0 +1,206 @@
+//! The one seam between protocol front ends and the engine: [`QueryHandler`].
+//!
+//! A front end parses nothing itself beyond its wire format: it asks the
+//! handler to parse SQL, to describe a statement (parameter types and result
+//! schema) and to execute it, and it streams back whatever [`Output`] it gets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::error::Result;
+
+/// Who is connecting, to what.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub user: String,
+    /// Database name from the startup message (`quiver`, `postgres` and `default` all mean the default).
+    pub database: Option<String>,
+}
+
+/// Per-connection state: its own DataFusion context (so `SET` stays in it) and settings.
+pub struct Session {
+    pub(crate) ctx: SessionContext,
+    pub(crate) settings: BTreeMap<String, String>,
+    pub(crate) statement_timeout: Option<Duration>,
+    pub(crate) user: String,
+}
+
+impl Session {
+    /// The statement timeout set with `SET statement_timeout`.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
+    }
+
+    /// A session setting (`SHOW`).
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.settings
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+
+    /// The connected user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // pg_catalog holds the session's catalog list, which holds the catalog
+        // holding pg_catalog: break the cycle so the session (and its engine
+        // reference) is freed.
+        if let Some(catalog) = self.ctx.catalog(quiver_planner::session::CATALOG_NAME) {
+            let _ = catalog.deregister_schema("pg_catalog", false);
+        }
+    }
+}
+
+/// How a command changes the transaction status the front end reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionEffect {
+    None,
+    Begin,
+    End,
+}
+
+/// A completed command without rows (`CREATE TABLE`, `INSERT 0 3`, `DELETE 2`).
+#[derive(Debug, Clone)]
+pub struct CommandTag {
+    pub command: String,
+    /// `INSERT` reports an OID (always 0).
+    pub oid: Option<u32>,
+    pub rows: Option<usize>,
+    pub transaction: TransactionEffect,
+    /// Session parameters changed by the command (`SET application_name`), for ParameterStatus.
+    pub parameter_status: Vec<(String, String)>,
+}
+
+impl CommandTag {
+    /// A tag without a row count.
+    pub fn new(command: impl Into<String>) -> Self {
+        Self {
+            command: command.into(),
+            oid: None,
+            rows: None,
+            transaction: TransactionEffect::None,
+            parameter_status: Vec::new(),
+        }
+    }
+
+    /// A tag with a row count.
+    pub fn with_rows(mut self, rows: usize) -> Self {
+        self.rows = Some(rows);
+        self
+    }
+
+    /// The `INSERT 0 n` tag.
+    pub fn insert(rows: usize) -> Self {
+        Self {
+            oid: Some(0),
+            ..Self::new("INSERT").with_rows(rows)
+        }
+    }
+
+    /// Marks the transaction effect.
+    pub fn with_transaction(mut self, effect: TransactionEffect) -> Self {
+        self.transaction = effect;
+        self
+    }
+}
+
+/// Text formats of COPY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text,
+    Csv,
+    Binary,
+}
+
+/// What a `COPY` moves: the table and the columns, with their Arrow types.
+#[derive(Debug, Clone)]
+pub struct CopySpec {
+    pub database: String,
+    pub table: String,
+    /// The copied columns in order (names and types; vectors are `FixedSizeList<Float32>`).
+    pub schema: SchemaRef,
+    pub format: CopyFormat,
+    /// Field delimiter (default tab for text, comma for CSV).
+    pub delimiter: u8,
+    /// NULL marker (default `\N` for text, empty for CSV).
+    pub null: String,
+    /// CSV: the first line is a header.
+    pub header: bool,
+    /// CSV quote character.
+    pub quote: u8,
+}
+
+/// The result of executing a statement.
+pub enum Output {
+    /// Rows to stream; the tag names the command (`SELECT`, or `INSERT` for `RETURNING`).
+    Rows {
+        schema: SchemaRef,
+        stream: SendableRecordBatchStream,
+        command: String,
+    },
+    /// A command without rows.
+    Command(CommandTag),
+    /// `COPY ... FROM STDIN`: the front end collects the data, decodes it
+    /// with the spec and calls [`QueryHandler::copy_in`].
+    CopyIn(CopySpec),
+    /// `COPY ... TO STDOUT`: the rows to encode with the spec.
+    CopyOut {
+        spec: CopySpec,
+        stream: SendableRecordBatchStream,
+    },
+}
+
+/// Parameter types and result schema of a prepared statement.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// `$1..$n`, `None` where the type is unknown.
+    pub param_types: Vec<Option<DataType>>,
+    /// The result columns, for statements returning rows.
+    pub result_schema: Option<SchemaRef>,
+}
+
+/// The engine as the front ends see it.
+#[async_trait]
+pub trait QueryHandler: Send + Sync + 'static {
+    /// Opens a session.
+    fn new_session(&self, info: SessionInfo) -> Result<Session>;
+
+    /// Parses SQL text into statements (Postgres dialect, with the rewrites
+    /// Postgres clients' catalog queries need).
+    fn parse(&self, sql: &str) -> Result<Vec<Statement>>;
+
+    /// Parameter types and result schema of a statement (Parse/Describe).
+    async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared>;
+
+    /// Executes a statement with bound parameters.
+    async fn execute(
+        &self,
+        session: &mut Session,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Output>;
+
+    /// Inserts rows decoded from `COPY ... FROM STDIN`; returns the row count.
+    async fn copy_in(
+        &self,
+        session: &mut Session,
+        spec: &CopySpec,
+        rows: RecordBatch,
+    ) -> Result<usize>;
+}
+
+/// Shared handler.
+pub type QueryHandlerRef = Arc<dyn QueryHandler>;

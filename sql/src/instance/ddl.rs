@@ -1,0 +1,308 @@
+//! DDL: `CREATE TABLE`, `DROP TABLE/SCHEMA`, `CREATE SCHEMA`, `ALTER TABLE`,
+//! `CREATE EXTENSION vector`. A table is a Milvus collection: it needs a
+//! primary key (`BIGINT` or `TEXT`/`VARCHAR`); a schema is a Milvus database.
+
+use datafusion::sql::sqlparser::ast::{
+    AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateExtension,
+    CreateTable, Expr, ObjectType, RenameTableNameKind, SchemaName, Statement, TableConstraint,
+};
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+
+use super::{normalize_ident, Instance};
+use crate::error::{Result, SqlError};
+use crate::handler::{CommandTag, Output, Session};
+
+/// Maps a SQL type to a column type; `(type, auto_increment)`.
+pub fn column_type(
+    data_type: &datafusion::sql::sqlparser::ast::DataType,
+) -> Result<(ColumnType, bool)> {
+    let text = data_type.to_string().to_ascii_lowercase();
+    let (base, args) = match text.find('(') {
+        Some(i) => (
+            text[..i].trim().to_string(),
+            text[i + 1..].trim_end_matches(')').to_string(),
+        ),
+        None => (text.trim().to_string(), String::new()),
+    };
+    let arg = |what: &str| -> Result<u32> {
+        args.trim()
+            .parse::<u32>()
+            .map_err(|_| SqlError::InvalidParameter(format!("invalid {what} in type {text}")))
+    };
+    Ok(match base.as_str() {
+        "bool" | "boolean" => (ColumnType::Bool, false),
+        "smallint" | "int2" => (ColumnType::Int16, false),
+        "smallserial" | "serial2" => (ColumnType::Int16, true),
+        "int" | "integer" | "int4" => (ColumnType::Int32, false),
+        "serial" | "serial4" => (ColumnType::Int32, true),
+        "bigint" | "int8" => (ColumnType::Int64, false),
+        "bigserial" | "serial8" => (ColumnType::Int64, true),
+        "real" | "float4" => (ColumnType::Float32, false),
+        "double precision" | "double" | "float8" => (ColumnType::Float64, false),
+        "float" if args.is_empty() => (ColumnType::Float64, false),
+        "float" => (
+            if arg("precision")? <= 24 {
+                ColumnType::Float32
+            } else {
+                ColumnType::Float64
+            },
+            false,
+        ),
+        "text" | "string" => (ColumnType::Text { max_len: None }, false),
+        "varchar" | "character varying" => (
+            ColumnType::Text {
+                max_len: if args.is_empty() {
+                    None
+                } else {
+                    Some(arg("length")?)
+                },
+            },
+            false,
+        ),
+        "jsonb" | "json" => (ColumnType::Json, false),
+        "timestamptz" | "timestamp with time zone" => (ColumnType::TimestampTz, false),
+        "vector" | "public.vector" if !args.is_empty() => {
+            let dim = arg("dimension")?;
+            if dim == 0 || dim as usize > quiver_common::limits::MAX_VECTOR_DIM {
+                return Err(SqlError::InvalidParameter(format!(
+                    "dimensions for type vector must be between 1 and {}",
+                    quiver_common::limits::MAX_VECTOR_DIM
+                )));
+            }
+            (ColumnType::Vector { dim }, false)
+        }
+        "vector" | "public.vector" => {
+            return Err(SqlError::unsupported(
+                "vector columns without a dimension (use vector(n))",
+            ))
+        }
+        _ => return Err(SqlError::unsupported(format!("column type {text}"))),
+    })
+}
+
+/// Converts one column definition; returns the column and whether it is declared PRIMARY KEY.
+pub fn column_def(def: &SqlColumnDef) -> Result<(ColumnDef, bool)> {
+    let (column_type, serial) = column_type(&def.data_type)?;
+    let mut column = ColumnDef::new(normalize_ident(&def.name), column_type);
+    column.auto_increment = serial;
+    let mut primary = false;
+    for option in &def.options {
+        match &option.option {
+            ColumnOption::Null => column.nullable = true,
+            ColumnOption::NotNull => column.nullable = false,
+            ColumnOption::Default(expr) => column.default_sql = Some(default_text(expr)),
+            ColumnOption::PrimaryKey(_) => primary = true,
+            ColumnOption::Generated { .. } | ColumnOption::Identity(_) => {
+                column.auto_increment = true
+            }
+            ColumnOption::Unique(_) => {
+                return Err(SqlError::unsupported(
+                    "UNIQUE constraints other than the primary key",
+                ))
+            }
+            ColumnOption::ForeignKey(_) => {
+                return Err(SqlError::unsupported("FOREIGN KEY constraints"))
+            }
+            ColumnOption::Check(_) => return Err(SqlError::unsupported("CHECK constraints")),
+            ColumnOption::Comment(_) | ColumnOption::Collation(_) => {}
+            other => return Err(SqlError::unsupported(format!("column option {other}"))),
+        }
+    }
+    if column.auto_increment
+        && column.column_type != ColumnType::Int64
+        && column.column_type != ColumnType::Int32
+        && column.column_type != ColumnType::Int16
+    {
+        return Err(SqlError::InvalidParameter(
+            "identity column type must be smallint, integer, or bigint".into(),
+        ));
+    }
+    Ok((column, primary))
+}
+
+fn default_text(expr: &Expr) -> String {
+    expr.to_string()
+}
+
+/// `CREATE TABLE`.
+pub fn create_table(
+    instance: &Instance,
+    session: &Session,
+    create: &CreateTable,
+) -> Result<Output> {
+    if create.query.is_some() {
+        return Err(SqlError::unsupported("CREATE TABLE ... AS SELECT"));
+    }
+    if create.temporary {
+        return Err(SqlError::unsupported("temporary tables"));
+    }
+    let (database, name) = instance.resolve(session, &create.name)?;
+    let mut columns = Vec::new();
+    let mut primary: Vec<String> = Vec::new();
+    for def in &create.columns {
+        let (column, is_pk) = column_def(def)?;
+        if is_pk {
+            primary.push(column.name.clone());
+        }
+        columns.push(column);
+    }
+    for constraint in &create.constraints {
+        match constraint {
+            TableConstraint::PrimaryKey(pk) => {
+                for c in &pk.columns {
+                    match &c.column.expr {
+                        Expr::Identifier(ident) => primary.push(normalize_ident(ident)),
+                        other => {
+                            return Err(SqlError::unsupported(format!(
+                                "primary key on expression {other}"
+                            )))
+                        }
+                    }
+                }
+            }
+            other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
+        }
+    }
+    let pk_name = match primary.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(SqlError::Engine(quiver_cluster::EngineError::InvalidDefinition(format!(
+                "table \"{name}\" needs a PRIMARY KEY column (BIGINT or TEXT): every Quiver table is a Milvus collection"
+            ))))
+        }
+        _ => return Err(SqlError::unsupported("composite primary keys")),
+    };
+    let primary_key = columns
+        .iter()
+        .position(|c| c.name == pk_name)
+        .ok_or_else(|| SqlError::Query {
+            code: quiver_common::status::StatusCode::ColumnNotFound,
+            message: format!("column \"{pk_name}\" named in key does not exist"),
+        })?;
+    columns[primary_key].nullable = false;
+    let schema = TableSchema {
+        columns,
+        primary_key,
+    };
+    instance
+        .engine()
+        .create_table(&database, &name, schema, create.if_not_exists)?;
+    Ok(Output::Command(CommandTag::new("CREATE TABLE")))
+}
+
+/// `CREATE SCHEMA`.
+pub fn create_schema(instance: &Instance, statement: &Statement) -> Result<Output> {
+    let Statement::CreateSchema {
+        schema_name,
+        if_not_exists,
+        ..
+    } = statement
+    else {
+        return Err(SqlError::Internal("not CREATE SCHEMA".into()));
+    };
+    let name = match schema_name {
+        SchemaName::Simple(name) | SchemaName::NamedAuthorization(name, _) => name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(normalize_ident)
+            .ok_or_else(|| SqlError::Syntax(format!("invalid schema name {name}")))?,
+        SchemaName::UnnamedAuthorization(ident) => normalize_ident(ident),
+    };
+    instance.engine().create_database(&name, *if_not_exists)?;
+    Ok(Output::Command(CommandTag::new("CREATE SCHEMA")))
+}
+
+/// `DROP TABLE` / `DROP SCHEMA`.
+pub async fn drop(instance: &Instance, session: &Session, statement: &Statement) -> Result<Output> {
+    let Statement::Drop {
+        object_type,
+        if_exists,
+        names,
+        cascade,
+        ..
+    } = statement
+    else {
+        return Err(SqlError::Internal("not DROP".into()));
+    };
+    match object_type {
+        ObjectType::Table => {
+            for name in names {
+                let (database, table) = instance.resolve(session, name)?;
+                instance
+                    .engine()
+                    .drop_table(&database, &table, *if_exists)
+                    .await?;
+            }
+            Ok(Output::Command(CommandTag::new("DROP TABLE")))
+        }
+        ObjectType::Schema => {
+            for name in names {
+                let schema = name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default();
+                instance
+                    .engine()
+                    .drop_database(&schema, *if_exists, *cascade)
+                    .await?;
+            }
+            Ok(Output::Command(CommandTag::new("DROP SCHEMA")))
+        }
+        ObjectType::Index => Err(SqlError::unsupported(
+            "DROP INDEX (indexes come with the index engine)",
+        )),
+        other => Err(SqlError::unsupported(format!("DROP {other}"))),
+    }
+}
+
+/// `ALTER TABLE ... ADD COLUMN` / `RENAME TO`.
+pub fn alter_table(instance: &Instance, session: &Session, alter: &AlterTable) -> Result<Output> {
+    let (database, table) = instance.resolve(session, &alter.name)?;
+    if alter.if_exists && instance.engine().table(&database, &table).is_err() {
+        return Ok(Output::Command(CommandTag::new("ALTER TABLE")));
+    }
+    for operation in &alter.operations {
+        match operation {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def: def,
+                ..
+            } => {
+                let (column, primary) = column_def(def)?;
+                if primary {
+                    return Err(SqlError::unsupported("adding a primary key column"));
+                }
+                instance
+                    .engine()
+                    .add_column(&database, &table, column, *if_not_exists)?;
+            }
+            AlterTableOperation::RenameTable { table_name } => {
+                let new_name = match table_name {
+                    RenameTableNameKind::As(n) | RenameTableNameKind::To(n) => {
+                        instance.resolve(session, n)?.1
+                    }
+                };
+                instance
+                    .engine()
+                    .rename_table(&database, &table, &new_name)?;
+            }
+            other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}"))),
+        }
+    }
+    Ok(Output::Command(CommandTag::new("ALTER TABLE")))
+}
+
+/// `CREATE EXTENSION vector`: the vector type is built in.
+pub fn create_extension(ext: &CreateExtension) -> Result<Output> {
+    if normalize_ident(&ext.name) == "vector" {
+        Ok(Output::Command(CommandTag::new("CREATE EXTENSION")))
+    } else {
+        Err(SqlError::unsupported(format!(
+            "extension \"{}\"",
+            ext.name.value
+        )))
+    }
+}

@@ -1,0 +1,704 @@
+//! DML: `INSERT` (multi-row, parameters, `RETURNING`, `ON CONFLICT (pk) DO
+//! NOTHING / DO UPDATE`), `UPDATE`, `DELETE`, `TRUNCATE`.
+//!
+//! Rows to write are computed by DataFusion at the statement's read
+//! timestamp (the `VALUES`/`SELECT` of an INSERT, the updated rows of an
+//! UPDATE, the keys of a DELETE) and handed to the engine's write path,
+//! which makes them durable in the WAL before the command completes.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::SchemaRef;
+use datafusion::common::{ParamValues, ScalarValue, TableReference};
+use datafusion::logical_expr::{col, lit, LogicalPlan};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions_mut, Assignment, AssignmentTarget, Delete, Expr, FromTable, Ident, Insert,
+    OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableObject, TableWithJoins,
+    Truncate, Update,
+};
+use quiver_cluster::{WriteMode, WriteOutcome};
+use quiver_common::schema::TableSchema;
+use quiver_exec::pk::{pk_values, PkValue};
+use quiver_planner::session::CATALOG_NAME;
+
+use super::{bind, normalize_ident, parameter_types, Instance};
+use crate::error::{Result, SqlError};
+use crate::handler::{CommandTag, Output, Prepared, Session};
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn insert_target(insert: &Insert) -> Result<&datafusion::sql::sqlparser::ast::ObjectName> {
+    match &insert.table {
+        TableObject::TableName(name) => Ok(name),
+        other => Err(SqlError::unsupported(format!("INSERT INTO {other}"))),
+    }
+}
+
+/// Plans the rows an INSERT writes (DataFusion's INSERT planning: column
+/// list, VALUES/SELECT, casts to the column types, parameter typing).
+async fn plan_insert_rows(
+    instance: &Instance,
+    session: &Session,
+    insert: &Insert,
+) -> Result<LogicalPlan> {
+    let mut stripped = insert.clone();
+    stripped.on = None;
+    stripped.returning = None;
+    wrap_vector_literals(instance, session, &mut stripped)?;
+    let plan = session
+        .ctx
+        .state()
+        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Insert(
+            stripped,
+        ))))
+        .await?;
+    let _ = instance;
+    match plan {
+        LogicalPlan::Dml(dml) => Ok(Arc::unwrap_or_clone(dml.input)),
+        other => Err(SqlError::Internal(format!(
+            "INSERT planned as {}",
+            other.display()
+        ))),
+    }
+}
+
+/// `VALUES` rows give text literals for vector columns; DataFusion cannot
+/// cast text to a vector, so they become `to_vector('[..]', n)` calls (which
+/// also report pgvector's dimension errors).
+fn wrap_vector_literals(instance: &Instance, session: &Session, insert: &mut Insert) -> Result<()> {
+    use datafusion::sql::sqlparser::ast::{
+        Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
+        ObjectName, SetExpr, Value,
+    };
+    let (database, name) = instance.resolve(session, insert_target(insert)?)?;
+    let Ok(table) = instance.engine().table(&database, &name) else {
+        return Ok(());
+    };
+    let schema = table.schema();
+    let targets: Vec<Option<usize>> = if insert.columns.is_empty() {
+        (0..schema.columns.len()).map(Some).collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| {
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .and_then(|i| schema.column_index(&normalize_ident(i)))
+            })
+            .collect()
+    };
+    let Some(source) = insert.source.as_mut() else {
+        return Ok(());
+    };
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return Ok(());
+    };
+    for row in &mut values.rows {
+        for (position, expr) in row.iter_mut().enumerate() {
+            let Some(Some(column)) = targets.get(position) else {
+                continue;
+            };
+            let quiver_common::schema::ColumnType::Vector { dim } =
+                schema.columns[*column].column_type
+            else {
+                continue;
+            };
+            let is_text =
+                matches!(expr, Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+            if !is_text {
+                continue;
+            }
+            let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+            *expr = Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new("to_vector")]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![
+                        arg(expr.clone()),
+                        arg(Expr::value(Value::Number(dim.to_string(), false))),
+                    ],
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn returning_schema(
+    session: &Session,
+    table: &TableSchema,
+    items: &[SelectItem],
+) -> Result<SchemaRef> {
+    let ctx = scratch_context();
+    let empty = RecordBatch::new_empty(table.arrow_schema());
+    ctx.register_batch("returning_rows", empty)?;
+    let sql = format!("SELECT {} FROM returning_rows", join_items(items));
+    let _ = session;
+    Ok(Arc::new(ctx.sql(&sql).await?.schema().as_arrow().clone()))
+}
+
+fn join_items(items: &[SelectItem]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A context for computing over batches outside the catalog (RETURNING, ON CONFLICT).
+fn scratch_context() -> SessionContext {
+    let ctx = SessionContext::new();
+    for udf in quiver_planner::functions::vector_functions() {
+        ctx.register_udf(udf);
+    }
+    ctx
+}
+
+/// Evaluates `RETURNING` items over the written rows. Table-qualified
+/// references (`t.col`) are rewritten to the scratch table.
+async fn returning(
+    items: &[SelectItem],
+    table: &str,
+    rows: RecordBatch,
+    command: &str,
+) -> Result<Output> {
+    let ctx = scratch_context();
+    ctx.register_batch("returning_rows", rows)?;
+    let mut items = items.to_vec();
+    for item in &mut items {
+        let _ = visit_expressions_mut(item, |expr| {
+            if let Expr::CompoundIdentifier(parts) = expr {
+                if parts.len() == 2 && normalize_ident(&parts[0]) == table {
+                    *expr = Expr::Identifier(parts[1].clone());
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    let df = ctx
+        .sql(&format!(
+            "SELECT {} FROM returning_rows",
+            join_items(&items)
+        ))
+        .await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let stream = df.execute_stream().await?;
+    Ok(Output::Rows {
+        schema,
+        stream,
+        command: command.to_string(),
+    })
+}
+
+pub async fn prepare_insert(
+    instance: &Instance,
+    session: &mut Session,
+    insert: &Insert,
+) -> Result<Prepared> {
+    let plan = plan_insert_rows(instance, session, insert).await?;
+    let result_schema = match &insert.returning {
+        Some(items) => {
+            let (db, name) = instance.resolve(session, insert_target(insert)?)?;
+            let schema = instance.engine().table(&db, &name)?.schema();
+            Some(returning_schema(session, &schema, items).await?)
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        param_types: parameter_types(&plan)?,
+        result_schema,
+    })
+}
+
+/// Writes rows through the engine on a blocking thread (the WAL fsyncs).
+pub async fn write_rows(
+    instance: &Instance,
+    database: &str,
+    table: &str,
+    rows: RecordBatch,
+    mode: WriteMode,
+) -> Result<WriteOutcome> {
+    let engine = instance.engine().clone();
+    let (database, table) = (database.to_string(), table.to_string());
+    tokio::task::spawn_blocking(move || engine.write(&database, &table, rows, mode))
+        .await
+        .map_err(|e| SqlError::Internal(e.to_string()))?
+        .map_err(SqlError::from)
+}
+
+async fn delete_keys(
+    instance: &Instance,
+    database: &str,
+    table: &str,
+    keys: Vec<PkValue>,
+) -> Result<usize> {
+    let engine = instance.engine().clone();
+    let (database, table) = (database.to_string(), table.to_string());
+    tokio::task::spawn_blocking(move || engine.delete(&database, &table, keys))
+        .await
+        .map_err(|e| SqlError::Internal(e.to_string()))?
+        .map_err(SqlError::from)
+}
+
+/// Fills columns the INSERT did not name with their `DEFAULT` expressions.
+async fn apply_defaults(
+    session: &Session,
+    insert: &Insert,
+    schema: &TableSchema,
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
+    if insert.columns.is_empty() {
+        return Ok(rows);
+    }
+    let named: Vec<String> = insert
+        .columns
+        .iter()
+        .filter_map(|c| c.0.last().and_then(|p| p.as_ident()).map(normalize_ident))
+        .collect();
+    let mut columns = rows.columns().to_vec();
+    let mut changed = false;
+    for (i, def) in schema.columns.iter().enumerate() {
+        let Some(default_sql) = &def.default_sql else {
+            continue;
+        };
+        if named.contains(&def.name) || i >= columns.len() {
+            continue;
+        }
+        let batches = session
+            .ctx
+            .sql(&format!("SELECT {default_sql}"))
+            .await?
+            .collect()
+            .await?;
+        let value = batches
+            .first()
+            .filter(|b| b.num_rows() == 1)
+            .map(|b| ScalarValue::try_from_array(b.column(0), 0))
+            .transpose()?
+            .unwrap_or(ScalarValue::Null);
+        let array = value.to_array_of_size(rows.num_rows())?;
+        columns[i] = cast(&array, &def.column_type.arrow_type())?;
+        changed = true;
+    }
+    if !changed {
+        return Ok(rows);
+    }
+    Ok(RecordBatch::try_new_with_options(
+        rows.schema(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.num_rows())),
+    )
+    .or_else(|_| {
+        RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(
+                rows.schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(true))
+                    .collect::<Vec<_>>(),
+            )),
+            rows.columns().to_vec(),
+        )
+    })?)
+}
+
+pub async fn insert(
+    instance: &Instance,
+    session: &mut Session,
+    insert: &Insert,
+    params: Option<&ParamValues>,
+) -> Result<Output> {
+    let (database, name) = instance.resolve(session, insert_target(insert)?)?;
+    let table = instance.engine().table(&database, &name)?;
+    let schema = table.schema();
+    instance.set_read_ts(session)?;
+    let plan = plan_insert_rows(instance, session, insert).await?;
+    let (rows_schema, batches) = instance.collect(session, plan, params).await?;
+    let rows = concat_batches(&rows_schema, &batches)?;
+    let rows = apply_defaults(session, insert, &schema, rows).await?;
+    let (mode, rows) = match &insert.on {
+        None => (WriteMode::Insert, rows),
+        Some(OnInsert::OnConflict(on_conflict)) => match &on_conflict.action {
+            OnConflictAction::DoNothing => (WriteMode::InsertIgnore, rows),
+            OnConflictAction::DoUpdate(update) => {
+                if update.selection.is_some() {
+                    return Err(SqlError::unsupported("ON CONFLICT DO UPDATE ... WHERE"));
+                }
+                let merged = merge_conflicts(
+                    session,
+                    &database,
+                    &name,
+                    &schema,
+                    rows,
+                    &update.assignments,
+                )
+                .await?;
+                (WriteMode::Upsert, merged)
+            }
+        },
+        Some(OnInsert::DuplicateKeyUpdate(_)) => {
+            return Err(SqlError::unsupported("ON DUPLICATE KEY UPDATE"))
+        }
+        Some(other) => return Err(SqlError::unsupported(format!("{other}"))),
+    };
+    let outcome = write_rows(instance, &database, &name, rows, mode).await?;
+    match &insert.returning {
+        Some(items) => returning(items, &name, outcome.rows, "INSERT").await,
+        None => Ok(Output::Command(CommandTag::insert(outcome.rows.num_rows()))),
+    }
+}
+
+/// `ON CONFLICT (pk) DO UPDATE SET ...`: for rows whose key exists, the
+/// existing row with the assignments applied (`EXCLUDED.col` is the proposed row).
+async fn merge_conflicts(
+    session: &Session,
+    database: &str,
+    table: &str,
+    schema: &TableSchema,
+    proposed: RecordBatch,
+    assignments: &[Assignment],
+) -> Result<RecordBatch> {
+    let pk = schema.pk().name.clone();
+    let keys: Vec<_> = pk_values(proposed.column(schema.primary_key))
+        .into_iter()
+        .flatten()
+        .map(|k| match k {
+            PkValue::Int(v) => lit(v),
+            PkValue::Str(s) => lit(s),
+        })
+        .collect();
+    let existing = session
+        .ctx
+        .table(TableReference::full(CATALOG_NAME, database, table))
+        .await?
+        .filter(col(quote(&pk)).in_list(keys, false))?
+        .collect()
+        .await?;
+    let existing = concat_batches(&schema.arrow_schema(), &existing)?;
+    let ctx = scratch_context();
+    ctx.register_batch("excluded", proposed)?;
+    ctx.register_batch("existing", existing)?;
+    let mut select = Vec::new();
+    for def in &schema.columns {
+        let c = quote(&def.name);
+        let assigned = assignments.iter().find(|a| match &a.target {
+            AssignmentTarget::ColumnName(n) => {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .as_deref()
+                    == Some(def.name.as_str())
+            }
+            AssignmentTarget::Tuple(_) => false,
+        });
+        let on_conflict = match assigned {
+            Some(a) => {
+                if def.name == pk {
+                    return Err(SqlError::unsupported(
+                        "updating the primary key in ON CONFLICT DO UPDATE",
+                    ));
+                }
+                format!("({})", qualify_existing(&a.value, table))
+            }
+            None => format!("existing.{c}"),
+        };
+        select.push(format!(
+            "CASE WHEN existing.{pkq} IS NULL THEN excluded.{c} ELSE {on_conflict} END AS {c}",
+            pkq = quote(&pk)
+        ));
+    }
+    let sql = format!(
+        "SELECT {} FROM excluded LEFT JOIN existing ON excluded.{pk} = existing.{pk}",
+        select.join(", "),
+        pk = quote(&pk)
+    );
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let out_schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| schema.arrow_schema());
+    Ok(concat_batches(&out_schema, &batches)?)
+}
+
+/// Rewrites an assignment so bare and table-qualified columns read the existing row.
+fn qualify_existing(expr: &Expr, table: &str) -> Expr {
+    let mut expr = expr.clone();
+    let _ = visit_expressions_mut(&mut expr, |e| {
+        match e {
+            Expr::Identifier(ident) => {
+                *e = Expr::CompoundIdentifier(vec![Ident::new("existing"), ident.clone()]);
+            }
+            Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
+                let qualifier = normalize_ident(&parts[0]);
+                if qualifier == table {
+                    parts[0] = Ident::new("existing");
+                } else if qualifier == "excluded" {
+                    parts[0] = Ident::new("excluded");
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    expr
+}
+
+fn single_table(
+    table: &TableWithJoins,
+) -> Result<(&datafusion::sql::sqlparser::ast::ObjectName, Option<String>)> {
+    if !table.joins.is_empty() {
+        return Err(SqlError::unsupported("joins in UPDATE/DELETE"));
+    }
+    match &table.relation {
+        TableFactor::Table { name, alias, .. } => {
+            Ok((name, alias.as_ref().map(|a| a.name.to_string())))
+        }
+        other => Err(SqlError::unsupported(format!("UPDATE/DELETE of {other}"))),
+    }
+}
+
+fn from_clause(
+    name: &datafusion::sql::sqlparser::ast::ObjectName,
+    alias: &Option<String>,
+    selection: &Option<Expr>,
+) -> String {
+    let mut sql = format!(" FROM {name}");
+    if let Some(alias) = alias {
+        sql.push_str(&format!(" AS {alias}"));
+    }
+    if let Some(selection) = selection {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    sql
+}
+
+fn update_sql(
+    instance: &Instance,
+    session: &Session,
+    update: &Update,
+) -> Result<(String, String, String)> {
+    if update.from.is_some() {
+        return Err(SqlError::unsupported("UPDATE ... FROM"));
+    }
+    let (name, alias) = single_table(&update.table)?;
+    let (database, table) = instance.resolve(session, name)?;
+    let schema = instance.engine().table(&database, &table)?.schema();
+    let mut select = Vec::new();
+    for def in &schema.columns {
+        let assigned = update.assignments.iter().find(|a| match &a.target {
+            AssignmentTarget::ColumnName(n) => {
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .as_deref()
+                    == Some(def.name.as_str())
+            }
+            AssignmentTarget::Tuple(_) => false,
+        });
+        match assigned {
+            Some(_) if def.name == schema.pk().name => {
+                return Err(SqlError::unsupported("UPDATE of the primary key column"))
+            }
+            Some(a) => select.push(format!("({}) AS {}", a.value, quote(&def.name))),
+            None => select.push(quote(&def.name)),
+        }
+    }
+    for a in &update.assignments {
+        if let AssignmentTarget::ColumnName(n) = &a.target {
+            let column =
+                n.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default();
+            if schema.column_index(&column).is_none() {
+                return Err(SqlError::Query {
+                    code: quiver_common::status::StatusCode::ColumnNotFound,
+                    message: format!("column \"{column}\" of relation \"{table}\" does not exist"),
+                });
+            }
+        } else {
+            return Err(SqlError::unsupported("UPDATE SET (a, b) = (...)"));
+        }
+    }
+    let sql = format!(
+        "SELECT {}{}",
+        select.join(", "),
+        from_clause(name, &alias, &update.selection)
+    );
+    Ok((sql, database, table))
+}
+
+pub async fn prepare_update(
+    instance: &Instance,
+    session: &mut Session,
+    update: &Update,
+) -> Result<Prepared> {
+    let (sql, database, table) = update_sql(instance, session, update)?;
+    let plan = instance.plan_sql(session, &sql).await?;
+    let result_schema = match &update.returning {
+        Some(items) => Some(
+            returning_schema(
+                session,
+                &instance.engine().table(&database, &table)?.schema(),
+                items,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok(Prepared {
+        param_types: parameter_types(&plan)?,
+        result_schema,
+    })
+}
+
+pub async fn update(
+    instance: &Instance,
+    session: &mut Session,
+    update: &Update,
+    params: Option<&ParamValues>,
+) -> Result<Output> {
+    let (sql, database, table) = update_sql(instance, session, update)?;
+    instance.set_read_ts(session)?;
+    let plan = instance.plan_sql(session, &sql).await?;
+    let (schema, batches) = instance.collect(session, plan, params).await?;
+    let rows = concat_batches(&schema, &batches)?;
+    let count = rows.num_rows();
+    let written = if count > 0 {
+        write_rows(instance, &database, &table, rows, WriteMode::Upsert)
+            .await?
+            .rows
+    } else {
+        rows
+    };
+    match &update.returning {
+        Some(items) => returning(items, &table, written, "UPDATE").await,
+        None => Ok(Output::Command(CommandTag::new("UPDATE").with_rows(count))),
+    }
+}
+
+fn delete_sql(
+    instance: &Instance,
+    session: &Session,
+    delete: &Delete,
+) -> Result<(String, String, String, usize)> {
+    if delete.using.is_some() {
+        return Err(SqlError::unsupported("DELETE ... USING"));
+    }
+    let tables = match &delete.from {
+        FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+    };
+    let [table] = tables.as_slice() else {
+        return Err(SqlError::unsupported("DELETE from several tables"));
+    };
+    let (name, alias) = single_table(table)?;
+    let (database, table) = instance.resolve(session, name)?;
+    let schema = instance.engine().table(&database, &table)?.schema();
+    let columns = if delete.returning.is_some() {
+        "*".to_string()
+    } else {
+        quote(&schema.pk().name)
+    };
+    let pk_index = if delete.returning.is_some() {
+        schema.primary_key
+    } else {
+        0
+    };
+    let sql = format!(
+        "SELECT {columns}{}",
+        from_clause(name, &alias, &delete.selection)
+    );
+    Ok((sql, database, table, pk_index))
+}
+
+pub async fn prepare_delete(
+    instance: &Instance,
+    session: &mut Session,
+    delete: &Delete,
+) -> Result<Prepared> {
+    let (sql, database, table, _) = delete_sql(instance, session, delete)?;
+    let plan = instance.plan_sql(session, &sql).await?;
+    let result_schema = match &delete.returning {
+        Some(items) => Some(
+            returning_schema(
+                session,
+                &instance.engine().table(&database, &table)?.schema(),
+                items,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    Ok(Prepared {
+        param_types: parameter_types(&plan)?,
+        result_schema,
+    })
+}
+
+pub async fn delete(
+    instance: &Instance,
+    session: &mut Session,
+    delete: &Delete,
+    params: Option<&ParamValues>,
+) -> Result<Output> {
+    let (sql, database, table, pk_index) = delete_sql(instance, session, delete)?;
+    instance.set_read_ts(session)?;
+    let plan = instance.plan_sql(session, &sql).await?;
+    let (schema, batches) = instance.collect(session, plan, params).await?;
+    let rows = concat_batches(&schema, &batches)?;
+    let keys: Vec<PkValue> = pk_values(rows.column(pk_index))
+        .into_iter()
+        .flatten()
+        .collect();
+    let deleted = delete_keys(instance, &database, &table, keys).await?;
+    match &delete.returning {
+        Some(items) => returning(items, &table, rows, "DELETE").await,
+        None => Ok(Output::Command(
+            CommandTag::new("DELETE").with_rows(deleted),
+        )),
+    }
+}
+
+pub async fn truncate(
+    instance: &Instance,
+    session: &mut Session,
+    truncate: &Truncate,
+) -> Result<Output> {
+    for target in &truncate.table_names {
+        let (database, table) = instance.resolve(session, &target.name)?;
+        let schema = instance.engine().table(&database, &table)?.schema();
+        instance.set_read_ts(session)?;
+        let sql = format!(
+            "SELECT {} FROM {}.{}",
+            quote(&schema.pk().name),
+            quote(&database),
+            quote(&table)
+        );
+        let plan = instance.plan_sql(session, &sql).await?;
+        let (schema, batches) = instance.collect(session, plan, None).await?;
+        let rows = concat_batches(&schema, &batches)?;
+        let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
+        delete_keys(instance, &database, &table, keys).await?;
+    }
+    Ok(Output::Command(CommandTag::new("TRUNCATE TABLE")))
+}
+
+#[allow(dead_code)]
+fn _bind_is_used(plan: LogicalPlan) -> Result<LogicalPlan> {
+    bind(plan, None)
+}

@@ -1,0 +1,466 @@
+//! [`Instance`]: the [`QueryHandler`] over a Quiver [`Engine`].
+//!
+//! Statements are routed over the parsed AST: DDL to the catalog, DML and
+//! COPY to the write path, session commands to the session, everything else
+//! planned once by DataFusion (with Quiver's vector extensions) and executed
+//! at one read timestamp per statement.
+
+mod copy;
+mod ddl;
+mod dml;
+mod functions;
+mod session_cmds;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, SchemaRef};
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use quiver_cluster::{Engine, DEFAULT_DATABASE};
+use quiver_common::status::StatusCode;
+use quiver_exec::catalog::CatalogSource;
+use quiver_exec::table::ReadTimestamp;
+use quiver_planner::session::{new_session_context, CATALOG_NAME};
+
+use crate::error::{Result, SqlError};
+use crate::handler::{
+    CommandTag, CopySpec, Output, Prepared, QueryHandler, Session, SessionInfo, TransactionEffect,
+};
+
+pub use functions::version_string;
+
+/// The access layer over one engine.
+pub struct Instance {
+    engine: Arc<Engine>,
+    parser: PostgresCompatibilityParser,
+}
+
+impl Instance {
+    /// A handler over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        Self {
+            engine,
+            parser: PostgresCompatibilityParser::new(),
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}
+
+/// Database names that open the default database.
+const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
+
+fn default_settings(user: &str) -> BTreeMap<String, String> {
+    [
+        ("server_version", "16.0"),
+        ("server_version_num", "160000"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("intervalstyle", "postgres"),
+        ("timezone", "UTC"),
+        ("search_path", "\"$user\", public"),
+        ("standard_conforming_strings", "on"),
+        ("integer_datetimes", "on"),
+        ("application_name", ""),
+        ("statement_timeout", "0"),
+        ("transaction_isolation", "read committed"),
+        ("default_transaction_isolation", "read committed"),
+        ("transaction_read_only", "off"),
+        ("max_identifier_length", "63"),
+        ("is_superuser", "on"),
+        ("extra_float_digits", "1"),
+        ("bytea_output", "hex"),
+        ("lc_messages", "C"),
+        ("jit", "off"),
+        ("hnsw.ef_search", "40"),
+        ("ivfflat.probes", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([("session_authorization".to_string(), user.to_string())])
+    .collect()
+}
+
+impl Instance {
+    pub(crate) fn set_read_ts(&self, session: &Session) -> Result<u64> {
+        let ts = self.engine.now()?;
+        session
+            .ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(ReadTimestamp(ts)));
+        Ok(ts)
+    }
+
+    /// Plans a statement with DataFusion (queries only: DDL/DML are routed before).
+    pub(crate) async fn plan(
+        &self,
+        session: &Session,
+        statement: &Statement,
+    ) -> Result<LogicalPlan> {
+        let state = session.ctx.state();
+        let statement = self.route_vector_avg(session, statement);
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+            .await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|_| {
+                SqlError::unsupported(format!("statement \"{}\"", first_words(&statement)))
+            })?;
+        Ok(plan)
+    }
+
+    /// `avg(<vector column>)` is pgvector's element-wise mean: route it to `vector_avg`.
+    fn route_vector_avg(&self, session: &Session, statement: &Statement) -> Statement {
+        use std::ops::ControlFlow;
+
+        use datafusion::sql::sqlparser::ast::{
+            visit_expressions_mut, visit_relations, Expr, FunctionArg, FunctionArgExpr,
+            FunctionArguments, Ident,
+        };
+        let mut vector_columns: Vec<String> = Vec::new();
+        let _ = visit_relations(statement, |name| {
+            if let Ok((db, table)) = self.resolve(session, name) {
+                if let Ok(t) = self.engine.table(&db, &table) {
+                    for c in t.schema().columns {
+                        if matches!(
+                            c.column_type,
+                            quiver_common::schema::ColumnType::Vector { .. }
+                        ) {
+                            vector_columns.push(c.name);
+                        }
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if vector_columns.is_empty() {
+            return statement.clone();
+        }
+        let mut statement = statement.clone();
+        let _ = visit_expressions_mut(&mut statement, |expr| {
+            if let Expr::Function(f) = expr {
+                let is_avg = f.name.0.len() == 1 && f.name.to_string().eq_ignore_ascii_case("avg");
+                if let (true, FunctionArguments::List(list)) = (is_avg, &f.args) {
+                    if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice()
+                    {
+                        let column = match arg {
+                            Expr::Identifier(i) => Some(normalize_ident(i)),
+                            Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+                            _ => None,
+                        };
+                        if column.is_some_and(|c| vector_columns.contains(&c)) {
+                            f.name = ObjectName::from(vec![Ident::new("vector_avg")]);
+                        }
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        statement
+    }
+
+    /// Plans SQL text (used for generated queries such as UPDATE's row selection).
+    pub(crate) async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        let mut statements = self.parser.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(SqlError::Internal(format!(
+                "generated SQL is not one statement: {sql}"
+            )));
+        }
+        let statement = statements.remove(0);
+        self.plan(session, &statement).await
+    }
+
+    /// Executes a plan to completion.
+    pub(crate) async fn collect(
+        &self,
+        session: &Session,
+        plan: LogicalPlan,
+        params: Option<&ParamValues>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let plan = bind(plan, params)?;
+        let df = session.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok((schema, batches))
+    }
+
+    async fn query(
+        &self,
+        session: &mut Session,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        self.set_read_ts(session)?;
+        let plan = self.plan(session, statement).await?;
+        let plan = bind(plan, params.as_ref())?;
+        let df = session.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        let command = match statement {
+            Statement::Explain { .. } => "EXPLAIN",
+            _ => "SELECT",
+        };
+        Ok(Output::Rows {
+            schema,
+            stream,
+            command: command.to_string(),
+        })
+    }
+
+    /// The (database, table) an object name refers to in this session.
+    pub(crate) fn resolve(&self, session: &Session, name: &ObjectName) -> Result<(String, String)> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident())
+            .map(normalize_ident)
+            .collect();
+        match parts.as_slice() {
+            [table] => Ok((session_cmds::current_schema(session), table.clone())),
+            [schema, table] => Ok((schema.clone(), table.clone())),
+            [_catalog, schema, table] => Ok((schema.clone(), table.clone())),
+            _ => Err(SqlError::Syntax(format!("invalid name {name}"))),
+        }
+    }
+}
+
+/// Postgres identifier rules: unquoted names fold to lower case.
+pub(crate) fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// The tokenizer splits pgvector's `<+>` into `<`, `+`, `>`; join them back
+/// into one operator token (token-level, so strings and comments are untouched).
+fn join_vector_operators(
+    sql: &str,
+) -> Result<Option<Vec<datafusion::sql::sqlparser::tokenizer::Token>>> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    if !sql.contains('<') || !sql.contains('+') {
+        return Ok(None);
+    }
+    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| SqlError::Syntax(e.to_string()))?;
+    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    let mut changed = false;
+    while i < tokens.len() {
+        let mut joined = None;
+        for k in 2..=3 {
+            if i + k <= tokens.len() {
+                let text: String = tokens[i..i + k].iter().map(|t| t.to_string()).collect();
+                let operator_parts = tokens[i..i + k].iter().all(|t| {
+                    !matches!(
+                        t,
+                        Token::Whitespace(_) | Token::Word(_) | Token::SingleQuotedString(_)
+                    )
+                });
+                if operator_parts && text == "<+>" {
+                    joined = Some(k);
+                    break;
+                }
+            }
+        }
+        match joined {
+            Some(k) => {
+                out.push(Token::CustomBinaryOperator("<+>".into()));
+                i += k;
+                changed = true;
+            }
+            None => {
+                out.push(tokens[i].clone());
+                i += 1;
+            }
+        }
+    }
+    Ok(changed.then_some(out))
+}
+
+/// Substitutes bound parameters.
+pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<LogicalPlan> {
+    match params {
+        Some(params) => Ok(plan.replace_params_with_values(params)?),
+        None => Ok(plan),
+    }
+}
+
+/// Parameter types of a plan, ordered `$1..$n`.
+pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_fields()?;
+    let mut ordered: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(id, field)| {
+            let n = id.trim_start_matches('$').parse::<usize>().ok()?;
+            Some((n, field.map(|f| f.data_type().clone())))
+        })
+        .collect();
+    ordered.sort_by_key(|(n, _)| *n);
+    let count = ordered.last().map(|(n, _)| *n).unwrap_or(0);
+    let mut out = vec![None; count];
+    for (n, t) in ordered {
+        out[n - 1] = t;
+    }
+    Ok(out)
+}
+
+/// The first words of a statement, naming it in errors.
+pub(crate) fn first_words(statement: &Statement) -> String {
+    statement
+        .to_string()
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[async_trait]
+impl QueryHandler for Instance {
+    fn new_session(&self, info: SessionInfo) -> Result<Session> {
+        if let Some(db) = info.database.as_deref() {
+            let known = DEFAULT_DATABASE_ALIASES.contains(&db)
+                || db == info.user
+                || self.engine.schema_names().iter().any(|s| s == db);
+            if !known {
+                return Err(SqlError::Query {
+                    code: StatusCode::DatabaseNotFound,
+                    message: format!("database \"{db}\" does not exist"),
+                });
+            }
+        }
+        let ctx = new_session_context(self.engine.clone() as Arc<dyn CatalogSource>);
+        setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
+            .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
+        for udf in functions::system_functions() {
+            ctx.register_udf(udf);
+        }
+        let settings = default_settings(&info.user);
+        ctx.register_udf(functions::current_setting_function(&settings));
+        let _ = DEFAULT_DATABASE;
+        Ok(Session {
+            ctx,
+            settings,
+            statement_timeout: None,
+            user: info.user,
+        })
+    }
+
+    fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        match join_vector_operators(sql)? {
+            // `<+>` needs a token-level parse; the client-catalog query
+            // substitutions of the compatibility parser never involve it.
+            Some(tokens) => {
+                use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+                use datafusion::sql::sqlparser::parser::Parser;
+                let statements = Parser::new(&PostgreSqlDialect {})
+                    .with_tokens(tokens)
+                    .parse_statements()?;
+                Ok(statements
+                    .into_iter()
+                    .map(|s| self.parser.rewrite(s))
+                    .collect())
+            }
+            None => Ok(self.parser.parse(sql)?),
+        }
+    }
+
+    async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared> {
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                let plan = self.plan(session, statement).await?;
+                Ok(Prepared {
+                    param_types: parameter_types(&plan)?,
+                    result_schema: Some(Arc::new(plan.schema().as_arrow().clone())),
+                })
+            }
+            Statement::Insert(insert) => dml::prepare_insert(self, session, insert).await,
+            Statement::Update(update) => dml::prepare_update(self, session, update).await,
+            Statement::Delete(delete) => dml::prepare_delete(self, session, delete).await,
+            Statement::ShowVariable { variable } => Ok(Prepared {
+                param_types: vec![],
+                result_schema: Some(session_cmds::show_schema(variable)),
+            }),
+            _ => Ok(Prepared::default()),
+        }
+    }
+
+    async fn execute(
+        &self,
+        session: &mut Session,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<Output> {
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                self.query(session, statement, params).await
+            }
+            Statement::Insert(insert) => dml::insert(self, session, insert, params.as_ref()).await,
+            Statement::Update(update) => dml::update(self, session, update, params.as_ref()).await,
+            Statement::Delete(delete) => dml::delete(self, session, delete, params.as_ref()).await,
+            Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
+            Statement::CreateTable(create) => ddl::create_table(self, session, create),
+            Statement::CreateSchema { .. } => ddl::create_schema(self, statement),
+            Statement::Drop { .. } => ddl::drop(self, session, statement).await,
+            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter),
+            Statement::CreateExtension(ext) => ddl::create_extension(ext),
+            Statement::CreateIndex(_) => Err(SqlError::unsupported(
+                "CREATE INDEX (vector and scalar indexes come with the index engine)",
+            )),
+            Statement::Copy { .. } => copy::copy(self, session, statement).await,
+            Statement::StartTransaction { .. } => Ok(Output::Command(
+                CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),
+            )),
+            Statement::Commit { .. } => Ok(Output::Command(
+                CommandTag::new("COMMIT").with_transaction(TransactionEffect::End),
+            )),
+            Statement::Rollback { savepoint, .. } => Ok(Output::Command(match savepoint {
+                Some(_) => CommandTag::new("ROLLBACK"),
+                None => CommandTag::new("ROLLBACK").with_transaction(TransactionEffect::End),
+            })),
+            Statement::Savepoint { .. } => Ok(Output::Command(CommandTag::new("SAVEPOINT"))),
+            Statement::ReleaseSavepoint { .. } => Ok(Output::Command(CommandTag::new("RELEASE"))),
+            Statement::Set(set) => session_cmds::set(self, session, set).await,
+            Statement::ShowVariable { variable } => session_cmds::show(session, variable),
+            Statement::Reset(reset) => session_cmds::reset(session, reset),
+            Statement::Discard { .. } => Ok(Output::Command(CommandTag::new("DISCARD ALL"))),
+            Statement::Deallocate { .. } => Ok(Output::Command(CommandTag::new("DEALLOCATE"))),
+            other => Err(SqlError::unsupported(format!(
+                "statement \"{}\"",
+                first_words(other)
+            ))),
+        }
+    }
+
+    async fn copy_in(
+        &self,
+        session: &mut Session,
+        spec: &CopySpec,
+        rows: RecordBatch,
+    ) -> Result<usize> {
+        copy::copy_in(self, session, spec, rows).await
+    }
+}

@@ -1,0 +1,255 @@
+//! Session commands: `SET`, `SHOW`, `RESET`. Settings live in the session,
+//! never in shared state, so one connection's `SET` never leaks into another.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::sqlparser::ast::{Expr, Ident, Reset, ResetStatement, Set, Value};
+use quiver_common::status::StatusCode;
+
+use super::{functions, Instance};
+use crate::error::{Result, SqlError};
+use crate::handler::{CommandTag, Output, Session};
+
+/// Settings reported to the client with ParameterStatus when they change.
+const REPORTED: [&str; 10] = [
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "timezone",
+    "intervalstyle",
+    "standard_conforming_strings",
+    "integer_datetimes",
+    "server_version",
+    "is_superuser",
+    "session_authorization",
+];
+
+/// Postgres' capitalization of reported parameter names.
+fn reported_name(name: &str) -> String {
+    match name {
+        "datestyle" => "DateStyle".into(),
+        "timezone" => "TimeZone".into(),
+        "intervalstyle" => "IntervalStyle".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The schema unqualified names resolve in (first existing entry of `search_path`).
+pub fn current_schema(session: &Session) -> String {
+    session
+        .ctx
+        .state()
+        .config()
+        .options()
+        .catalog
+        .default_schema
+        .clone()
+}
+
+fn expr_text(expr: &Expr) -> String {
+    match expr {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s.clone(),
+            Value::Number(n, _) => n.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            other => other.to_string(),
+        },
+        Expr::Identifier(ident) => ident.value.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn parse_duration(value: &str) -> Result<Option<Duration>> {
+    let v = value.trim().to_ascii_lowercase();
+    let (number, unit) = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map(|i| (&v[..i], v[i..].trim()))
+        .unwrap_or((v.as_str(), "ms"));
+    let n: f64 = number.parse().map_err(|_| {
+        SqlError::InvalidParameter(format!(
+            "invalid value for parameter \"statement_timeout\": \"{value}\""
+        ))
+    })?;
+    let ms = match unit {
+        "" | "ms" => n,
+        "s" => n * 1000.0,
+        "min" => n * 60_000.0,
+        "h" => n * 3_600_000.0,
+        _ => {
+            return Err(SqlError::InvalidParameter(format!(
+                "invalid value for parameter \"statement_timeout\": \"{value}\""
+            )))
+        }
+    };
+    Ok(if ms <= 0.0 {
+        None
+    } else {
+        Some(Duration::from_micros((ms * 1000.0) as u64))
+    })
+}
+
+fn check_int_setting(name: &str, value: &str, min: i64, max: i64) -> Result<()> {
+    let n: i64 = value.trim().parse().map_err(|_| {
+        SqlError::InvalidParameter(format!(
+            "invalid value for parameter \"{name}\": \"{value}\""
+        ))
+    })?;
+    if n < min || n > max {
+        return Err(SqlError::InvalidParameter(format!(
+            "{n} is outside the valid range for parameter \"{name}\" ({min} .. {max})"
+        )));
+    }
+    Ok(())
+}
+
+fn apply_setting(
+    session: &mut Session,
+    name: &str,
+    value: String,
+) -> Result<Option<(String, String)>> {
+    match name {
+        "statement_timeout" => session.statement_timeout = parse_duration(&value)?,
+        "hnsw.ef_search" | "quiver.hnsw_ef_search" => check_int_setting(name, &value, 1, 1000)?,
+        "ivfflat.probes" | "quiver.ivf_nprobe" => check_int_setting(name, &value, 1, 32768)?,
+        "search_path" => {
+            let schema = value
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .find(|s| {
+                    !s.is_empty()
+                        && s != "$user"
+                        && session
+                            .ctx
+                            .catalog(super::CATALOG_NAME)
+                            .and_then(|c| c.schema(s))
+                            .is_some()
+                })
+                .unwrap_or_else(|| quiver_cluster::DEFAULT_DATABASE.to_string());
+            session
+                .ctx
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema = schema;
+        }
+        _ => {}
+    }
+    session.settings.insert(name.to_string(), value.clone());
+    session
+        .ctx
+        .register_udf(functions::current_setting_function(&session.settings));
+    Ok(REPORTED
+        .contains(&name)
+        .then(|| (reported_name(name), value)))
+}
+
+/// `SET name = value`.
+pub async fn set(instance: &Instance, session: &mut Session, set: &Set) -> Result<Output> {
+    let _ = instance;
+    let (name, value) = match set {
+        Set::SingleAssignment {
+            variable, values, ..
+        } => {
+            let name = variable.to_string().to_ascii_lowercase();
+            let value = values.iter().map(expr_text).collect::<Vec<_>>().join(", ");
+            (name, value)
+        }
+        Set::SetTimeZone { value, .. } => ("timezone".to_string(), expr_text(value)),
+        Set::SetNames { charset_name, .. } => {
+            ("client_encoding".to_string(), charset_name.to_string())
+        }
+        other => return Err(SqlError::unsupported(format!("SET form \"{other}\""))),
+    };
+    if name.starts_with("datafusion.") {
+        session.ctx.sql(&set.to_string()).await?.collect().await?;
+        session.settings.insert(name, value);
+        return Ok(Output::Command(CommandTag::new("SET")));
+    }
+    let status = apply_setting(session, &name, value)?;
+    let mut tag = CommandTag::new("SET");
+    tag.parameter_status.extend(status);
+    Ok(Output::Command(tag))
+}
+
+/// Schema of `SHOW name`.
+pub fn show_schema(variable: &[Ident]) -> SchemaRef {
+    let name = variable_name(variable);
+    if name == "all" {
+        Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("setting", DataType::Utf8, true),
+        ]))
+    } else {
+        Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, true)]))
+    }
+}
+
+fn variable_name(variable: &[Ident]) -> String {
+    variable
+        .iter()
+        .map(|i| i.value.to_ascii_lowercase())
+        .collect::<Vec<_>>()
+        .join(".")
+        .replace("time.zone", "timezone")
+        .replace("transaction.isolation.level", "transaction_isolation")
+}
+
+/// `SHOW name` / `SHOW ALL`.
+pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
+    let name = variable_name(variable);
+    let schema = show_schema(variable);
+    let batch = if name == "all" {
+        let names: Vec<&str> = session.settings.keys().map(String::as_str).collect();
+        let values: Vec<&str> = session.settings.values().map(String::as_str).collect();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(names)),
+                Arc::new(StringArray::from(values)),
+            ],
+        )?
+    } else {
+        let value = session.settings.get(&name).ok_or_else(|| SqlError::Query {
+            code: StatusCode::InvalidParameter,
+            message: format!("unrecognized configuration parameter \"{name}\""),
+        })?;
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(StringArray::from(vec![value.as_str()]))],
+        )?
+    };
+    let stream = MemoryStream::try_new(vec![batch], schema.clone(), None)?;
+    Ok(Output::Rows {
+        schema,
+        stream: Box::pin(stream),
+        command: "SHOW".into(),
+    })
+}
+
+/// `RESET name` / `RESET ALL`.
+pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
+    let defaults = super::default_settings(&session.user);
+    let names: Vec<String> = match &reset.reset {
+        Reset::ALL => defaults.keys().cloned().collect(),
+        Reset::ConfigurationParameter(name) => vec![name.to_string().to_ascii_lowercase()],
+    };
+    let mut tag = CommandTag::new("RESET");
+    for name in names {
+        match defaults.get(&name) {
+            Some(value) => {
+                tag.parameter_status
+                    .extend(apply_setting(session, &name, value.clone())?)
+            }
+            None => {
+                session.settings.remove(&name);
+            }
+        }
+    }
+    Ok(Output::Command(tag))
+}

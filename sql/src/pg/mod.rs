@@ -1,0 +1,34 @@
+//! The Postgres wire protocol front end (pgwire).
+//!
+//! This module owns the Postgres protocol — startup, the simple and extended
+//! query protocols, COPY, cancel requests, ParameterStatus, SQLSTATEs — and
+//! knows nothing about storage: everything it does goes through
+//! [`QueryHandler`](crate::handler::QueryHandler), which parses, describes
+//! and executes statements and inserts decoded COPY rows.
+//!
+//! * [`serve`] — the accept loop; one handler set and one session per connection;
+//! * `session` — the simple/extended query and COPY handlers of a connection;
+//! * `encode` — Arrow results to rows (vectors as pgvector's `vector`),
+//!   statement timeout and cancel around execution and streams;
+//! * `params` — Bind parameters to DataFusion `ParamValues`;
+//! * `copy` — the COPY sub-protocol (collecting COPY FROM STDIN data, streaming COPY TO STDOUT);
+//! * `copy_in` / `copy_cols` — decoding COPY FROM STDIN data (text, CSV, binary);
+//! * `copy_out` — encoding COPY TO STDOUT rows;
+//! * [`errors`] — status codes to SQLSTATE.
+
+mod copy;
+mod copy_cols;
+mod copy_in;
+mod copy_out;
+mod encode;
+pub mod errors;
+mod params;
+mod server;
+mod session;
+
+#[cfg(test)]
+mod copy_tests;
+#[cfg(test)]
+mod wire_tests;
+
+pub use server::{serve, SERVER_VERSION};

@@ -1,0 +1,208 @@
+//! The access layer without a protocol: statements through `Instance`.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use futures::StreamExt;
+use quiver_cluster::Engine;
+use quiver_common::config::QuiverConfig;
+use quiver_common::status::StatusCode;
+use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
+use quiver_sql::Instance;
+
+async fn instance(dir: &std::path::Path) -> Arc<Instance> {
+    let mut config = QuiverConfig::default();
+    config.data_dir = dir.to_path_buf();
+    config.segment.seal_rows = 3;
+    let engine = Engine::open(config).await.unwrap();
+    Arc::new(Instance::new(engine))
+}
+
+fn session(instance: &Instance) -> Session {
+    instance
+        .new_session(SessionInfo {
+            user: "t".into(),
+            database: None,
+        })
+        .unwrap()
+}
+
+async fn run(
+    instance: &Instance,
+    session: &mut Session,
+    sql: &str,
+) -> quiver_sql::Result<Vec<RecordBatch>> {
+    let mut out = Vec::new();
+    for statement in instance.parse(sql)? {
+        if let Output::Rows { mut stream, .. } = instance.execute(session, &statement, None).await?
+        {
+            while let Some(batch) = stream.next().await {
+                out.push(batch?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn text(batches: &[RecordBatch]) -> String {
+    arrow::util::pretty::pretty_format_batches(batches)
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn explain_shows_the_vector_search_rewrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance);
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE e (id BIGINT PRIMARY KEY, c INTEGER, v vector(2))",
+    )
+    .await
+    .unwrap();
+    run(
+        &instance,
+        &mut s,
+        "INSERT INTO e VALUES (1, 1, '[0,0]'), (2, 2, '[1,1]'), (3, 1, '[2,2]'), (4, 2, '[3,3]')",
+    )
+    .await
+    .unwrap();
+    let plan = text(
+        &run(
+            &instance,
+            &mut s,
+            "EXPLAIN SELECT id FROM e WHERE c = 1 ORDER BY v <-> '[0,0]' LIMIT 2",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(
+        plan.contains("VectorSearch: table=e, column=v, metric=l2_distance, k=2"),
+        "{plan}"
+    );
+    assert!(plan.contains("VectorSearchExec"), "{plan}");
+    assert!(plan.contains("filter"), "{plan}");
+    let analyzed = text(
+        &run(
+            &instance,
+            &mut s,
+            "EXPLAIN ANALYZE SELECT id FROM e ORDER BY v <-> '[0,0]' LIMIT 2",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(analyzed.contains("rows_scanned=4"), "{analyzed}");
+    let rows = text(
+        &run(
+            &instance,
+            &mut s,
+            "SELECT id FROM e WHERE c = 1 ORDER BY v <-> '[0,0]' LIMIT 2",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(rows.contains("| 1  |") && rows.contains("| 3  |"), "{rows}");
+}
+
+#[tokio::test]
+async fn errors_carry_status_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance);
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE e (id BIGINT PRIMARY KEY, v vector(2))",
+    )
+    .await
+    .unwrap();
+    let cases = [
+        (
+            "INSERT INTO e VALUES (1, '[1,2,3]')",
+            StatusCode::DimensionMismatch,
+        ),
+        ("SELECT * FROM missing", StatusCode::TableNotFound),
+        ("SELECT nope FROM e", StatusCode::ColumnNotFound),
+        (
+            "SELECT '[1,x]'::vector",
+            StatusCode::InvalidTextRepresentation,
+        ),
+        (
+            "CREATE INDEX ON e USING hnsw (v vector_l2_ops)",
+            StatusCode::Unsupported,
+        ),
+    ];
+    for (sql, code) in cases {
+        let err = run(&instance, &mut s, sql).await.unwrap_err();
+        assert_eq!(err.status_code(), code, "{sql}: {err}");
+    }
+    run(&instance, &mut s, "INSERT INTO e VALUES (1, '[1,2]')")
+        .await
+        .unwrap();
+    let err = run(&instance, &mut s, "INSERT INTO e VALUES (1, '[1,2]')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status_code(), StatusCode::UniqueViolation, "{err}");
+}
+
+#[tokio::test]
+async fn data_survives_restart_through_segments_and_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let instance = instance(dir.path()).await;
+        let mut s = session(&instance);
+        run(
+            &instance,
+            &mut s,
+            "CREATE TABLE r (id BIGINT PRIMARY KEY, v vector(2))",
+        )
+        .await
+        .unwrap();
+        for i in 0..10 {
+            run(
+                &instance,
+                &mut s,
+                &format!("INSERT INTO r VALUES ({i}, '[{i},0]')"),
+            )
+            .await
+            .unwrap();
+        }
+        instance.engine().maintain().await.unwrap();
+        run(&instance, &mut s, "DELETE FROM r WHERE id < 3")
+            .await
+            .unwrap();
+        run(&instance, &mut s, "INSERT INTO r VALUES (100, '[0,0]')")
+            .await
+            .unwrap();
+        // no shutdown: the tail is only in the WAL
+    }
+    let instance = instance(dir.path()).await;
+    assert!(
+        instance.engine().recovery.segments_loaded >= 2,
+        "{:?}",
+        instance.engine().recovery
+    );
+    let mut s = session(&instance);
+    let out = text(
+        &run(
+            &instance,
+            &mut s,
+            "SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM r",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(out.contains("| 8 | 3  | 100 |"), "{out}");
+    let out = text(
+        &run(
+            &instance,
+            &mut s,
+            "SELECT id FROM r ORDER BY v <-> '[0,0]' LIMIT 2",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(out.contains("| 100 |") && out.contains("| 3   |"), "{out}");
+}

@@ -1,0 +1,52 @@
+//! Every `.slt` file, embedded and over the Postgres wire protocol.
+
+use std::sync::Arc;
+
+use quiver_sqllogictests::{slt_files, DbError, EmbeddedDb, PgDb};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slt_embedded() {
+    for file in slt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = EmbeddedDb::open_instance(dir.path()).await;
+        let mut runner = sqllogictest::Runner::new(move || {
+            let instance = instance.clone();
+            async move { Ok::<_, DbError>(EmbeddedDb::new(instance)) }
+        });
+        if let Err(e) = runner.run_file_async(&file).await {
+            panic!("{} (embedded):\n{e}", file.display());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slt_over_pgwire() {
+    for file in slt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let instance = EmbeddedDb::open_instance(dir.path()).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let handler: quiver_sql::QueryHandlerRef = instance.clone();
+        let server = tokio::spawn(quiver_sql::pg::serve(listener, handler, async move {
+            let _ = stop_rx.await;
+        }));
+        let url = format!("postgres://slt@{addr}/quiver");
+        let mut runner = sqllogictest::Runner::new(move || {
+            let url = url.clone();
+            async move {
+                PgDb::connect(&url).await.map_err(|e| DbError {
+                    code: "08000".into(),
+                    message: e.to_string(),
+                })
+            }
+        });
+        let result = runner.run_file_async(&file).await;
+        let _ = stop_tx.send(());
+        let _ = server.await;
+        drop(Arc::clone(&instance));
+        if let Err(e) = result {
+            panic!("{} (pgwire):\n{e}", file.display());
+        }
+    }
+}

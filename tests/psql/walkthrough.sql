@@ -1,0 +1,14 @@
+-- The README's psql walk-through, run with ON_ERROR_STOP.
+CREATE EXTENSION IF NOT EXISTS vector;
+DROP TABLE IF EXISTS psql_items;
+CREATE TABLE psql_items (id BIGINT PRIMARY KEY, name TEXT, embedding vector(3));
+INSERT INTO psql_items VALUES (1, 'apple', '[1,0,0]'), (2, 'banana', '[0,1,0]'), (3, 'cherry', '[0.9,0.1,0]');
+SELECT id, name, embedding <-> '[1,0,0]' AS distance FROM psql_items ORDER BY distance LIMIT 2;
+\copy psql_items (id, name, embedding) FROM 'tests/psql/items.csv' WITH (FORMAT csv)
+SELECT count(*) FROM psql_items;
+\d psql_items
+\dt
+EXPLAIN SELECT id FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;
+DELETE FROM psql_items WHERE id = 2;
+SELECT id FROM psql_items ORDER BY id;
+DROP TABLE psql_items;

@@ -1,0 +1,132 @@
+"""End-to-end tests of the Postgres door with psycopg 3 and pgvector-python.
+
+Run by scripts/test.sh against a started `quiver standalone`; QUIVER_URL
+names it. Data is generated here, deterministically.
+"""
+
+import os
+
+import numpy as np
+import psycopg
+import pytest
+from pgvector.psycopg import register_vector
+
+URL = os.environ.get("QUIVER_URL", "postgresql://quiver@127.0.0.1:5433/quiver")
+DIM = 16
+ROWS = 10_000
+
+
+@pytest.fixture(scope="module")
+def conn():
+    with psycopg.connect(URL, autocommit=True) as c:
+        c.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        register_vector(c)
+        yield c
+
+
+@pytest.fixture(scope="module")
+def data(conn):
+    rng = np.random.default_rng(42)
+    vectors = rng.standard_normal((ROWS, DIM)).astype(np.float32)
+    labels = rng.integers(0, 10, ROWS)
+    conn.execute("DROP TABLE IF EXISTS py_items")
+    conn.execute(f"CREATE TABLE py_items (id BIGINT PRIMARY KEY, embedding vector({DIM}), label INTEGER)")
+    with conn.cursor() as cur:
+        with cur.copy("COPY py_items (id, embedding, label) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "vector", "int4"])
+            for i in range(ROWS):
+                copy.write_row((i, vectors[i], int(labels[i])))
+    return vectors, labels
+
+
+def test_binary_copy_loaded_every_row(conn, data):
+    assert conn.execute("SELECT count(*) FROM py_items").fetchone()[0] == ROWS
+    assert conn.execute("SELECT count(DISTINCT id) FROM py_items").fetchone()[0] == ROWS
+
+
+def test_register_vector_text_and_binary_round_trip(conn, data):
+    vectors, _ = data
+    text_value = conn.execute("SELECT embedding FROM py_items WHERE id = 7").fetchone()[0]
+    assert isinstance(text_value, np.ndarray)
+    np.testing.assert_allclose(text_value, vectors[7], rtol=1e-6)
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT embedding FROM py_items WHERE id = %s", (9,))
+        binary_value = cur.fetchone()[0]
+    np.testing.assert_array_equal(binary_value, vectors[9])
+
+
+def brute_force(vectors, q, k, mask=None):
+    d = np.linalg.norm(vectors.astype(np.float64) - q.astype(np.float64), axis=1)
+    ids = np.arange(len(vectors))
+    if mask is not None:
+        d, ids = d[mask], ids[mask]
+    order = np.lexsort((ids, d))[:k]
+    return [int(i) for i in ids[order]]
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_search_matches_numpy_brute_force(conn, data, binary):
+    vectors, _ = data
+    rng = np.random.default_rng(7)
+    with conn.cursor(binary=binary) as cur:
+        for _ in range(10):
+            q = rng.standard_normal(DIM).astype(np.float32)
+            cur.execute("SELECT id FROM py_items ORDER BY embedding <-> %s LIMIT 10", (q,))
+            got = [r[0] for r in cur.fetchall()]
+            assert got == brute_force(vectors, q, 10)
+
+
+def test_filtered_search_matches_brute_force(conn, data):
+    vectors, labels = data
+    q = np.ones(DIM, dtype=np.float32)
+    rows = conn.execute(
+        "SELECT id, embedding <-> %s AS d FROM py_items WHERE label = %s ORDER BY d LIMIT 10", (q, 3)
+    ).fetchall()
+    assert [r[0] for r in rows] == brute_force(vectors, q, 10, labels == 3)
+    expected = np.linalg.norm(vectors[rows[0][0]] - q)
+    assert abs(rows[0][1] - expected) < 1e-4
+
+
+def test_prepared_statement_reused(conn, data):
+    vectors, _ = data
+    with conn.cursor() as cur:
+        for i in range(5):
+            cur.execute("SELECT id FROM py_items ORDER BY embedding <-> %s LIMIT 1", (vectors[i],), prepare=True)
+            assert cur.fetchone()[0] == i
+
+
+def test_insert_with_parameters_and_returning(conn, data):
+    v = np.arange(DIM, dtype=np.float32)
+    row = conn.execute(
+        "INSERT INTO py_items (id, embedding, label) VALUES (%s, %s, %s) RETURNING id, label", (ROWS + 1, v, 5)
+    ).fetchone()
+    assert row == (ROWS + 1, 5)
+    cur = conn.execute("DELETE FROM py_items WHERE id = %s", (ROWS + 1,))
+    assert cur.rowcount == 1
+    assert cur.statusmessage == "DELETE 1"
+
+
+def test_errors_carry_sqlstate_and_connection_survives(conn, data):
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute("INSERT INTO py_items (id, embedding, label) VALUES (1, %s, 1)", (np.zeros(DIM, dtype=np.float32),))
+    with pytest.raises(psycopg.errors.DataException, match="expected 16 dimensions, not 3"):
+        conn.execute("INSERT INTO py_items (id, embedding) VALUES (%s, %s)", (ROWS + 2, np.zeros(3, dtype=np.float32)))
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        conn.execute("SELECT * FROM no_such_table")
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        conn.execute("SELECT no_such_column FROM py_items")
+    assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_nested_transaction_savepoints(conn, data):
+    with conn.transaction():
+        with conn.transaction():
+            conn.execute("SELECT 1")
+    assert conn.execute("SELECT 2").fetchone()[0] == 2
+
+
+def test_settings_do_not_leak_between_connections(conn):
+    with psycopg.connect(URL, autocommit=True) as other:
+        other.execute("SET hnsw.ef_search = 200")
+        assert other.execute("SHOW hnsw.ef_search").fetchone()[0] == "200"
+        assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "40"
