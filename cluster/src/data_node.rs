@@ -185,11 +185,7 @@ impl DataNode {
             }
         }
         let merged = concat_batches(&storage, &kept)?;
-        let new_id = {
-            let mut meta = table.meta.write();
-            meta.next_segment_id += 1;
-            meta.next_segment_id - 1
-        };
+        let new_id = crate::table::alloc_segment_id(&mut table.meta.write());
         let path = segment_path(table_id, new_id);
         put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
         let record = SegmentMeta {

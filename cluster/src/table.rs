@@ -80,8 +80,8 @@ const MAX_SMALL_TAIL: usize = 32;
 
 impl TableRuntime {
     /// A table with no data yet.
-    pub fn new(meta: TableMeta, tso: Arc<Tso>, autoid: IdAllocator, seal: SealPolicy) -> Self {
-        let growing_id = meta.next_segment_id;
+    pub fn new(mut meta: TableMeta, tso: Arc<Tso>, autoid: IdAllocator, seal: SealPolicy) -> Self {
+        let growing_id = alloc_segment_id(&mut meta);
         let runtime = Self {
             meta: RwLock::new(meta),
             data: RwLock::new(TableData::default()),
@@ -177,11 +177,7 @@ impl TableRuntime {
     }
 
     fn seal_growing(&self, data: &mut TableData) {
-        let next_id = {
-            let mut meta = self.meta.write();
-            meta.next_segment_id = meta.next_segment_id.max(data.growing.id) + 1;
-            meta.next_segment_id
-        };
+        let next_id = alloc_segment_id(&mut self.meta.write());
         let growing = std::mem::take(&mut data.growing);
         data.growing.id = next_id;
         data.sealed.push(SealedSegment {
@@ -230,6 +226,14 @@ impl TableRuntime {
         }
         min
     }
+}
+
+/// Hands out a segment id never used before in this table (growing, sealed
+/// and compacted segments all draw from it).
+pub fn alloc_segment_id(meta: &mut TableMeta) -> u64 {
+    let id = meta.next_segment_id.max(1);
+    meta.next_segment_id = id + 1;
+    id
 }
 
 fn merge_tail(growing: &mut GrowingSegment, schema: &SchemaRef) -> Result<()> {

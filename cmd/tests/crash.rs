@@ -106,7 +106,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
     let kills: usize = std::env::var("QUIVER_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24);
+        .unwrap_or(30);
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);

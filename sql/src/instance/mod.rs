@@ -9,6 +9,7 @@ mod copy;
 mod ddl;
 mod dml;
 mod functions;
+mod pg_types;
 mod session_cmds;
 
 use std::collections::BTreeMap;
@@ -355,6 +356,18 @@ impl QueryHandler for Instance {
         let ctx = new_session_context(self.engine.clone() as Arc<dyn CatalogSource>);
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
+        if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
+            if let Some(inner) = catalog.schema("pg_catalog") {
+                let overlay = pg_types::PgCatalogOverlay {
+                    inner,
+                    engine: self.engine.clone(),
+                };
+                catalog
+                    .register_schema("pg_catalog", Arc::new(overlay))
+                    .map_err(|e| SqlError::Internal(format!("pg_catalog overlay: {e}")))?;
+            }
+        }
+        ctx.register_udf(pg_types::format_type());
         for udf in functions::system_functions() {
             ctx.register_udf(udf);
         }

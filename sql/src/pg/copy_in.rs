@@ -83,7 +83,8 @@ pub(crate) struct CopyDecoder {
     header_pending: bool,
     /// The end-of-data marker (`\.` or the binary trailer) was seen.
     done: bool,
-    /// Text: bytes at the start of `pending` already known to hold no newline.
+    /// Bytes at the start of `pending` already known to hold no line end
+    /// (an unfinished record is not rescanned until one arrives).
     scanned: usize,
     /// Most bytes held (decoded batches plus pending input).
     limit: usize,
@@ -338,6 +339,13 @@ impl CopyDecoder {
 
     /// CSV: RFC 4180 quoting, records may span lines inside quotes.
     fn process_csv(&mut self, eof: bool) -> Result<usize, CopyError> {
+        let unseen = &self.pending[self.scanned.min(self.pending.len())..];
+        if !eof && !unseen.iter().any(|&b| b == b'\n' || b == b'\r') {
+            // A record only ends at a line end: nothing new can be complete.
+            self.scanned = self.pending.len();
+            return Ok(0);
+        }
+        self.scanned = 0;
         let mut pos = 0;
         while !self.done && pos < self.pending.len() {
             let Some((fields, next)) = self.scan_csv(pos, eof)? else {
@@ -376,6 +384,7 @@ impl CopyDecoder {
                 .collect();
             self.push_row(start_line, &values, record_len)?;
         }
+        self.scanned = self.pending.len() - pos;
         Ok(pos)
     }
 

@@ -282,17 +282,24 @@ async fn binary_vectors_over_the_extended_protocol() {
     use tokio::io::AsyncWriteExt;
     let server = Server::start().await;
     setup(&server.connect().await).await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
     let params = b"user\0tester\0database\0quiver\0\0";
     let mut startup = (params.len() as i32 + 8).to_be_bytes().to_vec();
     startup.extend_from_slice(&196608i32.to_be_bytes());
     startup.extend_from_slice(params);
     stream.write_all(&startup).await.unwrap();
     let startup = read_until_ready(&mut stream).await;
-    assert!(startup.iter().any(|(t, b)| *t == b'S' && b.starts_with(b"server_version\x0016.0\0")));
+    assert!(startup
+        .iter()
+        .any(|(t, b)| *t == b'S' && b.starts_with(b"server_version\x0016.0\0")));
 
     let vector_oid = arrow_pg::datatypes::PG_VECTOR_TYPE_OID;
-    let mut out = parse("INSERT INTO items (id, v) VALUES ($1, $2)", &[20, vector_oid]);
+    let mut out = parse(
+        "INSERT INTO items (id, v) VALUES ($1, $2)",
+        &[20, vector_oid],
+    );
     out.extend(bind(&[&5i64.to_be_bytes(), &pgvector(&[1.5, 2.5, 3.5])]));
     out.extend(message(b'E', b"\0\0\0\0\0"));
     out.extend(message(b'S', b""));
@@ -428,23 +435,4 @@ async fn statement_timeout_and_cancel() {
         Some("1")
     );
     server.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn manual_server_tmp() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = QuiverConfig {
-        data_dir: dir.path().to_path_buf(),
-        ..Default::default()
-    };
-    let engine = Engine::open(config).await.unwrap();
-    let handler: QueryHandlerRef = Arc::new(Instance::new(engine));
-    let listener = TcpListener::bind("127.0.0.1:54329").await.unwrap();
-    serve(
-        listener,
-        handler,
-        tokio::time::sleep(Duration::from_secs(120)),
-    )
-    .await;
 }

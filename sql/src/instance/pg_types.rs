@@ -1,0 +1,252 @@
+//! Postgres type information of Quiver columns for client catalogs:
+//! `pg_catalog.pg_attribute` reports each column's real type OID and type
+//! modifier (`vector(3)`, `character varying(20)`, `jsonb`, ...), and
+//! `format_type` prints pgvector's `vector(n)`; psql's `\d` relies on both.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use async_trait::async_trait;
+use datafusion::catalog::{SchemaProvider, Session};
+use datafusion::common::Result;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+};
+use datafusion::physical_plan::ExecutionPlan;
+use quiver_cluster::Engine;
+use quiver_common::schema::ColumnType;
+
+/// OID of pgvector's `vector` type as Quiver reports it.
+pub const VECTOR_OID: i32 = arrow_pg::datatypes::PG_VECTOR_TYPE_OID as i32;
+
+/// Postgres type OID and type modifier of a column type.
+pub fn pg_type_of(column_type: &ColumnType) -> (i32, i32) {
+    match column_type {
+        ColumnType::Bool => (16, -1),
+        ColumnType::Int16 => (21, -1),
+        ColumnType::Int32 => (23, -1),
+        ColumnType::Int64 => (20, -1),
+        ColumnType::Float32 => (700, -1),
+        ColumnType::Float64 => (701, -1),
+        ColumnType::Text { max_len: None } => (25, -1),
+        ColumnType::Text { max_len: Some(n) } => (1043, *n as i32 + 4),
+        ColumnType::Json => (3802, -1),
+        ColumnType::TimestampTz => (1184, -1),
+        ColumnType::Vector { dim } => (VECTOR_OID, *dim as i32),
+    }
+}
+
+/// The `pg_catalog` schema with a type-exact `pg_attribute`.
+#[derive(Debug)]
+pub struct PgCatalogOverlay {
+    pub inner: Arc<dyn SchemaProvider>,
+    pub engine: Arc<Engine>,
+}
+
+#[async_trait]
+impl SchemaProvider for PgCatalogOverlay {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let table = self.inner.table(name).await?;
+        if name != "pg_attribute" {
+            return Ok(table);
+        }
+        let (Some(attributes), Some(classes), Some(namespaces)) = (
+            table,
+            self.inner.table("pg_class").await?,
+            self.inner.table("pg_namespace").await?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(PgAttribute {
+            attributes,
+            classes,
+            namespaces,
+            engine: self.engine.clone(),
+        })))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct PgAttribute {
+    attributes: Arc<dyn TableProvider>,
+    classes: Arc<dyn TableProvider>,
+    namespaces: Arc<dyn TableProvider>,
+    engine: Arc<Engine>,
+}
+
+async fn scan_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+    let plan = table.scan(state, None, &[], None).await?;
+    datafusion::physical_plan::collect(plan, state.task_ctx()).await
+}
+
+fn int_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
+    let column = batch.column_by_name(name).ok_or_else(|| {
+        datafusion::error::DataFusionError::Internal(format!("pg_catalog column {name} missing"))
+    })?;
+    let ints = cast(column, &DataType::Int64)?;
+    Ok(ints.as_primitive::<Int64Type>().iter().collect())
+}
+
+fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
+    let column = batch.column_by_name(name).ok_or_else(|| {
+        datafusion::error::DataFusionError::Internal(format!("pg_catalog column {name} missing"))
+    })?;
+    let strings = cast(column, &DataType::Utf8)?;
+    Ok(strings
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.map(str::to_string))
+        .collect())
+}
+
+#[async_trait]
+impl TableProvider for PgAttribute {
+    fn schema(&self) -> SchemaRef {
+        self.attributes.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut namespaces = HashMap::new();
+        for batch in scan_all(&self.namespaces, state).await? {
+            for (oid, name) in int_column(&batch, "oid")?
+                .into_iter()
+                .zip(string_column(&batch, "nspname")?)
+            {
+                if let (Some(oid), Some(name)) = (oid, name) {
+                    namespaces.insert(oid, name);
+                }
+            }
+        }
+        let mut relations = HashMap::new();
+        for batch in scan_all(&self.classes, state).await? {
+            let oids = int_column(&batch, "oid")?;
+            let names = string_column(&batch, "relname")?;
+            let spaces = int_column(&batch, "relnamespace")?;
+            for ((oid, name), space) in oids.into_iter().zip(names).zip(spaces) {
+                if let (Some(oid), Some(name), Some(space)) = (oid, name, space) {
+                    if let Some(schema) = namespaces.get(&space) {
+                        relations.insert(oid, (schema.clone(), name));
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for batch in scan_all(&self.attributes, state).await? {
+            let relids = int_column(&batch, "attrelid")?;
+            let names = string_column(&batch, "attname")?;
+            let schema = batch.schema();
+            let typid_index = schema.index_of("atttypid")?;
+            let typmod_index = schema.index_of("atttypmod")?;
+            let old_typids = int_column(&batch, "atttypid")?;
+            let old_typmods = int_column(&batch, "atttypmod")?;
+            let mut typids = Vec::with_capacity(batch.num_rows());
+            let mut typmods = Vec::with_capacity(batch.num_rows());
+            for row in 0..batch.num_rows() {
+                let exact = relids[row]
+                    .and_then(|oid| relations.get(&oid))
+                    .and_then(|(db, table)| self.engine.table(db, table).ok())
+                    .and_then(|t| {
+                        let schema = t.schema();
+                        let name = names[row].as_deref()?;
+                        let index = schema.column_index(name)?;
+                        Some(pg_type_of(&schema.columns[index].column_type))
+                    });
+                let (typid, typmod) = exact.unwrap_or((
+                    old_typids[row].unwrap_or(0) as i32,
+                    old_typmods[row].unwrap_or(-1) as i32,
+                ));
+                typids.push(typid);
+                typmods.push(typmod);
+            }
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            columns[typid_index] = cast(
+                &Int32Array::from(typids),
+                schema.field(typid_index).data_type(),
+            )?;
+            columns[typmod_index] = cast(
+                &Int32Array::from(typmods),
+                schema.field(typmod_index).data_type(),
+            )?;
+            out.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[out],
+            self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// `format_type(oid, typmod)` that knows pgvector's `vector(n)`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct FormatType {
+    inner: ScalarUDF,
+}
+
+/// The `format_type` function.
+pub fn format_type() -> ScalarUDF {
+    ScalarUDF::from(FormatType {
+        inner: datafusion_pg_catalog::pg_catalog::format_type::create_format_type_udf(),
+    })
+}
+
+impl ScalarUDFImpl for FormatType {
+    fn name(&self) -> &str {
+        "format_type"
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let oids = cast(&args.args[0].to_array(rows)?, &DataType::Int64)?;
+        let mods = cast(&args.args[1].to_array(rows)?, &DataType::Int64)?;
+        let inner = self.inner.invoke_with_args(args)?.to_array(rows)?;
+        let inner = cast(&inner, &DataType::Utf8)?;
+        let inner = inner.as_string::<i32>();
+        let oids = oids.as_primitive::<Int64Type>();
+        let mods = mods.as_primitive::<Int64Type>();
+        let out: StringArray = (0..rows)
+            .map(|i| {
+                if oids.is_valid(i) && oids.value(i) == VECTOR_OID as i64 {
+                    Some(if mods.is_valid(i) && mods.value(i) > 0 {
+                        format!("vector({})", mods.value(i))
+                    } else {
+                        "vector".to_string()
+                    })
+                } else if inner.is_valid(i) {
+                    Some(inner.value(i).to_string())
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
