@@ -11,8 +11,10 @@ use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
 use quiver_sql::Instance;
 
 async fn instance(dir: &std::path::Path) -> Arc<Instance> {
-    let mut config = QuiverConfig::default();
-    config.data_dir = dir.to_path_buf();
+    let mut config = QuiverConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     config.segment.seal_rows = 3;
     let engine = Engine::open(config).await.unwrap();
     Arc::new(Instance::new(engine))

@@ -45,8 +45,10 @@ pub fn slt_files() -> Vec<PathBuf> {
 
 /// A test configuration on `dir` with small segments so tests cross seal/flush paths.
 pub fn test_config(dir: &Path) -> QuiverConfig {
-    let mut config = QuiverConfig::default();
-    config.data_dir = dir.to_path_buf();
+    let mut config = QuiverConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     config.segment.seal_rows = 4;
     config.segment.compaction_min_segments = 3;
     config.segment.compaction_small_rows = 1000;

@@ -32,6 +32,13 @@ pub fn type_oid(name: &str) -> Option<i32> {
     Some(match name.as_str() {
         "vector" => arrow_pg::datatypes::PG_VECTOR_TYPE_OID as i32,
         "bool" | "boolean" => 16,
+        "char" | "\"char\"" => 18,
+        "name" => 19,
+        "bpchar" | "character" => 1042,
+        "time" => 1083,
+        "interval" => 1186,
+        "bit" => 1560,
+        "varbit" | "bit varying" => 1562,
         "bytea" => 17,
         "int8" | "bigint" => 20,
         "int2" | "smallint" => 21,

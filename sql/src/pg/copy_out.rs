@@ -98,9 +98,6 @@ impl CopyEncoder {
                 out.push(self.delimiter);
             }
             match text_value(column, field, row)? {
-                None if self.format == CopyFormat::Csv => {
-                    out.extend_from_slice(self.null.as_bytes())
-                }
                 None => out.extend_from_slice(self.null.as_bytes()),
                 Some(text) if self.format == CopyFormat::Csv => self.csv_value(&text, out),
                 Some(text) => self.text_escape(&text, out),
@@ -116,7 +113,7 @@ impl CopyEncoder {
                 b'\\' => out.extend_from_slice(b"\\\\"),
                 b'\n' => out.extend_from_slice(b"\\n"),
                 b'\r' => out.extend_from_slice(b"\\r"),
-                b'\t' if self.delimiter == b'\t' => out.extend_from_slice(b"\\t"),
+                b'\t' => out.extend_from_slice(b"\\t"),
                 8 => out.extend_from_slice(b"\\b"),
                 12 => out.extend_from_slice(b"\\f"),
                 11 => out.extend_from_slice(b"\\v"),
