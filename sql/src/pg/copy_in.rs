@@ -9,7 +9,7 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
-use super::copy_cols::{Column, FieldError};
+use super::copy_cols::{unescape_text, Column, FieldError};
 use super::errors::pg_error;
 use crate::handler::{CopyFormat, CopySpec};
 use pgwire::error::PgWireError;
@@ -556,53 +556,4 @@ fn read_i32(buf: &[u8], at: usize) -> i32 {
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
-}
-
-/// Undoes the text format's backslash escapes (`\t`, `\n`, `\\`, octal, `\x` hex...).
-pub(crate) fn unescape_text(raw: &[u8]) -> Vec<u8> {
-    if !raw.contains(&b'\\') {
-        return raw.to_vec();
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        let c = raw[i];
-        if c != b'\\' || i + 1 == raw.len() {
-            out.push(c);
-            i += 1;
-            continue;
-        }
-        let e = raw[i + 1];
-        i += 2;
-        match e {
-            b'b' => out.push(8),
-            b'f' => out.push(12),
-            b'n' => out.push(b'\n'),
-            b'r' => out.push(b'\r'),
-            b't' => out.push(b'\t'),
-            b'v' => out.push(11),
-            b'0'..=b'7' => {
-                let mut value = (e - b'0') as u32;
-                let mut digits = 1;
-                while digits < 3 && i < raw.len() && (b'0'..=b'7').contains(&raw[i]) {
-                    value = value * 8 + (raw[i] - b'0') as u32;
-                    i += 1;
-                    digits += 1;
-                }
-                out.push(value as u8);
-            }
-            b'x' if i < raw.len() && raw[i].is_ascii_hexdigit() => {
-                let mut value = 0u32;
-                let mut digits = 0;
-                while digits < 2 && i < raw.len() && raw[i].is_ascii_hexdigit() {
-                    value = value * 16 + (raw[i] as char).to_digit(16).unwrap_or(0);
-                    i += 1;
-                    digits += 1;
-                }
-                out.push(value as u8);
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }

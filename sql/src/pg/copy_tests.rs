@@ -11,7 +11,8 @@ use arrow::datatypes::{
 };
 use quiver_common::schema::{vector_arrow_type, JSON_METADATA_KEY};
 
-use super::copy_in::{unescape_text, CopyDecoder, CopyError, MAX_BATCH_ROWS};
+use super::copy_cols::unescape_text;
+use super::copy_in::{CopyDecoder, CopyError, MAX_BATCH_ROWS};
 use super::copy_out::{format_float, format_timestamp, CopyEncoder};
 use crate::handler::{CopyFormat, CopySpec};
 
