@@ -73,6 +73,9 @@ impl EngineError {
             EngineError::InvalidDefinition(_) => StatusCode::InvalidTableDefinition,
             EngineError::TypeMismatch { .. } => StatusCode::TypeMismatch,
             EngineError::ValueTooLong(_) => StatusCode::LimitExceeded,
+            EngineError::Storage(quiver_storage::StorageError::RecordTooLarge { .. }) => {
+                StatusCode::LimitExceeded
+            }
             EngineError::Storage(_) => StatusCode::StorageUnavailable,
             EngineError::Arrow(_) => StatusCode::Internal,
             EngineError::Parquet(_) => StatusCode::StorageUnavailable,

@@ -26,7 +26,7 @@ use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_planner::session::CATALOG_NAME;
 
-use super::{bind, normalize_ident, parameter_types, Instance};
+use super::{normalize_ident, parameter_types, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Prepared, Session};
 
@@ -696,9 +696,4 @@ pub async fn truncate(
         delete_keys(instance, &database, &table, keys).await?;
     }
     Ok(Output::Command(CommandTag::new("TRUNCATE TABLE")))
-}
-
-#[allow(dead_code)]
-fn _bind_is_used(plan: LogicalPlan) -> Result<LogicalPlan> {
-    bind(plan, None)
 }
