@@ -56,6 +56,13 @@ impl SchemaProvider for PgCatalogOverlay {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
+        if name == "pg_type" {
+            let (Some(types), Some(namespaces)) = (table, self.inner.table("pg_namespace").await?)
+            else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(PgType { types, namespaces })));
+        }
         if name != "pg_attribute" {
             return Ok(table);
         }
@@ -190,6 +197,75 @@ impl TableProvider for PgAttribute {
                 &Int32Array::from(typmods),
                 schema.field(typmod_index).data_type(),
             )?;
+            out.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[out],
+            self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// `pg_type` with pgvector's `vector` in schema `public`, where
+/// `CREATE EXTENSION vector` puts it (asyncpg looks it up as `public.vector`).
+#[derive(Debug)]
+struct PgType {
+    types: Arc<dyn TableProvider>,
+    namespaces: Arc<dyn TableProvider>,
+}
+
+#[async_trait]
+impl TableProvider for PgType {
+    fn schema(&self) -> SchemaRef {
+        self.types.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut public = None;
+        for batch in scan_all(&self.namespaces, state).await? {
+            for (oid, name) in int_column(&batch, "oid")?
+                .into_iter()
+                .zip(string_column(&batch, "nspname")?)
+            {
+                if name.as_deref() == Some("public") {
+                    public = oid;
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for batch in scan_all(&self.types, state).await? {
+            let Some(public) = public else {
+                out.push(batch);
+                continue;
+            };
+            let schema = batch.schema();
+            let ns_index = schema.index_of("typnamespace")?;
+            let oids = int_column(&batch, "oid")?;
+            let namespaces = int_column(&batch, "typnamespace")?;
+            let patched: Int32Array = oids
+                .iter()
+                .zip(namespaces)
+                .map(|(oid, ns)| {
+                    if *oid == Some(VECTOR_OID as i64) {
+                        Some(public as i32)
+                    } else {
+                        ns.map(|n| n as i32)
+                    }
+                })
+                .collect();
+            let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+            columns[ns_index] = cast(&patched, schema.field(ns_index).data_type())?;
             out.push(RecordBatch::try_new(schema.clone(), columns)?);
         }
         Ok(MemorySourceConfig::try_new_exec(
