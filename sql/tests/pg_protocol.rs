@@ -128,3 +128,24 @@ async fn statement_timeout_cancels_a_long_query() {
     c.batch_execute("SET statement_timeout = 0").await.unwrap();
     assert_eq!(c.simple_query("SELECT 1").await.unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_request_stops_a_running_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    let token = c.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        token.cancel_query(NoTls).await
+    });
+    let started = std::time::Instant::now();
+    let err = c
+        .simple_query("SELECT count(*) FROM generate_series(1, 4000000000) a")
+        .await
+        .unwrap_err();
+    canceller.await.unwrap().unwrap();
+    assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(c.simple_query("SELECT 1").await.unwrap().len(), 3);
+}
