@@ -28,7 +28,7 @@ use crate::coordinator::{
 };
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
-use crate::query_node::{read_deltalog, read_parquet};
+use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole};
 use crate::streaming::{keys_of, StreamingNode, WriteMode, WriteOutcome};
 use crate::table::{SealPolicy, SealedSegment, TableRuntime};
 
@@ -56,8 +56,9 @@ pub struct Engine {
     config: QuiverConfig,
     meta: Arc<dyn MetaStore>,
     objects: ObjectStoreRef,
-    streaming: StreamingNode,
-    data_node: DataNode,
+    streaming: Arc<dyn StreamingRole>,
+    data_node: Arc<dyn DataRole>,
+    query_node: Arc<dyn QueryRole>,
     tso: Arc<Tso>,
     catalog: RwLock<CatalogState>,
     wake: Notify,
@@ -93,11 +94,14 @@ impl Engine {
         })?);
         let tso = Arc::new(Tso::open(meta.clone())?);
         let mut engine = Engine {
-            data_node: DataNode {
+            data_node: Arc::new(DataNode {
                 meta: meta.clone(),
                 objects: objects.clone(),
-            },
-            streaming: StreamingNode::new(wal),
+            }),
+            query_node: Arc::new(LocalQueryNode {
+                objects: objects.clone(),
+            }),
+            streaming: Arc::new(StreamingNode::new(wal)),
             config,
             meta,
             objects,
@@ -145,7 +149,7 @@ impl Engine {
             let mut sealed = Vec::new();
             for (seg_key, seg_value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
                 let seg: SegmentMeta = decode(&seg_key, &seg_value)?;
-                let batches = read_parquet(&self.objects, &seg.path).await?;
+                let batches = self.query_node.load_segment(&seg.path).await?;
                 referenced.insert(seg.path.clone());
                 meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
                 sealed.push(SealedSegment {
@@ -161,7 +165,7 @@ impl Engine {
             let runtime = self.runtime(meta.clone())?;
             for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
                 let path: String = decode(&dl_key, &dl_value)?;
-                let entries = read_deltalog(&self.objects, &path).await?;
+                let entries = self.query_node.load_deltalog(&path).await?;
                 let mut deletes = runtime.deletes.write();
                 for (pk, ts) in entries {
                     deletes.insert(&pk, ts);

@@ -8,6 +8,7 @@
 //! * [`data_node`] — flush of sealed segments and delete logs to Parquet in
 //!   object storage, compaction;
 //! * [`query_node`] — loading flushed segments and delete logs;
+//! * [`roles`] — the role traits the engine calls (in-process today, gRPC in cluster mode);
 //! * [`table`] — one table's run-time state, the execution layer's `TableSource`;
 //! * [`engine`] — [`engine::Engine`], all roles in one process over the
 //!   embedded storage implementations, with recovery and background maintenance.
@@ -20,6 +21,7 @@ pub mod data_node;
 pub mod engine;
 pub mod error;
 pub mod query_node;
+pub mod roles;
 pub mod streaming;
 pub mod table;
 

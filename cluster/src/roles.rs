@@ -1,0 +1,115 @@
+//! The role interfaces. Standalone wires in-process implementations
+//! ([`StreamingNode`](crate::streaming::StreamingNode),
+//! [`DataNode`](crate::data_node::DataNode),
+//! [`LocalQueryNode`]); cluster mode adds implementations that call the
+//! roles over gRPC, without changing the [`Engine`](crate::Engine).
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use quiver_exec::pk::PkValue;
+use quiver_storage::{ObjectStoreRef, Wal};
+
+use crate::error::Result;
+use crate::streaming::{WriteMode, WriteOutcome};
+use crate::table::TableRuntime;
+
+/// The streaming role: owns the WAL of its shards and their growing segments.
+pub trait StreamingRole: Send + Sync {
+    /// Inserts or upserts rows; returns once they are durable and visible.
+    fn write(
+        &self,
+        table: &TableRuntime,
+        batch: RecordBatch,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome>;
+    /// Deletes rows by key; returns how many visible rows were deleted.
+    fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize>;
+    /// The write-ahead log (replay, truncation, close).
+    fn wal(&self) -> &Arc<dyn Wal>;
+}
+
+/// The data role: persists sealed segments and deletes, compacts.
+#[async_trait]
+pub trait DataRole: Send + Sync {
+    /// Flushes sealed segments and pending deletes of a table; returns segments flushed.
+    async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
+    /// Merges small flushed segments; returns segments merged.
+    async fn compact_table(
+        &self,
+        table: &TableRuntime,
+        compaction_ts: u64,
+        min_segments: usize,
+        small_rows: usize,
+    ) -> Result<usize>;
+}
+
+/// The query role: loads flushed segments and delete logs.
+#[async_trait]
+pub trait QueryRole: Send + Sync {
+    /// Rows of a flushed segment.
+    async fn load_segment(&self, path: &str) -> Result<Vec<RecordBatch>>;
+    /// (key, timestamp) entries of a delete log.
+    async fn load_deltalog(&self, path: &str) -> Result<Vec<(PkValue, u64)>>;
+}
+
+/// The query role in process: reads Parquet objects from object storage.
+#[derive(Debug, Clone)]
+pub struct LocalQueryNode {
+    pub objects: ObjectStoreRef,
+}
+
+#[async_trait]
+impl QueryRole for LocalQueryNode {
+    async fn load_segment(&self, path: &str) -> Result<Vec<RecordBatch>> {
+        crate::query_node::read_parquet(&self.objects, path).await
+    }
+
+    async fn load_deltalog(&self, path: &str) -> Result<Vec<(PkValue, u64)>> {
+        crate::query_node::read_deltalog(&self.objects, path).await
+    }
+}
+
+impl StreamingRole for crate::streaming::StreamingNode {
+    fn write(
+        &self,
+        table: &TableRuntime,
+        batch: RecordBatch,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        crate::streaming::StreamingNode::write(self, table, batch, mode)
+    }
+
+    fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
+        crate::streaming::StreamingNode::delete(self, table, keys)
+    }
+
+    fn wal(&self) -> &Arc<dyn Wal> {
+        crate::streaming::StreamingNode::wal(self)
+    }
+}
+
+#[async_trait]
+impl DataRole for crate::data_node::DataNode {
+    async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
+        crate::data_node::DataNode::flush_table(self, table).await
+    }
+
+    async fn compact_table(
+        &self,
+        table: &TableRuntime,
+        compaction_ts: u64,
+        min_segments: usize,
+        small_rows: usize,
+    ) -> Result<usize> {
+        crate::data_node::DataNode::compact_table(
+            self,
+            table,
+            compaction_ts,
+            min_segments,
+            small_rows,
+        )
+        .await
+    }
+}
