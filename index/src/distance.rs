@@ -114,9 +114,19 @@ pub fn l1(a: &[f32], b: &[f32]) -> f32 {
 /// `1 - cos(a, b)`; NaN when either vector has zero norm (as pgvector).
 #[inline]
 pub fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
-    let dot = inner_product(a, b) as f64;
-    let na = inner_product(a, a) as f64;
-    let nb = inner_product(b, b) as f64;
+    cosine_from_parts(
+        inner_product(a, b),
+        inner_product(a, a),
+        inner_product(b, b),
+    )
+}
+
+/// `1 - cos` from a precomputed dot product and squared norms; bit-identical
+/// to [`cosine_distance`] when the parts come from [`inner_product`]. Lets an
+/// exact scan precompute row norms without changing a single result.
+#[inline]
+pub fn cosine_from_parts(dot: f32, a_sq_norm: f32, b_sq_norm: f32) -> f64 {
+    let (dot, na, nb) = (dot as f64, a_sq_norm as f64, b_sq_norm as f64);
     if na == 0.0 || nb == 0.0 {
         return f64::NAN;
     }

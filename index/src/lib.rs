@@ -1,12 +1,42 @@
-//! `quiver-index` owns vector math: the distance kernels every search uses
-//! ([`distance`]) and exact top-k selection ([`topk`]). Approximate indexes
-//! (HNSW, IVF, quantized) join this crate behind one trait family.
+//! `quiver-index` owns vector math and vector indexes: the distance kernels
+//! every search uses ([`distance`]), exact top-k selection ([`topk`]), and
+//! the index trait family ([`index`]) with its implementations.
+//!
+//! Every index implements [`VectorIndex`]: k-nearest-neighbour search over
+//! rows `0..n` (the positions of the vectors given to [`build_index`]),
+//! results ordered by `(distance, row)`, an optional [`RowFilter`] that
+//! restricts which rows may be returned, and a versioned, checksummed
+//! little-endian serialization read back by [`load_index`] (corrupt bytes are
+//! an [`IndexError`], never a panic).
+//!
+//! - [`flat`]: FLAT, an exact scan; the reference for approximate indexes.
+//! - [`hnsw`]: HNSW, a hierarchical navigable small world graph with
+//!   heuristic neighbour selection, seeded (deterministic) builds, cosine via
+//!   normalized inner product, and filtered search that falls back to an
+//!   exact scan of the allowed rows when the filter is very selective.
+//! - [`eval`]: data generators and recall helpers for tests and benchmarks.
 //!
 //! Kernels are written as fixed-width lane loops with independent
 //! accumulators so the compiler emits SIMD code (SSE/AVX on x86-64, NEON on
 //! arm) without `unsafe`; the scalar reference versions exist for tests.
 
 pub mod distance;
+pub mod eval;
+pub mod flat;
+pub mod hnsw;
+pub mod index;
+mod serial;
 pub mod topk;
+mod visited;
+
+#[cfg(test)]
+mod tests;
 
 pub use distance::Metric;
+pub use flat::FlatIndex;
+pub use hnsw::HnswIndex;
+pub use index::{
+    build_index, load_index, BuildOptions, IndexError, IndexKind, Neighbor, RowBitmap, RowFilter,
+    SearchParams, VectorIndex,
+};
+pub use serial::FORMAT_VERSION;

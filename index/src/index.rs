@@ -1,0 +1,361 @@
+//! The vector index trait family: one object-safe trait, [`VectorIndex`],
+//! implemented by every index kind, plus building ([`build_index`]) and
+//! loading ([`load_index`]) entry points that dispatch on [`IndexKind`].
+//!
+//! Rows are identified by their position `0..n` in the vectors given to
+//! [`build_index`]. Every search returns at most `k` [`Neighbor`]s ordered by
+//! `(distance, row)`, which matches an exact `ORDER BY dist, row`.
+
+use std::cmp::Ordering;
+
+use thiserror::Error;
+
+use crate::distance::Metric;
+use crate::flat::FlatIndex;
+use crate::hnsw::HnswIndex;
+use crate::serial::{Header, Reader};
+
+/// Which index structure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexKind {
+    /// Exact scan; the reference for every approximate index.
+    Flat,
+    /// Hierarchical navigable small world graph.
+    Hnsw,
+}
+
+impl IndexKind {
+    /// The index method name as written in `CREATE INDEX ... USING`.
+    pub fn name(self) -> &'static str {
+        match self {
+            IndexKind::Flat => "flat",
+            IndexKind::Hnsw => "hnsw",
+        }
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            IndexKind::Flat => 1,
+            IndexKind::Hnsw => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(IndexKind::Flat),
+            2 => Some(IndexKind::Hnsw),
+            _ => None,
+        }
+    }
+}
+
+/// Per-query knobs; `None` means the index default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchParams {
+    /// HNSW `ef_search` (candidate list size); default `max(40, k)`.
+    pub ef: Option<usize>,
+    /// IVF lists to probe (unused by FLAT and HNSW).
+    pub nprobe: Option<usize>,
+}
+
+/// A predicate over row ids, evaluated during search.
+pub trait RowFilter: Sync {
+    /// Whether `row` may appear in the result.
+    fn allows(&self, row: u32) -> bool;
+
+    /// The fraction of rows allowed, when the filter knows it cheaply.
+    /// Indexes use it to choose between graph traversal and an exact scan of
+    /// the allowed rows; `None` makes them estimate it by sampling.
+    fn allowed_fraction(&self) -> Option<f64> {
+        None
+    }
+}
+
+impl<F: Fn(u32) -> bool + Sync> RowFilter for F {
+    fn allows(&self, row: u32) -> bool {
+        self(row)
+    }
+}
+
+/// A fixed-size set of allowed rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowBitmap {
+    words: Vec<u64>,
+    len: usize,
+    count: usize,
+}
+
+impl RowBitmap {
+    /// A bitmap over rows `0..len` with nothing allowed.
+    pub fn new(len: usize) -> Self {
+        Self {
+            words: vec![0; len.div_ceil(64)],
+            len,
+            count: 0,
+        }
+    }
+
+    /// A bitmap over rows `0..len` allowing exactly `rows` (ids `>= len` are
+    /// ignored).
+    pub fn from_rows(len: usize, rows: impl IntoIterator<Item = u32>) -> Self {
+        let mut bitmap = Self::new(len);
+        for row in rows {
+            bitmap.insert(row);
+        }
+        bitmap
+    }
+
+    /// Allows `row`; returns whether it was newly allowed.
+    pub fn insert(&mut self, row: u32) -> bool {
+        let i = row as usize;
+        if i >= self.len {
+            return false;
+        }
+        let (w, bit) = (i / 64, 1u64 << (i % 64));
+        let new = self.words[w] & bit == 0;
+        self.words[w] |= bit;
+        self.count += new as usize;
+        new
+    }
+
+    /// Whether `row` is allowed.
+    #[inline]
+    pub fn contains(&self, row: u32) -> bool {
+        let i = row as usize;
+        i < self.len && self.words[i / 64] & (1u64 << (i % 64)) != 0
+    }
+
+    /// Number of allowed rows.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Number of rows the bitmap covers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the bitmap covers no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl RowFilter for RowBitmap {
+    fn allows(&self, row: u32) -> bool {
+        self.contains(row)
+    }
+
+    fn allowed_fraction(&self) -> Option<f64> {
+        (self.len > 0).then(|| self.count as f64 / self.len as f64)
+    }
+}
+
+/// One search result. Ordered by `(distance, row)`; NaN sorts last.
+#[derive(Debug, Clone, Copy)]
+pub struct Neighbor {
+    pub row: u32,
+    pub distance: f32,
+}
+
+impl PartialEq for Neighbor {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Neighbor {}
+
+impl PartialOrd for Neighbor {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Neighbor {
+    fn cmp(&self, other: &Self) -> Ordering {
+        sort_key(self.distance)
+            .total_cmp(&sort_key(other.distance))
+            .then_with(|| self.row.cmp(&other.row))
+    }
+}
+
+/// NaN (e.g. cosine against a zero vector) sorts after every number.
+#[inline]
+pub(crate) fn sort_key(d: f32) -> f32 {
+    if d.is_nan() {
+        f32::INFINITY
+    } else {
+        d
+    }
+}
+
+/// Index build failures and corrupt serialized indexes.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum IndexError {
+    /// A build option or input outside its valid range.
+    #[error("{0}")]
+    InvalidParameter(String),
+    /// A vector or query of the wrong dimension.
+    #[error("expected {expected} dimensions, not {actual}")]
+    DimensionMismatch { expected: usize, actual: usize },
+    /// Serialized bytes that do not describe a valid index.
+    #[error("corrupt index: {0}")]
+    Corrupt(String),
+    /// Serialized by a newer (or unknown) format version.
+    #[error("unsupported index format version {0}")]
+    UnsupportedVersion(u16),
+    /// Loading or building an index with no data where data is required.
+    #[error("index is empty")]
+    Empty,
+}
+
+/// Options for [`build_index`]; FLAT ignores them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// HNSW max neighbours per node on upper layers (2m on layer 0).
+    pub m: usize,
+    /// HNSW candidate list size while building.
+    pub ef_construction: usize,
+    /// Seed for the HNSW level generator; same seed, same graph.
+    pub seed: u64,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            m: 16,
+            ef_construction: 200,
+            seed: 0x5157_4956_4552,
+        }
+    }
+}
+
+impl BuildOptions {
+    /// Checks the HNSW ranges (pgvector's limits and wording).
+    pub fn validate_hnsw(&self) -> Result<(), IndexError> {
+        if !(2..=100).contains(&self.m) {
+            return Err(IndexError::InvalidParameter(
+                "m must be between 2 and 100".into(),
+            ));
+        }
+        if !(4..=1000).contains(&self.ef_construction) {
+            return Err(IndexError::InvalidParameter(
+                "ef_construction must be between 4 and 1000".into(),
+            ));
+        }
+        if self.ef_construction < 2 * self.m {
+            return Err(IndexError::InvalidParameter(
+                "ef_construction must be greater than or equal to 2 * m".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A searchable vector index over rows `0..len()`.
+pub trait VectorIndex: Send + Sync {
+    fn kind(&self) -> IndexKind;
+    fn metric(&self) -> Metric;
+    fn dim(&self) -> usize;
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `k` nearest rows, closest first, ties by row; only rows the filter
+    /// allows. A query of the wrong dimension yields no rows (use
+    /// [`VectorIndex::try_search`] to get an error instead).
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&dyn RowFilter>,
+    ) -> Vec<Neighbor>;
+
+    /// [`VectorIndex::search`], rejecting a query of the wrong dimension.
+    fn try_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&dyn RowFilter>,
+    ) -> Result<Vec<Neighbor>, IndexError> {
+        if query.len() != self.dim() {
+            return Err(IndexError::DimensionMismatch {
+                expected: self.dim(),
+                actual: query.len(),
+            });
+        }
+        Ok(self.search(query, k, params, filter))
+    }
+
+    /// Versioned little-endian serialization, readable by [`load_index`].
+    fn to_bytes(&self) -> Vec<u8>;
+
+    /// Approximate heap bytes held.
+    fn memory_bytes(&self) -> usize;
+}
+
+/// Checks build inputs shared by every kind; returns the row count.
+pub(crate) fn validate_vectors(dim: usize, vectors: &[f32]) -> Result<usize, IndexError> {
+    if dim == 0 {
+        return Err(IndexError::InvalidParameter(
+            "dimension must be at least 1".into(),
+        ));
+    }
+    if dim > u32::MAX as usize {
+        return Err(IndexError::InvalidParameter(
+            "dimension must fit in 32 bits".into(),
+        ));
+    }
+    let n = vectors.len() / dim;
+    let leftover = vectors.len() - n * dim;
+    if leftover != 0 {
+        return Err(IndexError::DimensionMismatch {
+            expected: dim,
+            actual: leftover,
+        });
+    }
+    if n >= u32::MAX as usize {
+        return Err(IndexError::InvalidParameter(
+            "too many rows for one index".into(),
+        ));
+    }
+    if let Some(i) = vectors.iter().position(|x| !x.is_finite()) {
+        return Err(IndexError::InvalidParameter(format!(
+            "row {} contains NaN or infinity",
+            i / dim
+        )));
+    }
+    Ok(n)
+}
+
+/// Builds an index of `kind` over `vectors` (`n * dim` floats, row-major).
+pub fn build_index(
+    kind: IndexKind,
+    metric: Metric,
+    dim: usize,
+    vectors: &[f32],
+    options: &BuildOptions,
+) -> Result<Box<dyn VectorIndex>, IndexError> {
+    Ok(match kind {
+        IndexKind::Flat => Box::new(FlatIndex::build(metric, dim, vectors)?),
+        IndexKind::Hnsw => Box::new(HnswIndex::build(metric, dim, vectors, options)?),
+    })
+}
+
+/// Loads bytes written by [`VectorIndex::to_bytes`]. Corrupt or truncated
+/// input yields an error, never a panic.
+pub fn load_index(bytes: &[u8]) -> Result<Box<dyn VectorIndex>, IndexError> {
+    let mut reader = Reader::open(bytes)?;
+    let header = Header::read(&mut reader)?;
+    let index: Box<dyn VectorIndex> = match header.kind {
+        IndexKind::Flat => Box::new(FlatIndex::read(&header, &mut reader)?),
+        IndexKind::Hnsw => Box::new(HnswIndex::read(&header, &mut reader)?),
+    };
+    reader.finish()?;
+    Ok(index)
+}
