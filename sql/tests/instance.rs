@@ -46,6 +46,10 @@ async fn run(
     Ok(out)
 }
 
+async fn query(instance: &Instance, session: &mut Session, sql: &str) -> String {
+    text(&run(instance, session, sql).await.unwrap())
+}
+
 fn text(batches: &[RecordBatch]) -> String {
     arrow::util::pretty::pretty_format_batches(batches)
         .unwrap()
@@ -71,40 +75,31 @@ async fn explain_shows_the_vector_search_rewrite() {
     )
     .await
     .unwrap();
-    let plan = text(
-        &run(
-            &instance,
-            &mut s,
-            "EXPLAIN SELECT id FROM e WHERE c = 1 ORDER BY v <-> '[0,0]' LIMIT 2",
-        )
-        .await
-        .unwrap(),
-    );
+    let plan = query(
+        &instance,
+        &mut s,
+        "EXPLAIN SELECT id FROM e WHERE c = 1 ORDER BY v <-> '[0,0]' LIMIT 2",
+    )
+    .await;
     assert!(
         plan.contains("VectorSearch: table=e, column=v, metric=l2_distance, k=2"),
         "{plan}"
     );
     assert!(plan.contains("VectorSearchExec"), "{plan}");
     assert!(plan.contains("filter"), "{plan}");
-    let analyzed = text(
-        &run(
-            &instance,
-            &mut s,
-            "EXPLAIN ANALYZE SELECT id FROM e ORDER BY v <-> '[0,0]' LIMIT 2",
-        )
-        .await
-        .unwrap(),
-    );
+    let analyzed = query(
+        &instance,
+        &mut s,
+        "EXPLAIN ANALYZE SELECT id FROM e ORDER BY v <-> '[0,0]' LIMIT 2",
+    )
+    .await;
     assert!(analyzed.contains("rows_scanned=4"), "{analyzed}");
-    let rows = text(
-        &run(
-            &instance,
-            &mut s,
-            "SELECT id FROM e WHERE c = 1 ORDER BY v <-> '[0,0]' LIMIT 2",
-        )
-        .await
-        .unwrap(),
-    );
+    let rows = query(
+        &instance,
+        &mut s,
+        "SELECT id FROM e WHERE c = 1 ORDER BY v <-> '[0,0]' LIMIT 2",
+    )
+    .await;
     assert!(rows.contains("| 1  |") && rows.contains("| 3  |"), "{rows}");
 }
 
@@ -187,24 +182,18 @@ async fn data_survives_restart_through_segments_and_wal() {
         instance.engine().recovery
     );
     let mut s = session(&instance);
-    let out = text(
-        &run(
-            &instance,
-            &mut s,
-            "SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM r",
-        )
-        .await
-        .unwrap(),
-    );
+    let out = query(
+        &instance,
+        &mut s,
+        "SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM r",
+    )
+    .await;
     assert!(out.contains("| 8 | 3  | 100 |"), "{out}");
-    let out = text(
-        &run(
-            &instance,
-            &mut s,
-            "SELECT id FROM r ORDER BY v <-> '[0,0]' LIMIT 2",
-        )
-        .await
-        .unwrap(),
-    );
+    let out = query(
+        &instance,
+        &mut s,
+        "SELECT id FROM r ORDER BY v <-> '[0,0]' LIMIT 2",
+    )
+    .await;
     assert!(out.contains("| 100 |") && out.contains("| 3   |"), "{out}");
 }

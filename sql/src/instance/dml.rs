@@ -549,16 +549,24 @@ pub async fn prepare_update(
     update: &Update,
 ) -> Result<Prepared> {
     let (sql, database, table) = update_sql(instance, session, update)?;
-    let plan = instance.plan_sql(session, &sql).await?;
-    let result_schema = match &update.returning {
-        Some(items) => Some(
-            returning_schema(
-                session,
-                &instance.engine().table(&database, &table)?.schema(),
-                items,
-            )
-            .await?,
-        ),
+    let returning = update.returning.as_deref();
+    prepare_selected(instance, session, &sql, (&database, &table), returning).await
+}
+
+/// Parameter types and RETURNING schema of an UPDATE/DELETE whose rows come from `sql`.
+async fn prepare_selected(
+    instance: &Instance,
+    session: &mut Session,
+    sql: &str,
+    (database, table): (&str, &str),
+    returning: Option<&[SelectItem]>,
+) -> Result<Prepared> {
+    let plan = instance.plan_sql(session, sql).await?;
+    let result_schema = match returning {
+        Some(items) => {
+            let schema = instance.engine().table(database, table)?.schema();
+            Some(returning_schema(session, &schema, items).await?)
+        }
         None => None,
     };
     Ok(Prepared {
@@ -632,22 +640,8 @@ pub async fn prepare_delete(
     delete: &Delete,
 ) -> Result<Prepared> {
     let (sql, database, table, _) = delete_sql(instance, session, delete)?;
-    let plan = instance.plan_sql(session, &sql).await?;
-    let result_schema = match &delete.returning {
-        Some(items) => Some(
-            returning_schema(
-                session,
-                &instance.engine().table(&database, &table)?.schema(),
-                items,
-            )
-            .await?,
-        ),
-        None => None,
-    };
-    Ok(Prepared {
-        param_types: parameter_types(&plan)?,
-        result_schema,
-    })
+    let returning = delete.returning.as_deref();
+    prepare_selected(instance, session, &sql, (&database, &table), returning).await
 }
 
 pub async fn delete(
