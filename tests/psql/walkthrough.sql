@@ -6,6 +6,8 @@ INSERT INTO psql_items VALUES (1, 'apple', '[1,0,0]'), (2, 'banana', '[0,1,0]'),
 SELECT id, name, embedding <-> '[1,0,0]' AS distance FROM psql_items ORDER BY distance LIMIT 2;
 \copy psql_items (id, name, embedding) FROM 'tests/psql/items.csv' WITH (FORMAT csv)
 SELECT count(*) FROM psql_items;
+COPY psql_items TO STDOUT WITH (FORMAT csv);
+COPY (SELECT id, embedding FROM psql_items WHERE id > 2 ORDER BY id) TO STDOUT;
 \d psql_items
 \dt
 EXPLAIN SELECT id FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;
