@@ -211,18 +211,9 @@ pub async fn prepare_insert(
     insert: &Insert,
 ) -> Result<Prepared> {
     let plan = plan_insert_rows(instance, session, insert).await?;
-    let result_schema = match &insert.returning {
-        Some(items) => {
-            let (db, name) = instance.resolve(session, insert_target(insert)?)?;
-            let schema = instance.engine().table(&db, &name)?.schema();
-            Some(returning_schema(session, &schema, items).await?)
-        }
-        None => None,
-    };
-    Ok(Prepared {
-        param_types: parameter_types(&plan)?,
-        result_schema,
-    })
+    let (db, name) = instance.resolve(session, insert_target(insert)?)?;
+    let returning = insert.returning.as_deref();
+    prepared(instance, session, &plan, (&db, &name), returning).await
 }
 
 /// Writes rows through the engine on a blocking thread (the WAL fsyncs).
@@ -562,6 +553,17 @@ async fn prepare_selected(
     returning: Option<&[SelectItem]>,
 ) -> Result<Prepared> {
     let plan = instance.plan_sql(session, sql).await?;
+    prepared(instance, session, &plan, (database, table), returning).await
+}
+
+/// A statement's parameter types (from the plan of its rows) and its RETURNING schema.
+async fn prepared(
+    instance: &Instance,
+    session: &Session,
+    plan: &LogicalPlan,
+    (database, table): (&str, &str),
+    returning: Option<&[SelectItem]>,
+) -> Result<Prepared> {
     let result_schema = match returning {
         Some(items) => {
             let schema = instance.engine().table(database, table)?.schema();
@@ -570,7 +572,7 @@ async fn prepare_selected(
         None => None,
     };
     Ok(Prepared {
-        param_types: parameter_types(&plan)?,
+        param_types: parameter_types(plan)?,
         result_schema,
     })
 }
