@@ -15,7 +15,10 @@ use quiver_exec::source::{adapt_batch, visible_mask};
 use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef};
 
 use crate::coordinator::{encode, keys, SegmentMeta};
+use async_trait::async_trait;
+
 use crate::error::Result;
+use crate::roles::DataRole;
 use crate::table::{SealedSegment, TableRuntime};
 
 /// Object path of a segment's Parquet file.
@@ -48,22 +51,6 @@ pub struct DataNode {
 }
 
 impl DataNode {
-    /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
-    pub async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
-        let mut flushed = 0;
-        loop {
-            let next = {
-                let data = table.data.read();
-                data.sealed.iter().find(|s| !s.flushed).cloned()
-            };
-            let Some(segment) = next else { break };
-            self.flush_segment(table, &segment).await?;
-            flushed += 1;
-        }
-        self.flush_deletes(table).await?;
-        Ok(flushed)
-    }
-
     async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<()> {
         let (table_id, storage) = {
             let meta = table.meta.read();
@@ -143,10 +130,29 @@ impl DataNode {
         data.pending_deletes.retain(|p| p.0 > last_lsn);
         Ok(())
     }
+}
+
+#[async_trait]
+impl DataRole for DataNode {
+    /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
+    async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
+        let mut flushed = 0;
+        loop {
+            let next = {
+                let data = table.data.read();
+                data.sealed.iter().find(|s| !s.flushed).cloned()
+            };
+            let Some(segment) = next else { break };
+            self.flush_segment(table, &segment).await?;
+            flushed += 1;
+        }
+        self.flush_deletes(table).await?;
+        Ok(flushed)
+    }
 
     /// Merges small flushed segments of `table` into one, dropping rows deleted
     /// at `compaction_ts`. Returns the number of segments merged.
-    pub async fn compact_table(
+    async fn compact_table(
         &self,
         table: &TableRuntime,
         compaction_ts: u64,

@@ -15,6 +15,7 @@ use quiver_proto::WalRecord;
 use quiver_storage::Wal;
 
 use crate::error::{EngineError, Result};
+use crate::roles::StreamingRole;
 use crate::table::{with_timestamp, TableRuntime};
 
 /// How inserted rows treat existing keys.
@@ -56,13 +57,21 @@ impl StreamingNode {
         Self { wal }
     }
 
+    fn append(&self, record: WalRecord) -> Result<u64> {
+        let payload = record.encode()?;
+        let lsns = self.wal.append(vec![payload])?;
+        Ok(lsns[0])
+    }
+}
+
+impl StreamingRole for StreamingNode {
     /// The WAL.
-    pub fn wal(&self) -> &Arc<dyn Wal> {
+    fn wal(&self) -> &Arc<dyn Wal> {
         &self.wal
     }
 
     /// Inserts (or upserts) rows; returns once they are durable and visible.
-    pub fn write(
+    fn write(
         &self,
         table: &TableRuntime,
         batch: RecordBatch,
@@ -73,7 +82,7 @@ impl StreamingNode {
             (meta.schema.clone(), meta.name.clone())
         };
         let user_schema = schema.arrow_schema();
-        let mut batch = coerce_batch(&batch, &schema, &user_schema, &name)?;
+        let mut batch = coerce_batch(&batch, &schema, &user_schema)?;
         let _guard = table.write_lock.lock();
         batch = fill_auto_ids(table, &schema, batch)?;
         check_not_null(&batch, &schema, &name)?;
@@ -146,7 +155,7 @@ impl StreamingNode {
     }
 
     /// Deletes rows by key; returns how many visible rows were deleted.
-    pub fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
+    fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
         let schema = table.schema();
         let _guard = table.write_lock.lock();
         let keys: Vec<PkValue> = {
@@ -169,12 +178,6 @@ impl StreamingNode {
         let lsn = self.append(record)?;
         table.apply(lsn, ts, &keys, None, true, true)?;
         Ok(keys.len())
-    }
-
-    fn append(&self, record: WalRecord) -> Result<u64> {
-        let payload = record.encode()?;
-        let lsns = self.wal.append(vec![payload])?;
-        Ok(lsns[0])
     }
 }
 
@@ -229,7 +232,6 @@ pub fn coerce_batch(
     batch: &RecordBatch,
     schema: &TableSchema,
     user_schema: &SchemaRef,
-    table: &str,
 ) -> Result<RecordBatch> {
     let mut columns = Vec::with_capacity(schema.columns.len());
     for (def, field) in schema.columns.iter().zip(user_schema.fields()) {
@@ -255,13 +257,12 @@ pub fn coerce_batch(
         };
         columns.push(column);
     }
-    let _ = table;
+    // Built on the all-nullable schema: NOT NULL is checked next, with a clear error.
     Ok(RecordBatch::try_new_with_options(
         relaxed(user_schema),
         columns,
         &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
-    )
-    .and_then(|b| RecordBatch::try_new(user_schema.clone(), b.columns().to_vec()).or(Ok(b)))?)
+    )?)
 }
 
 /// The schema with every field nullable (NOT NULL is checked separately with a clear error).

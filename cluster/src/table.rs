@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use parking_lot::{Mutex, RwLock};
@@ -293,9 +293,4 @@ impl TableSource for TableRuntime {
             read_ts,
         }
     }
-}
-
-/// Number of rows in the batch with a null in `column`.
-pub fn null_count(batch: &RecordBatch, column: usize) -> usize {
-    batch.column(column).null_count()
 }

@@ -212,11 +212,10 @@ fn project(
 /// Inserts rows decoded from COPY data.
 pub async fn copy_in(
     instance: &Instance,
-    session: &mut Session,
+    _session: &mut Session,
     spec: &CopySpec,
     rows: RecordBatch,
 ) -> Result<usize> {
-    let _ = session;
     let outcome = super::dml::write_rows(
         instance,
         &spec.database,

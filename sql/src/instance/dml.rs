@@ -59,7 +59,6 @@ async fn plan_insert_rows(
             stripped,
         ))))
         .await?;
-    let _ = instance;
     match plan {
         LogicalPlan::Dml(dml) => Ok(Arc::unwrap_or_clone(dml.input)),
         other => Err(SqlError::Internal(format!(
@@ -139,16 +138,11 @@ fn wrap_vector_literals(instance: &Instance, session: &Session, insert: &mut Ins
     Ok(())
 }
 
-async fn returning_schema(
-    session: &Session,
-    table: &TableSchema,
-    items: &[SelectItem],
-) -> Result<SchemaRef> {
+async fn returning_schema(table: &TableSchema, items: &[SelectItem]) -> Result<SchemaRef> {
     let ctx = scratch_context();
     let empty = RecordBatch::new_empty(table.arrow_schema());
     ctx.register_batch("returning_rows", empty)?;
     let sql = format!("SELECT {} FROM returning_rows", join_items(items));
-    let _ = session;
     Ok(Arc::new(ctx.sql(&sql).await?.schema().as_arrow().clone()))
 }
 
@@ -213,10 +207,22 @@ pub async fn prepare_insert(
     let plan = plan_insert_rows(instance, session, insert).await?;
     let (db, name) = instance.resolve(session, insert_target(insert)?)?;
     let returning = insert.returning.as_deref();
-    prepared(instance, session, &plan, (&db, &name), returning).await
+    prepared(instance, &plan, (&db, &name), returning).await
 }
 
-/// Writes rows through the engine on a blocking thread (the WAL fsyncs).
+/// Runs a blocking engine call (a write waits for the WAL fsync) off the async runtime.
+async fn on_engine<T: Send + 'static>(
+    instance: &Instance,
+    call: impl FnOnce(&quiver_cluster::Engine) -> quiver_cluster::Result<T> + Send + 'static,
+) -> Result<T> {
+    let engine = instance.engine().clone();
+    tokio::task::spawn_blocking(move || call(&engine))
+        .await
+        .map_err(|e| SqlError::Internal(e.to_string()))?
+        .map_err(SqlError::from)
+}
+
+/// Writes rows through the engine (durable when it returns).
 pub async fn write_rows(
     instance: &Instance,
     database: &str,
@@ -224,12 +230,11 @@ pub async fn write_rows(
     rows: RecordBatch,
     mode: WriteMode,
 ) -> Result<WriteOutcome> {
-    let engine = instance.engine().clone();
     let (database, table) = (database.to_string(), table.to_string());
-    tokio::task::spawn_blocking(move || engine.write(&database, &table, rows, mode))
-        .await
-        .map_err(|e| SqlError::Internal(e.to_string()))?
-        .map_err(SqlError::from)
+    on_engine(instance, move |engine| {
+        engine.write(&database, &table, rows, mode)
+    })
+    .await
 }
 
 async fn delete_keys(
@@ -238,12 +243,11 @@ async fn delete_keys(
     table: &str,
     keys: Vec<PkValue>,
 ) -> Result<usize> {
-    let engine = instance.engine().clone();
     let (database, table) = (database.to_string(), table.to_string());
-    tokio::task::spawn_blocking(move || engine.delete(&database, &table, keys))
-        .await
-        .map_err(|e| SqlError::Internal(e.to_string()))?
-        .map_err(SqlError::from)
+    on_engine(instance, move |engine| {
+        engine.delete(&database, &table, keys)
+    })
+    .await
 }
 
 /// Fills columns the INSERT did not name with their `DEFAULT` expressions.
@@ -553,13 +557,12 @@ async fn prepare_selected(
     returning: Option<&[SelectItem]>,
 ) -> Result<Prepared> {
     let plan = instance.plan_sql(session, sql).await?;
-    prepared(instance, session, &plan, (database, table), returning).await
+    prepared(instance, &plan, (database, table), returning).await
 }
 
 /// A statement's parameter types (from the plan of its rows) and its RETURNING schema.
 async fn prepared(
     instance: &Instance,
-    session: &Session,
     plan: &LogicalPlan,
     (database, table): (&str, &str),
     returning: Option<&[SelectItem]>,
@@ -567,7 +570,7 @@ async fn prepared(
     let result_schema = match returning {
         Some(items) => {
             let schema = instance.engine().table(database, table)?.schema();
-            Some(returning_schema(session, &schema, items).await?)
+            Some(returning_schema(&schema, items).await?)
         }
         None => None,
     };

@@ -26,7 +26,7 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
-use quiver_cluster::{Engine, DEFAULT_DATABASE};
+use quiver_cluster::Engine;
 use quiver_common::status::StatusCode;
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::table::ReadTimestamp;
@@ -373,7 +373,6 @@ impl QueryHandler for Instance {
         }
         let settings = default_settings(&info.user);
         ctx.register_udf(functions::current_setting_function(&settings));
-        let _ = DEFAULT_DATABASE;
         Ok(Session {
             ctx,
             settings,
@@ -456,7 +455,7 @@ impl QueryHandler for Instance {
             })),
             Statement::Savepoint { .. } => Ok(Output::Command(CommandTag::new("SAVEPOINT"))),
             Statement::ReleaseSavepoint { .. } => Ok(Output::Command(CommandTag::new("RELEASE"))),
-            Statement::Set(set) => session_cmds::set(self, session, set).await,
+            Statement::Set(set) => session_cmds::set(session, set).await,
             Statement::ShowVariable { variable } => session_cmds::show(session, variable),
             Statement::Reset(reset) => session_cmds::reset(session, reset),
             Statement::Discard { .. } => Ok(Output::Command(CommandTag::new("DISCARD ALL"))),

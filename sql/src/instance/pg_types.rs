@@ -99,6 +99,23 @@ async fn scan_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result
     datafusion::physical_plan::collect(plan, state.task_ctx()).await
 }
 
+/// `pg_namespace` as oid → name.
+async fn namespace_names(
+    namespaces: &Arc<dyn TableProvider>,
+    state: &dyn Session,
+) -> Result<HashMap<i64, String>> {
+    let mut out = HashMap::new();
+    for batch in scan_all(namespaces, state).await? {
+        let names = string_column(&batch, "nspname")?;
+        for (oid, name) in int_column(&batch, "oid")?.into_iter().zip(names) {
+            if let (Some(oid), Some(name)) = (oid, name) {
+                out.insert(oid, name);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn int_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
     let column = batch.column_by_name(name).ok_or_else(|| {
         datafusion::error::DataFusionError::Internal(format!("pg_catalog column {name} missing"))
@@ -136,17 +153,7 @@ impl TableProvider for PgAttribute {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut namespaces = HashMap::new();
-        for batch in scan_all(&self.namespaces, state).await? {
-            for (oid, name) in int_column(&batch, "oid")?
-                .into_iter()
-                .zip(string_column(&batch, "nspname")?)
-            {
-                if let (Some(oid), Some(name)) = (oid, name) {
-                    namespaces.insert(oid, name);
-                }
-            }
-        }
+        let namespaces = namespace_names(&self.namespaces, state).await?;
         let mut relations = HashMap::new();
         for batch in scan_all(&self.classes, state).await? {
             let oids = int_column(&batch, "oid")?;
@@ -232,17 +239,10 @@ impl TableProvider for PgType {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let mut public = None;
-        for batch in scan_all(&self.namespaces, state).await? {
-            for (oid, name) in int_column(&batch, "oid")?
-                .into_iter()
-                .zip(string_column(&batch, "nspname")?)
-            {
-                if name.as_deref() == Some("public") {
-                    public = oid;
-                }
-            }
-        }
+        let public = namespace_names(&self.namespaces, state)
+            .await?
+            .into_iter()
+            .find_map(|(oid, name)| (name == "public").then_some(oid));
         let mut out = Vec::new();
         for batch in scan_all(&self.types, state).await? {
             let Some(public) = public else {

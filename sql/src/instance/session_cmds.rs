@@ -10,7 +10,7 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, Reset, ResetStatement, Set, Value};
 use quiver_common::status::StatusCode;
 
-use super::{functions, Instance};
+use super::functions;
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Session};
 
@@ -150,8 +150,7 @@ fn apply_setting(
 }
 
 /// `SET name = value`.
-pub async fn set(instance: &Instance, session: &mut Session, set: &Set) -> Result<Output> {
-    let _ = instance;
+pub async fn set(session: &mut Session, set: &Set) -> Result<Output> {
     let (name, value) = match set {
         Set::SingleAssignment {
             variable, values, ..
