@@ -167,3 +167,60 @@ async fn not_null_and_schema_errors() {
         Err(EngineError::DatabaseNotFound(_))
     ));
 }
+
+fn wal_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("wal"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("wal-")
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.wal.segment_bytes = 4096;
+    let engine = Engine::open(c).await.unwrap();
+    engine.create_table("public", "t", schema(), false).unwrap();
+    for i in 0..40 {
+        engine
+            .write(
+                "public",
+                "t",
+                rows(i * 5..i * 5 + 5, "w"),
+                WriteMode::Insert,
+            )
+            .unwrap();
+    }
+    let before = wal_files(dir.path());
+    assert!(before > 3, "small WAL segments roll: {before}");
+    engine
+        .delete("public", "t", (0..50).map(PkValue::Int).collect())
+        .unwrap();
+    engine.flush_all().await.unwrap();
+    let after = wal_files(dir.path());
+    assert!(
+        after < before,
+        "WAL truncated behind the flushed segments: {before} -> {after}"
+    );
+
+    let table = engine.table("public", "t").unwrap();
+    assert_eq!(
+        table.snapshot(None).stored_rows(),
+        200,
+        "deleted rows still stored before compaction"
+    );
+    assert!(engine.compact_all().await.unwrap() >= 2);
+    assert_eq!(
+        table.snapshot(None).stored_rows(),
+        150,
+        "compaction dropped the 50 deleted rows"
+    );
+    assert_eq!(visible(&engine, None).len(), 150);
+}
