@@ -33,6 +33,15 @@ impl IndexKind {
         }
     }
 
+    /// Parses an index type name (case-insensitive).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "flat" => Some(IndexKind::Flat),
+            "hnsw" => Some(IndexKind::Hnsw),
+            _ => None,
+        }
+    }
+
     pub(crate) fn code(self) -> u8 {
         match self {
             IndexKind::Flat => 1,
@@ -219,6 +228,10 @@ pub struct BuildOptions {
     pub ef_construction: usize,
     /// Seed for the HNSW level generator; same seed, same graph.
     pub seed: u64,
+    /// IVF: number of inverted lists (k-means centroids).
+    pub nlist: usize,
+    /// Build threads.
+    pub threads: usize,
 }
 
 impl Default for BuildOptions {
@@ -227,11 +240,21 @@ impl Default for BuildOptions {
             m: 16,
             ef_construction: 200,
             seed: 0x5157_4956_4552,
+            nlist: 100,
+            threads: 1,
         }
     }
 }
 
 impl BuildOptions {
+    /// Checks the options an index of `kind` uses.
+    pub fn validate(&self, kind: IndexKind) -> Result<(), IndexError> {
+        match kind {
+            IndexKind::Flat => Ok(()),
+            IndexKind::Hnsw => self.validate_hnsw(),
+        }
+    }
+
     /// Checks the HNSW ranges (pgvector's limits and wording).
     pub fn validate_hnsw(&self) -> Result<(), IndexError> {
         if !(2..=100).contains(&self.m) {
