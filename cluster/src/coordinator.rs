@@ -17,6 +17,7 @@ use quiver_storage::MetaStore;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
+use crate::indexes::{IndexMeta, SegmentIndexMeta};
 
 /// The persisted definition and checkpoints of a table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,6 +32,12 @@ pub struct TableMeta {
     pub deletes_persisted_lsn: u64,
     /// Next segment id to hand out.
     pub next_segment_id: u64,
+    /// Vector indexes defined on the table.
+    #[serde(default)]
+    pub indexes: Vec<IndexMeta>,
+    /// Next index id to hand out.
+    #[serde(default)]
+    pub next_index_id: u64,
 }
 
 /// A flushed (sealed) segment recorded in the meta store.
@@ -41,6 +48,9 @@ pub struct SegmentMeta {
     pub rows: usize,
     pub first_lsn: u64,
     pub last_lsn: u64,
+    /// Indexes built over this segment.
+    #[serde(default)]
+    pub indexes: Vec<SegmentIndexMeta>,
 }
 
 /// Key helpers.

@@ -14,10 +14,13 @@ use quiver_exec::pk::PkValue;
 use quiver_exec::source::{adapt_batch, visible_mask};
 use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef};
 
-use crate::coordinator::{encode, keys, SegmentMeta};
+use crate::coordinator::{decode, encode, keys, SegmentMeta};
 use async_trait::async_trait;
+use quiver_common::schema::TableSchema;
+use quiver_exec::stats::segment_statistics;
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
+use crate::indexes::{build_threads, index_path, IndexMeta, LoadedIndex, SegmentIndexMeta};
 use crate::roles::DataRole;
 use crate::table::{SealedSegment, TableRuntime};
 
@@ -70,6 +73,7 @@ impl DataNode {
             rows: segment.rows,
             first_lsn: segment.first_lsn,
             last_lsn: segment.last_lsn,
+            indexes: Vec::new(),
         };
         // Meta update and in-memory state change happen together under the data lock.
         let mut data = table.data.write();
@@ -81,9 +85,44 @@ impl DataNode {
         self.meta.apply(batch)?;
         if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
             s.flushed = true;
+            s.stats = Some(Arc::new(segment_statistics(
+                std::slice::from_ref(&merged),
+                &storage,
+            )));
             s.batches = Arc::new(vec![merged]);
         }
         Ok(())
+    }
+
+    /// Builds `def` over `batches` and writes it next to segment `segment_id`.
+    async fn build_and_store(
+        &self,
+        table_id: u64,
+        segment_id: u64,
+        schema: &TableSchema,
+        def: &IndexMeta,
+        batches: Arc<Vec<RecordBatch>>,
+    ) -> Result<(SegmentIndexMeta, LoadedIndex)> {
+        let (def_owned, schema_owned) = (def.clone(), schema.clone());
+        let index = tokio::task::spawn_blocking(move || {
+            def_owned.build(&schema_owned, &batches, build_threads())
+        })
+        .await
+        .map_err(|e| EngineError::Index(format!("index build task failed: {e}")))??;
+        let path = index_path(table_id, segment_id, def.id);
+        put_bytes(self.objects.as_ref(), &path, index.to_bytes()).await?;
+        Ok((
+            SegmentIndexMeta {
+                index_id: def.id,
+                path: path.clone(),
+                rows: index.len(),
+            },
+            LoadedIndex {
+                index_id: def.id,
+                path,
+                index,
+            },
+        ))
     }
 
     /// Persists the table's pending deletes as a delete log.
@@ -150,6 +189,67 @@ impl DataRole for DataNode {
         Ok(flushed)
     }
 
+    async fn build_indexes(
+        &self,
+        table: &TableRuntime,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize> {
+        let todo: Vec<(SealedSegment, IndexMeta)> = {
+            let data = table.data.read();
+            let meta = table.meta.read();
+            data.sealed
+                .iter()
+                .filter(|s| s.flushed && s.rows > 0)
+                .flat_map(|s| {
+                    meta.indexes
+                        .iter()
+                        .filter(|d| !s.indexes.iter().any(|l| l.index_id == d.id))
+                        .map(move |d| (s.clone(), d.clone()))
+                })
+                .collect()
+        };
+        let total = todo.len();
+        let mut built = 0;
+        for (done, (segment, def)) in todo.into_iter().enumerate() {
+            let (table_id, schema) = {
+                let meta = table.meta.read();
+                (meta.id, meta.schema.clone())
+            };
+            let (record, loaded) = self
+                .build_and_store(table_id, segment.id, &schema, &def, segment.batches.clone())
+                .await?;
+            let committed = {
+                let mut data = table.data.write();
+                let meta = table.meta.read();
+                let live_def = meta.indexes.iter().any(|d| d.id == def.id);
+                match data.sealed.iter_mut().find(|s| s.id == segment.id) {
+                    Some(s) if live_def && !s.indexes.iter().any(|l| l.index_id == def.id) => {
+                        let key = keys::segment(table_id, segment.id);
+                        let mut seg_meta: SegmentMeta = match self.meta.get(&key)? {
+                            Some(bytes) => decode(&key, &bytes)?,
+                            None => return Err(EngineError::CorruptMeta(format!("{key} missing"))),
+                        };
+                        seg_meta.indexes.retain(|r| r.index_id != def.id);
+                        seg_meta.indexes.push(record);
+                        self.meta.put(&key, encode(&seg_meta))?;
+                        s.indexes.push(loaded.clone());
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if committed {
+                built += 1;
+            } else {
+                // The segment was compacted away or the index dropped meanwhile.
+                let path = object_store::path::Path::from(loaded.path.as_str());
+                let _ = self.objects.delete(&path).await;
+            }
+            progress(done + 1, total);
+        }
+        Ok(built)
+    }
+
     /// Merges small flushed segments of `table` into one, dropping rows deleted
     /// at `compaction_ts`. Returns the number of segments merged.
     async fn compact_table(
@@ -194,14 +294,40 @@ impl DataRole for DataNode {
         let new_id = crate::table::alloc_segment_id(&mut table.meta.write());
         let path = segment_path(table_id, new_id);
         put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
+        // The merged segment comes with its indexes built.
+        let definitions = table.meta.read().indexes.clone();
+        let mut index_records = Vec::new();
+        let mut loaded = Vec::new();
+        if merged.num_rows() > 0 {
+            let batches = Arc::new(vec![merged.clone()]);
+            for def in &definitions {
+                let (record, index) = self
+                    .build_and_store(table_id, new_id, &schema, def, batches.clone())
+                    .await?;
+                index_records.push(record);
+                loaded.push(index);
+            }
+        }
         let record = SegmentMeta {
             id: new_id,
             path,
             rows: merged.num_rows(),
             first_lsn: candidates.iter().map(|s| s.first_lsn).min().unwrap_or(0),
             last_lsn: candidates.iter().map(|s| s.last_lsn).max().unwrap_or(0),
+            indexes: index_records,
         };
         let old_ids: Vec<u64> = candidates.iter().map(|s| s.id).collect();
+        if !table
+            .meta
+            .read()
+            .indexes
+            .iter()
+            .all(|d| definitions.iter().any(|x| x.id == d.id))
+        {
+            // An index was created while this compaction built the old set;
+            // the maintenance pass builds it for the merged segment next.
+            tracing::debug!("index definitions changed during compaction of table {table_id}");
+        }
         {
             let mut data = table.data.write();
             let meta = table.meta.read();
@@ -220,6 +346,7 @@ impl DataRole for DataNode {
             data.sealed.retain(|s| !old_ids.contains(&s.id));
             let rows = merged.num_rows();
             let position = position.min(data.sealed.len());
+            let stats = segment_statistics(std::slice::from_ref(&merged), &storage);
             data.sealed.insert(
                 position,
                 SealedSegment {
@@ -229,13 +356,19 @@ impl DataRole for DataNode {
                     first_lsn: record.first_lsn,
                     last_lsn: record.last_lsn,
                     flushed: true,
+                    indexes: loaded,
+                    stats: Some(Arc::new(stats)),
                 },
             );
         }
-        for id in old_ids {
-            let path = object_store::path::Path::from(segment_path(table_id, id));
-            if let Err(e) = self.objects.delete(&path).await {
-                tracing::warn!("could not delete compacted segment {path}: {e}");
+        for segment in &candidates {
+            let paths = std::iter::once(segment_path(table_id, segment.id))
+                .chain(segment.indexes.iter().map(|ix| ix.path.clone()));
+            for path in paths {
+                let path = object_store::path::Path::from(path);
+                if let Err(e) = self.objects.delete(&path).await {
+                    tracing::warn!("could not delete compacted object {path}: {e}");
+                }
             }
         }
         Ok(candidates.len())

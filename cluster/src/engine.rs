@@ -16,6 +16,7 @@ use quiver_common::schema::{ColumnDef, TableSchema};
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::TableSource;
+use quiver_exec::stats::segment_statistics;
 use quiver_proto::WalRecord;
 use quiver_storage::{
     list_paths, local_object_store, LocalWal, MetaBatch, MetaStore, ObjectStoreRef, RedbMetaStore,
@@ -28,6 +29,7 @@ use crate::coordinator::{
 };
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
+use crate::indexes::{IndexMeta, LoadedIndex};
 use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole};
 use crate::streaming::{keys_of, StreamingNode, WriteMode, WriteOutcome};
 use crate::table::{SealPolicy, SealedSegment, TableRuntime};
@@ -47,6 +49,8 @@ struct CatalogState {
 pub struct RecoveryStats {
     pub tables: usize,
     pub segments_loaded: usize,
+    /// Segment indexes loaded from object storage (never rebuilt at startup).
+    pub indexes_loaded: usize,
     pub wal_records_replayed: usize,
     pub orphan_objects_removed: usize,
 }
@@ -152,6 +156,22 @@ impl Engine {
                 let batches = self.query_node.load_segment(&seg.path).await?;
                 referenced.insert(seg.path.clone());
                 meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
+                let mut indexes = Vec::new();
+                for ix in &seg.indexes {
+                    if !meta.indexes.iter().any(|d| d.id == ix.index_id) {
+                        continue; // dropped: its object is an orphan now
+                    }
+                    let index = self.query_node.load_index(&ix.path).await?;
+                    referenced.insert(ix.path.clone());
+                    indexes.push(LoadedIndex {
+                        index_id: ix.index_id,
+                        path: ix.path.clone(),
+                        index,
+                    });
+                    stats.indexes_loaded += 1;
+                }
+                let storage = meta.schema.storage_schema();
+                let segment_stats = segment_statistics(&batches, &storage);
                 sealed.push(SealedSegment {
                     id: seg.id,
                     rows: batches.iter().map(|b| b.num_rows()).sum(),
@@ -159,6 +179,8 @@ impl Engine {
                     first_lsn: seg.first_lsn,
                     last_lsn: seg.last_lsn,
                     flushed: true,
+                    indexes,
+                    stats: Some(Arc::new(segment_stats)),
                 });
                 stats.segments_loaded += 1;
             }
@@ -319,6 +341,8 @@ impl Engine {
             inserts_persisted_lsn: 0,
             deletes_persisted_lsn: 0,
             next_segment_id: 1,
+            indexes: Vec::new(),
+            next_index_id: 1,
         };
         self.meta.put(&keys::table(id), encode(&meta))?;
         let runtime = self.runtime(meta)?;
@@ -470,7 +494,14 @@ impl Engine {
                 )
                 .await?;
         }
-        self.truncate_wal()
+        self.truncate_wal()?;
+        for table in self.tables() {
+            if self.stopping.load(Ordering::Relaxed) {
+                break;
+            }
+            self.data_node.build_indexes(&table, &|_, _| {}).await?;
+        }
+        Ok(())
     }
 
     /// Seals every growing segment and flushes everything (Milvus `Flush`).
@@ -549,6 +580,228 @@ impl Engine {
         let table = self.table(database, name)?;
         let data = table.data.read();
         Ok((data.live.len(), data.sealed.len(), data.growing.rows))
+    }
+}
+
+/// A `CREATE INDEX` as the engine takes it.
+#[derive(Debug, Clone)]
+pub struct IndexDefinition {
+    /// The index name; `None` picks `<table>_<column>_idx`.
+    pub name: Option<String>,
+    pub column: String,
+    /// Index type name (`hnsw`, `ivfflat`, ...).
+    pub kind: String,
+    /// Metric name (`l2`, `ip`, `cosine`, `l1`).
+    pub metric: String,
+    pub params: BTreeMap<String, u64>,
+}
+
+/// One index as the `quiver_catalog.indexes` view shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexStatus {
+    pub database: String,
+    pub table: String,
+    pub name: String,
+    pub column: String,
+    pub kind: String,
+    pub metric: String,
+    /// `m=16, ef_construction=200`.
+    pub params: String,
+    /// `ready` when every sealed segment is indexed, else `building`.
+    pub state: String,
+    pub rows_indexed: usize,
+    pub rows_total: usize,
+    pub segments_indexed: usize,
+    pub segments_total: usize,
+}
+
+impl Engine {
+    /// Names of every relation (table or index) of a database.
+    fn relation_taken(&self, database: &str, name: &str) -> bool {
+        let state = self.catalog.read();
+        state
+            .by_name
+            .contains_key(&(database.to_string(), name.to_string()))
+            || state.tables.values().any(|t| {
+                let meta = t.meta.read();
+                meta.database == database && meta.indexes.iter().any(|ix| ix.name == name)
+            })
+    }
+
+    /// Defines an index and seals the table's growing segment so existing
+    /// rows get indexed. Returns the index name, or `None` when it existed
+    /// and `if_not_exists`. Building happens in [`Engine::build_indexes`] or
+    /// in the background maintenance.
+    pub fn create_index(
+        &self,
+        database: &str,
+        table_name: &str,
+        definition: IndexDefinition,
+        if_not_exists: bool,
+    ) -> Result<Option<String>> {
+        let table = self.table(database, table_name)?;
+        let name = match &definition.name {
+            Some(name) => {
+                if self.relation_taken(database, name) {
+                    return if if_not_exists {
+                        Ok(None)
+                    } else {
+                        Err(EngineError::IndexAlreadyExists(name.clone()))
+                    };
+                }
+                name.clone()
+            }
+            None => {
+                let base = format!("{table_name}_{}_idx", definition.column);
+                (0..)
+                    .map(|i| {
+                        if i == 0 {
+                            base.clone()
+                        } else {
+                            format!("{base}{i}")
+                        }
+                    })
+                    .find(|n| !self.relation_taken(database, n))
+                    .expect("some name is free")
+            }
+        };
+        {
+            let _guard = table.write_lock.lock();
+            let mut meta = table.meta.write();
+            let index = IndexMeta {
+                id: meta.next_index_id.max(1),
+                name: name.clone(),
+                column: definition.column.clone(),
+                kind: definition.kind.to_ascii_lowercase(),
+                metric: definition.metric.clone(),
+                params: definition.params.clone(),
+            };
+            index.validate(&meta.schema).map_err(|e| match e {
+                EngineError::ColumnNotFound { column, .. } => EngineError::ColumnNotFound {
+                    table: table_name.to_string(),
+                    column,
+                },
+                other => other,
+            })?;
+            meta.next_index_id = index.id + 1;
+            meta.indexes.push(index);
+            self.meta.put(&keys::table(meta.id), encode(&*meta))?;
+        }
+        {
+            let _guard = table.write_lock.lock();
+            table.seal_now();
+        }
+        Ok(Some(name))
+    }
+
+    /// Flushes a table and builds its missing segment indexes now, calling
+    /// `progress(done, total)` after each segment.
+    pub async fn build_indexes(
+        &self,
+        database: &str,
+        table_name: &str,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize> {
+        let table = self.table(database, table_name)?;
+        let _pass = self.maintenance_lock.lock().await;
+        self.data_node.flush_table(&table).await?;
+        self.data_node.build_indexes(&table, progress).await
+    }
+
+    /// Wakes the background maintenance (it builds missing indexes).
+    pub fn wake_maintenance(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Drops an index by name; `Ok(false)` when absent and `if_exists`.
+    pub async fn drop_index(&self, database: &str, name: &str, if_exists: bool) -> Result<bool> {
+        let table = self.tables().into_iter().find(|t| {
+            let meta = t.meta.read();
+            meta.database == database && meta.indexes.iter().any(|ix| ix.name == name)
+        });
+        let Some(table) = table else {
+            return if if_exists {
+                Ok(false)
+            } else {
+                Err(EngineError::IndexNotFound(name.to_string()))
+            };
+        };
+        let mut paths = Vec::new();
+        {
+            let mut data = table.data.write();
+            let mut meta = table.meta.write();
+            let Some(position) = meta.indexes.iter().position(|ix| ix.name == name) else {
+                return Err(EngineError::IndexNotFound(name.to_string()));
+            };
+            let index_id = meta.indexes.remove(position).id;
+            let mut batch = MetaBatch::new().put(keys::table(meta.id), encode(&*meta));
+            for (key, value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
+                let mut seg: SegmentMeta = decode(&key, &value)?;
+                if seg.indexes.iter().any(|ix| ix.index_id == index_id) {
+                    paths.extend(
+                        seg.indexes
+                            .iter()
+                            .filter(|ix| ix.index_id == index_id)
+                            .map(|ix| ix.path.clone()),
+                    );
+                    seg.indexes.retain(|ix| ix.index_id != index_id);
+                    batch = batch.put(key, encode(&seg));
+                }
+            }
+            self.meta.apply(batch)?;
+            for segment in data.sealed.iter_mut() {
+                segment.indexes.retain(|ix| ix.index_id != index_id);
+            }
+        }
+        for path in paths {
+            let location = object_store::path::Path::from(path.as_str());
+            if let Err(e) = self.objects.delete(&location).await {
+                tracing::warn!("could not delete index object {path}: {e}");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Every index of every table, with its build progress.
+    pub fn index_statuses(&self) -> Vec<IndexStatus> {
+        let mut out = Vec::new();
+        for table in self.tables() {
+            let data = table.data.read();
+            let meta = table.meta.read();
+            let rows_total = data.sealed.iter().map(|s| s.rows).sum::<usize>() + data.growing.rows;
+            let segments_total = data.sealed.iter().filter(|s| s.rows > 0).count();
+            for ix in &meta.indexes {
+                let indexed: Vec<usize> = data
+                    .sealed
+                    .iter()
+                    .filter(|s| s.indexes.iter().any(|l| l.index_id == ix.id))
+                    .map(|s| s.rows)
+                    .collect();
+                let params: Vec<String> =
+                    ix.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                out.push(IndexStatus {
+                    database: meta.database.clone(),
+                    table: meta.name.clone(),
+                    name: ix.name.clone(),
+                    column: ix.column.clone(),
+                    kind: ix.kind.clone(),
+                    metric: ix.metric.clone(),
+                    params: params.join(", "),
+                    state: if indexed.len() >= segments_total {
+                        "ready"
+                    } else {
+                        "building"
+                    }
+                    .to_string(),
+                    rows_indexed: indexed.iter().sum(),
+                    rows_total,
+                    segments_indexed: indexed.len(),
+                    segments_total,
+                });
+            }
+        }
+        out.sort_by(|a, b| (&a.database, &a.table, &a.name).cmp(&(&b.database, &b.table, &b.name)));
+        out
     }
 }
 

@@ -50,6 +50,12 @@ pub enum EngineError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("WAL record: {0}")]
     Proto(#[from] quiver_proto::ProtoError),
+    #[error("relation \"{0}\" does not exist")]
+    IndexNotFound(String),
+    #[error("relation \"{0}\" already exists")]
+    IndexAlreadyExists(String),
+    #[error("index: {0}")]
+    Index(String),
     #[error("corrupt metadata: {0}")]
     CorruptMeta(String),
     #[error("engine is shutting down")]
@@ -80,6 +86,9 @@ impl EngineError {
             EngineError::Arrow(_) => StatusCode::Internal,
             EngineError::Parquet(_) => StatusCode::StorageUnavailable,
             EngineError::Proto(_) => StatusCode::Internal,
+            EngineError::IndexNotFound(_) => StatusCode::TableNotFound,
+            EngineError::IndexAlreadyExists(_) => StatusCode::TableAlreadyExists,
+            EngineError::Index(_) => StatusCode::InvalidParameter,
             EngineError::CorruptMeta(_) => StatusCode::Internal,
             EngineError::ShuttingDown => StatusCode::StorageUnavailable,
         }

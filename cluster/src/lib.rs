@@ -7,6 +7,8 @@
 //!   (durable before acknowledging), apply to the growing segment;
 //! * [`data_node`] — flush of sealed segments and delete logs to Parquet in
 //!   object storage, compaction;
+//! * [`indexes`] — vector index definitions and per-segment index files
+//!   (built by the data role, loaded by the query role);
 //! * [`query_node`] — loading flushed segments and delete logs;
 //! * [`roles`] — the role traits the engine calls (in-process today, gRPC in cluster mode);
 //! * [`table`] — one table's run-time state, the execution layer's `TableSource`;
@@ -20,6 +22,7 @@ pub mod coordinator;
 pub mod data_node;
 pub mod engine;
 pub mod error;
+pub mod indexes;
 pub mod query_node;
 pub mod roles;
 pub mod streaming;

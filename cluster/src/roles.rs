@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use quiver_exec::pk::PkValue;
 use quiver_storage::{ObjectStoreRef, Wal};
 
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::streaming::{WriteMode, WriteOutcome};
 use crate::table::TableRuntime;
+use quiver_index::VectorIndex;
 
 /// The streaming role: owns the WAL of its shards and their growing segments.
 pub trait StreamingRole: Send + Sync {
@@ -35,6 +36,13 @@ pub trait StreamingRole: Send + Sync {
 pub trait DataRole: Send + Sync {
     /// Flushes sealed segments and pending deletes of a table; returns segments flushed.
     async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
+    /// Builds every missing index of the table's flushed segments, calling
+    /// `progress(done, total)` after each; returns indexes built.
+    async fn build_indexes(
+        &self,
+        table: &TableRuntime,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize>;
     /// Merges small flushed segments; returns segments merged.
     async fn compact_table(
         &self,
@@ -52,6 +60,8 @@ pub trait QueryRole: Send + Sync {
     async fn load_segment(&self, path: &str) -> Result<Vec<RecordBatch>>;
     /// (key, timestamp) entries of a delete log.
     async fn load_deltalog(&self, path: &str) -> Result<Vec<(PkValue, u64)>>;
+    /// A segment's index file.
+    async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>>;
 }
 
 /// The query role in process: reads Parquet objects from object storage.
@@ -68,5 +78,12 @@ impl QueryRole for LocalQueryNode {
 
     async fn load_deltalog(&self, path: &str) -> Result<Vec<(PkValue, u64)>> {
         crate::query_node::read_deltalog(&self.objects, path).await
+    }
+
+    async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>> {
+        let bytes = quiver_storage::get_bytes(self.objects.as_ref(), path).await?;
+        let index = quiver_index::load_index(&bytes)
+            .map_err(|e| EngineError::Index(format!("{path}: {e}")))?;
+        Ok(Arc::from(index))
     }
 }

@@ -8,16 +8,19 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
+use datafusion::common::Statistics;
 use parking_lot::{Mutex, RwLock};
 use quiver_common::schema::{TableSchema, TS_COLUMN};
 use quiver_exec::deletes::DeleteMap;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::source::{
-    adapt_batch, visible_mask, Segment, SegmentKind, TableSnapshot, TableSource,
+    adapt_batch, visible_mask, IndexDescription, Segment, SegmentIndex, SegmentKind, TableSnapshot,
+    TableSource,
 };
 
 use crate::coordinator::{IdAllocator, TableMeta, Tso};
 use crate::error::Result;
+use crate::indexes::{IndexMeta, LoadedIndex};
 
 /// A sealed segment held in memory.
 #[derive(Debug, Clone)]
@@ -29,6 +32,10 @@ pub struct SealedSegment {
     pub last_lsn: u64,
     /// Written to object storage and recorded in the meta store.
     pub flushed: bool,
+    /// Vector indexes built over this segment.
+    pub indexes: Vec<LoadedIndex>,
+    /// Column statistics (known once flushed).
+    pub stats: Option<Arc<Statistics>>,
 }
 
 /// The growing segment.
@@ -187,6 +194,8 @@ impl TableRuntime {
             first_lsn: growing.first_lsn.unwrap_or(growing.last_lsn),
             last_lsn: growing.last_lsn,
             flushed: false,
+            indexes: Vec::new(),
+            stats: None,
         });
     }
 
@@ -267,6 +276,11 @@ impl TableSource for TableRuntime {
         // Lock order everywhere: data, then meta.
         let data = self.data.read();
         let meta = self.meta.read();
+        let definitions: Vec<(u64, IndexDescription)> = meta
+            .indexes
+            .iter()
+            .filter_map(|ix| Some((ix.id, describe(ix, &meta.schema)?)))
+            .collect();
         let mut segments: Vec<Segment> = data
             .sealed
             .iter()
@@ -275,6 +289,20 @@ impl TableSource for TableRuntime {
                 kind: SegmentKind::Sealed,
                 batches: s.batches.clone(),
                 rows: s.rows,
+                indexes: s
+                    .indexes
+                    .iter()
+                    .filter_map(|loaded| {
+                        let (_, d) = definitions.iter().find(|(id, _)| *id == loaded.index_id)?;
+                        Some(SegmentIndex {
+                            name: d.name.clone(),
+                            column: d.column,
+                            metric: d.metric,
+                            index: loaded.index.clone(),
+                        })
+                    })
+                    .collect(),
+                stats: s.stats.clone(),
             })
             .collect();
         if data.growing.rows > 0 {
@@ -283,6 +311,8 @@ impl TableSource for TableRuntime {
                 kind: SegmentKind::Growing,
                 batches: Arc::new(data.growing.batches.clone()),
                 rows: data.growing.rows,
+                indexes: Vec::new(),
+                stats: None,
             });
         }
         TableSnapshot {
@@ -293,4 +323,22 @@ impl TableSource for TableRuntime {
             read_ts,
         }
     }
+
+    fn vector_indexes(&self) -> Vec<IndexDescription> {
+        let meta = self.meta.read();
+        meta.indexes
+            .iter()
+            .filter_map(|ix| describe(ix, &meta.schema))
+            .collect()
+    }
+}
+
+/// How execution sees an index definition; `None` if it no longer fits the schema.
+fn describe(ix: &IndexMeta, schema: &TableSchema) -> Option<IndexDescription> {
+    Some(IndexDescription {
+        name: ix.name.clone(),
+        column: schema.column_index(&ix.column)?,
+        metric: ix.index_metric().ok()?,
+        kind: ix.index_kind().ok()?,
+    })
 }

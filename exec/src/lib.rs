@@ -6,8 +6,11 @@
 //! * [`table`] — [`table::QuiverTable`], the DataFusion `TableProvider`, and its
 //!   [`table::SegmentScanExec`] scan operator.
 //! * [`vector_search`] — [`vector_search::VectorSearchExec`], the physical
-//!   top-k nearest-neighbour operator (exact per segment, merged across
-//!   segments, ties broken by primary key).
+//!   top-k nearest-neighbour operator, and [`search`], what it does per
+//!   segment: filter bitmap, index search or exact scan chosen by the
+//!   allowed fraction, exact re-ranking, merge with ties broken by primary
+//!   key. Segments are searched in parallel on the bounded [`pool`];
+//!   [`stats`] skips segments by min/max statistics.
 //! * [`catalog`] — DataFusion catalog/schema providers over a
 //!   [`catalog::CatalogSource`].
 //!
@@ -16,6 +19,9 @@
 pub mod catalog;
 pub mod deletes;
 pub mod pk;
+pub mod pool;
+pub mod search;
 pub mod source;
+pub mod stats;
 pub mod table;
 pub mod vector_search;

@@ -8,8 +8,10 @@ use arrow::array::{new_null_array, Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{SchemaRef, UInt64Type};
 use arrow::error::ArrowError;
+use datafusion::common::Statistics;
 use parking_lot::RwLock;
 use quiver_common::schema::{TableSchema, TS_COLUMN};
+use quiver_index::{IndexKind, Metric, VectorIndex};
 
 use crate::deletes::DeleteMap;
 use crate::pk::pk_ref;
@@ -23,6 +25,32 @@ pub enum SegmentKind {
     Sealed,
 }
 
+/// A vector index over one segment's rows. Index row ids are positions in
+/// the segment's batches, in order (row `r` of batch `b` is
+/// `sum(rows of batches before b) + r`).
+#[derive(Clone)]
+pub struct SegmentIndex {
+    /// The index's name (as in `CREATE INDEX name`).
+    pub name: String,
+    /// The indexed column, in the table's user schema.
+    pub column: usize,
+    /// The distance the index orders by.
+    pub metric: Metric,
+    pub index: Arc<dyn VectorIndex>,
+}
+
+impl std::fmt::Debug for SegmentIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentIndex")
+            .field("name", &self.name)
+            .field("column", &self.column)
+            .field("metric", &self.metric)
+            .field("kind", &self.index.kind())
+            .field("rows", &self.index.len())
+            .finish()
+    }
+}
+
 /// An immutable view of one segment's rows (storage schema of its time).
 #[derive(Debug, Clone)]
 pub struct Segment {
@@ -30,6 +58,20 @@ pub struct Segment {
     pub kind: SegmentKind,
     pub batches: Arc<Vec<RecordBatch>>,
     pub rows: usize,
+    /// Vector indexes built over this segment (sealed segments only).
+    pub indexes: Vec<SegmentIndex>,
+    /// Min/max/null statistics of the storage columns, when known; used to
+    /// skip segments a filter cannot match.
+    pub stats: Option<Arc<Statistics>>,
+}
+
+/// A vector index defined on a table, as execution describes it (EXPLAIN).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDescription {
+    pub name: String,
+    pub column: usize,
+    pub metric: Metric,
+    pub kind: IndexKind,
 }
 
 /// A consistent view of a table at `read_ts`.
@@ -55,6 +97,10 @@ pub trait TableSource: Send + Sync + std::fmt::Debug {
     fn table_schema(&self) -> TableSchema;
     /// A snapshot at `read_ts`, or at a fresh timestamp when `None`.
     fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot;
+    /// The vector indexes defined on the table.
+    fn vector_indexes(&self) -> Vec<IndexDescription> {
+        Vec::new()
+    }
 }
 
 /// Reshapes a stored batch to `target` (the current storage schema): columns

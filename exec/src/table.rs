@@ -29,6 +29,34 @@ use crate::source::{adapt_batch, visible_mask, TableSnapshot, TableSource};
 #[derive(Debug, Clone, Copy)]
 pub struct ReadTimestamp(pub u64);
 
+/// Session-scoped vector search knobs (`SET hnsw.ef_search`,
+/// `SET ivfflat.probes`, `SET quiver.rerank`), read when a search is planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchSettings {
+    pub ef_search: usize,
+    pub probes: usize,
+    pub rerank: usize,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            ef_search: 40,
+            probes: 1,
+            rerank: 4,
+        }
+    }
+}
+
+/// The session's vector search knobs (defaults when none were set).
+pub fn session_search_settings(state: &dyn Session) -> SearchSettings {
+    state
+        .config()
+        .get_extension::<SearchSettings>()
+        .map(|s| *s)
+        .unwrap_or_default()
+}
+
 /// A Quiver table as DataFusion sees it.
 #[derive(Debug)]
 pub struct QuiverTable {

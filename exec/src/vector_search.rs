@@ -1,13 +1,12 @@
-//! [`VectorSearchExec`]: exact k-nearest-neighbour search over every segment
-//! of a snapshot, with an optional row filter, MVCC visibility and deletes
-//! applied before ranking. Results are ordered by distance, then primary key.
+//! [`VectorSearchExec`]: k-nearest-neighbour search over every segment of a
+//! snapshot (through the segments' indexes or exactly, see [`crate::search`]),
+//! with an optional row filter, MVCC visibility and deletes applied before
+//! ranking. Results are ordered by distance, then primary key.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{and, interleave};
-use arrow::datatypes::{Float32Type, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -19,23 +18,10 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
 use futures::stream;
-use quiver_index::topk::TopK;
-use quiver_index::Metric;
 
-use crate::pk::{pk_ref, PkRef, PkValue};
-use crate::source::{adapt_batch, visible_mask, TableSnapshot, TableSource};
-
-/// What to search for.
-#[derive(Debug, Clone)]
-pub struct VectorQuery {
-    /// Index of the vector column in the table's user schema.
-    pub column: usize,
-    /// The query vector.
-    pub vector: Vec<f32>,
-    pub metric: Metric,
-    /// Number of results (LIMIT + OFFSET).
-    pub k: usize,
-}
+use crate::pool::run_search;
+pub use crate::search::{search_snapshot, SearchStats, VectorQuery};
+use crate::source::TableSource;
 
 /// Exact top-k vector search over a table snapshot.
 #[derive(Debug)]
@@ -94,12 +80,30 @@ impl DisplayAs for VectorSearchExec {
             .unwrap_or_default();
         write!(
             f,
-            "VectorSearchExec: table={}, column={}, metric={}, k={}, mode=exact",
+            "VectorSearchExec: table={}, column={}, metric={}, k={}",
             self.table,
             column,
             self.query.metric.function_name(),
             self.query.k
         )?;
+        let indexes: Vec<String> = self
+            .source
+            .vector_indexes()
+            .into_iter()
+            .filter(|ix| ix.column == self.query.column && ix.metric == self.query.metric)
+            .map(|ix| format!("{} ({})", ix.name, ix.kind.name()))
+            .collect();
+        if indexes.is_empty() {
+            write!(f, ", mode=exact")?;
+        } else {
+            write!(f, ", index={}", indexes.join(" "))?;
+            if let Some(ef) = self.query.params.ef {
+                write!(f, ", ef_search={ef}")?;
+            }
+            if let Some(probes) = self.query.params.nprobe {
+                write!(f, ", probes={probes}")?;
+            }
+        }
         if let Some(filter) = &self.filter {
             write!(f, ", filter={filter}")?;
         }
@@ -156,147 +160,30 @@ impl ExecutionPlan for VectorSearchExec {
         let filter = self.filter.clone();
         let projection = self.projection.clone();
         let schema = self.schema.clone();
-        let scanned = MetricBuilder::new(&self.metrics).counter("rows_scanned", partition);
-        let segments = MetricBuilder::new(&self.metrics).counter("segments_searched", partition);
+        let counter =
+            |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
+        let scanned = counter("rows_scanned");
+        let segments = counter("segments_searched");
+        let pruned = counter("segments_pruned");
+        let index_searches = counter("index_searches");
+        let exact_scans = counter("exact_scans");
         let elapsed = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let fut = async move {
-            let handle = tokio::task::spawn_blocking(move || {
-                let _timer = elapsed.timer();
-                segments.add(snapshot.segments.len());
-                let result =
-                    search_snapshot(&snapshot, &query, filter.as_ref(), &projection, &schema);
-                if let Ok((batch, rows)) = &result {
-                    scanned.add(*rows);
-                    output_rows.add(batch.num_rows());
-                }
-                result.map(|(batch, _)| batch)
-            });
-            handle
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?
-        };
+        let fut = run_search(move || {
+            let _timer = elapsed.timer();
+            let (batch, stats) =
+                search_snapshot(&snapshot, &query, filter.as_ref(), &projection, &schema)?;
+            scanned.add(stats.rows_scanned);
+            segments.add(stats.segments_searched);
+            pruned.add(stats.segments_pruned);
+            index_searches.add(stats.index_searches);
+            exact_scans.add(stats.exact_scans);
+            output_rows.add(batch.num_rows());
+            Ok(batch)
+        });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
             stream::once(fut),
         )))
     }
-}
-
-/// Candidate identity: primary key, then position (batch, row).
-type CandidateKey = (PkValue, usize, usize);
-
-fn to_owned_pk(pk: Option<PkRef<'_>>) -> PkValue {
-    match pk {
-        Some(PkRef::Int(v)) => PkValue::Int(v),
-        Some(PkRef::Str(s)) => PkValue::Str(s.to_string()),
-        None => PkValue::Int(i64::MAX),
-    }
-}
-
-/// Searches every segment; returns the projected result rows and the number of rows scanned.
-pub fn search_snapshot(
-    snapshot: &TableSnapshot,
-    query: &VectorQuery,
-    filter: Option<&Arc<dyn PhysicalExpr>>,
-    projection: &[usize],
-    out_schema: &SchemaRef,
-) -> Result<(RecordBatch, usize)> {
-    let storage_schema = snapshot.schema.storage_schema();
-    let pk_index = snapshot.schema.primary_key;
-    let dim = query.vector.len();
-    let mut top: TopK<CandidateKey> = TopK::new(query.k);
-    let mut batches: Vec<RecordBatch> = Vec::new();
-    let mut scanned = 0usize;
-    let deletes = snapshot.deletes.read();
-    for segment in &snapshot.segments {
-        for stored in segment.batches.iter() {
-            let batch = adapt_batch(stored, &storage_schema)?;
-            let mut mask: Option<BooleanArray> =
-                visible_mask(&batch, pk_index, &deletes, snapshot.read_ts);
-            if let Some(filter) = filter {
-                let value = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
-                let passed = value.as_boolean_opt().cloned().ok_or_else(|| {
-                    DataFusionError::Plan("vector search filter is not boolean".into())
-                })?;
-                mask = Some(match mask {
-                    Some(m) => and(&m, &passed)?,
-                    None => passed,
-                });
-            }
-            let column = batch.column(query.column);
-            let list = column.as_fixed_size_list_opt().ok_or_else(|| {
-                DataFusionError::Plan("vector search column is not a vector".into())
-            })?;
-            if list.value_length() as usize != dim {
-                return Err(DataFusionError::Execution(format!(
-                    "different vector dimensions {} and {}",
-                    list.value_length(),
-                    dim
-                )));
-            }
-            let values = list.values().as_primitive::<Float32Type>().values();
-            let batch_idx = batches.len();
-            let pk = batch.column(pk_index).clone();
-            let mut pushed_any = false;
-            for row in 0..batch.num_rows() {
-                if let Some(m) = &mask {
-                    if !m.is_valid(row) || !m.value(row) {
-                        continue;
-                    }
-                }
-                scanned += 1;
-                let distance = if list.is_null(row) {
-                    f64::INFINITY
-                } else {
-                    let offset = list.value_offset(row) as usize;
-                    query
-                        .metric
-                        .distance(&values[offset..offset + dim], &query.vector)
-                };
-                if let Some(threshold) = top.threshold() {
-                    if distance > threshold {
-                        continue;
-                    }
-                }
-                top.push(
-                    distance,
-                    (to_owned_pk(pk_ref(pk.as_ref(), row)), batch_idx, row),
-                );
-                pushed_any = true;
-            }
-            if pushed_any {
-                batches.push(batch);
-            } else {
-                batches.push(RecordBatch::new_empty(storage_schema.clone()));
-            }
-        }
-    }
-    drop(deletes);
-    let picks: Vec<(usize, usize)> = top
-        .into_sorted()
-        .into_iter()
-        .map(|s| (s.key.1, s.key.2))
-        .collect();
-    let columns = projection
-        .iter()
-        .map(|&col| {
-            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(col).as_ref()).collect();
-            if picks.is_empty() {
-                Ok(arrow::array::new_empty_array(
-                    out_schema
-                        .field(projection.iter().position(|c| *c == col).unwrap_or(0))
-                        .data_type(),
-                ))
-            } else {
-                interleave(&arrays, &picks)
-            }
-        })
-        .collect::<Result<Vec<ArrayRef>, _>>()?;
-    let batch = RecordBatch::try_new_with_options(
-        out_schema.clone(),
-        columns,
-        &arrow::array::RecordBatchOptions::new().with_row_count(Some(picks.len())),
-    )?;
-    Ok((batch, scanned))
 }

@@ -31,9 +31,9 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use quiver_common::limits::MAX_TOP_K;
 use quiver_exec::source::TableSource;
-use quiver_exec::table::{session_read_ts, QuiverTable};
+use quiver_exec::table::{session_read_ts, session_search_settings, QuiverTable};
 use quiver_exec::vector_search::{VectorQuery, VectorSearchExec};
-use quiver_index::Metric;
+use quiver_index::{Metric, SearchParams};
 
 use crate::functions::metric_of_function;
 use crate::vector_value::scalar_vector;
@@ -359,6 +359,7 @@ impl ExtensionPlanner for VectorSearchPlanner {
                 }
                 None => None,
             };
+        let knobs = session_search_settings(session);
         let exec = VectorSearchExec::new(
             node.table_name.to_string(),
             node.source.clone(),
@@ -368,6 +369,11 @@ impl ExtensionPlanner for VectorSearchPlanner {
                 vector: node.vector.clone(),
                 metric: node.metric,
                 k: node.k,
+                params: SearchParams {
+                    ef: Some(knobs.ef_search),
+                    nprobe: Some(knobs.probes),
+                },
+                rerank: knobs.rerank,
             },
             filter,
             node.projection.clone(),

@@ -32,7 +32,13 @@ pub struct Session {
     pub(crate) settings: BTreeMap<String, String>,
     pub(crate) statement_timeout: Option<Duration>,
     pub(crate) user: String,
+    /// Where NOTICE messages of the running statement go (set by the front end).
+    pub(crate) notices: Option<NoticeSink>,
 }
+
+/// A channel of NOTICE messages the front end forwards to its client while
+/// a statement runs (e.g. `CREATE INDEX` progress).
+pub type NoticeSink = tokio::sync::mpsc::UnboundedSender<String>;
 
 impl Session {
     /// The statement timeout set with `SET statement_timeout`.
@@ -50,6 +56,23 @@ impl Session {
     /// The connected user.
     pub fn user(&self) -> &str {
         &self.user
+    }
+
+    /// Routes the statement's NOTICE messages to `sink` (`None` drops them).
+    pub fn set_notice_sink(&mut self, sink: Option<NoticeSink>) {
+        self.notices = sink;
+    }
+
+    /// Sends a NOTICE to the client, if the front end listens.
+    pub fn notice(&self, message: impl Into<String>) {
+        if let Some(sink) = &self.notices {
+            let _ = sink.send(message.into());
+        }
+    }
+
+    /// A clone of the notice sink, for work that reports progress.
+    pub fn notice_sink(&self) -> Option<NoticeSink> {
+        self.notices.clone()
     }
 }
 

@@ -126,9 +126,10 @@ async fn errors_carry_status_codes() {
             "SELECT '[1,x]'::vector",
             StatusCode::InvalidTextRepresentation,
         ),
+        ("CREATE INDEX ON e USING gin (v)", StatusCode::Unsupported),
         (
-            "CREATE INDEX ON e USING hnsw (v vector_l2_ops)",
-            StatusCode::Unsupported,
+            "CREATE INDEX ON e USING hnsw (v vector_l2_ops) WITH (m = 1000)",
+            StatusCode::InvalidParameter,
         ),
     ];
     for (sql, code) in cases {

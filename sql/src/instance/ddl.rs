@@ -251,9 +251,9 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
             }
             Ok(Output::Command(CommandTag::new("DROP SCHEMA")))
         }
-        ObjectType::Index => Err(SqlError::unsupported(
-            "DROP INDEX (indexes come with the index engine)",
-        )),
+        ObjectType::Index => {
+            super::index_ddl::drop_index(instance, session, names, *if_exists).await
+        }
         other => Err(SqlError::unsupported(format!("DROP {other}"))),
     }
 }

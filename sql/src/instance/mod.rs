@@ -9,8 +9,10 @@ mod copy;
 mod ddl;
 mod dml;
 mod functions;
+mod index_ddl;
 mod pg_types;
 mod session_cmds;
+mod system_views;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -88,6 +90,7 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
         ("jit", "off"),
         ("hnsw.ef_search", "40"),
         ("ivfflat.probes", "1"),
+        ("quiver.rerank", "4"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -367,18 +370,29 @@ impl QueryHandler for Instance {
                     .map_err(|e| SqlError::Internal(format!("pg_catalog overlay: {e}")))?;
             }
         }
+        if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
+            catalog
+                .register_schema(
+                    system_views::SYSTEM_SCHEMA,
+                    system_views::system_schema(self.engine.clone()),
+                )
+                .map_err(|e| SqlError::Internal(format!("{}: {e}", system_views::SYSTEM_SCHEMA)))?;
+        }
         ctx.register_udf(pg_types::format_type());
         for udf in functions::system_functions() {
             ctx.register_udf(udf);
         }
         let settings = default_settings(&info.user);
         ctx.register_udf(functions::current_setting_function(&settings));
-        Ok(Session {
+        let session = Session {
             ctx,
             settings,
             statement_timeout: None,
             user: info.user,
-        })
+            notices: None,
+        };
+        session_cmds::sync_search_settings(&session);
+        Ok(session)
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
@@ -439,9 +453,7 @@ impl QueryHandler for Instance {
             Statement::Drop { .. } => ddl::drop(self, session, statement).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, session, alter),
             Statement::CreateExtension(ext) => ddl::create_extension(ext),
-            Statement::CreateIndex(_) => Err(SqlError::unsupported(
-                "CREATE INDEX (vector and scalar indexes come with the index engine)",
-            )),
+            Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
             Statement::Copy { .. } => copy::copy(self, session, statement).await,
             Statement::StartTransaction { .. } => Ok(Output::Command(
                 CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),

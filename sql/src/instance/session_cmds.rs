@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, Reset, ResetStatement, Set, Value};
 use quiver_common::status::StatusCode;
+use quiver_exec::table::SearchSettings;
 
 use super::functions;
 use crate::error::{Result, SqlError};
@@ -106,15 +107,49 @@ fn check_int_setting(name: &str, value: &str, min: i64, max: i64) -> Result<()> 
     Ok(())
 }
 
+/// Quiver's names for the pgvector search settings.
+pub(crate) fn canonical_setting(name: &str) -> &str {
+    match name {
+        "quiver.ef_search" | "quiver.hnsw_ef_search" => "hnsw.ef_search",
+        "quiver.probes" | "quiver.nprobe" | "quiver.ivf_nprobe" => "ivfflat.probes",
+        other => other,
+    }
+}
+
+/// Copies the search settings into the session config, where the planner reads them.
+pub(crate) fn sync_search_settings(session: &Session) {
+    let get = |name: &str, default: usize| {
+        session
+            .settings
+            .get(name)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    let defaults = SearchSettings::default();
+    let knobs = SearchSettings {
+        ef_search: get("hnsw.ef_search", defaults.ef_search),
+        probes: get("ivfflat.probes", defaults.probes),
+        rerank: get("quiver.rerank", defaults.rerank),
+    };
+    session
+        .ctx
+        .state_ref()
+        .write()
+        .config_mut()
+        .set_extension(Arc::new(knobs));
+}
+
 fn apply_setting(
     session: &mut Session,
     name: &str,
     value: String,
 ) -> Result<Option<(String, String)>> {
+    let name = canonical_setting(name);
     match name {
         "statement_timeout" => session.statement_timeout = parse_duration(&value)?,
-        "hnsw.ef_search" | "quiver.hnsw_ef_search" => check_int_setting(name, &value, 1, 1000)?,
-        "ivfflat.probes" | "quiver.ivf_nprobe" => check_int_setting(name, &value, 1, 32768)?,
+        "hnsw.ef_search" => check_int_setting(name, &value, 1, 1000)?,
+        "ivfflat.probes" => check_int_setting(name, &value, 1, 65536)?,
+        "quiver.rerank" => check_int_setting(name, &value, 1, 100)?,
         "search_path" => {
             let schema = value
                 .split(',')
@@ -141,6 +176,7 @@ fn apply_setting(
         _ => {}
     }
     session.settings.insert(name.to_string(), value.clone());
+    sync_search_settings(session);
     session
         .ctx
         .register_udf(functions::current_setting_function(&session.settings));
@@ -214,10 +250,13 @@ pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
             ],
         )?
     } else {
-        let value = session.settings.get(&name).ok_or_else(|| SqlError::Query {
-            code: StatusCode::InvalidParameter,
-            message: format!("unrecognized configuration parameter \"{name}\""),
-        })?;
+        let value = session
+            .settings
+            .get(canonical_setting(&name))
+            .ok_or_else(|| SqlError::Query {
+                code: StatusCode::InvalidParameter,
+                message: format!("unrecognized configuration parameter \"{name}\""),
+            })?;
         RecordBatch::try_new(
             schema.clone(),
             vec![Arc::new(StringArray::from(vec![value.as_str()]))],
@@ -236,7 +275,9 @@ pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
     let defaults = super::default_settings(&session.user);
     let names: Vec<String> = match &reset.reset {
         Reset::ALL => defaults.keys().cloned().collect(),
-        Reset::ConfigurationParameter(name) => vec![name.to_string().to_ascii_lowercase()],
+        Reset::ConfigurationParameter(name) => {
+            vec![canonical_setting(&name.to_string().to_ascii_lowercase()).to_string()]
+        }
     };
     let mut tag = CommandTag::new("RESET");
     for name in names {

@@ -22,7 +22,7 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type, DEFAULT_NAME,
     METADATA_DATABASE, METADATA_USER,
 };
-use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
@@ -84,20 +84,31 @@ impl ConnState {
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| pg_error("XX000", "session missing"))
     }
 
-    /// Executes a statement under its statement timeout and cancel signal.
-    async fn execute<C: ClientInfo + ?Sized>(
+    /// Executes a statement under its statement timeout and cancel signal,
+    /// forwarding the NOTICE messages it sends while it runs.
+    async fn execute<C>(
         &self,
-        client: &C,
+        client: &mut C,
         statement: &Statement,
         params: Option<ParamValues>,
         cancel: Option<CancelSignal>,
-    ) -> PgWireResult<(Output, Guard)> {
-        let mut session = self.session(client).await?;
+    ) -> PgWireResult<(Output, Guard)>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session(&*client).await?;
         let guard = Guard::new(session.statement_timeout(), cancel);
-        let output = guard
-            .run(self.handler.execute(&mut session, statement, params))
-            .await?
-            .map_err(sql_err)?;
+        let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
+        session.set_notice_sink(Some(sink));
+        let result = forward_notices(
+            client,
+            &mut notices,
+            guard.run(self.handler.execute(&mut session, statement, params)),
+        )
+        .await;
+        session.set_notice_sink(None);
+        let output = result?.map_err(sql_err)?;
         Ok((output, guard))
     }
 
@@ -132,6 +143,38 @@ impl Connection {
                 state: state.clone(),
             }),
             state,
+        }
+    }
+}
+
+fn notice_message(message: String) -> PgWireBackendMessage {
+    PgWireBackendMessage::NoticeResponse(
+        ErrorInfo::new("NOTICE".to_string(), "00000".to_string(), message).into(),
+    )
+}
+
+/// Awaits `work`, sending each NOTICE it queues to the client as it comes.
+async fn forward_notices<C, T>(
+    client: &mut C,
+    notices: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    work: impl std::future::Future<Output = PgWireResult<T>>,
+) -> PgWireResult<T>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            Some(message) = notices.recv() => {
+                client.send(notice_message(message)).await?;
+            }
+            result = &mut work => {
+                while let Ok(message) = notices.try_recv() {
+                    client.feed(notice_message(message)).await?;
+                }
+                return result;
+            }
         }
     }
 }

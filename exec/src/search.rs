@@ -1,0 +1,414 @@
+//! Per-segment k-nearest-neighbour search and the merge of the segments'
+//! results.
+//!
+//! For each segment of a snapshot:
+//! 1. segments whose min/max statistics rule the filter out are skipped;
+//! 2. the rows a query may return become a per-segment mask: visible at the
+//!    read timestamp (MVCC and deletes), passing the filter;
+//! 3. if the segment has an index on the searched column with the query's
+//!    metric, the allowed rows become a [`RowBitmap`] and the search picks,
+//!    by the allowed count, between an exact scan of the allowed rows and an
+//!    index search that honours the bitmap (the index returns `k` rows
+//!    whenever `k` rows are allowed);
+//! 4. candidates found through an index get their exact distance, so every
+//!    segment ranks by the same numbers (and a quantized index is re-ranked).
+//!
+//! Segments are searched in parallel on the [`crate::pool`]; their top-k
+//! lists merge into one, ties broken by primary key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, RecordBatch, RecordBatchOptions,
+};
+use arrow::compute::{and, interleave};
+use arrow::datatypes::{Float32Type, SchemaRef};
+use datafusion::common::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
+use quiver_index::topk::{Scored, TopK};
+use quiver_index::{IndexKind, Metric, RowBitmap, RowFilter, SearchParams};
+use rayon::prelude::*;
+
+use crate::deletes::DeleteMap;
+use crate::pk::{pk_ref, PkRef, PkValue};
+use crate::pool::search_pool;
+use crate::source::{adapt_batch, visible_mask, Segment, SegmentIndex, TableSnapshot};
+use crate::stats::segments_to_search;
+
+/// What to search for.
+#[derive(Debug, Clone)]
+pub struct VectorQuery {
+    /// Index of the vector column in the table's user schema.
+    pub column: usize,
+    /// The query vector.
+    pub vector: Vec<f32>,
+    pub metric: Metric,
+    /// Number of results (LIMIT + OFFSET).
+    pub k: usize,
+    /// Index knobs (`hnsw.ef_search`, `ivfflat.probes`).
+    pub params: SearchParams,
+    /// Quantized indexes return `k * rerank` candidates, re-ranked exactly.
+    pub rerank: usize,
+}
+
+/// Default HNSW candidate list when the session sets none.
+const DEFAULT_EF: usize = 40;
+/// Estimated distance computations of an index search per unit of `ef`,
+/// divided by the allowed fraction. A filtered segment is scanned exactly
+/// when that scan costs less.
+const INDEX_COST_PER_EF: f64 = 30.0;
+/// Upper bound of the widened candidate list of a filtered index search.
+const MAX_FILTERED_EF: usize = 4096;
+
+/// What a search did, reported as `EXPLAIN ANALYZE` metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SearchStats {
+    /// Rows whose distance was computed (exact scans and index candidates).
+    pub rows_scanned: usize,
+    pub segments_searched: usize,
+    /// Segments skipped by min/max statistics.
+    pub segments_pruned: usize,
+    /// Segments answered by an index.
+    pub index_searches: usize,
+    /// Segments answered by an exact scan.
+    pub exact_scans: usize,
+}
+
+impl SearchStats {
+    fn add(&mut self, other: &SearchStats) {
+        self.rows_scanned += other.rows_scanned;
+        self.segments_searched += other.segments_searched;
+        self.segments_pruned += other.segments_pruned;
+        self.index_searches += other.index_searches;
+        self.exact_scans += other.exact_scans;
+    }
+}
+
+/// Candidate identity: primary key, then (segment, batch, row).
+type CandidateKey = (PkValue, usize, usize, usize);
+
+/// One segment's answer: its batches (storage schema) and local top-k.
+struct SegmentResult {
+    batches: Vec<RecordBatch>,
+    top: Vec<Scored<CandidateKey>>,
+    stats: SearchStats,
+}
+
+impl SegmentResult {
+    fn pruned() -> Self {
+        Self {
+            batches: Vec::new(),
+            top: Vec::new(),
+            stats: SearchStats {
+                segments_pruned: 1,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// What every segment search shares.
+struct SearchContext<'a> {
+    storage_schema: SchemaRef,
+    pk_index: usize,
+    deletes: &'a DeleteMap,
+    read_ts: u64,
+    query: &'a VectorQuery,
+    filter: Option<&'a Arc<dyn PhysicalExpr>>,
+}
+
+fn to_owned_pk(pk: Option<PkRef<'_>>) -> PkValue {
+    match pk {
+        Some(PkRef::Int(v)) => PkValue::Int(v),
+        Some(PkRef::Str(s)) => PkValue::Str(s.to_string()),
+        None => PkValue::Int(i64::MAX),
+    }
+}
+
+fn is_quantized(kind: IndexKind) -> bool {
+    kind.name().contains("sq")
+}
+
+/// Searches every segment of `snapshot` (in parallel on the search pool);
+/// returns the projected result rows, closest first, and what it did.
+pub fn search_snapshot(
+    snapshot: &TableSnapshot,
+    query: &VectorQuery,
+    filter: Option<&Arc<dyn PhysicalExpr>>,
+    projection: &[usize],
+    out_schema: &SchemaRef,
+) -> Result<(RecordBatch, SearchStats)> {
+    let storage_schema = snapshot.schema.storage_schema();
+    let keep = segments_to_search(&snapshot.segments, filter, &storage_schema);
+    let deletes = snapshot.deletes.read();
+    let ctx = SearchContext {
+        storage_schema,
+        pk_index: snapshot.schema.primary_key,
+        deletes: &deletes,
+        read_ts: snapshot.read_ts,
+        query,
+        filter,
+    };
+    let results: Vec<Result<SegmentResult>> = search_pool().install(|| {
+        snapshot
+            .segments
+            .par_iter()
+            .enumerate()
+            .map(|(i, segment)| {
+                if keep[i] {
+                    search_segment(&ctx, i, segment)
+                } else {
+                    Ok(SegmentResult::pruned())
+                }
+            })
+            .collect()
+    });
+    drop(deletes);
+    let mut stats = SearchStats::default();
+    let mut top: TopK<CandidateKey> = TopK::new(query.k);
+    let mut segment_batches: Vec<Vec<RecordBatch>> = Vec::with_capacity(results.len());
+    for result in results {
+        let result = result?;
+        stats.add(&result.stats);
+        for candidate in result.top {
+            top.push(candidate.distance, candidate.key);
+        }
+        segment_batches.push(result.batches);
+    }
+    let picks = top.into_sorted();
+    // Materialize from the batches the picks point at.
+    let mut used: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut arrays_of: Vec<&RecordBatch> = Vec::new();
+    let positions: Vec<(usize, usize)> = picks
+        .iter()
+        .map(|s| {
+            let (_, seg, batch, row) = &s.key;
+            let slot = *used.entry((*seg, *batch)).or_insert_with(|| {
+                arrays_of.push(&segment_batches[*seg][*batch]);
+                arrays_of.len() - 1
+            });
+            (slot, *row)
+        })
+        .collect();
+    let columns = projection
+        .iter()
+        .enumerate()
+        .map(|(out, &col)| {
+            if positions.is_empty() {
+                return Ok(arrow::array::new_empty_array(
+                    out_schema.field(out).data_type(),
+                ));
+            }
+            let arrays: Vec<&dyn Array> =
+                arrays_of.iter().map(|b| b.column(col).as_ref()).collect();
+            interleave(&arrays, &positions)
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    let batch = RecordBatch::try_new_with_options(
+        out_schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(positions.len())),
+    )?;
+    Ok((batch, stats))
+}
+
+/// The vector column of a batch, checked against the query's dimension.
+fn vector_column<'b>(
+    batch: &'b RecordBatch,
+    query: &VectorQuery,
+) -> Result<&'b FixedSizeListArray> {
+    let list = batch
+        .column(query.column)
+        .as_fixed_size_list_opt()
+        .ok_or_else(|| DataFusionError::Plan("vector search column is not a vector".into()))?;
+    if list.value_length() as usize != query.vector.len() {
+        return Err(DataFusionError::Execution(format!(
+            "different vector dimensions {} and {}",
+            list.value_length(),
+            query.vector.len()
+        )));
+    }
+    Ok(list)
+}
+
+/// Exact distance of row `row` of `list` to the query (NULL sorts last).
+fn row_distance(list: &FixedSizeListArray, row: usize, query: &VectorQuery) -> f64 {
+    if list.is_null(row) {
+        return f64::INFINITY;
+    }
+    let dim = query.vector.len();
+    let values = list.values().as_primitive::<Float32Type>().values();
+    let offset = list.value_offset(row) as usize;
+    query
+        .metric
+        .distance(&values[offset..offset + dim], &query.vector)
+}
+
+fn search_segment(
+    ctx: &SearchContext<'_>,
+    segment_no: usize,
+    segment: &Segment,
+) -> Result<SegmentResult> {
+    let batches = segment
+        .batches
+        .iter()
+        .map(|b| adapt_batch(b, &ctx.storage_schema))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut masks: Vec<Option<BooleanArray>> = Vec::with_capacity(batches.len());
+    for batch in &batches {
+        let mut mask = visible_mask(batch, ctx.pk_index, ctx.deletes, ctx.read_ts);
+        if let Some(filter) = ctx.filter {
+            let value = filter.evaluate(batch)?.into_array(batch.num_rows())?;
+            let passed = value.as_boolean_opt().cloned().ok_or_else(|| {
+                DataFusionError::Plan("vector search filter is not boolean".into())
+            })?;
+            mask = Some(match mask {
+                Some(m) => and(&m, &passed)?,
+                None => passed,
+            });
+        }
+        masks.push(mask);
+    }
+    let lists = batches
+        .iter()
+        .map(|b| vector_column(b, ctx.query))
+        .collect::<Result<Vec<_>>>()?;
+    let index = segment.indexes.iter().find(|ix| {
+        ix.column == ctx.query.column
+            && ix.metric == ctx.query.metric
+            && ix.index.len() == segment.rows
+            && ix.index.dim() == ctx.query.vector.len()
+    });
+    let found = match index {
+        Some(ix) => index_search(ctx, segment_no, segment.rows, &masks, &lists, &batches, ix),
+        None => None,
+    };
+    let (top, stats) = match found {
+        Some(found) => found,
+        None => exact_scan(ctx, segment_no, &masks, &lists, &batches),
+    };
+    Ok(SegmentResult {
+        batches,
+        top,
+        stats,
+    })
+}
+
+fn allowed(mask: &Option<BooleanArray>, row: usize) -> bool {
+    mask.as_ref()
+        .is_none_or(|m| m.is_valid(row) && m.value(row))
+}
+
+/// Exact scan of the allowed rows of a segment.
+fn exact_scan(
+    ctx: &SearchContext<'_>,
+    segment_no: usize,
+    masks: &[Option<BooleanArray>],
+    lists: &[&FixedSizeListArray],
+    batches: &[RecordBatch],
+) -> (Vec<Scored<CandidateKey>>, SearchStats) {
+    let mut top: TopK<CandidateKey> = TopK::new(ctx.query.k);
+    let mut scanned = 0;
+    for (b, batch) in batches.iter().enumerate() {
+        let pk = batch.column(ctx.pk_index);
+        for row in 0..batch.num_rows() {
+            if !allowed(&masks[b], row) {
+                continue;
+            }
+            scanned += 1;
+            let distance = row_distance(lists[b], row, ctx.query);
+            if top.threshold().is_some_and(|t| distance > t) {
+                continue;
+            }
+            top.push(
+                distance,
+                (to_owned_pk(pk_ref(pk.as_ref(), row)), segment_no, b, row),
+            );
+        }
+    }
+    let stats = SearchStats {
+        rows_scanned: scanned,
+        segments_searched: 1,
+        exact_scans: 1,
+        ..Default::default()
+    };
+    (top.into_sorted(), stats)
+}
+
+/// Searches a segment through its index; `None` when an exact scan of the
+/// allowed rows is cheaper (or the index could not find `k` allowed rows).
+fn index_search(
+    ctx: &SearchContext<'_>,
+    segment_no: usize,
+    rows: usize,
+    masks: &[Option<BooleanArray>],
+    lists: &[&FixedSizeListArray],
+    batches: &[RecordBatch],
+    ix: &SegmentIndex,
+) -> Option<(Vec<Scored<CandidateKey>>, SearchStats)> {
+    let query = ctx.query;
+    // Rows the index may return: allowed, with a non-NULL vector.
+    let restricted = masks.iter().any(Option::is_some) || lists.iter().any(|l| l.null_count() > 0);
+    let mut offsets = Vec::with_capacity(batches.len());
+    let mut bitmap = restricted.then(|| RowBitmap::new(rows));
+    let mut offset = 0usize;
+    for (b, batch) in batches.iter().enumerate() {
+        offsets.push(offset);
+        if let Some(bitmap) = &mut bitmap {
+            for row in 0..batch.num_rows() {
+                if allowed(&masks[b], row) && lists[b].is_valid(row) {
+                    bitmap.insert((offset + row) as u32);
+                }
+            }
+        }
+        offset += batch.num_rows();
+    }
+    let allowed_rows = bitmap.as_ref().map_or(rows, RowBitmap::count);
+    if allowed_rows < query.k || rows == 0 {
+        return None; // at most k rows: the exact scan is the answer (with NULL vectors last)
+    }
+    let ef = query.params.ef.unwrap_or(DEFAULT_EF).max(query.k);
+    if bitmap.is_some() {
+        let fraction = allowed_rows as f64 / rows as f64;
+        if allowed_rows as f64 <= INDEX_COST_PER_EF * ef as f64 / fraction {
+            return None;
+        }
+    }
+    let want = if is_quantized(ix.index.kind()) {
+        query.k * query.rerank.max(1)
+    } else {
+        query.k
+    };
+    // A filtered walk admits only the allowed fraction of what it visits:
+    // widen the candidate list by the same factor to keep the recall.
+    let mut params = query.params;
+    if bitmap.is_some() {
+        let fraction = allowed_rows as f64 / rows as f64;
+        params.ef = Some(((ef as f64 / fraction).ceil() as usize).min(MAX_FILTERED_EF));
+    }
+    let filter = bitmap.as_ref().map(|b| b as &dyn RowFilter);
+    let found = ix.index.search(&query.vector, want, &params, filter);
+    if found.len() < query.k {
+        return None;
+    }
+    let mut top: TopK<CandidateKey> = TopK::new(query.k);
+    for neighbor in &found {
+        let position = neighbor.row as usize;
+        let b = offsets.partition_point(|&o| o <= position) - 1;
+        let row = position - offsets[b];
+        let distance = row_distance(lists[b], row, query);
+        let pk = batches[b].column(ctx.pk_index);
+        top.push(
+            distance,
+            (to_owned_pk(pk_ref(pk.as_ref(), row)), segment_no, b, row),
+        );
+    }
+    let stats = SearchStats {
+        rows_scanned: found.len(),
+        segments_searched: 1,
+        index_searches: 1,
+        ..Default::default()
+    };
+    Some((top.into_sorted(), stats))
+}

@@ -1,0 +1,279 @@
+//! `CREATE INDEX` and `DROP INDEX` for vector indexes.
+//!
+//! pgvector's forms (`USING hnsw (col vector_l2_ops) WITH (m = 16,
+//! ef_construction = 64)`, `USING ivfflat (...) WITH (lists = 100)`) and
+//! Quiver's own index types (`USING ivf_sq8`, `USING flat`). A plain
+//! `CREATE INDEX` returns once the existing rows are indexed and reports
+//! progress as NOTICE messages; `CONCURRENTLY` returns at once and the
+//! background maintenance builds the index.
+
+use std::collections::BTreeMap;
+
+use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
+use quiver_cluster::engine::IndexDefinition;
+
+use super::Instance;
+use crate::error::{Result, SqlError};
+use crate::handler::{CommandTag, Output, Session};
+
+/// The metric of a pgvector operator class.
+fn metric_of_opclass(opclass: &str) -> Result<&'static str> {
+    Ok(match opclass {
+        "vector_l2_ops" => "l2",
+        "vector_ip_ops" => "ip",
+        "vector_cosine_ops" => "cosine",
+        "vector_l1_ops" => "l1",
+        other => {
+            return Err(SqlError::Query {
+                code: quiver_common::status::StatusCode::InvalidParameter,
+                message: format!(
+                    "operator class \"{other}\" does not exist for access method; use \
+                     vector_l2_ops, vector_ip_ops, vector_cosine_ops or vector_l1_ops"
+                ),
+            })
+        }
+    })
+}
+
+fn invalid(message: impl Into<String>) -> SqlError {
+    SqlError::InvalidParameter(message.into())
+}
+
+/// The index type named by `USING` (pgvector's `hnsw`/`ivfflat` and Quiver's own).
+fn index_kind(using: &Option<IndexType>) -> Result<String> {
+    let name = match using {
+        None => {
+            return Err(SqlError::unsupported(
+                "CREATE INDEX without USING (B-tree and other scalar indexes); vector indexes \
+             need USING hnsw, ivfflat, ivf_sq8 or flat",
+            ))
+        }
+        Some(IndexType::Custom(ident)) => ident.to_string(),
+        Some(other) => other.to_string(),
+    };
+    let name = name.trim_matches('"').to_ascii_lowercase();
+    match quiver_index::IndexKind::parse(&name) {
+        Some(kind) => Ok(kind.name().to_string()),
+        None => Err(SqlError::unsupported(format!(
+            "index access method \"{name}\" (vector indexes: hnsw, ivfflat, ivf_sq8, flat)"
+        ))),
+    }
+}
+
+/// `WITH (name = value, ...)`: non-negative integers only.
+fn with_params(with: &[Expr]) -> Result<BTreeMap<String, u64>> {
+    let mut params = BTreeMap::new();
+    for expr in with {
+        let Expr::BinaryOp { left, right, .. } = expr else {
+            return Err(invalid(format!("unrecognized index parameter \"{expr}\"")));
+        };
+        let name = left.to_string().trim_matches('"').to_ascii_lowercase();
+        if !matches!(name.as_str(), "m" | "ef_construction" | "lists" | "nlist") {
+            return Err(invalid(format!("unrecognized parameter \"{name}\"")));
+        }
+        let text = match right.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.clone(),
+                Value::SingleQuotedString(s) => s.clone(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        };
+        let value: u64 = text.trim().parse().map_err(|_| {
+            invalid(format!(
+                "invalid value for integer option \"{name}\": {text}"
+            ))
+        })?;
+        params.insert(name, value);
+    }
+    Ok(params)
+}
+
+/// pgvector's parameter ranges and wording.
+fn check_ranges(kind: &str, params: &BTreeMap<String, u64>) -> Result<()> {
+    let range = |name: &str, lo: u64, hi: u64| -> Result<()> {
+        match params.get(name) {
+            Some(v) if *v < lo || *v > hi => Err(invalid(format!(
+                "value {v} out of bounds for option \"{name}\"\nDETAIL:  Valid values are between \"{lo}\" and \"{hi}\"."
+            ))),
+            _ => Ok(()),
+        }
+    };
+    match kind {
+        "hnsw" => {
+            if params.contains_key("lists") || params.contains_key("nlist") {
+                return Err(invalid("unrecognized parameter \"lists\" for hnsw"));
+            }
+            range("m", 2, 100)?;
+            range("ef_construction", 4, 1000)?;
+            let m = params.get("m").copied().unwrap_or(16);
+            let ef = params.get("ef_construction").copied().unwrap_or(64);
+            if ef < 2 * m {
+                return Err(invalid(
+                    "ef_construction must be greater than or equal to 2 * m",
+                ));
+            }
+        }
+        "ivfflat" | "ivf_sq8" => {
+            if params.contains_key("m") || params.contains_key("ef_construction") {
+                return Err(invalid(format!(
+                    "unrecognized parameter for {kind}; use lists"
+                )));
+            }
+            range("lists", 1, 32768)?;
+            range("nlist", 1, 32768)?;
+        }
+        _ => {
+            if !params.is_empty() {
+                return Err(invalid(format!("index type {kind} takes no parameters")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn object_name(name: &ObjectName) -> String {
+    name.0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(super::normalize_ident)
+        .unwrap_or_default()
+}
+
+/// `CREATE INDEX`.
+pub async fn create_index(
+    instance: &Instance,
+    session: &Session,
+    create: &CreateIndex,
+) -> Result<Output> {
+    if create.unique {
+        return Err(SqlError::unsupported("CREATE UNIQUE INDEX"));
+    }
+    if create.predicate.is_some() {
+        return Err(SqlError::unsupported(
+            "partial indexes (CREATE INDEX ... WHERE)",
+        ));
+    }
+    if !create.include.is_empty() {
+        return Err(SqlError::unsupported("CREATE INDEX ... INCLUDE"));
+    }
+    let kind = index_kind(&create.using)?;
+    let [column] = create.columns.as_slice() else {
+        return Err(SqlError::unsupported(
+            "vector indexes on more than one column",
+        ));
+    };
+    let Expr::Identifier(ident) = &column.column.expr else {
+        return Err(SqlError::unsupported(format!(
+            "indexes on expressions (\"{}\")",
+            column.column.expr
+        )));
+    };
+    let column_name = super::normalize_ident(ident);
+    let metric = match &column.operator_class {
+        Some(opclass) => metric_of_opclass(&object_name(opclass))?,
+        None => "l2",
+    };
+    let mut params = with_params(&create.with)?;
+    check_ranges(&kind, &params)?;
+    if kind == "hnsw" {
+        params.entry("m".into()).or_insert(16);
+        params.entry("ef_construction".into()).or_insert(64);
+    }
+    if kind == "ivfflat" || kind == "ivf_sq8" {
+        let lists = params.remove("nlist").or_else(|| params.remove("lists"));
+        params.insert("lists".into(), lists.unwrap_or(100));
+    }
+    let (database, table) = instance.resolve(session, &create.table_name)?;
+    let definition = IndexDefinition {
+        name: create.name.as_ref().map(object_name),
+        column: column_name,
+        kind,
+        metric: metric.to_string(),
+        params,
+    };
+    let engine = instance.engine().clone();
+    let created = engine.create_index(&database, &table, definition, create.if_not_exists)?;
+    let Some(name) = created else {
+        session.notice(format!(
+            "relation \"{}\" already exists, skipping",
+            create.name.as_ref().map(object_name).unwrap_or_default()
+        ));
+        return Ok(Output::Command(CommandTag::new("CREATE INDEX")));
+    };
+    if create.concurrently {
+        engine.wake_maintenance();
+        return Ok(Output::Command(CommandTag::new("CREATE INDEX")));
+    }
+    let notices = session.notice_sink();
+    let progress = move |done: usize, total: usize| {
+        if let Some(sink) = &notices {
+            let _ = sink.send(format!(
+                "index \"{name}\": {done} of {total} segments indexed"
+            ));
+        }
+    };
+    engine.build_indexes(&database, &table, &progress).await?;
+    Ok(Output::Command(CommandTag::new("CREATE INDEX")))
+}
+
+/// `DROP INDEX [IF EXISTS] name [, ...]`.
+pub async fn drop_index(
+    instance: &Instance,
+    session: &Session,
+    names: &[ObjectName],
+    if_exists: bool,
+) -> Result<Output> {
+    for name in names {
+        let database = match name.0.len() {
+            1 => super::session_cmds::current_schema(session),
+            _ => name.0[name.0.len() - 2]
+                .as_ident()
+                .map(super::normalize_ident)
+                .unwrap_or_default(),
+        };
+        let index = object_name(name);
+        let dropped = instance
+            .engine()
+            .drop_index(&database, &index, if_exists)
+            .await?;
+        if !dropped {
+            session.notice(format!("index \"{index}\" does not exist, skipping"));
+        }
+    }
+    Ok(Output::Command(CommandTag::new("DROP INDEX")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgvector_ranges_and_wording() {
+        let p = |pairs: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+        };
+        assert!(check_ranges("hnsw", &p(&[("m", 16), ("ef_construction", 64)])).is_ok());
+        let err = check_ranges("hnsw", &p(&[("m", 1)]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("value 1 out of bounds for option \"m\""),
+            "{err}"
+        );
+        let err = check_ranges("hnsw", &p(&[("ef_construction", 2000)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("between \"4\" and \"1000\""), "{err}");
+        let err = check_ranges("hnsw", &p(&[("m", 48), ("ef_construction", 64)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2 * m"), "{err}");
+        let err = check_ranges("ivfflat", &p(&[("lists", 0)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"lists\""), "{err}");
+        assert!(metric_of_opclass("vector_cosine_ops").is_ok());
+        assert!(metric_of_opclass("text_ops").is_err());
+    }
+}
