@@ -49,10 +49,12 @@ for _ in $(seq 1 100); do
 done
 URL="postgresql://quiver@127.0.0.1:$PORT/quiver"
 "$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://quiver@127.0.0.1:$PORT/quiver"
-OUT=$(psql "$URL" -v ON_ERROR_STOP=1 -X -f tests/psql/walkthrough.sql)
+OUT=$(psql "$URL" -v ON_ERROR_STOP=1 -X -f tests/psql/walkthrough.sql 2>&1)
 echo "$OUT"
 echo "$OUT" | grep -q "vector(3)" || { echo "psql \\d does not show vector(3)"; exit 1; }
 echo "$OUT" | grep -q "VectorSearch" || { echo "EXPLAIN does not show the VectorSearch node"; exit 1; }
+echo "$OUT" | grep -q "NOTICE:  index \"psql_items_embedding_idx\": 1 of 1 segments indexed" || { echo "CREATE INDEX sent no progress NOTICE"; exit 1; }
+echo "$OUT" | grep -q "index=psql_items_embedding_idx (hnsw)" || { echo "EXPLAIN does not show the index"; exit 1; }
 QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
 step "graceful shutdown"
 kill -TERM "$SERVER"; wait "$SERVER"

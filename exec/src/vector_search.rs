@@ -19,6 +19,8 @@ use datafusion::physical_plan::{
 };
 use futures::stream;
 
+use quiver_index::IndexKind;
+
 use crate::pool::run_search;
 pub use crate::search::{search_snapshot, SearchStats, VectorQuery};
 use crate::source::TableSource;
@@ -86,23 +88,25 @@ impl DisplayAs for VectorSearchExec {
             self.query.metric.function_name(),
             self.query.k
         )?;
-        let indexes: Vec<String> = self
+        let indexes: Vec<_> = self
             .source
             .vector_indexes()
             .into_iter()
             .filter(|ix| ix.column == self.query.column && ix.metric == self.query.metric)
-            .map(|ix| format!("{} ({})", ix.name, ix.kind.name()))
             .collect();
         if indexes.is_empty() {
-            write!(f, ", mode=exact")?;
-        } else {
-            write!(f, ", index={}", indexes.join(" "))?;
-            if let Some(ef) = self.query.params.ef {
-                write!(f, ", ef_search={ef}")?;
-            }
-            if let Some(probes) = self.query.params.nprobe {
-                write!(f, ", probes={probes}")?;
-            }
+            return write!(f, ", mode=exact");
+        }
+        let names: Vec<String> = indexes
+            .iter()
+            .map(|ix| format!("{} ({})", ix.name, ix.kind.name()))
+            .collect();
+        write!(f, ", index={}", names.join(" "))?;
+        let graph = indexes.iter().any(|ix| ix.kind == IndexKind::Hnsw);
+        match (graph, self.query.params.ef, self.query.params.nprobe) {
+            (true, Some(ef), _) => write!(f, ", ef_search={ef}")?,
+            (false, _, Some(probes)) => write!(f, ", probes={probes}")?,
+            _ => {}
         }
         if let Some(filter) = &self.filter {
             write!(f, ", filter={filter}")?;

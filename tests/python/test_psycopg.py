@@ -130,3 +130,48 @@ def test_settings_do_not_leak_between_connections(conn):
         other.execute("SET hnsw.ef_search = 200")
         assert other.execute("SHOW hnsw.ef_search").fetchone()[0] == "200"
         assert conn.execute("SHOW hnsw.ef_search").fetchone()[0] == "40"
+
+
+def recall_at(found, truth):
+    return len(set(found) & set(truth)) / len(truth)
+
+
+def test_create_index_progress_notices_and_indexed_search(conn, data):
+    vectors, labels = data
+    notices = []
+    conn.add_notice_handler(lambda diag: notices.append(diag.message_primary))
+    conn.execute("DROP INDEX IF EXISTS py_items_hnsw")
+    conn.execute(
+        "CREATE INDEX py_items_hnsw ON py_items USING hnsw (embedding vector_l2_ops) "
+        "WITH (m = 16, ef_construction = 64)"
+    )
+    assert notices and notices[-1].startswith('index "py_items_hnsw": ')
+    assert notices[-1].endswith("segments indexed")
+    row = conn.execute(
+        "SELECT index_type, metric, state, rows_indexed, rows_total FROM quiver_catalog.indexes "
+        "WHERE index_name = 'py_items_hnsw'"
+    ).fetchone()
+    assert row[:3] == ("hnsw", "l2", "ready")
+    assert row[3] == row[4] >= ROWS
+    plan = "\n".join(r[1] for r in conn.execute(
+        "EXPLAIN SELECT id FROM py_items ORDER BY embedding <-> %s LIMIT 10", (vectors[0],)
+    ).fetchall())
+    assert "index=py_items_hnsw (hnsw)" in plan
+    conn.execute("SET hnsw.ef_search = 100")
+    rng = np.random.default_rng(5)
+    total = 0.0
+    for q in rng.standard_normal((20, DIM)).astype(np.float32):
+        got = [r[0] for r in conn.execute(
+            "SELECT id FROM py_items ORDER BY embedding <-> %s LIMIT 10", (q,)
+        ).fetchall()]
+        total += recall_at(got, brute_force(vectors, q, 10))
+        filtered = [r[0] for r in conn.execute(
+            "SELECT id FROM py_items WHERE label = 3 ORDER BY embedding <-> %s LIMIT 10", (q,)
+        ).fetchall()]
+        assert len(filtered) == 10
+        assert recall_at(filtered, brute_force(vectors, q, 10, labels == 3)) >= 0.9
+    assert total / 20 >= 0.95
+    conn.execute("RESET hnsw.ef_search")
+    conn.execute("DROP INDEX py_items_hnsw")
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        conn.execute("DROP INDEX py_items_hnsw")
