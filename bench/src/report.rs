@@ -18,6 +18,9 @@ pub struct Record {
     pub system: String,
     /// Index kind as the system calls it (`hnsw`, `ivfflat`, `flat`, ...).
     pub index: String,
+    /// Library version (peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// Build and search parameters (`m`, `ef_construction`, `ef`, ...).
     #[serde(default)]
     pub params: BTreeMap<String, serde_json::Value>,
@@ -128,7 +131,7 @@ pub fn table(records: &[Record]) -> String {
         "build",
         "search",
         "recall",
-        "QPS 1t",
+        "QPS 1t|clients",
         "QPS 1t batch",
         "QPS all",
         "p50 ms",
@@ -147,8 +150,12 @@ pub fn table(records: &[Record]) -> String {
                 Some(c) => format!("{:.0} ({c} cl)", r.qps),
                 None => format!("{:.0}", r.qps),
             };
+            let system = match &r.version {
+                Some(v) => format!("{} {v}", r.system),
+                None => r.system.clone(),
+            };
             vec![
-                r.system.clone(),
+                system,
                 r.index.clone(),
                 r.build_params(),
                 r.search_params(),
