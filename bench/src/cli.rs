@@ -91,6 +91,10 @@ pub struct DataArgs {
     /// [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Timed passes per sweep point (in-process and peers); the fastest
+    /// counts. Helps on a busy machine.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
     /// Print one JSON object per measurement on stdout (table on stderr).
     #[arg(long)]
     pub json: bool,
@@ -263,6 +267,7 @@ fn index_config(data: &Dataset, args: &DataArgs, index: &IndexArgs) -> Result<In
         sweep: inproc::sweep(kind, &index.ef, &index.nprobe),
         threads: args.threads(),
         k: args.k,
+        repeat: args.repeat,
     })
 }
 
@@ -338,6 +343,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
                 nprobe: cmd.index.nprobe.clone(),
                 threads: cmd.data.threads(),
                 k: cmd.data.k,
+                repeat: cmd.data.repeat,
             };
             let mut outcome = Outcome::default();
             let mut peer_records = Vec::new();

@@ -75,6 +75,7 @@ pub struct PeersConfig {
     pub nprobe: Vec<usize>,
     pub threads: usize,
     pub k: usize,
+    pub repeat: usize,
 }
 
 fn list(values: &[usize]) -> String {
@@ -105,7 +106,8 @@ pub fn command(data: &Dataset, cfg: &PeersConfig, peer: &str) -> Command {
         .args(["--nlist", &cfg.nlist.to_string()])
         .args(["--ef", &list(&cfg.ef)])
         .args(["--nprobe", &list(&cfg.nprobe)])
-        .args(["--threads", &cfg.threads.to_string()]);
+        .args(["--threads", &cfg.threads.to_string()])
+        .args(["--repeat", &cfg.repeat.max(1).to_string()]);
     cmd
 }
 
