@@ -7,26 +7,35 @@ use std::time::Duration;
 /// distances, are compared, so ties at the k-th distance can cost recall
 /// even for an exact search.
 pub fn recall_at_k(truth: &[u32], got: &[u32], k: usize) -> f64 {
-    let want = &truth[..k.min(truth.len())];
-    if want.is_empty() {
+    let (hits, wanted) = hits_at_k(truth, got, k);
+    if wanted == 0 {
         return 1.0;
     }
-    let got = &got[..k.min(got.len())];
-    let hits = want.iter().filter(|t| got.contains(t)).count();
-    hits as f64 / want.len() as f64
+    hits as f64 / wanted as f64
 }
 
-/// Mean recall@k over all queries (`truth[i]` against `got[i]`).
+/// `(found, wanted)` of [`recall_at_k`].
+fn hits_at_k(truth: &[u32], got: &[u32], k: usize) -> (usize, usize) {
+    let want = &truth[..k.min(truth.len())];
+    let got = &got[..k.min(got.len())];
+    (want.iter().filter(|t| got.contains(t)).count(), want.len())
+}
+
+/// Mean recall@k over all queries (`truth[i]` against `got[i]`), as total
+/// hits over total wanted neighbours (exact, no float drift).
 pub fn mean_recall(truth: &[Vec<u32>], got: &[Vec<u32>], k: usize) -> f64 {
     if got.is_empty() {
         return 0.0;
     }
-    let total: f64 = truth
+    let (hits, wanted) = truth
         .iter()
         .zip(got)
-        .map(|(t, g)| recall_at_k(t, g, k))
-        .sum();
-    total / got.len() as f64
+        .map(|(t, g)| hits_at_k(t, g, k))
+        .fold((0, 0), |(h, w), (a, b)| (h + a, w + b));
+    if wanted == 0 {
+        return 1.0;
+    }
+    hits as f64 / wanted as f64
 }
 
 /// The `p`-th percentile (0..=100) by nearest rank, in milliseconds.
