@@ -41,6 +41,16 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .expect("quiver starts")
 }
 
+/// Kills the server when the test ends, passing or failing.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 async fn connect(port: u16) -> Client {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -113,11 +123,13 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
     let mut model: BTreeMap<i64, String> = BTreeMap::new();
     let mut next_id: i64 = 1;
     let mut version: u64 = 0;
-    let mut child = start(dir.path(), port);
+    let mut child = KillOnDrop(start(dir.path(), port));
     let client = connect(port).await;
     client
         .batch_execute(
-            "CREATE TABLE crash (id BIGINT PRIMARY KEY, payload TEXT NOT NULL, v vector(4))",
+            "CREATE TABLE crash (id BIGINT PRIMARY KEY, payload TEXT NOT NULL, v vector(4)); \
+             CREATE INDEX CONCURRENTLY crash_v ON crash USING hnsw (v vector_l2_ops) \
+             WITH (m = 8, ef_construction = 32)",
         )
         .await
         .unwrap();
@@ -129,7 +141,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         let mut pending: Option<Pending> = None;
         // Write until the kill moment; the kill happens while a write may be in flight.
         let killer = {
-            let pid = child.id() as i32;
+            let pid = child.0.id() as i32;
             std::thread::spawn(move || {
                 std::thread::sleep(kill_after);
                 unsafe {
@@ -201,8 +213,8 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
             }
         }
         killer.join().unwrap();
-        let _ = child.wait();
-        child = start(dir.path(), port);
+        let _ = child.0.wait();
+        child = KillOnDrop(start(dir.path(), port));
         client = connect(port).await;
         let actual = read_all(&client).await;
         // Resolve the in-flight write: all of it or none of it.
@@ -241,7 +253,41 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
             "round {round}: acknowledged state differs after restart"
         );
         total_checked += model.len();
+        // Searches (index files loaded at restart, growing rows exact) see every live row.
+        let limit = model.len().clamp(1, 16_384);
+        let found: std::collections::BTreeSet<i64> = client
+            .query(
+                &format!("SELECT id FROM crash ORDER BY v <-> '[1,1,2,3]' LIMIT {limit}"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, i64>(0))
+            .collect();
+        let live: std::collections::BTreeSet<i64> =
+            model.keys().copied().take(16_384).collect();
+        if model.len() <= 16_384 {
+            assert_eq!(found, live, "round {round}: search misses live rows");
+        }
         eprintln!("round {round}: {} rows verified after SIGKILL", model.len());
+    }
+    // The background maintenance indexes every sealed segment (after all the kills).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = client
+            .query_one(
+                "SELECT state, segments_indexed FROM quiver_catalog.indexes WHERE index_name = 'crash_v'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (state, indexed): (String, i64) = (row.get(0), row.get::<_, i64>(1));
+        if state == "ready" && indexed > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "index never became ready ({state}, {indexed})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A vector search still sees exactly the live rows.
     let rows = client
@@ -252,6 +298,6 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         .await
         .unwrap();
     assert_eq!(rows.len(), model.len().min(5));
-    sigkill(&mut child);
+    sigkill(&mut child.0);
     eprintln!("crash test: {kills} kills, {total_checked} row checks, 0 rows lost");
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, UInt64Array};
+use arrow::array::{RecordBatch, StringArray, Int64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session as DfSession};
@@ -36,7 +36,7 @@ struct IndexesView {
 
 fn indexes_schema() -> SchemaRef {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);
-    let count = |name: &str| Field::new(name, DataType::UInt64, false);
+    let count = |name: &str| Field::new(name, DataType::Int64, false);
     Arc::new(Schema::new(vec![
         text("schema_name"),
         text("table_name"),
@@ -75,8 +75,8 @@ impl TableProvider for IndexesView {
             Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as _
         };
         let count = |f: fn(&quiver_cluster::engine::IndexStatus) -> usize| {
-            Arc::new(UInt64Array::from_iter_values(
-                rows.iter().map(|r| f(r) as u64),
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|r| f(r) as i64),
             )) as _
         };
         let schema = indexes_schema();
