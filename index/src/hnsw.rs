@@ -409,6 +409,7 @@ impl HnswIndex {
             m,
             ef_construction,
             seed,
+            ..BuildOptions::default()
         };
         options
             .validate_hnsw()

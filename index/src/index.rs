@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::distance::Metric;
 use crate::flat::FlatIndex;
 use crate::hnsw::HnswIndex;
+use crate::ivf::IvfFlatIndex;
 use crate::serial::{Header, Reader};
 
 /// Which index structure.
@@ -22,6 +23,8 @@ pub enum IndexKind {
     Flat,
     /// Hierarchical navigable small world graph.
     Hnsw,
+    /// Inverted file: k-means lists of full-precision vectors.
+    IvfFlat,
 }
 
 impl IndexKind {
@@ -30,13 +33,27 @@ impl IndexKind {
         match self {
             IndexKind::Flat => "flat",
             IndexKind::Hnsw => "hnsw",
+            IndexKind::IvfFlat => "ivfflat",
         }
+    }
+
+    /// Parses an index method name, ignoring ASCII case: `flat`, `hnsw`,
+    /// `ivfflat` (or `ivf_flat`).
+    pub fn parse(name: &str) -> Option<Self> {
+        let lower = name.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "flat" => IndexKind::Flat,
+            "hnsw" => IndexKind::Hnsw,
+            "ivfflat" | "ivf_flat" => IndexKind::IvfFlat,
+            _ => return None,
+        })
     }
 
     pub(crate) fn code(self) -> u8 {
         match self {
             IndexKind::Flat => 1,
             IndexKind::Hnsw => 2,
+            IndexKind::IvfFlat => 3,
         }
     }
 
@@ -44,6 +61,7 @@ impl IndexKind {
         match code {
             1 => Some(IndexKind::Flat),
             2 => Some(IndexKind::Hnsw),
+            3 => Some(IndexKind::IvfFlat),
             _ => None,
         }
     }
@@ -54,7 +72,8 @@ impl IndexKind {
 pub struct SearchParams {
     /// HNSW `ef_search` (candidate list size); default `max(40, k)`.
     pub ef: Option<usize>,
-    /// IVF lists to probe (unused by FLAT and HNSW).
+    /// IVF lists to probe, clamped to `1..=nlist`; default 1 (pgvector's
+    /// `ivfflat.probes` default). Unused by FLAT and HNSW.
     pub nprobe: Option<usize>,
 }
 
@@ -210,16 +229,24 @@ pub enum IndexError {
     Empty,
 }
 
-/// Options for [`build_index`]; FLAT ignores them all.
+/// Options for [`build_index`]; FLAT ignores them all, HNSW uses `m`,
+/// `ef_construction` and `seed`, IVF uses `nlist` and `seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildOptions {
     /// HNSW max neighbours per node on upper layers (2m on layer 0).
     pub m: usize,
     /// HNSW candidate list size while building.
     pub ef_construction: usize,
-    /// Seed for the HNSW level generator; same seed, same graph.
+    /// Seed for the HNSW level generator and the IVF k-means; same seed,
+    /// same index.
     pub seed: u64,
+    /// IVF list (k-means cluster) count, `1..=65536`; default 100
+    /// (pgvector's `lists` default). Reduced to the row count when larger.
+    pub nlist: usize,
 }
+
+/// Largest accepted [`BuildOptions::nlist`].
+pub const MAX_NLIST: usize = 65536;
 
 impl Default for BuildOptions {
     fn default() -> Self {
@@ -227,6 +254,7 @@ impl Default for BuildOptions {
             m: 16,
             ef_construction: 200,
             seed: 0x5157_4956_4552,
+            nlist: 100,
         }
     }
 }
@@ -248,6 +276,16 @@ impl BuildOptions {
             return Err(IndexError::InvalidParameter(
                 "ef_construction must be greater than or equal to 2 * m".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks the IVF ranges.
+    pub fn validate_ivf(&self) -> Result<(), IndexError> {
+        if !(1..=MAX_NLIST).contains(&self.nlist) {
+            return Err(IndexError::InvalidParameter(format!(
+                "nlist must be between 1 and {MAX_NLIST}"
+            )));
         }
         Ok(())
     }
@@ -344,6 +382,7 @@ pub fn build_index(
     Ok(match kind {
         IndexKind::Flat => Box::new(FlatIndex::build(metric, dim, vectors)?),
         IndexKind::Hnsw => Box::new(HnswIndex::build(metric, dim, vectors, options)?),
+        IndexKind::IvfFlat => Box::new(IvfFlatIndex::build(metric, dim, vectors, options)?),
     })
 }
 
@@ -355,6 +394,7 @@ pub fn load_index(bytes: &[u8]) -> Result<Box<dyn VectorIndex>, IndexError> {
     let index: Box<dyn VectorIndex> = match header.kind {
         IndexKind::Flat => Box::new(FlatIndex::read(&header, &mut reader)?),
         IndexKind::Hnsw => Box::new(HnswIndex::read(&header, &mut reader)?),
+        IndexKind::IvfFlat => Box::new(IvfFlatIndex::read(&header, &mut reader)?),
     };
     reader.finish()?;
     Ok(index)

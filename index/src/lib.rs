@@ -14,6 +14,9 @@
 //!   heuristic neighbour selection, seeded (deterministic) builds, cosine via
 //!   normalized inner product, and filtered search that falls back to an
 //!   exact scan of the allowed rows when the filter is very selective.
+//! - [`ivf`]: IVF_FLAT, an inverted file over seeded k-means lists with
+//!   contiguous per-list vectors, `nprobe` probing and filtered search that
+//!   keeps probing lists until enough allowed rows were scored.
 //! - [`eval`]: data generators and recall helpers for tests and benchmarks.
 //!
 //! Kernels are written as fixed-width lane loops with independent
@@ -25,6 +28,8 @@ pub mod eval;
 pub mod flat;
 pub mod hnsw;
 pub mod index;
+pub mod ivf;
+mod kmeans;
 mod serial;
 pub mod topk;
 mod visited;
@@ -37,6 +42,7 @@ pub use flat::FlatIndex;
 pub use hnsw::HnswIndex;
 pub use index::{
     build_index, load_index, BuildOptions, IndexError, IndexKind, Neighbor, RowBitmap, RowFilter,
-    SearchParams, VectorIndex,
+    SearchParams, VectorIndex, MAX_NLIST,
 };
+pub use ivf::IvfFlatIndex;
 pub use serial::FORMAT_VERSION;
