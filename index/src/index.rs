@@ -14,6 +14,7 @@ use crate::distance::Metric;
 use crate::flat::FlatIndex;
 use crate::hnsw::HnswIndex;
 use crate::ivf::IvfFlatIndex;
+use crate::ivf_sq8::IvfSq8Index;
 use crate::serial::{Header, Reader};
 
 /// Which index structure.
@@ -25,6 +26,8 @@ pub enum IndexKind {
     Hnsw,
     /// Inverted file: k-means lists of full-precision vectors.
     IvfFlat,
+    /// Inverted file with 8-bit scalar-quantized vectors.
+    IvfSq8,
 }
 
 impl IndexKind {
@@ -34,17 +37,19 @@ impl IndexKind {
             IndexKind::Flat => "flat",
             IndexKind::Hnsw => "hnsw",
             IndexKind::IvfFlat => "ivfflat",
+            IndexKind::IvfSq8 => "ivf_sq8",
         }
     }
 
     /// Parses an index method name, ignoring ASCII case: `flat`, `hnsw`,
-    /// `ivfflat` (or `ivf_flat`).
+    /// `ivfflat` (or `ivf_flat`), `ivf_sq8`.
     pub fn parse(name: &str) -> Option<Self> {
         let lower = name.to_ascii_lowercase();
         Some(match lower.as_str() {
             "flat" => IndexKind::Flat,
             "hnsw" => IndexKind::Hnsw,
             "ivfflat" | "ivf_flat" => IndexKind::IvfFlat,
+            "ivf_sq8" => IndexKind::IvfSq8,
             _ => return None,
         })
     }
@@ -54,6 +59,7 @@ impl IndexKind {
             IndexKind::Flat => 1,
             IndexKind::Hnsw => 2,
             IndexKind::IvfFlat => 3,
+            IndexKind::IvfSq8 => 4,
         }
     }
 
@@ -62,6 +68,7 @@ impl IndexKind {
             1 => Some(IndexKind::Flat),
             2 => Some(IndexKind::Hnsw),
             3 => Some(IndexKind::IvfFlat),
+            4 => Some(IndexKind::IvfSq8),
             _ => None,
         }
     }
@@ -75,6 +82,13 @@ pub struct SearchParams {
     /// IVF lists to probe, clamped to `1..=nlist`; default 1 (pgvector's
     /// `ivfflat.probes` default). Unused by FLAT and HNSW.
     pub nprobe: Option<usize>,
+    /// IVF_SQ8 exact re-rank, as a candidate multiplier: `Some(m)` with
+    /// `m >= 1` fetches the `k * m` best rows by code distance and re-scores
+    /// them exactly with the raw vectors given to
+    /// [`VectorIndex::search_with_raw`]. `None` or `Some(0)`, or no raw
+    /// vectors, means no re-rank (code distances are reported). Ignored by
+    /// the other kinds, whose distances are already exact.
+    pub rerank: Option<usize>,
 }
 
 /// A predicate over row ids, evaluated during search.
@@ -167,6 +181,60 @@ impl RowFilter for RowBitmap {
 
     fn allowed_fraction(&self) -> Option<f64> {
         (self.len > 0).then(|| self.count as f64 / self.len as f64)
+    }
+}
+
+/// Raw (full-precision) vectors supplied at search time to indexes that do
+/// not keep them, for exact re-ranking. `vector(row)` is the vector given to
+/// [`build_index`] for `row`; a slice of the wrong length (e.g. an unknown
+/// row) means the vector is unavailable and the row keeps its approximate
+/// distance.
+pub trait RawVectors: Sync {
+    fn vector(&self, row: u32) -> &[f32];
+}
+
+/// [`RawVectors`] over contiguous row-major vectors, `dim` floats per row.
+#[derive(Debug, Clone, Copy)]
+pub struct ContiguousVectors<'a> {
+    dim: usize,
+    data: &'a [f32],
+}
+
+impl<'a> ContiguousVectors<'a> {
+    /// Wraps `data` (`n * dim` floats); errors when `dim` is zero or does not
+    /// divide the length.
+    pub fn new(dim: usize, data: &'a [f32]) -> Result<Self, IndexError> {
+        if dim == 0 {
+            return Err(IndexError::InvalidParameter(
+                "dimension must be at least 1".into(),
+            ));
+        }
+        let leftover = data.len() - data.len() / dim * dim;
+        if leftover != 0 {
+            return Err(IndexError::DimensionMismatch {
+                expected: dim,
+                actual: leftover,
+            });
+        }
+        Ok(Self { dim, data })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl RawVectors for ContiguousVectors<'_> {
+    /// The row's vector, or an empty slice for a row out of range.
+    fn vector(&self, row: u32) -> &[f32] {
+        let start = row as usize * self.dim;
+        self.data.get(start..start + self.dim).unwrap_or(&[])
     }
 }
 
@@ -330,6 +398,21 @@ pub trait VectorIndex: Send + Sync {
         Ok(self.search(query, k, params, filter))
     }
 
+    /// [`VectorIndex::search`] with the raw vectors at hand, for indexes that
+    /// store approximate vectors and can re-rank exactly (IVF_SQ8 with
+    /// [`SearchParams::rerank`]). The default ignores `raw`.
+    fn search_with_raw(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&dyn RowFilter>,
+        raw: Option<&dyn RawVectors>,
+    ) -> Vec<Neighbor> {
+        let _ = raw;
+        self.search(query, k, params, filter)
+    }
+
     /// Versioned little-endian serialization, readable by [`load_index`].
     fn to_bytes(&self) -> Vec<u8>;
 
@@ -383,6 +466,7 @@ pub fn build_index(
         IndexKind::Flat => Box::new(FlatIndex::build(metric, dim, vectors)?),
         IndexKind::Hnsw => Box::new(HnswIndex::build(metric, dim, vectors, options)?),
         IndexKind::IvfFlat => Box::new(IvfFlatIndex::build(metric, dim, vectors, options)?),
+        IndexKind::IvfSq8 => Box::new(IvfSq8Index::build(metric, dim, vectors, options)?),
     })
 }
 
@@ -395,6 +479,7 @@ pub fn load_index(bytes: &[u8]) -> Result<Box<dyn VectorIndex>, IndexError> {
         IndexKind::Flat => Box::new(FlatIndex::read(&header, &mut reader)?),
         IndexKind::Hnsw => Box::new(HnswIndex::read(&header, &mut reader)?),
         IndexKind::IvfFlat => Box::new(IvfFlatIndex::read(&header, &mut reader)?),
+        IndexKind::IvfSq8 => Box::new(IvfSq8Index::read(&header, &mut reader)?),
     };
     reader.finish()?;
     Ok(index)

@@ -1,4 +1,5 @@
-//! IVF_FLAT: an inverted file over k-means lists of full-precision vectors.
+//! IVF_FLAT: an inverted file over k-means lists of full-precision vectors,
+//! and the list structure it shares with [`crate::ivf_sq8`].
 //!
 //! **Build.** `nlist` centroids are trained by seeded k-means
 //! ([`crate::kmeans`]: k-means++ seeding, at most 16 Lloyd iterations on a
@@ -140,6 +141,10 @@ impl Lists {
     #[inline]
     pub fn range(&self, list: usize) -> Range<usize> {
         self.offsets[list] as usize..self.offsets[list + 1] as usize
+    }
+
+    pub fn centroid(&self, list: usize) -> &[f32] {
+        &self.centroids[list * self.dim..(list + 1) * self.dim]
     }
 
     /// Gathers per-row payloads (`width` items per row, indexed by row) into
