@@ -41,6 +41,8 @@ mod visited;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ivf;
 
 pub use distance::Metric;
 pub use flat::FlatIndex;
