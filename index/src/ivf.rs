@@ -2,7 +2,7 @@
 //! and the list structure it shares with [`crate::ivf_sq8`].
 //!
 //! **Build.** `nlist` centroids are trained by seeded k-means
-//! ([`crate::kmeans`]: k-means++ seeding, at most 16 Lloyd iterations on a
+//! ([`crate::kmeans`]: k-means++ seeding, at most 10 Lloyd iterations on a
 //! sample of at most `max(40 * nlist, 10_000)` rows); `nlist` is reduced to
 //! the row count when larger. Every row then goes to its nearest centroid.
 //! Each list stores its row ids (ascending) and, contiguously in the same

@@ -577,3 +577,30 @@ fn kind_names_parse_and_codes() {
         assert_eq!(IndexKind::parse(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn sq8_codes_decode_within_half_a_step() {
+    let dim = 16;
+    let data = clustered_vectors(800, dim, 8, 3.0, 29);
+    for metric in [Metric::L2, Metric::Cosine] {
+        let built = crate::IvfSq8Index::build(metric, dim, &data, &options(8)).unwrap();
+        let mut worst = 0f32;
+        for row in [0u32, 1, 57, 799] {
+            let mut x = data[row as usize * dim..][..dim].to_vec();
+            if metric == Metric::Cosine {
+                crate::kmeans::normalize(&mut x);
+            }
+            let decoded = built.decode(row).unwrap();
+            for (a, b) in x.iter().zip(&decoded) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+        // Residuals span at most ~2 * 3.0 (uniform noise of half-width 3
+        // around the centre, plus centroid error): a step is < 0.05.
+        let bound = if metric == Metric::Cosine { 0.01 } else { 0.05 };
+        assert!(worst <= bound, "{metric:?}: {worst}");
+        assert!(built.decode(800).is_none());
+        assert_eq!(built.list_sizes().iter().sum::<usize>(), 800);
+        assert_eq!(built.nlist(), 8);
+    }
+}
