@@ -2,7 +2,7 @@
 //! and the list structure it shares with [`crate::ivf_sq8`].
 //!
 //! **Build.** `nlist` centroids are trained by seeded k-means
-//! ([`crate::kmeans`]: k-means++ seeding, at most 10 Lloyd iterations on a
+//! (`kmeans.rs`: k-means++ seeding, at most 10 Lloyd iterations on a
 //! sample of at most `max(40 * nlist, 10_000)` rows); `nlist` is reduced to
 //! the row count when larger. Every row then goes to its nearest centroid.
 //! Each list stores its row ids (ascending) and, contiguously in the same
@@ -32,6 +32,12 @@
 //! When the filter allows fewer than [`EXACT_SCAN_FRACTION`] of the rows
 //! (from [`RowFilter::allowed_fraction`] or a sample), every list is scanned
 //! without ranking the centroids: an exact scan of the allowed rows.
+//!
+//! **Serialized payload** (after the common header of `serial.rs`):
+//! `nlist u32`, `seed u64`, centroids (`nlist * dim` f32), list sizes
+//! (`nlist` u32), row ids in list order (`n` u32); IVF_FLAT then has the
+//! vectors in list order (`n * dim` f32). Loading checks that the sizes add
+//! up to `n` and that the ids are a permutation of `0..n`.
 
 use std::ops::Range;
 

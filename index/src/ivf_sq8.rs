@@ -25,6 +25,10 @@
 //! vectors passed to [`VectorIndex::search_with_raw`], the `k * m` best rows
 //! by code distance are re-scored exactly (FLAT's distances) and the best
 //! `k` of them returned.
+//!
+//! **Serialized payload:** the lists (see [`crate::ivf`]), then `min` and
+//! `delta` (`dim` f32 each), the codes in list order (`n * dim` bytes) and
+//! the zero-norm rows (`u64` count, then u32 ids).
 
 use crate::distance::{inner_product, Metric};
 use crate::index::{
