@@ -29,9 +29,11 @@
 //! many *allowed* candidates as an unfiltered search scores rows, which
 //! keeps recall against the exact filtered answer close to the unfiltered
 //! recall (a filter allowing a fraction `f` costs about `nprobe / f` lists).
-//! When the filter allows fewer than [`EXACT_SCAN_FRACTION`] of the rows
-//! (from [`RowFilter::allowed_fraction`] or a sample), every list is scanned
-//! without ranking the centroids: an exact scan of the allowed rows.
+//! When the filter allows fewer than [`EXACT_SCAN_FRACTION`] of the rows,
+//! or so few that `nprobe / f` would reach every list anyway (`f` from
+//! [`RowFilter::allowed_fraction`] or a sample of rows), every list is
+//! scanned without ranking the centroids: an exact scan of the allowed
+//! rows.
 //!
 //! **Serialized payload** (after the common header of `serial.rs`):
 //! `nlist u32`, `seed u64`, centroids (`nlist * dim` f32), list sizes
@@ -213,17 +215,19 @@ impl Lists {
         if fetch == 0 || nlist == 0 {
             return Vec::new();
         }
+        let nprobe = params.nprobe.unwrap_or(DEFAULT_NPROBE).clamp(1, nlist);
+        // A filter allowing a fraction `f` makes the loop below probe about
+        // `nprobe / f` lists: when that is every list, skip the ranking.
         let exact = coarse.is_none()
-            || filter.is_some_and(|f| self.allowed_fraction(f) < EXACT_SCAN_FRACTION);
+            || filter.is_some_and(|f| {
+                let f = self.allowed_fraction(f);
+                f < EXACT_SCAN_FRACTION || f * nlist as f64 <= nprobe as f64
+            });
         let order: Vec<u32> = match coarse {
             Some(q) if !exact => self.probe_order(q),
             _ => (0..nlist as u32).collect(),
         };
-        let nprobe = if exact {
-            nlist
-        } else {
-            params.nprobe.unwrap_or(DEFAULT_NPROBE).clamp(1, nlist)
-        };
+        let nprobe = if exact { nlist } else { nprobe };
         let (mut first_rows, mut admitted) = (0usize, 0usize);
         for (i, &list) in order.iter().enumerate() {
             if i >= nprobe && admitted >= fetch.max(first_rows) {

@@ -210,16 +210,9 @@ impl IvfSq8Index {
         let q_min = inner_product(q, &self.vmin);
         let mut qm = vec![0f32; dim];
         l.probe(coarse.as_deref(), fetch, params, filter, |list, top| {
-            let c = l.centroid(list);
-            let base = match l.metric {
-                Metric::L2 | Metric::L1 => {
-                    for j in 0..dim {
-                        qm[j] = q[j] - c[j] - self.vmin[j];
-                    }
-                    0.0
-                }
-                Metric::Cosine | Metric::NegativeInnerProduct => inner_product(q, c) + q_min,
-            };
+            // The query moves into the list's code space on the first
+            // admitted row: a selective filter skips most lists' set-up.
+            let mut base = None;
             let mut admitted = 0;
             for pos in l.range(list) {
                 let row = l.ids[pos];
@@ -227,6 +220,21 @@ impl IvfSq8Index {
                     continue;
                 }
                 admitted += 1;
+                let base = *base.get_or_insert_with(|| {
+                    let c = l.centroid(list);
+                    match l.metric {
+                        Metric::L2 | Metric::L1 => {
+                            let parts = q.iter().zip(c).zip(&self.vmin);
+                            for (m, ((a, b), lo)) in qm.iter_mut().zip(parts) {
+                                *m = a - b - lo;
+                            }
+                            0.0
+                        }
+                        Metric::Cosine | Metric::NegativeInnerProduct => {
+                            inner_product(q, c) + q_min
+                        }
+                    }
+                });
                 let code = &self.codes[pos * dim..(pos + 1) * dim];
                 let d = match l.metric {
                     Metric::L2 => sq_l2(&qm, &self.delta, code).sqrt(),
