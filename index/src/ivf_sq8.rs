@@ -8,15 +8,18 @@
 //! min_j) / 255` of the residuals over all rows; a component is stored as
 //! `round((r_j - min_j) / delta_j)` and stands for `min_j + code_j *
 //! delta_j`. The index keeps only the codes, the centroids, the row ids and
-//! the per-dimension `min`/`delta` (plus, for cosine, the ids of zero-norm
-//! rows, which report NaN as FLAT does), never the `f32` vectors: about a
-//! quarter of FLAT's memory.
+//! the per-dimension `min`/`delta` (plus, for L2, one float per row, and for
+//! cosine the ids of zero-norm rows, which report NaN as FLAT does), never
+//! the `f32` vectors: about a quarter of FLAT's memory.
 //!
 //! **Distances on codes.** Per probed list the query is moved into the
 //! list's code space once, and each row is then scored straight from its
 //! bytes, without decoding it to a vector:
-//! - L2: `qm = q - c - min`, `d² = Σ (qm_j - delta_j * code_j)²`;
-//! - L1: `Σ |qm_j - delta_j * code_j|`;
+//! - L2: `qm = q - c - min`, `d² = Σ (qm_j - delta_j code_j)²`, evaluated
+//!   as `‖qm‖² - 2 Σ (qm_j delta_j) code_j + ‖delta ∘ code‖²` with the last
+//!   term kept per row (4 bytes, recomputed from the codes on load), so a
+//!   row costs one multiply-add per byte;
+//! - L1: `Σ |qm_j - delta_j code_j|`;
 //! - inner product / cosine: `q·x = q·c + q·min + Σ (q_j delta_j) code_j`,
 //!   where the first two terms are per list and `q ∘ delta` per query.
 //!
@@ -53,6 +56,9 @@ pub struct IvfSq8Index {
     codes: Vec<u8>,
     /// Cosine only: rows with zero norm (their distance is NaN), ascending.
     zero_rows: Vec<u32>,
+    /// L2 only: `‖delta ∘ code‖²` per row in list order, derived from the
+    /// codes (not serialized).
+    code_sq: Vec<f32>,
 }
 
 impl IvfSq8Index {
@@ -123,12 +129,14 @@ impl IvfSq8Index {
                 }
             }
         }
+        let code_sq = code_sq_norms(metric, &codes, &delta, dim);
         Ok(Self {
             lists,
             vmin,
             delta,
             codes,
             zero_rows,
+            code_sq,
         })
     }
 
@@ -183,12 +191,14 @@ impl IvfSq8Index {
         {
             return Err(corrupt("zero rows not ascending row ids"));
         }
+        let code_sq = code_sq_norms(header.metric, &codes, &delta, dim);
         Ok(Self {
             lists,
             vmin,
             delta,
             codes,
             zero_rows,
+            code_sq,
         })
     }
 
@@ -209,6 +219,7 @@ impl IvfSq8Index {
         let qd: Vec<f32> = q.iter().zip(&self.delta).map(|(a, b)| a * b).collect();
         let q_min = inner_product(q, &self.vmin);
         let mut qm = vec![0f32; dim];
+        let mut qa = vec![0f32; dim];
         l.probe(coarse.as_deref(), fetch, params, filter, |list, top| {
             // The query moves into the list's code space on the first
             // admitted row: a selective filter skips most lists' set-up.
@@ -228,7 +239,13 @@ impl IvfSq8Index {
                             for (m, ((a, b), lo)) in qm.iter_mut().zip(parts) {
                                 *m = a - b - lo;
                             }
-                            0.0
+                            if l.metric == Metric::L1 {
+                                return 0.0;
+                            }
+                            for ((a, m), d) in qa.iter_mut().zip(&qm).zip(&self.delta) {
+                                *a = m * d;
+                            }
+                            inner_product(&qm, &qm)
                         }
                         Metric::Cosine | Metric::NegativeInnerProduct => {
                             inner_product(q, c) + q_min
@@ -237,7 +254,9 @@ impl IvfSq8Index {
                 });
                 let code = &self.codes[pos * dim..(pos + 1) * dim];
                 let d = match l.metric {
-                    Metric::L2 => sq_l2(&qm, &self.delta, code).sqrt(),
+                    Metric::L2 => (base - 2.0 * sq_dot(&qa, code) + self.code_sq[pos])
+                        .max(0.0)
+                        .sqrt(),
                     Metric::L1 => sq_l1(&qm, &self.delta, code),
                     Metric::NegativeInnerProduct => -(base + sq_dot(&qd, code)),
                     Metric::Cosine => {
@@ -260,6 +279,22 @@ impl IvfSq8Index {
     }
 }
 
+/// `‖delta ∘ code‖²` per row for L2 (empty for the other metrics).
+fn code_sq_norms(metric: Metric, codes: &[u8], delta: &[f32], dim: usize) -> Vec<f32> {
+    if metric != Metric::L2 {
+        return Vec::new();
+    }
+    codes
+        .chunks_exact(dim)
+        .map(|code| {
+            code.iter()
+                .zip(delta)
+                .map(|(&c, &d)| (d * c as f32) * (d * c as f32))
+                .sum()
+        })
+        .collect()
+}
+
 /// Undoes [`crate::topk::TopK`]'s NaN-to-infinity mapping: only cosine
 /// code distances can be NaN, and they are never infinite.
 #[inline]
@@ -269,30 +304,6 @@ fn nan_back(metric: Metric, d: f32) -> f32 {
     } else {
         d
     }
-}
-
-/// `Σ (qm_j - delta_j * code_j)²`.
-#[inline]
-fn sq_l2(qm: &[f32], delta: &[f32], code: &[u8]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let chunks = code.len() / LANES;
-    for c in 0..chunks {
-        let (q, s, x) = (
-            &qm[c * LANES..(c + 1) * LANES],
-            &delta[c * LANES..(c + 1) * LANES],
-            &code[c * LANES..(c + 1) * LANES],
-        );
-        for i in 0..LANES {
-            let d = q[i] - s[i] * x[i] as f32;
-            acc[i] += d * d;
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for i in chunks * LANES..code.len() {
-        let d = qm[i] - delta[i] * code[i] as f32;
-        sum += d * d;
-    }
-    sum
 }
 
 /// `Σ |qm_j - delta_j * code_j|`.
@@ -425,7 +436,11 @@ impl VectorIndex for IvfSq8Index {
     fn memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.lists.memory_bytes()
-            + (self.vmin.capacity() + self.delta.capacity() + self.zero_rows.capacity()) * 4
+            + (self.vmin.capacity()
+                + self.delta.capacity()
+                + self.zero_rows.capacity()
+                + self.code_sq.capacity())
+                * 4
             + self.codes.capacity()
     }
 }
