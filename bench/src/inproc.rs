@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use quiver_index::{build_index, BuildOptions, IndexKind, SearchParams, VectorIndex};
+use quiver_index::{
+    build_index, BuildOptions, ContiguousVectors, IndexKind, SearchParams, VectorIndex,
+};
 
 use crate::dataset::Dataset;
 use crate::error::{BenchError, Result};
@@ -22,10 +24,8 @@ pub fn parse_index_kind(name: &str) -> Result<IndexKind> {
     match name.to_ascii_lowercase().as_str() {
         "flat" => Ok(IndexKind::Flat),
         "hnsw" => Ok(IndexKind::Hnsw),
-        "ivfflat" | "ivf_flat" | "ivf_sq8" | "ivfsq8" => Err(BenchError::UnsupportedIndex {
-            kind: name.to_string(),
-            mode: "this build of quiver-index (it has flat and hnsw)".into(),
-        }),
+        "ivfflat" | "ivf_flat" => Ok(IndexKind::IvfFlat),
+        "ivf_sq8" | "ivfsq8" => Ok(IndexKind::IvfSq8),
         _ => Err(BenchError::UnknownIndex(
             name.to_string(),
             KNOWN_KINDS.to_string(),
@@ -47,13 +47,16 @@ pub fn build_options(args: &BuildArgs) -> BuildOptions {
     BuildOptions {
         m: args.m,
         ef_construction: args.ef_construction,
+        nlist: args.nlist.unwrap_or(BuildOptions::default().nlist),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         ..BuildOptions::default()
     }
 }
 
 /// The search parameters to sweep for `kind`: one point per `ef` for HNSW,
 /// one per `nprobe` for IVF kinds, a single point for FLAT.
-#[allow(unreachable_patterns)] // the IVF arm, until quiver-index has IVF kinds
 pub fn sweep(kind: IndexKind, ef: &[usize], nprobe: &[usize]) -> Vec<SearchParams> {
     match kind {
         IndexKind::Flat => vec![SearchParams::default()],
@@ -64,19 +67,42 @@ pub fn sweep(kind: IndexKind, ef: &[usize], nprobe: &[usize]) -> Vec<SearchParam
                 ..SearchParams::default()
             })
             .collect(),
-        _ => nprobe
+        IndexKind::IvfFlat => nprobe
             .iter()
             .map(|&p| SearchParams {
                 nprobe: Some(p),
                 ..SearchParams::default()
             })
             .collect(),
+        // The quantized index re-ranks 2k candidates with the stored vectors
+        // (as the engine does with a segment's rows).
+        IndexKind::IvfSq8 => nprobe
+            .iter()
+            .map(|&p| SearchParams {
+                nprobe: Some(p),
+                rerank: Some(SQ8_RERANK),
+                ..SearchParams::default()
+            })
+            .collect(),
     }
+}
+
+/// Re-rank multiplier of IVF_SQ8 sweeps.
+pub const SQ8_RERANK: usize = 2;
+
+/// One search, handing the raw vectors to indexes that re-rank with them.
+fn search_one(
+    index: &dyn VectorIndex,
+    raw: &ContiguousVectors<'_>,
+    query: &[f32],
+    k: usize,
+    point: &SearchParams,
+) -> Vec<quiver_index::Neighbor> {
+    index.search_with_raw(query, k, point, None, Some(raw))
 }
 
 /// The `params` of a record: build parameters that matter for `kind` plus
 /// the search parameters of the point.
-#[allow(unreachable_patterns)] // the IVF arm, until quiver-index has IVF kinds
 pub fn record_params(
     kind: IndexKind,
     build: &BuildArgs,
@@ -89,7 +115,11 @@ pub fn record_params(
             ("ef_construction", Some(build.ef_construction)),
             ("ef", point.ef),
         ]),
-        _ => params([("nlist", build.nlist), ("nprobe", point.nprobe)]),
+        _ => params([
+            ("nlist", build.nlist),
+            ("nprobe", point.nprobe),
+            ("rerank", point.rerank),
+        ]),
     }
 }
 
@@ -182,9 +212,10 @@ pub fn measure(
     repeat: usize,
 ) -> Measurement {
     let nq = data.query_rows();
+    let raw = ContiguousVectors::new(data.dim, &data.base).expect("base rows match dim");
     // Warm-up: caches and page faults, not measured.
     for i in 0..nq.min(100) {
-        index.search(data.query(i), k, point, None);
+        search_one(index, &raw, data.query(i), k, point);
     }
     let mut best: Option<(Duration, Vec<Duration>)> = None;
     let mut recall = 0.0;
@@ -194,7 +225,7 @@ pub fn measure(
         let start = Instant::now();
         for i in 0..nq {
             let t = Instant::now();
-            let got = index.search(data.query(i), k, point, None);
+            let got = search_one(index, &raw, data.query(i), k, point);
             latencies.push(t.elapsed());
             results.push(got.into_iter().map(|n| n.row).collect::<Vec<u32>>());
         }
@@ -229,6 +260,7 @@ fn run_parallel(
     threads: usize,
 ) -> Duration {
     let nq = data.query_rows();
+    let raw = ContiguousVectors::new(data.dim, &data.base).expect("base rows match dim");
     let next = AtomicUsize::new(0);
     let start = Instant::now();
     std::thread::scope(|s| {
@@ -238,7 +270,7 @@ fn run_parallel(
                 if i >= nq {
                     break;
                 }
-                std::hint::black_box(index.search(data.query(i), k, point, None));
+                std::hint::black_box(search_one(index, &raw, data.query(i), k, point));
             });
         }
     });

@@ -13,6 +13,8 @@ use thiserror::Error;
 use crate::distance::Metric;
 use crate::flat::FlatIndex;
 use crate::hnsw::HnswIndex;
+use crate::ivf::IvfFlatIndex;
+use crate::ivf_sq8::IvfSq8Index;
 use crate::serial::{Header, Reader};
 
 /// Which index structure.
@@ -22,6 +24,10 @@ pub enum IndexKind {
     Flat,
     /// Hierarchical navigable small world graph.
     Hnsw,
+    /// Inverted file: k-means lists of full-precision vectors.
+    IvfFlat,
+    /// Inverted file with 8-bit scalar-quantized vectors.
+    IvfSq8,
 }
 
 impl IndexKind {
@@ -30,22 +36,30 @@ impl IndexKind {
         match self {
             IndexKind::Flat => "flat",
             IndexKind::Hnsw => "hnsw",
+            IndexKind::IvfFlat => "ivfflat",
+            IndexKind::IvfSq8 => "ivf_sq8",
         }
     }
 
-    /// Parses an index type name (case-insensitive).
+    /// Parses an index method name, ignoring ASCII case: `flat`, `hnsw`,
+    /// `ivfflat` (or `ivf_flat`), `ivf_sq8`.
     pub fn parse(name: &str) -> Option<Self> {
-        match name.to_ascii_lowercase().as_str() {
-            "flat" => Some(IndexKind::Flat),
-            "hnsw" => Some(IndexKind::Hnsw),
-            _ => None,
-        }
+        let lower = name.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "flat" => IndexKind::Flat,
+            "hnsw" => IndexKind::Hnsw,
+            "ivfflat" | "ivf_flat" => IndexKind::IvfFlat,
+            "ivf_sq8" => IndexKind::IvfSq8,
+            _ => return None,
+        })
     }
 
     pub(crate) fn code(self) -> u8 {
         match self {
             IndexKind::Flat => 1,
             IndexKind::Hnsw => 2,
+            IndexKind::IvfFlat => 3,
+            IndexKind::IvfSq8 => 4,
         }
     }
 
@@ -53,6 +67,8 @@ impl IndexKind {
         match code {
             1 => Some(IndexKind::Flat),
             2 => Some(IndexKind::Hnsw),
+            3 => Some(IndexKind::IvfFlat),
+            4 => Some(IndexKind::IvfSq8),
             _ => None,
         }
     }
@@ -63,8 +79,16 @@ impl IndexKind {
 pub struct SearchParams {
     /// HNSW `ef_search` (candidate list size); default `max(40, k)`.
     pub ef: Option<usize>,
-    /// IVF lists to probe (unused by FLAT and HNSW).
+    /// IVF lists to probe, clamped to `1..=nlist`; default 1 (pgvector's
+    /// `ivfflat.probes` default). Unused by FLAT and HNSW.
     pub nprobe: Option<usize>,
+    /// IVF_SQ8 exact re-rank, as a candidate multiplier: `Some(m)` with
+    /// `m >= 1` fetches the `k * m` best rows by code distance and re-scores
+    /// them exactly with the raw vectors given to
+    /// [`VectorIndex::search_with_raw`]. `None` or `Some(0)`, or no raw
+    /// vectors, means no re-rank (code distances are reported). Ignored by
+    /// the other kinds, whose distances are already exact.
+    pub rerank: Option<usize>,
 }
 
 /// A predicate over row ids, evaluated during search.
@@ -160,6 +184,60 @@ impl RowFilter for RowBitmap {
     }
 }
 
+/// Raw (full-precision) vectors supplied at search time to indexes that do
+/// not keep them, for exact re-ranking. `vector(row)` is the vector given to
+/// [`build_index`] for `row`; a slice of the wrong length (e.g. an unknown
+/// row) means the vector is unavailable and the row keeps its approximate
+/// distance.
+pub trait RawVectors: Sync {
+    fn vector(&self, row: u32) -> &[f32];
+}
+
+/// [`RawVectors`] over contiguous row-major vectors, `dim` floats per row.
+#[derive(Debug, Clone, Copy)]
+pub struct ContiguousVectors<'a> {
+    dim: usize,
+    data: &'a [f32],
+}
+
+impl<'a> ContiguousVectors<'a> {
+    /// Wraps `data` (`n * dim` floats); errors when `dim` is zero or does not
+    /// divide the length.
+    pub fn new(dim: usize, data: &'a [f32]) -> Result<Self, IndexError> {
+        if dim == 0 {
+            return Err(IndexError::InvalidParameter(
+                "dimension must be at least 1".into(),
+            ));
+        }
+        let leftover = data.len() - data.len() / dim * dim;
+        if leftover != 0 {
+            return Err(IndexError::DimensionMismatch {
+                expected: dim,
+                actual: leftover,
+            });
+        }
+        Ok(Self { dim, data })
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+impl RawVectors for ContiguousVectors<'_> {
+    /// The row's vector, or an empty slice for a row out of range.
+    fn vector(&self, row: u32) -> &[f32] {
+        let start = row as usize * self.dim;
+        self.data.get(start..start + self.dim).unwrap_or(&[])
+    }
+}
+
 /// One search result. Ordered by `(distance, row)`; NaN sorts last.
 #[derive(Debug, Clone, Copy)]
 pub struct Neighbor {
@@ -219,20 +297,26 @@ pub enum IndexError {
     Empty,
 }
 
-/// Options for [`build_index`]; FLAT ignores them all.
+/// Options for [`build_index`]; FLAT ignores them all, HNSW uses `m`,
+/// `ef_construction` and `seed`, IVF uses `nlist` and `seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildOptions {
     /// HNSW max neighbours per node on upper layers (2m on layer 0).
     pub m: usize,
     /// HNSW candidate list size while building.
     pub ef_construction: usize,
-    /// Seed for the HNSW level generator; same seed, same graph.
+    /// Seed for the HNSW level generator and the IVF k-means; same seed,
+    /// same index.
     pub seed: u64,
-    /// IVF: number of inverted lists (k-means centroids).
+    /// IVF list (k-means cluster) count, `1..=65536`; default 100
+    /// (pgvector's `lists` default). Reduced to the row count when larger.
     pub nlist: usize,
-    /// Build threads.
+    /// Build threads (HNSW graph construction, IVF k-means).
     pub threads: usize,
 }
+
+/// Largest accepted [`BuildOptions::nlist`].
+pub const MAX_NLIST: usize = 65536;
 
 impl Default for BuildOptions {
     fn default() -> Self {
@@ -252,6 +336,7 @@ impl BuildOptions {
         match kind {
             IndexKind::Flat => Ok(()),
             IndexKind::Hnsw => self.validate_hnsw(),
+            IndexKind::IvfFlat | IndexKind::IvfSq8 => self.validate_ivf(),
         }
     }
 
@@ -271,6 +356,16 @@ impl BuildOptions {
             return Err(IndexError::InvalidParameter(
                 "ef_construction must be greater than or equal to 2 * m".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks the IVF ranges.
+    pub fn validate_ivf(&self) -> Result<(), IndexError> {
+        if !(1..=MAX_NLIST).contains(&self.nlist) {
+            return Err(IndexError::InvalidParameter(format!(
+                "nlist must be between 1 and {MAX_NLIST}"
+            )));
         }
         Ok(())
     }
@@ -313,6 +408,21 @@ pub trait VectorIndex: Send + Sync {
             });
         }
         Ok(self.search(query, k, params, filter))
+    }
+
+    /// [`VectorIndex::search`] with the raw vectors at hand, for indexes that
+    /// store approximate vectors and can re-rank exactly (IVF_SQ8 with
+    /// [`SearchParams::rerank`]). The default ignores `raw`.
+    fn search_with_raw(
+        &self,
+        query: &[f32],
+        k: usize,
+        params: &SearchParams,
+        filter: Option<&dyn RowFilter>,
+        raw: Option<&dyn RawVectors>,
+    ) -> Vec<Neighbor> {
+        let _ = raw;
+        self.search(query, k, params, filter)
     }
 
     /// Versioned little-endian serialization, readable by [`load_index`].
@@ -367,6 +477,8 @@ pub fn build_index(
     Ok(match kind {
         IndexKind::Flat => Box::new(FlatIndex::build(metric, dim, vectors)?),
         IndexKind::Hnsw => Box::new(HnswIndex::build(metric, dim, vectors, options)?),
+        IndexKind::IvfFlat => Box::new(IvfFlatIndex::build(metric, dim, vectors, options)?),
+        IndexKind::IvfSq8 => Box::new(IvfSq8Index::build(metric, dim, vectors, options)?),
     })
 }
 
@@ -378,6 +490,8 @@ pub fn load_index(bytes: &[u8]) -> Result<Box<dyn VectorIndex>, IndexError> {
     let index: Box<dyn VectorIndex> = match header.kind {
         IndexKind::Flat => Box::new(FlatIndex::read(&header, &mut reader)?),
         IndexKind::Hnsw => Box::new(HnswIndex::read(&header, &mut reader)?),
+        IndexKind::IvfFlat => Box::new(IvfFlatIndex::read(&header, &mut reader)?),
+        IndexKind::IvfSq8 => Box::new(IvfSq8Index::read(&header, &mut reader)?),
     };
     reader.finish()?;
     Ok(index)

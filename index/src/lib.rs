@@ -14,6 +14,13 @@
 //!   heuristic neighbour selection, seeded (deterministic) builds, cosine via
 //!   normalized inner product, and filtered search that falls back to an
 //!   exact scan of the allowed rows when the filter is very selective.
+//! - [`ivf`]: IVF_FLAT, an inverted file over seeded k-means lists with
+//!   contiguous per-list vectors, `nprobe` probing and filtered search that
+//!   keeps probing lists until enough allowed rows were scored.
+//! - [`ivf_sq8`]: IVF_SQ8, the same lists over 8-bit scalar-quantized
+//!   residuals (about a quarter of FLAT's memory), with distances computed
+//!   on the codes and optional exact re-ranking from caller-supplied raw
+//!   vectors ([`RawVectors`], [`VectorIndex::search_with_raw`]).
 //! - [`eval`]: data generators and recall helpers for tests and benchmarks.
 //!
 //! Kernels are written as fixed-width lane loops with independent
@@ -25,18 +32,25 @@ pub mod eval;
 pub mod flat;
 pub mod hnsw;
 pub mod index;
+pub mod ivf;
+pub mod ivf_sq8;
+mod kmeans;
 mod serial;
 pub mod topk;
 mod visited;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ivf;
 
 pub use distance::Metric;
 pub use flat::FlatIndex;
 pub use hnsw::HnswIndex;
 pub use index::{
-    build_index, load_index, BuildOptions, IndexError, IndexKind, Neighbor, RowBitmap, RowFilter,
-    SearchParams, VectorIndex,
+    build_index, load_index, BuildOptions, ContiguousVectors, IndexError, IndexKind, Neighbor,
+    RawVectors, RowBitmap, RowFilter, SearchParams, VectorIndex, MAX_NLIST,
 };
+pub use ivf::IvfFlatIndex;
+pub use ivf_sq8::IvfSq8Index;
 pub use serial::FORMAT_VERSION;

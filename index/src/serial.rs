@@ -3,7 +3,7 @@
 //! ```text
 //! magic  "QVIX"            4 bytes
 //! version u16              format version (currently 1)
-//! kind    u8               1 = FLAT, 2 = HNSW
+//! kind    u8               1 = FLAT, 2 = HNSW, 3 = IVF_FLAT, 4 = IVF_SQ8
 //! metric  u8               1 = L2, 2 = cosine, 3 = negative inner product, 4 = L1
 //! dim     u32
 //! n       u64              row count

@@ -141,7 +141,7 @@ fn larger_ef_does_not_hurt() {
     for q in queries.chunks_exact(DIM) {
         let params = SearchParams {
             ef: Some(400),
-            nprobe: None,
+            ..SearchParams::default()
         };
         let got = index.search(q, K, &params, None);
         let exact = ground_truth(Metric::L2, DIM, &data, q, K, None);

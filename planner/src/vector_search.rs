@@ -372,6 +372,7 @@ impl ExtensionPlanner for VectorSearchPlanner {
                 params: SearchParams {
                     ef: Some(knobs.ef_search),
                     nprobe: Some(knobs.probes),
+                    ..SearchParams::default()
                 },
                 rerank: knobs.rerank,
             },
