@@ -265,8 +265,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
             .iter()
             .map(|r| r.get::<_, i64>(0))
             .collect();
-        let live: std::collections::BTreeSet<i64> =
-            model.keys().copied().take(16_384).collect();
+        let live: std::collections::BTreeSet<i64> = model.keys().copied().take(16_384).collect();
         if model.len() <= 16_384 {
             assert_eq!(found, live, "round {round}: search misses live rows");
         }
@@ -286,7 +285,10 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         if state == "ready" && indexed > 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "index never became ready ({state}, {indexed})");
+        assert!(
+            Instant::now() < deadline,
+            "index never became ready ({state}, {indexed})"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // A vector search still sees exactly the live rows.
