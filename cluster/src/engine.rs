@@ -4,7 +4,7 @@
 //! the embedded meta store, local object storage and local WAL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,15 @@ struct CatalogState {
     by_name: HashMap<(String, String), u64>,
 }
 
+/// Bumps the catalog version when dropped (see [`Engine::catalog_change`]).
+struct CatalogChange<'a>(&'a AtomicU64);
+
+impl Drop for CatalogChange<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Counters of a recovery, for logs and tests.
 #[derive(Debug, Default, Clone)]
 pub struct RecoveryStats {
@@ -69,6 +78,9 @@ pub struct Engine {
     stopping: AtomicBool,
     /// Serializes maintenance passes (flush, compaction, WAL truncation).
     maintenance_lock: tokio::sync::Mutex<()>,
+    /// Bumped by every change of databases, tables or columns; plans cached
+    /// by the access layer are valid for one version.
+    catalog_version: AtomicU64,
     pub recovery: RecoveryStats,
 }
 
@@ -114,6 +126,7 @@ impl Engine {
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             maintenance_lock: tokio::sync::Mutex::new(()),
+            catalog_version: AtomicU64::new(1),
             recovery: RecoveryStats::default(),
         };
         engine.recover().await?;
@@ -247,6 +260,19 @@ impl Engine {
         Ok(())
     }
 
+    /// The catalog version: changes whenever a database, table or column is
+    /// created, dropped or renamed.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog_version.load(Ordering::Acquire)
+    }
+
+    /// Marks a catalog change: the version moves when the change starts and
+    /// again when it ends, so no plan made during the change stays valid.
+    fn catalog_change(&self) -> CatalogChange<'_> {
+        self.catalog_version.fetch_add(1, Ordering::AcqRel);
+        CatalogChange(&self.catalog_version)
+    }
+
     /// The configuration the engine runs with.
     pub fn config(&self) -> &QuiverConfig {
         &self.config
@@ -264,6 +290,7 @@ impl Engine {
 
     /// Creates a database; `Ok(false)` when it existed and `if_not_exists`.
     pub fn create_database(&self, name: &str, if_not_exists: bool) -> Result<bool> {
+        let _change = self.catalog_change();
         let mut state = self.catalog.write();
         if state.databases.contains(name) {
             return if if_not_exists {
@@ -279,6 +306,7 @@ impl Engine {
 
     /// Drops a database; with `cascade` its tables too.
     pub async fn drop_database(&self, name: &str, if_exists: bool, cascade: bool) -> Result<bool> {
+        let _change = self.catalog_change();
         let tables: Vec<String> = {
             let state = self.catalog.read();
             if !state.databases.contains(name) {
@@ -319,6 +347,7 @@ impl Engine {
         schema: TableSchema,
         if_not_exists: bool,
     ) -> Result<bool> {
+        let _change = self.catalog_change();
         validate_schema(&schema)?;
         let mut state = self.catalog.write();
         if !state.databases.contains(database) {
@@ -353,6 +382,7 @@ impl Engine {
 
     /// Drops a table and deletes its objects.
     pub async fn drop_table(&self, database: &str, name: &str, if_exists: bool) -> Result<bool> {
+        let _change = self.catalog_change();
         let table = {
             let mut state = self.catalog.write();
             let Some(id) = state
@@ -385,6 +415,7 @@ impl Engine {
 
     /// Renames a table.
     pub fn rename_table(&self, database: &str, name: &str, new_name: &str) -> Result<()> {
+        let _change = self.catalog_change();
         let mut state = self.catalog.write();
         let new_key = (database.to_string(), new_name.to_string());
         if state.by_name.contains_key(&new_key) {
@@ -410,6 +441,7 @@ impl Engine {
         column: ColumnDef,
         if_not_exists: bool,
     ) -> Result<bool> {
+        let _change = self.catalog_change();
         let table = self.table(database, name)?;
         let _guard = table.write_lock.lock();
         let mut meta = table.meta.write();

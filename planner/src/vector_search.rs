@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema, DFSchemaRef, Result, TableReference};
+use datafusion::common::{Column, DFSchema, DFSchemaRef, DataFusionError, Result, TableReference};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::expr::{ScalarFunction, Sort as SortExpr};
@@ -44,7 +44,10 @@ pub struct VectorSearchNode {
     pub table_name: TableReference,
     pub source: Arc<dyn TableSource>,
     pub column: usize,
-    pub vector: Vec<f32>,
+    /// The query vector: a literal, or a `$n` placeholder of a prepared
+    /// statement (bound before physical planning, so an optimized plan can
+    /// be cached and reused with new parameters).
+    pub query: Expr,
     pub metric: Metric,
     pub k: usize,
     /// Predicates over the table's columns, all of which a row must pass.
@@ -58,7 +61,7 @@ impl PartialEq for VectorSearchNode {
     fn eq(&self, other: &Self) -> bool {
         self.table_name == other.table_name
             && self.column == other.column
-            && self.vector == other.vector
+            && self.query == other.query
             && self.metric == other.metric
             && self.k == other.k
             && self.filters == other.filters
@@ -78,6 +81,7 @@ impl Hash for VectorSearchNode {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.table_name.hash(state);
         self.column.hash(state);
+        self.query.hash(state);
         self.k.hash(state);
         self.projection.hash(state);
     }
@@ -97,7 +101,9 @@ impl UserDefinedLogicalNodeCore for VectorSearchNode {
     }
 
     fn expressions(&self) -> Vec<Expr> {
-        self.filters.clone()
+        let mut exprs = self.filters.clone();
+        exprs.push(self.query.clone());
+        exprs
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -123,8 +129,15 @@ impl UserDefinedLogicalNodeCore for VectorSearchNode {
         Ok(())
     }
 
-    fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, _inputs: Vec<LogicalPlan>) -> Result<Self> {
+    fn with_exprs_and_inputs(
+        &self,
+        mut exprs: Vec<Expr>,
+        _inputs: Vec<LogicalPlan>,
+    ) -> Result<Self> {
         let mut node = self.clone();
+        node.query = exprs
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("VectorSearch lost its query".into()))?;
         node.filters = exprs;
         Ok(node)
     }
@@ -138,7 +151,10 @@ pub struct VectorSearchRule;
 struct DistanceKey {
     metric: Metric,
     column: Column,
-    vector: Vec<f32>,
+    /// A vector literal or a placeholder.
+    query: Expr,
+    /// The literal's dimension (`None` for a placeholder).
+    dim: Option<usize>,
 }
 
 fn distance_key(expr: &Expr) -> Option<DistanceKey> {
@@ -157,15 +173,25 @@ fn distance_key(expr: &Expr) -> Option<DistanceKey> {
         (Expr::Column(c), other) | (other, Expr::Column(c)) => (c.clone(), other),
         _ => return None,
     };
-    let Expr::Literal(value, _) = constant else {
-        return None;
-    };
-    let vector = scalar_vector(value).ok().flatten()?;
-    Some(DistanceKey {
-        metric,
-        column,
-        vector,
-    })
+    match constant {
+        Expr::Literal(value, _) => {
+            let vector = scalar_vector(value).ok().flatten()?;
+            Some(DistanceKey {
+                metric,
+                column,
+                query: constant.clone(),
+                dim: Some(vector.len()),
+            })
+        }
+        // `$1`, `$1::vector`: constant once the statement's parameters are bound.
+        other if other.column_refs().is_empty() && !other.is_volatile() => Some(DistanceKey {
+            metric,
+            column,
+            query: constant.clone(),
+            dim: None,
+        }),
+        _ => None,
+    }
 }
 
 /// Resolves a sort expression through the projections below it.
@@ -229,7 +255,7 @@ fn replace_scan(plan: &LogicalPlan, key: &DistanceKey, k: usize) -> Result<Optio
             ) else {
                 return Ok(None);
             };
-            if dim != key.vector.len() {
+            if key.dim.is_some_and(|d| d != dim) {
                 return Ok(None);
             }
             filters.extend(scan.filters.iter().cloned());
@@ -241,7 +267,7 @@ fn replace_scan(plan: &LogicalPlan, key: &DistanceKey, k: usize) -> Result<Optio
                 table_name: scan.table_name.clone(),
                 source: table.source().clone(),
                 column,
-                vector: key.vector.clone(),
+                query: key.query.clone(),
                 metric: key.metric,
                 k,
                 filters,
@@ -360,13 +386,41 @@ impl ExtensionPlanner for VectorSearchPlanner {
                 None => None,
             };
         let knobs = session_search_settings(session);
+        let vector = match &node.query {
+            Expr::Literal(value, _) => scalar_vector(value)?,
+            other => {
+                // A bound parameter, perhaps under a cast: evaluate it once.
+                let empty = Arc::new(arrow::datatypes::Schema::empty());
+                let df_empty = DFSchema::try_from(empty.as_ref().clone())?;
+                let expr = planner.create_physical_expr(other, &df_empty, session, planning_ctx)?;
+                let batch = arrow::array::RecordBatch::try_new_with_options(
+                    empty,
+                    vec![],
+                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+                )?;
+                let value = expr.evaluate(&batch)?.into_array(1)?;
+                scalar_vector(&datafusion::common::ScalarValue::try_from_array(&value, 0)?)?
+            }
+        }
+        .ok_or_else(|| DataFusionError::Execution("the query vector of a search is NULL".into()))?;
+        let dim = quiver_common::schema::vector_dim(
+            &node.source.table_schema().columns[node.column]
+                .column_type
+                .arrow_type(),
+        );
+        if let Some(dim) = dim.filter(|d| *d != vector.len()) {
+            return Err(DataFusionError::Execution(format!(
+                "different vector dimensions {dim} and {}",
+                vector.len()
+            )));
+        }
         let exec = VectorSearchExec::new(
             node.table_name.to_string(),
             node.source.clone(),
             session_read_ts(session),
             VectorQuery {
                 column: node.column,
-                vector: node.vector.clone(),
+                vector,
                 metric: node.metric,
                 k: node.k,
                 params: SearchParams {

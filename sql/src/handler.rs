@@ -34,6 +34,8 @@ pub struct Session {
     pub(crate) user: String,
     /// Where NOTICE messages of the running statement go (set by the front end).
     pub(crate) notices: Option<NoticeSink>,
+    /// Optimized plans of prepared queries, reused with new parameters.
+    pub(crate) plans: crate::instance::PlanCache,
 }
 
 /// A channel of NOTICE messages the front end forwards to its client while

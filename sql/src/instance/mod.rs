@@ -14,7 +14,7 @@ mod pg_types;
 mod session_cmds;
 mod system_views;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -215,6 +215,9 @@ impl Instance {
         params: Option<ParamValues>,
     ) -> Result<Output> {
         self.set_read_ts(session)?;
+        if let (Statement::Query(_), Some(params)) = (statement, params.as_ref()) {
+            return self.prepared_query(session, statement, params).await;
+        }
         let plan = self.plan(session, statement).await?;
         let plan = bind(plan, params.as_ref())?;
         let df = session.ctx.execute_logical_plan(plan).await?;
@@ -228,6 +231,45 @@ impl Instance {
             schema,
             stream,
             command: command.to_string(),
+        })
+    }
+
+    /// A query with bound parameters (extended protocol): its optimized plan
+    /// is made once per statement, catalog version and search path, and
+    /// reused with each execution's parameters (the vector-search rewrite
+    /// works on the `$n` placeholder, so it is part of the cached plan).
+    async fn prepared_query(
+        &self,
+        session: &mut Session,
+        statement: &Statement,
+        params: &ParamValues,
+    ) -> Result<Output> {
+        let key = PlanKey {
+            sql: statement.to_string(),
+            schema: session_cmds::current_schema(session),
+            catalog_version: self.engine.catalog_version(),
+        };
+        let plan = match session.plans.get(&key) {
+            Some(plan) => plan,
+            None => {
+                let plan = self.plan(session, statement).await?;
+                let optimized = session.ctx.state().optimize(&plan)?;
+                session.plans.insert(key, optimized.clone());
+                optimized
+            }
+        };
+        let bound = plan.with_param_values(params.clone())?;
+        let state = session.ctx.state();
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&bound, &state)
+            .await?;
+        let schema: SchemaRef = Arc::new(bound.schema().as_arrow().clone());
+        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
+        Ok(Output::Rows {
+            schema,
+            stream,
+            command: "SELECT".to_string(),
         })
     }
 
@@ -245,6 +287,36 @@ impl Instance {
             [_catalog, schema, table] => Ok((schema.clone(), table.clone())),
             _ => Err(SqlError::Syntax(format!("invalid name {name}"))),
         }
+    }
+}
+
+/// What a cached plan is valid for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PlanKey {
+    sql: String,
+    schema: String,
+    catalog_version: u64,
+}
+
+/// A session's optimized plans of prepared queries (bounded; cleared when full).
+#[derive(Default)]
+pub struct PlanCache {
+    plans: HashMap<PlanKey, LogicalPlan>,
+}
+
+/// Plans a session keeps.
+const PLAN_CACHE_ENTRIES: usize = 64;
+
+impl PlanCache {
+    fn get(&self, key: &PlanKey) -> Option<LogicalPlan> {
+        self.plans.get(key).cloned()
+    }
+
+    fn insert(&mut self, key: PlanKey, plan: LogicalPlan) {
+        if self.plans.len() >= PLAN_CACHE_ENTRIES {
+            self.plans.clear();
+        }
+        self.plans.insert(key, plan);
     }
 }
 
@@ -390,6 +462,7 @@ impl QueryHandler for Instance {
             statement_timeout: None,
             user: info.user,
             notices: None,
+            plans: PlanCache::default(),
         };
         session_cmds::sync_search_settings(&session);
         Ok(session)

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, StringArray, Int64Array};
+use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session as DfSession};

@@ -436,3 +436,45 @@ async fn statement_timeout_and_cancel() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_vector_search_plans_are_reused_and_replanned_after_ddl() {
+    use tokio_postgres::types::Type;
+    let server = Server::start().await;
+    let client = server.connect().await;
+    setup(&client).await;
+    let sql = "SELECT id FROM items ORDER BY v <-> $1::vector LIMIT 2";
+    let search = client.prepare_typed(sql, &[Type::TEXT]).await.unwrap();
+    let ids = |rows: Vec<tokio_postgres::Row>| -> Vec<i64> {
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect()
+    };
+    // The same plan, each execution with its own vector.
+    assert_eq!(
+        ids(client.query(&search, &[&"[1,0,0]"]).await.unwrap()),
+        [1, 2]
+    );
+    assert_eq!(
+        ids(client.query(&search, &[&"[0,0,1]"]).await.unwrap()),
+        [3, 1]
+    );
+    assert_eq!(
+        ids(client.query(&search, &[&"[0,1,0.1]"]).await.unwrap()),
+        [2, 3]
+    );
+    let err = client.query(&search, &[&"[1,0]"]).await.unwrap_err();
+    assert_eq!(code(&err), "22000", "{err}");
+    // A different table under the same name: the cached plan is not reused.
+    client
+        .batch_execute(
+            "DROP TABLE items; CREATE TABLE items (id BIGINT PRIMARY KEY, v vector(2));
+             INSERT INTO items VALUES (10, '[5,5]'), (11, '[0,1]'), (12, '[1,1]');",
+        )
+        .await
+        .unwrap();
+    let search = client.prepare_typed(sql, &[Type::TEXT]).await.unwrap();
+    assert_eq!(
+        ids(client.query(&search, &[&"[1,1]"]).await.unwrap()),
+        [12, 11]
+    );
+    server.stop().await;
+}
