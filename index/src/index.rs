@@ -217,8 +217,12 @@ pub struct BuildOptions {
     pub m: usize,
     /// HNSW candidate list size while building.
     pub ef_construction: usize,
-    /// Seed for the HNSW level generator; same seed, same graph.
+    /// Seed for the HNSW level generator; with one build thread, same seed,
+    /// same graph.
     pub seed: u64,
+    /// HNSW build threads; 0 (the default) uses the available parallelism.
+    /// A parallel build is not deterministic; set 1 for a reproducible graph.
+    pub threads: usize,
 }
 
 impl Default for BuildOptions {
@@ -227,6 +231,7 @@ impl Default for BuildOptions {
             m: 16,
             ef_construction: 200,
             seed: 0x5157_4956_4552,
+            threads: 0,
         }
     }
 }
