@@ -838,7 +838,7 @@ impl HnswIndex {
             m,
             ef_construction,
             seed,
-            threads: 1,
+            ..BuildOptions::default()
         };
         options
             .validate_hnsw()

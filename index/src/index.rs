@@ -213,25 +213,25 @@ pub enum IndexError {
 /// Options for [`build_index`]; FLAT ignores them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildOptions {
+    /// Build threads; 0 (the default) uses the available parallelism. A
+    /// parallel HNSW build is not deterministic (beyond its first
+    /// `hnsw::SERIAL_ROWS` rows): set 1 for the same graph from the same seed.
+    pub threads: usize,
     /// HNSW max neighbours per node on upper layers (2m on layer 0).
     pub m: usize,
     /// HNSW candidate list size while building.
     pub ef_construction: usize,
-    /// Seed for the HNSW level generator; with one build thread, same seed,
-    /// same graph.
+    /// Seed for the HNSW level generator; same seed, same graph.
     pub seed: u64,
-    /// HNSW build threads; 0 (the default) uses the available parallelism.
-    /// A parallel build is not deterministic; set 1 for a reproducible graph.
-    pub threads: usize,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
         Self {
+            threads: 0,
             m: 16,
             ef_construction: 200,
             seed: 0x5157_4956_4552,
-            threads: 0,
         }
     }
 }
