@@ -1003,7 +1003,7 @@ mod tests {
         let queries = clustered_vectors(50, dim, 30, 2.5, 4);
         let params = SearchParams {
             ef: Some(64),
-            nprobe: None,
+            ..SearchParams::default()
         };
         let mut total = 0.0;
         for q in queries.chunks_exact(dim) {
