@@ -301,6 +301,10 @@ pub enum IndexError {
 /// `ef_construction` and `seed`, IVF uses `nlist` and `seed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildOptions {
+    /// Build threads; 0 (the default) uses the available parallelism. A
+    /// parallel HNSW build is not deterministic (beyond its first
+    /// `hnsw::SERIAL_ROWS` rows): set 1 for the same graph from the same seed.
+    pub threads: usize,
     /// HNSW max neighbours per node on upper layers (2m on layer 0).
     pub m: usize,
     /// HNSW candidate list size while building.
@@ -311,8 +315,6 @@ pub struct BuildOptions {
     /// IVF list (k-means cluster) count, `1..=65536`; default 100
     /// (pgvector's `lists` default). Reduced to the row count when larger.
     pub nlist: usize,
-    /// Build threads (HNSW graph construction, IVF k-means).
-    pub threads: usize,
 }
 
 /// Largest accepted [`BuildOptions::nlist`].
@@ -321,11 +323,11 @@ pub const MAX_NLIST: usize = 65536;
 impl Default for BuildOptions {
     fn default() -> Self {
         Self {
+            threads: 0,
             m: 16,
             ef_construction: 200,
             seed: 0x5157_4956_4552,
             nlist: 100,
-            threads: 1,
         }
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! - [`flat`]: FLAT, an exact scan; the reference for approximate indexes.
 //! - [`hnsw`]: HNSW, a hierarchical navigable small world graph with
-//!   heuristic neighbour selection, seeded (deterministic) builds, cosine via
+//!   heuristic neighbour selection, parallel builds (seeded and deterministic
+//!   with one thread), cosine via
 //!   normalized inner product, and filtered search that falls back to an
 //!   exact scan of the allowed rows when the filter is very selective.
 //! - [`ivf`]: IVF_FLAT, an inverted file over seeded k-means lists with
@@ -23,9 +24,9 @@
 //!   vectors ([`RawVectors`], [`VectorIndex::search_with_raw`]).
 //! - [`eval`]: data generators and recall helpers for tests and benchmarks.
 //!
-//! Kernels are written as fixed-width lane loops with independent
-//! accumulators so the compiler emits SIMD code (SSE/AVX on x86-64, NEON on
-//! arm) without `unsafe`; the scalar reference versions exist for tests.
+//! Kernels use AVX-512F or AVX2+FMA on x86-64 (detected once at run time),
+//! NEON on aarch64, and portable lane loops elsewhere; the f64 reference
+//! versions exist for tests.
 
 pub mod distance;
 pub mod eval;

@@ -229,7 +229,10 @@ fn round_trip_gives_identical_results() {
 #[test]
 fn builds_are_deterministic_per_seed() {
     let data = random_vectors(500, 8, 81);
-    let opts = BuildOptions::default();
+    let opts = BuildOptions {
+        threads: 1,
+        ..BuildOptions::default()
+    };
     let a = build_index(IndexKind::Hnsw, Metric::L2, 8, &data, &opts).unwrap();
     let b = build_index(IndexKind::Hnsw, Metric::L2, 8, &data, &opts).unwrap();
     assert_eq!(a.to_bytes(), b.to_bytes());
