@@ -138,6 +138,7 @@ pub fn search_snapshot(
     filter: Option<&Arc<dyn PhysicalExpr>>,
     projection: &[usize],
     out_schema: &SchemaRef,
+    distance_column: bool,
 ) -> Result<(RecordBatch, SearchStats)> {
     let storage_schema = snapshot.schema.storage_schema();
     let keep = segments_to_search(&snapshot.segments, filter, &storage_schema);
@@ -191,7 +192,7 @@ pub fn search_snapshot(
             (slot, *row)
         })
         .collect();
-    let columns = projection
+    let mut columns = projection
         .iter()
         .enumerate()
         .map(|(out, &col)| {
@@ -205,6 +206,11 @@ pub fn search_snapshot(
             interleave(&arrays, &positions)
         })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
+    if distance_column {
+        columns.push(Arc::new(arrow::array::Float64Array::from_iter_values(
+            picks.iter().map(|s| s.distance),
+        )));
+    }
     let batch = RecordBatch::try_new_with_options(
         out_schema.clone(),
         columns,

@@ -35,6 +35,8 @@ pub struct VectorSearchExec {
     /// Filter over the storage schema (user columns, then the timestamp column).
     filter: Option<Arc<dyn PhysicalExpr>>,
     projection: Vec<usize>,
+    /// Output each row's distance as a last `Float64` column.
+    distance_column: bool,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -64,12 +66,42 @@ impl VectorSearchExec {
             query,
             filter,
             projection,
+            distance_column: false,
             schema,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
     }
+
+    /// With `on`, the output gains a last column holding each row's
+    /// distance (named [`DISTANCE_FIELD`]).
+    pub fn with_distance_column(mut self, on: bool) -> Result<Self> {
+        if !on {
+            return Ok(self);
+        }
+        let mut fields: Vec<_> = self.schema.fields().iter().cloned().collect();
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            DISTANCE_FIELD,
+            arrow::datatypes::DataType::Float64,
+            true,
+        )));
+        self.schema = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            self.schema.metadata().clone(),
+        ));
+        self.properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(self.schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        self.distance_column = true;
+        Ok(self)
+    }
 }
+
+/// Name of the distance column [`VectorSearchExec::with_distance_column`] adds.
+pub const DISTANCE_FIELD: &str = "__quiver_distance";
 
 impl DisplayAs for VectorSearchExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
@@ -164,6 +196,7 @@ impl ExecutionPlan for VectorSearchExec {
         let filter = self.filter.clone();
         let projection = self.projection.clone();
         let schema = self.schema.clone();
+        let distance_column = self.distance_column;
         let counter =
             |name: &'static str| MetricBuilder::new(&self.metrics).counter(name, partition);
         let scanned = counter("rows_scanned");
@@ -175,8 +208,14 @@ impl ExecutionPlan for VectorSearchExec {
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let fut = run_search(move || {
             let _timer = elapsed.timer();
-            let (batch, stats) =
-                search_snapshot(&snapshot, &query, filter.as_ref(), &projection, &schema)?;
+            let (batch, stats) = search_snapshot(
+                &snapshot,
+                &query,
+                filter.as_ref(),
+                &projection,
+                &schema,
+                distance_column,
+            )?;
             scanned.add(stats.rows_scanned);
             segments.add(stats.segments_searched);
             pruned.add(stats.segments_pruned);

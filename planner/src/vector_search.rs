@@ -54,8 +54,15 @@ pub struct VectorSearchNode {
     pub filters: Vec<Expr>,
     /// User-schema column indices returned (the replaced scan's projection).
     pub projection: Vec<usize>,
+    /// Also output each row's distance as a last column, [`DISTANCE_COLUMN`]
+    /// (the sort above then orders by it instead of recomputing it, so the
+    /// query vector appears nowhere else in the plan).
+    pub emit_distance: bool,
     pub schema: DFSchemaRef,
 }
+
+/// The distance column a [`VectorSearchNode`] can emit.
+pub const DISTANCE_COLUMN: &str = "__quiver_distance";
 
 impl PartialEq for VectorSearchNode {
     fn eq(&self, other: &Self) -> bool {
@@ -66,6 +73,7 @@ impl PartialEq for VectorSearchNode {
             && self.k == other.k
             && self.filters == other.filters
             && self.projection == other.projection
+            && self.emit_distance == other.emit_distance
     }
 }
 
@@ -81,7 +89,6 @@ impl Hash for VectorSearchNode {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.table_name.hash(state);
         self.column.hash(state);
-        self.query.hash(state);
         self.k.hash(state);
         self.projection.hash(state);
     }
@@ -272,6 +279,7 @@ fn replace_scan(plan: &LogicalPlan, key: &DistanceKey, k: usize) -> Result<Optio
                 k,
                 filters,
                 projection,
+                emit_distance: false,
                 schema: scan.projected_schema.clone(),
             };
             Ok(Some(LogicalPlan::Extension(Extension {
@@ -301,6 +309,15 @@ fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
     let Some(new_input) = replace_scan(&sort.input, &key, k)? else {
         return Ok(None);
     };
+    // `ORDER BY <distance call> LIMIT k` straight over the search: sort by
+    // the distance the search computed, then drop that column again.
+    if distance_key(&first.expr).is_some() {
+        if let LogicalPlan::Extension(ext) = &new_input {
+            if let Some(node) = ext.node.as_any().downcast_ref::<VectorSearchNode>() {
+                return sort_by_emitted_distance(sort, node).map(Some);
+            }
+        }
+    }
     // Break distance ties by primary key, as the exact answer does.
     let mut exprs = sort.expr.clone();
     if exprs.len() == 1 {
@@ -313,6 +330,61 @@ fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
         input: Arc::new(new_input),
         fetch: sort.fetch,
     })))
+}
+
+/// `Projection(original columns) ← Sort(distance, pk; fetch) ← VectorSearch(+distance)`.
+fn sort_by_emitted_distance(sort: &Sort, node: &VectorSearchNode) -> Result<LogicalPlan> {
+    let original: Vec<Expr> = node
+        .schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let mut fields: Vec<(Option<TableReference>, Arc<arrow::datatypes::Field>)> = node
+        .schema
+        .iter()
+        .map(|(q, f)| (q.cloned(), f.clone()))
+        .collect();
+    fields.push((
+        None,
+        Arc::new(arrow::datatypes::Field::new(
+            DISTANCE_COLUMN,
+            arrow::datatypes::DataType::Float64,
+            true,
+        )),
+    ));
+    let schema = Arc::new(DFSchema::new_with_metadata(
+        fields,
+        node.schema.metadata().clone(),
+    )?);
+    let searched = LogicalPlan::Extension(Extension {
+        node: Arc::new(VectorSearchNode {
+            emit_distance: true,
+            schema,
+            ..node.clone()
+        }),
+    });
+    let first = &sort.expr[0];
+    let mut exprs = vec![SortExpr::new(
+        Expr::Column(Column::new_unqualified(DISTANCE_COLUMN)),
+        true,
+        first.nulls_first,
+    )];
+    exprs.extend(sort.expr.iter().skip(1).cloned());
+    if exprs.len() == 1 {
+        if let Some(pk) = primary_key_column(&searched) {
+            exprs.push(SortExpr::new(Expr::Column(pk), true, false));
+        }
+    }
+    let sorted = LogicalPlan::Sort(Sort {
+        expr: exprs,
+        input: Arc::new(searched),
+        fetch: sort.fetch,
+    });
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        original,
+        Arc::new(sorted),
+    )?))
 }
 
 /// The primary-key column of the vector search below, if the plan outputs it.
@@ -432,7 +504,8 @@ impl ExtensionPlanner for VectorSearchPlanner {
             },
             filter,
             node.projection.clone(),
-        )?;
+        )?
+        .with_distance_column(node.emit_distance)?;
         Ok(Some(Arc::new(exec)))
     }
 }
@@ -452,4 +525,42 @@ impl QueryPlanner for QuiverQueryPlanner {
             DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(VectorSearchPlanner)]);
         planner.create_physical_plan(logical_plan, session).await
     }
+}
+
+/// Binds the `$n` parameters inside the query vectors of the plan's
+/// [`VectorSearchNode`]s. Done before [`LogicalPlan::with_param_values`]
+/// binds the rest, which would otherwise render the whole bound vector as
+/// text to preserve the expression's name.
+pub fn bind_search_vectors(
+    plan: LogicalPlan,
+    params: &datafusion::common::ParamValues,
+) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        let LogicalPlan::Extension(ext) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(search) = ext.node.as_any().downcast_ref::<VectorSearchNode>() else {
+            return Ok(Transformed::no(node));
+        };
+        let bound = search.query.clone().transform_up(|e| {
+            if let Expr::Placeholder(placeholder) = e {
+                let (value, metadata) = params
+                    .get_placeholders_with_values(&placeholder.id)?
+                    .into_inner();
+                Ok(Transformed::yes(Expr::Literal(value, metadata)))
+            } else {
+                Ok(Transformed::no(e))
+            }
+        })?;
+        if !bound.transformed {
+            return Ok(Transformed::no(node));
+        }
+        Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+            node: Arc::new(VectorSearchNode {
+                query: bound.data,
+                ..search.clone()
+            }),
+        })))
+    })
+    .map(|t| t.data)
 }

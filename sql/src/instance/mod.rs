@@ -258,7 +258,8 @@ impl Instance {
                 optimized
             }
         };
-        let bound = plan.with_param_values(params.clone())?;
+        let bound = quiver_planner::vector_search::bind_search_vectors(plan, params)?
+            .with_param_values(params.clone())?;
         let state = session.ctx.state();
         let physical = state
             .query_planner()
