@@ -317,17 +317,6 @@ impl DataRole for DataNode {
             indexes: index_records,
         };
         let old_ids: Vec<u64> = candidates.iter().map(|s| s.id).collect();
-        if !table
-            .meta
-            .read()
-            .indexes
-            .iter()
-            .all(|d| definitions.iter().any(|x| x.id == d.id))
-        {
-            // An index was created while this compaction built the old set;
-            // the maintenance pass builds it for the merged segment next.
-            tracing::debug!("index definitions changed during compaction of table {table_id}");
-        }
         {
             let mut data = table.data.write();
             let meta = table.meta.read();

@@ -65,16 +65,6 @@ pub fn index_path(table: u64, segment: u64, index: u64) -> String {
     format!("tables/{table}/indexes/{segment:020}-{index:010}.qvix")
 }
 
-/// Metric names as stored, and the pgvector operator classes naming them.
-pub fn metric_name(metric: Metric) -> &'static str {
-    match metric {
-        Metric::L2 => "l2",
-        Metric::NegativeInnerProduct => "ip",
-        Metric::Cosine => "cosine",
-        Metric::L1 => "l1",
-    }
-}
-
 /// The metric of a stored metric name.
 pub fn parse_metric(name: &str) -> Option<Metric> {
     Some(match name {
@@ -93,15 +83,10 @@ pub fn build_threads() -> usize {
         .unwrap_or(1)
 }
 
-/// Parses an index type name (case-insensitive).
-pub fn parse_kind(name: &str) -> Option<IndexKind> {
-    IndexKind::parse(name)
-}
-
 impl IndexMeta {
     /// The index type.
     pub fn index_kind(&self) -> Result<IndexKind> {
-        parse_kind(&self.kind).ok_or_else(|| {
+        IndexKind::parse(&self.kind).ok_or_else(|| {
             EngineError::InvalidDefinition(format!("unknown index type \"{}\"", self.kind))
         })
     }

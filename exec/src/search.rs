@@ -27,7 +27,7 @@ use arrow::datatypes::{Float32Type, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::physical_expr::PhysicalExpr;
 use quiver_index::topk::{Scored, TopK};
-use quiver_index::{IndexKind, Metric, RowBitmap, RowFilter, SearchParams};
+use quiver_index::{Metric, RowBitmap, RowFilter, SearchParams};
 use rayon::prelude::*;
 
 use crate::deletes::DeleteMap;
@@ -124,10 +124,6 @@ fn to_owned_pk(pk: Option<PkRef<'_>>) -> PkValue {
         Some(PkRef::Str(s)) => PkValue::Str(s.to_string()),
         None => PkValue::Int(i64::MAX),
     }
-}
-
-fn is_quantized(kind: IndexKind) -> bool {
-    kind.name().contains("sq")
 }
 
 /// Searches every segment of `snapshot` (in parallel on the search pool);
@@ -261,9 +257,17 @@ fn search_segment(
         .iter()
         .map(|b| adapt_batch(b, &ctx.storage_schema))
         .collect::<Result<Vec<_>, _>>()?;
+    // Statistics prove every row visible when no delete exists and the
+    // newest row is not newer than the read timestamp: skip the row pass.
+    let all_visible =
+        ctx.deletes.is_empty() && segment.max_timestamp().is_some_and(|ts| ts <= ctx.read_ts);
     let mut masks: Vec<Option<BooleanArray>> = Vec::with_capacity(batches.len());
     for batch in &batches {
-        let mut mask = visible_mask(batch, ctx.pk_index, ctx.deletes, ctx.read_ts);
+        let mut mask = if all_visible {
+            None
+        } else {
+            visible_mask(batch, ctx.pk_index, ctx.deletes, ctx.read_ts)
+        };
         if let Some(filter) = ctx.filter {
             let value = filter.evaluate(batch)?.into_array(batch.num_rows())?;
             let passed = value.as_boolean_opt().cloned().ok_or_else(|| {
@@ -381,7 +385,7 @@ fn index_search(
             return None;
         }
     }
-    let want = if is_quantized(ix.index.kind()) {
+    let want = if ix.index.kind().is_quantized() {
         query.k * query.rerank.max(1)
     } else {
         query.k

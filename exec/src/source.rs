@@ -8,7 +8,8 @@ use arrow::array::{new_null_array, Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{SchemaRef, UInt64Type};
 use arrow::error::ArrowError;
-use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
+use datafusion::common::{ScalarValue, Statistics};
 use parking_lot::RwLock;
 use quiver_common::schema::{TableSchema, TS_COLUMN};
 use quiver_index::{IndexKind, Metric, VectorIndex};
@@ -63,6 +64,17 @@ pub struct Segment {
     /// Min/max/null statistics of the storage columns, when known; used to
     /// skip segments a filter cannot match.
     pub stats: Option<Arc<Statistics>>,
+}
+
+impl Segment {
+    /// The newest row timestamp, from the statistics (the timestamp column
+    /// is the last storage column).
+    pub fn max_timestamp(&self) -> Option<u64> {
+        match &self.stats.as_ref()?.column_statistics.last()?.max_value {
+            Precision::Exact(ScalarValue::UInt64(Some(ts))) => Some(*ts),
+            _ => None,
+        }
+    }
 }
 
 /// A vector index defined on a table, as execution describes it (EXPLAIN).

@@ -53,12 +53,7 @@ impl VectorSearchExec {
         projection: Vec<usize>,
     ) -> Result<Self> {
         let schema = Arc::new(source.table_schema().arrow_schema().project(&projection)?);
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        let properties = plan_properties(&schema);
         Ok(Self {
             table,
             source,
@@ -89,15 +84,20 @@ impl VectorSearchExec {
             fields,
             self.schema.metadata().clone(),
         ));
-        self.properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(self.schema.clone()),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
-            Boundedness::Bounded,
-        ));
+        self.properties = plan_properties(&self.schema);
         self.distance_column = true;
         Ok(self)
     }
+}
+
+/// One partition, emitted once all segments are searched.
+fn plan_properties(schema: &SchemaRef) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema.clone()),
+        Partitioning::UnknownPartitioning(1),
+        EmissionType::Final,
+        Boundedness::Bounded,
+    ))
 }
 
 /// Name of the distance column [`VectorSearchExec::with_distance_column`] adds.

@@ -45,11 +45,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use rand::{Rng, SeedableRng};
 
-use crate::distance::{inner_product, kernels, Metric};
+use crate::distance::{inner_product, kernels, normalize, Metric};
 use crate::flat::exact_scan;
 use crate::index::{
-    validate_vectors, BuildOptions, IndexError, IndexKind, Neighbor, RowFilter, SearchParams,
-    VectorIndex,
+    estimate_allowed_fraction, validate_vectors, BuildOptions, IndexError, IndexKind, Neighbor,
+    RowFilter, SearchParams, VectorIndex,
 };
 use crate::serial::{corrupt, Header, Reader, Writer};
 use crate::visited::Visited;
@@ -60,8 +60,6 @@ pub const DEFAULT_EF_SEARCH: usize = 40;
 pub const EXACT_SCAN_FRACTION: f64 = 0.02;
 /// Highest layer a node may be assigned.
 const MAX_LEVEL: u8 = 24;
-/// Rows sampled to estimate a filter's selectivity.
-const FILTER_SAMPLE: usize = 512;
 /// Rows a parallel build inserts with one thread before starting the others:
 /// concurrent inserts into a small graph miss each other often enough to
 /// cost recall, and a graph this small builds quickly anyway. It also makes
@@ -762,14 +760,7 @@ impl HnswIndex {
 
     /// Estimated fraction of rows `filter` allows.
     fn allowed_fraction(&self, filter: &dyn RowFilter) -> f64 {
-        if let Some(f) = filter.allowed_fraction() {
-            return f;
-        }
-        let samples = self.n.min(FILTER_SAMPLE);
-        let allowed = (0..samples)
-            .filter(|&i| filter.allows((i * self.n / samples) as u32))
-            .count();
-        allowed as f64 / samples as f64
+        estimate_allowed_fraction(filter, self.n)
     }
 
     fn exact(&self, q: &[f32], k: usize, filter: Option<&dyn RowFilter>) -> Vec<Neighbor> {
@@ -903,14 +894,6 @@ fn upper_layout(levels: &[u8], m: usize) -> (Vec<usize>, usize) {
         })
         .collect();
     (starts, next)
-}
-
-/// Scales `v` to unit length; leaves a zero vector alone.
-fn normalize(v: &mut [f32]) {
-    let norm = (inner_product(v, v) as f64).sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
-    }
 }
 
 impl VectorIndex for HnswIndex {

@@ -41,6 +41,12 @@ impl IndexKind {
         }
     }
 
+    /// Whether the index stores quantized codes instead of the vectors (its
+    /// distances are approximate; callers re-rank its candidates exactly).
+    pub fn is_quantized(self) -> bool {
+        matches!(self, IndexKind::IvfSq8)
+    }
+
     /// Parses an index method name, ignoring ASCII case: `flat`, `hnsw`,
     /// `ivfflat` (or `ivf_flat`), `ivf_sq8`.
     pub fn parse(name: &str) -> Option<Self> {
@@ -108,6 +114,25 @@ impl<F: Fn(u32) -> bool + Sync> RowFilter for F {
     fn allows(&self, row: u32) -> bool {
         self(row)
     }
+}
+
+/// Rows sampled to estimate a filter's selectivity when it cannot say.
+const FILTER_SAMPLE: usize = 512;
+
+/// The fraction of rows `0..n` that `filter` allows: its own answer when it
+/// knows it, else an evenly spaced sample of rows.
+pub(crate) fn estimate_allowed_fraction(filter: &dyn RowFilter, n: usize) -> f64 {
+    if let Some(f) = filter.allowed_fraction() {
+        return f;
+    }
+    let samples = n.min(FILTER_SAMPLE);
+    if samples == 0 {
+        return 1.0;
+    }
+    let allowed = (0..samples)
+        .filter(|&i| filter.allows((i * n / samples) as u32))
+        .count();
+    allowed as f64 / samples as f64
 }
 
 /// A fixed-size set of allowed rows.

@@ -45,12 +45,13 @@ use std::ops::Range;
 
 use rand::SeedableRng;
 
+use crate::distance::normalize;
 use crate::distance::{cosine_from_parts, inner_product, l1, l2_squared, Metric};
 use crate::index::{
-    validate_vectors, BuildOptions, IndexError, IndexKind, Neighbor, RowFilter, SearchParams,
-    VectorIndex, MAX_NLIST,
+    estimate_allowed_fraction, validate_vectors, BuildOptions, IndexError, IndexKind, Neighbor,
+    RowFilter, SearchParams, VectorIndex, MAX_NLIST,
 };
-use crate::kmeans::{self, normalize, Assign};
+use crate::kmeans::{self, Assign};
 use crate::serial::{corrupt, Header, Reader, Writer};
 use crate::topk::TopK;
 
@@ -58,8 +59,6 @@ use crate::topk::TopK;
 pub const DEFAULT_NPROBE: usize = 1;
 /// Below this estimated allowed fraction a filtered search scans every list.
 pub const EXACT_SCAN_FRACTION: f64 = 0.01;
-/// Rows sampled to estimate a filter's selectivity.
-const FILTER_SAMPLE: usize = 512;
 
 /// A top-k candidate key: `(row, position in list order)`; ordered by row
 /// first, and rows are unique, so ties are broken by row as FLAT does.
@@ -187,14 +186,7 @@ impl Lists {
 
     /// Estimated fraction of rows `filter` allows.
     fn allowed_fraction(&self, filter: &dyn RowFilter) -> f64 {
-        if let Some(f) = filter.allowed_fraction() {
-            return f;
-        }
-        let samples = self.n.min(FILTER_SAMPLE);
-        let allowed = (0..samples)
-            .filter(|&i| filter.allows((i * self.n / samples) as u32))
-            .count();
-        allowed as f64 / samples as f64
+        estimate_allowed_fraction(filter, self.n)
     }
 
     /// The probe loop shared by the IVF kinds. `coarse` is the query in the

@@ -33,13 +33,13 @@
 //! `delta` (`dim` f32 each), the codes in list order (`n * dim` bytes) and
 //! the zero-norm rows (`u64` count, then u32 ids).
 
+use crate::distance::normalize;
 use crate::distance::{inner_product, Metric};
 use crate::index::{
     validate_vectors, BuildOptions, IndexError, IndexKind, Neighbor, RawVectors, RowFilter,
     SearchParams, VectorIndex,
 };
 use crate::ivf::{coarse_query, exact_score, Key, Lists};
-use crate::kmeans::normalize;
 use crate::serial::{corrupt, Header, Reader, Writer};
 
 const LANES: usize = 16;

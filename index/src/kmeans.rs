@@ -17,7 +17,7 @@
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::distance::{inner_product, l1, l2_squared};
+use crate::distance::{inner_product, l1, l2_squared, normalize};
 
 /// Upper bound on Lloyd iterations (as faiss trains its IVF quantizers):
 /// later iterations barely move IVF recall but cost a full pass each.
@@ -110,14 +110,6 @@ pub(crate) fn assign_all(
         }
     });
     out
-}
-
-/// Scales `v` to unit length; leaves a zero vector alone.
-pub(crate) fn normalize(v: &mut [f32]) {
-    let norm = (inner_product(v, v) as f64).sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
-    }
 }
 
 /// k-means++ seeding: the first centroid uniformly, each next one with

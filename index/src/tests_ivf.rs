@@ -588,7 +588,7 @@ fn sq8_codes_decode_within_half_a_step() {
         for row in [0u32, 1, 57, 799] {
             let mut x = data[row as usize * dim..][..dim].to_vec();
             if metric == Metric::Cosine {
-                crate::kmeans::normalize(&mut x);
+                crate::distance::normalize(&mut x);
             }
             let decoded = built.decode(row).unwrap();
             for (a, b) in x.iter().zip(&decoded) {

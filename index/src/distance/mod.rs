@@ -177,6 +177,14 @@ pub fn cosine_from_parts(dot: f32, a_sq_norm: f32, b_sq_norm: f32) -> f64 {
     1.0 - sim
 }
 
+/// Scales `v` to unit length; leaves a zero vector alone.
+pub fn normalize(v: &mut [f32]) {
+    let norm = (inner_product(v, v) as f64).sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x = (*x as f64 / norm) as f32);
+    }
+}
+
 /// Euclidean norm.
 pub fn norm(a: &[f32]) -> f64 {
     (inner_product(a, a) as f64).sqrt()
