@@ -51,3 +51,23 @@ where
     rx.await
         .map_err(|_| DataFusionError::Internal("search pool dropped a task".into()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn searches_run_on_the_bounded_pool() {
+        assert_eq!(search_pool().current_num_threads(), search_threads());
+        let names =
+            futures::future::join_all((0..16).map(|_| {
+                run_search(|| Ok(std::thread::current().name().unwrap_or("").to_string()))
+            }))
+            .await;
+        for name in names {
+            assert!(name.unwrap().starts_with("quiver-search-"));
+        }
+        let err = run_search::<(), _>(|| panic!("boom")).await.unwrap_err();
+        assert!(err.to_string().contains("vector search panicked"), "{err}");
+    }
+}

@@ -230,6 +230,36 @@ async fn create_index_reports_progress_and_survives_restart() {
         );
         assert!(plan.contains("index=items_hnsw (hnsw)"), "{plan}");
         assert!(plan.contains("index_searches=4"), "{plan}");
+        // The session's ef_search reaches the search.
+        run(&instance, &mut s, "SET hnsw.ef_search = 77").await;
+        let plan = text(
+            &run(
+                &instance,
+                &mut s,
+                &format!(
+                    "EXPLAIN SELECT id FROM items ORDER BY v <-> {} LIMIT 10",
+                    vector_literal(&queries[..DIM])
+                ),
+            )
+            .await,
+        );
+        assert!(plan.contains("ef_search=77"), "{plan}");
+        run(&instance, &mut s, "RESET hnsw.ef_search").await;
+        // Segments of 500 rows with ids in order: min/max statistics skip
+        // the three segments `id < 100` cannot match.
+        let plan = text(
+            &run(
+                &instance,
+                &mut s,
+                &format!(
+                    "EXPLAIN ANALYZE SELECT id FROM items WHERE id < 100 ORDER BY v <-> {} LIMIT 10",
+                    vector_literal(&queries[..DIM])
+                ),
+            )
+            .await,
+        );
+        assert!(plan.contains("segments_pruned=3"), "{plan}");
+        assert!(plan.contains("segments_searched=1"), "{plan}");
         // Dropped without shutdown: what was flushed and indexed must come back.
         (expected, vectors.len())
     };
