@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use futures::SinkExt;
 use quiver_index::Metric;
-use tokio_postgres::types::Type;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
 use crate::dataset::Dataset;
@@ -156,6 +156,34 @@ pub fn vector_text(v: &[f32]) -> String {
     out
 }
 
+/// A query vector sent as a parameter in pgvector's binary form (int16
+/// dimension, int16 unused, big-endian float4s), as pgvector's client
+/// libraries send it; the server types the parameter from `$1::vector`.
+#[derive(Debug)]
+pub struct BinaryVector(pub Vec<f32>);
+
+impl ToSql for BinaryVector {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        let dim = u16::try_from(self.0.len())?;
+        out.put_u16(dim);
+        out.put_u16(0);
+        for x in &self.0 {
+            out.put_f32(*x);
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        ty.name() == "vector"
+    }
+
+    to_sql_checked!();
+}
+
 /// The binary `COPY` header (signature, flags, header extension length).
 pub fn copy_header(buf: &mut BytesMut) {
     buf.put_slice(b"PGCOPY\n\xff\r\n\0");
@@ -293,17 +321,18 @@ async fn run_async(data: &Dataset, cfg: &SqlConfig) -> Result<Vec<Record>> {
 
     let mut clients = Vec::with_capacity(cfg.clients);
     let query = cfg.query(data.metric);
+    let vector_type = vector_type(&admin).await?;
     for _ in 0..cfg.clients.max(1) {
         let client = connect(&cfg.url).await?;
         let statement = client
-            .prepare_typed(&query, &[Type::TEXT])
+            .prepare_typed(&query, std::slice::from_ref(&vector_type))
             .await
             .map_err(|e| BenchError::sql(&query, e))?;
         clients.push((Arc::new(client), statement));
     }
-    let texts: Arc<Vec<String>> = Arc::new(
+    let texts: Arc<Vec<BinaryVector>> = Arc::new(
         (0..data.query_rows())
-            .map(|i| vector_text(data.query(i)))
+            .map(|i| BinaryVector(data.query(i).to_vec()))
             .collect(),
     );
 
@@ -355,12 +384,35 @@ async fn run_async(data: &Dataset, cfg: &SqlConfig) -> Result<Vec<Record>> {
     Ok(records)
 }
 
+/// pgvector's `vector` type as the server numbers it (declared up front,
+/// so the driver need not look the type up).
+async fn vector_type(client: &Client) -> Result<Type> {
+    let sql = "SELECT oid FROM pg_catalog.pg_type WHERE typname = 'vector'";
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| BenchError::sql(sql, e))?;
+    let oid = messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse::<u32>().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| BenchError::Argument("the server has no vector type".into()))?;
+    Ok(Type::new(
+        "vector".into(),
+        oid,
+        tokio_postgres::types::Kind::Simple,
+        "public".into(),
+    ))
+}
+
 type QueryRun = (Duration, Vec<Duration>, Vec<Vec<u32>>);
 
 /// Every query once, the clients taking them from a shared counter.
 async fn run_queries(
     clients: &[(Arc<Client>, Statement)],
-    texts: &Arc<Vec<String>>,
+    texts: &Arc<Vec<BinaryVector>>,
     query: &str,
 ) -> Result<QueryRun> {
     let nq = texts.len();

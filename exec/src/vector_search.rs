@@ -90,6 +90,29 @@ impl VectorSearchExec {
     }
 }
 
+impl VectorSearchExec {
+    /// The same search with another query vector, reading at another
+    /// timestamp, with fresh metrics: how a cached prepared search runs
+    /// again without being planned again.
+    pub fn rebound(&self, vector: Vec<f32>, read_ts: Option<u64>) -> Self {
+        Self {
+            table: self.table.clone(),
+            source: self.source.clone(),
+            read_ts,
+            query: VectorQuery {
+                vector,
+                ..self.query.clone()
+            },
+            filter: self.filter.clone(),
+            projection: self.projection.clone(),
+            distance_column: self.distance_column,
+            schema: self.schema.clone(),
+            properties: self.properties.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+}
+
 /// One partition, emitted once all segments are searched.
 fn plan_properties(schema: &SchemaRef) -> Arc<PlanProperties> {
     Arc::new(PlanProperties::new(

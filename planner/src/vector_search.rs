@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema, DFSchemaRef, DataFusionError, Result, TableReference};
 use datafusion::datasource::source_as_provider;
+use datafusion::execution::context::ExecutionProps;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::expr::{ScalarFunction, Sort as SortExpr};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
@@ -26,7 +27,7 @@ use datafusion::logical_expr::{
     UserDefinedLogicalNodeCore,
 };
 use datafusion::optimizer::{OptimizerConfig, OptimizerRule};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use quiver_common::limits::MAX_TOP_K;
@@ -191,14 +192,32 @@ fn distance_key(expr: &Expr) -> Option<DistanceKey> {
             })
         }
         // `$1`, `$1::vector`: constant once the statement's parameters are bound.
-        other if other.column_refs().is_empty() && !other.is_volatile() => Some(DistanceKey {
-            metric,
-            column,
-            query: constant.clone(),
-            dim: None,
-        }),
+        // A subquery (`(SELECT v FROM t WHERE id = 1)`) is left to the exact
+        // sort: its value exists only once the plan runs.
+        other
+            if other.column_refs().is_empty()
+                && !other.is_volatile()
+                && !contains_subquery(other) =>
+        {
+            Some(DistanceKey {
+                metric,
+                column,
+                query: constant.clone(),
+                dim: None,
+            })
+        }
         _ => None,
     }
+}
+
+fn contains_subquery(expr: &Expr) -> bool {
+    expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+        ))
+    })
+    .unwrap_or(true)
 }
 
 /// Resolves a sort expression through the projections below it.
@@ -458,34 +477,8 @@ impl ExtensionPlanner for VectorSearchPlanner {
                 None => None,
             };
         let knobs = session_search_settings(session);
-        let vector = match &node.query {
-            Expr::Literal(value, _) => scalar_vector(value)?,
-            other => {
-                // A bound parameter, perhaps under a cast: evaluate it once.
-                let empty = Arc::new(arrow::datatypes::Schema::empty());
-                let df_empty = DFSchema::try_from(empty.as_ref().clone())?;
-                let expr = planner.create_physical_expr(other, &df_empty, session, planning_ctx)?;
-                let batch = arrow::array::RecordBatch::try_new_with_options(
-                    empty,
-                    vec![],
-                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
-                )?;
-                let value = expr.evaluate(&batch)?.into_array(1)?;
-                scalar_vector(&datafusion::common::ScalarValue::try_from_array(&value, 0)?)?
-            }
-        }
-        .ok_or_else(|| DataFusionError::Execution("the query vector of a search is NULL".into()))?;
-        let dim = quiver_common::schema::vector_dim(
-            &node.source.table_schema().columns[node.column]
-                .column_type
-                .arrow_type(),
-        );
-        if let Some(dim) = dim.filter(|d| *d != vector.len()) {
-            return Err(DataFusionError::Execution(format!(
-                "different vector dimensions {dim} and {}",
-                vector.len()
-            )));
-        }
+        let vector = evaluate_query_vector(&node.query, session.execution_props())?;
+        check_query_dimension(node, &vector)?;
         let exec = VectorSearchExec::new(
             node.table_name.to_string(),
             node.source.clone(),
@@ -527,6 +520,91 @@ impl QueryPlanner for QuiverQueryPlanner {
     }
 }
 
+/// The query vector of a search: a literal, or a bound parameter perhaps
+/// under a cast (evaluated once).
+pub fn evaluate_query_vector(query: &Expr, props: &ExecutionProps) -> Result<Vec<f32>> {
+    let vector = match query {
+        Expr::Literal(value, _) => scalar_vector(value)?,
+        other => {
+            let empty = Arc::new(arrow::datatypes::Schema::empty());
+            let df_empty = DFSchema::try_from(empty.as_ref().clone())?;
+            let expr =
+                create_physical_expr(other, &df_empty, props, &PhysicalPlanningContext::default())?;
+            let batch = arrow::array::RecordBatch::try_new_with_options(
+                empty,
+                vec![],
+                &arrow::array::RecordBatchOptions::new().with_row_count(Some(1)),
+            )?;
+            let value = expr.evaluate(&batch)?.into_array(1)?;
+            scalar_vector(&datafusion::common::ScalarValue::try_from_array(&value, 0)?)?
+        }
+    };
+    vector.ok_or_else(|| DataFusionError::Execution("the query vector of a search is NULL".into()))
+}
+
+/// Fails unless `vector` has the dimension of the searched column.
+fn check_query_dimension(node: &VectorSearchNode, vector: &[f32]) -> Result<()> {
+    let dim = quiver_common::schema::vector_dim(
+        &node.source.table_schema().columns[node.column]
+            .column_type
+            .arrow_type(),
+    );
+    match dim.filter(|d| *d != vector.len()) {
+        Some(dim) => Err(DataFusionError::Execution(format!(
+            "different vector dimensions {dim} and {}",
+            vector.len()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The query vector of `node` for one execution's parameters (a cached
+/// prepared search re-run without planning), checked against the column's
+/// dimension.
+pub fn bound_query_vector(
+    node: &VectorSearchNode,
+    params: &datafusion::common::ParamValues,
+) -> Result<Vec<f32>> {
+    let bound = bind_placeholders(node.query.clone(), params)?.data;
+    let vector = evaluate_query_vector(&bound, &ExecutionProps::new())?;
+    check_query_dimension(node, &vector)?;
+    Ok(vector)
+}
+
+/// The plan's only [`VectorSearchNode`], when it has exactly one.
+pub fn single_search_node(plan: &LogicalPlan) -> Option<VectorSearchNode> {
+    let mut found = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Extension(ext) = node {
+            if let Some(search) = ext.node.as_any().downcast_ref::<VectorSearchNode>() {
+                found.push(search.clone());
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match found.len() {
+        1 => found.pop(),
+        _ => None,
+    }
+}
+
+/// Replaces the `$n` placeholders of `expr` with their bound values.
+fn bind_placeholders(
+    expr: Expr,
+    params: &datafusion::common::ParamValues,
+) -> Result<Transformed<Expr>> {
+    expr.transform_up(|e| {
+        if let Expr::Placeholder(placeholder) = e {
+            let (value, metadata) = params
+                .get_placeholders_with_values(&placeholder.id)?
+                .into_inner();
+            Ok(Transformed::yes(Expr::Literal(value, metadata)))
+        } else {
+            Ok(Transformed::no(e))
+        }
+    })
+}
+
 /// Binds the `$n` parameters inside the query vectors of the plan's
 /// [`VectorSearchNode`]s. Done before [`LogicalPlan::with_param_values`]
 /// binds the rest, which would otherwise render the whole bound vector as
@@ -542,16 +620,7 @@ pub fn bind_search_vectors(
         let Some(search) = ext.node.as_any().downcast_ref::<VectorSearchNode>() else {
             return Ok(Transformed::no(node));
         };
-        let bound = search.query.clone().transform_up(|e| {
-            if let Expr::Placeholder(placeholder) = e {
-                let (value, metadata) = params
-                    .get_placeholders_with_values(&placeholder.id)?
-                    .into_inner();
-                Ok(Transformed::yes(Expr::Literal(value, metadata)))
-            } else {
-                Ok(Transformed::no(e))
-            }
-        })?;
+        let bound = bind_placeholders(search.query.clone(), params)?;
         if !bound.transformed {
             return Ok(Transformed::no(node));
         }

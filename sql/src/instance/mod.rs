@@ -20,19 +20,26 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, SchemaRef};
 use async_trait::async_trait;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
 use datafusion::execution::context::SQLOptions;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use quiver_cluster::Engine;
+use quiver_common::schema::vector_dim;
 use quiver_common::status::StatusCode;
 use quiver_exec::catalog::CatalogSource;
-use quiver_exec::table::ReadTimestamp;
+use quiver_exec::table::{ReadTimestamp, SearchSettings};
+use quiver_exec::vector_search::VectorSearchExec;
+use quiver_planner::functions::metric_of_function;
 use quiver_planner::session::{new_session_context, CATALOG_NAME};
+use quiver_planner::vector_search::{bound_query_vector, single_search_node, VectorSearchNode};
 
 use crate::error::{Result, SqlError};
 use crate::handler::{
@@ -45,6 +52,8 @@ pub use functions::version_string;
 pub struct Instance {
     engine: Arc<Engine>,
     parser: PostgresCompatibilityParser,
+    /// Executions that reused a cached physical search plan.
+    reused_search_plans: std::sync::atomic::AtomicU64,
 }
 
 impl Instance {
@@ -53,7 +62,15 @@ impl Instance {
         Self {
             engine,
             parser: PostgresCompatibilityParser::new(),
+            reused_search_plans: Default::default(),
         }
+    }
+
+    /// How many prepared-search executions reused a cached physical plan
+    /// (only their query vector and read timestamp swapped in).
+    pub fn reused_search_plans(&self) -> u64 {
+        self.reused_search_plans
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The engine.
@@ -214,9 +231,11 @@ impl Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        self.set_read_ts(session)?;
+        let read_ts = self.set_read_ts(session)?;
         if let (Statement::Query(_), Some(params)) = (statement, params.as_ref()) {
-            return self.prepared_query(session, statement, params).await;
+            return self
+                .prepared_query(session, statement, params, read_ts)
+                .await;
         }
         let plan = self.plan(session, statement).await?;
         let plan = bind(plan, params.as_ref())?;
@@ -238,35 +257,75 @@ impl Instance {
     /// is made once per statement, catalog version and search path, and
     /// reused with each execution's parameters (the vector-search rewrite
     /// works on the `$n` placeholder, so it is part of the cached plan).
+    /// A search whose only parameter is its query vector keeps its physical
+    /// plan too: later executions only swap the vector and read timestamp.
     async fn prepared_query(
         &self,
         session: &mut Session,
         statement: &Statement,
         params: &ParamValues,
+        read_ts: u64,
     ) -> Result<Output> {
         let key = PlanKey {
             sql: statement.to_string(),
             schema: session_cmds::current_schema(session),
             catalog_version: self.engine.catalog_version(),
         };
+        let settings = session
+            .ctx
+            .state_ref()
+            .read()
+            .config()
+            .get_extension::<SearchSettings>()
+            .map(|s| *s)
+            .unwrap_or_default();
+        if let Some(search) = session.plans.search(&key, settings) {
+            let vector = bound_query_vector(&search.node, params)?;
+            let physical = rebind_search(&search.physical, vector, read_ts)?;
+            let stream = execute_stream(physical, search.task_ctx.clone())?;
+            self.reused_search_plans
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Output::Rows {
+                schema: search.schema.clone(),
+                stream,
+                command: "SELECT".to_string(),
+            });
+        }
         let plan = match session.plans.get(&key) {
             Some(plan) => plan,
             None => {
                 let plan = self.plan(session, statement).await?;
                 let optimized = session.ctx.state().optimize(&plan)?;
-                session.plans.insert(key, optimized.clone());
+                session.plans.insert(key.clone(), optimized.clone());
                 optimized
             }
         };
-        let bound = quiver_planner::vector_search::bind_search_vectors(plan, params)?
-            .with_param_values(params.clone())?;
+        let search_node = single_search_node(&plan);
+        let bound = quiver_planner::vector_search::bind_search_vectors(plan, params)?;
+        let only_vector_params = bound.get_parameter_types()?.is_empty();
+        let bound = bound.with_param_values(params.clone())?;
         let state = session.ctx.state();
         let physical = state
             .query_planner()
             .create_physical_plan(&bound, &state)
             .await?;
         let schema: SchemaRef = Arc::new(bound.schema().as_arrow().clone());
-        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())?;
+        let task_ctx = state.task_ctx();
+        if let Some(node) = search_node.filter(|_| only_vector_params) {
+            if searches_only(&physical) {
+                session.plans.insert_search(
+                    key,
+                    CachedSearch {
+                        node,
+                        physical: physical.clone(),
+                        settings,
+                        task_ctx: task_ctx.clone(),
+                        schema: schema.clone(),
+                    },
+                );
+            }
+        }
+        let stream = execute_stream(physical, task_ctx)?;
         Ok(Output::Rows {
             schema,
             stream,
@@ -303,6 +362,20 @@ pub(crate) struct PlanKey {
 #[derive(Default)]
 pub struct PlanCache {
     plans: HashMap<PlanKey, LogicalPlan>,
+    searches: HashMap<PlanKey, CachedSearch>,
+}
+
+/// A prepared search whose physical plan is reused: between executions
+/// only its query vector and read timestamp change.
+struct CachedSearch {
+    /// The logical search node: its query expression (with the `$n`
+    /// placeholder) and the searched column.
+    node: VectorSearchNode,
+    physical: Arc<dyn ExecutionPlan>,
+    /// The session's search knobs the plan was made with.
+    settings: SearchSettings,
+    task_ctx: Arc<TaskContext>,
+    schema: SchemaRef,
 }
 
 /// Plans a session keeps.
@@ -319,6 +392,60 @@ impl PlanCache {
         }
         self.plans.insert(key, plan);
     }
+
+    /// The reusable search of `key`, when it was made with `settings`.
+    fn search(&self, key: &PlanKey, settings: SearchSettings) -> Option<&CachedSearch> {
+        self.searches
+            .get(key)
+            .filter(|search| search.settings == settings)
+    }
+
+    fn insert_search(&mut self, key: PlanKey, search: CachedSearch) {
+        if self.searches.len() >= PLAN_CACHE_ENTRIES {
+            self.searches.clear();
+        }
+        self.searches.insert(key, search);
+    }
+}
+
+/// True when every leaf of `plan` is a search, and there is one: such a plan
+/// reads nothing fixed at planning time (a table scan holds its snapshot).
+fn searches_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
+    let mut searches = 0;
+    let mut other_leaves = 0;
+    let _ = plan.apply(|node| {
+        if node.is::<VectorSearchExec>() {
+            searches += 1;
+        } else if node.children().is_empty() {
+            other_leaves += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    searches == 1 && other_leaves == 0
+}
+
+/// `plan` with its search's query vector and read timestamp replaced, and
+/// every other operator's execution state reset (a top-k sort keeps a
+/// dynamic filter per execution).
+fn rebind_search(
+    plan: &Arc<dyn ExecutionPlan>,
+    vector: Vec<f32>,
+    read_ts: u64,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let mut vector = Some(vector);
+    let rebound = plan.clone().transform_up(|node| {
+        match (node.downcast_ref::<VectorSearchExec>(), vector.take()) {
+            (Some(search), Some(v)) => Ok(Transformed::yes(Arc::new(
+                search.rebound(v, Some(read_ts)),
+            )
+                as Arc<dyn ExecutionPlan>)),
+            (_, v) => {
+                vector = v;
+                Ok(Transformed::yes(node.reset_state()?))
+            }
+        }
+    })?;
+    Ok(rebound.data)
 }
 
 /// Postgres identifier rules: unquoted names fold to lower case.
@@ -389,11 +516,30 @@ pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<Lo
 /// Parameter types of a plan, ordered `$1..$n`.
 pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
     let types = plan.get_parameter_fields()?;
+    let vector_types = vector_placeholder_types(plan);
     let mut ordered: Vec<(usize, Option<DataType>)> = types
         .into_iter()
         .filter_map(|(id, field)| {
             let n = id.trim_start_matches('$').parse::<usize>().ok()?;
-            Some((n, field.map(|f| f.data_type().clone())))
+            // A catalog `oid` column (`WHERE t.oid = $1`, as drivers look
+            // types up): Postgres types the parameter `oid`; see
+            // `OID_PARAMETER`.
+            let is_oid = field.as_ref().is_some_and(|f| {
+                f.metadata()
+                    .get(arrow_pg::datatypes::PG_OID_ALIAS_KEY)
+                    .is_some_and(|alias| alias == "oid")
+            });
+            let inferred = match is_oid {
+                true => Some(OID_PARAMETER),
+                false => field.map(|f| f.data_type().clone()),
+            };
+            let typed = match vector_types.get(&id) {
+                Some(vector) if inferred.as_ref().is_none_or(|t| vector_dim(t).is_none()) => {
+                    Some(vector.clone())
+                }
+                _ => inferred,
+            };
+            Some((n, typed))
         })
         .collect();
     ordered.sort_by_key(|(n, _)| *n);
@@ -403,6 +549,58 @@ pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>
         out[n - 1] = t;
     }
     Ok(out)
+}
+
+/// The Arrow type a parameter typed `oid` is described with: the pg front
+/// end reports it as `oid` (drivers such as tokio-postgres bind a `u32`
+/// there) and decodes the value into it.
+pub const OID_PARAMETER: DataType = DataType::UInt32;
+
+/// Parameters a distance function compares with a vector column:
+/// `col <-> $1` and `col <-> $1::vector` give `$1` the column's type, as
+/// Postgres infers it from the operator, so that drivers send a vector.
+fn vector_placeholder_types(plan: &LogicalPlan) -> HashMap<String, DataType> {
+    let mut out = HashMap::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        node.apply_expressions(|e| {
+            e.apply(|sub| {
+                let Expr::ScalarFunction(f) = sub else {
+                    return Ok(TreeNodeRecursion::Continue);
+                };
+                if metric_of_function(f.func.name()).is_none() || f.args.len() != 2 {
+                    return Ok(TreeNodeRecursion::Continue);
+                }
+                for (vector, other) in [(0, 1), (1, 0)] {
+                    let Some(id) = placeholder_under_cast(&f.args[other]) else {
+                        continue;
+                    };
+                    let typed = inputs
+                        .iter()
+                        .filter_map(|input| f.args[vector].get_type(input.schema()).ok())
+                        .find(|t| vector_dim(t).is_some());
+                    if let Some(t) = typed {
+                        out.insert(id, t);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    out
+}
+
+/// The id of `$n`, also under a cast (`$1::vector`).
+fn placeholder_under_cast(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Placeholder(p) => Some(p.id.clone()),
+        Expr::Cast(c) => placeholder_under_cast(&c.expr),
+        Expr::TryCast(c) => placeholder_under_cast(&c.expr),
+        Expr::ScalarFunction(f) if f.func.name() == "to_vector" => {
+            f.args.first().and_then(placeholder_under_cast)
+        }
+        _ => None,
+    }
 }
 
 /// The first words of a statement, naming it in errors.

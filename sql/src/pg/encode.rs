@@ -74,6 +74,7 @@ fn safe_format(format: &Format, columns: usize) -> Format {
 pub(crate) fn param_pg_type(data_type: Option<&DataType>) -> Type {
     match data_type {
         Some(dt) if is_vector_type(dt) => pg_vector_type(),
+        Some(&crate::instance::OID_PARAMETER) => Type::OID,
         Some(dt) => into_pg_type(dt).unwrap_or(Type::UNKNOWN),
         None => Type::UNKNOWN,
     }

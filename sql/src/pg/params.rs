@@ -144,6 +144,8 @@ pub(crate) fn decode_params<S: Clone>(
                 *slot = Some(decode_vector(portal, idx, dt, as_text)?);
                 arrow_types.push(None);
             }
+            // An `oid` parameter is compared with a catalog's Int32 oid column.
+            (Some(&crate::instance::OID_PARAMETER), _) => arrow_types.push(Some(&DataType::Int32)),
             (other, _) => arrow_types.push(other),
         }
     }

@@ -16,6 +16,7 @@ use crate::Instance;
 
 struct Server {
     port: u16,
+    instance: Arc<Instance>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -29,7 +30,8 @@ impl Server {
             ..Default::default()
         };
         let engine = Engine::open(config).await.unwrap();
-        let handler: QueryHandlerRef = Arc::new(Instance::new(engine));
+        let instance = Arc::new(Instance::new(engine));
+        let handler: QueryHandlerRef = instance.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -38,6 +40,7 @@ impl Server {
         }));
         Self {
             port,
+            instance,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -476,5 +479,94 @@ async fn prepared_vector_search_plans_are_reused_and_replanned_after_ddl() {
         ids(client.query(&search, &[&"[1,1]"]).await.unwrap()),
         [12, 11]
     );
+    server.stop().await;
+}
+
+/// A vector parameter in pgvector's binary form, as pgvector's client
+/// libraries bind it (the server types `$1` from the operator).
+#[derive(Debug)]
+struct BinaryVector(Vec<f32>);
+
+impl tokio_postgres::types::ToSql for BinaryVector {
+    fn to_sql(
+        &self,
+        _ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&pgvector(&self.0));
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        ty.name() == "vector"
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_search_plans_read_each_statements_snapshot_and_settings() {
+    let server = Server::start().await;
+    let client = server.connect().await;
+    setup(&client).await;
+    // No declared types: the server types `$1` as `vector` (and the driver
+    // looks that type up with `WHERE t.oid = $1`, an `oid` parameter).
+    let search = client
+        .prepare("SELECT id FROM items ORDER BY v <-> $1 LIMIT 2")
+        .await
+        .unwrap();
+    assert_eq!(search.params()[0].name(), "vector");
+    let ids = |rows: Vec<tokio_postgres::Row>| -> Vec<i64> {
+        rows.iter().map(|r| r.get::<_, i64>(0)).collect()
+    };
+    let x = BinaryVector(vec![1.0, 0.0, 0.0]);
+    assert_eq!(ids(client.query(&search, &[&x]).await.unwrap()), [1, 2]);
+    let before = server.instance.reused_search_plans();
+    let z = BinaryVector(vec![0.0, 0.0, 1.0]);
+    assert_eq!(ids(client.query(&search, &[&z]).await.unwrap()), [3, 1]);
+    assert_eq!(server.instance.reused_search_plans(), before + 1);
+    // Rows written after the plan was cached are seen, deleted ones are not.
+    client
+        .batch_execute("INSERT INTO items VALUES (4, 'd', '[1,0,0.01]')")
+        .await
+        .unwrap();
+    assert_eq!(ids(client.query(&search, &[&x]).await.unwrap()), [1, 4]);
+    client
+        .batch_execute("DELETE FROM items WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(ids(client.query(&search, &[&x]).await.unwrap()), [4, 2]);
+    assert_eq!(server.instance.reused_search_plans(), before + 3);
+    // A changed search setting makes a new plan, which is then reused.
+    client
+        .batch_execute("SET hnsw.ef_search = 10")
+        .await
+        .unwrap();
+    assert_eq!(ids(client.query(&search, &[&x]).await.unwrap()), [4, 2]);
+    assert_eq!(server.instance.reused_search_plans(), before + 3);
+    assert_eq!(ids(client.query(&search, &[&z]).await.unwrap()), [3, 4]);
+    assert_eq!(server.instance.reused_search_plans(), before + 4);
+    // A wrong dimension is still pgvector's error.
+    let err = client
+        .query(&search, &[&BinaryVector(vec![1.0, 0.0])])
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), "22000", "{err}");
+    // A statement with another parameter besides the vector is planned for
+    // each execution, and answers by its parameters.
+    let filtered = client
+        .prepare("SELECT id FROM items WHERE id <> $2 ORDER BY v <-> $1 LIMIT 2")
+        .await
+        .unwrap();
+    let reused = server.instance.reused_search_plans();
+    assert_eq!(
+        ids(client.query(&filtered, &[&x, &4i64]).await.unwrap()),
+        [2, 3]
+    );
+    assert_eq!(
+        ids(client.query(&filtered, &[&x, &2i64]).await.unwrap()),
+        [4, 3]
+    );
+    assert_eq!(server.instance.reused_search_plans(), reused);
     server.stop().await;
 }
