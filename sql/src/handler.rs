@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::execution::SendableRecordBatchStream;
@@ -191,8 +191,9 @@ pub enum Output {
 /// Parameter types and result schema of a prepared statement.
 #[derive(Debug, Clone, Default)]
 pub struct Prepared {
-    /// `$1..$n`, `None` where the type is unknown.
-    pub param_types: Vec<Option<DataType>>,
+    /// `$1..$n` as inferred (type and metadata, such as a catalog column's
+    /// `oid` alias), `None` where the type is unknown.
+    pub param_types: Vec<Option<FieldRef>>,
     /// The result columns, for statements returning rows.
     pub result_schema: Option<SchemaRef>,
 }

@@ -70,6 +70,12 @@ fn text(batches: &[RecordBatch]) -> String {
         .to_string()
 }
 
+/// The plan text of `EXPLAIN [ANALYZE] ...` with `{q}` replaced by `query`.
+async fn explain(instance: &Instance, session: &mut Session, sql: &str, query: &[f32]) -> String {
+    let sql = sql.replace("{q}", &vector_literal(query));
+    text(&run(instance, session, &sql).await)
+}
+
 fn vector_literal(v: &[f32]) -> String {
     let parts: Vec<String> = v.iter().map(|x| format!("{x}")).collect();
     format!("'[{}]'", parts.join(","))
@@ -217,47 +223,35 @@ async fn create_index_reports_progress_and_survives_restart() {
         }
         let mean = total_recall / 20.0;
         assert!(mean >= 0.98, "recall {mean}");
-        let plan = text(
-            &run(
-                &instance,
-                &mut s,
-                &format!(
-                    "EXPLAIN ANALYZE SELECT id FROM items ORDER BY v <-> {} LIMIT 10",
-                    vector_literal(&queries[..DIM])
-                ),
-            )
-            .await,
-        );
+        let plan = explain(
+            &instance,
+            &mut s,
+            "EXPLAIN ANALYZE SELECT id FROM items ORDER BY v <-> {q} LIMIT 10",
+            &queries[..DIM],
+        )
+        .await;
         assert!(plan.contains("index=items_hnsw (hnsw)"), "{plan}");
         assert!(plan.contains("index_searches=4"), "{plan}");
         // The session's ef_search reaches the search.
         run(&instance, &mut s, "SET hnsw.ef_search = 77").await;
-        let plan = text(
-            &run(
-                &instance,
-                &mut s,
-                &format!(
-                    "EXPLAIN SELECT id FROM items ORDER BY v <-> {} LIMIT 10",
-                    vector_literal(&queries[..DIM])
-                ),
-            )
-            .await,
-        );
+        let plan = explain(
+            &instance,
+            &mut s,
+            "EXPLAIN SELECT id FROM items ORDER BY v <-> {q} LIMIT 10",
+            &queries[..DIM],
+        )
+        .await;
         assert!(plan.contains("ef_search=77"), "{plan}");
         run(&instance, &mut s, "RESET hnsw.ef_search").await;
         // Segments of 500 rows with ids in order: min/max statistics skip
         // the three segments `id < 100` cannot match.
-        let plan = text(
-            &run(
-                &instance,
-                &mut s,
-                &format!(
-                    "EXPLAIN ANALYZE SELECT id FROM items WHERE id < 100 ORDER BY v <-> {} LIMIT 10",
-                    vector_literal(&queries[..DIM])
-                ),
-            )
-            .await,
-        );
+        let plan = explain(
+            &instance,
+            &mut s,
+            "EXPLAIN ANALYZE SELECT id FROM items WHERE id < 100 ORDER BY v <-> {q} LIMIT 10",
+            &queries[..DIM],
+        )
+        .await;
         assert!(plan.contains("segments_pruned=3"), "{plan}");
         assert!(plan.contains("segments_searched=1"), "{plan}");
         // Dropped without shutdown: what was flushed and indexed must come back.
@@ -306,17 +300,13 @@ async fn create_index_reports_progress_and_survives_restart() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(left, 0, "DROP INDEX deletes the index files");
-    let plan = text(
-        &run(
-            &instance,
-            &mut s,
-            &format!(
-                "EXPLAIN SELECT id FROM items ORDER BY v <-> {} LIMIT 10",
-                vector_literal(&queries[..DIM])
-            ),
-        )
-        .await,
-    );
+    let plan = explain(
+        &instance,
+        &mut s,
+        "EXPLAIN SELECT id FROM items ORDER BY v <-> {q} LIMIT 10",
+        &queries[..DIM],
+    )
+    .await;
     assert!(plan.contains("mode=exact"), "{plan}");
 }
 

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, SchemaRef};
 use async_trait::async_trait;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::ParamValues;
@@ -35,7 +35,7 @@ use quiver_cluster::Engine;
 use quiver_common::schema::vector_dim;
 use quiver_common::status::StatusCode;
 use quiver_exec::catalog::CatalogSource;
-use quiver_exec::table::{ReadTimestamp, SearchSettings};
+use quiver_exec::table::{session_search_settings, ReadTimestamp, SearchSettings};
 use quiver_exec::vector_search::VectorSearchExec;
 use quiver_planner::functions::metric_of_function;
 use quiver_planner::session::{new_session_context, CATALOG_NAME};
@@ -271,14 +271,7 @@ impl Instance {
             schema: session_cmds::current_schema(session),
             catalog_version: self.engine.catalog_version(),
         };
-        let settings = session
-            .ctx
-            .state_ref()
-            .read()
-            .config()
-            .get_extension::<SearchSettings>()
-            .map(|s| *s)
-            .unwrap_or_default();
+        let settings = session_search_settings(&*session.ctx.state_ref().read());
         if let Some(search) = session.plans.search(&key, settings) {
             let vector = bound_query_vector(&search.node, params)?;
             let physical = rebind_search(&search.physical, vector, read_ts)?;
@@ -313,8 +306,8 @@ impl Instance {
         let task_ctx = state.task_ctx();
         if let Some(node) = search_node.filter(|_| only_vector_params) {
             if searches_only(&physical) {
-                session.plans.insert_search(
-                    key,
+                session.plans.set_search(
+                    &key,
                     CachedSearch {
                         node,
                         physical: physical.clone(),
@@ -361,8 +354,14 @@ pub(crate) struct PlanKey {
 /// A session's optimized plans of prepared queries (bounded; cleared when full).
 #[derive(Default)]
 pub struct PlanCache {
-    plans: HashMap<PlanKey, LogicalPlan>,
-    searches: HashMap<PlanKey, CachedSearch>,
+    plans: HashMap<PlanKey, CachedPlan>,
+}
+
+/// What a session keeps of one prepared query.
+struct CachedPlan {
+    logical: LogicalPlan,
+    /// Its reusable physical plan, when it is a search that has one.
+    search: Option<CachedSearch>,
 }
 
 /// A prepared search whose physical plan is reused: between executions
@@ -383,28 +382,36 @@ const PLAN_CACHE_ENTRIES: usize = 64;
 
 impl PlanCache {
     fn get(&self, key: &PlanKey) -> Option<LogicalPlan> {
-        self.plans.get(key).cloned()
+        self.plans.get(key).map(|cached| cached.logical.clone())
     }
 
-    fn insert(&mut self, key: PlanKey, plan: LogicalPlan) {
+    fn insert(&mut self, key: PlanKey, logical: LogicalPlan) {
         if self.plans.len() >= PLAN_CACHE_ENTRIES {
             self.plans.clear();
         }
-        self.plans.insert(key, plan);
+        self.plans.insert(
+            key,
+            CachedPlan {
+                logical,
+                search: None,
+            },
+        );
     }
 
     /// The reusable search of `key`, when it was made with `settings`.
     fn search(&self, key: &PlanKey, settings: SearchSettings) -> Option<&CachedSearch> {
-        self.searches
-            .get(key)
+        self.plans
+            .get(key)?
+            .search
+            .as_ref()
             .filter(|search| search.settings == settings)
     }
 
-    fn insert_search(&mut self, key: PlanKey, search: CachedSearch) {
-        if self.searches.len() >= PLAN_CACHE_ENTRIES {
-            self.searches.clear();
+    /// Keeps the physical plan of the cached query `key`.
+    fn set_search(&mut self, key: &PlanKey, search: CachedSearch) {
+        if let Some(cached) = self.plans.get_mut(key) {
+            cached.search = Some(search);
         }
-        self.searches.insert(key, search);
     }
 }
 
@@ -426,7 +433,8 @@ fn searches_only(plan: &Arc<dyn ExecutionPlan>) -> bool {
 
 /// `plan` with its search's query vector and read timestamp replaced, and
 /// every other operator's execution state reset (a top-k sort keeps a
-/// dynamic filter per execution).
+/// dynamic filter per execution). `plan` holds one search
+/// ([`searches_only`]).
 fn rebind_search(
     plan: &Arc<dyn ExecutionPlan>,
     vector: Vec<f32>,
@@ -434,16 +442,18 @@ fn rebind_search(
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let mut vector = Some(vector);
     let rebound = plan.clone().transform_up(|node| {
-        match (node.downcast_ref::<VectorSearchExec>(), vector.take()) {
-            (Some(search), Some(v)) => Ok(Transformed::yes(Arc::new(
-                search.rebound(v, Some(read_ts)),
-            )
-                as Arc<dyn ExecutionPlan>)),
-            (_, v) => {
-                vector = v;
-                Ok(Transformed::yes(node.reset_state()?))
+        let node: Arc<dyn ExecutionPlan> = match node.downcast_ref::<VectorSearchExec>() {
+            Some(search) => {
+                let vector = vector.take().ok_or_else(|| {
+                    datafusion::common::DataFusionError::Internal(
+                        "a cached search plan holds more than one search".into(),
+                    )
+                })?;
+                Arc::new(search.rebound(vector, Some(read_ts)))
             }
-        }
+            None => node.reset_state()?,
+        };
+        Ok(Transformed::yes(node))
     })?;
     Ok(rebound.data)
 }
@@ -514,30 +524,22 @@ pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<Lo
 }
 
 /// Parameter types of a plan, ordered `$1..$n`.
-pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>>> {
-    let types = plan.get_parameter_fields()?;
+pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
+    let fields = plan.get_parameter_fields()?;
     let vector_types = vector_placeholder_types(plan);
-    let mut ordered: Vec<(usize, Option<DataType>)> = types
+    let mut ordered: Vec<(usize, Option<FieldRef>)> = fields
         .into_iter()
         .filter_map(|(id, field)| {
             let n = id.trim_start_matches('$').parse::<usize>().ok()?;
-            // A catalog `oid` column (`WHERE t.oid = $1`, as drivers look
-            // types up): Postgres types the parameter `oid`; see
-            // `OID_PARAMETER`.
-            let is_oid = field.as_ref().is_some_and(|f| {
-                f.metadata()
-                    .get(arrow_pg::datatypes::PG_OID_ALIAS_KEY)
-                    .is_some_and(|alias| alias == "oid")
-            });
-            let inferred = match is_oid {
-                true => Some(OID_PARAMETER),
-                false => field.map(|f| f.data_type().clone()),
-            };
             let typed = match vector_types.get(&id) {
-                Some(vector) if inferred.as_ref().is_none_or(|t| vector_dim(t).is_none()) => {
-                    Some(vector.clone())
+                Some(vector)
+                    if field
+                        .as_ref()
+                        .is_none_or(|f| vector_dim(f.data_type()).is_none()) =>
+                {
+                    Some(Arc::new(Field::new(id.as_str(), vector.clone(), true)))
                 }
-                _ => inferred,
+                _ => field,
             };
             Some((n, typed))
         })
@@ -550,11 +552,6 @@ pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<DataType>
     }
     Ok(out)
 }
-
-/// The Arrow type a parameter typed `oid` is described with: the pg front
-/// end reports it as `oid` (drivers such as tokio-postgres bind a `u32`
-/// there) and decodes the value into it.
-pub const OID_PARAMETER: DataType = DataType::UInt32;
 
 /// Parameters a distance function compares with a vector column:
 /// `col <-> $1` and `col <-> $1::vector` give `$1` the column's type, as

@@ -6,9 +6,10 @@ use std::future::Future;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow_pg::datatypes::{
-    arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type, pg_vector_type, PG_VECTOR_KEY,
+    arrow_schema_to_pg_fields, encode_recordbatch, field_into_pg_type, pg_vector_type,
+    PG_VECTOR_KEY,
 };
 use datafusion::execution::SendableRecordBatchStream;
 use futures::future::{BoxFuture, FutureExt, Shared};
@@ -70,12 +71,13 @@ fn safe_format(format: &Format, columns: usize) -> Format {
     }
 }
 
-/// The Postgres type reported for a parameter (`UNKNOWN` when not inferred).
-pub(crate) fn param_pg_type(data_type: Option<&DataType>) -> Type {
-    match data_type {
-        Some(dt) if is_vector_type(dt) => pg_vector_type(),
-        Some(&crate::instance::OID_PARAMETER) => Type::OID,
-        Some(dt) => into_pg_type(dt).unwrap_or(Type::UNKNOWN),
+/// The Postgres type reported for a parameter (`UNKNOWN` when not
+/// inferred): vectors as pgvector's type, catalog oid columns' parameters as
+/// their alias type (`oid`, which drivers bind a `u32` to), others by type.
+pub(crate) fn param_pg_type(field: Option<&FieldRef>) -> Type {
+    match field {
+        Some(f) if is_vector_type(f.data_type()) => pg_vector_type(),
+        Some(f) => field_into_pg_type(f).unwrap_or(Type::UNKNOWN),
         None => Type::UNKNOWN,
     }
 }
@@ -211,11 +213,20 @@ mod tests {
         let fields = pg_fields(&schema, &Format::UnifiedText).unwrap();
         assert_eq!(fields[0].datatype(), &Type::INT8);
         assert_eq!(fields[1].datatype().oid(), PG_VECTOR_TYPE_OID);
+        let param = |dt: DataType| Arc::new(Field::new("$1", dt, true));
         assert_eq!(
-            param_pg_type(Some(&vector_arrow_type(3))).oid(),
+            param_pg_type(Some(&param(vector_arrow_type(3)))).oid(),
             PG_VECTOR_TYPE_OID
         );
-        assert_eq!(param_pg_type(Some(&DataType::Utf8)), Type::TEXT);
+        assert_eq!(param_pg_type(Some(&param(DataType::Utf8))), Type::TEXT);
+        let oid = Field::new("$1", DataType::Int32, true).with_metadata(
+            [(
+                arrow_pg::datatypes::PG_OID_ALIAS_KEY.to_string(),
+                "oid".to_string(),
+            )]
+            .into(),
+        );
+        assert_eq!(param_pg_type(Some(&Arc::new(oid))), Type::OID);
         assert_eq!(param_pg_type(None), Type::UNKNOWN);
     }
 

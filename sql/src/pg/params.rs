@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow::array::{FixedSizeListArray, Float32Array};
-use arrow::datatypes::{DataType, Field};
+use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use arrow_pg::datatypes::PG_VECTOR_TYPE_OID;
 use datafusion::common::{ParamValues, ScalarValue};
@@ -115,7 +115,7 @@ fn owned_vector_form(hint: Option<&Type>, binary: bool) -> Option<bool> {
 /// prepared statement. `None` when the statement takes no parameters.
 pub(crate) fn decode_params<S: Clone>(
     portal: &Portal<S>,
-    inferred: &[Option<DataType>],
+    inferred: &[Option<FieldRef>],
 ) -> PgWireResult<Option<ParamValues>> {
     let supplied = portal.parameter_len();
     if supplied < inferred.len() {
@@ -135,8 +135,9 @@ pub(crate) fn decode_params<S: Clone>(
     let mut arrow_types: Vec<Option<&DataType>> = Vec::with_capacity(supplied);
     let mut server_types: Vec<Option<Type>> = Vec::with_capacity(supplied);
     for (idx, slot) in own.iter_mut().enumerate() {
-        let data_type = inferred.get(idx).and_then(|t| t.as_ref());
-        server_types.push(data_type.map(|dt| super::encode::param_pg_type(Some(dt))));
+        let field = inferred.get(idx).and_then(|f| f.as_ref());
+        let data_type = field.map(|f| f.data_type());
+        server_types.push(field.map(|f| super::encode::param_pg_type(Some(f))));
         let hint = hints.get(idx).and_then(|t| t.as_ref());
         let binary = is_binary(&portal.parameter_format, idx);
         match (data_type, owned_vector_form(hint, binary)) {
@@ -144,8 +145,6 @@ pub(crate) fn decode_params<S: Clone>(
                 *slot = Some(decode_vector(portal, idx, dt, as_text)?);
                 arrow_types.push(None);
             }
-            // An `oid` parameter is compared with a catalog's Int32 oid column.
-            (Some(&crate::instance::OID_PARAMETER), _) => arrow_types.push(Some(&DataType::Int32)),
             (other, _) => arrow_types.push(other),
         }
     }
