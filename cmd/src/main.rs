@@ -46,6 +46,9 @@ struct ServerArgs {
     /// Postgres wire protocol listen address. Default 127.0.0.1:5433.
     #[arg(long)]
     pg_addr: Option<String>,
+    /// Milvus gRPC listen address. Default 127.0.0.1:19530; "" disables the Milvus door.
+    #[arg(long)]
+    milvus_addr: Option<String>,
     /// Seal growing segments at this many rows (default 100000).
     #[arg(long)]
     seal_rows: Option<usize>,
@@ -62,6 +65,9 @@ impl ServerArgs {
         }
         if let Some(addr) = &self.pg_addr {
             overrides.push(("pg.addr", toml::Value::String(addr.clone())));
+        }
+        if let Some(addr) = &self.milvus_addr {
+            overrides.push(("milvus.addr", toml::Value::String(addr.clone())));
         }
         if let Some(rows) = self.seal_rows {
             overrides.push(("segment.seal_rows", toml::Value::Integer(rows as i64)));
@@ -134,9 +140,34 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the Postgres port {}", config.pg.addr))?;
     tracing::info!(addr = %config.pg.addr, "Postgres wire protocol listening");
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
+    let milvus = match config.milvus.addr.as_str() {
+        "" => None,
+        addr => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the Milvus port {addr}"))?;
+            let bound = listener.local_addr()?;
+            tracing::info!(addr = %bound, "Milvus gRPC listening");
+            eprintln!("quiver milvus door: http://{bound}");
+            Some(tokio::spawn(quiver_sql::milvus::serve(
+                listener,
+                handler.clone(),
+                config.milvus.max_message_bytes,
+                shutdown.clone(),
+            )))
+        }
+    };
     // The line test harnesses wait for.
     eprintln!("quiver standalone ready: postgres://{}", config.pg.addr);
-    quiver_sql::pg::serve(listener, handler, shutdown_signal()).await;
+    quiver_sql::pg::serve(listener, handler, shutdown).await;
+    if let Some(milvus) = milvus {
+        match milvus.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "the Milvus door ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "the Milvus door task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     tracing::info!("shutting down: flushing segments and closing the WAL");
     engine.shutdown().await.context("graceful shutdown")?;
     maintenance.abort();

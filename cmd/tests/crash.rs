@@ -29,6 +29,8 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
             &format!("127.0.0.1:{port}"),
             "--seal-rows",
             "50",
+            "--milvus-addr",
+            "127.0.0.1:0",
         ])
         .env("QUIVER__SEGMENT__MAINTENANCE_INTERVAL_MS", "100")
         .env("QUIVER__SEGMENT__COMPACTION_MIN_SEGMENTS", "3")

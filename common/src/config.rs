@@ -29,6 +29,8 @@ pub struct QuiverConfig {
     pub data_dir: PathBuf,
     /// Postgres wire protocol front end.
     pub pg: PgConfig,
+    /// Milvus gRPC front end.
+    pub milvus: MilvusConfig,
     /// Write-ahead log.
     pub wal: WalConfig,
     /// Growing/sealed segment lifecycle.
@@ -43,6 +45,27 @@ pub struct PgConfig {
     pub addr: String,
     /// Largest accepted protocol message in bytes. Default 256 MiB.
     pub max_message_bytes: usize,
+}
+
+/// Milvus front end settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MilvusConfig {
+    /// Listen address. Default `127.0.0.1:19530` (Milvus' port); empty
+    /// disables the Milvus door.
+    pub addr: String,
+    /// Largest accepted gRPC message in bytes. Default 64 MiB (Milvus' own
+    /// default receive limit).
+    pub max_message_bytes: usize,
+}
+
+impl Default for MilvusConfig {
+    fn default() -> Self {
+        Self {
+            addr: "127.0.0.1:19530".into(),
+            max_message_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// WAL settings.
@@ -84,6 +107,7 @@ impl Default for QuiverConfig {
         Self {
             data_dir: PathBuf::from("./quiver-data"),
             pg: PgConfig::default(),
+            milvus: MilvusConfig::default(),
             wal: WalConfig::default(),
             segment: SegmentConfig::default(),
         }

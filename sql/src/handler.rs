@@ -16,6 +16,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 
+use quiver_common::schema::TableSchema;
+
 use crate::error::Result;
 
 /// Who is connecting, to what.
@@ -218,6 +220,12 @@ pub trait QueryHandler: Send + Sync + 'static {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output>;
+
+    /// The databases (schemas) of the catalog.
+    fn databases(&self) -> Vec<String>;
+
+    /// The definition of a table (its columns, types and primary key).
+    fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema>;
 
     /// Inserts rows decoded from `COPY ... FROM STDIN`; returns the row count.
     async fn copy_in(

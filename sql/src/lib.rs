@@ -11,6 +11,7 @@
 pub mod error;
 pub mod handler;
 pub mod instance;
+pub mod milvus;
 pub mod pg;
 
 pub use error::{Result, SqlError};

@@ -756,4 +756,16 @@ impl QueryHandler for Instance {
     ) -> Result<usize> {
         copy::copy_in(self, session, spec, rows).await
     }
+
+    fn databases(&self) -> Vec<String> {
+        self.engine.databases()
+    }
+
+    fn table_schema(
+        &self,
+        database: &str,
+        table: &str,
+    ) -> Result<quiver_common::schema::TableSchema> {
+        Ok(self.engine.table(database, table)?.schema())
+    }
 }
