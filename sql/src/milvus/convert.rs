@@ -98,6 +98,7 @@ fn sql_type(field: &FieldSchema) -> Result<String, DoorError> {
 }
 
 /// `CREATE TABLE` text for a collection schema.
+#[allow(deprecated)] // `CollectionSchema::auto_id`: old clients still set it
 pub fn create_table_sql(
     database: &str,
     name: &str,
@@ -208,7 +209,7 @@ fn field_rows(data: &FieldData) -> Result<usize, DoorError> {
     use field_data::Field as F;
     use scalar_field::Data as S;
     Ok(match &data.field {
-        Some(F::Scalars(ScalarField { data: Some(d) })) => match d {
+        Some(F::Scalars(ScalarField { data: Some(d), .. })) => match d {
             S::BoolData(a) => a.data.len(),
             S::IntData(a) => a.data.len(),
             S::LongData(a) => a.data.len(),
@@ -226,6 +227,7 @@ fn field_rows(data: &FieldData) -> Result<usize, DoorError> {
         Some(F::Vectors(VectorField {
             dim,
             data: Some(vector_field::Data::FloatVector(a)),
+            ..
         })) => {
             if *dim <= 0 {
                 return Err(DoorError::invalid(format!(
@@ -305,7 +307,7 @@ fn column_array(data: &FieldData, column: &ColumnType, rows: usize) -> Result<Ar
                 .map_err(|e| DoorError::invalid(e.to_string()))?,
             )
         }
-        (_, Some(F::Scalars(ScalarField { data: Some(d) }))) => match (column, d) {
+        (_, Some(F::Scalars(ScalarField { data: Some(d), .. }))) => match (column, d) {
             (ColumnType::Bool, S::BoolData(a)) => {
                 Arc::new(BooleanArray::from(spread(&a.data, valid, rows)))
             }
@@ -442,7 +444,10 @@ pub fn field_data(
     } else {
         Vec::new()
     };
-    let scalar = |data: S| F::Scalars(ScalarField { data: Some(data) });
+    let scalar = |data: S| F::Scalars(ScalarField {
+        data: Some(data),
+        ..Default::default()
+    });
     let field = match column {
         ColumnType::Bool => scalar(S::BoolData(BoolArray {
             data: array
@@ -516,6 +521,7 @@ pub fn field_data(
                 data: Some(vector_field::Data::FloatVector(FloatArray {
                     data: values.values().to_vec(),
                 })),
+                ..Default::default()
             })
         }
     };

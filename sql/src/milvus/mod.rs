@@ -533,6 +533,7 @@ impl MilvusDoor {
                             data: Some(milvus::proto::schema::scalar_field::Data::LongData(
                                 LongArray { data: vec![count] },
                             )),
+                            ..Default::default()
                         },
                     )),
                     ..Default::default()
@@ -660,31 +661,16 @@ impl MilvusDoor {
         let search_knobs: serde_json::Value = param(params, "params")
             .map(|p| serde_json::from_str(p).unwrap_or(serde_json::Value::Null))
             .unwrap_or(serde_json::Value::Null);
-        let group = PlaceholderGroup::decode(r.placeholder_group.as_slice())
-            .map_err(|e| DoorError::invalid(format!("invalid placeholder group: {e}")))?;
-        let Some(placeholder) = group.placeholders.first() else {
-            return Err(DoorError::invalid("no query vectors".to_string()));
+        let queries = match &r.search_input {
+            Some(search_request::SearchInput::PlaceholderGroup(bytes)) => {
+                placeholder_vectors(bytes, dim)?
+            }
+            Some(search_request::SearchInput::Ids(ids)) => {
+                self.vectors_by_ids(database, &table, anns, ids, &r.collection_name)
+                    .await?
+            }
+            None => return Err(DoorError::invalid("no query vectors".to_string())),
         };
-        let mut queries = Vec::with_capacity(placeholder.values.len());
-        for raw in &placeholder.values {
-            if raw.len() % 4 != 0 {
-                return Err(DoorError::invalid(
-                    "a query vector is not float32".to_string(),
-                ));
-            }
-            let v: Vec<f32> = raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            if v.len() != dim as usize {
-                return Err(DoorError::invalid(format!(
-                    "the dimension of the vector ({}) is not equal to the dimension of the field ({dim})",
-                    v.len()
-                )));
-            }
-            quiver_common::vector::validate(&v).map_err(|e| DoorError::invalid(e.to_string()))?;
-            queries.push(v);
-        }
         let predicate = self.predicate(&table, &r.dsl, &r.expr_template_values)?;
         let columns = self.output_columns(&table, &r.output_fields, true)?;
         let select: Vec<String> = columns
@@ -749,6 +735,53 @@ impl MilvusDoor {
             collection_name: r.collection_name.clone(),
             ..Default::default()
         })
+    }
+
+    /// The stored vectors of the rows with primary keys `ids`, in `ids`'
+    /// order (search by primary key).
+    async fn vectors_by_ids(
+        &self,
+        database: &str,
+        table: &TableSchema,
+        anns: usize,
+        ids: &IDs,
+        collection: &str,
+    ) -> Result<Vec<Vec<f32>>, DoorError> {
+        let keys = id_literals(ids)?;
+        if keys.is_empty() {
+            return Err(DoorError::invalid("no primary keys to search by".to_string()));
+        }
+        let sql = format!(
+            "SELECT {pk}::text, {vector} FROM {}.{} WHERE {pk} IN ({})",
+            quote(database),
+            quote(collection),
+            keys.join(", "),
+            pk = quote(&table.pk().name),
+            vector = quote(&table.columns[anns].name),
+        );
+        let batches = self.sql(&sql, None).await?;
+        let mut found: HashMap<String, Vec<f32>> = HashMap::new();
+        for batch in &batches {
+            let names = batch.column(0).as_string::<i32>();
+            let vectors = batch.column(1).as_fixed_size_list();
+            for row in 0..batch.num_rows() {
+                let v = vectors.value(row);
+                found.insert(
+                    names.value(row).to_string(),
+                    v.as_primitive::<arrow::datatypes::Float32Type>()
+                        .values()
+                        .to_vec(),
+                );
+            }
+        }
+        id_strings(ids)
+            .into_iter()
+            .map(|key| {
+                found.remove(&key).ok_or_else(|| {
+                    DoorError::invalid(format!("primary key {key} to search by not found"))
+                })
+            })
+            .collect()
     }
 
     /// Runs the prepared search once per query vector in one session (the
@@ -995,6 +1028,39 @@ fn params_json(params: &str) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// The float32 query vectors of a serialized `PlaceholderGroup`.
+fn placeholder_vectors(bytes: &[u8], dim: u32) -> Result<Vec<Vec<f32>>, DoorError> {
+    let group = PlaceholderGroup::decode(bytes)
+        .map_err(|e| DoorError::invalid(format!("invalid placeholder group: {e}")))?;
+    let Some(placeholder) = group.placeholders.first() else {
+        return Err(DoorError::invalid("no query vectors".to_string()));
+    };
+    if placeholder.r#type != milvus::proto::common::PlaceholderType::FloatVector as i32 {
+        return Err(DoorError::unsupported(format!(
+            "search with {:?} query vectors (only FloatVector)",
+            milvus::proto::common::PlaceholderType::try_from(placeholder.r#type)
+                .map(|t| t.as_str_name())
+                .unwrap_or("unknown")
+        )));
+    }
+    let mut queries = Vec::with_capacity(placeholder.values.len());
+    for raw in &placeholder.values {
+        if raw.len() != dim as usize * 4 {
+            return Err(DoorError::invalid(format!(
+                "the dimension of the query vector ({}) is not equal to the dimension of the field ({dim})",
+                raw.len() / 4
+            )));
+        }
+        let v: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        quiver_common::vector::validate(&v).map_err(|e| DoorError::invalid(e.to_string()))?;
+        queries.push(v);
+    }
+    Ok(queries)
+}
+
 fn template_value(
     v: &milvus::proto::schema::TemplateValue,
 ) -> Result<filter::TemplateValue, DoorError> {
@@ -1036,6 +1102,31 @@ fn template_value(
         }
         _ => return Err(DoorError::unsupported("this template value".to_string())),
     })
+}
+
+/// The primary keys of `ids` as SQL literals.
+fn id_literals(ids: &IDs) -> Result<Vec<String>, DoorError> {
+    Ok(match &ids.id_field {
+        Some(i_ds::IdField::IntId(a)) => a.data.iter().map(i64::to_string).collect(),
+        Some(i_ds::IdField::StrId(a)) => a
+            .data
+            .iter()
+            .map(|s| format!("'{}'", s.replace('\'', "''")))
+            .collect(),
+        Some(i_ds::IdField::UuidId(_)) => {
+            return Err(DoorError::unsupported("UUID primary keys".to_string()))
+        }
+        None => Vec::new(),
+    })
+}
+
+/// The primary keys of `ids` as the text SQL renders them.
+fn id_strings(ids: &IDs) -> Vec<String> {
+    match &ids.id_field {
+        Some(i_ds::IdField::IntId(a)) => a.data.iter().map(i64::to_string).collect(),
+        Some(i_ds::IdField::StrId(a)) => a.data.clone(),
+        Some(i_ds::IdField::UuidId(_)) | None => Vec::new(),
+    }
 }
 
 /// The primary keys of a result as Milvus ids.
@@ -1240,6 +1331,7 @@ impl MilvusService for MilvusDoor {
         )
     }
 
+    #[allow(deprecated)] // in_memory_percentages: old clients still read it
     async fn show_collections(
         &self,
         r: Request<ShowCollectionsRequest>,
@@ -1427,7 +1519,6 @@ impl MilvusService for MilvusDoor {
                 status: Some(ok_status()),
                 indexed_rows: d[0].indexed_rows,
                 total_rows: d[0].total_rows,
-                pending_index_rows: d[0].pending_index_rows,
             },
             |s| GetIndexBuildProgressResponse {
                 status: Some(s),
