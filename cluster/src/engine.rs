@@ -549,6 +549,31 @@ impl Engine {
         self.truncate_wal()
     }
 
+    /// Seals one table's growing segment and flushes its segments and
+    /// deletes to object storage (Milvus `Flush` of a collection).
+    pub async fn flush_table(&self, database: &str, name: &str) -> Result<()> {
+        let table = self.table(database, name)?;
+        {
+            let _guard = table.write_lock.lock();
+            table.seal_now();
+        }
+        let _pass = self.maintenance_lock.lock().await;
+        self.data_node.flush_table(&table).await?;
+        self.truncate_wal()
+    }
+
+    /// Compacts one table now, regardless of thresholds (Milvus
+    /// `ManualCompaction`); returns the segments merged.
+    pub async fn compact_table(&self, database: &str, name: &str) -> Result<usize> {
+        let table = self.table(database, name)?;
+        let _pass = self.maintenance_lock.lock().await;
+        self.data_node.flush_table(&table).await?;
+        let ts = self.tso.next()?;
+        self.data_node
+            .compact_table(&table, ts, 2, usize::MAX)
+            .await
+    }
+
     /// Compacts every table now, regardless of thresholds (merging any two or more segments).
     pub async fn compact_all(&self) -> Result<usize> {
         let _pass = self.maintenance_lock.lock().await;

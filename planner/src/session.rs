@@ -19,8 +19,12 @@ pub const CATALOG_NAME: &str = "quiver";
 /// The default schema (the Milvus database `default`).
 pub const DEFAULT_SCHEMA: &str = "public";
 
-/// Builds a session context (one per client connection) over `catalog`.
-pub fn new_session_context(catalog: Arc<dyn CatalogSource>) -> SessionContext {
+/// Builds a session context (one per client connection) over `catalog`,
+/// with the vector operators and functions and the JSON functions of
+/// `datafusion-functions-json` (`json_get*`, `->`, `->>`, ...).
+pub fn new_session_context(
+    catalog: Arc<dyn CatalogSource>,
+) -> datafusion::error::Result<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
         .with_information_schema(true)
@@ -32,13 +36,14 @@ pub fn new_session_context(catalog: Arc<dyn CatalogSource>) -> SessionContext {
     );
     let mut expr_planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(VectorOperatorPlanner)];
     expr_planners.extend(SessionStateDefaults::default_expr_planners());
-    let state = SessionStateBuilder::new()
+    let mut state = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
         .with_catalog_list(catalogs)
         .with_expr_planners(expr_planners)
         .with_query_planner(Arc::new(QuiverQueryPlanner))
         .build();
+    datafusion_functions_json::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);
     ctx.add_analyzer_rule(Arc::new(VectorCastRule));
     ctx.add_optimizer_rule(Arc::new(VectorSearchRule));
@@ -46,5 +51,5 @@ pub fn new_session_context(catalog: Arc<dyn CatalogSource>) -> SessionContext {
         ctx.register_udf(udf);
     }
     ctx.register_udaf(crate::vector_avg::vector_avg());
-    ctx
+    Ok(ctx)
 }

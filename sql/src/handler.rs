@@ -200,6 +200,28 @@ pub struct Prepared {
     pub result_schema: Option<SchemaRef>,
 }
 
+/// How [`QueryHandler::write`] treats rows whose primary key exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteKind {
+    /// An existing key is an error (`23505`, Milvus' duplicate insert).
+    Insert,
+    /// A row with an existing key replaces it.
+    Upsert,
+    /// A row with an existing key updates only the `columns` sent; the
+    /// other columns keep their stored values (Milvus' `partial_update`).
+    Merge { columns: Vec<String> },
+}
+
+/// The acknowledged result of [`QueryHandler::write`].
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The rows as stored (generated keys and defaults filled).
+    pub rows: RecordBatch,
+    /// The commit timestamp of the write (a session reading at or after it
+    /// sees the rows).
+    pub ts: u64,
+}
+
 /// The engine as the front ends see it.
 #[async_trait]
 pub trait QueryHandler: Send + Sync + 'static {
@@ -234,6 +256,29 @@ pub trait QueryHandler: Send + Sync + 'static {
         spec: &CopySpec,
         rows: RecordBatch,
     ) -> Result<usize>;
+
+    /// A new timestamp from the engine's oracle (hybrid: physical
+    /// milliseconds << 18 | logical), later than every acknowledged write.
+    fn allocate_timestamp(&self) -> Result<u64>;
+
+    /// Seals a table's growing data and persists it to object storage.
+    async fn flush(&self, database: &str, table: &str) -> Result<()>;
+
+    /// Merges a table's segments now; returns the segments merged.
+    async fn compact(&self, database: &str, table: &str) -> Result<usize>;
+
+    /// Writes a batch in the table's column order, durably (WAL) before it
+    /// returns. Columns not in `sent` take their `DEFAULT` (or a generated
+    /// key); `sent` empty means every column was sent.
+    async fn write(
+        &self,
+        session: &mut Session,
+        database: &str,
+        table: &str,
+        rows: RecordBatch,
+        sent: &[String],
+        kind: WriteKind,
+    ) -> Result<Written>;
 }
 
 /// Shared handler.

@@ -18,8 +18,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, Assignment, AssignmentTarget, Delete, Expr, FromTable, Ident, Insert,
-    OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableObject, TableWithJoins,
-    Truncate, Update,
+    ObjectName, OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableObject,
+    TableWithJoins, Truncate, Update,
 };
 use quiver_cluster::{WriteMode, WriteOutcome};
 use quiver_common::schema::TableSchema;
@@ -28,7 +28,7 @@ use quiver_planner::session::CATALOG_NAME;
 
 use super::{normalize_ident, parameter_types, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Prepared, Session};
+use crate::handler::{CommandTag, Output, Prepared, Session, WriteKind, Written};
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -265,6 +265,16 @@ async fn apply_defaults(
         .iter()
         .filter_map(|c| c.0.last().and_then(|p| p.as_ident()).map(normalize_ident))
         .collect();
+    fill_defaults(session, &named, schema, rows).await
+}
+
+/// Fills the columns not in `named` that have a `DEFAULT` with its value.
+pub async fn fill_defaults(
+    session: &Session,
+    named: &[String],
+    schema: &TableSchema,
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
     let mut columns = rows.columns().to_vec();
     let mut changed = false;
     for (i, def) in schema.columns.iter().enumerate() {
@@ -356,6 +366,53 @@ pub async fn insert(
         Some(items) => returning(items, &name, outcome.rows, "INSERT").await,
         None => Ok(Output::Command(CommandTag::insert(outcome.rows.num_rows()))),
     }
+}
+
+/// [`QueryHandler::write`](crate::handler::QueryHandler::write): a batch
+/// from a front end that builds rows itself (the Milvus door).
+pub async fn write_batch(
+    instance: &Instance,
+    session: &mut Session,
+    database: &str,
+    table: &str,
+    rows: RecordBatch,
+    sent: &[String],
+    kind: WriteKind,
+) -> Result<Written> {
+    let schema = instance.engine().table(database, table)?.schema();
+    let rows = if sent.is_empty() {
+        rows
+    } else {
+        fill_defaults(session, sent, &schema, rows).await?
+    };
+    let (mode, rows) = match kind {
+        WriteKind::Insert => (WriteMode::Insert, rows),
+        WriteKind::Upsert => (WriteMode::Upsert, rows),
+        WriteKind::Merge { columns } => {
+            instance.set_read_ts(session)?;
+            let assignments: Vec<Assignment> = columns
+                .iter()
+                .filter(|c| **c != schema.pk().name)
+                .map(|c| Assignment {
+                    target: AssignmentTarget::ColumnName(ObjectName::from(vec![
+                        Ident::with_quote('"', c.as_str()),
+                    ])),
+                    value: Expr::CompoundIdentifier(vec![
+                        Ident::new("excluded"),
+                        Ident::with_quote('"', c.as_str()),
+                    ]),
+                })
+                .collect();
+            let merged =
+                merge_conflicts(session, database, table, &schema, rows, &assignments).await?;
+            (WriteMode::Upsert, merged)
+        }
+    };
+    let outcome = write_rows(instance, database, table, rows, mode).await?;
+    Ok(Written {
+        rows: outcome.rows,
+        ts: outcome.ts,
+    })
 }
 
 /// `ON CONFLICT (pk) DO UPDATE SET ...`: for rows whose key exists, the

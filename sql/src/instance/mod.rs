@@ -44,6 +44,7 @@ use quiver_planner::vector_search::{bound_query_vector, single_search_node, Vect
 use crate::error::{Result, SqlError};
 use crate::handler::{
     CommandTag, CopySpec, Output, Prepared, QueryHandler, Session, SessionInfo, TransactionEffect,
+    WriteKind, Written,
 };
 
 pub use functions::version_string;
@@ -624,7 +625,8 @@ impl QueryHandler for Instance {
                 });
             }
         }
-        let ctx = new_session_context(self.engine.clone() as Arc<dyn CatalogSource>);
+        let ctx = new_session_context(self.engine.clone() as Arc<dyn CatalogSource>)
+            .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
         if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
@@ -757,8 +759,32 @@ impl QueryHandler for Instance {
         copy::copy_in(self, session, spec, rows).await
     }
 
+    async fn write(
+        &self,
+        session: &mut Session,
+        database: &str,
+        table: &str,
+        rows: RecordBatch,
+        sent: &[String],
+        kind: WriteKind,
+    ) -> Result<Written> {
+        dml::write_batch(self, session, database, table, rows, sent, kind).await
+    }
+
     fn databases(&self) -> Vec<String> {
         self.engine.databases()
+    }
+
+    fn allocate_timestamp(&self) -> Result<u64> {
+        Ok(self.engine.now()?)
+    }
+
+    async fn flush(&self, database: &str, table: &str) -> Result<()> {
+        Ok(self.engine.flush_table(database, table).await?)
+    }
+
+    async fn compact(&self, database: &str, table: &str) -> Result<usize> {
+        Ok(self.engine.compact_table(database, table).await?)
     }
 
     fn table_schema(

@@ -11,9 +11,9 @@ use arrow::array::{
 use arrow::datatypes::{DataType as ArrowType, Field, Float32Type, SchemaRef};
 use milvus::proto::common::KeyValuePair;
 use milvus::proto::schema::{
-    field_data, scalar_field, vector_field, BoolArray, CollectionSchema, DataType, DoubleArray,
-    FieldData, FieldSchema, FloatArray, IntArray, JsonArray, LongArray, ScalarField,
-    StringArray as PbStringArray, VectorField,
+    field_data, scalar_field, value_field, vector_field, BoolArray, CollectionSchema, DataType,
+    DoubleArray, FieldData, FieldSchema, FloatArray, IntArray, JsonArray, LongArray, ScalarField,
+    StringArray as PbStringArray, ValueField, VectorField,
 };
 use quiver_common::schema::{ColumnType, TableSchema};
 
@@ -107,13 +107,29 @@ pub fn create_table_sql(
     let mut columns = Vec::new();
     let mut primary = 0;
     for field in &schema.fields {
-        if field.auto_id || (schema.auto_id && field.is_primary_key) {
-            return Err(DoorError::unsupported("auto_id".to_string()));
-        }
-        if field.default_value.is_some() {
-            return Err(DoorError::unsupported("field default values".to_string()));
-        }
+        let auto_id = field.auto_id || (schema.auto_id && field.is_primary_key);
         let mut column = format!("{} {}", quote(&field.name), sql_type(field)?);
+        if auto_id {
+            if !field.is_primary_key || field.data_type != DataType::Int64 as i32 {
+                return Err(DoorError::invalid(format!(
+                    "only an int64 primary key field can be auto_id (field {})",
+                    field.name
+                )));
+            }
+            column = format!("{} BIGSERIAL", quote(&field.name));
+        }
+        if let Some(default) = &field.default_value {
+            if field.is_primary_key {
+                return Err(DoorError::invalid(format!(
+                    "the primary key field {} cannot have a default value",
+                    field.name
+                )));
+            }
+            column.push_str(&format!(
+                " DEFAULT {}",
+                default_literal(&field.name, default)?
+            ));
+        }
         if field.is_primary_key {
             primary += 1;
             column.push_str(" PRIMARY KEY");
@@ -136,6 +152,60 @@ pub fn create_table_sql(
         quote(name),
         columns.join(", ")
     ))
+}
+
+/// A field's default value as a SQL literal.
+fn default_literal(field: &str, value: &ValueField) -> Result<String, DoorError> {
+    use value_field::Data as V;
+    Ok(match &value.data {
+        Some(V::BoolData(b)) => b.to_string(),
+        Some(V::IntData(i)) => i.to_string(),
+        Some(V::LongData(i)) => i.to_string(),
+        Some(V::FloatData(f)) if f.is_finite() => format!("{f:?}"),
+        Some(V::DoubleData(f)) if f.is_finite() => format!("{f:?}"),
+        Some(V::StringData(t)) => format!("'{}'", t.replace('\'', "''")),
+        _ => {
+            return Err(DoorError::unsupported(format!(
+                "this kind of default value (field {field})"
+            )))
+        }
+    })
+}
+
+/// `array` with its nulls replaced by the `DEFAULT` literal `sql`.
+fn with_default(array: ArrayRef, column: &ColumnType, sql: &str) -> Result<ArrayRef, DoorError> {
+    let text = sql.trim();
+    let text = match text.strip_prefix('\'').and_then(|t| t.strip_suffix('\'')) {
+        Some(inner) => inner.replace("''", "'"),
+        None => text.to_string(),
+    };
+    let value = datafusion::common::ScalarValue::try_from_string(text, &column.arrow_type())
+        .and_then(|v| v.to_scalar())
+        .map_err(|e| DoorError::internal(format!("default value {sql}: {e}")))?;
+    let valid =
+        arrow::compute::is_not_null(&array).map_err(|e| DoorError::internal(e.to_string()))?;
+    arrow::compute::kernels::zip::zip(&valid, &array, &value)
+        .map_err(|e| DoorError::internal(e.to_string()))
+}
+
+/// A stored `DEFAULT` literal back as a Milvus default value (`None` for
+/// an expression that is not a plain literal).
+fn default_value(column: &ColumnType, sql: &str) -> Option<ValueField> {
+    use value_field::Data as V;
+    let text = sql.trim();
+    let data = match column {
+        ColumnType::Bool => V::BoolData(text.parse().ok()?),
+        ColumnType::Int16 | ColumnType::Int32 => V::IntData(text.parse().ok()?),
+        ColumnType::Int64 => V::LongData(text.parse().ok()?),
+        ColumnType::Float32 => V::FloatData(text.parse().ok()?),
+        ColumnType::Float64 => V::DoubleData(text.parse().ok()?),
+        ColumnType::Text { .. } => {
+            let inner = text.strip_prefix('\'')?.strip_suffix('\'')?;
+            V::StringData(inner.replace("''", "'"))
+        }
+        _ => return None,
+    };
+    Some(ValueField { data: Some(data) })
 }
 
 fn kv(key: &str, value: impl Into<String>) -> KeyValuePair {
@@ -178,6 +248,10 @@ pub fn collection_schema(name: &str, table: &TableSchema) -> CollectionSchema {
             type_params: params,
             auto_id: column.auto_increment && i == table.primary_key,
             nullable: column.nullable && i != table.primary_key,
+            default_value: column
+                .default_sql
+                .as_deref()
+                .and_then(|sql| default_value(&column.column_type, sql)),
             ..Default::default()
         });
     }
@@ -185,6 +259,8 @@ pub fn collection_schema(name: &str, table: &TableSchema) -> CollectionSchema {
         name: name.to_string(),
         fields,
         enable_dynamic_field: dynamic,
+        #[allow(deprecated)]
+        auto_id: table.pk().auto_increment,
         ..Default::default()
     }
 }
@@ -208,6 +284,11 @@ pub fn field_type(column: &ColumnType) -> DataType {
 fn field_rows(data: &FieldData) -> Result<usize, DoorError> {
     use field_data::Field as F;
     use scalar_field::Data as S;
+    // A nullable field (or one with a default) sends one validity flag per
+    // row and values for the valid rows only.
+    if !data.valid_data.is_empty() {
+        return Ok(data.valid_data.len());
+    }
     Ok(match &data.field {
         Some(F::Scalars(ScalarField { data: Some(d), .. })) => match d {
             S::BoolData(a) => a.data.len(),
@@ -358,13 +439,16 @@ fn column_array(data: &FieldData, column: &ColumnType, rows: usize) -> Result<Ar
                                     data.field_name
                                 ))
                             })?;
-                            serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
-                                DoorError::invalid(format!(
-                                    "field {} holds invalid JSON: {e}",
-                                    data.field_name
-                                ))
-                            })?;
-                            Ok(text)
+                            // Stored compact, so JSON lookups compare the
+                            // same text whatever spacing the client sent.
+                            let value =
+                                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
+                                    DoorError::invalid(format!(
+                                        "field {} holds invalid JSON: {e}",
+                                        data.field_name
+                                    ))
+                                })?;
+                            Ok(value.to_string())
                         })
                         .transpose()
                     })
@@ -385,19 +469,25 @@ fn column_array(data: &FieldData, column: &ColumnType, rows: usize) -> Result<Ar
     Ok(array)
 }
 
-/// The rows of an insert as a batch in the table's column order.
+/// The rows of an insert or upsert as a batch in the table's column order,
+/// with the names of the columns the request sent. A column not sent is
+/// null here: the write fills a generated key or its `DEFAULT`; with
+/// `partial` (an upsert's `partial_update`) any column may be left out.
+/// An upsert (`upsert`) names rows by key, so it sends even a generated key.
 pub fn insert_batch(
     table: &TableSchema,
     fields: &[FieldData],
     num_rows: u32,
-) -> Result<RecordBatch, DoorError> {
+    upsert: bool,
+    partial: bool,
+) -> Result<(RecordBatch, Vec<String>), DoorError> {
     let rows = match fields.first() {
         Some(first) => field_rows(first)?,
         None => return Err(DoorError::invalid("no field data".to_string())),
     };
     if num_rows != 0 && num_rows as usize != rows {
         return Err(DoorError::invalid(format!(
-            "the num_rows ({rows}) of field data is not equal to passed num_rows ({num_rows})"
+            "the num_rows ({num_rows}) of the request is not equal to the rows of field data ({rows})"
         )));
     }
     for data in fields {
@@ -408,16 +498,54 @@ pub fn insert_batch(
                 data.field_name
             )));
         }
+        let field_rows = field_rows(data)?;
+        if field_rows != rows {
+            return Err(DoorError::invalid(format!(
+                "the num_rows of field {} ({field_rows}) is not equal to the num_rows of field {} ({rows})",
+                data.field_name, fields[0].field_name
+            )));
+        }
     }
-    let schema: SchemaRef = table.arrow_schema();
+    let schema: SchemaRef = Arc::new(arrow::datatypes::Schema::new(
+        table
+            .columns
+            .iter()
+            .map(|c| c.arrow_field().with_nullable(true))
+            .collect::<Vec<_>>(),
+    ));
     let mut columns = Vec::with_capacity(table.columns.len());
-    for column in &table.columns {
+    let mut sent_names = Vec::new();
+    for (i, column) in table.columns.iter().enumerate() {
         let sent = fields.iter().find(|f| {
             f.field_name == column.name || (column.name == DYNAMIC_FIELD && f.is_dynamic)
         });
+        let generated = i == table.primary_key && column.auto_increment;
         let array = match sent {
-            Some(data) => column_array(data, &column.column_type, rows)?,
-            None if column.nullable => arrow::array::new_null_array(&column.column_type.arrow_type(), rows),
+            Some(data) if generated && !upsert => {
+                return Err(DoorError::invalid(format!(
+                    "the primary key field {} is auto_id: do not send its values",
+                    data.field_name
+                )))
+            }
+            // Milvus gives rows sent as null the field's default value.
+            Some(data) if column.default_sql.is_some() && data.valid_data.iter().all(|v| !v) && !data.valid_data.is_empty() => {
+                arrow::array::new_null_array(&column.column_type.arrow_type(), rows)
+            }
+            Some(data) => {
+                sent_names.push(column.name.clone());
+                let array = column_array(data, &column.column_type, rows)?;
+                match &column.default_sql {
+                    Some(sql) if array.null_count() > 0 => with_default(array, &column.column_type, sql)?,
+                    _ => array,
+                }
+            }
+            None if partial
+                || generated
+                || column.nullable
+                || column.default_sql.is_some() =>
+            {
+                arrow::array::new_null_array(&column.column_type.arrow_type(), rows)
+            }
             None => {
                 return Err(DoorError::invalid(format!(
                     "Insert missed an field `{}` to collection without set nullable==true or set default_value",
@@ -427,7 +555,9 @@ pub fn insert_batch(
         };
         columns.push(array);
     }
-    RecordBatch::try_new(schema, columns).map_err(|e| DoorError::invalid(e.to_string()))
+    let batch =
+        RecordBatch::try_new(schema, columns).map_err(|e| DoorError::invalid(e.to_string()))?;
+    Ok((batch, sent_names))
 }
 
 /// A result column as Milvus field data.
@@ -444,10 +574,12 @@ pub fn field_data(
     } else {
         Vec::new()
     };
-    let scalar = |data: S| F::Scalars(ScalarField {
-        data: Some(data),
-        ..Default::default()
-    });
+    let scalar = |data: S| {
+        F::Scalars(ScalarField {
+            data: Some(data),
+            ..Default::default()
+        })
+    };
     let field = match column {
         ColumnType::Bool => scalar(S::BoolData(BoolArray {
             data: array
@@ -544,6 +676,26 @@ pub fn metric_operator(metric: &str) -> Result<(&'static str, &'static str), Doo
         other => Err(DoorError::invalid(format!(
             "metric type {other} not found or not supported, supported: [L2 IP COSINE]"
         ))),
+    }
+}
+
+/// Keeps only `keys` in each JSON object of a JSON field's data.
+pub fn keep_json_keys(data: &mut FieldData, keys: &[&str]) {
+    let Some(field_data::Field::Scalars(ScalarField {
+        data: Some(scalar_field::Data::JsonData(json)),
+        ..
+    })) = &mut data.field
+    else {
+        return;
+    };
+    for value in &mut json.data {
+        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(value) {
+            let kept: serde_json::Map<String, serde_json::Value> = map
+                .into_iter()
+                .filter(|(k, _)| keys.contains(&k.as_str()))
+                .collect();
+            *value = serde_json::Value::Object(kept).to_string().into_bytes();
+        }
     }
 }
 

@@ -17,24 +17,74 @@
 //!   `1e3`), strings in double or single quotes with backslash escapes, and
 //!   booleans (`true`/`True`/`TRUE`, `false`/`False`/`FALSE`);
 //! - identifiers naming scalar fields (`Bool`, `Int`, `Float`, `String`);
+//! - JSON paths `meta["a"]["b"]`, `meta["arr"][0]` (also `$meta["k"]`), and
+//!   dynamic field keys: when the collection has a dynamic field (a `Json`
+//!   field named `$meta`), an undeclared name `color` means `$meta["color"]`
+//!   and `color["x"]` means `$meta["color"]["x"]`;
+//! - ARRAY fields ([`FieldKind::Array`], [`FieldKind::ArrayOf`]) indexed
+//!   with `arr[0]`;
 //! - comparisons `== != < <= > >=` and chained ranges (`10 < x <= 20`,
 //!   `30 > x >= 5`);
 //! - arithmetic `+ - * / %`, `**` (rendered as `power(a, b)`), unary `-`/`+`;
-//! - logical `and`/`&&`, `or`/`||`, `not`/`!` (precedence `not` > `and` >
-//!   `or`; comparisons bind tighter than all three);
+//! - logical `and`/`&&`, `or`/`||`, `not`/`!`;
 //! - `x in [..]`, `x not in [..]` (an empty list becomes `FALSE` / `TRUE`);
 //! - `x like "pattern"`, `x is null`, `x is not null`;
+//! - `json_contains(src, v)`, `json_contains_all(src, [..])`,
+//!   `json_contains_any(src, [..])`, their `array_contains*` twins (the same
+//!   functions in Milvus) and `array_length(src)`, where `src` is a JSON
+//!   field, a JSON path or an ARRAY field (names in lower or upper case);
 //! - template placeholders `{name}` wherever a literal may stand, and as the
-//!   whole list after `in` / `not in` (array values are only allowed there).
+//!   whole list after `in` / `not in` and in `*_contains_all` / `_any`.
+//!
+//! Precedence and associativity follow Milvus' ANTLR grammar (`Plan.g4`),
+//! tightest first: `is [not] null` (only directly after a field), `like`,
+//! `**`, unary `- + not !`, `* / %`, `+ -`, `in` / `not in`, `< <= > >=`,
+//! `== !=`, `and`, `or`; binary operators (`**` included) associate to the
+//! left. So `not a == b` is `(not a) == b`, `not x in [1]` is
+//! `(not x) in [1]`, `-2 ** 2` is `-(2 ** 2)`, `2 ** 3 ** 2` is
+//! `(2 ** 3) ** 2` and `a + 1 in [2]` is `(a + 1) in [2]`. Type checks then
+//! reject, as Milvus does, e.g. `not age > 18` (`not` of a number); write
+//! `not (age > 18)`.
+//!
+//! JSON and ARRAY values are JSON text in SQL and are read with the
+//! functions of the `datafusion-functions-json` crate:
+//! - a JSON value takes the type of what it meets: compared with a number
+//!   (or in arithmetic) it is read with `json_get_float` (so `== 3` matches
+//!   `3` and `3.0`, and `> 2` matches `2.5`, as in Milvus), or with
+//!   `json_get_int` for equality with an integer beyond ±2^53; with a string
+//!   (or `like`) with `json_get_str`; with a boolean with `json_get_bool`.
+//!   An `in` list of mixed types reads the value once per type. Elements of
+//!   [`FieldKind::ArrayOf`] fields use the getter of their element kind;
+//! - a missing key, an index out of range or a value of another type reads
+//!   as NULL; predicates over such values become `((..) IS TRUE)`, false
+//!   like in Milvus, and `((..) IS NOT FALSE)` for `!=` and `not in`, which
+//!   Milvus makes true when the types differ;
+//! - `is null` / `is not null` on a path test `json_as_text(..)` (a missing
+//!   key and a JSON `null` are both null);
+//! - `json_contains` & co. read the array with `json_get_array` (a list of
+//!   each element's JSON text) and use DataFusion's `array_has`,
+//!   `array_has_all` / `array_has_any` with `make_array(..)`: strings and
+//!   booleans are looked up by their compact JSON text (`'"red"'`,
+//!   `'true'`), which assumes the stored JSON is written compactly with
+//!   minimal string escaping (as `serde_json` writes it); numbers by value
+//!   after `TRY_CAST(.. AS DOUBLE[])` (`BIGINT[]` for integer arrays);
+//! - `array_length` is `json_length(..)` on an ARRAY field and
+//!   `cardinality(json_get_array(..))` on JSON (arrays only, like Milvus).
+//!
+//! Known differences from Milvus: the typed getters also read strings that
+//! spell a number or a boolean (`json_get_float` reads `"3"` as 3,
+//! `json_get_bool` reads `"true"`), which Milvus treats as a type mismatch;
+//! `IS NOT FALSE` lets rows whose whole JSON / ARRAY column is NULL pass
+//! `!=` / `not in` (Milvus drops null rows); integers beyond ±2^53 compare
+//! exactly only in `==`, `!=` and `in`.
 //!
 //! Not supported yet (rejected with a [`FilterError`], mostly "... is not
-//! supported yet"): JSON paths (`meta["a"]`), dynamic field keys (undeclared
-//! names when a `$meta` JSON field exists), array indexing (`arr[0]`),
-//! comparisons on whole JSON or array fields (only `is null` / `is not null`
-//! work on them), every function call (`json_contains*`, `array_contains*`,
-//! `array_length`, `text_match`, `phrase_match`, `random_sample`, spatial
-//! functions, ...), `exists`, bitwise operators, regex match (`=~`, `!~`),
-//! raw strings (`r"..."`), `iso` timestamp comparisons and hexadecimal floats.
+//! supported yet"): comparisons on whole JSON or array fields (only
+//! `is null` / `is not null` work on them), `json_contains` with an array
+//! value (sub-array membership), other functions (`text_match`,
+//! `phrase_match`, `random_sample`, spatial functions, ...), `exists`,
+//! bitwise operators, regex match (`=~`, `!~`), raw strings (`r"..."`),
+//! `iso` timestamp comparisons and hexadecimal floats.
 //!
 //! Output conventions: identifiers are always double-quoted, strings are
 //! single-quoted with `''` escaping (backslashes are literal in the
@@ -71,16 +121,41 @@ pub const MAX_DEPTH: usize = 200;
 /// in the nesting, so deeper chains are rejected.
 pub const MAX_POWER_NESTING: usize = 8;
 
+/// Name of the dynamic field: a [`FieldKind::Json`] field with this name
+/// makes undeclared names its keys.
+pub const DYNAMIC_FIELD: &str = "$meta";
+
 /// Kind of a collection field, as far as filtering is concerned.
+///
+/// A `Json` field named `$meta` is the dynamic field: when it is present,
+/// names that match no field are its keys (`color` means `$meta["color"]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldKind {
     Bool,
     Int,
     Float,
     String,
+    /// JSON text (Utf8) holding any JSON value.
     Json,
     Vector,
+    /// A Milvus ARRAY field stored as JSON text (a JSON array) whose element
+    /// type is unknown: its elements are typed like JSON values.
     Array,
+    /// A Milvus ARRAY field stored as JSON text (a JSON array) of elements of
+    /// one kind.
+    ArrayOf(ElementKind),
+}
+
+/// Element type of an ARRAY field ([`FieldKind::ArrayOf`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementKind {
+    Bool,
+    /// Any integer type (stored as JSON integers).
+    Int,
+    /// `FLOAT` / `DOUBLE`.
+    Float,
+    /// `VARCHAR`.
+    String,
 }
 
 /// A field that filter expressions may reference.
@@ -157,6 +232,9 @@ pub fn filter_to_sql(
         return Err(FilterError::new(0, "empty expression"));
     }
     let tokens = lex(&chars)?;
+    let dynamic = fields
+        .iter()
+        .any(|f| f.name == DYNAMIC_FIELD && f.kind == FieldKind::Json);
     let mut parser = Parser {
         tokens,
         idx: 0,
@@ -164,6 +242,7 @@ pub fn filter_to_sql(
         depth: 0,
         fields,
         templates,
+        dynamic,
     };
     let root = parser.parse_expression()?;
     if root.ty != Ty::Bool {
@@ -520,6 +599,10 @@ enum Ty {
     Bool,
     Num,
     Str,
+    /// A value inside JSON (a JSON path, a dynamic field key or an element of
+    /// an untyped array) whose type is only fixed by what it meets: a literal,
+    /// a field or an operator (see [`resolve`]).
+    Json,
     /// A whole JSON or array field; only `is [not] null` may consume it.
     Opaque,
 }
@@ -530,13 +613,15 @@ impl Ty {
             Ty::Bool => "boolean",
             Ty::Num => "number",
             Ty::Str => "string",
+            Ty::Json => "JSON value",
             Ty::Opaque => "JSON/array field",
         }
     }
 
     fn comparable(self, other: Ty) -> bool {
         match (self, other) {
-            (Ty::Opaque, _) | (_, Ty::Opaque) => false,
+            (Ty::Opaque, _) | (_, Ty::Opaque) | (Ty::Json, Ty::Json) => false,
+            (Ty::Json, _) | (_, Ty::Json) => true,
             (Ty::Bool, Ty::Num) | (Ty::Num, Ty::Bool) => true,
             (a, b) => a == b,
         }
@@ -559,6 +644,24 @@ impl Lit {
             Lit::Bool(_) => Ty::Bool,
         }
     }
+}
+
+/// Integers beyond ±2^53 are not all representable as `f64`.
+const F64_EXACT_INT: u64 = 1 << 53;
+
+/// Whether numbers compared for equality with `lits` must be read from JSON
+/// as integers (`json_get_int`) rather than floats: only when every number is
+/// an integer and one of them is too large for `f64` to hold exactly.
+fn needs_int_getter<'l>(lits: impl IntoIterator<Item = &'l Lit>) -> bool {
+    let mut big = false;
+    for lit in lits {
+        match lit {
+            Lit::Int(v) => big |= v.unsigned_abs() > F64_EXACT_INT,
+            Lit::Float(_) => return false,
+            Lit::Str(_) | Lit::Bool(_) => {}
+        }
+    }
+    big
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -595,6 +698,10 @@ impl CmpOp {
 
     fn is_less(self) -> bool {
         matches!(self, CmpOp::Lt | CmpOp::Le)
+    }
+
+    fn is_ordering(self) -> bool {
+        !matches!(self, CmpOp::Eq | CmpOp::Ne)
     }
 }
 
@@ -648,10 +755,102 @@ impl LogicOp {
     }
 }
 
+/// One step of a JSON path: `["key"]` or `[0]`.
+#[derive(Debug, Clone, PartialEq)]
+enum PathElem {
+    Key(String),
+    Index(i64),
+}
+
+/// Where a path starts: a JSON column (a JSON field or `$meta`) or an ARRAY
+/// field, with its element kind when known. Both are JSON text in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceKind {
+    Json,
+    Array(Option<ElementKind>),
+}
+
+/// The typed `datafusion-functions-json` getter that reads a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Getter {
+    /// Not chosen yet (the value is still [`Ty::Json`]).
+    Unresolved,
+    Float,
+    Int,
+    Str,
+    Bool,
+}
+
+impl Getter {
+    fn sql(self) -> &'static str {
+        match self {
+            // Only reachable for a value nothing typed; any JSON text works.
+            Getter::Unresolved => "json_get_json",
+            Getter::Float => "json_get_float",
+            Getter::Int => "json_get_int",
+            Getter::Str => "json_get_str",
+            Getter::Bool => "json_get_bool",
+        }
+    }
+}
+
+impl ElementKind {
+    fn name(self) -> &'static str {
+        match self {
+            ElementKind::Bool => "boolean",
+            ElementKind::Int => "integer",
+            ElementKind::Float => "float",
+            ElementKind::String => "string",
+        }
+    }
+
+    fn getter(self) -> (Getter, Ty) {
+        match self {
+            ElementKind::Bool => (Getter::Bool, Ty::Bool),
+            ElementKind::Int => (Getter::Int, Ty::Num),
+            ElementKind::Float => (Getter::Float, Ty::Num),
+            ElementKind::String => (Getter::Str, Ty::Str),
+        }
+    }
+
+    fn accepts(self, lit: &Lit) -> bool {
+        matches!(
+            (self, lit),
+            (ElementKind::Bool, Lit::Bool(_))
+                | (
+                    ElementKind::Int | ElementKind::Float,
+                    Lit::Int(_) | Lit::Float(_)
+                )
+                | (ElementKind::String, Lit::Str(_))
+        )
+    }
+}
+
+/// A value read out of a JSON column or an ARRAY field: `column` followed by
+/// `path` (possibly empty when the whole column is meant, as in function
+/// arguments).
+#[derive(Debug, Clone)]
+struct Access {
+    column: String,
+    path: Vec<PathElem>,
+    kind: SourceKind,
+    getter: Getter,
+}
+
+/// `json_contains` / `array_contains` (one value) and their `_all` / `_any`
+/// forms (a list of values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContainsOp {
+    One,
+    All,
+    Any,
+}
+
 #[derive(Debug)]
 enum Node {
     Lit(Lit),
     Column(String),
+    Access(Access),
     Neg(Box<Expr>),
     Not(Box<Expr>),
     Power(Box<Expr>, Box<Expr>),
@@ -663,6 +862,9 @@ enum Node {
     In(Box<Expr>, bool, Vec<Lit>),
     Like(Box<Expr>, String),
     IsNull(Box<Expr>, bool),
+    Contains(Access, ContainsOp, Vec<Lit>),
+    /// `array_length(..)`.
+    Length(Access),
 }
 
 #[derive(Debug)]
@@ -675,16 +877,24 @@ struct Expr {
     depth: usize,
     /// Most `power()` calls on one root-to-leaf path.
     powers: usize,
+    /// May be SQL NULL because a JSON key or array element is missing (or
+    /// holds another type). Predicates over such values are rendered
+    /// `((..) IS TRUE)` so that, as in Milvus, a missing key makes a
+    /// comparison false rather than unknown (and `((..) IS NOT FALSE)` for
+    /// `!=` / `not in`, which a missing key makes true).
+    nullish: bool,
 }
 
 impl Expr {
     fn leaf(node: Node, pos: usize, ty: Ty) -> Expr {
+        let nullish = matches!(node, Node::Access(_) | Node::Length(_));
         Expr {
             node,
             pos,
             ty,
             depth: 1,
             powers: 0,
+            nullish,
         }
     }
 
@@ -703,12 +913,22 @@ impl Expr {
                 ));
             }
         }
+        // Arithmetic over a possibly missing value may be NULL; predicates
+        // settle it themselves.
+        let nullish = match node {
+            Node::Neg(_) | Node::Power(..) | Node::Chain(..) => {
+                max_over_children(&node, |e| usize::from(e.nullish)) > 0
+            }
+            Node::Access(_) | Node::Length(_) => true,
+            _ => false,
+        };
         Ok(Expr {
             node,
             pos,
             ty,
             depth: depth + 1,
             powers,
+            nullish,
         })
     }
 }
@@ -716,7 +936,9 @@ impl Expr {
 /// Maximum of `f` over the direct children of `node` (0 for leaves).
 fn max_over_children(node: &Node, f: impl Fn(&Expr) -> usize) -> usize {
     match node {
-        Node::Lit(_) | Node::Column(_) => 0,
+        Node::Lit(_) | Node::Column(_) | Node::Access(_) | Node::Contains(..) | Node::Length(_) => {
+            0
+        }
         Node::Neg(e) | Node::Not(e) | Node::In(e, ..) | Node::Like(e, _) => f(e),
         Node::IsNull(e, _) => f(e),
         Node::Power(a, b) | Node::Compare(a, _, b) => f(a).max(f(b)),
@@ -730,7 +952,33 @@ fn too_deep(pos: usize) -> FilterError {
     FilterError::new(pos, "expression is too deeply nested")
 }
 
-fn require(e: &Expr, want: Ty, op: &str) -> Result<()> {
+/// Fixes the type of a JSON value (see [`Ty::Json`]) to `want` by picking its
+/// typed getter; numbers read as floats (so `== 3` matches JSON `3` and
+/// `3.0`, like Milvus) unless `exact_int` asks for integers. Other
+/// expressions are left alone.
+fn resolve(e: &mut Expr, want: Ty, exact_int: bool) {
+    if e.ty != Ty::Json {
+        return;
+    }
+    let getter = match want {
+        Ty::Num if exact_int => Getter::Int,
+        Ty::Num => Getter::Float,
+        Ty::Str => Getter::Str,
+        Ty::Bool => Getter::Bool,
+        Ty::Json | Ty::Opaque => return,
+    };
+    if let Node::Access(access) = &mut e.node {
+        access.getter = getter;
+        e.ty = want;
+    }
+}
+
+/// Checks that `e` has type `want` (a JSON value is read as `want` when that
+/// is a number or a string; JSON is never a boolean condition by itself).
+fn require(e: &mut Expr, want: Ty, op: &str) -> Result<()> {
+    if matches!(want, Ty::Num | Ty::Str) {
+        resolve(e, want, false);
+    }
     if e.ty == want {
         return Ok(());
     }
@@ -738,7 +986,7 @@ fn require(e: &Expr, want: Ty, op: &str) -> Result<()> {
         Ty::Bool => "boolean",
         Ty::Num => "numeric",
         Ty::Str => "a string",
-        Ty::Opaque => "a field",
+        Ty::Json | Ty::Opaque => "a field",
     };
     Err(FilterError::new(
         e.pos,
@@ -746,19 +994,32 @@ fn require(e: &Expr, want: Ty, op: &str) -> Result<()> {
     ))
 }
 
-fn require_comparable(a: &Expr, b: &Expr, op: &Token) -> Result<()> {
-    if a.ty.comparable(b.ty) {
-        return Ok(());
+/// Checks that `a op b` compares compatible values, and types a JSON value
+/// on one side after the other side.
+fn require_comparable(a: &mut Expr, b: &mut Expr, op_tok: &Token, op: CmpOp) -> Result<()> {
+    let ordering_bool = op.is_ordering() && (a.ty == Ty::Bool || b.ty == Ty::Bool);
+    if !a.ty.comparable(b.ty) || ordering_bool {
+        return Err(FilterError::new(
+            op_tok.pos,
+            format!(
+                "cannot compare {} with {} using '{}'",
+                a.ty.name(),
+                b.ty.name(),
+                op_tok.text
+            ),
+        ));
     }
-    Err(FilterError::new(
-        op.pos,
-        format!(
-            "cannot compare {} with {} using '{}'",
-            a.ty.name(),
-            b.ty.name(),
-            op.text
-        ),
-    ))
+    let exact_int = |other: &Expr| {
+        !op.is_ordering() && matches!(&other.node, Node::Lit(lit) if needs_int_getter([lit]))
+    };
+    if a.ty == Ty::Json {
+        let exact = exact_int(b);
+        resolve(a, b.ty, exact);
+    } else if b.ty == Ty::Json {
+        let exact = exact_int(a);
+        resolve(b, a.ty, exact);
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -810,16 +1071,22 @@ enum Frame {
     },
 }
 
-/// Binding powers, loosest first.
+// Binding powers, loosest first, as in Milvus' `Plan.g4` (whose `expr` rule
+// lists its alternatives tightest first): `or` < `and` < `== !=` <
+// `< <= > >=` (and ranges) < `in` / `not in` < `+ -` < `* / %` < unary
+// `- + not !` < `**` < `like` < `is [not] null` (which only follows a field).
+// Binary operators are left-associative, `**` included.
 const PREC_OR: u8 = 1;
 const PREC_AND: u8 = 2;
-const PREC_NOT: u8 = 3;
-const PREC_EQ: u8 = 4;
-const PREC_REL: u8 = 5;
+const PREC_EQ: u8 = 3;
+const PREC_REL: u8 = 4;
+const PREC_IN: u8 = 5;
 const PREC_ADD: u8 = 6;
 const PREC_MUL: u8 = 7;
-const PREC_NEG: u8 = 8;
+const PREC_UNARY: u8 = 8;
 const PREC_POW: u8 = 9;
+const PREC_LIKE: u8 = 10;
+const PREC_IS: u8 = 11;
 
 impl Frame {
     /// Binding power of the pending operator; 0 for an open parenthesis.
@@ -832,11 +1099,10 @@ impl Frame {
             Frame::Logic {
                 op: LogicOp::And, ..
             } => PREC_AND,
-            Frame::Not { .. } => PREC_NOT,
             Frame::Compare { .. } => PREC_EQ,
             Frame::Rel { .. } | Frame::Range { .. } => PREC_REL,
             Frame::Chain { pending, .. } => pending.prec(),
-            Frame::Neg { .. } => PREC_NEG,
+            Frame::Not { .. } | Frame::Neg { .. } => PREC_UNARY,
             Frame::Pow { .. } => PREC_POW,
         }
     }
@@ -849,13 +1115,26 @@ fn infix_prec(tok: &Tok, next: &Tok) -> Option<u8> {
         Tok::Or => PREC_OR,
         Tok::And => PREC_AND,
         Tok::Eq | Tok::Ne => PREC_EQ,
-        Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge | Tok::In | Tok::Like | Tok::Is => PREC_REL,
-        Tok::Not if *next == Tok::In => PREC_REL,
+        Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge => PREC_REL,
+        Tok::In => PREC_IN,
+        Tok::Not if *next == Tok::In => PREC_IN,
         Tok::Plus | Tok::Minus => PREC_ADD,
         Tok::Star | Tok::Slash | Tok::Percent => PREC_MUL,
         Tok::Pow => PREC_POW,
+        Tok::Like => PREC_LIKE,
+        Tok::Is => PREC_IS,
         _ => return None,
     })
+}
+
+/// What a field name (with its `[..]` path, if any) refers to.
+enum FieldRef {
+    /// A scalar column.
+    Scalar(String, Ty),
+    /// A whole JSON or ARRAY column.
+    Whole(String, SourceKind),
+    /// A value inside a JSON or ARRAY column.
+    Access(Access, Ty),
 }
 
 struct Parser<'a> {
@@ -867,6 +1146,9 @@ struct Parser<'a> {
     depth: usize,
     fields: &'a [FilterField<'a>],
     templates: &'a HashMap<String, TemplateValue>,
+    /// The collection has a dynamic field (`$meta`): undeclared names are
+    /// its keys.
+    dynamic: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -934,8 +1216,8 @@ impl<'a> Parser<'a> {
     fn parse_expression(&mut self) -> Result<Expr> {
         'operand: loop {
             let mut operand = self.parse_operand()?;
-            // Set once `in` / `like` / `is null` has been applied: another
-            // relational operator may not follow directly.
+            // Set once `in` / `like` / `is null` has been applied: another of
+            // them may not follow directly (`x in [1] in [2]`).
             let mut after_postfix = false;
             loop {
                 let tok = self.current().clone();
@@ -974,7 +1256,7 @@ impl<'a> Parser<'a> {
                             LogicOp::And
                         };
                         self.bump();
-                        require(&operand, Ty::Bool, op.name())?;
+                        require(&mut operand, Ty::Bool, op.name())?;
                         match self.stack.last_mut() {
                             Some(Frame::Logic { op: top, items }) if *top == op => {
                                 items.push(operand);
@@ -998,6 +1280,7 @@ impl<'a> Parser<'a> {
                             op_tok,
                         });
                     }
+                    Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge => self.relational(operand)?,
                     Tok::Plus | Tok::Minus | Tok::Star | Tok::Slash | Tok::Percent => {
                         let op = match tok.tok {
                             Tok::Plus => ArithOp::Add,
@@ -1011,12 +1294,12 @@ impl<'a> Parser<'a> {
                             Some(Frame::Chain { rest, pending, .. })
                                 if pending.prec() == op.prec() =>
                             {
-                                require(&operand, Ty::Num, pending.sql())?;
+                                require(&mut operand, Ty::Num, pending.sql())?;
                                 rest.push((*pending, operand));
                                 *pending = op;
                             }
                             _ => {
-                                require(&operand, Ty::Num, op.sql())?;
+                                require(&mut operand, Ty::Num, op.sql())?;
                                 self.stack.push(Frame::Chain {
                                     first: operand,
                                     rest: Vec::new(),
@@ -1027,17 +1310,17 @@ impl<'a> Parser<'a> {
                     }
                     Tok::Pow => {
                         self.bump();
-                        require(&operand, Ty::Num, "**")?;
+                        require(&mut operand, Ty::Num, "**")?;
                         self.push_nested(Frame::Pow { base: operand }, tok.pos)?;
                     }
-                    _ => match self.relational(operand, after_postfix)? {
-                        Some(applied) => {
-                            operand = applied;
-                            after_postfix = true;
-                            continue;
+                    _ => {
+                        if after_postfix {
+                            return Err(self.unexpected());
                         }
-                        None => continue 'operand,
-                    },
+                        operand = self.postfix(operand)?;
+                        after_postfix = true;
+                        continue;
+                    }
                 }
                 continue 'operand;
             }
@@ -1098,9 +1381,10 @@ impl<'a> Parser<'a> {
     fn reduce_above(&mut self, mut operand: Expr, prec: u8) -> Result<Expr> {
         while let Some(top) = self.stack.last() {
             let top_prec = top.prec();
-            // `==` / `!=` are left-associative; chains, logic, ranges and
-            // `**` at equal precedence are handled by the caller.
-            let left_assoc = top_prec == prec && matches!(top, Frame::Compare { .. });
+            // `==` / `!=` and `**` are left-associative; chains, logic and
+            // ranges at equal precedence are handled by the caller.
+            let left_assoc =
+                top_prec == prec && matches!(top, Frame::Compare { .. } | Frame::Pow { .. });
             if top_prec == 0 || !(top_prec > prec || left_assoc) {
                 break;
             }
@@ -1113,17 +1397,17 @@ impl<'a> Parser<'a> {
     }
 
     /// Applies one frame to its right-hand operand.
-    fn reduce(&mut self, frame: Frame, operand: Expr) -> Result<Expr> {
+    fn reduce(&mut self, frame: Frame, mut operand: Expr) -> Result<Expr> {
         match frame {
             Frame::Paren { pos } => Ok(Expr { pos, ..operand }),
             Frame::Not { pos } => {
                 self.depth -= 1;
-                require(&operand, Ty::Bool, "not")?;
+                require(&mut operand, Ty::Bool, "not")?;
                 Expr::new(Node::Not(Box::new(operand)), pos, Ty::Bool)
             }
             Frame::Neg { pos, negative } => {
                 self.depth -= 1;
-                require(&operand, Ty::Num, if negative { "-" } else { "+" })?;
+                require(&mut operand, Ty::Num, if negative { "-" } else { "+" })?;
                 if !negative {
                     return Ok(operand);
                 }
@@ -1131,7 +1415,7 @@ impl<'a> Parser<'a> {
             }
             Frame::Pow { base } => {
                 self.depth -= 1;
-                require(&operand, Ty::Num, "**")?;
+                require(&mut operand, Ty::Num, "**")?;
                 let pos = base.pos;
                 Expr::new(Node::Power(Box::new(base), Box::new(operand)), pos, Ty::Num)
             }
@@ -1140,13 +1424,22 @@ impl<'a> Parser<'a> {
                 mut rest,
                 pending,
             } => {
-                require(&operand, Ty::Num, pending.sql())?;
+                require(&mut operand, Ty::Num, pending.sql())?;
                 rest.push((pending, operand));
                 let pos = first.pos;
                 Expr::new(Node::Chain(Box::new(first), rest), pos, Ty::Num)
             }
-            Frame::Compare { left, op, op_tok } | Frame::Rel { left, op, op_tok } => {
-                require_comparable(&left, &operand, &op_tok)?;
+            Frame::Compare {
+                mut left,
+                op,
+                op_tok,
+            }
+            | Frame::Rel {
+                mut left,
+                op,
+                op_tok,
+            } => {
+                require_comparable(&mut left, &mut operand, &op_tok, op)?;
                 let pos = left.pos;
                 Expr::new(
                     Node::Compare(Box::new(left), op, Box::new(operand)),
@@ -1157,11 +1450,11 @@ impl<'a> Parser<'a> {
             Frame::Range {
                 left,
                 op1,
-                mid,
+                mut mid,
                 op2,
                 op2_tok,
             } => {
-                require_comparable(&mid, &operand, &op2_tok)?;
+                require_comparable(&mut mid, &mut operand, &op2_tok, op2)?;
                 let pos = left.pos;
                 Expr::new(
                     Node::Range(Box::new(left), op1, Box::new(mid), op2, Box::new(operand)),
@@ -1170,7 +1463,7 @@ impl<'a> Parser<'a> {
                 )
             }
             Frame::Logic { op, mut items } => {
-                require(&operand, Ty::Bool, op.name())?;
+                require(&mut operand, Ty::Bool, op.name())?;
                 items.push(operand);
                 let pos = items[0].pos;
                 Expr::new(Node::Logic(op, items), pos, Ty::Bool)
@@ -1178,64 +1471,67 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Handles an operator of relational precedence (`< <= > >=`, `in`,
-    /// `not in`, `like`, `is [not] null`). Returns the new operand for the
-    /// postfix forms, or `None` when a frame was pushed instead.
-    fn relational(&mut self, operand: Expr, after_postfix: bool) -> Result<Option<Expr>> {
-        let cmp = CmpOp::relational(self.peek());
-        let top_is_rel = matches!(self.stack.last(), Some(Frame::Rel { .. }));
-        let top_is_range = matches!(self.stack.last(), Some(Frame::Range { .. }));
-        if after_postfix || top_is_range || (top_is_rel && cmp.is_none()) {
+    /// Handles `< <= > >=`: pushes a comparison frame, or turns a pending
+    /// one into a range (`1 < x <= 5`, `5 > x > 1`).
+    fn relational(&mut self, mut operand: Expr) -> Result<()> {
+        let Some(op) = CmpOp::relational(self.peek()) else {
+            return Err(self.unexpected());
+        };
+        if matches!(self.stack.last(), Some(Frame::Range { .. })) {
             return Err(self.unexpected());
         }
         let tok = self.bump();
-        if let Some(op) = cmp {
-            match self.stack.pop() {
-                Some(Frame::Rel {
+        match self.stack.pop() {
+            Some(Frame::Rel {
+                mut left,
+                op: op1,
+                op_tok: op1_tok,
+            }) => {
+                require_comparable(&mut left, &mut operand, &op1_tok, op1)?;
+                if op1.is_less() != op.is_less() {
+                    return Err(FilterError::new(
+                        tok.pos,
+                        format!(
+                            "cannot chain '{}' with '{}'; use 'and' instead",
+                            op1_tok.text, tok.text
+                        ),
+                    ));
+                }
+                self.stack.push(Frame::Range {
                     left,
-                    op: op1,
-                    op_tok: op1_tok,
-                }) => {
-                    require_comparable(&left, &operand, &op1_tok)?;
-                    if op1.is_less() != op.is_less() {
-                        return Err(FilterError::new(
-                            tok.pos,
-                            format!(
-                                "cannot chain '{}' with '{}'; use 'and' instead",
-                                op1_tok.text, tok.text
-                            ),
-                        ));
-                    }
-                    self.stack.push(Frame::Range {
-                        left,
-                        op1,
-                        mid: operand,
-                        op2: op,
-                        op2_tok: tok,
-                    });
-                }
-                other => {
-                    self.stack.extend(other);
-                    self.stack.push(Frame::Rel {
-                        left: operand,
-                        op,
-                        op_tok: tok,
-                    });
-                }
+                    op1,
+                    mid: operand,
+                    op2: op,
+                    op2_tok: tok,
+                });
             }
-            return Ok(None);
+            other => {
+                self.stack.extend(other);
+                self.stack.push(Frame::Rel {
+                    left: operand,
+                    op,
+                    op_tok: tok,
+                });
+            }
         }
+        Ok(())
+    }
+
+    /// Applies a postfix operator: `in` / `not in` with its list, `like`
+    /// with its pattern, `is [not] null`.
+    fn postfix(&mut self, mut operand: Expr) -> Result<Expr> {
+        let tok = self.bump();
         let pos = operand.pos;
-        let applied = match tok.tok {
-            Tok::In => self.parse_in(operand, false)?,
+        match tok.tok {
+            Tok::In => self.parse_in(operand, false),
             Tok::Not => {
                 self.bump();
-                self.parse_in(operand, true)?
+                self.parse_in(operand, true)
             }
             Tok::Like => {
-                require(&operand, Ty::Str, "like")?;
+                require(&mut operand, Ty::Str, "like")?;
                 let pattern = self.parse_pattern()?;
-                Expr::new(Node::Like(Box::new(operand), pattern), pos, Ty::Bool)?
+                Expr::new(Node::Like(Box::new(operand), pattern), pos, Ty::Bool)
             }
             _ => {
                 // `is not null` is case-insensitive as a whole.
@@ -1248,15 +1544,50 @@ impl<'a> Parser<'a> {
                     self.bump();
                 }
                 self.expect(Tok::Null, "'null'")?;
-                Expr::new(Node::IsNull(Box::new(operand), negated), pos, Ty::Bool)?
+                let what = if negated { "is not null" } else { "is null" };
+                if !matches!(operand.node, Node::Column(_) | Node::Access(_)) {
+                    return Err(FilterError::new(
+                        pos,
+                        format!("operand of '{what}' must be a field"),
+                    ));
+                }
+                Expr::new(Node::IsNull(Box::new(operand), negated), pos, Ty::Bool)
             }
-        };
-        Ok(Some(applied))
+        }
     }
 
     /// Parses the list after `in` / `not in`.
-    fn parse_in(&mut self, left: Expr, negated: bool) -> Result<Expr> {
+    fn parse_in(&mut self, mut left: Expr, negated: bool) -> Result<Expr> {
         let pos = left.pos;
+        let items = self.parse_list("'[' or a template variable after 'in'", "after 'in'")?;
+        for (lit, item_pos) in &items {
+            if !left.ty.comparable(lit.ty()) {
+                return Err(FilterError::new(
+                    *item_pos,
+                    format!(
+                        "cannot compare {} with {} in 'in' list",
+                        left.ty.name(),
+                        lit.ty().name()
+                    ),
+                ));
+            }
+        }
+        let lits: Vec<Lit> = items.into_iter().map(|(lit, _)| lit).collect();
+        // A JSON value meeting items of one type is read as that type; with
+        // mixed types it stays unresolved and is read once per type.
+        if let Some(first) = lits.first() {
+            if lits.iter().all(|lit| lit.ty() == first.ty()) {
+                resolve(&mut left, first.ty(), needs_int_getter(&lits));
+            }
+        }
+        Expr::new(Node::In(Box::new(left), negated, lits), pos, Ty::Bool)
+    }
+
+    /// Parses `[literal, ...]` (a trailing comma is allowed) or a template
+    /// variable holding an array; returns each literal with its position.
+    /// `what` describes the expected list in errors; `site` says where the
+    /// list stands (`after 'in'`), for template errors.
+    fn parse_list(&mut self, what: &str, site: &str) -> Result<Vec<(Lit, usize)>> {
         let mut items: Vec<(Lit, usize)> = Vec::new();
         match self.peek() {
             Tok::LBracket => {
@@ -1267,7 +1598,7 @@ impl<'a> Parser<'a> {
                         break;
                     }
                     let item_pos = self.current().pos;
-                    items.push((self.parse_list_item()?, item_pos));
+                    items.push((self.parse_literal("a literal or ']'")?, item_pos));
                     match self.peek() {
                         Tok::Comma => {
                             self.bump();
@@ -1291,30 +1622,19 @@ impl<'a> Parser<'a> {
                     _ => {
                         return Err(FilterError::new(
                             brace_pos,
-                            format!("template variable {name} must be an array after 'in'"),
+                            format!("template variable {name} must be an array {site}"),
                         ));
                     }
                 }
             }
-            _ => return Err(self.expected("'[' or a template variable after 'in'")),
+            _ => return Err(self.expected(what)),
         }
-        for (lit, item_pos) in &items {
-            if !left.ty.comparable(lit.ty()) {
-                return Err(FilterError::new(
-                    *item_pos,
-                    format!(
-                        "cannot compare {} with {} in 'in' list",
-                        left.ty.name(),
-                        lit.ty().name()
-                    ),
-                ));
-            }
-        }
-        let lits = items.into_iter().map(|(lit, _)| lit).collect();
-        Expr::new(Node::In(Box::new(left), negated, lits), pos, Ty::Bool)
+        Ok(items)
     }
 
-    fn parse_list_item(&mut self) -> Result<Lit> {
+    /// Parses one literal: a number (optionally signed), string, boolean or
+    /// a scalar template variable. `what` describes it in errors.
+    fn parse_literal(&mut self, what: &str) -> Result<Lit> {
         match self.peek().clone() {
             Tok::Int(v) => {
                 let tok = self.bump();
@@ -1353,7 +1673,7 @@ impl<'a> Parser<'a> {
                 let value = self.template(&name, brace_pos)?;
                 template_lit(value, &name, brace_pos)
             }
-            _ => Err(self.expected("a literal or ']'")),
+            _ => Err(self.expected(what)),
         }
     }
 
@@ -1397,7 +1717,8 @@ impl<'a> Parser<'a> {
             .ok_or_else(|| FilterError::new(pos, format!("template variable {name} not found")))
     }
 
-    /// Parses a literal, template placeholder or field reference.
+    /// Parses a literal, template placeholder, field reference or function
+    /// call.
     fn parse_atom(&mut self) -> Result<Expr> {
         let tok = self.current().clone();
         let lit = match &tok.tok {
@@ -1441,50 +1762,276 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_identifier(&mut self, name: String, pos: usize) -> Result<Expr> {
-        let not_supported =
-            |what: String| FilterError::new(pos, format!("{what} is not supported yet"));
         if *self.peek() == Tok::LParen {
-            return Err(not_supported(name.to_ascii_lowercase()));
+            return self.parse_call(name, pos);
         }
-        let Some(field) = self.fields.iter().find(|f| f.name == name) else {
-            if name.eq_ignore_ascii_case("exists") {
-                return Err(not_supported("exists".to_string()));
+        match self.parse_field_ref(name, pos)? {
+            FieldRef::Scalar(name, ty) => Ok(Expr::leaf(Node::Column(name), pos, ty)),
+            FieldRef::Access(access, ty) => Ok(Expr::leaf(Node::Access(access), pos, ty)),
+            FieldRef::Whole(name, kind) => {
+                if *self.peek() == Tok::Is {
+                    return Ok(Expr::leaf(Node::Column(name), pos, Ty::Opaque));
+                }
+                let message = match kind {
+                    SourceKind::Json => format!(
+                        "JSON field {name} cannot be used directly; use a key path such as {name}[\"key\"]"
+                    ),
+                    SourceKind::Array(_) => format!(
+                        "array field {name} cannot be used directly; use an index such as {name}[0], array_contains or array_length"
+                    ),
+                };
+                Err(FilterError::new(pos, message))
             }
-            let has_meta = self
-                .fields
-                .iter()
-                .any(|f| f.name == "$meta" && f.kind == FieldKind::Json);
-            if has_meta {
-                return Err(not_supported(format!("dynamic field key {name}")));
-            }
-            return Err(FilterError::new(pos, format!("field {name} not exist")));
-        };
-        let ty = match field.kind {
-            FieldKind::Bool => Ty::Bool,
-            FieldKind::Int | FieldKind::Float => Ty::Num,
-            FieldKind::String => Ty::Str,
-            FieldKind::Vector => {
-                return Err(FilterError::new(
-                    pos,
-                    format!("vector field {name} cannot be used in a filter"),
-                ));
-            }
-            FieldKind::Json | FieldKind::Array => {
-                let json = field.kind == FieldKind::Json;
-                match self.peek() {
-                    Tok::LBracket if json => return Err(not_supported("JSON path".to_string())),
-                    Tok::LBracket => return Err(not_supported("array indexing".to_string())),
-                    Tok::Is => Ty::Opaque,
-                    _ => {
-                        let kind = if json { "JSON" } else { "array" };
-                        return Err(not_supported(format!(
-                            "using {kind} field {name} outside 'is null' / 'is not null'"
-                        )));
+        }
+    }
+
+    /// Resolves a field name (the identifier at `pos`, already consumed)
+    /// and the `[..]` path after it, if any. An undeclared name is a key of
+    /// the dynamic field when the collection has one.
+    fn parse_field_ref(&mut self, name: String, pos: usize) -> Result<FieldRef> {
+        let (column, kind, mut path) = match self.fields.iter().find(|f| f.name == name) {
+            Some(field) => {
+                let kind = match field.kind {
+                    FieldKind::Json => SourceKind::Json,
+                    FieldKind::Array => SourceKind::Array(None),
+                    FieldKind::ArrayOf(element) => SourceKind::Array(Some(element)),
+                    FieldKind::Vector => {
+                        return Err(FilterError::new(
+                            pos,
+                            format!("vector field {name} cannot be used in a filter"),
+                        ));
                     }
+                    scalar => {
+                        if *self.peek() == Tok::LBracket {
+                            return Err(FilterError::new(
+                                pos,
+                                format!(
+                                    "field {name} is not a JSON or array field and cannot be indexed"
+                                ),
+                            ));
+                        }
+                        let ty = match scalar {
+                            FieldKind::Bool => Ty::Bool,
+                            FieldKind::String => Ty::Str,
+                            _ => Ty::Num,
+                        };
+                        return Ok(FieldRef::Scalar(name, ty));
+                    }
+                };
+                (name, kind, Vec::new())
+            }
+            None if name.eq_ignore_ascii_case("exists") => {
+                return Err(FilterError::new(pos, "exists is not supported yet"));
+            }
+            None if self.dynamic => (
+                DYNAMIC_FIELD.to_string(),
+                SourceKind::Json,
+                vec![PathElem::Key(name)],
+            ),
+            None => return Err(FilterError::new(pos, format!("field {name} not exist"))),
+        };
+        let first_step = self.current().pos;
+        self.parse_path(&mut path)?;
+        if path.is_empty() {
+            return Ok(FieldRef::Whole(column, kind));
+        }
+        let (getter, ty) = match kind {
+            SourceKind::Json => (Getter::Unresolved, Ty::Json),
+            SourceKind::Array(element) => {
+                if let Some(PathElem::Key(_)) = path.first() {
+                    return Err(FilterError::new(
+                        first_step,
+                        format!("array field {column} can only be indexed with an integer"),
+                    ));
+                }
+                match element {
+                    Some(_) if path.len() > 1 => {
+                        return Err(FilterError::new(
+                            pos,
+                            format!(
+                                "elements of array field {column} are scalars; use a single index"
+                            ),
+                        ));
+                    }
+                    Some(element) => element.getter(),
+                    None => (Getter::Unresolved, Ty::Json),
                 }
             }
         };
-        Ok(Expr::leaf(Node::Column(name), pos, ty))
+        let access = Access {
+            column,
+            path,
+            kind,
+            getter,
+        };
+        Ok(FieldRef::Access(access, ty))
+    }
+
+    /// Parses `["key"]` / `[0]` steps onto `path`.
+    fn parse_path(&mut self, path: &mut Vec<PathElem>) -> Result<()> {
+        while *self.peek() == Tok::LBracket {
+            self.bump();
+            let tok = self.current().clone();
+            let step = match tok.tok {
+                Tok::Str(key) if key.is_empty() => {
+                    return Err(FilterError::new(tok.pos, "JSON key must not be empty"));
+                }
+                Tok::Str(key) => PathElem::Key(key),
+                // Milvus takes decimal indexes only (no sign, radix or
+                // leading zero).
+                Tok::Int(index)
+                    if tok.text.bytes().all(|b| b.is_ascii_digit())
+                        && (tok.text.len() == 1 || !tok.text.starts_with('0')) =>
+                {
+                    match i64::try_from(index) {
+                        Ok(index) => PathElem::Index(index),
+                        Err(_) => {
+                            return Err(FilterError::new(tok.pos, "array index out of range"));
+                        }
+                    }
+                }
+                _ => return Err(self.expected("a quoted JSON key or an array index")),
+            };
+            self.bump();
+            path.push(step);
+            self.expect(Tok::RBracket, "']'")?;
+        }
+        Ok(())
+    }
+
+    /// Parses a function call; the name (at `pos`) is consumed and `(` is
+    /// next.
+    fn parse_call(&mut self, name: String, pos: usize) -> Result<Expr> {
+        let func = name.to_ascii_lowercase();
+        let op = match func.as_str() {
+            "json_contains" | "array_contains" => Some(ContainsOp::One),
+            "json_contains_all" | "array_contains_all" => Some(ContainsOp::All),
+            "json_contains_any" | "array_contains_any" => Some(ContainsOp::Any),
+            "array_length" => None,
+            _ => {
+                return Err(FilterError::new(
+                    pos,
+                    format!("{func} is not supported yet"),
+                ))
+            }
+        };
+        let arity = if op.is_some() {
+            "2 arguments"
+        } else {
+            "1 argument"
+        };
+        let wrong_arity =
+            |p: &Self| FilterError::new(p.current().pos, format!("{func} expects {arity}"));
+        self.bump(); // `(`
+        if *self.peek() == Tok::RParen {
+            return Err(wrong_arity(self));
+        }
+        let source = self.parse_source_arg(&func)?;
+        let Some(op) = op else {
+            match self.peek() {
+                Tok::RParen => self.bump(),
+                Tok::Comma => return Err(wrong_arity(self)),
+                _ => return Err(self.expected("')'")),
+            };
+            return Ok(Expr::leaf(Node::Length(source), pos, Ty::Num));
+        };
+        match self.peek() {
+            Tok::Comma => self.bump(),
+            Tok::RParen => return Err(wrong_arity(self)),
+            _ => return Err(self.expected("','")),
+        };
+        let values = self.parse_contains_values(&func, op)?;
+        match self.peek() {
+            Tok::RParen => self.bump(),
+            Tok::Comma => return Err(wrong_arity(self)),
+            _ => return Err(self.expected("')'")),
+        };
+        if let SourceKind::Array(Some(element)) = source.kind {
+            for (lit, lit_pos) in &values {
+                if !element.accepts(lit) {
+                    return Err(FilterError::new(
+                        *lit_pos,
+                        format!(
+                            "array field {} holds {} elements; {func} cannot look for a {}",
+                            source.column,
+                            element.name(),
+                            lit.ty().name()
+                        ),
+                    ));
+                }
+            }
+        }
+        let lits = values.into_iter().map(|(lit, _)| lit).collect();
+        Ok(Expr::leaf(Node::Contains(source, op, lits), pos, Ty::Bool))
+    }
+
+    /// Parses the first argument of a JSON / array function: a JSON field, a
+    /// JSON path (a dynamic field key included) or an array field.
+    fn parse_source_arg(&mut self, func: &str) -> Result<Access> {
+        let tok = self.current().clone();
+        let what =
+            format!("first argument of {func} must be a JSON field, a JSON path or an array field");
+        let Tok::Ident(name) = tok.tok else {
+            return Err(FilterError::new(tok.pos, what));
+        };
+        self.bump();
+        let access = match self.parse_field_ref(name, tok.pos)? {
+            FieldRef::Whole(column, kind) => Access {
+                column,
+                path: Vec::new(),
+                kind,
+                getter: Getter::Unresolved,
+            },
+            FieldRef::Access(access, _) if !matches!(access.kind, SourceKind::Array(Some(_))) => {
+                access
+            }
+            FieldRef::Access(..) => {
+                return Err(FilterError::new(
+                    tok.pos,
+                    format!("{what}, got an array element"),
+                ));
+            }
+            FieldRef::Scalar(name, _) => {
+                return Err(FilterError::new(
+                    tok.pos,
+                    format!("{what}, got field {name}"),
+                ));
+            }
+        };
+        if *self.peek() == Tok::LParen {
+            return Err(FilterError::new(tok.pos, what));
+        }
+        Ok(access)
+    }
+
+    /// Parses the second argument of `json_contains` (one literal) or of the
+    /// `_all` / `_any` forms (a list).
+    fn parse_contains_values(&mut self, func: &str, op: ContainsOp) -> Result<Vec<(Lit, usize)>> {
+        let pos = self.current().pos;
+        if op != ContainsOp::One {
+            let what = format!("an array as the second argument of {func}");
+            return self.parse_list(&what, &format!("in {func}"));
+        }
+        let array_value = || {
+            FilterError::new(
+                pos,
+                format!(
+                    "{func} with an array value is not supported yet; use {func}_all or {func}_any"
+                ),
+            )
+        };
+        match self.peek() {
+            Tok::LBracket => Err(array_value()),
+            Tok::LBrace => {
+                let (name, brace_pos) = self.parse_template_name()?;
+                let value = self.template(&name, brace_pos)?;
+                if matches!(value, TemplateValue::Array(_)) {
+                    return Err(array_value());
+                }
+                Ok(vec![(template_lit(value, &name, brace_pos)?, brace_pos)])
+            }
+            _ => Ok(vec![(self.parse_literal("a literal")?, pos)]),
+        }
     }
 }
 
@@ -1522,11 +2069,8 @@ fn template_lit(value: &TemplateValue, name: &str, pos: usize) -> Result<Lit> {
 fn emit(e: &Expr, out: &mut String) {
     match &e.node {
         Node::Lit(lit) => emit_lit(lit, out),
-        Node::Column(name) => {
-            out.push('"');
-            out.push_str(&name.replace('"', "\"\""));
-            out.push('"');
-        }
+        Node::Column(name) => emit_ident(name, out),
+        Node::Access(access) => emit_access(access, access.getter.sql(), out),
         Node::Neg(inner) => {
             // The space keeps `- -1` from turning into a `--` comment.
             out.push_str("(- ");
@@ -1534,7 +2078,7 @@ fn emit(e: &Expr, out: &mut String) {
             out.push(')');
         }
         Node::Not(inner) => match inner.node {
-            Node::Column(_) | Node::Lit(_) => {
+            Node::Column(_) | Node::Lit(_) | Node::Access(_) => {
                 out.push_str("(NOT ");
                 emit(inner, out);
                 out.push(')');
@@ -1567,16 +2111,18 @@ fn emit(e: &Expr, out: &mut String) {
             out.push(')');
         }
         Node::Compare(left, op, right) => {
-            out.push('(');
+            let missing = (left.nullish || right.nullish).then_some(*op == CmpOp::Ne);
+            open_predicate(missing, out);
             emit(left, out);
             out.push(' ');
             out.push_str(op.sql());
             out.push(' ');
             emit(right, out);
-            out.push(')');
+            close_predicate(missing, out);
         }
         Node::Range(lo, op1, mid, op2, hi) => {
-            out.push('(');
+            let missing = (lo.nullish || mid.nullish || hi.nullish).then_some(false);
+            open_predicate(missing, out);
             emit(lo, out);
             out.push(' ');
             out.push_str(op1.sql());
@@ -1588,7 +2134,7 @@ fn emit(e: &Expr, out: &mut String) {
             out.push_str(op2.sql());
             out.push(' ');
             emit(hi, out);
-            out.push(')');
+            close_predicate(missing, out);
         }
         Node::Logic(op, items) => {
             out.push('(');
@@ -1602,39 +2148,239 @@ fn emit(e: &Expr, out: &mut String) {
             }
             out.push(')');
         }
-        Node::In(inner, negated, items) => {
-            if items.is_empty() {
-                out.push_str(if *negated { "TRUE" } else { "FALSE" });
-                return;
-            }
-            out.push('(');
-            emit(inner, out);
-            out.push_str(if *negated { " NOT IN (" } else { " IN (" });
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                emit_lit(item, out);
-            }
-            out.push_str("))");
-        }
+        Node::In(inner, negated, items) => emit_in(inner, *negated, items, out),
         Node::Like(inner, pattern) => {
-            out.push('(');
+            let missing = inner.nullish.then_some(false);
+            open_predicate(missing, out);
             emit(inner, out);
             out.push_str(" LIKE ");
             emit_str(pattern, out);
-            out.push(')');
+            close_predicate(missing, out);
         }
         Node::IsNull(inner, negated) => {
             out.push('(');
-            emit(inner, out);
+            match &inner.node {
+                // A missing key and a JSON `null` both read as NULL.
+                Node::Access(access) => emit_access(access, "json_as_text", out),
+                _ => emit(inner, out),
+            }
             out.push_str(if *negated {
                 " IS NOT NULL)"
             } else {
                 " IS NULL)"
             });
         }
+        Node::Contains(source, op, items) => emit_contains(source, *op, items, out),
+        Node::Length(source) => match (source.kind, source.path.is_empty()) {
+            // An ARRAY field always holds a JSON array.
+            (SourceKind::Array(_), true) => emit_access(source, "json_length", out),
+            // `json_length` also counts object keys; Milvus only measures
+            // arrays.
+            _ => {
+                out.push_str("cardinality(");
+                emit_access(source, "json_get_array", out);
+                out.push(')');
+            }
+        },
     }
+}
+
+/// Opens a predicate: `(` normally, `((` when an operand may be missing
+/// (`missing` is then the value a missing operand gives, applied by
+/// [`close_predicate`] as `IS TRUE` / `IS NOT FALSE`; cheaper for sqlparser
+/// than a `COALESCE(..)` call, since nested calls parse in exponential time).
+fn open_predicate(missing: Option<bool>, out: &mut String) {
+    out.push_str(if missing.is_some() { "((" } else { "(" });
+}
+
+fn close_predicate(missing: Option<bool>, out: &mut String) {
+    out.push_str(match missing {
+        None => ")",
+        Some(true) => ") IS NOT FALSE)",
+        Some(false) => ") IS TRUE)",
+    });
+}
+
+/// `x [NOT] IN (..)`. A JSON value of no fixed type meeting items of several
+/// types is read once per type: `json_get_str(..) IN ('a') OR
+/// json_get_float(..) IN (1)`.
+fn emit_in(inner: &Expr, negated: bool, items: &[Lit], out: &mut String) {
+    if items.is_empty() {
+        out.push_str(if negated { "TRUE" } else { "FALSE" });
+        return;
+    }
+    let missing = inner.nullish.then_some(negated);
+    open_predicate(missing, out);
+    let groups: Vec<(Getter, Vec<&Lit>)> = match &inner.node {
+        Node::Access(access) if access.getter == Getter::Unresolved => group_by_type(items)
+            .into_iter()
+            .map(|(ty, lits)| {
+                let exact = needs_int_getter(lits.iter().copied());
+                let getter = match ty {
+                    Ty::Str => Getter::Str,
+                    Ty::Bool => Getter::Bool,
+                    _ if exact => Getter::Int,
+                    _ => Getter::Float,
+                };
+                (getter, lits)
+            })
+            .collect(),
+        _ => vec![(Getter::Unresolved, items.iter().collect())],
+    };
+    for (i, (getter, lits)) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push_str(if negated { " AND " } else { " OR " });
+        }
+        match (&inner.node, getter) {
+            (Node::Access(access), Getter::Float | Getter::Int | Getter::Str | Getter::Bool) => {
+                emit_access(access, getter.sql(), out);
+            }
+            _ => emit(inner, out),
+        }
+        out.push_str(if negated { " NOT IN (" } else { " IN (" });
+        for (j, lit) in lits.iter().enumerate() {
+            if j > 0 {
+                out.push_str(", ");
+            }
+            emit_lit(lit, out);
+        }
+        out.push(')');
+    }
+    close_predicate(missing, out);
+}
+
+/// Splits literals by type (strings, numbers, booleans), in order of first
+/// appearance.
+fn group_by_type(items: &[Lit]) -> Vec<(Ty, Vec<&Lit>)> {
+    let mut groups: Vec<(Ty, Vec<&Lit>)> = Vec::new();
+    for lit in items {
+        match groups.iter_mut().find(|(ty, _)| *ty == lit.ty()) {
+            Some((_, lits)) => lits.push(lit),
+            None => groups.push((lit.ty(), vec![lit])),
+        }
+    }
+    groups
+}
+
+/// `json_contains` & co. The JSON array is read with `json_get_array`, a list
+/// of each element's JSON text: strings and booleans are looked up by their
+/// JSON text (`'"red"'`, `'true'`), numbers after `TRY_CAST` to a numeric
+/// list (so `3` finds `3` and `3.0`, and no string or boolean element casts).
+fn emit_contains(source: &Access, op: ContainsOp, items: &[Lit], out: &mut String) {
+    if items.is_empty() {
+        if op == ContainsOp::All {
+            // Every array contains all of nothing.
+            out.push('(');
+            emit_access(source, "json_get_array", out);
+            out.push_str(" IS NOT NULL)");
+        } else {
+            out.push_str("FALSE");
+        }
+        return;
+    }
+    let func = match op {
+        ContainsOp::One => "array_has",
+        ContainsOp::All => "array_has_all",
+        ContainsOp::Any => "array_has_any",
+    };
+    let groups = group_by_type(items);
+    let multi = groups.len() > 1;
+    out.push_str(if multi { "((" } else { "(" });
+    for (i, (ty, lits)) in groups.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(if op == ContainsOp::All {
+                " AND "
+            } else {
+                " OR "
+            });
+        }
+        out.push_str(func);
+        out.push('(');
+        if ty == Ty::Num {
+            let exact = match source.kind {
+                SourceKind::Array(Some(ElementKind::Int)) => {
+                    lits.iter().all(|lit| matches!(lit, Lit::Int(_)))
+                }
+                _ => needs_int_getter(lits.iter().copied()),
+            };
+            out.push_str("TRY_CAST(");
+            emit_access(source, "json_get_array", out);
+            out.push_str(if exact {
+                " AS BIGINT[])"
+            } else {
+                " AS DOUBLE[])"
+            });
+        } else {
+            emit_access(source, "json_get_array", out);
+        }
+        out.push_str(", ");
+        if op != ContainsOp::One {
+            out.push_str("make_array(");
+        }
+        for (j, lit) in lits.iter().enumerate() {
+            if j > 0 {
+                out.push_str(", ");
+            }
+            match lit {
+                Lit::Str(s) => emit_str(&json_text(s), out),
+                Lit::Bool(true) => out.push_str("'true'"),
+                Lit::Bool(false) => out.push_str("'false'"),
+                Lit::Int(_) | Lit::Float(_) => emit_lit(lit, out),
+            }
+        }
+        if op != ContainsOp::One {
+            out.push(')');
+        }
+        out.push(')');
+    }
+    if multi {
+        out.push(')');
+    }
+    out.push_str(" IS TRUE)");
+}
+
+/// `func("column", 'key', 0, ...)`.
+fn emit_access(access: &Access, func: &str, out: &mut String) {
+    out.push_str(func);
+    out.push('(');
+    emit_ident(&access.column, out);
+    for step in &access.path {
+        out.push_str(", ");
+        match step {
+            PathElem::Key(key) => emit_str(key, out),
+            PathElem::Index(index) => out.push_str(&index.to_string()),
+        }
+    }
+    out.push(')');
+}
+
+/// A string as compact JSON text, escaped as `serde_json` writes it (only
+/// `"`, `\` and control characters), so that it equals the text of the same
+/// string inside canonically written JSON.
+fn json_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn emit_ident(name: &str, out: &mut String) {
+    out.push('"');
+    out.push_str(&name.replace('"', "\"\""));
+    out.push('"');
 }
 
 fn emit_lit(lit: &Lit, out: &mut String) {
@@ -1675,6 +2421,10 @@ mod tests {
             field("flag", FieldKind::Bool),
             field("meta", FieldKind::Json),
             field("tags", FieldKind::Array),
+            field("nums", FieldKind::ArrayOf(ElementKind::Int)),
+            field("ratios", FieldKind::ArrayOf(ElementKind::Float)),
+            field("words", FieldKind::ArrayOf(ElementKind::String)),
+            field("bits", FieldKind::ArrayOf(ElementKind::Bool)),
             field("vec", FieldKind::Vector),
         ]
     }
@@ -1893,7 +2643,12 @@ mod tests {
                 "cannot chain '>=' with '<='; use 'and' instead",
             ),
             ("1 < x < 5 < 7", 10, "unexpected token '<'"),
-            ("1 < x in [1]", 6, "unexpected token 'in'"),
+            // `in` binds tighter than `<`: this is `1 < (x in [1])`.
+            (
+                "1 < x in [1]",
+                2,
+                "cannot compare number with boolean using '<'",
+            ),
             (
                 "1 < s < 5",
                 2,
@@ -1923,13 +2678,15 @@ mod tests {
     fn power_operator() {
         check_ok(&[
             ("a ** 2 > 4", r#"(power("a", 2) > 4)"#),
-            ("2 ** 3 ** 2 > a", r#"(power(2, power(3, 2)) > "a")"#),
+            // `**` is left-associative in Milvus.
+            ("2 ** 3 ** 2 > a", r#"(power(power(2, 3), 2) > "a")"#),
+            ("2 ** -3 ** 2 < a", r#"(power(2, (- power(3, 2))) < "a")"#),
             ("-2 ** 2 < a", r#"((- power(2, 2)) < "a")"#),
             ("a ** -1 < 1", r#"(power("a", -1) < 1)"#),
             ("2 * a ** 2 < 1", r#"((2 * power("a", 2)) < 1)"#),
         ]);
         let ok = format!("a{} > 0", " ** 2".repeat(MAX_POWER_NESTING - 1));
-        assert!(sql(&ok).contains("power(2, 2)"));
+        assert!(sql(&ok).starts_with("(power(power(power("));
         let too_many = format!("a{} > 0", " ** 2".repeat(MAX_POWER_NESTING + 1));
         assert_eq!(err(&too_many).message, "more than 8 nested '**' operators");
     }
@@ -1938,7 +2695,7 @@ mod tests {
     fn logical_precedence() {
         check_ok(&[
             (
-                "a > 1 or b < 2 and not c == 3",
+                "a > 1 or b < 2 and not (c == 3)",
                 r#"(("a" > 1) OR (("b" < 2) AND (("c" = 3) = FALSE)))"#,
             ),
             (
@@ -1950,8 +2707,21 @@ mod tests {
                 r#"(("a" > 1) AND (("b" > 2) OR ("c" > 3)))"#,
             ),
             (
-                "not x in [1] and (a > 1) == (b > 2)",
+                "not (x in [1]) and (a > 1) == (b > 2)",
                 r#"((("x" IN (1)) = FALSE) AND (("a" > 1) = ("b" > 2)))"#,
+            ),
+        ]);
+        // `not` binds tighter than comparisons and `in`, as in Milvus.
+        check_err(&[
+            (
+                "a > 1 or b < 2 and not c == 3",
+                23,
+                "operand of 'not' must be boolean, got number",
+            ),
+            (
+                "not x in [1] and (a > 1) == (b > 2)",
+                4,
+                "operand of 'not' must be boolean, got number",
             ),
         ]);
     }
@@ -2166,67 +2936,6 @@ mod tests {
     }
 
     #[test]
-    fn json_and_array_fields_are_not_supported_yet() {
-        check_err(&[
-            (r#"meta["a"] == 1"#, 0, "JSON path is not supported yet"),
-            (r#"meta["a"]["b"] > 1"#, 0, "JSON path is not supported yet"),
-            ("tags[0] == 1", 0, "array indexing is not supported yet"),
-            (
-                "meta == 1",
-                0,
-                "using JSON field meta outside 'is null' / 'is not null' is not supported yet",
-            ),
-            (
-                "tags == 1",
-                0,
-                "using array field tags outside 'is null' / 'is not null' is not supported yet",
-            ),
-        ]);
-    }
-
-    #[test]
-    fn function_calls_are_not_supported_yet() {
-        check_err(&[
-            (
-                "json_contains(meta, 1)",
-                0,
-                "json_contains is not supported yet",
-            ),
-            (
-                "json_contains_any(meta, [1])",
-                0,
-                "json_contains_any is not supported yet",
-            ),
-            (
-                "ARRAY_CONTAINS(tags, 1)",
-                0,
-                "array_contains is not supported yet",
-            ),
-            (
-                "array_contains_all(tags, [1])",
-                0,
-                "array_contains_all is not supported yet",
-            ),
-            (
-                "array_length(tags) == 2",
-                0,
-                "array_length is not supported yet",
-            ),
-            (
-                "text_match(name, 'x')",
-                0,
-                "text_match is not supported yet",
-            ),
-            (
-                "flag and phrase_match(name, 'x')",
-                9,
-                "phrase_match is not supported yet",
-            ),
-            (r#"exists meta["a"]"#, 0, "exists is not supported yet"),
-        ]);
-    }
-
-    #[test]
     fn other_unsupported_syntax() {
         check_err(&[
             ("vec == 1", 0, "vector field vec cannot be used in a filter"),
@@ -2253,23 +2962,624 @@ mod tests {
     }
 
     #[test]
+    fn json_path_comparisons() {
+        check_ok(&[
+            (
+                r#"meta["price"] > 10"#,
+                r#"((json_get_float("meta", 'price') > 10) IS TRUE)"#,
+            ),
+            (
+                r#"meta["a"]["b"] == "x""#,
+                r#"((json_get_str("meta", 'a', 'b') = 'x') IS TRUE)"#,
+            ),
+            (
+                r#"meta["arr"][0] == 3"#,
+                r#"((json_get_float("meta", 'arr', 0) = 3) IS TRUE)"#,
+            ),
+            (
+                "meta['flag'] == true",
+                r#"((json_get_bool("meta", 'flag') = TRUE) IS TRUE)"#,
+            ),
+            (
+                r#"2.5 <= meta["p"]"#,
+                r#"((2.5 <= json_get_float("meta", 'p')) IS TRUE)"#,
+            ),
+            // A missing key (or another type) makes `!=` true, as in Milvus.
+            (
+                r#"meta["color"] != "red""#,
+                r#"((json_get_str("meta", 'color') <> 'red') IS NOT FALSE)"#,
+            ),
+            // Integers that f64 cannot hold are compared as integers.
+            (
+                r#"meta["id"] == 9007199254740993"#,
+                r#"((json_get_int("meta", 'id') = 9007199254740993) IS TRUE)"#,
+            ),
+            (
+                r#"meta["id"] > 9007199254740993"#,
+                r#"((json_get_float("meta", 'id') > 9007199254740993) IS TRUE)"#,
+            ),
+            (
+                r#"meta["n"] == age"#,
+                r#"((json_get_float("meta", 'n') = "age") IS TRUE)"#,
+            ),
+            (
+                r#"s == meta["s"]"#,
+                r#"(("s" = json_get_str("meta", 's')) IS TRUE)"#,
+            ),
+            (
+                r#"meta["n"] == {n}"#,
+                r#"((json_get_float("meta", 'n') = 7) IS TRUE)"#,
+            ),
+            (
+                r#"meta["k"] == {str}"#,
+                r#"((json_get_str("meta", 'k') = 'it''s') IS TRUE)"#,
+            ),
+            (
+                r#"meta["it's"] == 1"#,
+                r#"((json_get_float("meta", 'it''s') = 1) IS TRUE)"#,
+            ),
+            (
+                r#"1 < meta["p"] <= 5"#,
+                r#"((1 < json_get_float("meta", 'p') AND json_get_float("meta", 'p') <= 5) IS TRUE)"#,
+            ),
+            (
+                r#"meta["a"] > 1 and not (meta["b"] == "x")"#,
+                r#"(((json_get_float("meta", 'a') > 1) IS TRUE) AND (((json_get_str("meta", 'b') = 'x') IS TRUE) = FALSE))"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn json_path_arithmetic() {
+        check_ok(&[
+            (
+                r#"meta["p"] + 1 > 2 * meta["q"]"#,
+                r#"(((json_get_float("meta", 'p') + 1) > (2 * json_get_float("meta", 'q'))) IS TRUE)"#,
+            ),
+            (
+                r#"meta["p"] % 2 == 0"#,
+                r#"(((json_get_float("meta", 'p') % 2) = 0) IS TRUE)"#,
+            ),
+            (
+                r#"-meta["p"] < 0"#,
+                r#"(((- json_get_float("meta", 'p')) < 0) IS TRUE)"#,
+            ),
+            (
+                r#"meta["p"] ** 2 > 4"#,
+                r#"((power(json_get_float("meta", 'p'), 2) > 4) IS TRUE)"#,
+            ),
+            (
+                r#"a + meta["p"] in [1, 2]"#,
+                r#"((("a" + json_get_float("meta", 'p')) IN (1, 2)) IS TRUE)"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn json_path_in_like_and_null() {
+        check_ok(&[
+            (
+                r#"meta["p"] in [1, 2.5]"#,
+                r#"((json_get_float("meta", 'p') IN (1, 2.5)) IS TRUE)"#,
+            ),
+            (
+                r#"meta["c"] in ["red", "blue"]"#,
+                r#"((json_get_str("meta", 'c') IN ('red', 'blue')) IS TRUE)"#,
+            ),
+            (
+                r#"meta["c"] not in ["red"]"#,
+                r#"((json_get_str("meta", 'c') NOT IN ('red')) IS NOT FALSE)"#,
+            ),
+            // Mixed types: the value is read once per type.
+            (
+                r#"meta["p"] in ["a", 1, true, 2]"#,
+                r#"((json_get_str("meta", 'p') IN ('a') OR json_get_float("meta", 'p') IN (1, 2) OR json_get_bool("meta", 'p') IN (TRUE)) IS TRUE)"#,
+            ),
+            (
+                r#"meta["p"] not in {ids}"#,
+                r#"((json_get_float("meta", 'p') NOT IN (1, 2)) IS NOT FALSE)"#,
+            ),
+            (
+                r#"meta["p"] in [9007199254740993, 1]"#,
+                r#"((json_get_int("meta", 'p') IN (9007199254740993, 1)) IS TRUE)"#,
+            ),
+            (r#"meta["p"] in []"#, "FALSE"),
+            (
+                r#"meta["name"] like "ab%""#,
+                r#"((json_get_str("meta", 'name') LIKE 'ab%') IS TRUE)"#,
+            ),
+            (
+                r#"meta["p"] is null"#,
+                r#"(json_as_text("meta", 'p') IS NULL)"#,
+            ),
+            (
+                r#"meta["a"][0] IS NOT NULL"#,
+                r#"(json_as_text("meta", 'a', 0) IS NOT NULL)"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn json_path_errors() {
+        check_err(&[
+            (
+                r#"meta["a"] == meta["b"]"#,
+                10,
+                "cannot compare JSON value with JSON value using '=='",
+            ),
+            (
+                r#"meta["a"]"#,
+                0,
+                "filter expression must be boolean, got JSON value",
+            ),
+            (
+                r#"meta["a"] and flag"#,
+                0,
+                "operand of 'and' must be boolean, got JSON value",
+            ),
+            (
+                r#"meta["a"] < true"#,
+                10,
+                "cannot compare JSON value with boolean using '<'",
+            ),
+            (
+                "meta == 1",
+                0,
+                r#"JSON field meta cannot be used directly; use a key path such as meta["key"]"#,
+            ),
+            (r#"meta[""] == 1"#, 5, "JSON key must not be empty"),
+            (
+                "meta[-1] == 1",
+                5,
+                "expected a quoted JSON key or an array index, found '-'",
+            ),
+            (
+                "meta[01] == 1",
+                5,
+                "expected a quoted JSON key or an array index, found '01'",
+            ),
+            (
+                "meta[a] == 1",
+                5,
+                "expected a quoted JSON key or an array index, found 'a'",
+            ),
+            (r#"meta["a" == 1"#, 9, "expected ']', found '=='"),
+            (
+                "meta[99999999999999999999] == 1",
+                5,
+                "integer literal out of range",
+            ),
+            (
+                "age[0] == 1",
+                0,
+                "field age is not a JSON or array field and cannot be indexed",
+            ),
+            (
+                r#"meta["a"] + 1 is null"#,
+                12,
+                "operand of 'is null' must be a field",
+            ),
+        ]);
+    }
+
+    fn dynamic_fields() -> Vec<FilterField<'static>> {
+        vec![
+            field("id", FieldKind::Int),
+            field("meta", FieldKind::Json),
+            field("$meta", FieldKind::Json),
+        ]
+    }
+
+    #[test]
     fn dynamic_field_keys() {
-        let fields = [field("id", FieldKind::Int), field("$meta", FieldKind::Json)];
+        let cases = [
+            (
+                "color == 'red'",
+                r#"((json_get_str("$meta", 'color') = 'red') IS TRUE)"#,
+            ),
+            (
+                r#"color["x"][1] > 1"#,
+                r#"((json_get_float("$meta", 'color', 'x', 1) > 1) IS TRUE)"#,
+            ),
+            (
+                "$meta['a'] == 1 and id > 1",
+                r#"(((json_get_float("$meta", 'a') = 1) IS TRUE) AND ("id" > 1))"#,
+            ),
+            (
+                "color is null",
+                r#"(json_as_text("$meta", 'color') IS NULL)"#,
+            ),
+            (
+                "json_contains(tags, 'x')",
+                r#"(array_has(json_get_array("$meta", 'tags'), '"x"') IS TRUE)"#,
+            ),
+            (
+                "array_length(tags) == 2",
+                r#"((cardinality(json_get_array("$meta", 'tags')) = 2) IS TRUE)"#,
+            ),
+            // Declared fields win over dynamic keys.
+            (
+                r#"meta["k"] == 1"#,
+                r#"((json_get_float("meta", 'k') = 1) IS TRUE)"#,
+            ),
+            ("id > 1", r#"("id" > 1)"#),
+        ];
         let none = HashMap::new();
-        let e = filter_to_sql("color == 'red'", &fields, &none).unwrap_err();
-        assert_eq!(
-            (e.position, e.message.as_str()),
-            (0, "dynamic field key color is not supported yet")
-        );
-        let e = filter_to_sql("id > 1 and $meta['a'] == 1", &fields, &none).unwrap_err();
-        assert_eq!(
-            (e.position, e.message.as_str()),
-            (11, "JSON path is not supported yet")
-        );
-        assert_eq!(
-            filter_to_sql("id > 1", &fields, &none).unwrap(),
-            r#"("id" > 1)"#
-        );
+        for (expr, want) in cases {
+            let got = filter_to_sql(expr, &dynamic_fields(), &none)
+                .unwrap_or_else(|e| panic!("{expr:?} failed: {}", e.describe(expr)));
+            assert_eq!(got, want, "input: {expr:?}");
+        }
+        let e = filter_to_sql("$meta == 1", &dynamic_fields(), &none).unwrap_err();
+        assert_eq!(e.position, 0);
+        // Without a dynamic field, unknown names stay errors.
+        check_err(&[
+            ("color == 'red'", 0, "field color not exist"),
+            ("$meta['a'] == 1", 0, "field $meta not exist"),
+        ]);
+    }
+
+    #[test]
+    fn json_contains_functions() {
+        check_ok(&[
+            (
+                r#"json_contains(meta["tags"], "sale")"#,
+                r#"(array_has(json_get_array("meta", 'tags'), '"sale"') IS TRUE)"#,
+            ),
+            (
+                r#"JSON_CONTAINS(meta["tags"], 3)"#,
+                r#"(array_has(TRY_CAST(json_get_array("meta", 'tags') AS DOUBLE[]), 3) IS TRUE)"#,
+            ),
+            (
+                "json_contains(meta, true)",
+                r#"(array_has(json_get_array("meta"), 'true') IS TRUE)"#,
+            ),
+            (
+                r#"json_contains(meta["a"][0], -1.5)"#,
+                r#"(array_has(TRY_CAST(json_get_array("meta", 'a', 0) AS DOUBLE[]), -1.5) IS TRUE)"#,
+            ),
+            (
+                r#"json_contains(meta["t"], {str})"#,
+                r#"(array_has(json_get_array("meta", 't'), '"it''s"') IS TRUE)"#,
+            ),
+            (
+                r#"json_contains_all(meta["tags"], ["a", "b"])"#,
+                r#"(array_has_all(json_get_array("meta", 'tags'), make_array('"a"', '"b"')) IS TRUE)"#,
+            ),
+            (
+                r#"JSON_CONTAINS_ANY(meta["tags"], [1, 2.5])"#,
+                r#"(array_has_any(TRY_CAST(json_get_array("meta", 'tags') AS DOUBLE[]), make_array(1, 2.5)) IS TRUE)"#,
+            ),
+            (
+                r#"json_contains_any(meta["tags"], ["a", 1, false])"#,
+                r#"((array_has_any(json_get_array("meta", 'tags'), make_array('"a"')) OR array_has_any(TRY_CAST(json_get_array("meta", 'tags') AS DOUBLE[]), make_array(1)) OR array_has_any(json_get_array("meta", 'tags'), make_array('false'))) IS TRUE)"#,
+            ),
+            (
+                r#"json_contains_all(meta["tags"], [1, "a"])"#,
+                r#"((array_has_all(TRY_CAST(json_get_array("meta", 'tags') AS DOUBLE[]), make_array(1)) AND array_has_all(json_get_array("meta", 'tags'), make_array('"a"'))) IS TRUE)"#,
+            ),
+            (
+                r#"json_contains_any(meta["ids"], [9007199254740993])"#,
+                r#"(array_has_any(TRY_CAST(json_get_array("meta", 'ids') AS BIGINT[]), make_array(9007199254740993)) IS TRUE)"#,
+            ),
+            (
+                r#"json_contains_any(meta["tags"], {names})"#,
+                r#"(array_has_any(json_get_array("meta", 'tags'), make_array('"a"', '"b"')) IS TRUE)"#,
+            ),
+            (
+                r#"json_contains_all(meta["tags"], [])"#,
+                r#"(json_get_array("meta", 'tags') IS NOT NULL)"#,
+            ),
+            (r#"json_contains_any(meta["tags"], [])"#, "FALSE"),
+            (
+                r#"not json_contains(meta["tags"], "x") and flag"#,
+                r#"(((array_has(json_get_array("meta", 'tags'), '"x"') IS TRUE) = FALSE) AND "flag")"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn json_contains_strings_use_compact_json_text() {
+        check_ok(&[
+            (
+                r#"json_contains(meta["t"], "say \"hi\"\n\\ é")"#,
+                r#"(array_has(json_get_array("meta", 't'), '"say \"hi\"\n\\ é"') IS TRUE)"#,
+            ),
+            (
+                r#"json_contains(meta["t"], "\u0001/")"#,
+                r#"(array_has(json_get_array("meta", 't'), '"\u0001/"') IS TRUE)"#,
+            ),
+        ]);
+    }
+
+    #[test]
+    fn array_fields() {
+        check_ok(&[
+            ("nums[0] > 3", r#"((json_get_int("nums", 0) > 3) IS TRUE)"#),
+            (
+                "ratios[2] <= 0.5",
+                r#"((json_get_float("ratios", 2) <= 0.5) IS TRUE)"#,
+            ),
+            (
+                "words[1] like 'a%'",
+                r#"((json_get_str("words", 1) LIKE 'a%') IS TRUE)"#,
+            ),
+            (
+                "bits[0] == true",
+                r#"((json_get_bool("bits", 0) = TRUE) IS TRUE)"#,
+            ),
+            // Untyped arrays type their elements like JSON values.
+            (
+                "tags[0] == 'x'",
+                r#"((json_get_str("tags", 0) = 'x') IS TRUE)"#,
+            ),
+            (
+                "nums[0] in [1, 2]",
+                r#"((json_get_int("nums", 0) IN (1, 2)) IS TRUE)"#,
+            ),
+            (
+                "words[0] != 'a'",
+                r#"((json_get_str("words", 0) <> 'a') IS NOT FALSE)"#,
+            ),
+            ("nums[3] is null", r#"(json_as_text("nums", 3) IS NULL)"#),
+            ("nums is not null", r#"("nums" IS NOT NULL)"#),
+            (
+                "array_contains(nums, 5)",
+                r#"(array_has(TRY_CAST(json_get_array("nums") AS BIGINT[]), 5) IS TRUE)"#,
+            ),
+            (
+                "ARRAY_CONTAINS(ratios, 2)",
+                r#"(array_has(TRY_CAST(json_get_array("ratios") AS DOUBLE[]), 2) IS TRUE)"#,
+            ),
+            (
+                "array_contains(words, \"red\")",
+                r#"(array_has(json_get_array("words"), '"red"') IS TRUE)"#,
+            ),
+            (
+                "array_contains(bits, false)",
+                r#"(array_has(json_get_array("bits"), 'false') IS TRUE)"#,
+            ),
+            (
+                "array_contains_all(nums, [1, 2])",
+                r#"(array_has_all(TRY_CAST(json_get_array("nums") AS BIGINT[]), make_array(1, 2)) IS TRUE)"#,
+            ),
+            (
+                "array_contains_any(nums, [1, 2.5])",
+                r#"(array_has_any(TRY_CAST(json_get_array("nums") AS DOUBLE[]), make_array(1, 2.5)) IS TRUE)"#,
+            ),
+            (
+                "array_contains_any(words, {names})",
+                r#"(array_has_any(json_get_array("words"), make_array('"a"', '"b"')) IS TRUE)"#,
+            ),
+            (
+                r#"array_contains(meta["tags"], 1)"#,
+                r#"(array_has(TRY_CAST(json_get_array("meta", 'tags') AS DOUBLE[]), 1) IS TRUE)"#,
+            ),
+            (
+                "array_length(nums) == 3",
+                r#"((json_length("nums") = 3) IS TRUE)"#,
+            ),
+            (
+                "ARRAY_LENGTH(tags) > 0",
+                r#"((json_length("tags") > 0) IS TRUE)"#,
+            ),
+            (
+                r#"array_length(meta["a"]) + 1 >= 2"#,
+                r#"(((cardinality(json_get_array("meta", 'a')) + 1) >= 2) IS TRUE)"#,
+            ),
+        ]);
+        check_err(&[
+            (
+                "nums == 1",
+                0,
+                "array field nums cannot be used directly; use an index such as nums[0], array_contains or array_length",
+            ),
+            (
+                "nums['a'] == 1",
+                4,
+                "array field nums can only be indexed with an integer",
+            ),
+            (
+                "nums[0][1] == 1",
+                0,
+                "elements of array field nums are scalars; use a single index",
+            ),
+            (
+                "nums[0] == 'a'",
+                8,
+                "cannot compare number with string using '=='",
+            ),
+            (
+                "array_contains(nums, 'a')",
+                21,
+                "array field nums holds integer elements; array_contains cannot look for a string",
+            ),
+            (
+                "array_contains_any(words, ['a', 1])",
+                32,
+                "array field words holds string elements; array_contains_any cannot look for a number",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn function_argument_errors() {
+        let what = "must be a JSON field, a JSON path or an array field";
+        check_err(&[
+            (r#"json_contains(meta["t"])"#, 23, "json_contains expects 2 arguments"),
+            ("json_contains()", 14, "json_contains expects 2 arguments"),
+            (
+                r#"json_contains(meta["t"], 1, 2)"#,
+                26,
+                "json_contains expects 2 arguments",
+            ),
+            ("array_length(nums, 1) == 1", 17, "array_length expects 1 argument"),
+            (
+                r#"json_contains(meta["t"] 1)"#,
+                24,
+                "expected ',', found '1'",
+            ),
+            (
+                r#"json_contains(meta["t"], 1"#,
+                26,
+                "expected ')', found end of expression",
+            ),
+            (
+                "json_contains(age, 1)",
+                14,
+                &format!("first argument of json_contains {what}, got field age"),
+            ),
+            (
+                "json_contains(1, 1)",
+                14,
+                &format!("first argument of json_contains {what}"),
+            ),
+            (
+                "array_contains(nums[0], 1)",
+                15,
+                &format!("first argument of array_contains {what}, got an array element"),
+            ),
+            (
+                "array_length(name) == 1",
+                13,
+                &format!("first argument of array_length {what}, got field name"),
+            ),
+            (
+                "json_contains(nope, 1)",
+                14,
+                "field nope not exist",
+            ),
+            (
+                r#"json_contains(meta["t"], [1, 2])"#,
+                25,
+                "json_contains with an array value is not supported yet; use json_contains_all or json_contains_any",
+            ),
+            (
+                r#"json_contains(meta["t"], {ids})"#,
+                25,
+                "json_contains with an array value is not supported yet; use json_contains_all or json_contains_any",
+            ),
+            (
+                r#"json_contains(meta["t"], age)"#,
+                25,
+                "expected a literal, found 'age'",
+            ),
+            (
+                r#"json_contains_all(meta["t"], 1)"#,
+                29,
+                "expected an array as the second argument of json_contains_all, found '1'",
+            ),
+            (
+                r#"json_contains_any(meta["t"], {n})"#,
+                29,
+                "template variable n must be an array in json_contains_any",
+            ),
+            (
+                "array_length(nums) == 'a'",
+                19,
+                "cannot compare number with string using '=='",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn unsupported_functions() {
+        check_err(&[
+            (
+                "text_match(name, 'x')",
+                0,
+                "text_match is not supported yet",
+            ),
+            (
+                "flag and phrase_match(name, 'x')",
+                9,
+                "phrase_match is not supported yet",
+            ),
+            (
+                "random_sample(0.5)",
+                0,
+                "random_sample is not supported yet",
+            ),
+            ("foo(a) == 1", 0, "foo is not supported yet"),
+            (r#"exists meta["a"]"#, 0, "exists is not supported yet"),
+        ]);
+    }
+
+    /// Precedence and associativity of Milvus' `Plan.g4` (tightest first):
+    /// `is null`, `like`, `**`, unary `- + not`, `* / %`, `+ -`, `in`,
+    /// `< <= > >=`, `== !=`, `and`, `or`; all binary operators associate to
+    /// the left.
+    #[test]
+    fn precedence_follows_milvus_grammar() {
+        check_ok(&[
+            // `not` binds tighter than `==` and `in`.
+            ("not flag == flag", r#"((NOT "flag") = "flag")"#),
+            ("not flag in [true]", r#"((NOT "flag") IN (TRUE))"#),
+            ("!flag != true", r#"((NOT "flag") <> TRUE)"#),
+            // ... but looser than `like` and `is null`.
+            ("not name like 'a%'", r#"(("name" LIKE 'a%') = FALSE)"#),
+            ("not name is null", r#"(("name" IS NULL) = FALSE)"#),
+            ("-a ** 2 < 0", r#"((- power("a", 2)) < 0)"#),
+            // `in` binds tighter than comparisons, looser than arithmetic.
+            ("a + 1 in [2]", r#"(("a" + 1) IN (2))"#),
+            ("flag == x in [1]", r#"("flag" = ("x" IN (1)))"#),
+            ("x in [1] == flag", r#"(("x" IN (1)) = "flag")"#),
+            ("x not in [1] != flag", r#"(("x" NOT IN (1)) <> "flag")"#),
+            // `like` binds tighter than everything but `is null`.
+            ("name like 'a%' == flag", r#"(("name" LIKE 'a%') = "flag")"#),
+            // `**` is left-associative and binds tighter than unary minus.
+            ("a ** 2 ** 3 > 0", r#"(power(power("a", 2), 3) > 0)"#),
+            ("-2 ** 2 < a", r#"((- power(2, 2)) < "a")"#),
+            ("2 ** -a ** 2 < 1", r#"(power(2, (- power("a", 2))) < 1)"#),
+            // Left-associative arithmetic and equality.
+            ("a - b - c == 0", r#"(("a" - "b" - "c") = 0)"#),
+            ("a / b * c == 0", r#"(("a" / "b" * "c") = 0)"#),
+            ("flag == flag != flag", r#"(("flag" = "flag") <> "flag")"#),
+            ("a < b == flag", r#"(("a" < "b") = "flag")"#),
+            ("flag == a < b", r#"("flag" = ("a" < "b"))"#),
+            // `and` binds tighter than `or`; `&&` / `||` are the same.
+            (
+                "flag || flag && not flag",
+                r#"("flag" OR ("flag" AND (NOT "flag")))"#,
+            ),
+            ("1 < x < 5 == flag", r#"((1 < "x" AND "x" < 5) = "flag")"#),
+        ]);
+        check_err(&[
+            (
+                "not age > 18",
+                4,
+                "operand of 'not' must be boolean, got number",
+            ),
+            (
+                "not x in [1]",
+                4,
+                "operand of 'not' must be boolean, got number",
+            ),
+            (
+                "-name like 'a%'",
+                1,
+                "operand of '-' must be numeric, got boolean",
+            ),
+            (
+                "a + name like 'a%' > 0",
+                4,
+                "operand of '+' must be numeric, got boolean",
+            ),
+            // `is null` applies to the field right before it.
+            (
+                "a + b is null",
+                4,
+                "operand of '+' must be numeric, got boolean",
+            ),
+            ("1 is null", 0, "operand of 'is null' must be a field"),
+            ("(a + b) is null", 0, "operand of 'is null' must be a field"),
+            (
+                "x in [1] < 2",
+                9,
+                "cannot compare boolean with number using '<'",
+            ),
+            ("x in [1] in [2]", 9, "unexpected token 'in'"),
+        ]);
     }
 
     #[test]
@@ -2379,13 +3689,16 @@ mod tests {
             ),
             format!("{}flag", "not ".repeat(MAX_DEPTH + 5)),
             format!("{}a > 0", "- ".repeat(MAX_DEPTH + 5)),
-            format!("a{} > 0", " ** 2".repeat(MAX_DEPTH + 5)),
             format!("flag{}", " == flag".repeat(MAX_DEPTH + 5)),
             "(".repeat(60_000),
         ];
         for expr in &cases {
             assert_eq!(err(expr).message, "expression is too deeply nested");
         }
+        // `**` associates to the left, so a long chain nests `power(..)`
+        // calls rather than parser frames.
+        let powers = format!("a{} > 0", " ** 2".repeat(MAX_DEPTH + 5));
+        assert_eq!(err(&powers).message, "more than 8 nested '**' operators");
     }
 
     #[test]
@@ -2397,6 +3710,11 @@ mod tests {
             .spawn(|| {
                 let inputs = [
                     format!("{}flag", "not ".repeat(MAX_DEPTH - 1)),
+                    format!(
+                        "{}meta[\"k\"] in ['a', 1]{}",
+                        "(".repeat(MAX_DEPTH - 1),
+                        ")".repeat(MAX_DEPTH - 1)
+                    ),
                     format!("{}flag{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH)),
                     format!("flag{}", " == flag".repeat(MAX_DEPTH - 2)),
                     format!("{}a > 0", "- ".repeat(MAX_DEPTH - 2)),
@@ -2428,9 +3746,49 @@ mod tests {
     #[test]
     fn garbage_never_panics() {
         let pieces = [
-            "a", "(", ")", "[", "]", "{", "}", ",", "'", "\"", "\\", "==", "<", ">=", "not", "in",
-            "and", "or", "**", "-", "1", "1.5", "e", "is", "null", "like", "{n}", "é", " ", "flag",
-            "s", "!", "{ids}",
+            "a",
+            "(",
+            ")",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            "'",
+            "\"",
+            "\\",
+            "==",
+            "<",
+            ">=",
+            "not",
+            "in",
+            "and",
+            "or",
+            "**",
+            "-",
+            "1",
+            "1.5",
+            "e",
+            "is",
+            "null",
+            "like",
+            "{n}",
+            "é",
+            " ",
+            "flag",
+            "s",
+            "!",
+            "{ids}",
+            "meta",
+            "[\"k\"]",
+            "[0]",
+            "nums",
+            "tags",
+            "json_contains(",
+            "json_contains_any(",
+            "array_length(",
+            "$meta",
+            "**",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut accepted = 0;

@@ -33,7 +33,7 @@ use quiver_common::status::StatusCode;
 use tonic::{Request, Response};
 
 use crate::error::SqlError;
-use crate::handler::{CopyFormat, CopySpec, Output, QueryHandlerRef, Session, SessionInfo};
+use crate::handler::{Output, QueryHandlerRef, Session, SessionInfo, WriteKind};
 use convert::quote;
 
 /// The version reported to clients (the Milvus API level Quiver speaks).
@@ -259,6 +259,25 @@ impl MilvusDoor {
             })
     }
 
+    /// The rows of a collection.
+    async fn row_count(&self, database: &str, name: &str) -> Result<i64, DoorError> {
+        self.table(database, name)?;
+        let batches = self
+            .sql(
+                &format!("SELECT count(*) FROM {}.{}", quote(database), quote(name)),
+                None,
+            )
+            .await?;
+        Ok(batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<Int64Type>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0))
+    }
+
     async fn collections(&self, database: &str) -> Result<Vec<String>, DoorError> {
         let sql = format!(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = '{}' AND table_catalog = 'quiver' ORDER BY table_name",
@@ -356,30 +375,37 @@ impl MilvusDoor {
     async fn do_insert(
         &self,
         database: &str,
-        r: &InsertRequest,
+        collection: &str,
+        fields: &[milvus::proto::schema::FieldData],
+        num_rows: u32,
+        kind: WriteKind,
     ) -> Result<MutationResult, DoorError> {
-        let table = self.table(database, &r.collection_name)?;
-        let batch = convert::insert_batch(&table, &r.fields_data, r.num_rows)?;
-        let ids = batch.column(table.primary_key).clone();
-        let spec = CopySpec {
-            database: database.to_string(),
-            table: r.collection_name.clone(),
-            schema: batch.schema(),
-            format: CopyFormat::Binary,
-            delimiter: b'\t',
-            null: String::new(),
-            header: false,
-            quote: b'"',
+        let table = self.table(database, collection)?;
+        let partial = matches!(kind, WriteKind::Merge { .. });
+        let upsert = kind != WriteKind::Insert;
+        let (batch, sent) = convert::insert_batch(&table, fields, num_rows, upsert, partial)?;
+        let kind = match kind {
+            WriteKind::Merge { .. } => WriteKind::Merge {
+                columns: sent.clone(),
+            },
+            other => other,
         };
         let mut session = self.session()?;
-        let result = self.handler.copy_in(&mut session, &spec, batch).await;
+        let result = self
+            .handler
+            .write(&mut session, database, collection, batch, &sent, kind)
+            .await;
         self.give_back(session);
-        let count = result?;
+        let written = result?;
+        let count = written.rows.num_rows();
         Ok(MutationResult {
             status: Some(ok_status()),
-            i_ds: Some(ids_of(&table, &ids)?),
+            i_ds: Some(ids_of(&table, written.rows.column(table.primary_key))?),
             insert_cnt: count as i64,
+            upsert_cnt: if upsert { count as i64 } else { 0 },
             succ_index: (0..count as u32).collect(),
+            // Quiver's timestamps are Milvus' hybrid timestamps.
+            timestamp: written.ts,
             ..Default::default()
         })
     }
@@ -472,7 +498,10 @@ impl MilvusDoor {
                 }
                 continue;
             }
-            let Some(i) = table.column_index(name) else {
+            let Some(i) = table
+                .column_index(name)
+                .or_else(|| table.column_index(convert::DYNAMIC_FIELD))
+            else {
                 return Err(DoorError::invalid(format!("field {name} not exist")));
             };
             if !out.contains(&i) {
@@ -483,6 +512,9 @@ impl MilvusDoor {
     }
 
     async fn do_query(&self, database: &str, r: &QueryRequest) -> Result<QueryResults, DoorError> {
+        r.partition_names
+            .iter()
+            .try_for_each(|p| check_partition(p))?;
         let table = self.table(database, &r.collection_name)?;
         let predicate = self.predicate(&table, &r.expr, &r.expr_template_values)?;
         let limit = param(&r.query_params, "limit")
@@ -498,6 +530,15 @@ impl MilvusDoor {
             })
             .transpose()?
             .unwrap_or(0);
+        if let Some(limit) = limit {
+            let window = limit.saturating_add(offset);
+            if limit < 0 || offset < 0 || window > quiver_common::limits::MAX_TOP_K as i64 {
+                return Err(DoorError::invalid(format!(
+                    "invalid max query result window, (offset+limit) should be in range [1, {}], but got {window}",
+                    quiver_common::limits::MAX_TOP_K
+                )));
+            }
+        }
         if predicate.is_none()
             && limit.is_none()
             && !r.output_fields.iter().any(|f| f == "count(*)")
@@ -568,11 +609,7 @@ impl MilvusDoor {
                 Some(b) => b.column(pos).clone(),
                 None => arrow::array::new_empty_array(&column.column_type.arrow_type()),
             };
-            fields_data.push(convert::field_data(
-                &column.name,
-                &column.column_type,
-                &array,
-            )?);
+            fields_data.push(output_field(&table, column, &array, &r.output_fields)?);
         }
         Ok(QueryResults {
             status: Some(ok_status()),
@@ -592,6 +629,18 @@ impl MilvusDoor {
         database: &str,
         r: &SearchRequest,
     ) -> Result<SearchResults, DoorError> {
+        Ok(self.search_with_metric(database, r).await?.0)
+    }
+
+    /// A search and the metric its scores are in.
+    async fn search_with_metric(
+        &self,
+        database: &str,
+        r: &SearchRequest,
+    ) -> Result<(SearchResults, String), DoorError> {
+        r.partition_names
+            .iter()
+            .try_for_each(|p| check_partition(p))?;
         let table = self.table(database, &r.collection_name)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
@@ -673,49 +722,124 @@ impl MilvusDoor {
         };
         let predicate = self.predicate(&table, &r.dsl, &r.expr_template_values)?;
         let columns = self.output_columns(&table, &r.output_fields, true)?;
-        let select: Vec<String> = columns
+        let group = match param(params, "group_by_field").filter(|f| !f.is_empty()) {
+            None => None,
+            Some(name) => {
+                let index = table
+                    .column_index(name)
+                    .filter(|&i| {
+                        !matches!(
+                            table.columns[i].column_type,
+                            ColumnType::Vector { .. } | ColumnType::Json
+                        )
+                    })
+                    .ok_or_else(|| {
+                        DoorError::invalid(format!(
+                            "groupBy field({name}) not found or not a scalar field in schema"
+                        ))
+                    })?;
+                let size: usize = param(params, "group_size")
+                    .map(|v| v.parse().ok().filter(|&n: &usize| (1..=1024).contains(&n)))
+                    .unwrap_or(Some(1))
+                    .ok_or_else(|| {
+                        DoorError::invalid("group_size must be in [1, 1024]".to_string())
+                    })?;
+                let strict = param(params, "strict_group_size")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                Some(Grouping {
+                    index,
+                    size,
+                    strict,
+                })
+            }
+        };
+        let range = RangeFilter::from_knobs(&search_knobs, &metric)?;
+        let mut fetched = columns.clone();
+        if let Some(g) = &group {
+            if !fetched.contains(&g.index) {
+                fetched.push(g.index);
+            }
+        }
+        let select: Vec<String> = fetched
             .iter()
             .map(|&i| quote(&table.columns[i].name))
             .collect();
         let vector = quote(&table.columns[anns].name);
-        let sql = format!(
-            "SELECT {}, {vector} {operator} $1 AS \"__milvus_distance\" FROM {}.{}{} ORDER BY {vector} {operator} $1 LIMIT {} OFFSET {offset}",
-            select.join(", "),
-            quote(database),
-            quote(&r.collection_name),
-            predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default(),
-            topk
-        );
+        let sql_for = |limit: usize, offset: usize| {
+            format!(
+                "SELECT {}, {vector} {operator} $1 AS \"__milvus_distance\" FROM {}.{}{} ORDER BY {vector} {operator} $1 LIMIT {limit} OFFSET {offset}",
+                select.join(", "),
+                quote(database),
+                quote(&r.collection_name),
+                predicate
+                    .as_deref()
+                    .map(|p| format!(" WHERE {p}"))
+                    .unwrap_or_default(),
+            )
+        };
+        let distance_at = fetched.len();
         let mut session = self.session()?;
-        let result = self
-            .search_queries(&mut session, &sql, &search_knobs, &queries, dim)
-            .await;
+        let result = if group.is_none() && range.is_none() {
+            self.search_queries(
+                &mut session,
+                &sql_for(topk, offset),
+                &search_knobs,
+                &queries,
+                dim,
+            )
+            .await
+        } else {
+            let pick = Picker {
+                metric: &metric,
+                range,
+                group: group.as_ref(),
+                topk,
+                offset,
+                distance_at,
+                group_at: group
+                    .as_ref()
+                    .and_then(|g| fetched.iter().position(|&i| i == g.index)),
+            };
+            self.expanding_search(&mut session, &sql_for, &search_knobs, &queries, dim, &pick)
+                .await
+        };
         self.give_back(session);
         let per_query = result?;
         let mut scores = Vec::new();
         let mut topks = Vec::new();
         let mut all: Vec<RecordBatch> = Vec::new();
         for batch in per_query {
-            let distances = convert::float_column(&batch, columns.len())?;
+            let distances = convert::float_column(&batch, distance_at)?;
             topks.push(batch.num_rows() as i64);
             scores.extend(distances.iter().map(|d| convert::milvus_score(&metric, *d)));
             all.push(batch);
         }
-        let merged = concat(&all, columns.len() + 1)?;
+        let merged = concat(&all, distance_at + 1)?;
         let mut fields_data = Vec::new();
         let mut ids = IDs::default();
+        let mut group_by_field_value = None;
         if let Some(batch) = &merged {
             ids = ids_of(&table, batch.column(0))?;
             for (pos, &i) in columns.iter().enumerate().skip(1) {
                 let column = &table.columns[i];
-                fields_data.push(convert::field_data(
+                fields_data.push(output_field(
+                    &table,
+                    column,
+                    batch.column(pos),
+                    &r.output_fields,
+                )?);
+            }
+            if let Some(g) = &group {
+                let pos = fetched.iter().position(|&i| i == g.index).unwrap_or(0);
+                let column = &table.columns[g.index];
+                group_by_field_value = Some(convert::field_data(
                     &column.name,
                     &column.column_type,
                     batch.column(pos),
                 )?);
             }
         }
-        Ok(SearchResults {
+        let results = SearchResults {
             status: Some(ok_status()),
             results: Some(SearchResultData {
                 num_queries: queries.len() as i64,
@@ -730,11 +854,244 @@ impl MilvusDoor {
                     .map(|&i| table.columns[i].name.clone())
                     .collect(),
                 primary_field_name: table.pk().name.clone(),
+                group_by_field_value,
+                ..Default::default()
+            }),
+            collection_name: r.collection_name.clone(),
+            ..Default::default()
+        };
+        Ok((results, metric))
+    }
+
+    /// `HybridSearch`: runs each sub-search, fuses the ranked lists per
+    /// query with the request's ranker (RRF or weighted), then reads the
+    /// output fields of the fused hits.
+    async fn do_hybrid_search(
+        &self,
+        database: &str,
+        r: &HybridSearchRequest,
+    ) -> Result<SearchResults, DoorError> {
+        r.partition_names
+            .iter()
+            .try_for_each(|p| check_partition(p))?;
+        let table = self.table(database, &r.collection_name)?;
+        if r.requests.is_empty() {
+            return Err(DoorError::invalid(
+                "hybrid search has no search requests".to_string(),
+            ));
+        }
+        let number = |key: &str, default: Option<usize>| -> Result<usize, DoorError> {
+            match param(&r.rank_params, key) {
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| DoorError::invalid(format!("{key} is not an integer: {v}"))),
+                None => default
+                    .ok_or_else(|| DoorError::invalid(format!("{key} not found in rank_params"))),
+            }
+        };
+        let limit = number("limit", None)?;
+        let offset = number("offset", Some(0))?;
+        if limit == 0 || limit + offset > quiver_common::limits::MAX_TOP_K {
+            return Err(DoorError::invalid(format!(
+                "topk [{limit}] is invalid, it should be in range [1, {}]",
+                quiver_common::limits::MAX_TOP_K
+            )));
+        }
+        let ranker = Ranker::from_params(&r.rank_params, r.requests.len())?;
+        let mut lists = Vec::with_capacity(r.requests.len());
+        for sub in &r.requests {
+            let mut sub = sub.clone();
+            sub.collection_name = r.collection_name.clone();
+            sub.output_fields.clear();
+            sub.partition_names = r.partition_names.clone();
+            let (results, metric) = self.search_with_metric(database, &sub).await?;
+            lists.push((results.results.unwrap_or_default(), metric));
+        }
+        let nq = lists[0].0.num_queries;
+        if lists.iter().any(|(l, _)| l.num_queries != nq) {
+            return Err(DoorError::invalid(
+                "the nq of every search request of a hybrid search must be the same".to_string(),
+            ));
+        }
+        let mut fused_keys = Vec::new();
+        let mut fused_scores = Vec::new();
+        let mut topks = Vec::new();
+        for q in 0..nq as usize {
+            let ranked: Vec<Vec<(String, f32)>> =
+                lists.iter().map(|(l, _)| hits_of(l, q)).collect();
+            let metrics: Vec<&str> = lists.iter().map(|(_, m)| m.as_str()).collect();
+            let fused = ranker.fuse(&ranked, &metrics);
+            let page: Vec<(String, f32)> = fused.into_iter().skip(offset).take(limit).collect();
+            topks.push(page.len() as i64);
+            for (key, score) in page {
+                fused_keys.push(key);
+                fused_scores.push(score);
+            }
+        }
+        let columns = self.output_columns(&table, &r.output_fields, true)?;
+        let batch = self
+            .rows_by_keys(database, &r.collection_name, &table, &columns, &fused_keys)
+            .await?;
+        let mut fields_data = Vec::new();
+        for (pos, &i) in columns.iter().enumerate().skip(1) {
+            let column = &table.columns[i];
+            fields_data.push(output_field(
+                &table,
+                column,
+                batch.column(pos),
+                &r.output_fields,
+            )?);
+        }
+        Ok(SearchResults {
+            status: Some(ok_status()),
+            results: Some(SearchResultData {
+                num_queries: nq,
+                top_k: limit as i64,
+                fields_data,
+                scores: fused_scores,
+                ids: Some(ids_of(&table, batch.column(0))?),
+                topks,
+                output_fields: columns
+                    .iter()
+                    .skip(1)
+                    .map(|&i| table.columns[i].name.clone())
+                    .collect(),
+                primary_field_name: table.pk().name.clone(),
                 ..Default::default()
             }),
             collection_name: r.collection_name.clone(),
             ..Default::default()
         })
+    }
+
+    /// The `columns` of the rows with primary keys `keys` (as text), in
+    /// `keys` order (a key may repeat).
+    async fn rows_by_keys(
+        &self,
+        database: &str,
+        collection: &str,
+        table: &TableSchema,
+        columns: &[usize],
+        keys: &[String],
+    ) -> Result<RecordBatch, DoorError> {
+        let select: Vec<String> = columns
+            .iter()
+            .map(|&i| quote(&table.columns[i].name))
+            .collect();
+        let text_key = matches!(table.pk().column_type, ColumnType::Text { .. });
+        let mut distinct: Vec<&String> = keys.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        let literals: Vec<String> = distinct
+            .iter()
+            .map(|k| {
+                if text_key {
+                    format!("'{}'", k.replace('\'', "''"))
+                } else {
+                    k.parse::<i64>()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|_| "NULL".into())
+                }
+            })
+            .collect();
+        let filter = if literals.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!("{} IN ({})", quote(&table.pk().name), literals.join(", "))
+        };
+        let sql = format!(
+            "SELECT {}, {}::text AS \"__milvus_key\" FROM {}.{} WHERE {filter}",
+            select.join(", "),
+            quote(&table.pk().name),
+            quote(database),
+            quote(collection),
+        );
+        let batches = self.sql(&sql, None).await?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            columns
+                .iter()
+                .map(|&i| table.columns[i].arrow_field().with_nullable(true))
+                .chain(std::iter::once(arrow::datatypes::Field::new(
+                    "__milvus_key",
+                    arrow::datatypes::DataType::Utf8,
+                    true,
+                )))
+                .collect::<Vec<_>>(),
+        ));
+        let all = match concat(&batches, columns.len() + 1)? {
+            Some(b) => b,
+            None => RecordBatch::new_empty(schema),
+        };
+        let key_column = text_values(all.column(columns.len()))?;
+        let position: HashMap<&str, u32> = key_column
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i as u32))
+            .collect();
+        let indices: Vec<u32> = keys
+            .iter()
+            .filter_map(|k| position.get(k.as_str()).copied())
+            .collect();
+        let taken =
+            arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(indices))
+                .map_err(|e| DoorError::internal(e.to_string()))?;
+        Ok(taken
+            .project(&(0..columns.len()).collect::<Vec<_>>())
+            .map_err(|e| DoorError::internal(e.to_string()))?)
+    }
+
+    /// Range and group-by searches: fetches a growing number of nearest
+    /// rows per query (4x each round, at most [`MAX_TOP_K`] rows) until the
+    /// picker is satisfied or the candidates run out, then keeps the
+    /// picked rows.
+    ///
+    /// [`MAX_TOP_K`]: quiver_common::limits::MAX_TOP_K
+    async fn expanding_search(
+        &self,
+        session: &mut Session,
+        sql_for: &(dyn Fn(usize, usize) -> String + Sync),
+        knobs: &serde_json::Value,
+        queries: &[Vec<f32>],
+        dim: u32,
+        pick: &Picker<'_>,
+    ) -> Result<Vec<RecordBatch>, DoorError> {
+        let cap = quiver_common::limits::MAX_TOP_K;
+        let wanted = (pick.topk + pick.offset) * pick.group.map_or(1, |g| g.size);
+        let mut out = Vec::with_capacity(queries.len());
+        for query in queries {
+            let mut limit = (wanted * 2).clamp(16, cap);
+            loop {
+                let batch = self
+                    .search_queries(
+                        session,
+                        &sql_for(limit, 0),
+                        knobs,
+                        std::slice::from_ref(query),
+                        dim,
+                    )
+                    .await?
+                    .pop()
+                    .unwrap_or_else(|| {
+                        RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
+                    });
+                let (rows, done) = pick.pick(&batch)?;
+                if done || batch.num_rows() < limit || limit >= cap {
+                    let indices = arrow::array::UInt32Array::from(
+                        rows.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+                    );
+                    let taken = if batch.num_columns() == 0 {
+                        batch
+                    } else {
+                        arrow::compute::take_record_batch(&batch, &indices)
+                            .map_err(|e| DoorError::internal(e.to_string()))?
+                    };
+                    out.push(taken);
+                    break;
+                }
+                limit = (limit * 4).min(cap);
+            }
+        }
+        Ok(out)
     }
 
     /// The stored vectors of the rows with primary keys `ids`, in `ids`'
@@ -749,7 +1106,9 @@ impl MilvusDoor {
     ) -> Result<Vec<Vec<f32>>, DoorError> {
         let keys = id_literals(ids)?;
         if keys.is_empty() {
-            return Err(DoorError::invalid("no primary keys to search by".to_string()));
+            return Err(DoorError::invalid(
+                "no primary keys to search by".to_string(),
+            ));
         }
         let sql = format!(
             "SELECT {pk}::text, {vector} FROM {}.{} WHERE {pk} IN ({})",
@@ -762,12 +1121,12 @@ impl MilvusDoor {
         let batches = self.sql(&sql, None).await?;
         let mut found: HashMap<String, Vec<f32>> = HashMap::new();
         for batch in &batches {
-            let names = batch.column(0).as_string::<i32>();
+            let names = text_values(batch.column(0))?;
             let vectors = batch.column(1).as_fixed_size_list();
-            for row in 0..batch.num_rows() {
+            for (row, name) in names.into_iter().enumerate() {
                 let v = vectors.value(row);
                 found.insert(
-                    names.value(row).to_string(),
+                    name,
                     v.as_primitive::<arrow::datatypes::Float32Type>()
                         .values()
                         .to_vec(),
@@ -1028,6 +1387,322 @@ fn params_json(params: &str) -> String {
     serde_json::Value::Object(map).to_string()
 }
 
+/// The reranker of a hybrid search.
+enum Ranker {
+    /// Reciprocal rank fusion: a hit scores `sum 1 / (k + rank)` (rank from 1).
+    Rrf { k: f64 },
+    /// A weighted sum of each list's scores, optionally normalized to
+    /// [0, 1] per metric first (`norm_score`).
+    Weighted { weights: Vec<f64>, normalize: bool },
+}
+
+impl Ranker {
+    fn from_params(params: &[KeyValuePair], lists: usize) -> Result<Self, DoorError> {
+        let strategy = param(params, "strategy")
+            .unwrap_or("rrf")
+            .to_ascii_lowercase();
+        let knobs: serde_json::Value = match param(params, "params") {
+            Some(text) => serde_json::from_str(text)
+                .map_err(|e| DoorError::invalid(format!("invalid ranker params: {e}")))?,
+            None => serde_json::Value::Null,
+        };
+        match strategy.as_str() {
+            "rrf" => {
+                let k = knobs.get("k").and_then(|v| v.as_f64()).unwrap_or(60.0);
+                if !(k > 0.0 && k < 16_384.0) {
+                    return Err(DoorError::invalid(format!(
+                        "the k of the RRF ranker must be in (0, 16384), got {k}"
+                    )));
+                }
+                Ok(Ranker::Rrf { k })
+            }
+            "weighted" => {
+                let weights: Vec<f64> = knobs
+                    .get("weights")
+                    .and_then(|w| w.as_array())
+                    .map(|w| w.iter().filter_map(|v| v.as_f64()).collect())
+                    .unwrap_or_default();
+                if weights.len() != lists {
+                    return Err(DoorError::invalid(format!(
+                        "the weighted ranker has {} weights for {lists} search requests",
+                        weights.len()
+                    )));
+                }
+                if weights.iter().any(|w| !(0.0..=1.0).contains(w)) {
+                    return Err(DoorError::invalid(
+                        "the weights of the weighted ranker must be in [0, 1]".to_string(),
+                    ));
+                }
+                let normalize = knobs
+                    .get("norm_score")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true);
+                Ok(Ranker::Weighted { weights, normalize })
+            }
+            other => Err(DoorError::unsupported(format!("the {other} ranker"))),
+        }
+    }
+
+    /// Fuses ranked lists of (primary key, score), best first; the result
+    /// is sorted by fused score, best first (ties by key).
+    fn fuse(&self, lists: &[Vec<(String, f32)>], metrics: &[&str]) -> Vec<(String, f32)> {
+        let mut totals: HashMap<String, f64> = HashMap::new();
+        for (list_index, list) in lists.iter().enumerate() {
+            for (rank, (key, score)) in list.iter().enumerate() {
+                let contribution = match self {
+                    Ranker::Rrf { k } => 1.0 / (k + rank as f64 + 1.0),
+                    Ranker::Weighted { weights, normalize } => {
+                        let score = *score as f64;
+                        let score = if *normalize {
+                            normalized_score(metrics[list_index], score)
+                        } else {
+                            score
+                        };
+                        weights[list_index] * score
+                    }
+                };
+                *totals.entry(key.clone()).or_insert(0.0) += contribution;
+            }
+        }
+        let mut fused: Vec<(String, f32)> =
+            totals.into_iter().map(|(k, s)| (k, s as f32)).collect();
+        fused.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        fused
+    }
+}
+
+/// A score mapped to [0, 1], larger is better: `1 - 2 atan(d) / pi` for L2
+/// distances, `0.5 + atan(s) / pi` for inner products, `(1 + s) / 2` for
+/// cosine similarities.
+fn normalized_score(metric: &str, score: f64) -> f64 {
+    match metric.to_ascii_uppercase().as_str() {
+        "L2" => 1.0 - 2.0 * score.atan() / std::f64::consts::PI,
+        "IP" => 0.5 + score.atan() / std::f64::consts::PI,
+        _ => (1.0 + score) / 2.0,
+    }
+}
+
+/// The hits of query `q` of a search result as (primary key text, score).
+fn hits_of(result: &SearchResultData, q: usize) -> Vec<(String, f32)> {
+    let start: usize = result.topks[..q].iter().map(|&n| n as usize).sum();
+    let count = result.topks.get(q).copied().unwrap_or(0) as usize;
+    let keys: Vec<String> = match result.ids.as_ref().and_then(|i| i.id_field.as_ref()) {
+        Some(i_ds::IdField::IntId(a)) => a.data[start..start + count]
+            .iter()
+            .map(i64::to_string)
+            .collect(),
+        Some(i_ds::IdField::StrId(a)) => a.data[start..start + count].to_vec(),
+        _ => Vec::new(),
+    };
+    keys.into_iter()
+        .zip(result.scores[start..start + count].iter().copied())
+        .collect()
+}
+
+/// Group-by search: hits per distinct value of a scalar field.
+struct Grouping {
+    /// The grouped column.
+    index: usize,
+    /// Hits per group (`group_size`, default 1).
+    size: usize,
+    /// Only groups with `size` hits count as complete (`strict_group_size`).
+    strict: bool,
+}
+
+/// Range search bounds on Milvus' score scale: for L2 (smaller is better)
+/// `range_filter <= score < radius`, for IP and COSINE (larger is better)
+/// `radius < score <= range_filter`.
+#[derive(Debug, Clone, Copy)]
+struct RangeFilter {
+    radius: f64,
+    range_filter: Option<f64>,
+    smaller_is_better: bool,
+}
+
+impl RangeFilter {
+    fn from_knobs(knobs: &serde_json::Value, metric: &str) -> Result<Option<Self>, DoorError> {
+        let number = |key: &str| -> Result<Option<f64>, DoorError> {
+            match knobs.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_f64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .filter(|f| f.is_finite())
+                    .map(Some)
+                    .ok_or_else(|| DoorError::invalid(format!("{key} must be a number"))),
+            }
+        };
+        let Some(radius) = number("radius")? else {
+            if knobs.get("range_filter").is_some() {
+                return Err(DoorError::invalid(
+                    "range_filter is set without radius".to_string(),
+                ));
+            }
+            return Ok(None);
+        };
+        let range_filter = number("range_filter")?;
+        let smaller_is_better = metric.eq_ignore_ascii_case("L2");
+        if let Some(bound) = range_filter {
+            let ordered = if smaller_is_better {
+                bound < radius
+            } else {
+                bound > radius
+            };
+            if !ordered {
+                return Err(DoorError::invalid(format!(
+                    "range_filter ({bound}) must be {} radius ({radius}) for metric {metric}",
+                    if smaller_is_better {
+                        "less than"
+                    } else {
+                        "greater than"
+                    }
+                )));
+            }
+        }
+        Ok(Some(Self {
+            radius,
+            range_filter,
+            smaller_is_better,
+        }))
+    }
+
+    /// Whether a score is inside; `Err(())` when it and every worse score
+    /// are outside (the candidates are sorted best first).
+    fn admits(&self, score: f64) -> Result<bool, ()> {
+        if self.smaller_is_better {
+            if score >= self.radius {
+                return Err(());
+            }
+            Ok(self.range_filter.is_none_or(|b| score >= b))
+        } else {
+            if score <= self.radius {
+                return Err(());
+            }
+            Ok(self.range_filter.is_none_or(|b| score <= b))
+        }
+    }
+}
+
+/// Picks the hits of a range or group-by search from candidates sorted
+/// best first.
+struct Picker<'a> {
+    metric: &'a str,
+    range: Option<RangeFilter>,
+    group: Option<&'a Grouping>,
+    topk: usize,
+    offset: usize,
+    /// Column of the distance in the candidate batch.
+    distance_at: usize,
+    /// Column of the grouped field in the candidate batch.
+    group_at: Option<usize>,
+}
+
+impl Picker<'_> {
+    /// The rows kept (after `offset`, at most `topk` hits or groups) and
+    /// whether more candidates could not change them.
+    fn pick(&self, batch: &RecordBatch) -> Result<(Vec<usize>, bool), DoorError> {
+        if batch.num_columns() == 0 {
+            return Ok((Vec::new(), true));
+        }
+        let distances = convert::float_column(batch, self.distance_at)?;
+        let keys: Option<Vec<String>> = match self.group_at {
+            Some(at) => {
+                let column = batch.column(at);
+                let format = arrow::util::display::ArrayFormatter::try_new(
+                    column.as_ref(),
+                    &Default::default(),
+                )
+                .map_err(|e| DoorError::internal(e.to_string()))?;
+                Some(
+                    (0..batch.num_rows())
+                        .map(|i| {
+                            if column.is_null(i) {
+                                "\0null".to_string()
+                            } else {
+                                format.value(i).to_string()
+                            }
+                        })
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let wanted = self.topk + self.offset;
+        let mut exhausted = false;
+        let mut accepted: Vec<usize> = Vec::new();
+        // Group key -> rows, in order of each group's best hit.
+        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+        for (row, distance) in distances.iter().enumerate() {
+            let score = convert::milvus_score(self.metric, *distance) as f64;
+            if let Some(range) = &self.range {
+                match range.admits(score) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(()) => {
+                        exhausted = true;
+                        break;
+                    }
+                }
+            }
+            match (&keys, self.group) {
+                (Some(keys), Some(group)) => {
+                    let key = &keys[row];
+                    match groups.iter().position(|(k, _)| k == key) {
+                        Some(g) if groups[g].1.len() < group.size => groups[g].1.push(row),
+                        Some(_) => {}
+                        None if groups.len() < wanted => groups.push((key.clone(), vec![row])),
+                        None => {}
+                    }
+                }
+                _ => {
+                    accepted.push(row);
+                    if accepted.len() == wanted {
+                        break;
+                    }
+                }
+            }
+        }
+        let done = exhausted
+            || match self.group {
+                Some(group) => {
+                    groups.len() == wanted
+                        && (!group.strict
+                            || groups.iter().all(|(_, rows)| rows.len() == group.size))
+                }
+                None => accepted.len() == wanted,
+            };
+        let rows = match self.group {
+            Some(_) => groups
+                .into_iter()
+                .skip(self.offset)
+                .take(self.topk)
+                .flat_map(|(_, rows)| rows)
+                .collect(),
+            None => accepted
+                .into_iter()
+                .skip(self.offset)
+                .take(self.topk)
+                .collect(),
+        };
+        Ok((rows, done))
+    }
+}
+
+/// Milvus' one partition, `_default`: Quiver has no other partitions yet.
+const DEFAULT_PARTITION: &str = "_default";
+
+/// Accepts an empty partition name or `_default`.
+fn check_partition(name: &str) -> Result<(), DoorError> {
+    if name.is_empty() || name == DEFAULT_PARTITION {
+        Ok(())
+    } else {
+        Err(DoorError::new(
+            200,
+            format!("partition not found[partition={name}] (Quiver has only the _default partition yet)"),
+        ))
+    }
+}
+
 /// The float32 query vectors of a serialized `PlaceholderGroup`.
 fn placeholder_vectors(bytes: &[u8], dim: u32) -> Result<Vec<Vec<f32>>, DoorError> {
     let group = PlaceholderGroup::decode(bytes)
@@ -1104,6 +1779,30 @@ fn template_value(
     })
 }
 
+/// A result column as Milvus field data; the dynamic field keeps only the
+/// undeclared keys named in `requested` (all of them for `*` or `$meta`).
+fn output_field(
+    table: &TableSchema,
+    column: &quiver_common::schema::ColumnDef,
+    array: &arrow::array::ArrayRef,
+    requested: &[String],
+) -> Result<milvus::proto::schema::FieldData, DoorError> {
+    let mut data = convert::field_data(&column.name, &column.column_type, array)?;
+    if column.name == convert::DYNAMIC_FIELD
+        && !requested
+            .iter()
+            .any(|f| f == "*" || f == convert::DYNAMIC_FIELD)
+    {
+        let keys: Vec<&str> = requested
+            .iter()
+            .map(String::as_str)
+            .filter(|name| table.column_index(name).is_none())
+            .collect();
+        convert::keep_json_keys(&mut data, &keys);
+    }
+    Ok(data)
+}
+
 /// The primary keys of `ids` as SQL literals.
 fn id_literals(ids: &IDs) -> Result<Vec<String>, DoorError> {
     Ok(match &ids.id_field {
@@ -1127,6 +1826,17 @@ fn id_strings(ids: &IDs) -> Vec<String> {
         Some(i_ds::IdField::StrId(a)) => a.data.clone(),
         Some(i_ds::IdField::UuidId(_)) | None => Vec::new(),
     }
+}
+
+/// The values of a string column (any string encoding) as text.
+fn text_values(array: &arrow::array::ArrayRef) -> Result<Vec<String>, DoorError> {
+    let text = arrow::compute::cast(array, &arrow::datatypes::DataType::Utf8)
+        .map_err(|e| DoorError::internal(e.to_string()))?;
+    Ok(text
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
 }
 
 /// The primary keys of a result as Milvus ids.
@@ -1218,12 +1928,12 @@ impl MilvusService for MilvusDoor {
         &self,
         _r: Request<AllocTimestampRequest>,
     ) -> RpcResult<AllocTimestampResponse> {
-        let result = self.sql("SELECT 1", None).await;
+        let result: Result<u64, DoorError> = self.handler.allocate_timestamp().map_err(Into::into);
         reply!(
             result,
-            |_| AllocTimestampResponse {
+            |timestamp| AllocTimestampResponse {
                 status: Some(ok_status()),
-                timestamp: (quiver_common::timestamp::now_ms()) << 18,
+                timestamp,
             },
             |s| AllocTimestampResponse {
                 status: Some(s),
@@ -1361,26 +2071,7 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<GetCollectionStatisticsResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
         let name = r.get_ref().collection_name.clone();
-        let result = async {
-            self.table(&database, &name)?;
-            let batches = self
-                .sql(
-                    &format!("SELECT count(*) FROM {}.{}", quote(&database), quote(&name)),
-                    None,
-                )
-                .await?;
-            Ok::<i64, DoorError>(
-                batches
-                    .first()
-                    .and_then(|b| {
-                        b.column(0)
-                            .as_primitive_opt::<Int64Type>()
-                            .map(|a| a.value(0))
-                    })
-                    .unwrap_or(0),
-            )
-        }
-        .await;
+        let result = self.row_count(&database, &name).await;
         reply!(
             result,
             |rows: i64| GetCollectionStatisticsResponse {
@@ -1550,7 +2241,52 @@ impl MilvusService for MilvusDoor {
 
     async fn insert(&self, r: Request<InsertRequest>) -> RpcResult<MutationResult> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_insert(&database, r.get_ref()).await;
+        let q = r.get_ref();
+        let result = match check_partition(&q.partition_name) {
+            Ok(()) => {
+                self.do_insert(
+                    &database,
+                    &q.collection_name,
+                    &q.fields_data,
+                    q.num_rows,
+                    WriteKind::Insert,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        reply!(result, |m| m, |s| MutationResult {
+            status: Some(s),
+            ..Default::default()
+        })
+    }
+
+    async fn upsert(&self, r: Request<UpsertRequest>) -> RpcResult<MutationResult> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let kind = if q.partial_update {
+            WriteKind::Merge {
+                columns: Vec::new(),
+            }
+        } else {
+            WriteKind::Upsert
+        };
+        let result = match check_partition(&q.partition_name) {
+            Ok(()) if !q.field_ops.is_empty() => Err(DoorError::unsupported(
+                "upsert with field operations (field_ops)".to_string(),
+            )),
+            Ok(()) => {
+                self.do_insert(
+                    &database,
+                    &q.collection_name,
+                    &q.fields_data,
+                    q.num_rows,
+                    kind,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
         reply!(result, |m| m, |s| MutationResult {
             status: Some(s),
             ..Default::default()
@@ -1567,18 +2303,29 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn flush(&self, r: Request<FlushRequest>) -> RpcResult<FlushResponse> {
-        // Every acknowledged write is already durable in the WAL.
+        // Acknowledged writes are already durable in the WAL; Flush also
+        // seals the growing data and writes it to object storage (where it
+        // gets its index), like Milvus.
         let database = request_database(&r, &r.get_ref().db_name);
-        let result: Result<(), DoorError> = r
-            .get_ref()
-            .collection_names
-            .iter()
-            .try_for_each(|c| self.table(&database, c).map(|_| ()));
+        let result = async {
+            for name in &r.get_ref().collection_names {
+                self.table(&database, name)?;
+                self.handler.flush(&database, name).await?;
+            }
+            Ok::<u64, DoorError>(self.handler.allocate_timestamp()?)
+        }
+        .await;
         reply!(
             result,
-            |_| FlushResponse {
+            |ts| FlushResponse {
                 status: Some(ok_status()),
                 db_name: database_name(&database),
+                coll_flush_ts: r
+                    .get_ref()
+                    .collection_names
+                    .iter()
+                    .map(|c| (c.clone(), ts))
+                    .collect(),
                 ..Default::default()
             },
             |s| FlushResponse {
@@ -1588,9 +2335,319 @@ impl MilvusService for MilvusDoor {
         )
     }
 
+    async fn get_flush_state(
+        &self,
+        r: Request<GetFlushStateRequest>,
+    ) -> RpcResult<GetFlushStateResponse> {
+        // Flush returns once the collection's data is in object storage, so
+        // every flush a client waits on is complete; a timestamp from the
+        // future is not flushed yet.
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = async {
+            if !q.collection_name.is_empty() {
+                self.table(&database, &q.collection_name)?;
+            }
+            Ok::<bool, DoorError>(q.flush_ts <= self.handler.allocate_timestamp()?)
+        }
+        .await;
+        reply!(
+            result,
+            |flushed| GetFlushStateResponse {
+                status: Some(ok_status()),
+                flushed,
+            },
+            |s| GetFlushStateResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn rename_collection(&self, r: Request<RenameCollectionRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = async {
+            if !q.new_db_name.is_empty() && schema_of(&q.new_db_name) != database {
+                return Err(DoorError::unsupported(
+                    "renaming a collection into another database".to_string(),
+                ));
+            }
+            self.table(&database, &q.old_name)?;
+            self.sql(
+                &format!(
+                    "ALTER TABLE {}.{} RENAME TO {}",
+                    quote(&database),
+                    quote(&q.old_name),
+                    quote(&q.new_name)
+                ),
+                None,
+            )
+            .await
+            .map(|_| ())
+        }
+        .await;
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn alter_collection(&self, r: Request<AlterCollectionRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self.table(&database, &q.collection_name).and_then(|_| {
+            let keys: Vec<&str> = q
+                .properties
+                .iter()
+                .map(|kv| kv.key.as_str())
+                .chain(q.delete_keys.iter().map(String::as_str))
+                .collect();
+            if keys.is_empty() {
+                Ok(())
+            } else {
+                Err(DoorError::unsupported(format!(
+                    "collection properties ({})",
+                    keys.join(", ")
+                )))
+            }
+        });
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn describe_database(
+        &self,
+        r: Request<DescribeDatabaseRequest>,
+    ) -> RpcResult<DescribeDatabaseResponse> {
+        let database = schema_of(&r.get_ref().db_name);
+        let result = if self.handler.databases().contains(&database) {
+            Ok(database)
+        } else {
+            Err(DoorError::new(
+                800,
+                format!("database not found[database={}]", r.get_ref().db_name),
+            ))
+        };
+        reply!(
+            result,
+            |db: String| DescribeDatabaseResponse {
+                status: Some(ok_status()),
+                db_name: database_name(&db),
+                ..Default::default()
+            },
+            |s| DescribeDatabaseResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn alter_database(&self, r: Request<AlterDatabaseRequest>) -> RpcResult<Status> {
+        let q = r.get_ref();
+        let database = schema_of(&q.db_name);
+        let result = if !self.handler.databases().contains(&database) {
+            Err(DoorError::new(
+                800,
+                format!("database not found[database={}]", q.db_name),
+            ))
+        } else {
+            let keys: Vec<&str> = q
+                .properties
+                .iter()
+                .map(|kv| kv.key.as_str())
+                .chain(q.delete_keys.iter().map(String::as_str))
+                .collect();
+            if keys.is_empty() {
+                Ok(())
+            } else {
+                Err(DoorError::unsupported(format!(
+                    "database properties ({})",
+                    keys.join(", ")
+                )))
+            }
+        };
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn create_partition(&self, r: Request<CreatePartitionRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self.table(&database, &q.collection_name).and_then(|_| {
+            Err(DoorError::unsupported(format!(
+                "partitions other than _default (creating {})",
+                q.partition_name
+            )))
+        });
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn drop_partition(&self, r: Request<DropPartitionRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self.table(&database, &q.collection_name).and_then(|_| {
+            check_partition(&q.partition_name)?;
+            Err(DoorError::invalid(
+                "default partition cannot be deleted".to_string(),
+            ))
+        });
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn has_partition(&self, r: Request<HasPartitionRequest>) -> RpcResult<BoolResponse> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self
+            .table(&database, &q.collection_name)
+            .map(|_| q.partition_name == DEFAULT_PARTITION);
+        reply!(
+            result,
+            |value| BoolResponse {
+                status: Some(ok_status()),
+                value,
+            },
+            |s| BoolResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn show_partitions(
+        &self,
+        r: Request<ShowPartitionsRequest>,
+    ) -> RpcResult<ShowPartitionsResponse> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self.table(&database, &q.collection_name).and_then(|_| {
+            q.partition_names
+                .iter()
+                .try_for_each(|p| check_partition(p))
+        });
+        #[allow(deprecated)] // in_memory_percentages: old clients still read it
+        let ok = |_| ShowPartitionsResponse {
+            status: Some(ok_status()),
+            partition_names: vec![DEFAULT_PARTITION.to_string()],
+            partition_i_ds: vec![1],
+            created_timestamps: vec![0],
+            created_utc_timestamps: vec![0],
+            in_memory_percentages: vec![100],
+        };
+        reply!(result, ok, |s| ShowPartitionsResponse {
+            status: Some(s),
+            ..Default::default()
+        })
+    }
+
+    async fn load_partitions(&self, r: Request<LoadPartitionsRequest>) -> RpcResult<Status> {
+        // Sealed segments and their indexes are always loaded in Quiver.
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self.table(&database, &q.collection_name).and_then(|_| {
+            q.partition_names
+                .iter()
+                .try_for_each(|p| check_partition(p))
+        });
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn release_partitions(&self, r: Request<ReleasePartitionsRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = self.table(&database, &q.collection_name).and_then(|_| {
+            q.partition_names
+                .iter()
+                .try_for_each(|p| check_partition(p))
+        });
+        Ok(Response::new(status_of(result)))
+    }
+
+    async fn get_partition_statistics(
+        &self,
+        r: Request<GetPartitionStatisticsRequest>,
+    ) -> RpcResult<GetPartitionStatisticsResponse> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = match check_partition(&q.partition_name) {
+            Ok(()) => self.row_count(&database, &q.collection_name).await,
+            Err(e) => Err(e),
+        };
+        reply!(
+            result,
+            |rows: i64| GetPartitionStatisticsResponse {
+                status: Some(ok_status()),
+                stats: vec![KeyValuePair {
+                    key: "row_count".into(),
+                    value: rows.to_string()
+                }],
+            },
+            |s| GetPartitionStatisticsResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn manual_compaction(
+        &self,
+        r: Request<ManualCompactionRequest>,
+    ) -> RpcResult<ManualCompactionResponse> {
+        // Compaction runs to completion before the reply; the id is the
+        // allocated timestamp and GetCompactionState reports it completed.
+        let database = request_database(&r, &r.get_ref().db_name);
+        let q = r.get_ref();
+        let result = async {
+            let merged = self.handler.compact(&database, &q.collection_name).await?;
+            Ok::<_, DoorError>((self.handler.allocate_timestamp()? as i64, merged))
+        }
+        .await;
+        reply!(
+            result,
+            |(id, merged): (i64, usize)| ManualCompactionResponse {
+                status: Some(ok_status()),
+                compaction_id: id,
+                compaction_plan_count: i32::from(merged > 0),
+            },
+            |s| ManualCompactionResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
+    }
+
+    async fn get_compaction_state(
+        &self,
+        r: Request<GetCompactionStateRequest>,
+    ) -> RpcResult<GetCompactionStateResponse> {
+        let id = r.get_ref().compaction_id;
+        let result = match self.handler.allocate_timestamp() {
+            Ok(now) if id > 0 && (id as u64) < now => Ok(()),
+            Ok(_) => Err(DoorError::invalid(format!("compaction {id} not found"))),
+            Err(e) => Err(e.into()),
+        };
+        reply!(
+            result,
+            |_| GetCompactionStateResponse {
+                status: Some(ok_status()),
+                state: milvus::proto::common::CompactionState::Completed as i32,
+                completed_plan_no: 1,
+                ..Default::default()
+            },
+            |s| GetCompactionStateResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
+    }
+
     async fn search(&self, r: Request<SearchRequest>) -> RpcResult<SearchResults> {
         let database = request_database(&r, &r.get_ref().db_name);
         let result = self.do_search(&database, r.get_ref()).await;
+        reply!(result, |s| s, |s| SearchResults {
+            status: Some(s),
+            ..Default::default()
+        })
+    }
+
+    async fn hybrid_search(&self, r: Request<HybridSearchRequest>) -> RpcResult<SearchResults> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let result = self.do_hybrid_search(&database, r.get_ref()).await;
         reply!(result, |s| s, |s| SearchResults {
             status: Some(s),
             ..Default::default()
