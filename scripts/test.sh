@@ -26,6 +26,17 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+# The Milvus-door suite runs under pymilvus 2.6 and 3, each in its own venv
+# (with milvus-lite, the reference server of the differential tests).
+MILVUS_VENVS=()
+for line in 2.6 3; do
+  MVENV=${QUIVER_MILVUS_VENV_PREFIX:-$HOME/.cache/quiver-milvus-venv}-$line
+  if [ ! -x "$MVENV/bin/python" ]; then
+    python3 -m venv "$MVENV"
+  fi
+  "$MVENV/bin/pip" install -q --disable-pip-version-check -r "tests/milvus/requirements-$line.txt"
+  MILVUS_VENVS+=("$MVENV")
+done
 
 step "format, lint, layering"
 cargo fmt --all -- --check
@@ -39,7 +50,9 @@ step "client tests against quiver standalone"
 cargo build --bin quiver --bin quiver-slt
 DATA=$(mktemp -d)
 PORT=${QUIVER_TEST_PORT:-55433}
-"$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT --seal-rows 2000 &
+MPORT=${QUIVER_TEST_MILVUS_PORT:-19533}
+"$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT \
+  --milvus-addr 127.0.0.1:$MPORT --seal-rows 2000 &
 SERVER=$!
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
@@ -56,6 +69,15 @@ echo "$OUT" | grep -q "VectorSearch" || { echo "EXPLAIN does not show the Vector
 echo "$OUT" | grep -q "NOTICE:  index \"psql_items_embedding_idx\": 1 of 1 segments indexed" || { echo "CREATE INDEX sent no progress NOTICE"; exit 1; }
 echo "$OUT" | grep -q "index=psql_items_embedding_idx (hnsw)" || { echo "EXPLAIN does not show the index"; exit 1; }
 QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
+step "pymilvus tests against quiver standalone (and milvus-lite)"
+for _ in $(seq 1 100); do
+  if (echo > /dev/tcp/127.0.0.1/$MPORT) 2>/dev/null; then break; fi
+  sleep 0.1
+done
+for MVENV in "${MILVUS_VENVS[@]}"; do
+  QUIVER_MILVUS_URI="http://127.0.0.1:$MPORT" QUIVER_PG_URL="$URL" \
+    "$MVENV/bin/python" -m pytest -q -p no:cacheprovider tests/milvus
+done
 step "graceful shutdown"
 kill -TERM "$SERVER"; wait "$SERVER"
 trap - EXIT

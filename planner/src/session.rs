@@ -29,6 +29,12 @@ pub fn new_session_context(
         .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
         .with_information_schema(true)
         .with_create_default_catalog_and_schema(false);
+    // One optimizer pass: the vector-search rule runs last in it, so no
+    // later pass re-simplifies the filters inside a VectorSearch leaf,
+    // whose expressions DataFusion would resolve against an empty schema
+    // ("No field named ..." for `a % 3 = 0`, `a IS NOT NULL`, ...).
+    let mut config = config;
+    config.options_mut().optimizer.max_passes = 1;
     let catalogs = Arc::new(MemoryCatalogProviderList::new());
     catalogs.register_catalog(
         CATALOG_NAME.to_string(),

@@ -97,6 +97,19 @@ fn sql_type(field: &FieldSchema) -> Result<String, DoorError> {
     })
 }
 
+/// Whether a Milvus data type is a vector type (of any element kind).
+pub fn is_vector_type(data_type: i32) -> bool {
+    matches!(
+        DataType::try_from(data_type),
+        Ok(DataType::FloatVector
+            | DataType::BinaryVector
+            | DataType::Float16Vector
+            | DataType::BFloat16Vector
+            | DataType::Int8Vector
+            | DataType::SparseFloatVector)
+    )
+}
+
 /// `CREATE TABLE` text for a collection schema.
 #[allow(deprecated)] // `CollectionSchema::auto_id`: old clients still set it
 pub fn create_table_sql(
@@ -711,6 +724,9 @@ pub fn milvus_score(metric: &str, pg_distance: f64) -> f32 {
 
 /// A float column of a result batch as f64 values.
 pub fn float_column(batch: &RecordBatch, index: usize) -> Result<Vec<f64>, DoorError> {
+    if batch.num_rows() == 0 || index >= batch.num_columns() {
+        return Ok(Vec::new());
+    }
     let array = arrow::compute::cast(batch.column(index), &ArrowType::Float64)
         .map_err(|e| DoorError::internal(e.to_string()))?;
     Ok(array

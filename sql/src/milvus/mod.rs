@@ -368,6 +368,34 @@ impl MilvusDoor {
                 r.collection_name, schema.name
             )));
         }
+        if !schema
+            .fields
+            .iter()
+            .any(|f| convert::is_vector_type(f.data_type))
+        {
+            return Err(DoorError::invalid(
+                "schema does not contain vector field: invalid parameter".to_string(),
+            ));
+        }
+        // Creating an existing collection with the same fields succeeds, as
+        // in Milvus; with other fields it is an error.
+        if let Ok(existing) = self.table(database, &r.collection_name) {
+            let existing = convert::collection_schema(&r.collection_name, &existing);
+            let same = existing.fields.len() == schema.fields.len()
+                && existing.fields.iter().zip(&schema.fields).all(|(a, b)| {
+                    a.name == b.name
+                        && a.data_type == b.data_type
+                        && a.is_primary_key == b.is_primary_key
+                });
+            return if same {
+                Ok(())
+            } else {
+                Err(DoorError::invalid(format!(
+                    "create duplicate collection with different parameters, collection: {}",
+                    r.collection_name
+                )))
+            };
+        }
         let sql = convert::create_table_sql(database, &r.collection_name, &schema)?;
         self.sql(&sql, None).await.map(|_| ())
     }
@@ -388,7 +416,10 @@ impl MilvusDoor {
             WriteKind::Merge { .. } => WriteKind::Merge {
                 columns: sent.clone(),
             },
-            other => other,
+            // Milvus accepts an insert of an existing primary key (it does
+            // not deduplicate); Quiver keeps the newest row.
+            WriteKind::Insert => WriteKind::Upsert,
+            WriteKind::Upsert => WriteKind::Upsert,
         };
         let mut session = self.session()?;
         let result = self
@@ -584,7 +615,14 @@ impl MilvusDoor {
                 ..Default::default()
             });
         }
-        let columns = self.output_columns(&table, &r.output_fields, false)?;
+        // No output fields means every field, vectors included, as in Milvus.
+        let every = ["*".to_string()];
+        let requested: &[String] = if r.output_fields.is_empty() {
+            &every
+        } else {
+            &r.output_fields
+        };
+        let columns = self.output_columns(&table, requested, true)?;
         let select: Vec<String> = columns
             .iter()
             .map(|&i| quote(&table.columns[i].name))
@@ -820,7 +858,11 @@ impl MilvusDoor {
         let mut group_by_field_value = None;
         if let Some(batch) = &merged {
             ids = ids_of(&table, batch.column(0))?;
-            for (pos, &i) in columns.iter().enumerate().skip(1) {
+            for (pos, &i) in columns
+                .iter()
+                .enumerate()
+                .skip(usize::from(!pk_requested(&table, &r.output_fields)))
+            {
                 let column = &table.columns[i];
                 fields_data.push(output_field(
                     &table,
@@ -850,7 +892,7 @@ impl MilvusDoor {
                 topks,
                 output_fields: columns
                     .iter()
-                    .skip(1)
+                    .skip(usize::from(!pk_requested(&table, &r.output_fields)))
                     .map(|&i| table.columns[i].name.clone())
                     .collect(),
                 primary_field_name: table.pk().name.clone(),
@@ -933,7 +975,11 @@ impl MilvusDoor {
             .rows_by_keys(database, &r.collection_name, &table, &columns, &fused_keys)
             .await?;
         let mut fields_data = Vec::new();
-        for (pos, &i) in columns.iter().enumerate().skip(1) {
+        for (pos, &i) in columns
+            .iter()
+            .enumerate()
+            .skip(usize::from(!pk_requested(&table, &r.output_fields)))
+        {
             let column = &table.columns[i];
             fields_data.push(output_field(
                 &table,
@@ -953,7 +999,7 @@ impl MilvusDoor {
                 topks,
                 output_fields: columns
                     .iter()
-                    .skip(1)
+                    .skip(usize::from(!pk_requested(&table, &r.output_fields)))
                     .map(|&i| table.columns[i].name.clone())
                     .collect(),
                 primary_field_name: table.pk().name.clone(),
@@ -1035,9 +1081,9 @@ impl MilvusDoor {
         let taken =
             arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(indices))
                 .map_err(|e| DoorError::internal(e.to_string()))?;
-        Ok(taken
+        taken
             .project(&(0..columns.len()).collect::<Vec<_>>())
-            .map_err(|e| DoorError::internal(e.to_string()))?)
+            .map_err(|e| DoorError::internal(e.to_string()))
     }
 
     /// Range and group-by searches: fetches a growing number of nearest
@@ -1322,20 +1368,14 @@ impl MilvusDoor {
                         .unwrap_or(&ix.name)
                         .to_string(),
                     field_name: ix.column.clone(),
-                    params: vec![
-                        KeyValuePair {
-                            key: "index_type".into(),
-                            value: index_type.into(),
-                        },
-                        KeyValuePair {
-                            key: "metric_type".into(),
-                            value: ix.metric.to_ascii_uppercase(),
-                        },
-                        KeyValuePair {
-                            key: "params".into(),
-                            value: params_json(&ix.params),
-                        },
-                    ],
+                    params: [
+                        ("index_type".to_string(), index_type.to_string()),
+                        ("metric_type".to_string(), ix.metric.to_ascii_uppercase()),
+                    ]
+                    .into_iter()
+                    .chain(milvus_index_params(&ix.params))
+                    .map(|(key, value)| KeyValuePair { key, value })
+                    .collect(),
                     indexed_rows: ix.indexed,
                     total_rows: ix.total,
                     pending_index_rows: ix.total - ix.indexed,
@@ -1366,9 +1406,10 @@ struct IndexRow {
     total: i64,
 }
 
-/// `m=16, ef_construction=200` as Milvus' JSON params.
-fn params_json(params: &str) -> String {
-    let map: serde_json::Map<String, serde_json::Value> = params
+/// `m=16, ef_construction=200` as Milvus' build parameters (`M`,
+/// `efConstruction`, `nlist`), each its own key as Milvus reports them.
+fn milvus_index_params(params: &str) -> Vec<(String, String)> {
+    params
         .split(',')
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=')?;
@@ -1378,13 +1419,9 @@ fn params_json(params: &str) -> String {
                 "lists" => "nlist",
                 other => other,
             };
-            Some((
-                key.to_string(),
-                serde_json::Value::String(v.trim().to_string()),
-            ))
+            Some((key.to_string(), v.trim().to_string()))
         })
-        .collect();
-    serde_json::Value::Object(map).to_string()
+        .collect()
 }
 
 /// The reranker of a hybrid search.
@@ -1803,6 +1840,12 @@ fn output_field(
     Ok(data)
 }
 
+/// Whether a search's output fields name the primary key (or `*`), so
+/// its values travel as a field too, not only as ids.
+fn pk_requested(table: &TableSchema, requested: &[String]) -> bool {
+    requested.iter().any(|f| f == "*" || *f == table.pk().name)
+}
+
 /// The primary keys of `ids` as SQL literals.
 fn id_literals(ids: &IDs) -> Result<Vec<String>, DoorError> {
     Ok(match &ids.id_field {
@@ -2110,12 +2153,18 @@ impl MilvusService for MilvusDoor {
         r: Request<GetLoadStateRequest>,
     ) -> RpcResult<GetLoadStateResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.table(&database, &r.get_ref().collection_name);
+        // Sealed segments and indexes are always loaded; a missing
+        // collection is `NotExist`, as Milvus answers.
+        let result = match self.table(&database, &r.get_ref().collection_name) {
+            Ok(_) => Ok(milvus::proto::common::LoadState::Loaded),
+            Err(e) if e.code == 100 => Ok(milvus::proto::common::LoadState::NotExist),
+            Err(e) => Err(e),
+        };
         reply!(
             result,
-            |_| GetLoadStateResponse {
+            |state| GetLoadStateResponse {
                 status: Some(ok_status()),
-                state: milvus::proto::common::LoadState::Loaded as i32,
+                state: state as i32,
             },
             |s| GetLoadStateResponse {
                 status: Some(s),
@@ -2222,9 +2271,14 @@ impl MilvusService for MilvusDoor {
         let database = request_database(&r, &r.get_ref().db_name);
         let q = r.get_ref();
         let result = async {
-            let found = self
+            // Dropping an index that does not exist succeeds, as in Milvus.
+            let found = match self
                 .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
-                .await?;
+                .await
+            {
+                Err(e) if e.code == 700 => Vec::new(),
+                other => other?,
+            };
             for ix in found {
                 let sql = format!(
                     "DROP INDEX {}.{}",
