@@ -123,9 +123,18 @@ pub fn create_table_sql(
         let auto_id = field.auto_id || (schema.auto_id && field.is_primary_key);
         let mut column = format!("{} {}", quote(&field.name), sql_type(field)?);
         if auto_id {
-            if !field.is_primary_key || field.data_type != DataType::Int64 as i32 {
+            if !field.is_primary_key {
                 return Err(DoorError::invalid(format!(
-                    "only an int64 primary key field can be auto_id (field {})",
+                    "only the primary key field can be auto_id (field {})",
+                    field.name
+                )));
+            }
+            if field.data_type != DataType::Int64 as i32 {
+                return Err(DoorError::unsupported(format!(
+                    "auto_id on a {} primary key (field {})",
+                    DataType::try_from(field.data_type)
+                        .map(|t| t.as_str_name())
+                        .unwrap_or("non-Int64"),
                     field.name
                 )));
             }

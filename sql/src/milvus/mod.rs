@@ -383,9 +383,17 @@ impl MilvusDoor {
             let existing = convert::collection_schema(&r.collection_name, &existing);
             let same = existing.fields.len() == schema.fields.len()
                 && existing.fields.iter().zip(&schema.fields).all(|(a, b)| {
+                    let param = |f: &milvus::proto::schema::FieldSchema, key: &str| {
+                        f.type_params
+                            .iter()
+                            .find(|kv| kv.key == key)
+                            .map(|kv| kv.value.clone())
+                    };
                     a.name == b.name
                         && a.data_type == b.data_type
                         && a.is_primary_key == b.is_primary_key
+                        && param(a, "dim") == param(b, "dim")
+                        && param(a, "max_length") == param(b, "max_length")
                 });
             return if same {
                 Ok(())
@@ -1725,6 +1733,11 @@ impl Picker<'_> {
     }
 }
 
+/// Collection aliases are not in Quiver's catalog yet.
+fn aliases_unsupported(rpc: &str) -> DoorError {
+    DoorError::unsupported(format!("collection aliases ({rpc})"))
+}
+
 /// Milvus' one partition, `_default`: Quiver has no other partitions yet.
 const DEFAULT_PARTITION: &str = "_default";
 
@@ -2688,6 +2701,44 @@ impl MilvusService for MilvusDoor {
                 ..Default::default()
             }
         )
+    }
+
+    async fn create_alias(&self, _r: Request<CreateAliasRequest>) -> RpcResult<Status> {
+        Ok(Response::new(error_status(&aliases_unsupported(
+            "CreateAlias",
+        ))))
+    }
+
+    async fn drop_alias(&self, _r: Request<DropAliasRequest>) -> RpcResult<Status> {
+        Ok(Response::new(error_status(&aliases_unsupported(
+            "DropAlias",
+        ))))
+    }
+
+    async fn alter_alias(&self, _r: Request<AlterAliasRequest>) -> RpcResult<Status> {
+        Ok(Response::new(error_status(&aliases_unsupported(
+            "AlterAlias",
+        ))))
+    }
+
+    async fn describe_alias(
+        &self,
+        _r: Request<DescribeAliasRequest>,
+    ) -> RpcResult<DescribeAliasResponse> {
+        Ok(Response::new(DescribeAliasResponse {
+            status: Some(error_status(&aliases_unsupported("DescribeAlias"))),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_aliases(
+        &self,
+        _r: Request<ListAliasesRequest>,
+    ) -> RpcResult<ListAliasesResponse> {
+        Ok(Response::new(ListAliasesResponse {
+            status: Some(error_status(&aliases_unsupported("ListAliases"))),
+            ..Default::default()
+        }))
     }
 
     async fn search(&self, r: Request<SearchRequest>) -> RpcResult<SearchResults> {
