@@ -186,8 +186,18 @@ fn param<'a>(params: &'a [KeyValuePair], key: &str) -> Option<&'a str> {
 /// The Milvus service over a handler.
 pub struct MilvusDoor {
     handler: QueryHandlerRef,
-    /// Idle sessions, reused across RPCs (a session owns a planning context).
-    sessions: parking_lot::Mutex<Vec<Session>>,
+    /// Idle sessions, reused across RPCs (a session owns a planning context
+    /// and its plan cache).
+    sessions: parking_lot::Mutex<Vec<DoorSession>>,
+}
+
+/// A pooled session and the search knobs it has `SET`.
+struct DoorSession {
+    session: Session,
+    /// `hnsw.ef_search` as set in the session (`None`: the default).
+    ef: Option<u64>,
+    /// `ivfflat.probes` as set in the session (`None`: the default).
+    nprobe: Option<u64>,
 }
 
 impl MilvusDoor {
@@ -199,17 +209,22 @@ impl MilvusDoor {
         }
     }
 
-    fn session(&self) -> Result<Session, DoorError> {
+    fn session(&self) -> Result<DoorSession, DoorError> {
         if let Some(session) = self.sessions.lock().pop() {
             return Ok(session);
         }
-        Ok(self.handler.new_session(SessionInfo {
+        let session = self.handler.new_session(SessionInfo {
             user: "milvus".into(),
             database: None,
-        })?)
+        })?;
+        Ok(DoorSession {
+            session,
+            ef: None,
+            nprobe: None,
+        })
     }
 
-    fn give_back(&self, session: Session) {
+    fn give_back(&self, session: DoorSession) {
         let mut idle = self.sessions.lock();
         if idle.len() < 16 {
             idle.push(session);
@@ -223,7 +238,7 @@ impl MilvusDoor {
         params: Option<ParamValues>,
     ) -> Result<Vec<RecordBatch>, DoorError> {
         let mut session = self.session()?;
-        let result = self.sql_in(&mut session, text, params).await;
+        let result = self.sql_in(&mut session.session, text, params).await;
         self.give_back(session);
         result
     }
@@ -432,7 +447,14 @@ impl MilvusDoor {
         let mut session = self.session()?;
         let result = self
             .handler
-            .write(&mut session, database, collection, batch, &sent, kind)
+            .write(
+                &mut session.session,
+                database,
+                collection,
+                batch,
+                &sent,
+                kind,
+            )
             .await;
         self.give_back(session);
         let written = result?;
@@ -470,7 +492,7 @@ impl MilvusDoor {
         let statements = self.handler.parse(&sql)?;
         let output = self
             .handler
-            .execute(&mut session, &statements[0], None)
+            .execute(&mut session.session, &statements[0], None)
             .await;
         self.give_back(session);
         let deleted = match output? {
@@ -1102,7 +1124,7 @@ impl MilvusDoor {
     /// [`MAX_TOP_K`]: quiver_common::limits::MAX_TOP_K
     async fn expanding_search(
         &self,
-        session: &mut Session,
+        session: &mut DoorSession,
         sql_for: &(dyn Fn(usize, usize) -> String + Sync),
         knobs: &serde_json::Value,
         queries: &[Vec<f32>],
@@ -1201,66 +1223,75 @@ impl MilvusDoor {
     /// session's plan cache keeps the physical plan between them).
     async fn search_queries(
         &self,
-        session: &mut Session,
+        door: &mut DoorSession,
         sql: &str,
         knobs: &serde_json::Value,
         queries: &[Vec<f32>],
         dim: u32,
     ) -> Result<Vec<RecordBatch>, DoorError> {
-        let ef = knobs.get("ef").and_then(|v| v.as_u64());
-        let nprobe = knobs.get("nprobe").and_then(|v| v.as_u64());
-        if let Some(ef) = ef {
-            self.sql_in(
-                session,
-                &format!("SET hnsw.ef_search = {}", ef.clamp(1, 1000)),
-                None,
-            )
-            .await?;
+        // The session keeps its knobs between requests; a statement is sent
+        // only when this request wants other values.
+        let ef = knobs
+            .get("ef")
+            .and_then(|v| v.as_u64())
+            .map(|ef| ef.clamp(1, 1000));
+        let nprobe = knobs
+            .get("nprobe")
+            .and_then(|v| v.as_u64())
+            .map(|n| n.max(1));
+        if ef != door.ef {
+            let statement = match ef {
+                Some(ef) => format!("SET hnsw.ef_search = {ef}"),
+                None => "RESET hnsw.ef_search".to_string(),
+            };
+            door.ef = None;
+            self.sql_in(&mut door.session, &statement, None).await?;
+            door.ef = ef;
         }
-        if let Some(nprobe) = nprobe {
-            self.sql_in(
-                session,
-                &format!("SET ivfflat.probes = {}", nprobe.max(1)),
-                None,
-            )
-            .await?;
+        if nprobe != door.nprobe {
+            let statement = match nprobe {
+                Some(n) => format!("SET ivfflat.probes = {n}"),
+                None => "RESET ivfflat.probes".to_string(),
+            };
+            door.nprobe = None;
+            self.sql_in(&mut door.session, &statement, None).await?;
+            door.nprobe = nprobe;
         }
+        let statements = self.handler.parse(sql)?;
+        let [statement] = statements.as_slice() else {
+            return Err(DoorError::internal(format!("not one statement: {sql}")));
+        };
+        let item = Arc::new(arrow::datatypes::Field::new(
+            "item",
+            arrow::datatypes::DataType::Float32,
+            true,
+        ));
         let mut out = Vec::with_capacity(queries.len());
-        let mut failure = None;
         for q in queries {
-            let item = Arc::new(arrow::datatypes::Field::new(
-                "item",
-                arrow::datatypes::DataType::Float32,
-                true,
-            ));
             let list = arrow::array::FixedSizeListArray::try_new(
-                item,
+                item.clone(),
                 dim as i32,
                 Arc::new(arrow::array::Float32Array::from(q.clone())),
                 None,
             )
             .map_err(|e| DoorError::internal(e.to_string()))?;
             let params = ParamValues::List(vec![ScalarValue::FixedSizeList(Arc::new(list)).into()]);
-            match self.sql_in(session, sql, Some(params)).await {
-                Ok(batches) => out.push(concat(&batches, 0)?.unwrap_or_else(|| {
-                    RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
-                })),
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
+            let batches = match self
+                .handler
+                .execute(&mut door.session, statement, Some(params))
+                .await?
+            {
+                Output::Rows { stream, .. } => stream
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| DoorError::from(SqlError::from(e)))?,
+                _ => Vec::new(),
+            };
+            out.push(concat(&batches, 0)?.unwrap_or_else(|| {
+                RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
+            }));
         }
-        if ef.is_some() {
-            let _ = self.sql_in(session, "RESET hnsw.ef_search", None).await;
-        }
-        if nprobe.is_some() {
-            let _ = self.sql_in(session, "RESET ivfflat.probes", None).await;
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        Ok(out)
     }
 
     async fn do_create_index(
