@@ -8,8 +8,9 @@ use quiver_index::Metric;
 use crate::dataset::{self, Dataset, DatasetOptions};
 use crate::error::{BenchError, Result};
 use crate::inproc::{self, BuildArgs, IndexConfig};
+use crate::milvus::{self, MilvusConfig};
 use crate::peers::{self, PeersConfig};
-use crate::report::{ratio_table, Record};
+use crate::report::{client_ratio_table, ratio_table, Record};
 use crate::sql::{self, SqlConfig, SqlIndex};
 
 #[derive(Debug, Parser)]
@@ -23,8 +24,8 @@ pub struct Cli {
     pub mode: Mode,
 }
 
-/// Benchmark modes. New targets (e.g. `milvus`, pymilvus against a URI)
-/// are new variants here with their own arguments.
+/// Benchmark modes. New targets are new variants here with their own
+/// arguments.
 #[derive(Debug, Subcommand)]
 pub enum Mode {
     /// Quiver's indexes in-process (quiver_index::build_index + search).
@@ -35,6 +36,11 @@ pub enum Mode {
     /// Quiver in-process and peer libraries (hnswlib, faiss, usearch) in
     /// one run, with Quiver/peer QPS ratios at recall targets.
     Peers(PeersCmd),
+    /// Milvus-API servers through pymilvus (Quiver's Milvus door,
+    /// milvus-lite for a `.db` path, ...) in one run: insert, HNSW build,
+    /// ef sweeps at several nq and a filtered search, with ratios against
+    /// Quiver at recall targets.
+    Milvus(MilvusCmd),
 }
 
 /// Distance metric of the dataset.
@@ -234,13 +240,71 @@ pub struct PeersCmd {
     pub peer_script: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct MilvusCmd {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// A server to measure, as pymilvus' `MilvusClient(uri=...)` takes it:
+    /// `http://127.0.0.1:19530` (Quiver's Milvus door, a Milvus server) or a
+    /// local `PATH.db` (milvus-lite, started by pymilvus). Repeat for
+    /// several servers; they run one after the other.
+    #[arg(long = "uri", required = true)]
+    pub uris: Vec<String>,
+    /// `system` of each URI's records, in --uri order [default: milvus-lite
+    /// for a `.db` path, quiver otherwise]. Ratios are against `quiver`
+    /// (else the first URI).
+    #[arg(long = "name", value_delimiter = ',')]
+    pub names: Vec<String>,
+    /// HNSW M.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// HNSW ef values to sweep (each at least k: Milvus rejects ef < limit).
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    pub ef: Vec<usize>,
+    /// Query vectors per search call; one sweep per value.
+    #[arg(long, value_delimiter = ',', default_value = "1,100")]
+    pub nq: Vec<usize>,
+    /// Rows per insert call.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Collection to (re)create on every server (dropped at the end).
+    #[arg(long, default_value = "quiver_bench")]
+    pub collection: String,
+    /// IDX1 labels of the base rows for the filtered search [default: the
+    /// dataset folder's train-labels-idx1-ubyte.gz (fashion-mnist); without
+    /// labels every row gets label 0 and the filtered search is skipped].
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// The filtered search is `label == N`.
+    #[arg(long, default_value_t = 3)]
+    pub filter_label: i64,
+    /// Skip the filtered search even when the dataset has labels.
+    #[arg(long)]
+    pub no_filter: bool,
+    /// Token for servers with authentication (`user:password`).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Python of the milvus venv [default:
+    /// $QUIVER_BENCH_MILVUS_VENV/bin/python or
+    /// $HOME/.cache/quiver-bench/milvus-venv/bin/python].
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// The script [default: bench/milvus/run_milvus.py of this checkout].
+    #[arg(long)]
+    pub milvus_script: Option<PathBuf>,
+}
+
 /// What a run produced.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub records: Vec<Record>,
     /// Text printed after the table (the ratio table in `peers` mode).
     pub extra: String,
-    /// Peers that failed (the others are still reported).
+    /// Peers or Milvus targets that failed (the others are still
+    /// reported).
     pub failures: Vec<BenchError>,
 }
 
@@ -251,6 +315,7 @@ impl Cli {
             Mode::Index(c) => c.data.json,
             Mode::Sql(c) => c.data.json,
             Mode::Peers(c) => c.data.json,
+            Mode::Milvus(c) => c.data.json,
         }
     }
 }
@@ -365,7 +430,65 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
             outcome.records.extend(peer_records);
             Ok(outcome)
         }
+        Mode::Milvus(cmd) => run_milvus(cmd),
     }
+}
+
+/// The `milvus` mode.
+fn run_milvus(cmd: &MilvusCmd) -> Result<Outcome> {
+    let targets = milvus::targets(&cmd.uris, &cmd.names)?;
+    let labels = if cmd.no_filter {
+        None
+    } else {
+        cmd.labels
+            .clone()
+            .or_else(|| milvus::labels_in(&cmd.data.dataset))
+    };
+    if let Some(path) = labels.as_ref().filter(|p| !p.is_file()) {
+        return Err(BenchError::Argument(format!(
+            "--labels {}: no such file",
+            path.display()
+        )));
+    }
+    let cfg = MilvusConfig {
+        python: cmd.python.clone().unwrap_or_else(milvus::default_python),
+        script: cmd
+            .milvus_script
+            .clone()
+            .unwrap_or_else(milvus::default_script),
+        metric: cmd.data.metric.name(),
+        m: cmd.m,
+        ef_construction: cmd.ef_construction,
+        ef: cmd.ef.clone(),
+        nq: cmd.nq.clone(),
+        batch: cmd.batch,
+        collection: cmd.collection.clone(),
+        labels,
+        filter_label: cmd.filter_label,
+        token: cmd.token.clone(),
+        k: cmd.data.k,
+        repeat: cmd.data.repeat,
+    };
+    cfg.check()?;
+    let data = cmd.data.load()?;
+    let mut outcome = Outcome::default();
+    for target in &targets {
+        let run = milvus::run_target(&data, &cfg, target);
+        outcome.records.extend(run.records);
+        if let Some(e) = run.failure {
+            eprintln!("{e}");
+            outcome.failures.push(e);
+        }
+    }
+    if let Some(reference) = milvus::reference(&targets) {
+        if targets.len() > 1 && outcome.records.iter().any(|r| r.system == reference) {
+            outcome.extra = format!(
+                "\n{reference}/other ratios:\n{}",
+                client_ratio_table(reference, &outcome.records)
+            );
+        }
+    }
+    Ok(outcome)
 }
 
 #[cfg(test)]
@@ -470,5 +593,117 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown peer"));
+        // milvus: a URI is required, ef must reach k, names must differ.
+        assert!(Cli::try_parse_from(["quiver-bench", "milvus", "--dataset", d]).is_err());
+        let cli = parse(&[
+            "quiver-bench",
+            "milvus",
+            "--dataset",
+            d,
+            "--uri",
+            "/tmp/x.db",
+            "--ef",
+            "8",
+        ]);
+        assert!(matches!(execute(&cli), Err(BenchError::Argument(_))));
+        let cli = parse(&[
+            "quiver-bench",
+            "milvus",
+            "--dataset",
+            d,
+            "--uri",
+            "/tmp/x.db",
+            "--uri",
+            "/tmp/y.db",
+        ]);
+        assert!(execute(&cli)
+            .unwrap_err()
+            .to_string()
+            .contains("two targets are named"));
+    }
+
+    /// The milvus mode with a stand-in script: the Rust side passes the
+    /// data and sweep, collects every target's records (also those of a
+    /// target that then fails) and prints the ratios.
+    #[test]
+    fn milvus_mode_with_a_stand_in_script() {
+        if std::process::Command::new("python3")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return; // no interpreter on this machine
+        }
+        let dir = dataset();
+        let cache = tempfile::tempdir().unwrap();
+        let script = cache.path().join("fake_milvus.py");
+        std::fs::write(
+            &script,
+            r#"
+import json, sys
+a = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+assert a["--max-base"] == "300" and a["--queries"] == "10", a
+assert a["--ef"] == "16,32" and a["--nq"] == "1,100" and a["--batch"] == "50", a
+assert "--labels" not in a, a
+speed = 1000 if a["--name"] == "quiver" else 250
+for i, ef in enumerate([16, 32]):
+    for nq in (1, 100):
+        print(json.dumps({"system": a["--name"], "index": "hnsw", "uri": a["--uri"],
+            "params": {"m": 16, "ef": ef}, "recall": 0.9 + 0.05 * i, "qps": speed * nq / (i + 1),
+            "p50_ms": 1.0, "p99_ms": 2.0, "build_s": 1.0, "insert_rows_per_s": 5000.0,
+            "nq": nq, "filter": None}))
+if a["--uri"].startswith("http://broken"):
+    sys.exit("server said no")
+"#,
+        )
+        .unwrap();
+        let (d, c, s) = (
+            dir.path().to_str().unwrap(),
+            cache.path().to_str().unwrap(),
+            script.to_str().unwrap(),
+        );
+        let cli = parse(&[
+            "quiver-bench",
+            "milvus",
+            "--dataset",
+            d,
+            "--cache-dir",
+            c,
+            "--max-base",
+            "300",
+            "--queries",
+            "10",
+            "--uri",
+            "/tmp/lite.db",
+            "--uri",
+            "http://127.0.0.1:19530",
+            "--uri",
+            "http://broken:1",
+            "--name",
+            ",,broken",
+            "--ef",
+            "16,32",
+            "--batch",
+            "50",
+            "--python",
+            "python3",
+            "--milvus-script",
+            s,
+            "--json",
+        ]);
+        assert!(cli.json());
+        let out = execute(&cli).unwrap();
+        assert_eq!(out.records.len(), 12);
+        assert_eq!(out.failures.len(), 1);
+        assert!(out.failures[0].to_string().contains("broken"));
+        let systems: Vec<&str> = out.records.iter().map(|r| r.system.as_str()).collect();
+        assert_eq!(systems[0], "milvus-lite");
+        assert_eq!(systems[4], "quiver");
+        assert!(out
+            .records
+            .iter()
+            .all(|r| r.dataset == out.records[0].dataset));
+        assert!(out.extra.contains("quiver/other ratios"), "{}", out.extra);
+        assert!(out.extra.contains("4.00x"), "{}", out.extra);
     }
 }

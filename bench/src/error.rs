@@ -70,6 +70,14 @@ pub enum BenchError {
     /// A peer library run failed or printed something unreadable.
     #[error("peer {peer}: {message}")]
     Peer { peer: String, message: String },
+    /// A `milvus` mode target (one URI driven by pymilvus) failed or
+    /// printed something unreadable.
+    #[error("milvus target {system} ({uri}): {message}")]
+    Milvus {
+        system: String,
+        uri: String,
+        message: String,
+    },
 }
 
 impl BenchError {

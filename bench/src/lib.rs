@@ -10,13 +10,15 @@
 //! binary `COPY`, `CREATE INDEX`, one prepared statement); the `peers` mode
 //! adds peer libraries (hnswlib, faiss-cpu, usearch) run by
 //! `bench/peers/run_peer.py` on the same data and ground truth, and reports
-//! Quiver/peer QPS ratios at fixed recall targets.
+//! Quiver/peer QPS ratios at fixed recall targets; the `milvus` mode drives
+//! Milvus-API servers (Quiver's Milvus door, milvus-lite) with pymilvus
+//! through `bench/milvus/run_milvus.py` and reports Quiver/other ratios.
 //!
 //! - [`vecs`]: `.fvecs` / `.ivecs` reading and writing.
 //! - [`dataset`]: dataset folders, the converter cache, subsets and exact
 //!   ground truth.
 //! - [`metrics`]: recall@k, percentiles, QPS at a recall target.
-//! - [`inproc`], [`sql`], [`peers`]: the three modes.
+//! - [`inproc`], [`sql`], [`peers`], [`milvus`]: the four modes.
 //! - [`report`]: records, the human table, the ratio table, JSON lines.
 //! - [`cli`]: the command line.
 
@@ -25,6 +27,7 @@ pub mod dataset;
 pub mod error;
 pub mod inproc;
 pub mod metrics;
+pub mod milvus;
 pub mod peers;
 pub mod report;
 pub mod sql;

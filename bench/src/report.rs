@@ -66,6 +66,20 @@ pub struct Record {
     /// `sql` mode: rows per second of the binary `COPY` of the base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_rows_per_s: Option<f64>,
+    /// `milvus` mode: the URI pymilvus was pointed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// `milvus` mode: rows per second of the batched pymilvus inserts of
+    /// the base (client-side conversion included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insert_rows_per_s: Option<f64>,
+    /// `milvus` mode: query vectors per `search` call. `qps` counts every
+    /// query vector; `p50_ms`/`p99_ms` are per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nq: Option<usize>,
+    /// `milvus` mode: the filter expression of the searches (`null`: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 fn default_k() -> usize {
@@ -123,8 +137,12 @@ fn opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
 
-/// The human table of every record, grouped as given.
+/// The human table of every record, grouped as given (the client layout
+/// of [`client_table`] when the records come from the `milvus` mode).
 pub fn table(records: &[Record]) -> String {
+    if !records.is_empty() && records.iter().all(|r| r.nq.is_some()) {
+        return client_table(records);
+    }
     let header = [
         "system",
         "index",
@@ -171,6 +189,152 @@ pub fn table(records: &[Record]) -> String {
         })
         .collect();
     render(&header, &rows)
+}
+
+/// The table of `milvus` mode records: one row per system, sweep point,
+/// `nq` and filter; latencies are per `search` call.
+pub fn client_table(records: &[Record]) -> String {
+    let header = [
+        "system",
+        "version",
+        "build",
+        "search",
+        "nq",
+        "filter",
+        "recall",
+        "QPS",
+        "p50 ms/call",
+        "p99 ms/call",
+        "build s",
+        "insert rows/s",
+    ];
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                r.system.clone(),
+                r.version.clone().unwrap_or_else(|| "-".into()),
+                r.build_params(),
+                r.search_params(),
+                r.nq.map_or_else(|| "-".into(), |n| n.to_string()),
+                r.filter.clone().unwrap_or_else(|| "-".into()),
+                format!("{:.4}", r.recall),
+                format!("{:.0}", r.qps),
+                format!("{:.3}", r.p50_ms),
+                format!("{:.3}", r.p99_ms),
+                opt(r.build_s, 2),
+                opt(r.insert_rows_per_s, 0),
+            ]
+        })
+        .collect();
+    render(&header, &rows)
+}
+
+/// `reference`/other ratios of `milvus` mode records: per other system and
+/// per (nq, filter) group, QPS at each recall target (see
+/// [`qps_at_recall`]) and the best recall of the sweep, then insert rate
+/// and build time. A ratio above 1 means `reference` is faster.
+pub fn client_ratio_table(reference: &str, records: &[Record]) -> String {
+    let mut systems: Vec<&str> = Vec::new();
+    let mut groups: Vec<(Option<usize>, Option<String>)> = Vec::new();
+    for r in records {
+        if r.system != reference && !systems.contains(&r.system.as_str()) {
+            systems.push(&r.system);
+        }
+        let group = (r.nq, r.filter.clone());
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+        _ => "n/a".into(),
+    };
+    let of = |system: &str, group: &(Option<usize>, Option<String>)| -> Vec<(f64, f64)> {
+        records
+            .iter()
+            .filter(|r| r.system == system && r.nq == group.0 && r.filter == group.1)
+            .map(|r| (r.recall, r.qps))
+            .collect()
+    };
+    let best = |curve: &[(f64, f64)]| curve.iter().map(|p| p.0).reduce(f64::max);
+    let reference_qps = format!("{reference} QPS");
+    let header = [
+        "other",
+        "nq",
+        "filter",
+        "recall",
+        reference_qps.as_str(),
+        "other QPS",
+        "ratio",
+    ];
+    let mut rows = Vec::new();
+    for other in &systems {
+        for group in &groups {
+            let (mine, theirs) = (of(reference, group), of(other, group));
+            if mine.is_empty() || theirs.is_empty() {
+                continue;
+            }
+            let (nq, filter) = (
+                group.0.map_or_else(|| "-".into(), |n| n.to_string()),
+                group.1.clone().unwrap_or_else(|| "-".into()),
+            );
+            for target in RECALL_TARGETS {
+                let (a, b) = (qps_at_recall(&mine, target), qps_at_recall(&theirs, target));
+                rows.push(vec![
+                    other.to_string(),
+                    nq.clone(),
+                    filter.clone(),
+                    format!("{target:.2}"),
+                    opt(a, 0),
+                    opt(b, 0),
+                    ratio(a, b),
+                ]);
+            }
+            rows.push(vec![
+                other.to_string(),
+                nq,
+                filter,
+                "best".into(),
+                opt(best(&mine), 4),
+                opt(best(&theirs), 4),
+                "(recall)".into(),
+            ]);
+        }
+    }
+    let mut out = render(&header, &rows);
+    let first = |system: &str| records.iter().find(|r| r.system == system);
+    let ingest_header = [
+        "system",
+        "insert rows/s",
+        "insert ratio",
+        "build s",
+        "build ratio",
+    ];
+    let mut ingest = Vec::new();
+    if let Some(me) = first(reference) {
+        for system in std::iter::once(&reference).chain(systems.iter()) {
+            let Some(r) = first(system) else { continue };
+            ingest.push(vec![
+                system.to_string(),
+                opt(r.insert_rows_per_s, 0),
+                ratio(me.insert_rows_per_s, r.insert_rows_per_s),
+                opt(r.build_s, 2),
+                ratio(r.build_s, me.build_s),
+            ]);
+        }
+    }
+    out.push('\n');
+    out.push_str(&render(&ingest_header, &ingest));
+    let _ = writeln!(
+        out,
+        "QPS at a recall target: linear interpolation between the two Pareto-optimal sweep points \
+         that bracket it (n/a when no point reaches it); best = the best recall of the sweep. \
+         Ratios: {reference} QPS / other QPS, {reference} insert rows/s / other's, other's build \
+         s / {reference}'s (above 1: {reference} faster). QPS counts query vectors; nq = query \
+         vectors per search call."
+    );
+    out
 }
 
 /// Recall targets of the ratio table.
@@ -363,5 +527,72 @@ mod tests {
         let line99 = t.lines().find(|l| l.contains("0.99")).unwrap();
         assert!(line99.contains("n/a"), "{t}");
         assert!(table(&quiver).contains("quiver"));
+    }
+
+    fn client(
+        system: &str,
+        ef: usize,
+        nq: usize,
+        filter: Option<&str>,
+        recall: f64,
+        qps: f64,
+    ) -> Record {
+        Record {
+            system: system.into(),
+            index: "hnsw".into(),
+            params: params([("m", Some(16)), ("ef", Some(ef))]),
+            recall,
+            qps,
+            build_s: Some(if system == "quiver" { 2.0 } else { 8.0 }),
+            insert_rows_per_s: Some(if system == "quiver" { 30000.0 } else { 10000.0 }),
+            nq: Some(nq),
+            filter: filter.map(str::to_string),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn client_tables() {
+        let records = vec![
+            client("quiver", 16, 1, None, 0.90, 1000.0),
+            client("quiver", 64, 1, None, 0.99, 500.0),
+            client("quiver", 16, 1, Some("label == 3"), 0.95, 800.0),
+            client("milvus-lite", 16, 1, None, 0.92, 250.0),
+            client("milvus-lite", 64, 1, None, 0.995, 100.0),
+            client("milvus-lite", 16, 1, Some("label == 3"), 0.40, 900.0),
+        ];
+        let t = table(&records);
+        assert!(
+            t.contains("insert rows/s") && t.contains("label == 3"),
+            "{t}"
+        );
+        assert!(!t.contains("QPS all"), "{t}");
+        // The new fields travel in the JSON lines, and only when set.
+        let v = serde_json::to_value(&records[2]).unwrap();
+        assert_eq!(v["nq"], 1);
+        assert_eq!(v["filter"], "label == 3");
+        assert_eq!(v["insert_rows_per_s"], 30000.0);
+        assert!(v.get("uri").is_none());
+
+        let r = client_ratio_table("quiver", &records);
+        let at90 = r
+            .lines()
+            .find(|l| l.starts_with("milvus-lite") && l.contains(" - ") && l.contains("0.90"))
+            .unwrap();
+        // Quiver 1000 at 0.90; milvus-lite's fastest point above 0.90 is 250.
+        assert!(at90.contains("4.00x"), "{r}");
+        let filtered = r
+            .lines()
+            .find(|l| l.contains("label == 3") && l.contains("0.90"))
+            .unwrap();
+        assert!(filtered.contains("n/a"), "{r}");
+        let best = r
+            .lines()
+            .find(|l| l.contains("label == 3") && l.contains("best"))
+            .unwrap();
+        assert!(best.contains("0.9500") && best.contains("0.4000"), "{r}");
+        // Insert 30000/10000, build 8/2.
+        let ingest = r.lines().rfind(|l| l.starts_with("milvus-lite")).unwrap();
+        assert!(ingest.contains("3.00x") && ingest.contains("4.00x"), "{r}");
     }
 }

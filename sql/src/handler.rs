@@ -222,6 +222,23 @@ pub struct Written {
     pub ts: u64,
 }
 
+/// A vector index as the catalog describes it (`quiver_catalog.indexes`).
+#[derive(Debug, Clone)]
+pub struct IndexInfo {
+    pub name: String,
+    pub column: String,
+    /// `hnsw`, `ivfflat`, `ivf_sq8`, `flat`.
+    pub kind: String,
+    /// `l2`, `ip`, `cosine`, `l1`.
+    pub metric: String,
+    /// `m=16, ef_construction=200`.
+    pub params: String,
+    /// Every sealed segment is indexed.
+    pub ready: bool,
+    pub rows_indexed: usize,
+    pub rows_total: usize,
+}
+
 /// The engine as the front ends see it.
 #[async_trait]
 pub trait QueryHandler: Send + Sync + 'static {
@@ -256,6 +273,9 @@ pub trait QueryHandler: Send + Sync + 'static {
         spec: &CopySpec,
         rows: RecordBatch,
     ) -> Result<usize>;
+
+    /// The vector indexes of a table.
+    fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;
 
     /// A new timestamp from the engine's oracle (hybrid: physical
     /// milliseconds << 18 | logical), later than every acknowledged write.

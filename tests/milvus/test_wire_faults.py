@@ -92,3 +92,25 @@ def test_many_query_vectors_within_the_limit(quiver, cname):
         cname, rng.random((300, dim)).tolist(), limit=2, anns_field="vec"
     )
     assert len(res) == 300 and all(len(hits) == 2 for hits in res)
+
+
+def test_large_batch_of_wide_vectors(quiver, cname):
+    # 500 x 784 floats in one insert (more floats than one vector may have).
+    from pymilvus import DataType
+
+    schema = quiver.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=784)
+    index = quiver.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    quiver.create_collection(cname, schema=schema, index_params=index)
+    rng = np.random.default_rng(11)
+    vectors = rng.random((500, 784), dtype=np.float32)
+    res = quiver.insert(cname, [{"id": i, "vec": v.tolist()} for i, v in enumerate(vectors)])
+    assert res["insert_count"] == 500
+    hits = quiver.search(cname, [vectors[42].tolist()], limit=1, anns_field="vec")[0]
+    assert hits[0]["id"] == 42
+    bad = [{"id": 1000, "vec": [float("nan")] + [0.0] * 783}]
+    with pytest.raises(Exception) as info:
+        quiver.insert(cname, bad)
+    assert getattr(info.value, "code", None) == 1100

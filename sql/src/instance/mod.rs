@@ -43,8 +43,8 @@ use quiver_planner::vector_search::{bound_query_vector, single_search_node, Vect
 
 use crate::error::{Result, SqlError};
 use crate::handler::{
-    CommandTag, CopySpec, Output, Prepared, QueryHandler, Session, SessionInfo, TransactionEffect,
-    WriteKind, Written,
+    CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
+    TransactionEffect, WriteKind, Written,
 };
 
 pub use functions::version_string;
@@ -773,6 +773,24 @@ impl QueryHandler for Instance {
 
     fn databases(&self) -> Vec<String> {
         self.engine.databases()
+    }
+
+    fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo> {
+        self.engine
+            .index_statuses()
+            .into_iter()
+            .filter(|ix| ix.database == database && ix.table == table)
+            .map(|ix| IndexInfo {
+                ready: ix.state == "ready",
+                name: ix.name,
+                column: ix.column,
+                kind: ix.kind,
+                metric: ix.metric,
+                params: ix.params,
+                rows_indexed: ix.rows_indexed,
+                rows_total: ix.rows_total,
+            })
+            .collect()
     }
 
     fn allocate_timestamp(&self) -> Result<u64> {

@@ -397,8 +397,17 @@ fn column_array(data: &FieldData, column: &ColumnType, rows: usize) -> Result<Ar
                     v.dim, data.field_name
                 )));
             }
-            quiver_common::vector::validate(&floats.data)
-                .map_err(|e| DoorError::invalid(format!("field {}: {e}", data.field_name)))?;
+            if *dim == 0 || floats.data.len() != rows * *dim as usize {
+                return Err(DoorError::invalid(format!(
+                    "field {} carries {} floats, not {rows} vectors of dim {dim}",
+                    data.field_name,
+                    floats.data.len()
+                )));
+            }
+            for vector in floats.data.chunks_exact(*dim as usize) {
+                quiver_common::vector::validate(vector)
+                    .map_err(|e| DoorError::invalid(format!("field {}: {e}", data.field_name)))?;
+            }
             let item = Arc::new(Field::new("item", ArrowType::Float32, true));
             Arc::new(
                 FixedSizeListArray::try_new(

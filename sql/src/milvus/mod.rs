@@ -321,53 +321,24 @@ impl MilvusDoor {
         collection: &str,
         field: Option<&str>,
     ) -> Result<Vec<IndexRow>, DoorError> {
-        let mut sql = format!(
-            "SELECT index_name, column_name, index_type, metric, parameters, state, rows_indexed, rows_total FROM quiver_catalog.indexes WHERE schema_name = '{}' AND table_name = '{}'",
-            database.replace('\'', "''"),
-            collection.replace('\'', "''")
-        );
-        if let Some(field) = field {
-            sql.push_str(&format!(
-                " AND column_name = '{}'",
-                field.replace('\'', "''")
-            ));
-        }
-        let batches = self.sql(&sql, None).await?;
-        let mut rows = Vec::new();
-        for batch in &batches {
-            let text = |i: usize| -> Result<Vec<String>, DoorError> {
-                let c = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)
-                    .map_err(|e| DoorError::internal(e.to_string()))?;
-                Ok(c.as_string::<i32>()
-                    .iter()
-                    .map(|v| v.unwrap_or_default().to_string())
-                    .collect())
-            };
-            let int = |i: usize| -> Result<Vec<i64>, DoorError> {
-                let c = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int64)
-                    .map_err(|e| DoorError::internal(e.to_string()))?;
-                Ok(c.as_primitive::<Int64Type>()
-                    .iter()
-                    .map(|v| v.unwrap_or_default())
-                    .collect())
-            };
-            let (names, columns, kinds, metrics, params, states) =
-                (text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
-            let (indexed, total) = (int(6)?, int(7)?);
-            for i in 0..batch.num_rows() {
-                rows.push(IndexRow {
-                    name: names[i].clone(),
-                    column: columns[i].clone(),
-                    kind: kinds[i].clone(),
-                    metric: metrics[i].clone(),
-                    params: params[i].clone(),
-                    ready: states[i] == "ready",
-                    indexed: indexed[i],
-                    total: total[i],
-                });
-            }
-        }
-        Ok(rows)
+        // Read from the catalog directly: a search asks for its metric, and
+        // planning a query over the system view for it costs milliseconds.
+        Ok(self
+            .handler
+            .indexes(database, collection)
+            .into_iter()
+            .filter(|ix| field.is_none_or(|f| ix.column == f))
+            .map(|ix| IndexRow {
+                name: ix.name,
+                column: ix.column,
+                kind: ix.kind,
+                metric: ix.metric,
+                params: ix.params,
+                ready: ix.ready,
+                indexed: ix.rows_indexed as i64,
+                total: ix.rows_total as i64,
+            })
+            .collect())
     }
 
     async fn do_create_collection(
@@ -2813,7 +2784,9 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
+            // No Nagle: a reply written in several pieces would otherwise
+            // wait for the client's delayed ACK (~40 ms stalls).
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,
         )
         .await
