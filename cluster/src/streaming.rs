@@ -92,6 +92,9 @@ impl StreamingRole for StreamingNode {
             .collect();
         let mut seen = HashSet::with_capacity(keys.len());
         let mut keep = Vec::with_capacity(keys.len());
+        // An upsert deletes only the keys it replaces: a delete record for a
+        // key that never existed would make every later search check it.
+        let mut replaced = Vec::new();
         {
             let data = table.data.read();
             for key in &keys {
@@ -103,6 +106,9 @@ impl StreamingRole for StreamingNode {
                     });
                 }
                 let exists = data.live.contains(key);
+                if exists && mode == WriteMode::Upsert {
+                    replaced.push(key.clone());
+                }
                 match mode {
                     WriteMode::Insert if exists => {
                         return Err(EngineError::DuplicateKey {
@@ -120,13 +126,7 @@ impl StreamingRole for StreamingNode {
             let mask = arrow::array::BooleanArray::from(keep);
             batch = arrow::compute::filter_record_batch(&batch, &mask)?;
         }
-        let deletes: Vec<PkValue> = match mode {
-            WriteMode::Upsert => pk_values(batch.column(schema.primary_key))
-                .into_iter()
-                .flatten()
-                .collect(),
-            _ => Vec::new(),
-        };
+        let deletes: Vec<PkValue> = replaced;
         if batch.num_rows() == 0 {
             return Ok(WriteOutcome {
                 rows: batch,
