@@ -544,9 +544,7 @@ impl MilvusDoor {
     }
 
     async fn do_query(&self, database: &str, r: &QueryRequest) -> Result<QueryResults, DoorError> {
-        r.partition_names
-            .iter()
-            .try_for_each(|p| check_partition(p))?;
+        check_partitions(&r.partition_names)?;
         let table = self.table(database, &r.collection_name)?;
         let predicate = self.predicate(&table, &r.expr, &r.expr_template_values)?;
         let limit = param(&r.query_params, "limit")
@@ -677,9 +675,7 @@ impl MilvusDoor {
         database: &str,
         r: &SearchRequest,
     ) -> Result<(SearchResults, String), DoorError> {
-        r.partition_names
-            .iter()
-            .try_for_each(|p| check_partition(p))?;
+        check_partitions(&r.partition_names)?;
         let table = self.table(database, &r.collection_name)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
@@ -914,9 +910,7 @@ impl MilvusDoor {
         database: &str,
         r: &HybridSearchRequest,
     ) -> Result<SearchResults, DoorError> {
-        r.partition_names
-            .iter()
-            .try_for_each(|p| check_partition(p))?;
+        check_partitions(&r.partition_names)?;
         let table = self.table(database, &r.collection_name)?;
         if r.requests.is_empty() {
             return Err(DoorError::invalid(
@@ -1743,6 +1737,29 @@ fn aliases_unsupported(rpc: &str) -> DoorError {
 /// Milvus' one partition, `_default`: Quiver has no other partitions yet.
 const DEFAULT_PARTITION: &str = "_default";
 
+/// Accepts a request that sets or deletes no properties (Quiver keeps
+/// none for collections or databases yet).
+fn no_properties(what: &str, set: &[KeyValuePair], deleted: &[String]) -> Result<(), DoorError> {
+    let keys: Vec<&str> = set
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .chain(deleted.iter().map(String::as_str))
+        .collect();
+    if keys.is_empty() {
+        Ok(())
+    } else {
+        Err(DoorError::unsupported(format!(
+            "{what} properties ({})",
+            keys.join(", ")
+        )))
+    }
+}
+
+/// Accepts a list of partition names that are all `_default`.
+fn check_partitions(names: &[String]) -> Result<(), DoorError> {
+    names.iter().try_for_each(|p| check_partition(p))
+}
+
 /// Accepts an empty partition name or `_default`.
 fn check_partition(name: &str) -> Result<(), DoorError> {
     if name.is_empty() || name == DEFAULT_PARTITION {
@@ -1900,17 +1917,9 @@ fn text_values(array: &arrow::array::ArrayRef) -> Result<Vec<String>, DoorError>
 /// The primary keys of a result as Milvus ids.
 fn ids_of(table: &TableSchema, keys: &arrow::array::ArrayRef) -> Result<IDs, DoorError> {
     let id_field = match table.pk().column_type {
-        ColumnType::Text { .. } => {
-            let text = arrow::compute::cast(keys, &arrow::datatypes::DataType::Utf8)
-                .map_err(|e| DoorError::internal(e.to_string()))?;
-            i_ds::IdField::StrId(milvus::proto::schema::StringArray {
-                data: text
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.unwrap_or_default().to_string())
-                    .collect(),
-            })
-        }
+        ColumnType::Text { .. } => i_ds::IdField::StrId(milvus::proto::schema::StringArray {
+            data: text_values(keys)?,
+        }),
         _ => {
             let ints = arrow::compute::cast(keys, &arrow::datatypes::DataType::Int64)
                 .map_err(|e| DoorError::internal(e.to_string()))?;
@@ -2462,22 +2471,9 @@ impl MilvusService for MilvusDoor {
     async fn alter_collection(&self, r: Request<AlterCollectionRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
         let q = r.get_ref();
-        let result = self.table(&database, &q.collection_name).and_then(|_| {
-            let keys: Vec<&str> = q
-                .properties
-                .iter()
-                .map(|kv| kv.key.as_str())
-                .chain(q.delete_keys.iter().map(String::as_str))
-                .collect();
-            if keys.is_empty() {
-                Ok(())
-            } else {
-                Err(DoorError::unsupported(format!(
-                    "collection properties ({})",
-                    keys.join(", ")
-                )))
-            }
-        });
+        let result = self
+            .table(&database, &q.collection_name)
+            .and_then(|_| no_properties("collection", &q.properties, &q.delete_keys));
         Ok(Response::new(status_of(result)))
     }
 
@@ -2517,20 +2513,7 @@ impl MilvusService for MilvusDoor {
                 format!("database not found[database={}]", q.db_name),
             ))
         } else {
-            let keys: Vec<&str> = q
-                .properties
-                .iter()
-                .map(|kv| kv.key.as_str())
-                .chain(q.delete_keys.iter().map(String::as_str))
-                .collect();
-            if keys.is_empty() {
-                Ok(())
-            } else {
-                Err(DoorError::unsupported(format!(
-                    "database properties ({})",
-                    keys.join(", ")
-                )))
-            }
+            no_properties("database", &q.properties, &q.delete_keys)
         };
         Ok(Response::new(status_of(result)))
     }
@@ -2584,11 +2567,9 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<ShowPartitionsResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
         let q = r.get_ref();
-        let result = self.table(&database, &q.collection_name).and_then(|_| {
-            q.partition_names
-                .iter()
-                .try_for_each(|p| check_partition(p))
-        });
+        let result = self
+            .table(&database, &q.collection_name)
+            .and_then(|_| check_partitions(&q.partition_names));
         #[allow(deprecated)] // in_memory_percentages: old clients still read it
         let ok = |_| ShowPartitionsResponse {
             status: Some(ok_status()),
@@ -2608,22 +2589,18 @@ impl MilvusService for MilvusDoor {
         // Sealed segments and their indexes are always loaded in Quiver.
         let database = request_database(&r, &r.get_ref().db_name);
         let q = r.get_ref();
-        let result = self.table(&database, &q.collection_name).and_then(|_| {
-            q.partition_names
-                .iter()
-                .try_for_each(|p| check_partition(p))
-        });
+        let result = self
+            .table(&database, &q.collection_name)
+            .and_then(|_| check_partitions(&q.partition_names));
         Ok(Response::new(status_of(result)))
     }
 
     async fn release_partitions(&self, r: Request<ReleasePartitionsRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
         let q = r.get_ref();
-        let result = self.table(&database, &q.collection_name).and_then(|_| {
-            q.partition_names
-                .iter()
-                .try_for_each(|p| check_partition(p))
-        });
+        let result = self
+            .table(&database, &q.collection_name)
+            .and_then(|_| check_partitions(&q.partition_names));
         Ok(Response::new(status_of(result)))
     }
 
