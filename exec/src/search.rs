@@ -203,8 +203,12 @@ pub fn search_snapshot(
         })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
     if distance_column {
-        columns.push(Arc::new(arrow::array::Float64Array::from_iter_values(
-            picks.iter().map(|s| s.distance),
+        // A row without a vector ranks last (infinitely far) and has no
+        // distance, as the distance functions answer NULL for it.
+        columns.push(Arc::new(arrow::array::Float64Array::from_iter(
+            picks
+                .iter()
+                .map(|s| s.distance.is_finite().then_some(s.distance)),
         )));
     }
     let batch = RecordBatch::try_new_with_options(

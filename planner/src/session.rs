@@ -35,6 +35,12 @@ pub fn new_session_context(
     // ("No field named ..." for `a % 3 = 0`, `a IS NOT NULL`, ...).
     let mut config = config;
     config.options_mut().optimizer.max_passes = 1;
+    // Row estimates (a search's k) decide whether more partitions pay off:
+    // a search's few rows are not spread over the cores.
+    config
+        .options_mut()
+        .execution
+        .use_row_number_estimates_to_optimize_partitioning = true;
     let catalogs = Arc::new(MemoryCatalogProviderList::new());
     catalogs.register_catalog(
         CATALOG_NAME.to_string(),

@@ -220,24 +220,34 @@ fn contains_subquery(expr: &Expr) -> bool {
     .unwrap_or(true)
 }
 
-/// Resolves a sort expression through the projections below it.
+/// Resolves a sort expression through the projections below it (a column
+/// of a projection is the expression that projection computes; the common
+/// subexpression rule puts a distance under a name one projection lower).
 fn resolve_sort_expr(expr: &Expr, plan: &LogicalPlan) -> Option<DistanceKey> {
     if let Some(key) = distance_key(expr) {
         return Some(key);
     }
-    let Expr::Column(col) = expr else {
+    let Expr::Column(col) = unaliased(expr) else {
         return None;
     };
     let LogicalPlan::Projection(Projection {
         expr: exprs,
         schema,
+        input,
         ..
     }) = plan
     else {
         return None;
     };
     let index = schema.index_of_column(col).ok()?;
-    distance_key(exprs.get(index)?)
+    resolve_sort_expr(exprs.get(index)?, input)
+}
+
+fn unaliased(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Alias(alias) => unaliased(&alias.expr),
+        other => other,
+    }
 }
 
 /// Finds `[Projection]* → [Filter]* → TableScan(QuiverTable)` and returns the replacement.
@@ -337,6 +347,11 @@ fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
             }
         }
     }
+    // `SELECT ..., col <op> q AS d ... ORDER BY d LIMIT k`: the projected
+    // distance is the one the search computed.
+    if let Some(plan) = project_emitted_distance(sort, &new_input, &key)? {
+        return Ok(Some(plan));
+    }
     // Break distance ties by primary key, as the exact answer does.
     let mut exprs = sort.expr.clone();
     if exprs.len() == 1 {
@@ -351,14 +366,130 @@ fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
     })))
 }
 
-/// `Projection(original columns) ← Sort(distance, pk; fetch) ← VectorSearch(+distance)`.
-fn sort_by_emitted_distance(sort: &Sort, node: &VectorSearchNode) -> Result<LogicalPlan> {
-    let original: Vec<Expr> = node
-        .schema
-        .columns()
-        .into_iter()
-        .map(Expr::Column)
-        .collect();
+/// `Sort(d, pk; fetch) ← Projection(..., distance AS d, ...) ← VectorSearch(+distance)`:
+/// every distance call of the projection (and of the sort) that is the
+/// search's own becomes the distance the search emits, so the query vector
+/// appears only in the search (a prepared search then reuses its physical
+/// plan) and no distance is computed twice. `None` unless the projection
+/// right above the search computes the search's distance.
+fn project_emitted_distance(
+    sort: &Sort,
+    input: &LogicalPlan,
+    key: &DistanceKey,
+) -> Result<Option<LogicalPlan>> {
+    let is_search_distance = |e: &Expr| {
+        distance_key(e).is_some_and(|d| {
+            d.metric == key.metric && d.column.name == key.column.name && d.query == key.query
+        })
+    };
+    let Some((projected, distance_output)) = emit_into_projections(input, &is_search_distance)?
+    else {
+        return Ok(None);
+    };
+    // The sort reads the projected distance instead of computing it again.
+    let mut sort_exprs = Vec::with_capacity(sort.expr.len() + 1);
+    for sort_expr in &sort.expr {
+        let expr = match &distance_output {
+            Some(column) => {
+                replace_calls(
+                    &sort_expr.expr,
+                    &is_search_distance,
+                    &Expr::Column(column.clone()),
+                )?
+                .data
+            }
+            None => sort_expr.expr.clone(),
+        };
+        sort_exprs.push(SortExpr::new(expr, sort_expr.asc, sort_expr.nulls_first));
+    }
+    if sort_exprs.len() == 1 {
+        if let Some(pk) = primary_key_column(&projected) {
+            sort_exprs.push(SortExpr::new(Expr::Column(pk), true, false));
+        }
+    }
+    Ok(Some(LogicalPlan::Sort(Sort {
+        expr: sort_exprs,
+        input: Arc::new(projected),
+        fetch: sort.fetch,
+    })))
+}
+
+/// `[Projection]+ ← VectorSearch` with the search emitting its distance and
+/// the lowest projection reading it wherever it computed that distance;
+/// also the top projection's column that is the bare distance, if one is.
+/// `None` when no projection right above the search computes it.
+fn emit_into_projections(
+    plan: &LogicalPlan,
+    is_search_distance: &dyn Fn(&Expr) -> bool,
+) -> Result<Option<(LogicalPlan, Option<Column>)>> {
+    let LogicalPlan::Projection(projection) = plan else {
+        return Ok(None);
+    };
+    if let LogicalPlan::Projection(_) = projection.input.as_ref() {
+        let Some((input, below)) = emit_into_projections(&projection.input, is_search_distance)?
+        else {
+            return Ok(None);
+        };
+        let output = below.and_then(|below| {
+            projection
+                .expr
+                .iter()
+                .zip(projection.schema.iter())
+                .find(|(e, _)| matches!(unaliased(e), Expr::Column(c) if c.name == below.name))
+                .map(|(_, (_, field))| Column::new_unqualified(field.name()))
+        });
+        let rebuilt = plan.with_new_exprs(plan.expressions(), vec![input])?;
+        return Ok(Some((rebuilt, output)));
+    }
+    let LogicalPlan::Extension(ext) = projection.input.as_ref() else {
+        return Ok(None);
+    };
+    let Some(node) = ext.node.as_any().downcast_ref::<VectorSearchNode>() else {
+        return Ok(None);
+    };
+    let emitted = Expr::Column(Column::new_unqualified(DISTANCE_COLUMN));
+    let mut exprs = Vec::with_capacity(projection.expr.len());
+    let mut output = None;
+    let mut replaced = false;
+    for (expr, (_, field)) in projection.expr.iter().zip(projection.schema.iter()) {
+        let new = replace_calls(expr, is_search_distance, &emitted)?;
+        if !new.transformed {
+            exprs.push(expr.clone());
+            continue;
+        }
+        replaced = true;
+        if output.is_none() && is_search_distance(expr) {
+            output = Some(Column::new_unqualified(field.name()));
+        }
+        exprs.push(new.data.unalias().alias(field.name()));
+    }
+    if !replaced {
+        return Ok(None);
+    }
+    let searched = LogicalPlan::Extension(Extension {
+        node: Arc::new(with_emitted_distance(node)?),
+    });
+    let projected = LogicalPlan::Projection(Projection::try_new(exprs, Arc::new(searched))?);
+    Ok(Some((projected, output)))
+}
+
+/// `expr` with every subexpression `matches` accepts replaced by `by`.
+fn replace_calls(
+    expr: &Expr,
+    matches: &dyn Fn(&Expr) -> bool,
+    by: &Expr,
+) -> Result<Transformed<Expr>> {
+    expr.clone().transform_down(|sub| {
+        Ok(if matches(&sub) {
+            Transformed::new(by.clone(), true, TreeNodeRecursion::Jump)
+        } else {
+            Transformed::no(sub)
+        })
+    })
+}
+
+/// `node` emitting each row's distance as a last column, [`DISTANCE_COLUMN`].
+fn with_emitted_distance(node: &VectorSearchNode) -> Result<VectorSearchNode> {
     let mut fields: Vec<(Option<TableReference>, Arc<arrow::datatypes::Field>)> = node
         .schema
         .iter()
@@ -376,12 +507,23 @@ fn sort_by_emitted_distance(sort: &Sort, node: &VectorSearchNode) -> Result<Logi
         fields,
         node.schema.metadata().clone(),
     )?);
+    Ok(VectorSearchNode {
+        emit_distance: true,
+        schema,
+        ..node.clone()
+    })
+}
+
+/// `Projection(original columns) ← Sort(distance, pk; fetch) ← VectorSearch(+distance)`.
+fn sort_by_emitted_distance(sort: &Sort, node: &VectorSearchNode) -> Result<LogicalPlan> {
+    let original: Vec<Expr> = node
+        .schema
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
     let searched = LogicalPlan::Extension(Extension {
-        node: Arc::new(VectorSearchNode {
-            emit_distance: true,
-            schema,
-            ..node.clone()
-        }),
+        node: Arc::new(with_emitted_distance(node)?),
     });
     let first = &sort.expr[0];
     let mut exprs = vec![SortExpr::new(

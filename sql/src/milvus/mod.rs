@@ -22,7 +22,8 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use datafusion::common::{ParamValues, ScalarValue};
-use futures::TryStreamExt;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::{StreamExt, TryStreamExt};
 use milvus::proto::common::{ErrorCode, KeyValuePair, PlaceholderGroup, Status};
 use milvus::proto::milvus::milvus_service_server::{MilvusService, MilvusServiceServer};
 use milvus::proto::milvus::*;
@@ -1231,7 +1232,10 @@ impl MilvusDoor {
             arrow::datatypes::DataType::Float32,
             true,
         ));
-        let mut out = Vec::with_capacity(queries.len());
+        // Each vector's search is planned here (the cached plan, rebound)
+        // and run below, several at once: the engine's search pool spreads
+        // them over the cores.
+        let mut streams = Vec::with_capacity(queries.len());
         for q in queries {
             let list = arrow::array::FixedSizeListArray::try_new(
                 item.clone(),
@@ -1241,22 +1245,24 @@ impl MilvusDoor {
             )
             .map_err(|e| DoorError::internal(e.to_string()))?;
             let params = ParamValues::List(vec![ScalarValue::FixedSizeList(Arc::new(list)).into()]);
-            let batches = match self
+            match self
                 .handler
                 .execute(&mut door.session, statement, Some(params))
                 .await?
             {
-                Output::Rows { stream, .. } => stream
-                    .try_collect::<Vec<_>>()
-                    .await
-                    .map_err(|e| DoorError::from(SqlError::from(e)))?,
-                _ => Vec::new(),
-            };
-            out.push(concat(&batches, 0)?.unwrap_or_else(|| {
-                RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))
-            }));
+                Output::Rows { stream, .. } => streams.push(stream),
+                _ => return Err(DoorError::internal(format!("a search without rows: {sql}"))),
+            }
         }
-        Ok(out)
+        let at_once = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let collecting: Vec<RowsFuture> = streams
+            .into_iter()
+            .map(|stream| Box::pin(collect_rows(stream)) as RowsFuture)
+            .collect();
+        futures::stream::iter(collecting)
+            .buffered(at_once)
+            .try_collect()
+            .await
     }
 
     async fn do_create_index(
@@ -1935,6 +1941,19 @@ fn ids_of(table: &TableSchema, keys: &arrow::array::ArrayRef) -> Result<IDs, Doo
     Ok(IDs {
         id_field: Some(id_field),
     })
+}
+
+type RowsFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<RecordBatch, DoorError>> + Send>>;
+
+/// Every row of a result stream, as one batch.
+async fn collect_rows(stream: SendableRecordBatchStream) -> Result<RecordBatch, DoorError> {
+    let batches = stream
+        .try_collect::<Vec<_>>()
+        .await
+        .map_err(|e| DoorError::from(SqlError::from(e)))?;
+    Ok(concat(&batches, 0)?
+        .unwrap_or_else(|| RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()))))
 }
 
 /// The batches as one (`None` when there are no rows or no batches).

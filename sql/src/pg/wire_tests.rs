@@ -568,5 +568,36 @@ async fn cached_search_plans_read_each_statements_snapshot_and_settings() {
         [4, 3]
     );
     assert_eq!(server.instance.reused_search_plans(), reused);
+    // A search that also returns its distance reuses its plan too: the
+    // projected distance is the one the search computed.
+    let with_distance = client
+        .prepare("SELECT id, v <-> $1 AS d, (v <-> $1) * 2 FROM items ORDER BY d LIMIT 2")
+        .await
+        .unwrap();
+    let rows = |rows: Vec<tokio_postgres::Row>| -> Vec<(i64, f64, f64)> {
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    };
+    let close = |got: Vec<(i64, f64, f64)>, want: [(i64, f64, f64); 2]| {
+        assert_eq!(got.len(), 2, "{got:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(
+                g.0 == w.0 && (g.1 - w.1).abs() < 1e-6 && (g.2 - w.2).abs() < 1e-6,
+                "{got:?} against {want:?}"
+            );
+        }
+    };
+    let y = BinaryVector(vec![0.0, 2.0, 0.0]);
+    close(
+        rows(client.query(&with_distance, &[&y]).await.unwrap()),
+        [(2, 1.0, 2.0), (3, 5f64.sqrt(), 2.0 * 5f64.sqrt())],
+    );
+    let reused = server.instance.reused_search_plans();
+    close(
+        rows(client.query(&with_distance, &[&z]).await.unwrap()),
+        [(3, 0.0, 0.0), (4, 1.9801f64.sqrt(), 2.0 * 1.9801f64.sqrt())],
+    );
+    assert_eq!(server.instance.reused_search_plans(), reused + 1);
     server.stop().await;
 }
