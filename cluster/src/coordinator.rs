@@ -8,6 +8,7 @@
 //! * `deltalog/<table id>/<n>` — a persisted delete log object path;
 //! * `tso/limit`, `seq/table_id`, `seq/autoid/<table id>` — allocators' high-water marks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -38,6 +39,10 @@ pub struct TableMeta {
     /// Next index id to hand out.
     #[serde(default)]
     pub next_index_id: u64,
+    /// Named options an access-layer front end keeps with the table (the
+    /// Milvus door's aliases, for one); the engine only stores them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// A flushed (sealed) segment recorded in the meta store.

@@ -372,6 +372,7 @@ impl Engine {
             next_segment_id: 1,
             indexes: Vec::new(),
             next_index_id: 1,
+            options: BTreeMap::new(),
         };
         self.meta.put(&keys::table(id), encode(&meta))?;
         let runtime = self.runtime(meta)?;
@@ -430,6 +431,47 @@ impl Engine {
         meta.name = new_name.to_string();
         self.meta.put(&keys::table(id), encode(&*meta))?;
         state.by_name.insert(new_key, id);
+        Ok(())
+    }
+
+    /// The names of a database's tables, sorted.
+    pub fn table_names(&self, database: &str) -> Vec<String> {
+        let state = self.catalog.read();
+        let mut names: Vec<String> = state
+            .by_name
+            .keys()
+            .filter(|(db, _)| db == database)
+            .map(|(_, name)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The options kept with a table.
+    pub fn table_options(&self, database: &str, name: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.table(database, name)?.meta.read().options.clone())
+    }
+
+    /// Sets (`Some`) or removes (`None`) options of a table, durably and
+    /// all at once.
+    pub fn set_table_options(
+        &self,
+        database: &str,
+        name: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()> {
+        let _change = self.catalog_change();
+        let table = self.table(database, name)?;
+        let mut meta = table.meta.write();
+        let mut changed = meta.clone();
+        for (key, value) in changes {
+            match value {
+                Some(value) => changed.options.insert(key.clone(), value.clone()),
+                None => changed.options.remove(key),
+            };
+        }
+        self.meta.put(&keys::table(meta.id), encode(&changed))?;
+        *meta = changed;
         Ok(())
     }
 

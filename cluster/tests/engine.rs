@@ -224,3 +224,44 @@ async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
     );
     assert_eq!(visible(&engine, None).len(), 150);
 }
+
+#[tokio::test]
+async fn table_options_are_durable_follow_a_rename_and_go_with_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = Engine::open(config(dir.path())).await.unwrap();
+        engine.create_table("public", "t", schema(), false).unwrap();
+        engine.create_table("public", "u", schema(), false).unwrap();
+        assert_eq!(engine.table_names("public"), ["t", "u"]);
+        assert!(engine.table_options("public", "t").unwrap().is_empty());
+        engine
+            .set_table_options(
+                "public",
+                "t",
+                &[
+                    ("a".to_string(), Some("1".to_string())),
+                    ("b".to_string(), Some("2".to_string())),
+                ],
+            )
+            .unwrap();
+        engine
+            .set_table_options("public", "t", &[("a".to_string(), None)])
+            .unwrap();
+        engine.rename_table("public", "t", "t2").unwrap();
+        assert!(matches!(
+            engine.set_table_options("public", "nope", &[]),
+            Err(EngineError::TableNotFound(_))
+        ));
+        // Not shut down: the options must come back from the meta store.
+    }
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    let options = engine.table_options("public", "t2").unwrap();
+    assert_eq!(options.len(), 1);
+    assert_eq!(options["b"], "2");
+    assert!(engine.table_options("public", "u").unwrap().is_empty());
+    engine.drop_table("public", "t2", false).await.unwrap();
+    engine
+        .create_table("public", "t2", schema(), false)
+        .unwrap();
+    assert!(engine.table_options("public", "t2").unwrap().is_empty());
+}

@@ -277,6 +277,22 @@ pub trait QueryHandler: Send + Sync + 'static {
     /// The vector indexes of a table.
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;
 
+    /// The names of a database's tables, sorted.
+    fn tables(&self, database: &str) -> Vec<String>;
+
+    /// The named options a front end keeps with a table (see
+    /// [`QueryHandler::set_table_options`]).
+    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>>;
+
+    /// Sets (`Some`) or removes (`None`) named options of a table, durably
+    /// and all at once. Quiver itself gives them no meaning.
+    fn set_table_options(
+        &self,
+        database: &str,
+        table: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()>;
+
     /// A new timestamp from the engine's oracle (hybrid: physical
     /// milliseconds << 18 | logical), later than every acknowledged write.
     fn allocate_timestamp(&self) -> Result<u64>;

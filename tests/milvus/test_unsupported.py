@@ -17,16 +17,6 @@ def _unsupported(call):
     return str(info.value)
 
 
-def test_aliases_are_a_clear_error(quiver, cname):
-    create_full(quiver, cname, rows=ROWS)
-    assert "alias" in _unsupported(lambda: quiver.create_alias(cname, cname + "_al")).lower()
-    _unsupported(lambda: quiver.describe_alias(cname + "_al"))
-    _unsupported(lambda: quiver.list_aliases(cname))
-    _unsupported(lambda: quiver.alter_alias(cname, cname + "_al"))
-    _unsupported(lambda: quiver.drop_alias(cname + "_al"))
-    assert quiver.get_collection_stats(cname)["row_count"] == len(ROWS)
-
-
 def test_partitions_other_than_default_are_a_clear_error(quiver, cname):
     create_full(quiver, cname, rows=ROWS)
     assert "partition" in _unsupported(lambda: quiver.create_partition(cname, "p1")).lower()

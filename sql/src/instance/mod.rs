@@ -812,4 +812,21 @@ impl QueryHandler for Instance {
     ) -> Result<quiver_common::schema::TableSchema> {
         Ok(self.engine.table(database, table)?.schema())
     }
+
+    fn tables(&self, database: &str) -> Vec<String> {
+        self.engine.table_names(database)
+    }
+
+    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.engine.table_options(database, table)?)
+    }
+
+    fn set_table_options(
+        &self,
+        database: &str,
+        table: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()> {
+        Ok(self.engine.set_table_options(database, table, changes)?)
+    }
 }

@@ -12,6 +12,7 @@
 //! COSINE scores are similarities. Errors travel as Milvus does it: a
 //! `common.Status` with Milvus' code inside an OK reply.
 
+mod aliases;
 mod convert;
 pub mod filter;
 
@@ -1735,11 +1736,6 @@ impl Picker<'_> {
     }
 }
 
-/// Collection aliases are not in Quiver's catalog yet.
-fn aliases_unsupported(rpc: &str) -> DoorError {
-    DoorError::unsupported(format!("collection aliases ({rpc})"))
-}
-
 /// Milvus' one partition, `_default`: Quiver has no other partitions yet.
 const DEFAULT_PARTITION: &str = "_default";
 
@@ -2074,26 +2070,31 @@ impl MilvusService for MilvusDoor {
 
     async fn create_collection(&self, r: Request<CreateCollectionRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_create_collection(&database, r.get_ref()).await;
+        let result = match self.check_not_alias(&database, &r.get_ref().collection_name) {
+            Ok(()) => self.do_create_collection(&database, r.get_ref()).await,
+            Err(e) => Err(e),
+        };
         Ok(Response::new(status_of(result)))
     }
 
     async fn drop_collection(&self, r: Request<DropCollectionRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let sql = format!(
-            "DROP TABLE IF EXISTS {}.{}",
-            quote(&database),
-            quote(&r.get_ref().collection_name)
-        );
-        let result = self.sql(&sql, None).await;
-        Ok(Response::new(status_of(result.map(|_| ()))))
+        let name = &r.get_ref().collection_name;
+        let result = match self.check_droppable(&database, name) {
+            Ok(()) => {
+                let sql = format!("DROP TABLE IF EXISTS {}.{}", quote(&database), quote(name));
+                self.sql(&sql, None).await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(status_of(result)))
     }
 
     async fn has_collection(&self, r: Request<HasCollectionRequest>) -> RpcResult<BoolResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
+        let (database, q) = self.resolved(r);
         let exists = self
             .handler
-            .table_schema(&database, &r.get_ref().collection_name)
+            .table_schema(&database, &q.collection_name)
             .is_ok();
         Ok(Response::new(BoolResponse {
             status: Some(ok_status()),
@@ -2105,14 +2106,15 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<DescribeCollectionRequest>,
     ) -> RpcResult<DescribeCollectionResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let name = r.get_ref().collection_name.clone();
+        let (database, q) = self.resolved(r);
+        let name = q.collection_name.clone();
         let result = self.table(&database, &name);
         reply!(
             result,
             |table: TableSchema| DescribeCollectionResponse {
                 status: Some(ok_status()),
                 schema: Some(convert::collection_schema(&name, &table)),
+                aliases: self.aliases_of(&database, &name),
                 collection_name: name.clone(),
                 db_name: database_name(&database),
                 shards_num: 1,
@@ -2155,8 +2157,8 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetCollectionStatisticsRequest>,
     ) -> RpcResult<GetCollectionStatisticsResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let name = r.get_ref().collection_name.clone();
+        let (database, q) = self.resolved(r);
+        let name = q.collection_name.clone();
         let result = self.row_count(&database, &name).await;
         reply!(
             result,
@@ -2176,18 +2178,14 @@ impl MilvusService for MilvusDoor {
 
     async fn load_collection(&self, r: Request<LoadCollectionRequest>) -> RpcResult<Status> {
         // Sealed segments and their indexes are always loaded in Quiver.
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self
-            .table(&database, &r.get_ref().collection_name)
-            .map(|_| ());
+        let (database, q) = self.resolved(r);
+        let result = self.table(&database, &q.collection_name).map(|_| ());
         Ok(Response::new(status_of(result)))
     }
 
     async fn release_collection(&self, r: Request<ReleaseCollectionRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self
-            .table(&database, &r.get_ref().collection_name)
-            .map(|_| ());
+        let (database, q) = self.resolved(r);
+        let result = self.table(&database, &q.collection_name).map(|_| ());
         Ok(Response::new(status_of(result)))
     }
 
@@ -2195,10 +2193,10 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetLoadStateRequest>,
     ) -> RpcResult<GetLoadStateResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
+        let (database, q) = self.resolved(r);
         // Sealed segments and indexes are always loaded; a missing
         // collection is `NotExist`, as Milvus answers.
-        let result = match self.table(&database, &r.get_ref().collection_name) {
+        let result = match self.table(&database, &q.collection_name) {
             Ok(_) => Ok(milvus::proto::common::LoadState::Loaded),
             Err(e) if e.code == 100 => Ok(milvus::proto::common::LoadState::NotExist),
             Err(e) => Err(e),
@@ -2220,8 +2218,8 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetLoadingProgressRequest>,
     ) -> RpcResult<GetLoadingProgressResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.table(&database, &r.get_ref().collection_name);
+        let (database, q) = self.resolved(r);
+        let result = self.table(&database, &q.collection_name);
         reply!(
             result,
             |_| GetLoadingProgressResponse {
@@ -2237,8 +2235,8 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn create_index(&self, r: Request<CreateIndexRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_create_index(&database, r.get_ref()).await;
+        let (database, q) = self.resolved(r);
+        let result = self.do_create_index(&database, &q).await;
         Ok(Response::new(status_of(result)))
     }
 
@@ -2246,8 +2244,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<DescribeIndexRequest>,
     ) -> RpcResult<DescribeIndexResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
             .await;
@@ -2268,8 +2265,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetIndexStateRequest>,
     ) -> RpcResult<GetIndexStateResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
             .await;
@@ -2291,8 +2287,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetIndexBuildProgressRequest>,
     ) -> RpcResult<GetIndexBuildProgressResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
             .await;
@@ -2311,8 +2306,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn drop_index(&self, r: Request<DropIndexRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = async {
             // Dropping an index that does not exist succeeds, as in Milvus.
             let found = match self
@@ -2337,8 +2331,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn insert(&self, r: Request<InsertRequest>) -> RpcResult<MutationResult> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = match check_partition(&q.partition_name) {
             Ok(()) => {
                 self.do_insert(
@@ -2359,8 +2352,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn upsert(&self, r: Request<UpsertRequest>) -> RpcResult<MutationResult> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let kind = if q.partial_update {
             WriteKind::Merge {
                 columns: Vec::new(),
@@ -2391,8 +2383,8 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn delete(&self, r: Request<DeleteRequest>) -> RpcResult<MutationResult> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_delete(&database, r.get_ref()).await;
+        let (database, q) = self.resolved(r);
+        let result = self.do_delete(&database, &q).await;
         reply!(result, |m| m, |s| MutationResult {
             status: Some(s),
             ..Default::default()
@@ -2406,8 +2398,11 @@ impl MilvusService for MilvusDoor {
         let database = request_database(&r, &r.get_ref().db_name);
         let result = async {
             for name in &r.get_ref().collection_names {
-                self.table(&database, name)?;
-                self.handler.flush(&database, name).await?;
+                let name = match self.table(&database, name) {
+                    Ok(_) => name.clone(),
+                    Err(e) => self.alias_target(&database, name).ok_or(e)?,
+                };
+                self.handler.flush(&database, &name).await?;
             }
             Ok::<u64, DoorError>(self.handler.allocate_timestamp()?)
         }
@@ -2439,8 +2434,7 @@ impl MilvusService for MilvusDoor {
         // Flush returns once the collection's data is in object storage, so
         // every flush a client waits on is complete; a timestamp from the
         // future is not flushed yet.
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = async {
             if !q.collection_name.is_empty() {
                 self.table(&database, &q.collection_name)?;
@@ -2538,8 +2532,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn create_partition(&self, r: Request<CreatePartitionRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self.table(&database, &q.collection_name).and_then(|_| {
             Err(DoorError::unsupported(format!(
                 "partitions other than _default (creating {})",
@@ -2550,8 +2543,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn drop_partition(&self, r: Request<DropPartitionRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self.table(&database, &q.collection_name).and_then(|_| {
             check_partition(&q.partition_name)?;
             Err(DoorError::invalid(
@@ -2562,8 +2554,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn has_partition(&self, r: Request<HasPartitionRequest>) -> RpcResult<BoolResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .table(&database, &q.collection_name)
             .map(|_| q.partition_name == DEFAULT_PARTITION);
@@ -2584,8 +2575,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<ShowPartitionsRequest>,
     ) -> RpcResult<ShowPartitionsResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .table(&database, &q.collection_name)
             .and_then(|_| check_partitions(&q.partition_names));
@@ -2606,8 +2596,7 @@ impl MilvusService for MilvusDoor {
 
     async fn load_partitions(&self, r: Request<LoadPartitionsRequest>) -> RpcResult<Status> {
         // Sealed segments and their indexes are always loaded in Quiver.
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .table(&database, &q.collection_name)
             .and_then(|_| check_partitions(&q.partition_names));
@@ -2615,8 +2604,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn release_partitions(&self, r: Request<ReleasePartitionsRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .table(&database, &q.collection_name)
             .and_then(|_| check_partitions(&q.partition_names));
@@ -2627,8 +2615,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetPartitionStatisticsRequest>,
     ) -> RpcResult<GetPartitionStatisticsResponse> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = match check_partition(&q.partition_name) {
             Ok(()) => self.row_count(&database, &q.collection_name).await,
             Err(e) => Err(e),
@@ -2701,47 +2688,68 @@ impl MilvusService for MilvusDoor {
         )
     }
 
-    async fn create_alias(&self, _r: Request<CreateAliasRequest>) -> RpcResult<Status> {
-        Ok(Response::new(error_status(&aliases_unsupported(
-            "CreateAlias",
-        ))))
+    async fn create_alias(&self, r: Request<CreateAliasRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let result = self.do_create_alias(&database, r.get_ref());
+        Ok(Response::new(status_of(result)))
     }
 
-    async fn drop_alias(&self, _r: Request<DropAliasRequest>) -> RpcResult<Status> {
-        Ok(Response::new(error_status(&aliases_unsupported(
-            "DropAlias",
-        ))))
+    async fn drop_alias(&self, r: Request<DropAliasRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let result = self.do_drop_alias(&database, &r.get_ref().alias);
+        Ok(Response::new(status_of(result)))
     }
 
-    async fn alter_alias(&self, _r: Request<AlterAliasRequest>) -> RpcResult<Status> {
-        Ok(Response::new(error_status(&aliases_unsupported(
-            "AlterAlias",
-        ))))
+    async fn alter_alias(&self, r: Request<AlterAliasRequest>) -> RpcResult<Status> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let result = self.do_alter_alias(&database, r.get_ref());
+        Ok(Response::new(status_of(result)))
     }
 
     async fn describe_alias(
         &self,
-        _r: Request<DescribeAliasRequest>,
+        r: Request<DescribeAliasRequest>,
     ) -> RpcResult<DescribeAliasResponse> {
-        Ok(Response::new(DescribeAliasResponse {
-            status: Some(error_status(&aliases_unsupported("DescribeAlias"))),
-            ..Default::default()
-        }))
+        let database = request_database(&r, &r.get_ref().db_name);
+        let alias = r.get_ref().alias.clone();
+        let result = self.do_describe_alias(&database, &alias);
+        reply!(
+            result,
+            |collection| DescribeAliasResponse {
+                status: Some(ok_status()),
+                db_name: database_name(&database),
+                alias: alias.clone(),
+                collection,
+            },
+            |s| DescribeAliasResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
     }
 
-    async fn list_aliases(
-        &self,
-        _r: Request<ListAliasesRequest>,
-    ) -> RpcResult<ListAliasesResponse> {
-        Ok(Response::new(ListAliasesResponse {
-            status: Some(error_status(&aliases_unsupported("ListAliases"))),
-            ..Default::default()
-        }))
+    async fn list_aliases(&self, r: Request<ListAliasesRequest>) -> RpcResult<ListAliasesResponse> {
+        let database = request_database(&r, &r.get_ref().db_name);
+        let collection = r.get_ref().collection_name.clone();
+        let result = self.do_list_aliases(&database, &collection);
+        reply!(
+            result,
+            |aliases| ListAliasesResponse {
+                status: Some(ok_status()),
+                db_name: database_name(&database),
+                collection_name: collection.clone(),
+                aliases,
+            },
+            |s| ListAliasesResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
     }
 
     async fn search(&self, r: Request<SearchRequest>) -> RpcResult<SearchResults> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_search(&database, r.get_ref()).await;
+        let (database, q) = self.resolved(r);
+        let result = self.do_search(&database, &q).await;
         reply!(result, |s| s, |s| SearchResults {
             status: Some(s),
             ..Default::default()
@@ -2749,8 +2757,8 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn hybrid_search(&self, r: Request<HybridSearchRequest>) -> RpcResult<SearchResults> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_hybrid_search(&database, r.get_ref()).await;
+        let (database, q) = self.resolved(r);
+        let result = self.do_hybrid_search(&database, &q).await;
         reply!(result, |s| s, |s| SearchResults {
             status: Some(s),
             ..Default::default()
@@ -2758,8 +2766,8 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn query(&self, r: Request<QueryRequest>) -> RpcResult<QueryResults> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_query(&database, r.get_ref()).await;
+        let (database, q) = self.resolved(r);
+        let result = self.do_query(&database, &q).await;
         reply!(result, |q| q, |s| QueryResults {
             status: Some(s),
             ..Default::default()

@@ -1,0 +1,281 @@
+//! Collection aliases: a second name of a collection, usable wherever a
+//! request names a collection (search, query, writes, describe, load,
+//! indexes, partitions). An alias is kept, durably, as an option of the
+//! table it points at ([`ALIASES_OPTION`]), so it follows the table through
+//! a rename and is gone with it.
+
+use milvus::proto::milvus::*;
+use tonic::Request;
+
+use super::{request_database, DoorError, MilvusDoor};
+
+/// The table option listing a table's aliases, comma-separated.
+const ALIASES_OPTION: &str = "milvus.aliases";
+
+/// Milvus' codes: alias not found, alias and collection name conflict,
+/// alias already pointing at another collection.
+const ALIAS_NOT_FOUND: i32 = 1600;
+const ALIAS_NAME_CONFLICT: i32 = 1601;
+const ALIAS_EXISTS: i32 = 1602;
+
+/// A request naming one collection (perhaps by an alias) in a database.
+pub(super) trait NamesCollection {
+    fn db_name(&self) -> &str;
+    fn collection_name_mut(&mut self) -> &mut String;
+}
+
+macro_rules! names_collection {
+    ($($request:ty),* $(,)?) => {
+        $(impl NamesCollection for $request {
+            fn db_name(&self) -> &str {
+                &self.db_name
+            }
+            fn collection_name_mut(&mut self) -> &mut String {
+                &mut self.collection_name
+            }
+        })*
+    };
+}
+
+names_collection!(
+    DescribeCollectionRequest,
+    HasCollectionRequest,
+    GetCollectionStatisticsRequest,
+    LoadCollectionRequest,
+    ReleaseCollectionRequest,
+    GetLoadStateRequest,
+    GetLoadingProgressRequest,
+    InsertRequest,
+    UpsertRequest,
+    DeleteRequest,
+    SearchRequest,
+    HybridSearchRequest,
+    QueryRequest,
+    CreateIndexRequest,
+    DescribeIndexRequest,
+    GetIndexStateRequest,
+    GetIndexBuildProgressRequest,
+    DropIndexRequest,
+    ShowPartitionsRequest,
+    HasPartitionRequest,
+    GetPartitionStatisticsRequest,
+    LoadPartitionsRequest,
+    ReleasePartitionsRequest,
+    CreatePartitionRequest,
+    DropPartitionRequest,
+    GetFlushStateRequest,
+);
+
+fn aliases_in(options: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    options
+        .get(ALIASES_OPTION)
+        .map(|list| {
+            list.split(',')
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn alias_not_found(database: &str, alias: &str) -> DoorError {
+    DoorError::new(
+        ALIAS_NOT_FOUND,
+        format!(
+            "alias not found[database={}][alias={alias}]",
+            super::database_name(database)
+        ),
+    )
+}
+
+impl MilvusDoor {
+    /// The request's database and the request, its collection name
+    /// resolved when it is an alias.
+    pub(super) fn resolved<R: NamesCollection>(&self, r: Request<R>) -> (String, R) {
+        let database = request_database(&r, r.get_ref().db_name());
+        let mut request = r.into_inner();
+        let name = request.collection_name_mut();
+        if self.handler.table_schema(&database, name).is_err() {
+            if let Some(target) = self.alias_target(&database, name) {
+                *name = target;
+            }
+        }
+        (database, request)
+    }
+
+    /// The collection an alias names, if one does.
+    pub(super) fn alias_target(&self, database: &str, alias: &str) -> Option<String> {
+        self.handler.tables(database).into_iter().find(|table| {
+            self.handler
+                .table_options(database, table)
+                .is_ok_and(|options| aliases_in(&options).iter().any(|a| a == alias))
+        })
+    }
+
+    /// The aliases of one collection.
+    pub(super) fn aliases_of(&self, database: &str, collection: &str) -> Vec<String> {
+        self.handler
+            .table_options(database, collection)
+            .map(|options| aliases_in(&options))
+            .unwrap_or_default()
+    }
+
+    fn write_aliases(
+        &self,
+        database: &str,
+        collection: &str,
+        aliases: &[String],
+    ) -> Result<(), DoorError> {
+        let value = (!aliases.is_empty()).then(|| aliases.join(","));
+        self.handler
+            .set_table_options(database, collection, &[(ALIASES_OPTION.to_string(), value)])
+            .map_err(DoorError::from)
+    }
+
+    /// `CreateAlias`: the collection must exist and the alias be free (or
+    /// already its own).
+    pub(super) fn do_create_alias(
+        &self,
+        database: &str,
+        r: &CreateAliasRequest,
+    ) -> Result<(), DoorError> {
+        check_alias_name(&r.alias)?;
+        self.table(database, &r.collection_name)?;
+        if self.handler.table_schema(database, &r.alias).is_ok() {
+            return Err(DoorError::new(
+                ALIAS_NAME_CONFLICT,
+                format!(
+                    "alias and collection name conflict[database={}][alias={}]",
+                    super::database_name(database),
+                    r.alias
+                ),
+            ));
+        }
+        match self.alias_target(database, &r.alias) {
+            Some(target) if target == r.collection_name => Ok(()),
+            Some(target) => Err(DoorError::new(
+                ALIAS_EXISTS,
+                format!(
+                    "alias exists and already aliased to another collection, alias: {}, collection: {}, other collection: {target}",
+                    r.alias, r.collection_name
+                ),
+            )),
+            None => {
+                let mut aliases = self.aliases_of(database, &r.collection_name);
+                aliases.push(r.alias.clone());
+                self.write_aliases(database, &r.collection_name, &aliases)
+            }
+        }
+    }
+
+    /// `DropAlias`: dropping an alias that does not exist succeeds, as in Milvus.
+    pub(super) fn do_drop_alias(&self, database: &str, alias: &str) -> Result<(), DoorError> {
+        match self.alias_target(database, alias) {
+            Some(target) => self.remove_alias(database, &target, alias),
+            None => Ok(()),
+        }
+    }
+
+    /// `AlterAlias`: points an existing alias at another collection.
+    pub(super) fn do_alter_alias(
+        &self,
+        database: &str,
+        r: &AlterAliasRequest,
+    ) -> Result<(), DoorError> {
+        self.table(database, &r.collection_name)?;
+        let target = self
+            .alias_target(database, &r.alias)
+            .ok_or_else(|| alias_not_found(database, &r.alias))?;
+        if target == r.collection_name {
+            return Ok(());
+        }
+        let mut moved = self.aliases_of(database, &r.collection_name);
+        moved.push(r.alias.clone());
+        self.write_aliases(database, &r.collection_name, &moved)?;
+        self.remove_alias(database, &target, &r.alias)
+    }
+
+    fn remove_alias(&self, database: &str, collection: &str, alias: &str) -> Result<(), DoorError> {
+        let kept: Vec<String> = self
+            .aliases_of(database, collection)
+            .into_iter()
+            .filter(|a| a != alias)
+            .collect();
+        self.write_aliases(database, collection, &kept)
+    }
+
+    /// `DescribeAlias`: the collection an alias names.
+    pub(super) fn do_describe_alias(
+        &self,
+        database: &str,
+        alias: &str,
+    ) -> Result<String, DoorError> {
+        self.alias_target(database, alias)
+            .ok_or_else(|| alias_not_found(database, alias))
+    }
+
+    /// `ListAliases`: of one collection, or of the whole database.
+    pub(super) fn do_list_aliases(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<Vec<String>, DoorError> {
+        if !collection.is_empty() {
+            self.table(database, collection)?;
+            return Ok(self.aliases_of(database, collection));
+        }
+        Ok(self
+            .handler
+            .tables(database)
+            .iter()
+            .flat_map(|table| self.aliases_of(database, table))
+            .collect())
+    }
+
+    /// A collection may be dropped only by its name, and only once it has
+    /// no aliases (Milvus 2.4 and later).
+    pub(super) fn check_droppable(&self, database: &str, name: &str) -> Result<(), DoorError> {
+        if self.handler.table_schema(database, name).is_err() {
+            if self.alias_target(database, name).is_some() {
+                return Err(DoorError::invalid(format!(
+                    "cannot drop the collection via alias = {name}"
+                )));
+            }
+            return Ok(());
+        }
+        let aliases = self.aliases_of(database, name);
+        if !aliases.is_empty() {
+            return Err(DoorError::invalid(format!(
+                "unable to drop the collection [{name}] because it has associated aliases [{}], please remove all aliases before dropping the collection",
+                aliases.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// A new collection's name must not be an alias.
+    pub(super) fn check_not_alias(&self, database: &str, name: &str) -> Result<(), DoorError> {
+        match self.alias_target(database, name) {
+            Some(target) => Err(DoorError::new(
+                ALIAS_NAME_CONFLICT,
+                format!("collection name [{name}] conflicts with an existing alias of collection {target}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Milvus' rule for alias names: a letter or `_` first, then letters,
+/// digits and `_`, at most 255 characters.
+fn check_alias_name(alias: &str) -> Result<(), DoorError> {
+    let mut chars = alias.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || alias.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DoorError::invalid(format!(
+            "invalid alias name: {alias}: the first character of an alias must be an underscore or letter, and it may hold only underscores, letters and numbers"
+        )));
+    }
+    Ok(())
+}
