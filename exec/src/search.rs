@@ -206,9 +206,10 @@ pub fn search_snapshot(
         // A row without a vector ranks last (infinitely far) and has no
         // distance, as the distance functions answer NULL for it.
         columns.push(Arc::new(arrow::array::Float64Array::from_iter(
-            picks
-                .iter()
-                .map(|s| s.distance.is_finite().then_some(s.distance)),
+            picks.iter().zip(&positions).map(|(s, &(slot, row))| {
+                let vector_is_null = arrays_of[slot].column(query.column).is_null(row);
+                (!vector_is_null).then_some(s.distance)
+            }),
         )));
     }
     let batch = RecordBatch::try_new_with_options(

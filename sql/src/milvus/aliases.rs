@@ -64,6 +64,8 @@ names_collection!(
     CreatePartitionRequest,
     DropPartitionRequest,
     GetFlushStateRequest,
+    AlterCollectionRequest,
+    ManualCompactionRequest,
 );
 
 fn aliases_in(options: &std::collections::BTreeMap<String, String>) -> Vec<String> {
@@ -139,6 +141,7 @@ impl MilvusDoor {
         database: &str,
         r: &CreateAliasRequest,
     ) -> Result<(), DoorError> {
+        let _changing = self.alias_changes.lock();
         check_alias_name(&r.alias)?;
         self.table(database, &r.collection_name)?;
         if self.handler.table_schema(database, &r.alias).is_ok() {
@@ -170,6 +173,7 @@ impl MilvusDoor {
 
     /// `DropAlias`: dropping an alias that does not exist succeeds, as in Milvus.
     pub(super) fn do_drop_alias(&self, database: &str, alias: &str) -> Result<(), DoorError> {
+        let _changing = self.alias_changes.lock();
         match self.alias_target(database, alias) {
             Some(target) => self.remove_alias(database, &target, alias),
             None => Ok(()),
@@ -182,6 +186,7 @@ impl MilvusDoor {
         database: &str,
         r: &AlterAliasRequest,
     ) -> Result<(), DoorError> {
+        let _changing = self.alias_changes.lock();
         self.table(database, &r.collection_name)?;
         let target = self
             .alias_target(database, &r.alias)

@@ -191,6 +191,8 @@ pub struct MilvusDoor {
     /// Idle sessions, reused across RPCs (a session owns a planning context
     /// and its plan cache).
     sessions: parking_lot::Mutex<Vec<DoorSession>>,
+    /// Serializes alias changes (each reads and rewrites alias lists).
+    alias_changes: parking_lot::Mutex<()>,
 }
 
 /// A pooled session and the search knobs it has `SET`.
@@ -208,6 +210,7 @@ impl MilvusDoor {
         Self {
             handler,
             sessions: parking_lot::Mutex::new(Vec::new()),
+            alias_changes: parking_lot::Mutex::new(()),
         }
     }
 
@@ -2465,6 +2468,7 @@ impl MilvusService for MilvusDoor {
                 ));
             }
             self.table(&database, &q.old_name)?;
+            self.check_not_alias(&database, &q.new_name)?;
             self.sql(
                 &format!(
                     "ALTER TABLE {}.{} RENAME TO {}",
@@ -2482,8 +2486,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn alter_collection(&self, r: Request<AlterCollectionRequest>) -> RpcResult<Status> {
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = self
             .table(&database, &q.collection_name)
             .and_then(|_| no_properties("collection", &q.properties, &q.delete_keys));
@@ -2642,8 +2645,7 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<ManualCompactionResponse> {
         // Compaction runs to completion before the reply; the id is the
         // allocated timestamp and GetCompactionState reports it completed.
-        let database = request_database(&r, &r.get_ref().db_name);
-        let q = r.get_ref();
+        let (database, q) = self.resolved(r);
         let result = async {
             let merged = self.handler.compact(&database, &q.collection_name).await?;
             Ok::<_, DoorError>((self.handler.allocate_timestamp()? as i64, merged))
