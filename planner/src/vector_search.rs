@@ -352,18 +352,31 @@ fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
     if let Some(plan) = project_emitted_distance(sort, &new_input, &key)? {
         return Ok(Some(plan));
     }
-    // Break distance ties by primary key, as the exact answer does.
-    let mut exprs = sort.expr.clone();
+    Ok(Some(sort_breaking_ties(
+        sort.expr.clone(),
+        new_input,
+        sort.fetch,
+    )))
+}
+
+/// `Sort(exprs; fetch)` over `input`, a lone sort key followed by the
+/// primary key (when `input` outputs it) so distance ties break as in the
+/// exact answer.
+fn sort_breaking_ties(
+    mut exprs: Vec<SortExpr>,
+    input: LogicalPlan,
+    fetch: Option<usize>,
+) -> LogicalPlan {
     if exprs.len() == 1 {
-        if let Some(pk) = primary_key_column(&new_input) {
+        if let Some(pk) = primary_key_column(&input) {
             exprs.push(SortExpr::new(Expr::Column(pk), true, false));
         }
     }
-    Ok(Some(LogicalPlan::Sort(Sort {
+    LogicalPlan::Sort(Sort {
         expr: exprs,
-        input: Arc::new(new_input),
-        fetch: sort.fetch,
-    })))
+        input: Arc::new(input),
+        fetch,
+    })
 }
 
 /// `Sort(d, pk; fetch) ← Projection(..., distance AS d, ...) ← VectorSearch(+distance)`:
@@ -402,16 +415,7 @@ fn project_emitted_distance(
         };
         sort_exprs.push(SortExpr::new(expr, sort_expr.asc, sort_expr.nulls_first));
     }
-    if sort_exprs.len() == 1 {
-        if let Some(pk) = primary_key_column(&projected) {
-            sort_exprs.push(SortExpr::new(Expr::Column(pk), true, false));
-        }
-    }
-    Ok(Some(LogicalPlan::Sort(Sort {
-        expr: sort_exprs,
-        input: Arc::new(projected),
-        fetch: sort.fetch,
-    })))
+    Ok(Some(sort_breaking_ties(sort_exprs, projected, sort.fetch)))
 }
 
 /// `[Projection]+ ← VectorSearch` with the search emitting its distance and
@@ -532,16 +536,7 @@ fn sort_by_emitted_distance(sort: &Sort, node: &VectorSearchNode) -> Result<Logi
         first.nulls_first,
     )];
     exprs.extend(sort.expr.iter().skip(1).cloned());
-    if exprs.len() == 1 {
-        if let Some(pk) = primary_key_column(&searched) {
-            exprs.push(SortExpr::new(Expr::Column(pk), true, false));
-        }
-    }
-    let sorted = LogicalPlan::Sort(Sort {
-        expr: exprs,
-        input: Arc::new(searched),
-        fetch: sort.fetch,
-    });
+    let sorted = sort_breaking_ties(exprs, searched, sort.fetch);
     Ok(LogicalPlan::Projection(Projection::try_new(
         original,
         Arc::new(sorted),
