@@ -70,13 +70,25 @@ impl Dataset {
     }
 }
 
+/// Where the benchmark keeps what it makes: `$HOME/.cache/quiver-bench`.
+pub fn bench_cache_root() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache").join("quiver-bench")
+}
+
 /// The default cache folder of a dataset:
 /// `$HOME/.cache/quiver-bench/<dataset-name>`.
 pub fn default_cache_dir(dataset: &Path) -> PathBuf {
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".cache")
-        .join("quiver-bench")
-        .join(dataset_name(dataset))
+    bench_cache_root().join(dataset_name(dataset))
+}
+
+/// The interpreter of a Python virtual environment the tool's scripts run
+/// in: `$<env_var>/bin/python`, else `$HOME/.cache/quiver-bench/<venv>/bin/python`.
+pub fn venv_python(env_var: &str, venv: &str) -> PathBuf {
+    std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| bench_cache_root().join(venv))
+        .join("bin/python")
 }
 
 /// The last component of the dataset folder.

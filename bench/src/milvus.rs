@@ -93,13 +93,7 @@ pub fn labels_in(dir: &Path) -> Option<PathBuf> {
 /// `$QUIVER_BENCH_MILVUS_VENV/bin/python`, else
 /// `$HOME/.cache/quiver-bench/milvus-venv/bin/python`.
 pub fn default_python() -> PathBuf {
-    let venv = std::env::var_os("QUIVER_BENCH_MILVUS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-            home.join(".cache/quiver-bench/milvus-venv")
-        });
-    venv.join("bin/python")
+    crate::dataset::venv_python("QUIVER_BENCH_MILVUS_VENV", "milvus-venv")
 }
 
 /// The script in this checkout.

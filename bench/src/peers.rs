@@ -47,13 +47,7 @@ pub fn check_peers(names: &[String]) -> Result<()> {
 /// `$QUIVER_BENCH_PEERS_VENV/bin/python`, else
 /// `$HOME/.cache/quiver-bench/peers-venv/bin/python`.
 pub fn default_python() -> PathBuf {
-    let venv = std::env::var_os("QUIVER_BENCH_PEERS_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-            home.join(".cache/quiver-bench/peers-venv")
-        });
-    venv.join("bin/python")
+    crate::dataset::venv_python("QUIVER_BENCH_PEERS_VENV", "peers-venv")
 }
 
 /// The peer script in this checkout.

@@ -863,43 +863,57 @@ impl Engine {
 
     /// Every index of every table, with its build progress.
     pub fn index_statuses(&self) -> Vec<IndexStatus> {
-        let mut out = Vec::new();
-        for table in self.tables() {
-            let data = table.data.read();
-            let meta = table.meta.read();
-            let rows_total = data.sealed.iter().map(|s| s.rows).sum::<usize>() + data.growing.rows;
-            let segments_total = data.sealed.iter().filter(|s| s.rows > 0).count();
-            for ix in &meta.indexes {
-                let indexed: Vec<usize> = data
-                    .sealed
-                    .iter()
-                    .filter(|s| s.indexes.iter().any(|l| l.index_id == ix.id))
-                    .map(|s| s.rows)
-                    .collect();
-                let params: Vec<String> =
-                    ix.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                out.push(IndexStatus {
-                    database: meta.database.clone(),
-                    table: meta.name.clone(),
-                    name: ix.name.clone(),
-                    column: ix.column.clone(),
-                    kind: ix.kind.clone(),
-                    metric: ix.metric.clone(),
-                    params: params.join(", "),
-                    state: if indexed.len() >= segments_total {
-                        "ready"
-                    } else {
-                        "building"
-                    }
-                    .to_string(),
-                    rows_indexed: indexed.iter().sum(),
-                    rows_total,
-                    segments_indexed: indexed.len(),
-                    segments_total,
-                });
-            }
-        }
+        let mut out: Vec<IndexStatus> = self
+            .tables()
+            .iter()
+            .flat_map(|table| Self::indexes_of(table))
+            .collect();
         out.sort_by(|a, b| (&a.database, &a.table, &a.name).cmp(&(&b.database, &b.table, &b.name)));
+        out
+    }
+
+    /// The indexes of one table, with their build progress, by name.
+    pub fn table_index_statuses(&self, database: &str, name: &str) -> Result<Vec<IndexStatus>> {
+        let table = self.table(database, name)?;
+        let mut out = Self::indexes_of(&table);
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn indexes_of(table: &TableRuntime) -> Vec<IndexStatus> {
+        let mut out = Vec::new();
+        let data = table.data.read();
+        let meta = table.meta.read();
+        let rows_total = data.sealed.iter().map(|s| s.rows).sum::<usize>() + data.growing.rows;
+        let segments_total = data.sealed.iter().filter(|s| s.rows > 0).count();
+        for ix in &meta.indexes {
+            let indexed: Vec<usize> = data
+                .sealed
+                .iter()
+                .filter(|s| s.indexes.iter().any(|l| l.index_id == ix.id))
+                .map(|s| s.rows)
+                .collect();
+            let params: Vec<String> = ix.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push(IndexStatus {
+                database: meta.database.clone(),
+                table: meta.name.clone(),
+                name: ix.name.clone(),
+                column: ix.column.clone(),
+                kind: ix.kind.clone(),
+                metric: ix.metric.clone(),
+                params: params.join(", "),
+                state: if indexed.len() >= segments_total {
+                    "ready"
+                } else {
+                    "building"
+                }
+                .to_string(),
+                rows_indexed: indexed.iter().sum(),
+                rows_total,
+                segments_indexed: indexed.len(),
+                segments_total,
+            });
+        }
         out
     }
 }

@@ -776,10 +776,11 @@ impl QueryHandler for Instance {
     }
 
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo> {
+        // One table's indexes (a Milvus search asks on every request).
         self.engine
-            .index_statuses()
+            .table_index_statuses(database, table)
+            .unwrap_or_default()
             .into_iter()
-            .filter(|ix| ix.database == database && ix.table == table)
             .map(|ix| IndexInfo {
                 ready: ix.state == "ready",
                 name: ix.name,
