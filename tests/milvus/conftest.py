@@ -30,10 +30,6 @@ from milvus_helpers import LITE_VERSION, PYMILVUS_VERSION, Outcome, attempt
 
 QUIVER_URI = os.environ.get("QUIVER_MILVUS_URI", "").strip()
 
-# Scenarios of features Quiver does not have yet (aliases, partitions other
-# than _default), written against Milvus' behaviour; collected again once
-# the features land. test_unsupported.py checks their clear errors today.
-collect_ignore = ["pending"]
 HERE = Path(__file__).resolve().parent
 
 # pymilvus logs every failed RPC with a traceback; the tests report failures.

@@ -1,8 +1,9 @@
 """Features Quiver does not have yet answer a clear Milvus error naming
 them (code 1100, "... is not supported yet by Quiver"), and the server
-keeps serving. Their full scenarios wait in pending/."""
+keeps serving."""
 
 import pytest
+from pymilvus import DataType, MilvusClient
 
 from milvus_helpers import create_full, make_rows
 
@@ -17,12 +18,21 @@ def _unsupported(call):
     return str(info.value)
 
 
-def test_partitions_other_than_default_are_a_clear_error(quiver, cname):
-    create_full(quiver, cname, rows=ROWS)
-    assert "partition" in _unsupported(lambda: quiver.create_partition(cname, "p1")).lower()
-    assert quiver.list_partitions(cname) == ["_default"]
-    assert quiver.has_partition(cname, "_default")
-    assert not quiver.has_partition(cname, "p1")
-    assert quiver.get_partition_stats(cname, "_default")["row_count"] == len(ROWS)
-    got = quiver.query(cname, filter="id >= 0", partition_names=["_default"], limit=100)
-    assert len(got) == len(ROWS)
+@pytest.mark.parametrize(
+    "data_type, params",
+    [
+        (DataType.BINARY_VECTOR, {"dim": 16}),
+        (DataType.FLOAT16_VECTOR, {"dim": 4}),
+        (DataType.BFLOAT16_VECTOR, {"dim": 4}),
+        (DataType.SPARSE_FLOAT_VECTOR, {}),
+    ],
+)
+def test_other_vector_types_are_a_clear_error(quiver, cname, data_type, params):
+    schema = MilvusClient.create_schema()
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", data_type, **params)
+    message = _unsupported(lambda: quiver.create_collection(cname, schema=schema))
+    assert data_type.name.replace("_", "").lower() in message.lower(), message
+    assert not quiver.has_collection(cname)
+    create_full(quiver, cname, rows=ROWS)  # the server keeps serving
+    assert len(quiver.query(cname, filter="id >= 0", limit=100)) == len(ROWS)

@@ -17,10 +17,21 @@ use milvus::proto::schema::{
 };
 use quiver_common::schema::{ColumnType, TableSchema};
 
+use super::partitions::PARTITION_COLUMN;
 use super::DoorError;
 
 /// The column holding a collection's dynamic field (undeclared keys, JSON).
 pub const DYNAMIC_FIELD: &str = "$meta";
+
+/// What a write stores in the hidden partition column.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionWrite<'a> {
+    /// The partition (`None`: `_default`, stored as NULL).
+    pub name: Option<&'a str>,
+    /// Whether the column is written (a partial update leaves it alone
+    /// unless the request names a partition).
+    pub explicit: bool,
+}
 
 /// Double-quotes an identifier for SQL.
 pub fn quote(name: &str) -> String {
@@ -244,6 +255,9 @@ pub fn collection_schema(name: &str, table: &TableSchema) -> CollectionSchema {
     for (i, column) in table.columns.iter().enumerate() {
         if column.name == DYNAMIC_FIELD {
             dynamic = true;
+            continue;
+        }
+        if column.name == PARTITION_COLUMN {
             continue;
         }
         let (data_type, params) = match &column.column_type {
@@ -511,6 +525,7 @@ pub fn insert_batch(
     num_rows: u32,
     upsert: bool,
     partial: bool,
+    partition: PartitionWrite<'_>,
 ) -> Result<(RecordBatch, Vec<String>), DoorError> {
     let rows = match fields.first() {
         Some(first) => field_rows(first)?,
@@ -522,7 +537,9 @@ pub fn insert_batch(
         )));
     }
     for data in fields {
-        let known = data.is_dynamic || table.columns.iter().any(|c| c.name == data.field_name);
+        let known = data.is_dynamic
+            || (data.field_name != PARTITION_COLUMN
+                && table.columns.iter().any(|c| c.name == data.field_name));
         if !known {
             return Err(DoorError::invalid(format!(
                 "field {} not exist in collection schema",
@@ -547,6 +564,14 @@ pub fn insert_batch(
     let mut columns = Vec::with_capacity(table.columns.len());
     let mut sent_names = Vec::new();
     for (i, column) in table.columns.iter().enumerate() {
+        if column.name == PARTITION_COLUMN {
+            if partition.explicit {
+                sent_names.push(column.name.clone());
+            }
+            let value = partition.name.map(str::to_string);
+            columns.push(Arc::new(arrow::array::StringArray::from(vec![value; rows])) as ArrayRef);
+            continue;
+        }
         let sent = fields.iter().find(|f| {
             f.field_name == column.name || (column.name == DYNAMIC_FIELD && f.is_dynamic)
         });

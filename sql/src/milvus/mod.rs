@@ -15,6 +15,7 @@
 mod aliases;
 mod convert;
 pub mod filter;
+mod partitions;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,6 +38,7 @@ use tonic::{Request, Response};
 use crate::error::SqlError;
 use crate::handler::{Output, QueryHandlerRef, Session, SessionInfo, WriteKind};
 use convert::quote;
+use partitions::PARTITION_COLUMN;
 
 /// The version reported to clients (the Milvus API level Quiver speaks).
 const MILVUS_API_VERSION: &str = "v2.6.0";
@@ -193,6 +195,9 @@ pub struct MilvusDoor {
     sessions: parking_lot::Mutex<Vec<DoorSession>>,
     /// Serializes alias changes (each reads and rewrites alias lists).
     alias_changes: parking_lot::Mutex<()>,
+    /// Serializes partition and load-state changes (each reads and
+    /// rewrites a table's partition options).
+    partition_changes: tokio::sync::Mutex<()>,
 }
 
 /// A pooled session and the search knobs it has `SET`.
@@ -211,6 +216,7 @@ impl MilvusDoor {
             handler,
             sessions: parking_lot::Mutex::new(Vec::new()),
             alias_changes: parking_lot::Mutex::new(()),
+            partition_changes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -282,12 +288,17 @@ impl MilvusDoor {
     /// The rows of a collection.
     async fn row_count(&self, database: &str, name: &str) -> Result<i64, DoorError> {
         self.table(database, name)?;
-        let batches = self
-            .sql(
-                &format!("SELECT count(*) FROM {}.{}", quote(database), quote(name)),
-                None,
-            )
-            .await?;
+        self.count(&format!(
+            "SELECT count(*) FROM {}.{}",
+            quote(database),
+            quote(name)
+        ))
+        .await
+    }
+
+    /// The one count a `SELECT count(*) ...` statement returns.
+    async fn count(&self, sql: &str) -> Result<i64, DoorError> {
+        let batches = self.sql(sql, None).await?;
         Ok(batches
             .first()
             .and_then(|b| {
@@ -395,8 +406,13 @@ impl MilvusDoor {
                 )))
             };
         }
+        let key = partitions::partition_key_of(&schema, r.num_partitions)?;
         let sql = convert::create_table_sql(database, &r.collection_name, &schema)?;
-        self.sql(&sql, None).await.map(|_| ())
+        self.sql(&sql, None).await?;
+        if let Some(key) = key {
+            self.set_partition_key(database, &r.collection_name, &key)?;
+        }
+        Ok(())
     }
 
     async fn do_insert(
@@ -405,12 +421,22 @@ impl MilvusDoor {
         collection: &str,
         fields: &[milvus::proto::schema::FieldData],
         num_rows: u32,
+        partition: &str,
         kind: WriteKind,
     ) -> Result<MutationResult, DoorError> {
         let table = self.table(database, collection)?;
+        let target = self
+            .partitions(database, collection)?
+            .insert_target(partition)?;
         let partial = matches!(kind, WriteKind::Merge { .. });
         let upsert = kind != WriteKind::Insert;
-        let (batch, sent) = convert::insert_batch(&table, fields, num_rows, upsert, partial)?;
+        let written_partition = convert::PartitionWrite {
+            name: target.as_deref(),
+            // A partial update moves rows only when told to.
+            explicit: !partial || !partition.is_empty(),
+        };
+        let (batch, sent) =
+            convert::insert_batch(&table, fields, num_rows, upsert, partial, written_partition)?;
         let kind = match kind {
             WriteKind::Merge { .. } => WriteKind::Merge {
                 columns: sent.clone(),
@@ -453,12 +479,16 @@ impl MilvusDoor {
         r: &DeleteRequest,
     ) -> Result<MutationResult, DoorError> {
         let table = self.table(database, &r.collection_name)?;
+        let scope = self
+            .partitions(database, &r.collection_name)?
+            .write_scope(&r.partition_name)?;
         let predicate = self.predicate(&table, &r.expr, &r.expr_template_values)?;
         let Some(predicate) = predicate else {
             return Err(DoorError::invalid(
                 "delete plan can't be empty or always true".to_string(),
             ));
         };
+        let predicate = both(Some(predicate), scope).unwrap_or_default();
         let sql = format!(
             "DELETE FROM {}.{} WHERE {predicate}",
             quote(database),
@@ -495,6 +525,7 @@ impl MilvusDoor {
         let fields: Vec<filter::FilterField> = table
             .columns
             .iter()
+            .filter(|c| c.name != PARTITION_COLUMN)
             .map(|c| filter::FilterField {
                 name: &c.name,
                 kind: match c.column_type {
@@ -529,7 +560,8 @@ impl MilvusDoor {
             if name == "*" {
                 for (i, c) in table.columns.iter().enumerate() {
                     let vector = matches!(c.column_type, ColumnType::Vector { .. });
-                    if !out.contains(&i) && (with_vectors_for_star || !vector) {
+                    let hidden = c.name == PARTITION_COLUMN;
+                    if !out.contains(&i) && !hidden && (with_vectors_for_star || !vector) {
                         out.push(i);
                     }
                 }
@@ -537,6 +569,7 @@ impl MilvusDoor {
             }
             let Some(i) = table
                 .column_index(name)
+                .filter(|_| name != PARTITION_COLUMN)
                 .or_else(|| table.column_index(convert::DYNAMIC_FIELD))
             else {
                 return Err(DoorError::invalid(format!("field {name} not exist")));
@@ -549,9 +582,12 @@ impl MilvusDoor {
     }
 
     async fn do_query(&self, database: &str, r: &QueryRequest) -> Result<QueryResults, DoorError> {
-        check_partitions(&r.partition_names)?;
         let table = self.table(database, &r.collection_name)?;
-        let predicate = self.predicate(&table, &r.expr, &r.expr_template_values)?;
+        let scope = self
+            .partitions(database, &r.collection_name)?
+            .read_scope(&r.partition_names)?;
+        let filter = self.predicate(&table, &r.expr, &r.expr_template_values)?;
+        let predicate = both(filter.clone(), scope);
         let limit = param(&r.query_params, "limit")
             .map(|v| {
                 v.parse::<i64>()
@@ -574,10 +610,7 @@ impl MilvusDoor {
                 )));
             }
         }
-        if predicate.is_none()
-            && limit.is_none()
-            && !r.output_fields.iter().any(|f| f == "count(*)")
-        {
+        if filter.is_none() && limit.is_none() && !r.output_fields.iter().any(|f| f == "count(*)") {
             return Err(DoorError::invalid(
                 "empty expression should be used with limit".to_string(),
             ));
@@ -680,8 +713,10 @@ impl MilvusDoor {
         database: &str,
         r: &SearchRequest,
     ) -> Result<(SearchResults, String), DoorError> {
-        check_partitions(&r.partition_names)?;
         let table = self.table(database, &r.collection_name)?;
+        let scope = self
+            .partitions(database, &r.collection_name)?
+            .read_scope(&r.partition_names)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
             .columns
@@ -760,7 +795,10 @@ impl MilvusDoor {
             }
             None => return Err(DoorError::invalid("no query vectors".to_string())),
         };
-        let predicate = self.predicate(&table, &r.dsl, &r.expr_template_values)?;
+        let predicate = both(
+            self.predicate(&table, &r.dsl, &r.expr_template_values)?,
+            scope,
+        );
         let columns = self.output_columns(&table, &r.output_fields, true)?;
         let group = match param(params, "group_by_field").filter(|f| !f.is_empty()) {
             None => None,
@@ -915,7 +953,6 @@ impl MilvusDoor {
         database: &str,
         r: &HybridSearchRequest,
     ) -> Result<SearchResults, DoorError> {
-        check_partitions(&r.partition_names)?;
         let table = self.table(database, &r.collection_name)?;
         if r.requests.is_empty() {
             return Err(DoorError::invalid(
@@ -1739,9 +1776,6 @@ impl Picker<'_> {
     }
 }
 
-/// Milvus' one partition, `_default`: Quiver has no other partitions yet.
-const DEFAULT_PARTITION: &str = "_default";
-
 /// Accepts a request that sets or deletes no properties (Quiver keeps
 /// none for collections or databases yet).
 fn no_properties(what: &str, set: &[KeyValuePair], deleted: &[String]) -> Result<(), DoorError> {
@@ -1760,20 +1794,11 @@ fn no_properties(what: &str, set: &[KeyValuePair], deleted: &[String]) -> Result
     }
 }
 
-/// Accepts a list of partition names that are all `_default`.
-fn check_partitions(names: &[String]) -> Result<(), DoorError> {
-    names.iter().try_for_each(|p| check_partition(p))
-}
-
-/// Accepts an empty partition name or `_default`.
-fn check_partition(name: &str) -> Result<(), DoorError> {
-    if name.is_empty() || name == DEFAULT_PARTITION {
-        Ok(())
-    } else {
-        Err(DoorError::new(
-            200,
-            format!("partition not found[partition={name}] (Quiver has only the _default partition yet)"),
-        ))
+/// Two optional SQL predicates joined by `AND`.
+fn both(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("({a}) AND ({b})")),
+        (a, b) => a.or(b),
     }
 }
 
@@ -2111,17 +2136,26 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<DescribeCollectionResponse> {
         let (database, q) = self.resolved(r);
         let name = q.collection_name.clone();
-        let result = self.table(&database, &name);
+        let result = self.table(&database, &name).and_then(|table| {
+            let partitions = self.partitions(&database, &name)?;
+            let mut schema = convert::collection_schema(&name, &table);
+            if let Some(key) = &partitions.key {
+                for field in &mut schema.fields {
+                    field.is_partition_key = field.name == key.field;
+                }
+            }
+            Ok((schema, partitions.all.len() as i64))
+        });
         reply!(
             result,
-            |table: TableSchema| DescribeCollectionResponse {
+            |(schema, num_partitions)| DescribeCollectionResponse {
                 status: Some(ok_status()),
-                schema: Some(convert::collection_schema(&name, &table)),
+                schema: Some(schema),
                 aliases: self.aliases_of(&database, &name),
                 collection_name: name.clone(),
                 db_name: database_name(&database),
                 shards_num: 1,
-                num_partitions: 1,
+                num_partitions,
                 consistency_level: 0,
                 ..Default::default()
             },
@@ -2180,15 +2214,16 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn load_collection(&self, r: Request<LoadCollectionRequest>) -> RpcResult<Status> {
-        // Sealed segments and their indexes are always loaded in Quiver.
+        // Sealed segments and their indexes are always in memory in
+        // Quiver; loading makes the collection readable again.
         let (database, q) = self.resolved(r);
-        let result = self.table(&database, &q.collection_name).map(|_| ());
+        let result = self.do_load(&database, &q.collection_name, &[]).await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn release_collection(&self, r: Request<ReleaseCollectionRequest>) -> RpcResult<Status> {
         let (database, q) = self.resolved(r);
-        let result = self.table(&database, &q.collection_name).map(|_| ());
+        let result = self.do_release(&database, &q.collection_name, &[]).await;
         Ok(Response::new(status_of(result)))
     }
 
@@ -2196,12 +2231,13 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetLoadStateRequest>,
     ) -> RpcResult<GetLoadStateResponse> {
+        use milvus::proto::common::LoadState;
         let (database, q) = self.resolved(r);
-        // Sealed segments and indexes are always loaded; a missing
-        // collection is `NotExist`, as Milvus answers.
-        let result = match self.table(&database, &q.collection_name) {
-            Ok(_) => Ok(milvus::proto::common::LoadState::Loaded),
-            Err(e) if e.code == 100 => Ok(milvus::proto::common::LoadState::NotExist),
+        // A missing collection is `NotExist`, as Milvus answers.
+        let result = match self.load_state(&database, &q.collection_name, &q.partition_names) {
+            Ok(true) => Ok(LoadState::Loaded),
+            Ok(false) => Ok(LoadState::NotLoad),
+            Err(e) if e.code == 100 => Ok(LoadState::NotExist),
             Err(e) => Err(e),
         };
         reply!(
@@ -2335,19 +2371,16 @@ impl MilvusService for MilvusDoor {
 
     async fn insert(&self, r: Request<InsertRequest>) -> RpcResult<MutationResult> {
         let (database, q) = self.resolved(r);
-        let result = match check_partition(&q.partition_name) {
-            Ok(()) => {
-                self.do_insert(
-                    &database,
-                    &q.collection_name,
-                    &q.fields_data,
-                    q.num_rows,
-                    WriteKind::Insert,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
+        let result = self
+            .do_insert(
+                &database,
+                &q.collection_name,
+                &q.fields_data,
+                q.num_rows,
+                &q.partition_name,
+                WriteKind::Insert,
+            )
+            .await;
         reply!(result, |m| m, |s| MutationResult {
             status: Some(s),
             ..Default::default()
@@ -2363,21 +2396,20 @@ impl MilvusService for MilvusDoor {
         } else {
             WriteKind::Upsert
         };
-        let result = match check_partition(&q.partition_name) {
-            Ok(()) if !q.field_ops.is_empty() => Err(DoorError::unsupported(
+        let result = if q.field_ops.is_empty() {
+            self.do_insert(
+                &database,
+                &q.collection_name,
+                &q.fields_data,
+                q.num_rows,
+                &q.partition_name,
+                kind,
+            )
+            .await
+        } else {
+            Err(DoorError::unsupported(
                 "upsert with field operations (field_ops)".to_string(),
-            )),
-            Ok(()) => {
-                self.do_insert(
-                    &database,
-                    &q.collection_name,
-                    &q.fields_data,
-                    q.num_rows,
-                    kind,
-                )
-                .await
-            }
-            Err(e) => Err(e),
+            ))
         };
         reply!(result, |m| m, |s| MutationResult {
             status: Some(s),
@@ -2536,31 +2568,25 @@ impl MilvusService for MilvusDoor {
 
     async fn create_partition(&self, r: Request<CreatePartitionRequest>) -> RpcResult<Status> {
         let (database, q) = self.resolved(r);
-        let result = self.table(&database, &q.collection_name).and_then(|_| {
-            Err(DoorError::unsupported(format!(
-                "partitions other than _default (creating {})",
-                q.partition_name
-            )))
-        });
+        let result = self
+            .do_create_partition(&database, &q.collection_name, &q.partition_name)
+            .await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn drop_partition(&self, r: Request<DropPartitionRequest>) -> RpcResult<Status> {
         let (database, q) = self.resolved(r);
-        let result = self.table(&database, &q.collection_name).and_then(|_| {
-            check_partition(&q.partition_name)?;
-            Err(DoorError::invalid(
-                "default partition cannot be deleted".to_string(),
-            ))
-        });
+        let result = self
+            .do_drop_partition(&database, &q.collection_name, &q.partition_name)
+            .await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn has_partition(&self, r: Request<HasPartitionRequest>) -> RpcResult<BoolResponse> {
         let (database, q) = self.resolved(r);
         let result = self
-            .table(&database, &q.collection_name)
-            .map(|_| q.partition_name == DEFAULT_PARTITION);
+            .partitions(&database, &q.collection_name)
+            .map(|p| p.exists(&q.partition_name));
         reply!(
             result,
             |value| BoolResponse {
@@ -2579,17 +2605,43 @@ impl MilvusService for MilvusDoor {
         r: Request<ShowPartitionsRequest>,
     ) -> RpcResult<ShowPartitionsResponse> {
         let (database, q) = self.resolved(r);
-        let result = self
-            .table(&database, &q.collection_name)
-            .and_then(|_| check_partitions(&q.partition_names));
+        let result =
+            self.partitions(&database, &q.collection_name)
+                .and_then(|p| {
+                    let shown: Vec<_> =
+                        if q.partition_names.is_empty() {
+                            p.all.clone()
+                        } else {
+                            q.partition_names
+                                .iter()
+                                .map(|name| {
+                                    p.all.iter().find(|x| &x.name == name).cloned().ok_or_else(
+                                        || {
+                                            DoorError::new(
+                                                200,
+                                                format!("partition not found[partition={name}]"),
+                                            )
+                                        },
+                                    )
+                                })
+                                .collect::<Result<_, _>>()?
+                        };
+                    Ok((p, shown))
+                });
         #[allow(deprecated)] // in_memory_percentages: old clients still read it
-        let ok = |_| ShowPartitionsResponse {
-            status: Some(ok_status()),
-            partition_names: vec![DEFAULT_PARTITION.to_string()],
-            partition_i_ds: vec![1],
-            created_timestamps: vec![0],
-            created_utc_timestamps: vec![0],
-            in_memory_percentages: vec![100],
+        let ok = |(p, shown): (partitions::Partitions, Vec<partitions::Partition>)| {
+            ShowPartitionsResponse {
+                status: Some(ok_status()),
+                in_memory_percentages: shown
+                    .iter()
+                    .map(|x| if p.is_loaded(&x.name) { 100 } else { 0 })
+                    .collect(),
+                partition_i_ds: shown.iter().map(|x| x.id).collect(),
+                created_timestamps: shown.iter().map(|x| x.created).collect(),
+                // A hybrid timestamp's physical part is milliseconds.
+                created_utc_timestamps: shown.iter().map(|x| x.created >> 18).collect(),
+                partition_names: shown.into_iter().map(|x| x.name).collect(),
+            }
         };
         reply!(result, ok, |s| ShowPartitionsResponse {
             status: Some(s),
@@ -2598,19 +2650,24 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn load_partitions(&self, r: Request<LoadPartitionsRequest>) -> RpcResult<Status> {
-        // Sealed segments and their indexes are always loaded in Quiver.
         let (database, q) = self.resolved(r);
-        let result = self
-            .table(&database, &q.collection_name)
-            .and_then(|_| check_partitions(&q.partition_names));
+        let result = if q.partition_names.is_empty() {
+            Err(DoorError::invalid("partition names are empty".to_string()))
+        } else {
+            self.do_load(&database, &q.collection_name, &q.partition_names)
+                .await
+        };
         Ok(Response::new(status_of(result)))
     }
 
     async fn release_partitions(&self, r: Request<ReleasePartitionsRequest>) -> RpcResult<Status> {
         let (database, q) = self.resolved(r);
-        let result = self
-            .table(&database, &q.collection_name)
-            .and_then(|_| check_partitions(&q.partition_names));
+        let result = if q.partition_names.is_empty() {
+            Err(DoorError::invalid("partition names are empty".to_string()))
+        } else {
+            self.do_release(&database, &q.collection_name, &q.partition_names)
+                .await
+        };
         Ok(Response::new(status_of(result)))
     }
 
@@ -2619,10 +2676,9 @@ impl MilvusService for MilvusDoor {
         r: Request<GetPartitionStatisticsRequest>,
     ) -> RpcResult<GetPartitionStatisticsResponse> {
         let (database, q) = self.resolved(r);
-        let result = match check_partition(&q.partition_name) {
-            Ok(()) => self.row_count(&database, &q.collection_name).await,
-            Err(e) => Err(e),
-        };
+        let result = self
+            .partition_rows(&database, &q.collection_name, &q.partition_name)
+            .await;
         reply!(
             result,
             |rows: i64| GetPartitionStatisticsResponse {
