@@ -13,6 +13,7 @@
 //! `common.Status` with Milvus' code inside an OK reply.
 
 mod aliases;
+mod arrays;
 mod convert;
 pub mod filter;
 mod partitions;
@@ -382,7 +383,9 @@ impl MilvusDoor {
         // Creating an existing collection with the same fields succeeds, as
         // in Milvus; with other fields it is an error.
         if let Ok(existing) = self.table(database, &r.collection_name) {
-            let existing = convert::collection_schema(&r.collection_name, &existing);
+            let mut existing = convert::collection_schema(&r.collection_name, &existing);
+            self.arrays(database, &r.collection_name)?
+                .describe(&mut existing);
             let same = existing.fields.len() == schema.fields.len()
                 && existing.fields.iter().zip(&schema.fields).all(|(a, b)| {
                     let param = |f: &milvus::proto::schema::FieldSchema, key: &str| {
@@ -407,8 +410,10 @@ impl MilvusDoor {
             };
         }
         let key = partitions::partition_key_of(&schema, r.num_partitions)?;
-        let sql = convert::create_table_sql(database, &r.collection_name, &schema)?;
+        let (stored, arrays) = arrays::ArrayFields::split(&schema)?;
+        let sql = convert::create_table_sql(database, &r.collection_name, &stored)?;
         self.sql(&sql, None).await?;
+        self.set_arrays(database, &r.collection_name, &arrays)?;
         if let Some(key) = key {
             self.set_partition_key(database, &r.collection_name, &key)?;
         }
@@ -428,6 +433,7 @@ impl MilvusDoor {
         let target = self
             .partitions(database, collection)?
             .insert_target(partition)?;
+        let fields = self.arrays(database, collection)?.encode_fields(fields)?;
         let partial = matches!(kind, WriteKind::Merge { .. });
         let upsert = kind != WriteKind::Insert;
         let written_partition = convert::PartitionWrite {
@@ -435,8 +441,14 @@ impl MilvusDoor {
             // A partial update moves rows only when told to.
             explicit: !partial || !partition.is_empty(),
         };
-        let (batch, sent) =
-            convert::insert_batch(&table, fields, num_rows, upsert, partial, written_partition)?;
+        let (batch, sent) = convert::insert_batch(
+            &table,
+            &fields,
+            num_rows,
+            upsert,
+            partial,
+            written_partition,
+        )?;
         let kind = match kind {
             WriteKind::Merge { .. } => WriteKind::Merge {
                 columns: sent.clone(),
@@ -482,7 +494,8 @@ impl MilvusDoor {
         let scope = self
             .partitions(database, &r.collection_name)?
             .write_scope(&r.partition_name)?;
-        let predicate = self.predicate(&table, &r.expr, &r.expr_template_values)?;
+        let arrays = self.arrays(database, &r.collection_name)?;
+        let predicate = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
         let Some(predicate) = predicate else {
             return Err(DoorError::invalid(
                 "delete plan can't be empty or always true".to_string(),
@@ -516,6 +529,7 @@ impl MilvusDoor {
     fn predicate(
         &self,
         table: &TableSchema,
+        arrays: &arrays::ArrayFields,
         expr: &str,
         templates: &HashMap<String, milvus::proto::schema::TemplateValue>,
     ) -> Result<Option<String>, DoorError> {
@@ -529,6 +543,9 @@ impl MilvusDoor {
             .map(|c| filter::FilterField {
                 name: &c.name,
                 kind: match c.column_type {
+                    ColumnType::Json if arrays.get(&c.name).is_some() => arrays
+                        .filter_kind(&c.name)
+                        .unwrap_or(filter::FieldKind::Array),
                     ColumnType::Bool => filter::FieldKind::Bool,
                     ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => {
                         filter::FieldKind::Int
@@ -586,7 +603,8 @@ impl MilvusDoor {
         let scope = self
             .partitions(database, &r.collection_name)?
             .read_scope(&r.partition_names)?;
-        let filter = self.predicate(&table, &r.expr, &r.expr_template_values)?;
+        let arrays = self.arrays(database, &r.collection_name)?;
+        let filter = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
         let predicate = both(filter.clone(), scope);
         let limit = param(&r.query_params, "limit")
             .map(|v| {
@@ -684,7 +702,13 @@ impl MilvusDoor {
                 Some(b) => b.column(pos).clone(),
                 None => arrow::array::new_empty_array(&column.column_type.arrow_type()),
             };
-            fields_data.push(output_field(&table, column, &array, &r.output_fields)?);
+            fields_data.push(output_field(
+                &table,
+                &arrays,
+                column,
+                &array,
+                &r.output_fields,
+            )?);
         }
         Ok(QueryResults {
             status: Some(ok_status()),
@@ -717,6 +741,7 @@ impl MilvusDoor {
         let scope = self
             .partitions(database, &r.collection_name)?
             .read_scope(&r.partition_names)?;
+        let arrays = self.arrays(database, &r.collection_name)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
             .columns
@@ -796,7 +821,7 @@ impl MilvusDoor {
             None => return Err(DoorError::invalid("no query vectors".to_string())),
         };
         let predicate = both(
-            self.predicate(&table, &r.dsl, &r.expr_template_values)?,
+            self.predicate(&table, &arrays, &r.dsl, &r.expr_template_values)?,
             scope,
         );
         let columns = self.output_columns(&table, &r.output_fields, true)?;
@@ -906,6 +931,7 @@ impl MilvusDoor {
                 let column = &table.columns[i];
                 fields_data.push(output_field(
                     &table,
+                    &arrays,
                     column,
                     batch.column(pos),
                     &r.output_fields,
@@ -1008,6 +1034,7 @@ impl MilvusDoor {
             }
         }
         let columns = self.output_columns(&table, &r.output_fields, true)?;
+        let arrays = self.arrays(database, &r.collection_name)?;
         let batch = self
             .rows_by_keys(database, &r.collection_name, &table, &columns, &fused_keys)
             .await?;
@@ -1020,6 +1047,7 @@ impl MilvusDoor {
             let column = &table.columns[i];
             fields_data.push(output_field(
                 &table,
+                &arrays,
                 column,
                 batch.column(pos),
                 &r.output_fields,
@@ -1882,11 +1910,15 @@ fn template_value(
 /// undeclared keys named in `requested` (all of them for `*` or `$meta`).
 fn output_field(
     table: &TableSchema,
+    arrays: &arrays::ArrayFields,
     column: &quiver_common::schema::ColumnDef,
     array: &arrow::array::ArrayRef,
     requested: &[String],
 ) -> Result<milvus::proto::schema::FieldData, DoorError> {
     let mut data = convert::field_data(&column.name, &column.column_type, array)?;
+    if arrays.get(&column.name).is_some() {
+        return arrays.decode_field(data);
+    }
     if column.name == convert::DYNAMIC_FIELD
         && !requested
             .iter()
@@ -2139,6 +2171,7 @@ impl MilvusService for MilvusDoor {
         let result = self.table(&database, &name).and_then(|table| {
             let partitions = self.partitions(&database, &name)?;
             let mut schema = convert::collection_schema(&name, &table);
+            self.arrays(&database, &name)?.describe(&mut schema);
             if let Some(key) = &partitions.key {
                 for field in &mut schema.fields {
                     field.is_partition_key = field.name == key.field;
