@@ -198,3 +198,16 @@ def test_array_field_in_sql(quiver, cname):
     assert [(i, json.loads(t), json.loads(n)) for i, t, n in got] == [
         (r["id"], r["tags"], r["nums"]) for r in ROWS[5:7]
     ]
+
+
+def test_recreating_with_another_element_type_is_an_error(pair, cname):
+    def scenario(c):
+        c.create_collection(cname, schema=schema())
+        other = schema()
+        for f in other.fields:
+            if f.name == "nums":
+                f.element_type = DataType.INT32
+        return c.create_collection(cname, schema=other)
+
+    q, l = pair.run(scenario)
+    assert_same_error(q, l, milvus_code=1100)

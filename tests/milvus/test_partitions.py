@@ -301,3 +301,27 @@ def test_partition_key_schema_errors(quiver, cname):
     too_many = schema_with(lambda s: s.add_field("k", DataType.INT64, is_partition_key=True))
     assert _code(lambda: quiver.create_collection(cname, schema=too_many, num_partitions=5000)) == 1100
     assert not quiver.has_collection(cname)
+
+
+def test_loaded_partition_cannot_be_dropped(quiver, cname):
+    """Quiver alone (milvus-lite 2.x has no partitions): as in Milvus, a
+    loaded partition must be released before it is dropped."""
+    setup("quiver", quiver, cname)
+    assert _code(lambda: quiver.drop_partition(cname, "p1")) == 1100
+    assert quiver.has_partition(cname, "p1")
+    quiver.release_partitions(cname, ["p1"])
+    quiver.drop_partition(cname, "p1")
+    assert not quiver.has_partition(cname, "p1")
+
+
+def test_hidden_column_is_no_group_by_field_and_ids_respect_partitions(quiver, cname):
+    """Quiver alone: `$partition` cannot be grouped by, and a search by
+    primary keys finds only keys in the partitions searched."""
+    setup("quiver", quiver, cname)
+    qs = queries(1, seed=106)
+    assert _code(lambda: quiver.search(cname, qs, limit=3, group_by_field="$partition")) == 1100
+    res = quiver.search(cname, ids=[P1[0]["id"]], limit=3, partition_names=["p1"],
+                        search_params={"metric_type": "L2"})
+    assert res[0][0]["id"] == P1[0]["id"]
+    assert _code(lambda: quiver.search(cname, ids=[P2[0]["id"]], limit=3,
+                                       partition_names=["p1"])) == 1100

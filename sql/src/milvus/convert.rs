@@ -131,6 +131,7 @@ pub fn create_table_sql(
     let mut columns = Vec::new();
     let mut primary = 0;
     for field in &schema.fields {
+        check_field_name(&field.name)?;
         let auto_id = field.auto_id || (schema.auto_id && field.is_primary_key);
         let mut column = format!("{} {}", quote(&field.name), sql_type(field)?);
         if auto_id {
@@ -185,6 +186,22 @@ pub fn create_table_sql(
         quote(name),
         columns.join(", ")
     ))
+}
+
+/// Milvus' rule for field names: a letter or `_` first, then letters,
+/// digits and `_`, at most 255 characters (so no field can be named like
+/// the hidden `$meta` or `$partition` columns).
+fn check_field_name(name: &str) -> Result<(), DoorError> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DoorError::invalid(format!(
+            "Invalid field name: {name}. The first character of a field name must be an underscore or letter, and it may hold only underscores, letters and numbers"
+        )));
+    }
+    Ok(())
 }
 
 /// A field's default value as a SQL literal.
@@ -816,6 +833,17 @@ mod tests {
         };
         let err = create_table_sql("public", "docs", &binary).unwrap_err();
         assert!(err.to_string().contains("BinaryVector"), "{err}");
+        for bad in ["$partition", "$meta", "1st", "a-b", ""] {
+            let named = CollectionSchema {
+                fields: vec![field(bad, DataType::Int64, &[])],
+                ..schema.clone()
+            };
+            let err = create_table_sql("public", "docs", &named).unwrap_err();
+            assert!(
+                err.to_string().contains("Invalid field name"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

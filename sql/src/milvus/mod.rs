@@ -14,6 +14,7 @@
 
 mod aliases;
 mod arrays;
+mod consistency;
 mod convert;
 pub mod filter;
 mod partitions;
@@ -196,9 +197,11 @@ pub struct MilvusDoor {
     sessions: parking_lot::Mutex<Vec<DoorSession>>,
     /// Serializes alias changes (each reads and rewrites alias lists).
     alias_changes: parking_lot::Mutex<()>,
-    /// Serializes partition and load-state changes (each reads and
-    /// rewrites a table's partition options).
-    partition_changes: tokio::sync::Mutex<()>,
+    /// Partition and load-state changes hold it to write (each reads and
+    /// rewrites a table's partition options; dropping a partition deletes
+    /// its rows); inserts and deletes hold it to read, so none of them
+    /// writes rows of a partition being dropped.
+    partition_changes: tokio::sync::RwLock<()>,
 }
 
 /// A pooled session and the search knobs it has `SET`.
@@ -217,7 +220,7 @@ impl MilvusDoor {
             handler,
             sessions: parking_lot::Mutex::new(Vec::new()),
             alias_changes: parking_lot::Mutex::new(()),
-            partition_changes: tokio::sync::Mutex::new(()),
+            partition_changes: tokio::sync::RwLock::new(()),
         }
     }
 
@@ -396,9 +399,12 @@ impl MilvusDoor {
                     };
                     a.name == b.name
                         && a.data_type == b.data_type
+                        && a.element_type == b.element_type
                         && a.is_primary_key == b.is_primary_key
+                        && a.nullable == b.nullable
                         && param(a, "dim") == param(b, "dim")
                         && param(a, "max_length") == param(b, "max_length")
+                        && param(a, "max_capacity") == param(b, "max_capacity")
                 });
             return if same {
                 Ok(())
@@ -410,10 +416,12 @@ impl MilvusDoor {
             };
         }
         let key = partitions::partition_key_of(&schema, r.num_partitions)?;
+        let level = consistency::checked_level(r.consistency_level)?;
         let (stored, arrays) = arrays::ArrayFields::split(&schema)?;
         let sql = convert::create_table_sql(database, &r.collection_name, &stored)?;
         self.sql(&sql, None).await?;
         self.set_arrays(database, &r.collection_name, &arrays)?;
+        self.set_consistency_level(database, &r.collection_name, level)?;
         if let Some(key) = key {
             self.set_partition_key(database, &r.collection_name, &key)?;
         }
@@ -429,6 +437,7 @@ impl MilvusDoor {
         partition: &str,
         kind: WriteKind,
     ) -> Result<MutationResult, DoorError> {
+        let _partitions_stable = self.partition_changes.read().await;
         let table = self.table(database, collection)?;
         let target = self
             .partitions(database, collection)?
@@ -490,6 +499,7 @@ impl MilvusDoor {
         database: &str,
         r: &DeleteRequest,
     ) -> Result<MutationResult, DoorError> {
+        let _partitions_stable = self.partition_changes.read().await;
         let table = self.table(database, &r.collection_name)?;
         let scope = self
             .partitions(database, &r.collection_name)?
@@ -600,6 +610,8 @@ impl MilvusDoor {
 
     async fn do_query(&self, database: &str, r: &QueryRequest) -> Result<QueryResults, DoorError> {
         let table = self.table(database, &r.collection_name)?;
+        consistency::checked_level(r.consistency_level)?;
+        self.await_guarantee(r.guarantee_timestamp).await?;
         let scope = self
             .partitions(database, &r.collection_name)?
             .read_scope(&r.partition_names)?;
@@ -738,6 +750,8 @@ impl MilvusDoor {
         r: &SearchRequest,
     ) -> Result<(SearchResults, String), DoorError> {
         let table = self.table(database, &r.collection_name)?;
+        consistency::checked_level(r.consistency_level)?;
+        self.await_guarantee(r.guarantee_timestamp).await?;
         let scope = self
             .partitions(database, &r.collection_name)?
             .read_scope(&r.partition_names)?;
@@ -815,7 +829,7 @@ impl MilvusDoor {
                 placeholder_vectors(bytes, dim)?
             }
             Some(search_request::SearchInput::Ids(ids)) => {
-                self.vectors_by_ids(database, &table, anns, ids, &r.collection_name)
+                self.vectors_by_ids(database, &table, anns, ids, &r.collection_name, &scope)
                     .await?
             }
             None => return Err(DoorError::invalid("no query vectors".to_string())),
@@ -830,6 +844,7 @@ impl MilvusDoor {
             Some(name) => {
                 let index = table
                     .column_index(name)
+                    .filter(|&i| table.columns[i].name != PARTITION_COLUMN)
                     .filter(|&i| {
                         !matches!(
                             table.columns[i].column_type,
@@ -980,6 +995,8 @@ impl MilvusDoor {
         r: &HybridSearchRequest,
     ) -> Result<SearchResults, DoorError> {
         let table = self.table(database, &r.collection_name)?;
+        consistency::checked_level(r.consistency_level)?;
+        self.await_guarantee(r.guarantee_timestamp).await?;
         if r.requests.is_empty() {
             return Err(DoorError::invalid(
                 "hybrid search has no search requests".to_string(),
@@ -1214,6 +1231,7 @@ impl MilvusDoor {
         anns: usize,
         ids: &IDs,
         collection: &str,
+        scope: &Option<String>,
     ) -> Result<Vec<Vec<f32>>, DoorError> {
         let keys = id_literals(ids)?;
         if keys.is_empty() {
@@ -1222,10 +1240,14 @@ impl MilvusDoor {
             ));
         }
         let sql = format!(
-            "SELECT {pk}::text, {vector} FROM {}.{} WHERE {pk} IN ({})",
+            "SELECT {pk}::text, {vector} FROM {}.{} WHERE {pk} IN ({}){}",
             quote(database),
             quote(collection),
             keys.join(", "),
+            scope
+                .as_deref()
+                .map(|p| format!(" AND ({p})"))
+                .unwrap_or_default(),
             pk = quote(&table.pk().name),
             vector = quote(&table.columns[anns].name),
         );
@@ -2189,7 +2211,7 @@ impl MilvusService for MilvusDoor {
                 db_name: database_name(&database),
                 shards_num: 1,
                 num_partitions,
-                consistency_level: 0,
+                consistency_level: self.consistency_level(&database, &name),
                 ..Default::default()
             },
             |s| DescribeCollectionResponse {

@@ -22,6 +22,8 @@ use arrow::datatypes::{DataType, Int64Type};
 use milvus::proto::schema::CollectionSchema;
 use serde::{Deserialize, Serialize};
 
+use quiver_common::schema::ColumnType;
+
 use super::convert::quote;
 use super::{DoorError, MilvusDoor};
 
@@ -360,7 +362,7 @@ impl MilvusDoor {
         collection: &str,
         name: &str,
     ) -> Result<(), DoorError> {
-        let _changing = self.partition_changes.lock().await;
+        let _changing = self.partition_changes.write().await;
         let partitions = self.partitions(database, collection)?;
         if let Some(key) = &partitions.key {
             return Err(DoorError::invalid(format!(
@@ -377,6 +379,14 @@ impl MilvusDoor {
                 "partition number ({}) exceeds max configuration ({MAX_PARTITIONS}), collection: {collection}",
                 partitions.all.len()
             )));
+        }
+        let table = self.table(database, collection)?;
+        if let Some(i) = table.column_index(PARTITION_COLUMN) {
+            if !matches!(table.columns[i].column_type, ColumnType::Text { .. }) {
+                return Err(DoorError::invalid(format!(
+                    "collection {collection} has a column {PARTITION_COLUMN} that is not text: it cannot have partitions"
+                )));
+            }
         }
         self.sql(
             &format!(
@@ -421,7 +431,7 @@ impl MilvusDoor {
         collection: &str,
         name: &str,
     ) -> Result<(), DoorError> {
-        let _changing = self.partition_changes.lock().await;
+        let _changing = self.partition_changes.write().await;
         let partitions = self.partitions(database, collection)?;
         if let Some(key) = &partitions.key {
             return Err(DoorError::invalid(format!(
@@ -436,6 +446,12 @@ impl MilvusDoor {
         }
         if !partitions.exists(name) {
             return Ok(());
+        }
+        if partitions.collection_loaded() && partitions.is_loaded(name) {
+            return Err(DoorError::invalid(
+                "partition cannot be dropped, partition is loaded, please release it first"
+                    .to_string(),
+            ));
         }
         // Rows first: a crash in between leaves an empty listed partition,
         // never rows of an unlisted one.
@@ -472,7 +488,7 @@ impl MilvusDoor {
         collection: &str,
         names: &[String],
     ) -> Result<(), DoorError> {
-        let _changing = self.partition_changes.lock().await;
+        let _changing = self.partition_changes.write().await;
         let partitions = self.partitions(database, collection)?;
         partitions.check_named(names)?;
         let mut loaded = partitions.loaded.clone().unwrap_or_default();
@@ -491,7 +507,7 @@ impl MilvusDoor {
         collection: &str,
         names: &[String],
     ) -> Result<(), DoorError> {
-        let _changing = self.partition_changes.lock().await;
+        let _changing = self.partition_changes.write().await;
         let partitions = self.partitions(database, collection)?;
         partitions.check_named(names)?;
         let mut loaded = partitions
@@ -734,14 +750,13 @@ mod tests {
         }
         let spread: BTreeSet<u32> = (0..200).map(|k| int_key_partition(k, 16)).collect();
         assert_eq!(spread.len(), 16, "200 keys reach all 16 partitions");
+        // Reference values from Python's zlib.crc32 (Go's crc32.ChecksumIEEE).
+        assert_eq!(text_key_partition("key", u32::MAX), 2_324_736_937);
+        assert_eq!(text_key_partition("tenant-3", 1000), 367_093_971 % 1000);
+        // Only the first 100 bytes count.
         assert_eq!(
-            text_key_partition("key", 1 << 31),
-            crc32fast::hash(b"key") % (1 << 31)
-        );
-        let long = "x".repeat(300);
-        assert_eq!(
-            text_key_partition(&long, 7),
-            text_key_partition(&long[..100], 7)
+            text_key_partition(&"x".repeat(300), u32::MAX),
+            1_577_999_759
         );
     }
 }
