@@ -324,7 +324,7 @@ async fn partitions_and_load_state_survive_sigkill() {
     );
     assert_eq!(ids_in(&mut client, KEYED, &[]).await, Ok(p1.clone()));
 
-    // Load p2 again and drop p1; both survive the next kill.
+    // Load p2 again, release and drop p1; all survive the next kill.
     let reply = client
         .load_partitions(LoadPartitionsRequest {
             collection_name: COLLECTION.into(),
@@ -335,6 +335,16 @@ async fn partitions_and_load_state_survive_sigkill() {
         .unwrap()
         .into_inner();
     ok(Some(reply), "load p2");
+    let reply = client
+        .release_partitions(ReleasePartitionsRequest {
+            collection_name: COLLECTION.into(),
+            partition_names: vec!["p1".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ok(Some(reply), "release p1");
     let reply = client
         .drop_partition(DropPartitionRequest {
             collection_name: COLLECTION.into(),

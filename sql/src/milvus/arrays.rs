@@ -258,6 +258,14 @@ impl ArrayField {
 }
 
 impl ArrayFields {
+    /// The table option recording these fields (`None` when there are none).
+    pub fn option(&self) -> Option<(String, Option<String>)> {
+        (!self.0.is_empty()).then(|| {
+            let text = serde_json::to_string(&self.0).expect("array options serialize");
+            (ARRAYS_OPTION.to_string(), Some(text))
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<&ArrayField> {
         self.0.get(name)
     }
@@ -402,26 +410,6 @@ impl MilvusDoor {
                 .map(ArrayFields)
                 .map_err(|e| DoorError::internal(format!("corrupt array options: {e}"))),
         }
-    }
-
-    /// Records a new collection's Array fields.
-    pub(super) fn set_arrays(
-        &self,
-        database: &str,
-        collection: &str,
-        arrays: &ArrayFields,
-    ) -> Result<(), DoorError> {
-        if arrays.0.is_empty() {
-            return Ok(());
-        }
-        let text = serde_json::to_string(&arrays.0).expect("array options serialize");
-        self.handler
-            .set_table_options(
-                database,
-                collection,
-                &[(ARRAYS_OPTION.to_string(), Some(text))],
-            )
-            .map_err(DoorError::from)
     }
 }
 

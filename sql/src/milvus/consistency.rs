@@ -60,25 +60,14 @@ impl MilvusDoor {
             .and_then(|o| o.get(CONSISTENCY_OPTION).and_then(|l| l.parse().ok()))
             .unwrap_or(ConsistencyLevel::Strong as i32)
     }
+}
 
-    /// Records a new collection's declared consistency level.
-    pub(super) fn set_consistency_level(
-        &self,
-        database: &str,
-        collection: &str,
-        level: ConsistencyLevel,
-    ) -> Result<(), DoorError> {
-        self.handler
-            .set_table_options(
-                database,
-                collection,
-                &[(
-                    CONSISTENCY_OPTION.to_string(),
-                    Some((level as i32).to_string()),
-                )],
-            )
-            .map_err(DoorError::from)
-    }
+/// The table option recording a collection's declared consistency level.
+pub(super) fn level_option(level: ConsistencyLevel) -> (String, Option<String>) {
+    (
+        CONSISTENCY_OPTION.to_string(),
+        Some((level as i32).to_string()),
+    )
 }
 
 #[cfg(test)]

@@ -420,12 +420,14 @@ impl MilvusDoor {
         let (stored, arrays) = arrays::ArrayFields::split(&schema)?;
         let sql = convert::create_table_sql(database, &r.collection_name, &stored)?;
         self.sql(&sql, None).await?;
-        self.set_arrays(database, &r.collection_name, &arrays)?;
-        self.set_consistency_level(database, &r.collection_name, level)?;
-        if let Some(key) = key {
-            self.set_partition_key(database, &r.collection_name, &key)?;
-        }
-        Ok(())
+        // What the table's columns do not say, written at once.
+        let options: Vec<_> = std::iter::once(consistency::level_option(level))
+            .chain(arrays.option())
+            .chain(key.as_ref().map(partitions::PartitionKey::option))
+            .collect();
+        self.handler
+            .set_table_options(database, &r.collection_name, &options)
+            .map_err(DoorError::from)
     }
 
     async fn do_insert(

@@ -103,6 +103,13 @@ fn sql_text(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+impl PartitionKey {
+    /// The table option recording this partition key.
+    pub fn option(&self) -> (String, Option<String>) {
+        (PARTITION_KEY_OPTION.to_string(), Some(encode(self)))
+    }
+}
+
 impl Partitions {
     /// The partition names, in creation order.
     pub fn names(&self) -> Vec<String> {
@@ -322,22 +329,6 @@ impl MilvusDoor {
             key,
             loaded,
         })
-    }
-
-    /// Records a new collection's partition key.
-    pub(super) fn set_partition_key(
-        &self,
-        database: &str,
-        collection: &str,
-        key: &PartitionKey,
-    ) -> Result<(), DoorError> {
-        self.handler
-            .set_table_options(
-                database,
-                collection,
-                &[(PARTITION_KEY_OPTION.to_string(), Some(encode(key)))],
-            )
-            .map_err(DoorError::from)
     }
 
     fn write_loaded(
