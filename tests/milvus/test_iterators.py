@@ -1,5 +1,6 @@
-"""query_iterator and search_iterator (not implemented in Quiver yet):
-the pages together must be exactly the full answer, with no row twice."""
+"""query_iterator and search_iterator (pymilvus builds them on Query and
+Search requests): the pages together must be exactly the full answer, with no
+row twice."""
 
 import numpy as np
 import pytest
