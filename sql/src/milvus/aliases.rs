@@ -142,7 +142,7 @@ impl MilvusDoor {
         r: &CreateAliasRequest,
     ) -> Result<(), DoorError> {
         let _changing = self.alias_changes.lock();
-        check_alias_name(&r.alias)?;
+        super::check_name("alias", &r.alias)?;
         self.table(database, &r.collection_name)?;
         if self.handler.table_schema(database, &r.alias).is_ok() {
             return Err(DoorError::new(
@@ -268,19 +268,4 @@ impl MilvusDoor {
             None => Ok(()),
         }
     }
-}
-
-/// Milvus' rule for alias names: a letter or `_` first, then letters,
-/// digits and `_`, at most 255 characters.
-fn check_alias_name(alias: &str) -> Result<(), DoorError> {
-    let mut chars = alias.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || alias.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(DoorError::invalid(format!(
-            "invalid alias name: {alias}: the first character of an alias must be an underscore or letter, and it may hold only underscores, letters and numbers"
-        )));
-    }
-    Ok(())
 }

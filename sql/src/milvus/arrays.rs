@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::filter::{ElementKind, FieldKind};
-use super::{DoorError, MilvusDoor};
+use super::DoorError;
 
 /// The table option describing a table's Array fields (JSON, by name).
 const ARRAYS_OPTION: &str = "milvus.arrays";
@@ -258,6 +258,16 @@ impl ArrayField {
 }
 
 impl ArrayFields {
+    /// A collection's Array fields from its table options.
+    pub fn from_options(options: &BTreeMap<String, String>) -> Result<Self, DoorError> {
+        match options.get(ARRAYS_OPTION) {
+            None => Ok(Self::default()),
+            Some(text) => serde_json::from_str(text)
+                .map(Self)
+                .map_err(|e| DoorError::internal(format!("corrupt array options: {e}"))),
+        }
+    }
+
     /// The table option recording these fields (`None` when there are none).
     pub fn option(&self) -> Option<(String, Option<String>)> {
         (!self.0.is_empty()).then(|| {
@@ -396,23 +406,6 @@ impl ArrayFields {
     }
 }
 
-impl MilvusDoor {
-    /// A collection's Array fields.
-    pub(super) fn arrays(
-        &self,
-        database: &str,
-        collection: &str,
-    ) -> Result<ArrayFields, DoorError> {
-        let options = self.handler.table_options(database, collection)?;
-        match options.get(ARRAYS_OPTION) {
-            None => Ok(ArrayFields::default()),
-            Some(text) => serde_json::from_str(text)
-                .map(ArrayFields)
-                .map_err(|e| DoorError::internal(format!("corrupt array options: {e}"))),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +477,39 @@ mod tests {
             arrays.filter_kind("arr"),
             Some(FieldKind::ArrayOf(ElementKind::String))
         );
+    }
+
+    #[test]
+    fn null_rows_decode_as_flagged_empty_arrays() {
+        let (_, arrays) = ArrayFields::split(&CollectionSchema {
+            fields: vec![array_field(DataType::Int64, &[("max_capacity", "3")])],
+            ..Default::default()
+        })
+        .unwrap();
+        let stored = FieldData {
+            field_name: "arr".into(),
+            r#type: DataType::Json as i32,
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::JsonData(JsonArray {
+                    data: vec![b"[1,2]".to_vec(), b"{}".to_vec()],
+                })),
+                ..Default::default()
+            })),
+            valid_data: vec![true, false],
+            ..Default::default()
+        };
+        let out = arrays.decode_field(stored).unwrap();
+        assert_eq!(out.r#type, DataType::Array as i32);
+        assert_eq!(out.valid_data, vec![true, false]);
+        let Some(field_data::Field::Scalars(ScalarField {
+            data: Some(scalar_field::Data::ArrayData(rows)),
+            ..
+        })) = out.field
+        else {
+            panic!("not array data: {out:?}");
+        };
+        assert_eq!(rows.data, vec![longs(&[1, 2]), longs(&[])]);
+        assert_eq!(rows.element_type, DataType::Int64 as i32);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use milvus::proto::schema::{
 use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::partitions::PARTITION_COLUMN;
-use super::DoorError;
+use super::{check_name, DoorError};
 
 /// The column holding a collection's dynamic field (undeclared keys, JSON).
 pub const DYNAMIC_FIELD: &str = "$meta";
@@ -131,7 +131,9 @@ pub fn create_table_sql(
     let mut columns = Vec::new();
     let mut primary = 0;
     for field in &schema.fields {
-        check_field_name(&field.name)?;
+        // Milvus' naming rule also keeps fields apart from the hidden
+        // `$meta` and `$partition` columns.
+        check_name("field", &field.name)?;
         let auto_id = field.auto_id || (schema.auto_id && field.is_primary_key);
         let mut column = format!("{} {}", quote(&field.name), sql_type(field)?);
         if auto_id {
@@ -186,22 +188,6 @@ pub fn create_table_sql(
         quote(name),
         columns.join(", ")
     ))
-}
-
-/// Milvus' rule for field names: a letter or `_` first, then letters,
-/// digits and `_`, at most 255 characters (so no field can be named like
-/// the hidden `$meta` or `$partition` columns).
-fn check_field_name(name: &str) -> Result<(), DoorError> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(DoorError::invalid(format!(
-            "Invalid field name: {name}. The first character of a field name must be an underscore or letter, and it may hold only underscores, letters and numbers"
-        )));
-    }
-    Ok(())
 }
 
 /// A field's default value as a SQL literal.

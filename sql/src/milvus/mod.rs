@@ -204,6 +204,13 @@ pub struct MilvusDoor {
     partition_changes: tokio::sync::RwLock<()>,
 }
 
+/// A collection as the door sees it.
+struct Collection {
+    table: TableSchema,
+    partitions: partitions::Partitions,
+    arrays: arrays::ArrayFields,
+}
+
 /// A pooled session and the search knobs it has `SET`.
 struct DoorSession {
     session: Session,
@@ -287,6 +294,18 @@ impl MilvusDoor {
                 StatusCode::TableNotFound => DoorError::collection_not_found(collection),
                 _ => e.into(),
             })
+    }
+
+    /// A collection's table and what its options add (partitions, Array
+    /// fields), from one read of each.
+    fn collection(&self, database: &str, name: &str) -> Result<Collection, DoorError> {
+        let table = self.table(database, name)?;
+        let options = self.handler.table_options(database, name)?;
+        Ok(Collection {
+            table,
+            partitions: partitions::Partitions::from_options(name, &options)?,
+            arrays: arrays::ArrayFields::from_options(&options)?,
+        })
     }
 
     /// The rows of a collection.
@@ -385,10 +404,10 @@ impl MilvusDoor {
         }
         // Creating an existing collection with the same fields succeeds, as
         // in Milvus; with other fields it is an error.
-        if let Ok(existing) = self.table(database, &r.collection_name) {
-            let mut existing = convert::collection_schema(&r.collection_name, &existing);
-            self.arrays(database, &r.collection_name)?
-                .describe(&mut existing);
+        if let Ok(existing) = self.collection(database, &r.collection_name) {
+            let mut described = convert::collection_schema(&r.collection_name, &existing.table);
+            existing.arrays.describe(&mut described);
+            let existing = described;
             let same = existing.fields.len() == schema.fields.len()
                 && existing.fields.iter().zip(&schema.fields).all(|(a, b)| {
                     let param = |f: &milvus::proto::schema::FieldSchema, key: &str| {
@@ -440,11 +459,13 @@ impl MilvusDoor {
         kind: WriteKind,
     ) -> Result<MutationResult, DoorError> {
         let _partitions_stable = self.partition_changes.read().await;
-        let table = self.table(database, collection)?;
-        let target = self
-            .partitions(database, collection)?
-            .insert_target(partition)?;
-        let fields = self.arrays(database, collection)?.encode_fields(fields)?;
+        let Collection {
+            table,
+            partitions,
+            arrays,
+        } = self.collection(database, collection)?;
+        let target = partitions.insert_target(partition)?;
+        let fields = arrays.encode_fields(fields)?;
         let partial = matches!(kind, WriteKind::Merge { .. });
         let upsert = kind != WriteKind::Insert;
         let written_partition = convert::PartitionWrite {
@@ -502,11 +523,12 @@ impl MilvusDoor {
         r: &DeleteRequest,
     ) -> Result<MutationResult, DoorError> {
         let _partitions_stable = self.partition_changes.read().await;
-        let table = self.table(database, &r.collection_name)?;
-        let scope = self
-            .partitions(database, &r.collection_name)?
-            .write_scope(&r.partition_name)?;
-        let arrays = self.arrays(database, &r.collection_name)?;
+        let Collection {
+            table,
+            partitions,
+            arrays,
+        } = self.collection(database, &r.collection_name)?;
+        let scope = partitions.write_scope(&r.partition_name)?;
         let predicate = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
         let Some(predicate) = predicate else {
             return Err(DoorError::invalid(
@@ -611,13 +633,14 @@ impl MilvusDoor {
     }
 
     async fn do_query(&self, database: &str, r: &QueryRequest) -> Result<QueryResults, DoorError> {
-        let table = self.table(database, &r.collection_name)?;
+        let Collection {
+            table,
+            partitions,
+            arrays,
+        } = self.collection(database, &r.collection_name)?;
         consistency::checked_level(r.consistency_level)?;
         self.await_guarantee(r.guarantee_timestamp).await?;
-        let scope = self
-            .partitions(database, &r.collection_name)?
-            .read_scope(&r.partition_names)?;
-        let arrays = self.arrays(database, &r.collection_name)?;
+        let scope = partitions.read_scope(&r.partition_names)?;
         let filter = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
         let predicate = both(filter.clone(), scope);
         let limit = param(&r.query_params, "limit")
@@ -751,13 +774,14 @@ impl MilvusDoor {
         database: &str,
         r: &SearchRequest,
     ) -> Result<(SearchResults, String), DoorError> {
-        let table = self.table(database, &r.collection_name)?;
+        let Collection {
+            table,
+            partitions,
+            arrays,
+        } = self.collection(database, &r.collection_name)?;
         consistency::checked_level(r.consistency_level)?;
         self.await_guarantee(r.guarantee_timestamp).await?;
-        let scope = self
-            .partitions(database, &r.collection_name)?
-            .read_scope(&r.partition_names)?;
-        let arrays = self.arrays(database, &r.collection_name)?;
+        let scope = partitions.read_scope(&r.partition_names)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
             .columns
@@ -996,7 +1020,7 @@ impl MilvusDoor {
         database: &str,
         r: &HybridSearchRequest,
     ) -> Result<SearchResults, DoorError> {
-        let table = self.table(database, &r.collection_name)?;
+        let Collection { table, arrays, .. } = self.collection(database, &r.collection_name)?;
         consistency::checked_level(r.consistency_level)?;
         self.await_guarantee(r.guarantee_timestamp).await?;
         if r.requests.is_empty() {
@@ -1053,7 +1077,6 @@ impl MilvusDoor {
             }
         }
         let columns = self.output_columns(&table, &r.output_fields, true)?;
-        let arrays = self.arrays(database, &r.collection_name)?;
         let batch = self
             .rows_by_keys(database, &r.collection_name, &table, &columns, &fused_keys)
             .await?;
@@ -1846,6 +1869,22 @@ fn no_properties(what: &str, set: &[KeyValuePair], deleted: &[String]) -> Result
     }
 }
 
+/// Milvus' rule for the names of fields, partitions and aliases (`what`):
+/// a letter or `_` first, then letters, digits and `_`, at most 255
+/// characters.
+fn check_name(what: &str, name: &str) -> Result<(), DoorError> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(DoorError::invalid(format!(
+            "Invalid {what} name: {name}. The first character of a {what} name must be an underscore or letter, and it may hold only underscores, letters and numbers"
+        )));
+    }
+    Ok(())
+}
+
 /// Two optional SQL predicates joined by `AND`.
 fn both(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
@@ -2192,16 +2231,15 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<DescribeCollectionResponse> {
         let (database, q) = self.resolved(r);
         let name = q.collection_name.clone();
-        let result = self.table(&database, &name).and_then(|table| {
-            let partitions = self.partitions(&database, &name)?;
-            let mut schema = convert::collection_schema(&name, &table);
-            self.arrays(&database, &name)?.describe(&mut schema);
-            if let Some(key) = &partitions.key {
+        let result = self.collection(&database, &name).map(|c| {
+            let mut schema = convert::collection_schema(&name, &c.table);
+            c.arrays.describe(&mut schema);
+            if let Some(key) = &c.partitions.key {
                 for field in &mut schema.fields {
                     field.is_partition_key = field.name == key.field;
                 }
             }
-            Ok((schema, partitions.all.len() as i64))
+            (schema, c.partitions.all.len() as i64)
         });
         reply!(
             result,

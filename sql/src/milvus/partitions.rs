@@ -15,7 +15,7 @@
 //! the collection has `num_partitions` partitions `_default_0` … that the
 //! key's hash chooses, as in Milvus; requests may not name them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use quiver_common::schema::ColumnType;
 
 use super::convert::quote;
-use super::{DoorError, MilvusDoor};
+use super::{check_name, DoorError, MilvusDoor};
 
 /// The hidden column naming a row's partition (NULL: `_default`).
 pub(super) const PARTITION_COLUMN: &str = "$partition";
@@ -111,6 +111,38 @@ impl PartitionKey {
 }
 
 impl Partitions {
+    /// A collection's partitions from its table options.
+    pub fn from_options(
+        collection: &str,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Self, DoorError> {
+        let key: Option<PartitionKey> = decode(options.get(PARTITION_KEY_OPTION))?;
+        let created: Vec<Partition> = decode(options.get(PARTITIONS_OPTION))?.unwrap_or_default();
+        let loaded: Option<BTreeSet<String>> = decode(options.get(LOADED_OPTION))?;
+        let all = match &key {
+            Some(key) => (0..key.partitions)
+                .map(|i| Partition {
+                    name: format!("{DEFAULT_PARTITION}_{i}"),
+                    id: 1 + i as i64,
+                    created: 0,
+                })
+                .collect(),
+            None => std::iter::once(Partition {
+                name: DEFAULT_PARTITION.to_string(),
+                id: 1,
+                created: 0,
+            })
+            .chain(created)
+            .collect(),
+        };
+        Ok(Partitions {
+            collection: collection.to_string(),
+            all,
+            key,
+            loaded,
+        })
+    }
+
     /// The partition names, in creation order.
     pub fn names(&self) -> Vec<String> {
         self.all.iter().map(|p| p.name.clone()).collect()
@@ -127,6 +159,17 @@ impl Partitions {
     /// Whether any partition is loaded (Milvus' collection load state).
     pub fn collection_loaded(&self) -> bool {
         self.loaded.as_ref().is_none_or(|set| !set.is_empty())
+    }
+
+    /// Partitions are not created or dropped by hand in partition-key mode.
+    fn refuse_in_key_mode(&self, action: &str) -> Result<(), DoorError> {
+        match &self.key {
+            Some(key) => Err(DoorError::invalid(format!(
+                "disable {action} partition if partition key mode is used (partition key field {})",
+                key.field
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn check_named(&self, names: &[String]) -> Result<(), DoorError> {
@@ -202,21 +245,6 @@ impl Partitions {
         self.check_named(&[name.to_string()])?;
         Ok((name != DEFAULT_PARTITION).then(|| name.to_string()))
     }
-}
-
-/// Milvus' rule for partition names: a letter or `_` first, then letters,
-/// digits and `_`, at most 255 characters.
-fn check_partition_name(name: &str) -> Result<(), DoorError> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(DoorError::invalid(format!(
-            "Invalid partition name: {name}. The first character of a partition name must be an underscore or letter, and it may hold only underscores, letters and numbers"
-        )));
-    }
-    Ok(())
 }
 
 /// The partition key of a new collection's schema (validated as Milvus
@@ -304,31 +332,7 @@ impl MilvusDoor {
     ) -> Result<Partitions, DoorError> {
         self.table(database, collection)?;
         let options = self.handler.table_options(database, collection)?;
-        let key: Option<PartitionKey> = decode(options.get(PARTITION_KEY_OPTION))?;
-        let created: Vec<Partition> = decode(options.get(PARTITIONS_OPTION))?.unwrap_or_default();
-        let loaded: Option<BTreeSet<String>> = decode(options.get(LOADED_OPTION))?;
-        let all = match &key {
-            Some(key) => (0..key.partitions)
-                .map(|i| Partition {
-                    name: format!("{DEFAULT_PARTITION}_{i}"),
-                    id: 1 + i as i64,
-                    created: 0,
-                })
-                .collect(),
-            None => std::iter::once(Partition {
-                name: DEFAULT_PARTITION.to_string(),
-                id: 1,
-                created: 0,
-            })
-            .chain(created)
-            .collect(),
-        };
-        Ok(Partitions {
-            collection: collection.to_string(),
-            all,
-            key,
-            loaded,
-        })
+        Partitions::from_options(collection, &options)
     }
 
     fn write_loaded(
@@ -355,13 +359,8 @@ impl MilvusDoor {
     ) -> Result<(), DoorError> {
         let _changing = self.partition_changes.write().await;
         let partitions = self.partitions(database, collection)?;
-        if let Some(key) = &partitions.key {
-            return Err(DoorError::invalid(format!(
-                "disable create partition if partition key mode is used (partition key field {})",
-                key.field
-            )));
-        }
-        check_partition_name(name)?;
+        partitions.refuse_in_key_mode("create")?;
+        check_name("partition", name)?;
         if partitions.exists(name) {
             return Ok(());
         }
@@ -424,12 +423,7 @@ impl MilvusDoor {
     ) -> Result<(), DoorError> {
         let _changing = self.partition_changes.write().await;
         let partitions = self.partitions(database, collection)?;
-        if let Some(key) = &partitions.key {
-            return Err(DoorError::invalid(format!(
-                "disable drop partition if partition key mode is used (partition key field {})",
-                key.field
-            )));
-        }
+        partitions.refuse_in_key_mode("drop")?;
         if name == DEFAULT_PARTITION {
             return Err(DoorError::invalid(
                 "default partition cannot be deleted".to_string(),
@@ -721,12 +715,18 @@ mod tests {
 
     #[test]
     fn partition_names_follow_milvus_rules() {
-        assert!(check_partition_name("p_1").is_ok());
-        assert!(check_partition_name("_x").is_ok());
-        assert!(check_partition_name("1p").is_err());
-        assert!(check_partition_name("").is_err());
-        assert!(check_partition_name("a-b").is_err());
-        assert!(check_partition_name(&"a".repeat(256)).is_err());
+        assert!(check_name("partition", "p_1").is_ok());
+        assert!(check_name("partition", "_x").is_ok());
+        assert!(check_name("partition", "1p").is_err());
+        assert!(check_name("partition", "").is_err());
+        assert!(check_name("partition", "a-b").is_err());
+        assert!(check_name("partition", &"a".repeat(256)).is_err());
+        let err = check_name("partition", "1p").unwrap_err();
+        assert!(
+            err.message.starts_with("Invalid partition name: 1p."),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
