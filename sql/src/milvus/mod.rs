@@ -1879,7 +1879,7 @@ fn check_name(what: &str, name: &str) -> Result<(), DoorError> {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(DoorError::invalid(format!(
-            "Invalid {what} name: {name}. The first character of a {what} name must be an underscore or letter, and it may hold only underscores, letters and numbers"
+            "Invalid {what} name: {name}. The first character of the {what} name must be an underscore or letter, and it may hold only underscores, letters and numbers"
         )));
     }
     Ok(())
