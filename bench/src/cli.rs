@@ -214,6 +214,12 @@ pub struct SqlCmd {
     /// Table to (re)create.
     #[arg(long, default_value = "bench_items")]
     pub table: String,
+    /// Search the table a previous run loaded and indexed (with the same
+    /// dataset and index flags) instead of re-creating it: no COPY, no
+    /// CREATE INDEX, so A/B runs against several servers measure only the
+    /// searches.
+    #[arg(long)]
+    pub reuse_table: bool,
     /// `system` of the records (e.g. `postgres-pgvector` for a run against
     /// PostgreSQL).
     #[arg(long, default_value = "quiver-sql")]
@@ -369,6 +375,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
                 clients: cmd.clients,
                 k: cmd.data.k,
                 system: cmd.system.clone(),
+                reuse_table: cmd.reuse_table,
             };
             Ok(Outcome {
                 records: sql::run(&data, &cfg)?,

@@ -13,8 +13,10 @@
 //! 4. candidates found through an index get their exact distance, so every
 //!    segment ranks by the same numbers (and a quantized index is re-ranked).
 //!
-//! Segments are searched in parallel on the [`crate::pool`]; their top-k
-//! lists merge into one, ties broken by primary key.
+//! [`plan_search`] estimates the work first: a small search (at most one
+//! index search, little exact work) runs on the calling thread; a larger one
+//! searches its segments in parallel on the [`crate::pool`]. The segments'
+//! top-k lists merge into one, ties broken by primary key.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,7 +34,7 @@ use rayon::prelude::*;
 
 use crate::deletes::DeleteMap;
 use crate::pk::{pk_ref, PkRef, PkValue};
-use crate::pool::search_pool;
+use crate::pool::{search_pool, Placement};
 use crate::source::{adapt_batch, visible_mask, Segment, SegmentIndex, TableSnapshot};
 use crate::stats::segments_to_search;
 
@@ -60,6 +62,70 @@ const DEFAULT_EF: usize = 40;
 const INDEX_COST_PER_EF: f64 = 30.0;
 /// Upper bound of the widened candidate list of a filtered index search.
 const MAX_FILTERED_EF: usize = 4096;
+
+/// Exact work (vector elements compared, plus mask passes) small enough to
+/// run on the calling thread: about a millisecond.
+const INLINE_MAX_WORK: usize = 1 << 22;
+/// Work per row of a mask pass (visibility at the read timestamp, filter).
+const MASK_WORK_PER_ROW: usize = 16;
+
+/// How a search runs: the segments it searches (the others are pruned by
+/// their statistics) and where (see [`crate::pool`]).
+#[derive(Debug, Clone)]
+pub struct SearchPlan {
+    keep: Vec<bool>,
+    pub placement: Placement,
+}
+
+/// Prunes the segments of `snapshot` the filter cannot match and estimates
+/// the rest's work: at most one index search and at most
+/// [`INLINE_MAX_WORK`] of exact scans and mask passes run inline, anything
+/// more on the pool, one worker per searched segment.
+pub fn plan_search(
+    snapshot: &TableSnapshot,
+    query: &VectorQuery,
+    filter: Option<&Arc<dyn PhysicalExpr>>,
+) -> SearchPlan {
+    let keep = segments_to_search(
+        &snapshot.segments,
+        filter,
+        &snapshot.schema.storage_schema(),
+    );
+    let no_deletes = snapshot.deletes.read().is_empty();
+    let (mut searched, mut indexed, mut work) = (0usize, 0usize, 0usize);
+    for (segment, _) in snapshot.segments.iter().zip(&keep).filter(|(_, k)| **k) {
+        searched += 1;
+        if usable_index(segment, query).is_some() {
+            indexed += 1;
+        } else {
+            work = work.saturating_add(segment.rows.saturating_mul(query.vector.len()));
+        }
+        let all_visible = no_deletes
+            && segment
+                .max_timestamp()
+                .is_some_and(|ts| ts <= snapshot.read_ts);
+        if filter.is_some() || !all_visible {
+            work = work.saturating_add(segment.rows.saturating_mul(MASK_WORK_PER_ROW));
+        }
+    }
+    let placement = if indexed <= 1 && work <= INLINE_MAX_WORK {
+        Placement::Inline
+    } else {
+        Placement::Pool { workers: searched }
+    };
+    SearchPlan { keep, placement }
+}
+
+/// The segment's index that can answer `query`: on its column, with its
+/// metric and dimension, covering every row.
+fn usable_index<'s>(segment: &'s Segment, query: &VectorQuery) -> Option<&'s SegmentIndex> {
+    segment.indexes.iter().find(|ix| {
+        ix.column == query.column
+            && ix.metric == query.metric
+            && ix.index.len() == segment.rows
+            && ix.index.dim() == query.vector.len()
+    })
+}
 
 /// What a search did, reported as `EXPLAIN ANALYZE` metrics.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -126,41 +192,45 @@ fn to_owned_pk(pk: Option<PkRef<'_>>) -> PkValue {
     }
 }
 
-/// Searches every segment of `snapshot` (in parallel on the search pool);
-/// returns the projected result rows, closest first, and what it did.
+/// Searches the segments `plan` keeps of `snapshot` (in parallel when the
+/// plan put the search on the pool); returns the projected result rows,
+/// closest first, and what it did.
 pub fn search_snapshot(
     snapshot: &TableSnapshot,
+    plan: &SearchPlan,
     query: &VectorQuery,
     filter: Option<&Arc<dyn PhysicalExpr>>,
     projection: &[usize],
     out_schema: &SchemaRef,
     distance_column: bool,
 ) -> Result<(RecordBatch, SearchStats)> {
-    let storage_schema = snapshot.schema.storage_schema();
-    let keep = segments_to_search(&snapshot.segments, filter, &storage_schema);
     let deletes = snapshot.deletes.read();
     let ctx = SearchContext {
-        storage_schema,
+        storage_schema: snapshot.schema.storage_schema(),
         pk_index: snapshot.schema.primary_key,
         deletes: &deletes,
         read_ts: snapshot.read_ts,
         query,
         filter,
     };
-    let results: Vec<Result<SegmentResult>> = search_pool().install(|| {
-        snapshot
-            .segments
-            .par_iter()
-            .enumerate()
-            .map(|(i, segment)| {
-                if keep[i] {
-                    search_segment(&ctx, i, segment)
-                } else {
-                    Ok(SegmentResult::pruned())
-                }
-            })
-            .collect()
-    });
+    let search = |(i, segment): (usize, &Segment)| {
+        if plan.keep.get(i).copied().unwrap_or(true) {
+            search_segment(&ctx, i, segment)
+        } else {
+            Ok(SegmentResult::pruned())
+        }
+    };
+    let results: Vec<Result<SegmentResult>> = match plan.placement {
+        Placement::Pool { workers } if workers > 1 => search_pool().install(|| {
+            snapshot
+                .segments
+                .par_iter()
+                .enumerate()
+                .map(search)
+                .collect()
+        }),
+        _ => snapshot.segments.iter().enumerate().map(search).collect(),
+    };
     drop(deletes);
     let mut stats = SearchStats::default();
     let mut top: TopK<CandidateKey> = TopK::new(query.k);
@@ -247,9 +317,12 @@ fn row_distance(list: &FixedSizeListArray, row: usize, query: &VectorQuery) -> f
     let dim = query.vector.len();
     let values = list.values().as_primitive::<Float32Type>().values();
     let offset = list.value_offset(row) as usize;
+    // + 0.0 turns -0.0 into 0.0, so distances that tie rank by primary
+    // key, as a sort of the output's distance column would order them.
     query
         .metric
         .distance(&values[offset..offset + dim], &query.vector)
+        + 0.0
 }
 
 fn search_segment(
@@ -289,13 +362,7 @@ fn search_segment(
         .iter()
         .map(|b| vector_column(b, ctx.query))
         .collect::<Result<Vec<_>>>()?;
-    let index = segment.indexes.iter().find(|ix| {
-        ix.column == ctx.query.column
-            && ix.metric == ctx.query.metric
-            && ix.index.len() == segment.rows
-            && ix.index.dim() == ctx.query.vector.len()
-    });
-    let found = match index {
+    let found = match usable_index(segment, ctx.query) {
         Some(ix) => index_search(ctx, segment_no, segment.rows, &masks, &lists, &batches, ix),
         None => None,
     };

@@ -6,12 +6,14 @@
 use std::fmt;
 use std::sync::Arc;
 
+use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -23,7 +25,7 @@ use futures::stream;
 use quiver_index::IndexKind;
 
 use crate::pool::run_search;
-pub use crate::search::{search_snapshot, SearchStats, VectorQuery};
+pub use crate::search::{plan_search, search_snapshot, SearchPlan, SearchStats, VectorQuery};
 use crate::source::TableSource;
 
 /// Exact top-k vector search over a table snapshot.
@@ -85,7 +87,32 @@ impl VectorSearchExec {
             fields,
             self.schema.metadata().clone(),
         ));
-        self.properties = plan_properties(&self.schema);
+        // Rows come out by distance, then primary key (NULL vectors last):
+        // declared, so a sort above on the same keys is dropped by the
+        // physical optimizer (a LIMIT remains).
+        let distance: Arc<dyn PhysicalExpr> =
+            Arc::new(Column::new(DISTANCE_FIELD, self.schema.fields().len() - 1));
+        let ascending = SortOptions {
+            descending: false,
+            nulls_first: false,
+        };
+        let mut ordering = vec![PhysicalSortExpr::new(distance, ascending)];
+        let pk = self.source.table_schema().primary_key;
+        if let Some(at) = self.projection.iter().position(|&c| c == pk) {
+            let name = self.schema.field(at).name();
+            ordering.push(PhysicalSortExpr::new(
+                Arc::new(Column::new(name, at)),
+                ascending,
+            ));
+        }
+        let mut equivalences = EquivalenceProperties::new(self.schema.clone());
+        equivalences.add_orderings([ordering]);
+        self.properties = Arc::new(PlanProperties::new(
+            equivalences,
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
         self.distance_column = true;
         Ok(self)
     }
@@ -242,10 +269,12 @@ impl ExecutionPlan for VectorSearchExec {
         let exact_scans = counter("exact_scans");
         let elapsed = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let fut = run_search(move || {
+        let plan = plan_search(&snapshot, &query, filter.as_ref());
+        let fut = run_search(plan.placement, move || {
             let _timer = elapsed.timer();
             let (batch, stats) = search_snapshot(
                 &snapshot,
+                &plan,
                 &query,
                 filter.as_ref(),
                 &projection,

@@ -702,10 +702,54 @@ pub fn bound_query_vector(
     node: &VectorSearchNode,
     params: &datafusion::common::ParamValues,
 ) -> Result<Vec<f32>> {
-    let bound = bind_placeholders(node.query.clone(), params)?.data;
-    let vector = evaluate_query_vector(&bound, &ExecutionProps::new())?;
+    let vector = match bound_vector_directly(&node.query, params) {
+        Some(vector) => vector,
+        None => {
+            let bound = bind_placeholders(node.query.clone(), params)?.data;
+            evaluate_query_vector(&bound, &ExecutionProps::new())?
+        }
+    };
     check_query_dimension(node, &vector)?;
     Ok(vector)
+}
+
+/// The common case of [`bound_query_vector`] without expression planning:
+/// the query is `$n` or `to_vector($n)` and `$n` is bound to a vector of
+/// float4 without NULL elements, NaN or infinity (what the Postgres door
+/// decodes a `vector` parameter to). `None` sends every other form through
+/// the general evaluation, which also words its errors.
+fn bound_vector_directly(
+    query: &Expr,
+    params: &datafusion::common::ParamValues,
+) -> Option<Vec<f32>> {
+    let placeholder = match query {
+        Expr::Placeholder(p) => p,
+        Expr::ScalarFunction(ScalarFunction { func, args })
+            if func.name() == "to_vector" && args.len() == 1 =>
+        {
+            match &args[0] {
+                Expr::Placeholder(p) => p,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let value = params.get_placeholders_with_values(&placeholder.id).ok()?;
+    let datafusion::common::ScalarValue::FixedSizeList(list) = &value.value else {
+        return None;
+    };
+    use arrow::array::Array;
+    if list.len() != 1 || list.null_count() > 0 {
+        return None;
+    }
+    let row = list.value(0);
+    let values = row.as_any().downcast_ref::<arrow::array::Float32Array>()?;
+    if values.null_count() > 0 {
+        return None;
+    }
+    let vector = values.values().to_vec();
+    quiver_common::vector::validate(&vector).ok()?;
+    Some(vector)
 }
 
 /// The plan's only [`VectorSearchNode`], when it has exactly one.
@@ -769,4 +813,49 @@ pub fn bind_search_vectors(
         })))
     })
     .map(|t| t.data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{FixedSizeListArray, Float32Array};
+    use arrow::datatypes::{DataType, Field};
+    use datafusion::common::{ParamValues, ScalarValue};
+    use datafusion::logical_expr::expr::Placeholder;
+    use datafusion::logical_expr::ScalarUDF;
+
+    fn vector_param(values: Vec<Option<f32>>) -> ParamValues {
+        let dim = values.len() as i32;
+        let list = FixedSizeListArray::new(
+            Arc::new(Field::new_list_field(DataType::Float32, true)),
+            dim,
+            Arc::new(Float32Array::from(values)),
+            None,
+        );
+        ParamValues::List(vec![ScalarValue::FixedSizeList(Arc::new(list)).into()])
+    }
+
+    #[test]
+    fn a_bound_vector_is_read_without_planning_only_when_clean() {
+        let placeholder = Expr::Placeholder(Placeholder::new_with_field("$1".into(), None));
+        let to_vector = Expr::ScalarFunction(ScalarFunction {
+            func: Arc::new(ScalarUDF::from(crate::functions::ToVector::default())),
+            args: vec![placeholder.clone()],
+        });
+        let clean = vector_param(vec![Some(1.0), Some(-2.5)]);
+        for query in [&placeholder, &to_vector] {
+            assert_eq!(bound_vector_directly(query, &clean), Some(vec![1.0, -2.5]));
+        }
+        // Everything else takes the general path, which words the errors.
+        for bad in [
+            vector_param(vec![Some(f32::NAN), Some(1.0)]),
+            vector_param(vec![Some(f32::INFINITY), Some(1.0)]),
+            vector_param(vec![None, Some(1.0)]),
+            ParamValues::List(vec![ScalarValue::Utf8(Some("[1,2]".into())).into()]),
+        ] {
+            assert_eq!(bound_vector_directly(&to_vector, &bad), None);
+        }
+        let literal = Expr::Literal(ScalarValue::Int64(Some(1)), None);
+        assert_eq!(bound_vector_directly(&literal, &clean), None);
+    }
 }

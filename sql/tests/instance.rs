@@ -103,6 +103,54 @@ async fn explain_shows_the_vector_search_rewrite() {
     assert!(rows.contains("| 1  |") && rows.contains("| 3  |"), "{rows}");
 }
 
+/// A search emits its rows by distance, then primary key, and says so: the
+/// sort planned above it is dropped (a LIMIT remains), and the rows come out
+/// exactly as that sort would order them, ties included, across segments.
+/// An order the search does not give (descending) keeps its sort.
+#[tokio::test]
+async fn a_search_needs_no_sort_above_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance);
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE t (id BIGINT PRIMARY KEY, v vector(2))",
+    )
+    .await
+    .unwrap();
+    // Segments seal every 3 rows: ties span segments, inserted out of order.
+    run(
+        &instance,
+        &mut s,
+        "INSERT INTO t VALUES (9, '[1,0]'), (4, '[0,1]'), (7, '[0,0]'), (2, '[1,0]'), \
+         (8, '[0,1]'), (1, '[5,5]'), (3, '[0,-1]'), (6, NULL), (5, NULL)",
+    )
+    .await
+    .unwrap();
+    let search = "SELECT id FROM t ORDER BY v <-> '[0,0]' LIMIT 8";
+    let plan = query(&instance, &mut s, &format!("EXPLAIN {search}")).await;
+    assert!(plan.contains("VectorSearchExec"), "{plan}");
+    assert!(!plan.contains("SortExec"), "{plan}");
+    assert!(plan.contains("GlobalLimitExec"), "{plan}");
+    let ids = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix("| ")?.split(' ').next().map(str::to_string))
+            .filter(|v| v.parse::<i64>().is_ok())
+            .collect()
+    };
+    let got = ids(&query(&instance, &mut s, search).await);
+    assert_eq!(got, ["7", "2", "3", "4", "8", "9", "1", "5"], "{got:?}");
+    // With the distance shown, a projection sits between: still no sort.
+    let shown = "SELECT id, v <-> '[0,0]' AS d FROM t ORDER BY d LIMIT 3";
+    let plan = query(&instance, &mut s, &format!("EXPLAIN {shown}")).await;
+    assert!(!plan.contains("SortExec"), "{plan}");
+    assert_eq!(ids(&query(&instance, &mut s, shown).await), ["7", "2", "3"]);
+    let farthest = "SELECT id FROM t ORDER BY v <-> '[0,0]' DESC LIMIT 2";
+    let plan = query(&instance, &mut s, &format!("EXPLAIN {farthest}")).await;
+    assert!(plan.contains("SortExec"), "{plan}");
+}
+
 #[tokio::test]
 async fn errors_carry_status_codes() {
     let dir = tempfile::tempdir().unwrap();

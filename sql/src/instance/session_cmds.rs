@@ -41,9 +41,11 @@ fn reported_name(name: &str) -> String {
 
 /// The schema unqualified names resolve in (first existing entry of `search_path`).
 pub fn current_schema(session: &Session) -> String {
+    // Read in place: `SessionContext::state()` would clone the whole state.
     session
         .ctx
-        .state()
+        .state_ref()
+        .read()
         .config()
         .options()
         .catalog

@@ -148,6 +148,13 @@ pub(crate) fn decode_params<S: Clone>(
             (other, _) => arrow_types.push(other),
         }
     }
+    if own.iter().all(Option::is_some) {
+        // Every parameter is a vector decoded above: nothing left for
+        // arrow-pg (which would decode the vectors once more).
+        return Ok(Some(ParamValues::List(
+            own.into_iter().flatten().map(ScalarValue::into).collect(),
+        )));
+    }
     let server_refs: Vec<Option<&Type>> = server_types.iter().map(|t| t.as_ref()).collect();
     let mut params = deserialize_parameters_with_server_types(portal, &arrow_types, &server_refs)?;
     if let ParamValues::List(values) = &mut params {
