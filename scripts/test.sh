@@ -52,7 +52,7 @@ DATA=$(mktemp -d)
 PORT=${QUIVER_TEST_PORT:-55433}
 MPORT=${QUIVER_TEST_MILVUS_PORT:-19533}
 "$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT \
-  --milvus-addr 127.0.0.1:$MPORT --seal-rows 2000 &
+  --milvus-addr 127.0.0.1:$MPORT --seal-rows 2000 --pg-unix-socket-dir "$DATA" &
 SERVER=$!
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
@@ -68,6 +68,10 @@ echo "$OUT" | grep -q "vector(3)" || { echo "psql \\d does not show vector(3)"; 
 echo "$OUT" | grep -q "VectorSearch" || { echo "EXPLAIN does not show the VectorSearch node"; exit 1; }
 echo "$OUT" | grep -q "NOTICE:  index \"psql_items_embedding_idx\": 1 of 1 segments indexed" || { echo "CREATE INDEX sent no progress NOTICE"; exit 1; }
 echo "$OUT" | grep -q "index=psql_items_embedding_idx (hnsw)" || { echo "EXPLAIN does not show the index"; exit 1; }
+# psql's usual way in: the Unix socket in a directory (-h DIR -p PORT).
+SOCK_OUT=$(psql -h "$DATA" -p "$PORT" -U quiver -d quiver -X -A -t -v ON_ERROR_STOP=1 \
+  -c "SELECT 2 + 3" 2>&1)
+[ "$SOCK_OUT" = "5" ] || { echo "psql over the Unix socket: $SOCK_OUT"; exit 1; }
 QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
 step "pymilvus tests against quiver standalone (and milvus-lite)"
 for _ in $(seq 1 100); do
@@ -80,6 +84,7 @@ for MVENV in "${MILVUS_VENVS[@]}"; do
 done
 step "graceful shutdown"
 kill -TERM "$SERVER"; wait "$SERVER"
+[ ! -e "$DATA/.s.PGSQL.$PORT" ] || { echo "the Unix socket outlived the server"; exit 1; }
 trap - EXIT
 rm -rf "$DATA"
 echo; echo "all tests passed"

@@ -46,6 +46,10 @@ struct ServerArgs {
     /// Postgres wire protocol listen address. Default 127.0.0.1:5433.
     #[arg(long)]
     pg_addr: Option<String>,
+    /// Also serve Postgres clients on the Unix socket DIR/.s.PGSQL.<port>
+    /// (`psql -h DIR -p PORT`). Default: none.
+    #[arg(long, value_name = "DIR")]
+    pg_unix_socket_dir: Option<String>,
     /// Milvus gRPC listen address. Default 127.0.0.1:19530; "" disables the Milvus door.
     #[arg(long)]
     milvus_addr: Option<String>,
@@ -65,6 +69,9 @@ impl ServerArgs {
         }
         if let Some(addr) = &self.pg_addr {
             overrides.push(("pg.addr", toml::Value::String(addr.clone())));
+        }
+        if let Some(dir) = &self.pg_unix_socket_dir {
+            overrides.push(("pg.unix_socket_dir", toml::Value::String(dir.clone())));
         }
         if let Some(addr) = &self.milvus_addr {
             overrides.push(("milvus.addr", toml::Value::String(addr.clone())));
@@ -140,6 +147,17 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the Postgres port {}", config.pg.addr))?;
     tracing::info!(addr = %config.pg.addr, "Postgres wire protocol listening");
+    let unix = match config.pg.unix_socket_dir.as_str() {
+        "" => None,
+        dir => {
+            let port = listener.local_addr()?.port();
+            let (unix, path) = quiver_sql::pg::bind_unix_socket(std::path::Path::new(dir), port)
+                .with_context(|| format!("listening on a Unix socket in {dir}"))?;
+            tracing::info!(path = %path.display(), "Postgres wire protocol listening");
+            Some((unix, path))
+        }
+    };
+    let (unix, unix_path) = unix.unzip();
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown_signal()));
     let milvus = match config.milvus.addr.as_str() {
         "" => None,
@@ -160,7 +178,10 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
     };
     // The line test harnesses wait for.
     eprintln!("quiver standalone ready: postgres://{}", config.pg.addr);
-    quiver_sql::pg::serve(listener, handler, shutdown).await;
+    quiver_sql::pg::serve_on(listener, unix, handler, shutdown).await;
+    if let Some(path) = unix_path {
+        let _ = std::fs::remove_file(path);
+    }
     if let Some(milvus) = milvus {
         match milvus.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "the Milvus door ended with an error"),

@@ -45,6 +45,10 @@ pub struct PgConfig {
     pub addr: String,
     /// Largest accepted protocol message in bytes. Default 256 MiB.
     pub max_message_bytes: usize,
+    /// Directory of a Unix-domain socket to listen on as well, named as
+    /// PostgreSQL names it (`DIR/.s.PGSQL.<port>`, so `psql -h DIR -p PORT`
+    /// finds it). Local clients skip the TCP stack. Default empty: none.
+    pub unix_socket_dir: String,
 }
 
 /// Milvus front end settings.
@@ -119,6 +123,7 @@ impl Default for PgConfig {
         Self {
             addr: "127.0.0.1:5433".into(),
             max_message_bytes: crate::limits::MAX_REQUEST_BYTES,
+            unix_socket_dir: String::new(),
         }
     }
 }

@@ -31,4 +31,4 @@ mod copy_tests;
 #[cfg(test)]
 mod wire_tests;
 
-pub use server::{serve, SERVER_VERSION};
+pub use server::{bind_unix_socket, serve, serve_on, unix_socket_path, SERVER_VERSION};

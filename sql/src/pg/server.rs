@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +24,7 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio::task::JoinSet;
 
 use super::session::Connection;
@@ -42,12 +44,29 @@ pub async fn serve(
     handler: QueryHandlerRef,
     shutdown: impl Future<Output = ()>,
 ) {
+    serve_on(listener, None, handler, shutdown).await
+}
+
+/// [`serve`] on a TCP listener and, when given, a Unix-domain socket as
+/// well (see [`bind_unix_socket`]); both share one cancel-key registry, so
+/// a cancel request may arrive on either.
+pub async fn serve_on(
+    listener: TcpListener,
+    unix: Option<UnixListener>,
+    handler: QueryHandlerRef,
+    shutdown: impl Future<Output = ()>,
+) {
     let manager = Arc::new(ConnectionManager::new());
     let startup = Arc::new(Startup {
         manager: manager.clone(),
         pids: RandomPidSecretKeyGenerator::default(),
     });
     let cancel = Arc::new(DefaultCancelHandler::new(manager));
+    let handlers = || Handlers {
+        connection: Arc::new(Connection::new(handler.clone())),
+        startup: startup.clone(),
+        cancel: cancel.clone(),
+    };
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -55,24 +74,25 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let handlers = Handlers {
-                        connection: Arc::new(Connection::new(handler.clone())),
-                        startup: startup.clone(),
-                        cancel: cancel.clone(),
-                    };
+                    let handlers = handlers();
                     connections.spawn(async move {
                         tracing::debug!(%peer, "postgres connection opened");
-                        match pgwire::tokio::process_socket(socket, None, handlers).await {
-                            Ok(()) => tracing::debug!(%peer, "postgres connection closed"),
-                            Err(e) => tracing::debug!(%peer, error = %e, "postgres connection ended with an error"),
-                        }
+                        let result = pgwire::tokio::process_socket(socket, None, handlers).await;
+                        log_end(&peer.to_string(), result);
                     });
                 }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %e, "accepting a postgres connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(e) => accept_failed(e).await,
+            },
+            accepted = accept_unix(unix.as_ref()) => match accepted {
+                Ok(socket) => {
+                    let handlers = handlers();
+                    connections.spawn(async move {
+                        tracing::debug!("postgres connection opened on the Unix socket");
+                        let result = pgwire::tokio::process_socket_unix(socket, handlers).await;
+                        log_end("unix socket", result);
+                    });
                 }
+                Err(e) => accept_failed(e).await,
             },
             Some(done) = connections.join_next(), if !connections.is_empty() => {
                 if let Err(e) = done {
@@ -85,6 +105,50 @@ pub async fn serve(
     }
     tracing::debug!(open = connections.len(), "postgres server stopping");
     connections.shutdown().await;
+}
+
+/// The next connection on the Unix socket; never resolves without one.
+async fn accept_unix(unix: Option<&UnixListener>) -> io::Result<UnixStream> {
+    match unix {
+        Some(listener) => listener.accept().await.map(|(socket, _)| socket),
+        None => std::future::pending().await,
+    }
+}
+
+/// Out of file descriptors and the like: back off, keep serving.
+async fn accept_failed(e: io::Error) {
+    tracing::warn!(error = %e, "accepting a postgres connection failed");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+fn log_end(peer: &str, result: io::Result<()>) {
+    match result {
+        Ok(()) => tracing::debug!(peer, "postgres connection closed"),
+        Err(e) => tracing::debug!(peer, error = %e, "postgres connection ended with an error"),
+    }
+}
+
+/// The socket file PostgreSQL clients look for in `dir` for `port`
+/// (`psql -h DIR -p PORT`): `DIR/.s.PGSQL.PORT`.
+pub fn unix_socket_path(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!(".s.PGSQL.{port}"))
+}
+
+/// Listens on [`unix_socket_path`]. A socket file left by a server that
+/// died (nothing accepts on it) is replaced; one a live server answers on
+/// is an `AddrInUse` error. The caller removes the file at shutdown.
+pub fn bind_unix_socket(dir: &Path, port: u16) -> io::Result<(UnixListener, PathBuf)> {
+    let path = unix_socket_path(dir, port);
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("another server is listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    Ok((UnixListener::bind(&path)?, path))
 }
 
 /// The handlers of one connection.

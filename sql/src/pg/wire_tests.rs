@@ -601,3 +601,63 @@ async fn cached_search_plans_read_each_statements_snapshot_and_settings() {
     assert_eq!(server.instance.reused_search_plans(), reused + 1);
     server.stop().await;
 }
+
+/// The Unix-domain socket: named as PostgreSQL names it, serving the same
+/// sessions as TCP; a stale socket file is replaced, a live one refused.
+#[tokio::test]
+async fn serves_a_unix_socket_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QuiverConfig {
+        data_dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    let engine = Engine::open(config).await.unwrap();
+    let handler: QueryHandlerRef = Arc::new(Instance::new(engine));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sockets = dir.path().join("sockets");
+    std::fs::create_dir(&sockets).unwrap();
+    // A file left by a server that was killed: nothing accepts on it.
+    let stale = std::os::unix::net::UnixListener::bind(super::unix_socket_path(&sockets, port));
+    drop(stale.unwrap());
+    let (unix, path) = super::bind_unix_socket(&sockets, port).unwrap();
+    assert_eq!(path, sockets.join(format!(".s.PGSQL.{port}")));
+    let err = super::bind_unix_socket(&sockets, port).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(super::serve_on(listener, Some(unix), handler, async move {
+        let _ = stopped.await;
+    }));
+    let (client, connection) = tokio_postgres::Config::new()
+        .host_path(&sockets)
+        .port(port)
+        .user("tester")
+        .dbname("quiver")
+        .connect(NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE TABLE u (id BIGINT PRIMARY KEY, v vector(2)); \
+             INSERT INTO u VALUES (1, '[0,0]'), (2, '[1,1]')",
+        )
+        .await
+        .unwrap();
+    let rows = client
+        .query("SELECT id FROM u ORDER BY v <-> '[0.9,0.9]' LIMIT 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 2);
+    let tcp = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user=tester dbname=quiver"),
+        NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(tcp.1);
+    let rows = tcp.0.query("SELECT count(*) FROM u", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 2);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
