@@ -376,6 +376,7 @@ pub fn execute(cli: &Cli) -> Result<Outcome> {
                 k: cmd.data.k,
                 system: cmd.system.clone(),
                 reuse_table: cmd.reuse_table,
+                repeat: cmd.data.repeat,
             };
             Ok(Outcome {
                 records: sql::run(&data, &cfg)?,

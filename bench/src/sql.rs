@@ -83,6 +83,8 @@ pub struct SqlConfig {
     pub system: String,
     /// Search the table as a previous run left it (no COPY, no CREATE INDEX).
     pub reuse_table: bool,
+    /// Run every point's queries this many times, keeping the fastest pass.
+    pub repeat: usize,
 }
 
 impl SqlConfig {
@@ -363,7 +365,14 @@ async fn run_async(data: &Dataset, cfg: &SqlConfig) -> Result<Vec<Record>> {
                     .map_err(|e| BenchError::sql(&query, e))?;
             }
         }
-        let (wall, latencies, results) = run_queries(&clients, &texts, &query).await?;
+        let mut fastest: Option<QueryRun> = None;
+        for _ in 0..cfg.repeat.max(1) {
+            let run = run_queries(&clients, &texts, &query).await?;
+            if fastest.as_ref().is_none_or(|best| run.0 < best.0) {
+                fastest = Some(run);
+            }
+        }
+        let (wall, latencies, results) = fastest.expect("at least one pass");
         let recall = mean_recall(&data.truth, &results, cfg.k);
         let record = Record {
             dataset: data.name.clone(),
@@ -481,6 +490,7 @@ mod tests {
             k: 10,
             system: "quiver-sql".into(),
             reuse_table: false,
+            repeat: 1,
         }
     }
 
