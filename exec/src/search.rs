@@ -73,6 +73,7 @@ const MASK_WORK_PER_ROW: usize = 16;
 /// their statistics) and where (see [`crate::pool`]).
 #[derive(Debug, Clone)]
 pub struct SearchPlan {
+    storage_schema: SchemaRef,
     keep: Vec<bool>,
     pub placement: Placement,
 }
@@ -86,11 +87,8 @@ pub fn plan_search(
     query: &VectorQuery,
     filter: Option<&Arc<dyn PhysicalExpr>>,
 ) -> SearchPlan {
-    let keep = segments_to_search(
-        &snapshot.segments,
-        filter,
-        &snapshot.schema.storage_schema(),
-    );
+    let storage_schema = snapshot.schema.storage_schema();
+    let keep = segments_to_search(&snapshot.segments, filter, &storage_schema);
     let no_deletes = snapshot.deletes.read().is_empty();
     let (mut searched, mut indexed, mut work) = (0usize, 0usize, 0usize);
     for (segment, _) in snapshot.segments.iter().zip(&keep).filter(|(_, k)| **k) {
@@ -113,7 +111,11 @@ pub fn plan_search(
     } else {
         Placement::Pool { workers: searched }
     };
-    SearchPlan { keep, placement }
+    SearchPlan {
+        storage_schema,
+        keep,
+        placement,
+    }
 }
 
 /// The segment's index that can answer `query`: on its column, with its
@@ -206,7 +208,7 @@ pub fn search_snapshot(
 ) -> Result<(RecordBatch, SearchStats)> {
     let deletes = snapshot.deletes.read();
     let ctx = SearchContext {
-        storage_schema: snapshot.schema.storage_schema(),
+        storage_schema: plan.storage_schema.clone(),
         pk_index: snapshot.schema.primary_key,
         deletes: &deletes,
         read_ts: snapshot.read_ts,
@@ -493,4 +495,102 @@ fn index_search(
         ..Default::default()
     };
     Some((top.into_sorted(), stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+    use quiver_index::{build_index, BuildOptions, IndexKind};
+
+    use super::*;
+    use crate::source::SegmentKind;
+
+    fn column(name: &str, column_type: ColumnType) -> ColumnDef {
+        ColumnDef {
+            name: name.into(),
+            column_type,
+            nullable: false,
+            default_sql: None,
+            auto_increment: false,
+        }
+    }
+
+    /// A segment of `rows` rows (the plan reads counts and indexes only),
+    /// with a FLAT index over column 1 when `indexed`.
+    fn segment(rows: usize, indexed: bool) -> Segment {
+        let indexes = if indexed {
+            let vectors = vec![0.5f32; rows * 2];
+            let index = build_index(
+                IndexKind::Flat,
+                Metric::L2,
+                2,
+                &vectors,
+                &BuildOptions::default(),
+            )
+            .unwrap();
+            vec![SegmentIndex {
+                name: "ix".into(),
+                column: 1,
+                metric: Metric::L2,
+                index: Arc::from(index),
+            }]
+        } else {
+            Vec::new()
+        };
+        Segment {
+            id: 0,
+            kind: if indexed {
+                SegmentKind::Sealed
+            } else {
+                SegmentKind::Growing
+            },
+            batches: Arc::new(Vec::new()),
+            rows,
+            indexes,
+            stats: None,
+        }
+    }
+
+    fn placement(segments: Vec<Segment>, metric: Metric) -> Placement {
+        let snapshot = TableSnapshot {
+            table_id: 1,
+            schema: TableSchema {
+                columns: vec![
+                    column("id", ColumnType::Int64),
+                    column("v", ColumnType::Vector { dim: 2 }),
+                ],
+                primary_key: 0,
+            },
+            segments,
+            deletes: Default::default(),
+            read_ts: 1,
+        };
+        let query = VectorQuery {
+            column: 1,
+            vector: vec![0.0, 0.0],
+            metric,
+            k: 10,
+            params: SearchParams::default(),
+            rerank: 1,
+        };
+        plan_search(&snapshot, &query, None).placement
+    }
+
+    /// One index search plus a little exact work stays on the caller; a
+    /// second index search, or a large exact scan, goes to the pool with a
+    /// worker per searched segment. An index of another metric is no index.
+    #[test]
+    fn small_searches_stay_inline_large_ones_fan_out() {
+        let inline = placement(vec![segment(100, true), segment(1_000, false)], Metric::L2);
+        assert_eq!(inline, Placement::Inline);
+        let two_indexes = placement(
+            vec![segment(100, true), segment(100, true), segment(10, false)],
+            Metric::L2,
+        );
+        assert_eq!(two_indexes, Placement::Pool { workers: 3 });
+        let big_scan = placement(vec![segment(INLINE_MAX_WORK, false)], Metric::L2);
+        assert_eq!(big_scan, Placement::Pool { workers: 1 });
+        let other_metric = placement(vec![segment(100, true), segment(100, true)], Metric::Cosine);
+        assert_eq!(other_metric, Placement::Inline);
+    }
 }

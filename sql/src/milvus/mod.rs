@@ -308,6 +308,22 @@ impl MilvusDoor {
         })
     }
 
+    /// [`Self::collection`] for a read (query, search, hybrid search): the
+    /// request's consistency level checked and its guarantee timestamp
+    /// awaited.
+    async fn collection_to_read(
+        &self,
+        database: &str,
+        name: &str,
+        consistency_level: i32,
+        guarantee_timestamp: u64,
+    ) -> Result<Collection, DoorError> {
+        let collection = self.collection(database, name)?;
+        consistency::checked_level(consistency_level)?;
+        self.await_guarantee(guarantee_timestamp).await?;
+        Ok(collection)
+    }
+
     /// The rows of a collection.
     async fn row_count(&self, database: &str, name: &str) -> Result<i64, DoorError> {
         self.table(database, name)?;
@@ -637,9 +653,14 @@ impl MilvusDoor {
             table,
             partitions,
             arrays,
-        } = self.collection(database, &r.collection_name)?;
-        consistency::checked_level(r.consistency_level)?;
-        self.await_guarantee(r.guarantee_timestamp).await?;
+        } = self
+            .collection_to_read(
+                database,
+                &r.collection_name,
+                r.consistency_level,
+                r.guarantee_timestamp,
+            )
+            .await?;
         let scope = partitions.read_scope(&r.partition_names)?;
         let filter = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
         let predicate = both(filter.clone(), scope);
@@ -778,9 +799,14 @@ impl MilvusDoor {
             table,
             partitions,
             arrays,
-        } = self.collection(database, &r.collection_name)?;
-        consistency::checked_level(r.consistency_level)?;
-        self.await_guarantee(r.guarantee_timestamp).await?;
+        } = self
+            .collection_to_read(
+                database,
+                &r.collection_name,
+                r.consistency_level,
+                r.guarantee_timestamp,
+            )
+            .await?;
         let scope = partitions.read_scope(&r.partition_names)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
@@ -1020,9 +1046,14 @@ impl MilvusDoor {
         database: &str,
         r: &HybridSearchRequest,
     ) -> Result<SearchResults, DoorError> {
-        let Collection { table, arrays, .. } = self.collection(database, &r.collection_name)?;
-        consistency::checked_level(r.consistency_level)?;
-        self.await_guarantee(r.guarantee_timestamp).await?;
+        let Collection { table, arrays, .. } = self
+            .collection_to_read(
+                database,
+                &r.collection_name,
+                r.consistency_level,
+                r.guarantee_timestamp,
+            )
+            .await?;
         if r.requests.is_empty() {
             return Err(DoorError::invalid(
                 "hybrid search has no search requests".to_string(),
