@@ -49,6 +49,20 @@ pub enum StatusCode {
     Cancelled,
     /// A request exceeded a documented limit.
     LimitExceeded,
+    /// An expression or statement is larger or deeper than the planner accepts.
+    StatementTooComplex,
+    /// A request needed more memory than its limit allows.
+    OutOfMemory,
+    /// The server already serves as many connections as it is configured for.
+    TooManyConnections,
+    /// An identifier or name is longer than the limit.
+    NameTooLong,
+    /// A malformed protocol message.
+    ProtocolViolation,
+    /// A session stayed idle inside a transaction past its timeout.
+    IdleInTransactionTimeout,
+    /// A session stayed idle past its timeout.
+    IdleSessionTimeout,
 }
 
 impl StatusCode {

@@ -102,8 +102,15 @@ fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::NotNullViolation
         | StatusCode::UniqueViolation
         | StatusCode::InvalidTableDefinition
-        | StatusCode::LimitExceeded => 1100,
-        StatusCode::Cancelled => 1,
+        | StatusCode::LimitExceeded
+        | StatusCode::StatementTooComplex
+        | StatusCode::NameTooLong
+        | StatusCode::ProtocolViolation => 1100,
+        // Milvus' "memory quota exhausted" / rate-limit family.
+        StatusCode::OutOfMemory | StatusCode::TooManyConnections => 9,
+        StatusCode::Cancelled
+        | StatusCode::IdleInTransactionTimeout
+        | StatusCode::IdleSessionTimeout => 1,
     }
 }
 

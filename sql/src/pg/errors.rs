@@ -36,6 +36,13 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::InvalidTableDefinition => "42P16",
         StatusCode::Cancelled => QUERY_CANCELED,
         StatusCode::LimitExceeded => "54000",
+        StatusCode::StatementTooComplex => "54001",
+        StatusCode::OutOfMemory => "53200",
+        StatusCode::TooManyConnections => "53300",
+        StatusCode::NameTooLong => "42622",
+        StatusCode::ProtocolViolation => PROTOCOL_VIOLATION,
+        StatusCode::IdleInTransactionTimeout => "25P03",
+        StatusCode::IdleSessionTimeout => "57P05",
     }
 }
 
