@@ -171,14 +171,15 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
             Some(tokio::spawn(quiver_sql::milvus::serve(
                 listener,
                 handler.clone(),
-                config.milvus.max_message_bytes,
+                quiver_sql::milvus::MilvusServerOptions::from_config(&config.milvus),
                 shutdown.clone(),
             )))
         }
     };
     // The line test harnesses wait for.
     eprintln!("quiver standalone ready: postgres://{}", config.pg.addr);
-    quiver_sql::pg::serve_on(listener, unix, handler, shutdown).await;
+    let options = quiver_sql::pg::PgServerOptions::from_config(&config.pg);
+    quiver_sql::pg::serve_on(listener, unix, handler, options, shutdown).await;
     if let Some(path) = unix_path {
         let _ = std::fs::remove_file(path);
     }

@@ -49,6 +49,28 @@ pub struct PgConfig {
     /// PostgreSQL names it (`DIR/.s.PGSQL.<port>`, so `psql -h DIR -p PORT`
     /// finds it). Local clients skip the TCP stack. Default empty: none.
     pub unix_socket_dir: String,
+    /// Connections served at once, TCP and Unix socket together; the next
+    /// one is refused with `53300 sorry, too many clients already`.
+    /// Default 100 (PostgreSQL's `max_connections`).
+    pub max_connections: usize,
+    /// Bytes of large messages (over 64 KiB) all connections may buffer at
+    /// once; a message waits for its share, so the server's receive memory
+    /// stays bounded. At least `max_message_bytes`. Default 1 GiB.
+    pub receive_budget_bytes: usize,
+    /// Time a new connection has to finish its startup handshake. Default
+    /// 60000 (PostgreSQL's `authentication_timeout`).
+    pub startup_timeout_ms: u64,
+    /// A message that stops arriving midway (no byte for this long) closes
+    /// its connection; 0 turns this off. Default 60000.
+    pub stalled_message_timeout_ms: u64,
+    /// Default `statement_timeout` of every session (milliseconds; 0: off,
+    /// PostgreSQL's default). Sessions change theirs with `SET`.
+    pub statement_timeout_ms: u64,
+    /// Default `idle_session_timeout` (milliseconds; 0: off, PostgreSQL's default).
+    pub idle_session_timeout_ms: u64,
+    /// Default `idle_in_transaction_session_timeout` (milliseconds; 0: off,
+    /// PostgreSQL's default).
+    pub idle_in_transaction_session_timeout_ms: u64,
 }
 
 /// Milvus front end settings.
@@ -61,6 +83,9 @@ pub struct MilvusConfig {
     /// Largest accepted gRPC message in bytes. Default 64 MiB (Milvus' own
     /// default receive limit).
     pub max_message_bytes: usize,
+    /// Client connections served at once; every request on a connection
+    /// past the limit fails with gRPC `RESOURCE_EXHAUSTED`. Default 1024.
+    pub max_connections: usize,
 }
 
 impl Default for MilvusConfig {
@@ -68,6 +93,7 @@ impl Default for MilvusConfig {
         Self {
             addr: "127.0.0.1:19530".into(),
             max_message_bytes: 64 * 1024 * 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -124,6 +150,13 @@ impl Default for PgConfig {
             addr: "127.0.0.1:5433".into(),
             max_message_bytes: crate::limits::MAX_REQUEST_BYTES,
             unix_socket_dir: String::new(),
+            max_connections: 100,
+            receive_budget_bytes: 1024 * 1024 * 1024,
+            startup_timeout_ms: 60_000,
+            stalled_message_timeout_ms: 60_000,
+            statement_timeout_ms: 0,
+            idle_session_timeout_ms: 0,
+            idle_in_transaction_session_timeout_ms: 0,
         }
     }
 }
@@ -193,6 +226,17 @@ impl QuiverConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.segment.seal_rows == 0 {
             return Err(ConfigError::Invalid("segment.seal_rows must be > 0".into()));
+        }
+        if self.pg.max_connections == 0 || self.milvus.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "pg.max_connections and milvus.max_connections must be > 0".into(),
+            ));
+        }
+        if self.pg.receive_budget_bytes < self.pg.max_message_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "pg.receive_budget_bytes ({}) must be at least pg.max_message_bytes ({})",
+                self.pg.receive_budget_bytes, self.pg.max_message_bytes
+            )));
         }
         if self.wal.segment_bytes < 4096 {
             return Err(ConfigError::Invalid(
@@ -287,5 +331,7 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/quiver.toml");
         let config = QuiverConfig::load(Some(&example), Vec::new(), &[]).unwrap();
         assert_eq!(config.pg.addr, "127.0.0.1:5433");
+        // The example documents the defaults.
+        assert_eq!(config, QuiverConfig::default());
     }
 }

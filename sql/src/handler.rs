@@ -21,11 +21,14 @@ use quiver_common::schema::TableSchema;
 use crate::error::Result;
 
 /// Who is connecting, to what.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionInfo {
     pub user: String,
     /// Database name from the startup message (`quiver`, `postgres` and `default` all mean the default).
     pub database: Option<String>,
+    /// Settings the session starts with, as `SET name = value` would set
+    /// them (the server's configured defaults, like postgresql.conf).
+    pub initial_settings: Vec<(String, String)>,
 }
 
 /// Per-connection state: its own DataFusion context (so `SET` stays in it) and settings.
@@ -33,6 +36,10 @@ pub struct Session {
     pub(crate) ctx: SessionContext,
     pub(crate) settings: BTreeMap<String, String>,
     pub(crate) statement_timeout: Option<Duration>,
+    /// `idle_session_timeout`: close the connection when idle this long.
+    pub(crate) idle_session_timeout: Option<Duration>,
+    /// `idle_in_transaction_session_timeout`: likewise inside a transaction block.
+    pub(crate) idle_in_transaction_session_timeout: Option<Duration>,
     pub(crate) user: String,
     /// Where NOTICE messages of the running statement go (set by the front end).
     pub(crate) notices: Option<NoticeSink>,
@@ -48,6 +55,16 @@ impl Session {
     /// The statement timeout set with `SET statement_timeout`.
     pub fn statement_timeout(&self) -> Option<Duration> {
         self.statement_timeout
+    }
+
+    /// `idle_session_timeout` (`None`: off).
+    pub fn idle_session_timeout(&self) -> Option<Duration> {
+        self.idle_session_timeout
+    }
+
+    /// `idle_in_transaction_session_timeout` (`None`: off).
+    pub fn idle_in_transaction_session_timeout(&self) -> Option<Duration> {
+        self.idle_in_transaction_session_timeout
     }
 
     /// A session setting (`SHOW`).

@@ -69,6 +69,7 @@ impl EmbeddedDb {
             .new_session(SessionInfo {
                 user: "slt".into(),
                 database: Some("quiver".into()),
+                ..Default::default()
             })
             .expect("session");
         Self { instance, session }

@@ -97,6 +97,8 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
         ("integer_datetimes", "on"),
         ("application_name", ""),
         ("statement_timeout", "0"),
+        ("idle_session_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
         ("transaction_isolation", "read committed"),
         ("default_transaction_isolation", "read committed"),
         ("transaction_read_only", "off"),
@@ -654,15 +656,18 @@ impl QueryHandler for Instance {
         }
         let settings = default_settings(&info.user);
         ctx.register_udf(functions::current_setting_function(&settings));
-        let session = Session {
+        let mut session = Session {
             ctx,
             settings,
             statement_timeout: None,
+            idle_session_timeout: None,
+            idle_in_transaction_session_timeout: None,
             user: info.user,
             notices: None,
             plans: PlanCache::default(),
         };
         session_cmds::sync_search_settings(&session);
+        session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;
         Ok(session)
     }
 

@@ -66,7 +66,7 @@ fn expr_text(expr: &Expr) -> String {
     }
 }
 
-fn parse_duration(value: &str) -> Result<Option<Duration>> {
+fn parse_duration(name: &str, value: &str) -> Result<Option<Duration>> {
     let v = value.trim().to_ascii_lowercase();
     let (number, unit) = v
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -74,7 +74,7 @@ fn parse_duration(value: &str) -> Result<Option<Duration>> {
         .unwrap_or((v.as_str(), "ms"));
     let n: f64 = number.parse().map_err(|_| {
         SqlError::InvalidParameter(format!(
-            "invalid value for parameter \"statement_timeout\": \"{value}\""
+            "invalid value for parameter \"{name}\": \"{value}\""
         ))
     })?;
     let ms = match unit {
@@ -84,7 +84,7 @@ fn parse_duration(value: &str) -> Result<Option<Duration>> {
         "h" => n * 3_600_000.0,
         _ => {
             return Err(SqlError::InvalidParameter(format!(
-                "invalid value for parameter \"statement_timeout\": \"{value}\""
+                "invalid value for parameter \"{name}\": \"{value}\""
             )))
         }
     };
@@ -148,7 +148,11 @@ fn apply_setting(
 ) -> Result<Option<(String, String)>> {
     let name = canonical_setting(name);
     match name {
-        "statement_timeout" => session.statement_timeout = parse_duration(&value)?,
+        "statement_timeout" => session.statement_timeout = parse_duration(name, &value)?,
+        "idle_session_timeout" => session.idle_session_timeout = parse_duration(name, &value)?,
+        "idle_in_transaction_session_timeout" => {
+            session.idle_in_transaction_session_timeout = parse_duration(name, &value)?
+        }
         "hnsw.ef_search" => check_int_setting(name, &value, 1, 1000)?,
         "ivfflat.probes" => check_int_setting(name, &value, 1, 65536)?,
         "quiver.rerank" => check_int_setting(name, &value, 1, 100)?,
@@ -185,6 +189,18 @@ fn apply_setting(
     Ok(REPORTED
         .contains(&name)
         .then(|| (reported_name(name), value)))
+}
+
+/// Applies the settings a session starts with (the server's configured
+/// defaults), each checked as `SET` checks it.
+pub(crate) fn apply_initial_settings(
+    session: &mut Session,
+    settings: &[(String, String)],
+) -> Result<()> {
+    for (name, value) in settings {
+        apply_setting(session, &name.to_ascii_lowercase(), value.clone())?;
+    }
+    Ok(())
 }
 
 /// `SET name = value`.

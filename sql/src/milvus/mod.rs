@@ -18,9 +18,11 @@ mod consistency;
 mod convert;
 pub mod filter;
 mod partitions;
+mod server;
+
+pub use server::{serve, Admission, MilvusServerOptions};
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
@@ -29,7 +31,7 @@ use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::{StreamExt, TryStreamExt};
 use milvus::proto::common::{ErrorCode, KeyValuePair, PlaceholderGroup, Status};
-use milvus::proto::milvus::milvus_service_server::{MilvusService, MilvusServiceServer};
+use milvus::proto::milvus::milvus_service_server::MilvusService;
 use milvus::proto::milvus::*;
 use milvus::proto::schema::{i_ds, IDs, LongArray, SearchResultData};
 use prost::Message;
@@ -244,7 +246,7 @@ impl MilvusDoor {
         }
         let session = self.handler.new_session(SessionInfo {
             user: "milvus".into(),
-            database: None,
+            ..Default::default()
         })?;
         Ok(DoorSession {
             session,
@@ -2964,25 +2966,4 @@ impl MilvusService for MilvusDoor {
             ..Default::default()
         })
     }
-}
-
-/// Serves the Milvus door on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    handler: QueryHandlerRef,
-    max_message_bytes: usize,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), tonic::transport::Error> {
-    let service = MilvusServiceServer::new(MilvusDoor::new(handler))
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(max_message_bytes);
-    tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(
-            // No Nagle: a reply written in several pieces would otherwise
-            // wait for the client's delayed ACK (~40 ms stalls).
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
 }

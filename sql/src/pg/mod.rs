@@ -6,7 +6,11 @@
 //! [`QueryHandler`](crate::handler::QueryHandler), which parses, describes
 //! and executes statements and inserts decoded COPY rows.
 //!
-//! * [`serve`] — the accept loop; one handler set and one session per connection;
+//! * [`serve`] — the accept loop (connection limit); one handler set and one session per connection;
+//! * `conn` — one connection's loop: startup, checked frames to pgwire's
+//!   dispatcher, idle and startup timeouts;
+//! * [`frame`] — reading and checking frames before pgwire decodes them
+//!   (message limits, the receive budget, protocol layout);
 //! * `session` — the simple/extended query and COPY handlers of a connection;
 //! * `encode` — Arrow results to rows (vectors as pgvector's `vector`),
 //!   statement timeout and cancel around execution and streams;
@@ -16,12 +20,14 @@
 //! * `copy_out` — encoding COPY TO STDOUT rows;
 //! * [`errors`] — status codes to SQLSTATE.
 
+mod conn;
 mod copy;
 mod copy_cols;
 mod copy_in;
 mod copy_out;
 mod encode;
 pub mod errors;
+pub mod frame;
 mod params;
 mod server;
 mod session;
@@ -31,4 +37,7 @@ mod copy_tests;
 #[cfg(test)]
 mod wire_tests;
 
-pub use server::{bind_unix_socket, serve, serve_on, unix_socket_path, SERVER_VERSION};
+pub use conn::ConnectionLimits;
+pub use server::{
+    bind_unix_socket, serve, serve_on, unix_socket_path, PgServerOptions, SERVER_VERSION,
+};

@@ -1,4 +1,5 @@
-//! The accept loop, startup (no authentication) and per-connection handler sets.
+//! The accept loop (connection limit, TCP and Unix socket), startup (no
+//! authentication yet) and per-connection handler sets.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -14,26 +15,79 @@ use pgwire::api::auth::{
     finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata,
     ServerParameterProvider, StartupHandler,
 };
-use pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
-use pgwire::api::copy::CopyHandler;
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::{
     ClientInfo, ConnectionGuard, ConnectionHandle, ConnectionManager, ErrorHandler,
-    PgWireServerHandlers, PidSecretKeyGenerator, RandomPidSecretKeyGenerator,
-    METADATA_APPLICATION_NAME, METADATA_USER,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, METADATA_APPLICATION_NAME, METADATA_USER,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use quiver_common::config::PgConfig;
 use tokio::net::{TcpListener, UnixListener, UnixStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::conn::{serve_connection, ConnectionEnd, ConnectionLimits};
+use super::frame::ReceiveBudget;
 use super::session::Connection;
 use crate::handler::QueryHandlerRef;
 
 /// The `server_version` reported to clients (psql prints it).
 pub const SERVER_VERSION: &str = "16.0";
 
-/// Serves the Postgres wire protocol on `listener` until `shutdown` resolves.
+/// Connections over the limit that may wait for their startup packet at
+/// once to be told `53300`; more are closed at accept.
+const REFUSING_CONNECTIONS: usize = 64;
+/// How long a connection over the limit has to send its startup packet.
+const REFUSAL_STARTUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The Postgres door's settings, from [`PgConfig`].
+#[derive(Debug, Clone)]
+pub struct PgServerOptions {
+    /// Connections served at once (`pg.max_connections`).
+    pub max_connections: usize,
+    /// Per-connection limits.
+    pub limits: ConnectionLimits,
+    /// Settings every session starts with (`statement_timeout`, idle timeouts).
+    pub session_defaults: Vec<(String, String)>,
+}
+
+impl PgServerOptions {
+    /// The options `config` describes.
+    pub fn from_config(config: &PgConfig) -> Self {
+        let millis = |ms: u64| (ms > 0).then(|| Duration::from_millis(ms));
+        Self {
+            max_connections: config.max_connections,
+            limits: ConnectionLimits {
+                max_message_bytes: config.max_message_bytes,
+                budget: ReceiveBudget::new(config.receive_budget_bytes),
+                startup_timeout: Duration::from_millis(config.startup_timeout_ms.max(1)),
+                stall_timeout: millis(config.stalled_message_timeout_ms),
+            },
+            session_defaults: [
+                ("statement_timeout", config.statement_timeout_ms),
+                ("idle_session_timeout", config.idle_session_timeout_ms),
+                (
+                    "idle_in_transaction_session_timeout",
+                    config.idle_in_transaction_session_timeout_ms,
+                ),
+            ]
+            .into_iter()
+            .filter(|(_, ms)| *ms > 0)
+            .map(|(name, ms)| (name.to_string(), format!("{ms}ms")))
+            .collect(),
+        }
+    }
+}
+
+impl Default for PgServerOptions {
+    fn default() -> Self {
+        Self::from_config(&PgConfig::default())
+    }
+}
+
+/// Serves the Postgres wire protocol on `listener` until `shutdown`
+/// resolves, with the default [`PgServerOptions`].
 ///
 /// Every connection gets its own handler set and session; a failing or
 /// misbehaving connection is logged and closed without affecting the others.
@@ -44,16 +98,24 @@ pub async fn serve(
     handler: QueryHandlerRef,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_on(listener, None, handler, shutdown).await
+    serve_on(
+        listener,
+        None,
+        handler,
+        PgServerOptions::default(),
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve`] on a TCP listener and, when given, a Unix-domain socket as
-/// well (see [`bind_unix_socket`]); both share one cancel-key registry, so
-/// a cancel request may arrive on either.
+/// well (see [`bind_unix_socket`]); both share one cancel-key registry and
+/// one connection limit, so a cancel request may arrive on either.
 pub async fn serve_on(
     listener: TcpListener,
     unix: Option<UnixListener>,
     handler: QueryHandlerRef,
+    options: PgServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
     let manager = Arc::new(ConnectionManager::new());
@@ -62,37 +124,44 @@ pub async fn serve_on(
         pids: RandomPidSecretKeyGenerator::default(),
     });
     let cancel = Arc::new(DefaultCancelHandler::new(manager));
+    let session_defaults = Arc::new(options.session_defaults.clone());
     let handlers = || Handlers {
-        connection: Arc::new(Connection::new(handler.clone())),
+        connection: Arc::new(Connection::new(handler.clone(), session_defaults.clone())),
         startup: startup.clone(),
         cancel: cancel.clone(),
     };
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSING_CONNECTIONS));
+    let limits = Arc::new(options.limits.clone());
+    let refusal_limits = Arc::new(ConnectionLimits {
+        startup_timeout: REFUSAL_STARTUP_TIMEOUT,
+        ..options.limits.clone()
+    });
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
+        let (reader, writer, peer): (BoxedRead, BoxedWrite, String) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let handlers = handlers();
-                    connections.spawn(async move {
-                        tracing::debug!(%peer, "postgres connection opened");
-                        let result = pgwire::tokio::process_socket(socket, None, handlers).await;
-                        log_end(&peer.to_string(), result);
-                    });
+                    let _ = socket.set_nodelay(true);
+                    let (reader, writer) = socket.into_split();
+                    (Box::new(reader), Box::new(writer), peer.to_string())
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
             },
             accepted = accept_unix(unix.as_ref()) => match accepted {
                 Ok(socket) => {
-                    let handlers = handlers();
-                    connections.spawn(async move {
-                        tracing::debug!("postgres connection opened on the Unix socket");
-                        let result = pgwire::tokio::process_socket_unix(socket, handlers).await;
-                        log_end("unix socket", result);
-                    });
+                    let (reader, writer) = socket.into_split();
+                    (Box::new(reader), Box::new(writer), "unix socket".to_string())
                 }
-                Err(e) => accept_failed(e).await,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
             },
             Some(done) = connections.join_next(), if !connections.is_empty() => {
                 if let Err(e) = done {
@@ -100,12 +169,42 @@ pub async fn serve_on(
                         tracing::error!(error = %e, "a postgres connection task panicked");
                     }
                 }
+                continue;
             }
-        }
+        };
+        let (permit, limits) = match slots.clone().try_acquire_owned() {
+            Ok(slot) => (Ok(slot), limits.clone()),
+            Err(_) => match refusals.clone().try_acquire_owned() {
+                Ok(refusal) => (Err(refusal), refusal_limits.clone()),
+                Err(_) => {
+                    tracing::warn!(%peer, "too many connections: closed at accept");
+                    continue;
+                }
+            },
+        };
+        let handlers = handlers();
+        connections.spawn(async move {
+            let _permit = permit;
+            let admitted = _permit.is_ok();
+            tracing::debug!(%peer, "postgres connection opened");
+            let address = peer.parse().unwrap_or(UNIX_PEER);
+            let end = serve_connection(reader, writer, address, handlers, &limits, admitted).await;
+            log_end(&peer, end);
+        });
     }
     tracing::debug!(open = connections.len(), "postgres server stopping");
     connections.shutdown().await;
 }
+
+/// The address reported for Unix-socket clients, as PostgreSQL's clients
+/// see no address there either.
+const UNIX_PEER: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    0,
+));
+
+type BoxedRead = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type BoxedWrite = Box<dyn tokio::io::AsyncWrite + Unpin + Send + Sync>;
 
 /// The next connection on the Unix socket; never resolves without one.
 async fn accept_unix(unix: Option<&UnixListener>) -> io::Result<UnixStream> {
@@ -121,10 +220,27 @@ async fn accept_failed(e: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-fn log_end(peer: &str, result: io::Result<()>) {
-    match result {
-        Ok(()) => tracing::debug!(peer, "postgres connection closed"),
-        Err(e) => tracing::debug!(peer, error = %e, "postgres connection ended with an error"),
+/// One line per connection end; a protocol violation is a warning
+/// (without a backtrace), the rest debug.
+fn log_end(peer: &str, end: ConnectionEnd) {
+    match end {
+        ConnectionEnd::Closed => tracing::debug!(peer, "postgres connection closed"),
+        ConnectionEnd::ProtocolViolation(message) => {
+            tracing::warn!(peer, %message, "postgres connection closed: protocol violation")
+        }
+        ConnectionEnd::TimedOut(what) => {
+            tracing::info!(
+                peer,
+                timeout = what,
+                "postgres connection closed on timeout"
+            )
+        }
+        ConnectionEnd::TooManyConnections => {
+            tracing::warn!(peer, "postgres connection refused: too many connections")
+        }
+        ConnectionEnd::Io(e) => {
+            tracing::debug!(peer, error = %e, "postgres connection ended with an error")
+        }
     }
 }
 
@@ -152,41 +268,15 @@ pub fn bind_unix_socket(dir: &Path, port: u16) -> io::Result<(UnixListener, Path
 }
 
 /// The handlers of one connection.
-struct Handlers {
-    connection: Arc<Connection>,
-    startup: Arc<Startup>,
-    cancel: Arc<DefaultCancelHandler>,
-}
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.connection.clone()
-    }
-
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.connection.clone()
-    }
-
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
-    }
-
-    fn copy_handler(&self) -> Arc<impl CopyHandler> {
-        self.connection.clone()
-    }
-
-    fn error_handler(&self) -> Arc<impl ErrorHandler> {
-        Arc::new(LogErrors)
-    }
-
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
-    }
+pub(crate) struct Handlers {
+    pub connection: Arc<Connection>,
+    pub startup: Arc<Startup>,
+    pub cancel: Arc<DefaultCancelHandler>,
 }
 
 /// Accepts every user without a password and registers the connection for
 /// cancel requests.
-struct Startup {
+pub(crate) struct Startup {
     manager: Arc<ConnectionManager>,
     pids: RandomPidSecretKeyGenerator,
 }
@@ -257,7 +347,7 @@ impl ServerParameterProvider for ServerParameters {
 }
 
 /// Logs errors sent to clients: server-side failures loudly, the rest at debug.
-struct LogErrors;
+pub(crate) struct LogErrors;
 
 impl ErrorHandler for LogErrors {
     fn on_error<C>(&self, client: &C, error: &mut PgWireError)

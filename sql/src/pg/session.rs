@@ -3,6 +3,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
@@ -30,6 +31,7 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
+use super::conn::IdleKind;
 use super::copy::copy_out;
 use super::copy_in::{CopyDecoder, CopyError};
 use super::encode::{cancel_signal, param_pg_type, pg_fields, query_response, CancelSignal, Guard};
@@ -59,6 +61,8 @@ pub(super) struct CopyIn {
 /// startup user and database) and a COPY in progress.
 pub(crate) struct ConnState {
     pub handler: QueryHandlerRef,
+    /// The settings a new session starts with (the server's configuration).
+    initial_settings: Arc<Vec<(String, String)>>,
     session: Mutex<Option<Session>>,
     pub copy: parking_lot::Mutex<Option<CopyIn>>,
 }
@@ -78,6 +82,7 @@ impl ConnState {
                     .cloned()
                     .unwrap_or_else(|| "postgres".to_string()),
                 database: metadata.get(METADATA_DATABASE).cloned(),
+                initial_settings: self.initial_settings.as_ref().clone(),
             };
             *guard = Some(self.handler.new_session(info).map_err(sql_err)?);
         }
@@ -132,9 +137,10 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub fn new(handler: QueryHandlerRef) -> Self {
+    pub fn new(handler: QueryHandlerRef, initial_settings: Arc<Vec<(String, String)>>) -> Self {
         let state = Arc::new(ConnState {
             handler,
+            initial_settings,
             session: Mutex::new(None),
             copy: parking_lot::Mutex::new(None),
         });
@@ -143,6 +149,32 @@ impl Connection {
                 state: state.clone(),
             }),
             state,
+        }
+    }
+}
+
+impl Connection {
+    /// Opens the session now (it is otherwise opened by the first
+    /// statement), so its settings — the idle timeouts among them — apply
+    /// from the start. A failure is left for the first statement to report.
+    pub async fn open_session<C: ClientInfo + ?Sized>(&self, client: &C) {
+        let _ = self.state.session(client).await;
+    }
+
+    /// The idle timeout that applies now, if any: the session's
+    /// `idle_in_transaction_session_timeout` inside a transaction block,
+    /// its `idle_session_timeout` outside one.
+    pub fn idle_timeout(&self, in_transaction: bool) -> Option<(Duration, IdleKind)> {
+        let guard = self.state.session.try_lock().ok()?;
+        let session = guard.as_ref()?;
+        if in_transaction {
+            session
+                .idle_in_transaction_session_timeout()
+                .map(|after| (after, IdleKind::InTransaction))
+        } else {
+            session
+                .idle_session_timeout()
+                .map(|after| (after, IdleKind::Session))
         }
     }
 }

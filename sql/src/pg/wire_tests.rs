@@ -625,9 +625,15 @@ async fn serves_a_unix_socket_too() {
     let err = super::bind_unix_socket(&sockets, port).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(super::serve_on(listener, Some(unix), handler, async move {
-        let _ = stopped.await;
-    }));
+    let task = tokio::spawn(super::serve_on(
+        listener,
+        Some(unix),
+        handler,
+        Default::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     let (client, connection) = tokio_postgres::Config::new()
         .host_path(&sockets)
         .port(port)
