@@ -31,6 +31,12 @@ use crate::handler::QueryHandlerRef;
 pub const REFUSING_CONNECTIONS: usize = 64;
 /// How long a connection past the limit is kept before it is closed.
 pub const REFUSED_CONNECTION_LIFETIME: Duration = Duration::from_secs(10);
+/// A connection must send its HTTP/2 connection preface (24 bytes) within
+/// this time, or it is closed: a client that opens sockets and sends
+/// nothing cannot hold slots.
+pub const PREFACE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The length of the HTTP/2 client connection preface.
+const PREFACE_BYTES: usize = 24;
 
 /// The Milvus door's settings, from [`MilvusConfig`].
 #[derive(Debug, Clone)]
@@ -68,20 +74,30 @@ pub async fn serve(
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
     let limit = options.max_connections;
-    let service =
-        InterceptedService::new(service, move |request: tonic::Request<()>| {
-            match request.extensions().get::<Admission>() {
-                Some(Admission::Refused) => Err(tonic::Status::resource_exhausted(format!(
-                    "too many connections: the server serves at most {limit} \
-                 (milvus.max_connections); retry later"
-                ))),
-                _ => Ok(request),
-            }
-        });
+    let service = InterceptedService::new(service, RefuseOverLimit { limit });
     tonic::transport::Server::builder()
         .add_service(service)
         .serve_with_incoming_shutdown(admitted_connections(listener, limit), shutdown)
         .await
+}
+
+/// Fails every request that arrives on a connection past the limit.
+#[derive(Debug, Clone, Copy)]
+struct RefuseOverLimit {
+    limit: usize,
+}
+
+impl tonic::service::Interceptor for RefuseOverLimit {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        match request.extensions().get::<Admission>() {
+            Some(Admission::Refused) => Err(tonic::Status::resource_exhausted(format!(
+                "too many connections: the server serves at most {} \
+                 (milvus.max_connections); retry later",
+                self.limit
+            ))),
+            _ => Ok(request),
+        }
+    }
 }
 
 /// Whether a connection got a slot.
@@ -140,6 +156,10 @@ pub struct LimitedConnection {
     _slot: OwnedSemaphorePermit,
     /// For a refused connection: when it is closed.
     close_at: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Until the preface has arrived: when the connection is given up.
+    preface_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes read so far, up to the preface's length.
+    received: usize,
 }
 
 impl LimitedConnection {
@@ -149,6 +169,8 @@ impl LimitedConnection {
             admission: Admission::Admitted,
             _slot: slot,
             close_at: None,
+            preface_deadline: Some(Box::pin(tokio::time::sleep(PREFACE_TIMEOUT))),
+            received: 0,
         }
     }
 
@@ -158,6 +180,8 @@ impl LimitedConnection {
             admission: Admission::Refused,
             _slot: refusal,
             close_at: Some(Box::pin(tokio::time::sleep(REFUSED_CONNECTION_LIFETIME))),
+            preface_deadline: Some(Box::pin(tokio::time::sleep(PREFACE_TIMEOUT))),
+            received: 0,
         }
     }
 }
@@ -177,13 +201,25 @@ impl AsyncRead for LimitedConnection {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(close_at) = this.close_at.as_mut() {
-            if close_at.as_mut().poll(cx).is_ready() {
-                // End of stream: the server closes the connection.
-                return Poll::Ready(Ok(()));
+        let expired = |deadline: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+                       cx: &mut Context<'_>| {
+            deadline
+                .as_mut()
+                .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+        };
+        if expired(&mut this.close_at, cx) || expired(&mut this.preface_deadline, cx) {
+            // End of stream: the server closes the connection.
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.socket).poll_read(cx, buf);
+        if this.preface_deadline.is_some() {
+            this.received += buf.filled().len() - before;
+            if this.received >= PREFACE_BYTES {
+                this.preface_deadline = None;
             }
         }
-        Pin::new(&mut this.socket).poll_read(cx, buf)
+        read
     }
 }
 

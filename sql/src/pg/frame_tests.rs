@@ -295,12 +295,7 @@ fn mutated_messages_never_reach_pgwire_malformed() {
                     message[at] = 0;
                     message[at + 1] = rng.gen_range(0..4);
                 }
-                _ => {
-                    message[0] = *[b'B', b'P', b'E', b'D', b'C', b'Q']
-                        .iter()
-                        .nth(rng.gen_range(0..6))
-                        .unwrap_or(&b'Q')
-                }
+                _ => message[0] = [b'B', b'P', b'E', b'D', b'C', b'Q'][rng.gen_range(0..6)],
             }
         }
         let len = (message.len() - 1) as i32;

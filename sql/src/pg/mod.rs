@@ -35,6 +35,8 @@ mod session;
 #[cfg(test)]
 mod copy_tests;
 #[cfg(test)]
+mod limit_tests;
+#[cfg(test)]
 mod wire_tests;
 
 pub use conn::ConnectionLimits;
