@@ -17,6 +17,7 @@ mod arrays;
 mod consistency;
 mod convert;
 pub mod filter;
+mod index_names;
 mod partitions;
 mod validate;
 
@@ -1450,13 +1451,7 @@ impl MilvusDoor {
             r.index_name.clone()
         };
         // Milvus index names are per collection; Quiver's per schema.
-        let sql_name = format!("{}_{}", r.collection_name, name);
-        if sql_name.len() > quiver_common::limits::MAX_IDENTIFIER_LEN {
-            return Err(DoorError::invalid(format!(
-                "Invalid index name: {name}. The collection name, an underscore and the index name (Quiver's name of the index) must be at most {} bytes",
-                quiver_common::limits::MAX_IDENTIFIER_LEN
-            )));
-        }
+        let sql_name = index_names::sql_index_name(&r.collection_name, &name)?;
         let existing = self
             .vector_index(database, &r.collection_name, Some(&r.field_name))
             .await?;
@@ -1489,10 +1484,12 @@ impl MilvusDoor {
         self.table(database, collection)?;
         let field = (!field.is_empty()).then_some(field);
         let rows = self.vector_index(database, collection, field).await?;
-        let prefix = format!("{collection}_");
         let out: Vec<IndexDescription> = rows
             .into_iter()
-            .filter(|ix| index_name.is_empty() || ix.name.strip_prefix(&prefix) == Some(index_name))
+            .filter(|ix| {
+                index_name.is_empty()
+                    || index_names::milvus_index_name(collection, &ix.name) == Some(index_name)
+            })
             .map(|ix| {
                 let index_type = match ix.kind.as_str() {
                     "hnsw" => "HNSW",
@@ -1501,9 +1498,7 @@ impl MilvusDoor {
                     _ => "FLAT",
                 };
                 IndexDescription {
-                    index_name: ix
-                        .name
-                        .strip_prefix(&prefix)
+                    index_name: index_names::milvus_index_name(collection, &ix.name)
                         .unwrap_or(&ix.name)
                         .to_string(),
                     field_name: ix.column.clone(),
@@ -2469,7 +2464,10 @@ impl MilvusService for MilvusDoor {
                 let sql = format!(
                     "DROP INDEX {}.{}",
                     quote(&database),
-                    quote(&format!("{}_{}", q.collection_name, ix.index_name))
+                    quote(&index_names::sql_index_name(
+                        &q.collection_name,
+                        &ix.index_name
+                    )?)
                 );
                 self.sql(&sql, None).await?;
             }
