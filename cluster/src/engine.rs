@@ -97,7 +97,8 @@ impl Engine {
     /// segments from meta + object storage, then the WAL tail.
     pub async fn open(config: QuiverConfig) -> Result<Arc<Self>> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(quiver_storage::StorageError::from)?;
+        // Created 0700; refused if group or others may use it.
+        quiver_storage::open_data_dir(&dir)?;
         let meta: Arc<dyn MetaStore> = Arc::new(RedbMetaStore::open(&dir.join("meta.redb"))?);
         let objects = local_object_store(&dir.join("objects"))?;
         let wal: Arc<dyn Wal> = Arc::new(LocalWal::open(WalOptions {
