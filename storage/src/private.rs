@@ -74,8 +74,9 @@ fn restrict(path: &Path, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Prepares the data directory: creates it `0700` if missing, refuses it
-/// if it is no directory or group or others have any access to it.
+/// Prepares the data directory of a server: creates it `0700` if missing,
+/// refuses it if it is no directory or group or others have any access to
+/// it. (`quiver` calls it before opening the engine.)
 pub fn open_data_dir(dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
