@@ -97,7 +97,9 @@ impl Engine {
     /// segments from meta + object storage, then the WAL tail.
     pub async fn open(config: QuiverConfig) -> Result<Arc<Self>> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(quiver_storage::StorageError::from)?;
+        // Created 0700 if missing (the server refuses an existing one that
+        // group or others may use before it opens the engine).
+        quiver_storage::create_private_dir_all(&dir).map_err(quiver_storage::StorageError::from)?;
         let meta: Arc<dyn MetaStore> = Arc::new(RedbMetaStore::open(&dir.join("meta.redb"))?);
         let objects = local_object_store(&dir.join("objects"))?;
         let wal: Arc<dyn Wal> = Arc::new(LocalWal::open(WalOptions {

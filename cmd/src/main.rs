@@ -7,6 +7,7 @@
 //! Configuration: defaults < `--config FILE` (TOML) < `QUIVER__SECTION__KEY`
 //! environment variables < command-line flags.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -110,7 +111,11 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(run_standalone(config))
         }
         Command::Playground(args) => {
-            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            // A private (0700) directory: the server refuses any other.
+            let dir = tempfile::Builder::new()
+                .permissions(std::fs::Permissions::from_mode(0o700))
+                .tempdir()
+                .context("creating a temporary directory")?;
             let config = args.load(Some(dir.path().to_path_buf()))?;
             let result = runtime.block_on(run_standalone(config));
             drop(dir);
@@ -137,6 +142,9 @@ async fn shutdown_signal() {
 }
 
 async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
+    // Private files: a data directory group or others may use is refused,
+    // as PostgreSQL refuses one; a missing one is created 0700.
+    quiver_storage::open_data_dir(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), "opening the engine");
     let engine = Engine::open(config.clone())
         .await

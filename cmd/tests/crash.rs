@@ -119,7 +119,11 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let dir = tempfile::tempdir().unwrap();
+    // The server demands a private (0700) data directory.
+    let dir = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap();
     let port = free_port();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let mut model: BTreeMap<i64, String> = BTreeMap::new();

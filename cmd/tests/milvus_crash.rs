@@ -224,7 +224,11 @@ async fn load_state(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_and_load_state_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
+    // The server demands a private (0700) data directory.
+    let dir = tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap();
     let port = free_port();
     let server = Server::start(dir.path(), port);
     let mut client = connect(port).await;

@@ -6,5 +6,16 @@ pub const MAX_VECTOR_DIM: usize = 32_768;
 pub const MAX_TOP_K: usize = 16_384;
 /// Largest single protocol message / request accepted (bytes).
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
-/// Longest identifier (table, column, schema name), as in Postgres.
-pub const MAX_IDENTIFIER_LEN: usize = 63;
+/// Most query vectors one search may carry (Milvus' `quotaAndLimits.limits.maxNQ`).
+pub const MAX_NQ: usize = 16_384;
+/// Longest Milvus name (collection, alias, partition, field, index, database),
+/// in bytes (Milvus' `proxy.maxNameLength`).
+pub const MAX_NAME_LEN: usize = 255;
+/// Longest SQL identifier (table, column, schema, index name), in bytes.
+///
+/// PostgreSQL's limit is 63 (`NAMEDATALEN - 1`) and it truncates longer
+/// identifiers with a NOTICE; Quiver allows Milvus' 255 so that every
+/// collection stays reachable as a table, and refuses longer identifiers
+/// (SQLSTATE 42622) instead of truncating them. `max_identifier_length`
+/// reports this value.
+pub const MAX_IDENTIFIER_LEN: usize = MAX_NAME_LEN;

@@ -20,6 +20,16 @@ pub enum SqlError {
     Query { code: StatusCode, message: String },
     #[error("{0}")]
     InvalidParameter(String),
+    /// An identifier over [`MAX_IDENTIFIER_LEN`] bytes (PostgreSQL's
+    /// "identifier too long"; `shown` is its start).
+    ///
+    /// [`MAX_IDENTIFIER_LEN`]: quiver_common::limits::MAX_IDENTIFIER_LEN
+    #[error("identifier too long: \"{shown}\" has {bytes} bytes; identifiers must be at most {limit} bytes")]
+    IdentifierTooLong {
+        shown: String,
+        bytes: usize,
+        limit: usize,
+    },
     #[error("canceling statement due to statement timeout")]
     Timeout,
     #[error("internal error: {0}")]
@@ -39,6 +49,7 @@ impl SqlError {
             SqlError::Vector(e) => e.status_code(),
             SqlError::Query { code, .. } => *code,
             SqlError::InvalidParameter(_) => StatusCode::InvalidParameter,
+            SqlError::IdentifierTooLong { .. } => StatusCode::NameTooLong,
             SqlError::Timeout => StatusCode::Cancelled,
             SqlError::Internal(_) => StatusCode::Internal,
         }

@@ -34,6 +34,15 @@ pub enum StorageError {
     #[error("write-ahead log failed: {0}")]
     WalFailed(String),
 
+    /// The data directory may be entered, read or written by group or
+    /// others (PostgreSQL's "data directory ... has invalid permissions").
+    #[error(
+        "data directory \"{}\" has invalid permissions ({mode:04o}): it must be u=rwx (0700), with no access for group or others; fix it with: chmod 700 {}",
+        path.display(),
+        path.display()
+    )]
+    DataDirPermissions { path: std::path::PathBuf, mode: u32 },
+
     /// The component was closed.
     #[error("storage component is closed")]
     Closed,

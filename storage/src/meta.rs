@@ -90,9 +90,17 @@ impl RedbMetaStore {
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+                crate::private::create_private_dir_all(parent)?;
             }
         }
+        // redb initializes an empty file: create it private first.
+        crate::private::create_private_file(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )?;
         let db = Database::create(path)?;
         // Make sure the table exists so read transactions never fail with
         // "table does not exist".

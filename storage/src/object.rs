@@ -10,20 +10,20 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::Result;
+use crate::private::PrivateLocalStore;
 
 /// Shared handle to any object store implementation.
 pub type ObjectStoreRef = Arc<dyn ObjectStore>;
 
-/// Object store rooted at the local directory `dir` (created if missing).
+/// Object store rooted at the local directory `dir` (created `0700` if
+/// missing); its files are `0600` and its directories `0700`
+/// ([`PrivateLocalStore`]).
 pub fn local_object_store(dir: &FsPath) -> Result<ObjectStoreRef> {
-    std::fs::create_dir_all(dir)?;
-    let fs = LocalFileSystem::new_with_prefix(dir)?.with_automatic_cleanup(true);
-    Ok(Arc::new(fs))
+    Ok(Arc::new(PrivateLocalStore::new(dir)?))
 }
 
 fn parse_path(path: &str) -> Result<Path> {

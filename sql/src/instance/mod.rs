@@ -9,6 +9,7 @@ mod copy;
 mod ddl;
 mod dml;
 mod functions;
+mod identifiers;
 mod index_ddl;
 mod pg_types;
 mod session_cmds;
@@ -83,6 +84,10 @@ impl Instance {
 /// Database names that open the default database.
 const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
 
+/// `max_identifier_length` as `SHOW` reports it: the limit enforced
+/// ([`quiver_common::limits::MAX_IDENTIFIER_LEN`]), not PostgreSQL's 63.
+const MAX_IDENTIFIER_LENGTH_SETTING: &str = "255";
+
 fn default_settings(user: &str) -> BTreeMap<String, String> {
     [
         ("server_version", "16.0"),
@@ -102,7 +107,7 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
         ("transaction_isolation", "read committed"),
         ("default_transaction_isolation", "read committed"),
         ("transaction_read_only", "off"),
-        ("max_identifier_length", "63"),
+        ("max_identifier_length", MAX_IDENTIFIER_LENGTH_SETTING),
         ("is_superuser", "on"),
         ("extra_float_digits", "1"),
         ("bytea_output", "hex"),
@@ -691,6 +696,7 @@ impl QueryHandler for Instance {
     }
 
     async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared> {
+        identifiers::check(statement)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(session, statement).await?;
@@ -716,6 +722,7 @@ impl QueryHandler for Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        identifiers::check(statement)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 self.query(session, statement, params).await

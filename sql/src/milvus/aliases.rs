@@ -142,7 +142,7 @@ impl MilvusDoor {
         r: &CreateAliasRequest,
     ) -> Result<(), DoorError> {
         let _changing = self.alias_changes.lock();
-        super::check_name("alias", &r.alias)?;
+        super::validate::alias_name(&r.alias)?;
         self.table(database, &r.collection_name)?;
         if self.handler.table_schema(database, &r.alias).is_ok() {
             return Err(DoorError::new(

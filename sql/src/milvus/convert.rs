@@ -18,7 +18,7 @@ use milvus::proto::schema::{
 use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::partitions::PARTITION_COLUMN;
-use super::{check_name, DoorError};
+use super::DoorError;
 
 /// The column holding a collection's dynamic field (undeclared keys, JSON).
 pub const DYNAMIC_FIELD: &str = "$meta";
@@ -133,7 +133,7 @@ pub fn create_table_sql(
     for field in &schema.fields {
         // Milvus' naming rule also keeps fields apart from the hidden
         // `$meta` and `$partition` columns.
-        check_name("field", &field.name)?;
+        super::validate::field_name(&field.name)?;
         let auto_id = field.auto_id || (schema.auto_id && field.is_primary_key);
         let mut column = format!("{} {}", quote(&field.name), sql_type(field)?);
         if auto_id {
@@ -825,8 +825,10 @@ mod tests {
                 ..schema.clone()
             };
             let err = create_table_sql("public", "docs", &named).unwrap_err();
+            // Milvus' `field name invalid`.
+            assert_eq!(err.code, 1701, "{bad}: {err}");
             assert!(
-                err.to_string().contains("Invalid field name"),
+                err.to_string().contains("field name invalid[field="),
                 "{bad}: {err}"
             );
         }

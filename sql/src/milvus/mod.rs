@@ -17,8 +17,10 @@ mod arrays;
 mod consistency;
 mod convert;
 pub mod filter;
+mod index_names;
 mod partitions;
 mod server;
+mod validate;
 
 pub use server::{serve, Admission, MilvusServerOptions};
 
@@ -108,8 +110,10 @@ fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::StatementTooComplex
         | StatusCode::NameTooLong
         | StatusCode::ProtocolViolation => 1100,
-        // Milvus' "memory quota exhausted" / rate-limit family.
-        StatusCode::OutOfMemory | StatusCode::TooManyConnections => 9,
+        // merr: ErrServiceMemoryLimitExceeded ("memory limit exceeded").
+        StatusCode::OutOfMemory => 3,
+        // merr: ErrServiceRequestLimitExceeded ("request limit exceeded").
+        StatusCode::TooManyConnections => 4,
         StatusCode::Cancelled
         | StatusCode::IdleInTransactionTimeout
         | StatusCode::IdleSessionTimeout => 1,
@@ -297,6 +301,7 @@ impl MilvusDoor {
     }
 
     fn table(&self, database: &str, collection: &str) -> Result<TableSchema, DoorError> {
+        validate::collection_name(collection)?;
         self.handler
             .table_schema(database, collection)
             .map_err(|e| match e.status_code() {
@@ -673,28 +678,10 @@ impl MilvusDoor {
         let scope = partitions.read_scope(&r.partition_names)?;
         let filter = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
         let predicate = both(filter.clone(), scope);
-        let limit = param(&r.query_params, "limit")
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| DoorError::invalid(format!("invalid limit {v}")))
-            })
-            .transpose()?;
-        let offset = param(&r.query_params, "offset")
-            .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| DoorError::invalid(format!("invalid offset {v}")))
-            })
-            .transpose()?
-            .unwrap_or(0);
-        if let Some(limit) = limit {
-            let window = limit.saturating_add(offset);
-            if limit < 0 || offset < 0 || window > quiver_common::limits::MAX_TOP_K as i64 {
-                return Err(DoorError::invalid(format!(
-                    "invalid max query result window, (offset+limit) should be in range [1, {}], but got {window}",
-                    quiver_common::limits::MAX_TOP_K
-                )));
-            }
-        }
+        let (limit, offset) = validate::query_window(
+            param(&r.query_params, "limit"),
+            param(&r.query_params, "offset"),
+        )?;
         if filter.is_none() && limit.is_none() && !r.output_fields.iter().any(|f| f == "count(*)") {
             return Err(DoorError::invalid(
                 "empty expression should be used with limit".to_string(),
@@ -846,19 +833,8 @@ impl MilvusDoor {
         let ColumnType::Vector { dim } = table.columns[anns].column_type else {
             return Err(DoorError::internal("not a vector column".to_string()));
         };
-        let topk: usize = param(params, "topk")
-            .ok_or_else(|| DoorError::invalid("topk not found in search_params".to_string()))?
-            .parse()
-            .map_err(|_| DoorError::invalid("topk is not an integer".to_string()))?;
-        let offset: usize = param(params, "offset")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        if topk == 0 || topk + offset > quiver_common::limits::MAX_TOP_K {
-            return Err(DoorError::invalid(format!(
-                "topk [{topk}] is invalid, it should be in range [1, {}]",
-                quiver_common::limits::MAX_TOP_K
-            )));
-        }
+        let (topk, offset) =
+            validate::search_window(param(params, "topk"), param(params, "offset"))?;
         let indexes = self
             .vector_index(
                 database,
@@ -882,14 +858,20 @@ impl MilvusDoor {
             }
         }
         let (operator, _) = convert::metric_operator(&metric)?;
-        let search_knobs: serde_json::Value = param(params, "params")
-            .map(|p| serde_json::from_str(p).unwrap_or(serde_json::Value::Null))
-            .unwrap_or(serde_json::Value::Null);
+        let kind = validate::IndexKind::of_method(indexes.first().map(|ix| ix.kind.as_str()));
+        let search_knobs = serde_json::Value::Object(validate::search_params(
+            param(params, "params"),
+            kind,
+            topk + offset,
+        )?);
         let queries = match &r.search_input {
             Some(search_request::SearchInput::PlaceholderGroup(bytes)) => {
-                placeholder_vectors(bytes, dim)?
+                let queries = placeholder_vectors(bytes, dim)?;
+                validate::nq(queries.len())?;
+                queries
             }
             Some(search_request::SearchInput::Ids(ids)) => {
+                validate::nq(id_strings(ids).len())?;
                 self.vectors_by_ids(database, &table, anns, ids, &r.collection_name, &scope)
                     .await?
             }
@@ -1068,23 +1050,10 @@ impl MilvusDoor {
                 "hybrid search has no search requests".to_string(),
             ));
         }
-        let number = |key: &str, default: Option<usize>| -> Result<usize, DoorError> {
-            match param(&r.rank_params, key) {
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| DoorError::invalid(format!("{key} is not an integer: {v}"))),
-                None => default
-                    .ok_or_else(|| DoorError::invalid(format!("{key} not found in rank_params"))),
-            }
-        };
-        let limit = number("limit", None)?;
-        let offset = number("offset", Some(0))?;
-        if limit == 0 || limit + offset > quiver_common::limits::MAX_TOP_K {
-            return Err(DoorError::invalid(format!(
-                "topk [{limit}] is invalid, it should be in range [1, {}]",
-                quiver_common::limits::MAX_TOP_K
-            )));
-        }
+        let (limit, offset) = validate::hybrid_window(
+            param(&r.rank_params, "limit"),
+            param(&r.rank_params, "offset"),
+        )?;
         let ranker = Ranker::from_params(&r.rank_params, r.requests.len())?;
         let mut lists = Vec::with_capacity(r.requests.len());
         for sub in &r.requests {
@@ -1477,13 +1446,14 @@ impl MilvusDoor {
             "FLAT" => ("flat", String::new()),
             other => return Err(DoorError::unsupported(format!("index type {other}"))),
         };
+        validate::index_name(&r.index_name)?;
         let name = if r.index_name.is_empty() {
             r.field_name.clone()
         } else {
             r.index_name.clone()
         };
         // Milvus index names are per collection; Quiver's per schema.
-        let sql_name = format!("{}_{}", r.collection_name, name);
+        let sql_name = index_names::sql_index_name(&r.collection_name, &name)?;
         let existing = self
             .vector_index(database, &r.collection_name, Some(&r.field_name))
             .await?;
@@ -1516,10 +1486,12 @@ impl MilvusDoor {
         self.table(database, collection)?;
         let field = (!field.is_empty()).then_some(field);
         let rows = self.vector_index(database, collection, field).await?;
-        let prefix = format!("{collection}_");
         let out: Vec<IndexDescription> = rows
             .into_iter()
-            .filter(|ix| index_name.is_empty() || ix.name.strip_prefix(&prefix) == Some(index_name))
+            .filter(|ix| {
+                index_name.is_empty()
+                    || index_names::milvus_index_name(collection, &ix.name) == Some(index_name)
+            })
             .map(|ix| {
                 let index_type = match ix.kind.as_str() {
                     "hnsw" => "HNSW",
@@ -1528,9 +1500,7 @@ impl MilvusDoor {
                     _ => "FLAT",
                 };
                 IndexDescription {
-                    index_name: ix
-                        .name
-                        .strip_prefix(&prefix)
+                    index_name: index_names::milvus_index_name(collection, &ix.name)
                         .unwrap_or(&ix.name)
                         .to_string(),
                     field_name: ix.column.clone(),
@@ -1909,22 +1879,6 @@ fn no_properties(what: &str, set: &[KeyValuePair], deleted: &[String]) -> Result
     }
 }
 
-/// Milvus' rule for the names of fields, partitions and aliases (`what`):
-/// a letter or `_` first, then letters, digits and `_`, at most 255
-/// characters.
-fn check_name(what: &str, name: &str) -> Result<(), DoorError> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    if !first_ok || name.len() > 255 || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(DoorError::invalid(format!(
-            "Invalid {what} name: {name}. The first character of the {what} name must be an underscore or letter, and it may hold only underscores, letters and numbers"
-        )));
-    }
-    Ok(())
-}
-
 /// Two optional SQL predicates joined by `AND`.
 fn both(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
@@ -2212,14 +2166,21 @@ impl MilvusService for MilvusDoor {
 
     async fn create_database(&self, r: Request<CreateDatabaseRequest>) -> RpcResult<Status> {
         let name = schema_of(&r.get_ref().db_name);
-        let result = self
-            .sql(&format!("CREATE SCHEMA {}", quote(&name)), None)
-            .await;
-        Ok(Response::new(status_of(result.map(|_| ()))))
+        let result = match validate::database_name(&r.get_ref().db_name) {
+            Ok(()) => self
+                .sql(&format!("CREATE SCHEMA {}", quote(&name)), None)
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        Ok(Response::new(status_of(result)))
     }
 
     async fn drop_database(&self, r: Request<DropDatabaseRequest>) -> RpcResult<Status> {
         let name = schema_of(&r.get_ref().db_name);
+        if let Err(e) = validate::database_name(&r.get_ref().db_name) {
+            return Ok(Response::new(error_status(&e)));
+        }
         if name == quiver_cluster::DEFAULT_DATABASE {
             return Ok(Response::new(error_status(&DoorError::invalid(
                 "can not drop default database".into(),
@@ -2233,7 +2194,10 @@ impl MilvusService for MilvusDoor {
 
     async fn create_collection(&self, r: Request<CreateCollectionRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = match self.check_not_alias(&database, &r.get_ref().collection_name) {
+        let name = &r.get_ref().collection_name;
+        let result = match validate::collection_name(name)
+            .and_then(|()| self.check_not_alias(&database, name))
+        {
             Ok(()) => self.do_create_collection(&database, r.get_ref()).await,
             Err(e) => Err(e),
         };
@@ -2243,7 +2207,9 @@ impl MilvusService for MilvusDoor {
     async fn drop_collection(&self, r: Request<DropCollectionRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
         let name = &r.get_ref().collection_name;
-        let result = match self.check_droppable(&database, name) {
+        let result = match validate::collection_name(name)
+            .and_then(|()| self.check_droppable(&database, name))
+        {
             Ok(()) => {
                 let sql = format!("DROP TABLE IF EXISTS {}.{}", quote(&database), quote(name));
                 self.sql(&sql, None).await.map(|_| ())
@@ -2255,6 +2221,12 @@ impl MilvusService for MilvusDoor {
 
     async fn has_collection(&self, r: Request<HasCollectionRequest>) -> RpcResult<BoolResponse> {
         let (database, q) = self.resolved(r);
+        if let Err(e) = validate::collection_name(&q.collection_name) {
+            return Ok(Response::new(BoolResponse {
+                status: Some(error_status(&e)),
+                value: false,
+            }));
+        }
         let exists = self
             .handler
             .table_schema(&database, &q.collection_name)
@@ -2494,7 +2466,10 @@ impl MilvusService for MilvusDoor {
                 let sql = format!(
                     "DROP INDEX {}.{}",
                     quote(&database),
-                    quote(&format!("{}_{}", q.collection_name, ix.index_name))
+                    quote(&index_names::sql_index_name(
+                        &q.collection_name,
+                        &ix.index_name
+                    )?)
                 );
                 self.sql(&sql, None).await?;
             }
@@ -2635,6 +2610,7 @@ impl MilvusService for MilvusDoor {
                 ));
             }
             self.table(&database, &q.old_name)?;
+            validate::collection_name(&q.new_name)?;
             self.check_not_alias(&database, &q.new_name)?;
             self.sql(
                 &format!(

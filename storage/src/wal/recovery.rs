@@ -70,7 +70,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<SegmentInfo>> {
 /// Opens the WAL in `dir` (creating the directory and a first segment if
 /// needed), validates all segments and truncates a torn tail of the last one.
 pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
-    std::fs::create_dir_all(dir)?;
+    crate::private::create_private_dir_all(dir)?;
     let mut segments = list_segments(dir)?;
     let mut fsyncs = 0;
 

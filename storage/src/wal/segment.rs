@@ -206,11 +206,10 @@ pub(crate) fn scan_segment(data: &[u8], first_lsn: Lsn, limit: Lsn) -> ScanOutco
 /// Creates a new segment file (failing if it exists), writes its header and
 /// syncs it. The caller is responsible for syncing the directory.
 pub(crate) fn create_segment(path: &Path) -> io::Result<File> {
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut file = crate::private::create_private_file(
+        OpenOptions::new().read(true).write(true).create_new(true),
+        path,
+    )?;
     file.write_all(&header_bytes())?;
     file.sync_data()?;
     Ok(file)
