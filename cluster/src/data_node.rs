@@ -1,6 +1,7 @@
 //! The data-node role: flushes sealed segments to Parquet in object storage,
-//! persists delete logs, records both in the meta store, and compacts small
-//! segments (dropping deleted rows).
+//! persists delete logs, records both in the meta store, compacts small
+//! segments (dropping deleted rows) in bounded steps, and builds segment
+//! indexes one (segment, index) at a time, each committed when done.
 
 use std::sync::Arc;
 

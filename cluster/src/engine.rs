@@ -2,8 +2,8 @@
 //! coordinator (catalog, TSO), a streaming node (WAL, growing segments), a
 //! data node (flush, compaction) and a query node (sealed segments) — over
 //! the embedded meta store, local object storage and local WAL. Recovery is
-//! in [`recovery`](self::recovery), flush/compaction/index builds in
-//! [`maintenance`](self::maintenance).
+//! in `engine/recovery.rs`, flush, compaction and index builds in
+//! `engine/maintenance.rs`.
 
 mod maintenance;
 mod recovery;
