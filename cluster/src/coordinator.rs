@@ -6,7 +6,9 @@
 //! * `table/<id>` — a [`TableMeta`];
 //! * `segment/<table id>/<segment id>` — a flushed [`SegmentMeta`];
 //! * `deltalog/<table id>/<n>` — a persisted delete log object path;
-//! * `tso/limit`, `seq/table_id`, `seq/autoid/<table id>` — allocators' high-water marks.
+//! * `tso/limit`, `seq/table_id`, `seq/autoid/<table id>` — allocators' high-water marks;
+//! * `wal/replay_from` — the first WAL LSN recovery reads (every earlier
+//!   record is persisted in segments and delete logs).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -83,6 +85,7 @@ pub mod keys {
     }
     pub const TSO_LIMIT: &str = "tso/limit";
     pub const TABLE_ID: &str = "seq/table_id";
+    pub const WAL_REPLAY_FROM: &str = "wal/replay_from";
 }
 
 /// Encodes a meta value.

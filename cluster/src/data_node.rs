@@ -1,6 +1,7 @@
 //! The data-node role: flushes sealed segments to Parquet in object storage,
-//! persists delete logs, records both in the meta store, and compacts small
-//! segments (dropping deleted rows).
+//! persists delete logs, records both in the meta store, compacts small
+//! segments (dropping deleted rows) in bounded steps, and builds segment
+//! indexes one (segment, index) at a time, each committed when done.
 
 use std::sync::Arc;
 
@@ -171,6 +172,57 @@ impl DataNode {
     }
 }
 
+/// The (segment, index) pairs still to build: every index definition of
+/// the table missing on a flushed, non-empty segment, in segment order.
+pub fn missing_indexes(table: &TableRuntime) -> Vec<(SealedSegment, IndexMeta)> {
+    let data = table.data.read();
+    let meta = table.meta.read();
+    data.sealed
+        .iter()
+        .filter(|s| s.flushed && s.rows > 0)
+        .flat_map(|s| {
+            meta.indexes
+                .iter()
+                .filter(|d| !s.indexes.iter().any(|l| l.index_id == d.id))
+                .map(move |d| (s.clone(), d.clone()))
+        })
+        .collect()
+}
+
+/// The segments one compaction step merges, given `(id, rows, flushed)` of
+/// a table's sealed segments: nothing unless at least `min_segments` (and
+/// 2) flushed segments have fewer than `small_rows` rows; else those small
+/// segments, smallest first (ties in table order), until the group holds
+/// `small_rows` rows. A merged segment thus has fewer than `2 * small_rows`
+/// rows, so one step (its index builds included) is bounded however many
+/// small segments piled up, and each step's output is committed progress.
+pub fn pick_merge(
+    segments: &[(u64, usize, bool)],
+    min_segments: usize,
+    small_rows: usize,
+) -> Vec<u64> {
+    let mut small: Vec<(usize, usize, u64)> = segments
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, rows, flushed))| *flushed && *rows < small_rows)
+        .map(|(position, (id, rows, _))| (*rows, position, *id))
+        .collect();
+    if small.len() < min_segments.max(2) {
+        return Vec::new();
+    }
+    small.sort_unstable();
+    let mut group = Vec::new();
+    let mut rows = 0usize;
+    for (segment_rows, _, id) in small {
+        group.push(id);
+        rows = rows.saturating_add(segment_rows);
+        if rows >= small_rows && group.len() >= 2 {
+            break;
+        }
+    }
+    group
+}
+
 #[async_trait]
 impl DataRole for DataNode {
     /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
@@ -192,24 +244,12 @@ impl DataRole for DataNode {
     async fn build_indexes(
         &self,
         table: &TableRuntime,
+        limit: usize,
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<usize> {
-        let todo: Vec<(SealedSegment, IndexMeta)> = {
-            let data = table.data.read();
-            let meta = table.meta.read();
-            data.sealed
-                .iter()
-                .filter(|s| s.flushed && s.rows > 0)
-                .flat_map(|s| {
-                    meta.indexes
-                        .iter()
-                        .filter(|d| !s.indexes.iter().any(|l| l.index_id == d.id))
-                        .map(move |d| (s.clone(), d.clone()))
-                })
-                .collect()
-        };
+        let mut todo = missing_indexes(table);
+        todo.truncate(limit);
         let total = todo.len();
-        let mut built = 0;
         for (done, (segment, def)) in todo.into_iter().enumerate() {
             let (table_id, schema) = {
                 let meta = table.meta.read();
@@ -239,7 +279,7 @@ impl DataRole for DataNode {
                 }
             };
             if committed {
-                built += 1;
+                tracing::debug!(table_id, segment = segment.id, index = %def.name, "segment indexed");
             } else {
                 // The segment was compacted away or the index dropped meanwhile.
                 let path = object_store::path::Path::from(loaded.path.as_str());
@@ -247,7 +287,7 @@ impl DataRole for DataNode {
             }
             progress(done + 1, total);
         }
-        Ok(built)
+        Ok(total)
     }
 
     /// Merges small flushed segments of `table` into one, dropping rows deleted
@@ -261,13 +301,19 @@ impl DataRole for DataNode {
     ) -> Result<usize> {
         let candidates: Vec<SealedSegment> = {
             let data = table.data.read();
+            let sizes: Vec<(u64, usize, bool)> = data
+                .sealed
+                .iter()
+                .map(|s| (s.id, s.rows, s.flushed))
+                .collect();
+            let group = pick_merge(&sizes, min_segments, small_rows);
             data.sealed
                 .iter()
-                .filter(|s| s.flushed && s.rows < small_rows)
+                .filter(|s| group.contains(&s.id))
                 .cloned()
                 .collect()
         };
-        if candidates.len() < min_segments.max(2) {
+        if candidates.len() < 2 {
             return Ok(0);
         }
         let (table_id, schema) = {

@@ -1,12 +1,16 @@
 //! [`Engine`]: the standalone wiring of the four roles in one process — the
 //! coordinator (catalog, TSO), a streaming node (WAL, growing segments), a
 //! data node (flush, compaction) and a query node (sealed segments) — over
-//! the embedded meta store, local object storage and local WAL.
+//! the embedded meta store, local object storage and local WAL. Recovery is
+//! in `engine/recovery.rs`, flush, compaction and index builds in
+//! `engine/maintenance.rs`.
+
+mod maintenance;
+mod recovery;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use object_store::ObjectStoreExt;
@@ -16,11 +20,9 @@ use quiver_common::schema::{ColumnDef, TableSchema};
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::TableSource;
-use quiver_exec::stats::segment_statistics;
-use quiver_proto::WalRecord;
 use quiver_storage::{
-    list_paths, local_object_store, LocalWal, MetaBatch, MetaStore, ObjectStoreRef, RedbMetaStore,
-    SyncPolicy, Wal, WalOptions,
+    local_object_store, LocalWal, MetaBatch, MetaStore, ObjectStoreRef, RedbMetaStore, SyncPolicy,
+    Wal, WalOptions,
 };
 use tokio::sync::Notify;
 
@@ -29,10 +31,10 @@ use crate::coordinator::{
 };
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
-use crate::indexes::{IndexMeta, LoadedIndex};
+use crate::indexes::IndexMeta;
 use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole};
-use crate::streaming::{keys_of, StreamingNode, WriteMode, WriteOutcome};
-use crate::table::{SealPolicy, SealedSegment, TableRuntime};
+use crate::streaming::{StreamingNode, WriteMode, WriteOutcome};
+use crate::table::{SealPolicy, TableRuntime};
 
 /// The default database (Postgres schema `public`, Milvus database `default`).
 pub const DEFAULT_DATABASE: &str = "public";
@@ -53,15 +55,24 @@ impl Drop for CatalogChange<'_> {
     }
 }
 
-/// Counters of a recovery, for logs and tests.
+/// Counters of a recovery, for logs (the `recovered` line) and tests.
 #[derive(Debug, Default, Clone)]
 pub struct RecoveryStats {
     pub tables: usize,
     pub segments_loaded: usize,
     /// Segment indexes loaded from object storage (never rebuilt at startup).
     pub indexes_loaded: usize,
+    /// The LSN the WAL was read from (the replay start persisted by the
+    /// last checkpoint before the stop or crash; 1 when there was none).
+    pub wal_replay_from: u64,
+    /// WAL records read and applied (from `wal_replay_from` on).
     pub wal_records_replayed: usize,
     pub orphan_objects_removed: usize,
+    /// Growing segments rebuilt by the replay and sealed by the checkpoint
+    /// right after recovery.
+    pub segments_sealed: usize,
+    /// Segments flushed by that checkpoint.
+    pub segments_flushed: usize,
 }
 
 /// A running standalone engine.
@@ -81,6 +92,8 @@ pub struct Engine {
     /// Bumped by every change of databases, tables or columns; plans cached
     /// by the access layer are valid for one version.
     catalog_version: AtomicU64,
+    /// The WAL replay start last persisted (`keys::WAL_REPLAY_FROM`).
+    replay_from: AtomicU64,
     pub recovery: RecoveryStats,
 }
 
@@ -94,7 +107,8 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// Opens (or creates) the data directory and recovers: catalog and flushed
-    /// segments from meta + object storage, then the WAL tail.
+    /// segments from meta + object storage, then the WAL tail; then
+    /// checkpoints (flushes what the replay rebuilt and truncates the WAL).
     pub async fn open(config: QuiverConfig) -> Result<Arc<Self>> {
         let dir = config.data_dir.clone();
         // Created 0700 if missing (the server refuses an existing one that
@@ -129,9 +143,11 @@ impl Engine {
             stopping: AtomicBool::new(false),
             maintenance_lock: tokio::sync::Mutex::new(()),
             catalog_version: AtomicU64::new(1),
+            replay_from: AtomicU64::new(0),
             recovery: RecoveryStats::default(),
         };
         engine.recover().await?;
+        engine.checkpoint_after_recovery().await?;
         Ok(Arc::new(engine))
     }
 
@@ -150,116 +166,6 @@ impl Engine {
             autoid,
             self.seal_policy(),
         ))
-    }
-
-    async fn recover(&mut self) -> Result<()> {
-        let mut stats = RecoveryStats::default();
-        let mut state = CatalogState::default();
-        for (key, _) in self.meta.scan_prefix("db/")? {
-            state.databases.insert(key["db/".len()..].to_string());
-        }
-        if !state.databases.contains(DEFAULT_DATABASE) {
-            self.meta.put(&keys::db(DEFAULT_DATABASE), encode(&true))?;
-            state.databases.insert(DEFAULT_DATABASE.to_string());
-        }
-        let mut referenced: HashSet<String> = HashSet::new();
-        for (key, value) in self.meta.scan_prefix("table/")? {
-            let mut meta: TableMeta = decode(&key, &value)?;
-            let mut sealed = Vec::new();
-            for (seg_key, seg_value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
-                let seg: SegmentMeta = decode(&seg_key, &seg_value)?;
-                let batches = self.query_node.load_segment(&seg.path).await?;
-                referenced.insert(seg.path.clone());
-                meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
-                let mut indexes = Vec::new();
-                for ix in &seg.indexes {
-                    if !meta.indexes.iter().any(|d| d.id == ix.index_id) {
-                        continue; // dropped: its object is an orphan now
-                    }
-                    let index = self.query_node.load_index(&ix.path).await?;
-                    referenced.insert(ix.path.clone());
-                    indexes.push(LoadedIndex {
-                        index_id: ix.index_id,
-                        path: ix.path.clone(),
-                        index,
-                    });
-                    stats.indexes_loaded += 1;
-                }
-                let storage = meta.schema.storage_schema();
-                let segment_stats = segment_statistics(&batches, &storage);
-                sealed.push(SealedSegment {
-                    id: seg.id,
-                    rows: batches.iter().map(|b| b.num_rows()).sum(),
-                    batches: Arc::new(batches),
-                    first_lsn: seg.first_lsn,
-                    last_lsn: seg.last_lsn,
-                    flushed: true,
-                    indexes,
-                    stats: Some(Arc::new(segment_stats)),
-                });
-                stats.segments_loaded += 1;
-            }
-            let runtime = self.runtime(meta.clone())?;
-            for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
-                let path: String = decode(&dl_key, &dl_value)?;
-                let entries = self.query_node.load_deltalog(&path).await?;
-                let mut deletes = runtime.deletes.write();
-                for (pk, ts) in entries {
-                    deletes.insert(&pk, ts);
-                }
-                referenced.insert(path);
-            }
-            runtime.data.write().sealed = sealed;
-            state
-                .by_name
-                .insert((meta.database.clone(), meta.name.clone()), meta.id);
-            state.tables.insert(meta.id, Arc::new(runtime));
-            stats.tables += 1;
-        }
-        // Replay the WAL tail.
-        let mut max_ts = 0;
-        for (lsn, payload) in self.streaming.wal().read_from(1)? {
-            let record = WalRecord::decode(&payload)?;
-            let Some(table) = state.tables.get(&record.table_id) else {
-                continue;
-            };
-            let (ipl, dpl) = {
-                let meta = table.meta.read();
-                (meta.inserts_persisted_lsn, meta.deletes_persisted_lsn)
-            };
-            let deletes = match (&record.deletes, lsn > dpl) {
-                (Some(batch), true) => keys_of(batch),
-                _ => Vec::new(),
-            };
-            table.apply(
-                lsn,
-                record.ts,
-                &deletes,
-                record.inserts.as_ref(),
-                true,
-                lsn > ipl,
-            )?;
-            max_ts = max_ts.max(record.ts);
-            stats.wal_records_replayed += 1;
-        }
-        self.tso.observe(max_ts);
-        for table in state.tables.values() {
-            table.rebuild_live_keys()?;
-        }
-        // Remove objects no meta record points at (a crash between writing
-        // an object and recording it).
-        for path in list_paths(self.objects.as_ref(), "tables/").await? {
-            if !referenced.contains(&path) {
-                let location = object_store::path::Path::from(path.as_str());
-                if self.objects.delete(&location).await.is_ok() {
-                    stats.orphan_objects_removed += 1;
-                }
-            }
-        }
-        tracing::info!(?stats, "recovered");
-        self.recovery = stats;
-        *self.catalog.write() = state;
-        Ok(())
     }
 
     /// The catalog version: changes whenever a database, table or column is
@@ -555,118 +461,6 @@ impl Engine {
         self.catalog.read().tables.values().cloned().collect()
     }
 
-    /// One maintenance pass: flush sealed segments and deletes, compact, truncate the WAL.
-    pub async fn maintain(&self) -> Result<()> {
-        let _pass = self.maintenance_lock.lock().await;
-        for table in self.tables() {
-            self.data_node.flush_table(&table).await?;
-            let ts = self.tso.next()?;
-            self.data_node
-                .compact_table(
-                    &table,
-                    ts,
-                    self.config.segment.compaction_min_segments,
-                    self.config.segment.compaction_small_rows,
-                )
-                .await?;
-        }
-        self.truncate_wal()?;
-        for table in self.tables() {
-            if self.stopping.load(Ordering::Relaxed) {
-                break;
-            }
-            self.data_node.build_indexes(&table, &|_, _| {}).await?;
-        }
-        Ok(())
-    }
-
-    /// Seals every growing segment and flushes everything (Milvus `Flush`).
-    pub async fn flush_all(&self) -> Result<()> {
-        for table in self.tables() {
-            let _guard = table.write_lock.lock();
-            table.seal_now();
-        }
-        let _pass = self.maintenance_lock.lock().await;
-        for table in self.tables() {
-            self.data_node.flush_table(&table).await?;
-        }
-        self.truncate_wal()
-    }
-
-    /// Seals one table's growing segment and flushes its segments and
-    /// deletes to object storage (Milvus `Flush` of a collection).
-    pub async fn flush_table(&self, database: &str, name: &str) -> Result<()> {
-        let table = self.table(database, name)?;
-        {
-            let _guard = table.write_lock.lock();
-            table.seal_now();
-        }
-        let _pass = self.maintenance_lock.lock().await;
-        self.data_node.flush_table(&table).await?;
-        self.truncate_wal()
-    }
-
-    /// Compacts one table now, regardless of thresholds (Milvus
-    /// `ManualCompaction`); returns the segments merged.
-    pub async fn compact_table(&self, database: &str, name: &str) -> Result<usize> {
-        let table = self.table(database, name)?;
-        let _pass = self.maintenance_lock.lock().await;
-        self.data_node.flush_table(&table).await?;
-        let ts = self.tso.next()?;
-        self.data_node
-            .compact_table(&table, ts, 2, usize::MAX)
-            .await
-    }
-
-    /// Compacts every table now, regardless of thresholds (merging any two or more segments).
-    pub async fn compact_all(&self) -> Result<usize> {
-        let _pass = self.maintenance_lock.lock().await;
-        let mut merged = 0;
-        for table in self.tables() {
-            let ts = self.tso.next()?;
-            merged += self
-                .data_node
-                .compact_table(&table, ts, 2, usize::MAX)
-                .await?;
-        }
-        Ok(merged)
-    }
-
-    fn truncate_wal(&self) -> Result<()> {
-        let wal = self.streaming.wal();
-        let last = wal.last_lsn();
-        let mut min = last + 1;
-        for table in self.tables() {
-            // Holding the write lock: every record appended before `last` was read is applied.
-            let _guard = table.write_lock.lock();
-            if let Some(lsn) = table.first_unpersisted_lsn() {
-                min = min.min(lsn);
-            }
-        }
-        wal.truncate_before(min)?;
-        Ok(())
-    }
-
-    /// Runs maintenance in the background until [`Engine::shutdown`].
-    pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let engine = self.clone();
-        let period = Duration::from_millis(engine.config.segment.maintenance_interval_ms.max(10));
-        tokio::spawn(async move {
-            while !engine.stopping.load(Ordering::Relaxed) {
-                tokio::select! {
-                    _ = tokio::time::sleep(period) => {}
-                    _ = engine.wake.notified() => {}
-                }
-                if engine.stopping.load(Ordering::Relaxed) {
-                    break;
-                }
-                if let Err(e) = engine.maintain().await {
-                    tracing::warn!("maintenance failed: {e}");
-                }
-            }
-        })
-    }
-
     /// Graceful shutdown: stop accepting writes, flush everything, close the WAL.
     pub async fn shutdown(&self) -> Result<()> {
         self.stopping.store(true, Ordering::Relaxed);
@@ -803,10 +597,38 @@ impl Engine {
         table_name: &str,
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<usize> {
+        self.build_indexes_limited(database, table_name, usize::MAX, progress)
+            .await
+    }
+
+    /// [`Engine::build_indexes`], stopping after `limit` (segment, index)
+    /// pairs; returns how many were built. One segment at a time, each
+    /// committed before the next starts, with a checkpoint between them: a
+    /// crash keeps every finished segment's index (the next build resumes
+    /// with the next segment), and the WAL does not grow while a long build
+    /// runs.
+    pub async fn build_indexes_limited(
+        &self,
+        database: &str,
+        table_name: &str,
+        limit: usize,
+        progress: &(dyn Fn(usize, usize) + Send + Sync),
+    ) -> Result<usize> {
         let table = self.table(database, table_name)?;
         let _pass = self.maintenance_lock.lock().await;
         self.data_node.flush_table(&table).await?;
-        self.data_node.build_indexes(&table, progress).await
+        let total = crate::data_node::missing_indexes(&table).len().min(limit);
+        let mut done = 0;
+        while done < total && !self.stopping.load(Ordering::Relaxed) {
+            let step = self.data_node.build_indexes(&table, 1, &|_, _| {}).await?;
+            if step == 0 {
+                break;
+            }
+            done += step;
+            progress(done, total);
+            self.checkpoint().await?;
+        }
+        Ok(done)
     }
 
     /// Wakes the background maintenance (it builds missing indexes).

@@ -36,14 +36,22 @@ pub trait StreamingRole: Send + Sync {
 pub trait DataRole: Send + Sync {
     /// Flushes sealed segments and pending deletes of a table; returns segments flushed.
     async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
-    /// Builds every missing index of the table's flushed segments, calling
-    /// `progress(done, total)` after each; returns indexes built.
+    /// Builds up to `limit` missing (segment, index) pairs of the table's
+    /// flushed segments, in segment order, each written to object storage
+    /// and recorded in the segment's meta record before the next starts
+    /// (so a crash keeps every finished one); calls `progress(done, total)`
+    /// after each and returns how many were processed (0: none missing).
     async fn build_indexes(
         &self,
         table: &TableRuntime,
+        limit: usize,
         progress: &(dyn Fn(usize, usize) + Send + Sync),
     ) -> Result<usize>;
-    /// Merges small flushed segments; returns segments merged.
+    /// One compaction step: merges one group of small flushed segments
+    /// (fewer than `small_rows` rows each; the group stops once it holds
+    /// `small_rows` rows), when at least `min_segments` are small; the
+    /// merged segment comes with its indexes and replaces the group in one
+    /// meta-store batch. Returns segments merged (0: nothing to do).
     async fn compact_table(
         &self,
         table: &TableRuntime,

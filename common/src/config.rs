@@ -126,9 +126,13 @@ pub struct SegmentConfig {
     pub seal_bytes: usize,
     /// Compact when a table has at least this many small sealed segments. Default 4.
     pub compaction_min_segments: usize,
-    /// A sealed segment smaller than this many rows counts as small. Default 50,000.
+    /// A sealed segment smaller than this many rows counts as small. One
+    /// compaction step merges small segments (smallest first) until the
+    /// group holds this many rows, so a merged segment, whose indexes the
+    /// step builds, has fewer than twice this many. Default 50,000.
     pub compaction_small_rows: usize,
-    /// Background maintenance (flush, compaction) period in milliseconds. Default 1000.
+    /// Background maintenance (flush, compaction, index builds) period in
+    /// milliseconds; the first pass runs right after startup. Default 1000.
     pub maintenance_interval_ms: u64,
 }
 

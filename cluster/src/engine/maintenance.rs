@@ -1,0 +1,172 @@
+//! Background and on-demand maintenance of the [`Engine`]: flush, compaction,
+//! index builds and WAL truncation.
+//!
+//! A maintenance pass is a sequence of small steps, each committed to the
+//! meta store as soon as it is done, so a crash loses at most the step in
+//! flight and a restart never redoes finished work:
+//!
+//! 1. flush every sealed segment and the pending deletes, truncate the WAL
+//!    (cheap, and it bounds the next replay) — repeated between the later
+//!    steps, so the WAL stays short while long work runs;
+//! 2. compaction, one bounded merge at a time (at most about twice
+//!    `compaction_small_rows` rows, with the merged segment's indexes), until
+//!    no table has enough small segments;
+//! 3. index builds, one (segment, index) at a time, each written to object
+//!    storage and recorded in the segment's meta record before the next
+//!    starts. They run after compaction so they do not index segments
+//!    compaction is about to merge.
+//!
+//! All of it holds `maintenance_lock`, so compaction never runs while a
+//! segment is being indexed. The first pass runs right after startup.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Engine;
+use crate::coordinator::{encode, keys};
+use crate::error::Result;
+
+impl Engine {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// One maintenance pass (see the module documentation): flush and
+    /// truncate the WAL, compact step by step, build missing indexes
+    /// segment by segment.
+    pub async fn maintain(&self) -> Result<()> {
+        let _pass = self.maintenance_lock.lock().await;
+        self.checkpoint().await?;
+        let (min_segments, small_rows) = (
+            self.config.segment.compaction_min_segments,
+            self.config.segment.compaction_small_rows,
+        );
+        for table in self.tables() {
+            while !self.stopping() {
+                let ts = self.tso.next()?;
+                let merged = self
+                    .data_node
+                    .compact_table(&table, ts, min_segments, small_rows)
+                    .await?;
+                if merged == 0 {
+                    break;
+                }
+                self.checkpoint().await?;
+            }
+        }
+        for table in self.tables() {
+            while !self.stopping() {
+                let built = self.data_node.build_indexes(&table, 1, &|_, _| {}).await?;
+                if built == 0 {
+                    break;
+                }
+                self.checkpoint().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes every table's sealed segments and deletes and truncates the
+    /// WAL (the caller holds the maintenance lock).
+    pub(super) async fn checkpoint(&self) -> Result<()> {
+        for table in self.tables() {
+            self.data_node.flush_table(&table).await?;
+        }
+        self.truncate_wal()
+    }
+
+    /// Seals every growing segment and flushes everything (Milvus `Flush`).
+    pub async fn flush_all(&self) -> Result<()> {
+        for table in self.tables() {
+            let _guard = table.write_lock.lock();
+            table.seal_now();
+        }
+        let _pass = self.maintenance_lock.lock().await;
+        self.checkpoint().await
+    }
+
+    /// Seals one table's growing segment and flushes its segments and
+    /// deletes to object storage (Milvus `Flush` of a collection).
+    pub async fn flush_table(&self, database: &str, name: &str) -> Result<()> {
+        let table = self.table(database, name)?;
+        {
+            let _guard = table.write_lock.lock();
+            table.seal_now();
+        }
+        let _pass = self.maintenance_lock.lock().await;
+        self.data_node.flush_table(&table).await?;
+        self.truncate_wal()
+    }
+
+    /// Compacts one table now, regardless of thresholds (Milvus
+    /// `ManualCompaction`): every flushed segment into one; returns the
+    /// segments merged.
+    pub async fn compact_table(&self, database: &str, name: &str) -> Result<usize> {
+        let table = self.table(database, name)?;
+        let _pass = self.maintenance_lock.lock().await;
+        self.data_node.flush_table(&table).await?;
+        let ts = self.tso.next()?;
+        self.data_node
+            .compact_table(&table, ts, 2, usize::MAX)
+            .await
+    }
+
+    /// Compacts every table now, regardless of thresholds (merging any two or more segments).
+    pub async fn compact_all(&self) -> Result<usize> {
+        let _pass = self.maintenance_lock.lock().await;
+        let mut merged = 0;
+        for table in self.tables() {
+            let ts = self.tso.next()?;
+            merged += self
+                .data_node
+                .compact_table(&table, ts, 2, usize::MAX)
+                .await?;
+        }
+        Ok(merged)
+    }
+
+    /// Deletes the WAL files no table needs any more, after persisting the
+    /// new replay start (the smallest LSN a table still needs: a growing
+    /// segment, an unflushed sealed segment or unpersisted deletes), so a
+    /// restart reads the WAL only from there.
+    pub(super) fn truncate_wal(&self) -> Result<()> {
+        let wal = self.streaming.wal();
+        let last = wal.last_lsn();
+        let mut min = last + 1;
+        for table in self.tables() {
+            // Holding the write lock: every record appended before `last` was read is applied.
+            let _guard = table.write_lock.lock();
+            if let Some(lsn) = table.first_unpersisted_lsn() {
+                min = min.min(lsn);
+            }
+        }
+        // Records appended from now on have LSNs above `last`, so `min` only grows.
+        if min > self.replay_from.load(Ordering::Acquire) {
+            self.meta.put(keys::WAL_REPLAY_FROM, encode(&min))?;
+            self.replay_from.store(min, Ordering::Release);
+        }
+        wal.truncate_before(min)?;
+        Ok(())
+    }
+
+    /// Runs maintenance in the background until [`Engine::shutdown`]: a
+    /// first pass at once (so work a crash interrupted resumes right after
+    /// startup), then one every `maintenance_interval_ms` or when woken (a
+    /// segment sealed, an index defined).
+    pub fn spawn_maintenance(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let period = Duration::from_millis(engine.config.segment.maintenance_interval_ms.max(10));
+        tokio::spawn(async move {
+            while !engine.stopping() {
+                if let Err(e) = engine.maintain().await {
+                    tracing::warn!("maintenance failed: {e}");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(period) => {}
+                    _ = engine.wake.notified() => {}
+                }
+            }
+        })
+    }
+}

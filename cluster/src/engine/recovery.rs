@@ -1,0 +1,186 @@
+//! Startup recovery of the [`Engine`]: the catalog and flushed segments (with
+//! their indexes and delete logs) from the meta store and object storage, the
+//! WAL tail from the persisted replay start, orphan objects removed, then a
+//! checkpoint that persists what was replayed and truncates the WAL, so the
+//! next start (after a crash as much as after a clean stop) replays little.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use object_store::ObjectStoreExt;
+use quiver_exec::stats::segment_statistics;
+use quiver_proto::WalRecord;
+use quiver_storage::list_paths;
+
+use super::{CatalogState, Engine, RecoveryStats, DEFAULT_DATABASE};
+use crate::coordinator::{decode, encode, keys, SegmentMeta, TableMeta};
+use crate::error::Result;
+use crate::indexes::LoadedIndex;
+use crate::streaming::keys_of;
+use crate::table::SealedSegment;
+
+impl Engine {
+    /// Loads the catalog, segments, indexes and delete logs, replays the WAL
+    /// from the persisted replay start and removes orphan objects.
+    pub(super) async fn recover(&mut self) -> Result<()> {
+        let mut stats = RecoveryStats::default();
+        let mut state = CatalogState::default();
+        for (key, _) in self.meta.scan_prefix("db/")? {
+            state.databases.insert(key["db/".len()..].to_string());
+        }
+        if !state.databases.contains(DEFAULT_DATABASE) {
+            self.meta.put(&keys::db(DEFAULT_DATABASE), encode(&true))?;
+            state.databases.insert(DEFAULT_DATABASE.to_string());
+        }
+        let mut referenced: HashSet<String> = HashSet::new();
+        for (key, value) in self.meta.scan_prefix("table/")? {
+            let mut meta: TableMeta = decode(&key, &value)?;
+            let mut sealed = Vec::new();
+            for (seg_key, seg_value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
+                let seg: SegmentMeta = decode(&seg_key, &seg_value)?;
+                let batches = self.query_node.load_segment(&seg.path).await?;
+                referenced.insert(seg.path.clone());
+                meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
+                let mut indexes = Vec::new();
+                for ix in &seg.indexes {
+                    if !meta.indexes.iter().any(|d| d.id == ix.index_id) {
+                        continue; // dropped: its object is an orphan now
+                    }
+                    let index = self.query_node.load_index(&ix.path).await?;
+                    referenced.insert(ix.path.clone());
+                    indexes.push(LoadedIndex {
+                        index_id: ix.index_id,
+                        path: ix.path.clone(),
+                        index,
+                    });
+                    stats.indexes_loaded += 1;
+                }
+                let storage = meta.schema.storage_schema();
+                let segment_stats = segment_statistics(&batches, &storage);
+                sealed.push(SealedSegment {
+                    id: seg.id,
+                    rows: batches.iter().map(|b| b.num_rows()).sum(),
+                    batches: Arc::new(batches),
+                    first_lsn: seg.first_lsn,
+                    last_lsn: seg.last_lsn,
+                    flushed: true,
+                    indexes,
+                    stats: Some(Arc::new(segment_stats)),
+                });
+                stats.segments_loaded += 1;
+            }
+            let runtime = self.runtime(meta.clone())?;
+            for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
+                let path: String = decode(&dl_key, &dl_value)?;
+                let entries = self.query_node.load_deltalog(&path).await?;
+                let mut deletes = runtime.deletes.write();
+                for (pk, ts) in entries {
+                    deletes.insert(&pk, ts);
+                }
+                referenced.insert(path);
+            }
+            runtime.data.write().sealed = sealed;
+            state
+                .by_name
+                .insert((meta.database.clone(), meta.name.clone()), meta.id);
+            state.tables.insert(meta.id, Arc::new(runtime));
+            stats.tables += 1;
+        }
+        // Replay the WAL tail: records before the persisted replay start are
+        // persisted everywhere (see `Engine::truncate_wal`), so they are not
+        // even read.
+        let from = self.read_replay_start()?;
+        self.replay_from
+            .store(from, std::sync::atomic::Ordering::Release);
+        stats.wal_replay_from = from;
+        let mut max_ts = 0;
+        for (lsn, payload) in self.streaming.wal().read_from(from)? {
+            let record = WalRecord::decode(&payload)?;
+            let Some(table) = state.tables.get(&record.table_id) else {
+                continue;
+            };
+            let (ipl, dpl) = {
+                let meta = table.meta.read();
+                (meta.inserts_persisted_lsn, meta.deletes_persisted_lsn)
+            };
+            let deletes = match (&record.deletes, lsn > dpl) {
+                (Some(batch), true) => keys_of(batch),
+                _ => Vec::new(),
+            };
+            table.apply(
+                lsn,
+                record.ts,
+                &deletes,
+                record.inserts.as_ref(),
+                true,
+                lsn > ipl,
+            )?;
+            max_ts = max_ts.max(record.ts);
+            stats.wal_records_replayed += 1;
+        }
+        self.tso.observe(max_ts);
+        for table in state.tables.values() {
+            table.rebuild_live_keys()?;
+        }
+        // Remove objects no meta record points at (a crash between writing
+        // an object and recording it, e.g. an index build or a compaction
+        // cut short).
+        for path in list_paths(self.objects.as_ref(), "tables/").await? {
+            if !referenced.contains(&path) {
+                let location = object_store::path::Path::from(path.as_str());
+                if self.objects.delete(&location).await.is_ok() {
+                    stats.orphan_objects_removed += 1;
+                }
+            }
+        }
+        self.recovery = stats;
+        *self.catalog.write() = state;
+        Ok(())
+    }
+
+    /// The first LSN recovery has to read (1 when none was persisted).
+    fn read_replay_start(&self) -> Result<u64> {
+        Ok(match self.meta.get(keys::WAL_REPLAY_FROM)? {
+            Some(bytes) => decode::<u64>(keys::WAL_REPLAY_FROM, &bytes)?.max(1),
+            None => 1,
+        })
+    }
+
+    /// The checkpoint right after recovery: seals the growing segments the
+    /// replay rebuilt, flushes them and the replayed deletes, and truncates
+    /// the WAL (persisting the new replay start). Each flush is committed on
+    /// its own, so a crash during the checkpoint keeps what was done; the
+    /// WAL a crash loop replays stays bounded by what is written between
+    /// two starts.
+    pub(super) async fn checkpoint_after_recovery(&mut self) -> Result<()> {
+        let mut sealed = 0;
+        let mut flushed = 0;
+        for table in self.tables() {
+            let sealed_now = {
+                let _guard = table.write_lock.lock();
+                table.seal_now()
+            };
+            if sealed_now {
+                sealed += 1;
+            }
+            flushed += self.data_node.flush_table(&table).await?;
+        }
+        self.truncate_wal()?;
+        self.recovery.segments_sealed = sealed;
+        self.recovery.segments_flushed = flushed;
+        let stats = &self.recovery;
+        tracing::info!(
+            tables = stats.tables,
+            segments_loaded = stats.segments_loaded,
+            indexes_loaded = stats.indexes_loaded,
+            wal_replay_from = stats.wal_replay_from,
+            wal_records_replayed = stats.wal_records_replayed,
+            orphan_objects_removed = stats.orphan_objects_removed,
+            segments_sealed = stats.segments_sealed,
+            segments_flushed = stats.segments_flushed,
+            wal_replay_from_next = self.replay_from.load(std::sync::atomic::Ordering::Acquire),
+            "recovered"
+        );
+        Ok(())
+    }
+}
