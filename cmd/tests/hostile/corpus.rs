@@ -50,11 +50,14 @@ impl Outcome {
 
 pub async fn setup(server: &Server) {
     let client = server.client().await.unwrap();
+    let rows = (1..=200)
+        .map(|i| format!("({i}, 't{i}', '[{i},1,2,3]')"))
+        .collect::<Vec<_>>()
+        .join(",");
     client
         .batch_execute(&format!(
             "CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, tag TEXT, v vector(4));
-             INSERT INTO {TABLE} SELECT i, 't' || i, ('[' || i || ',1,2,3]')::vector
-               FROM generate_series(1, 200) AS s(i);
+             INSERT INTO {TABLE} VALUES {rows};
              CREATE INDEX ON {TABLE} USING hnsw (v vector_l2_ops);"
         ))
         .await
