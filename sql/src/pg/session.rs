@@ -98,7 +98,8 @@ impl ConnState {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session(&*client).await?;
-        let guard = Guard::new(session.statement_timeout(), cancel);
+        let guard =
+            Guard::new(session.statement_timeout(), cancel).with_memory(session.memory_pool());
         let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
         session.set_notice_sink(Some(sink));
         let result = forward_notices(
