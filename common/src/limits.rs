@@ -8,3 +8,10 @@ pub const MAX_TOP_K: usize = 16_384;
 pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 /// Longest identifier (table, column, schema name), as in Postgres.
 pub const MAX_IDENTIFIER_LEN: usize = 63;
+/// How many bytes of a statement's memory limit each byte of its text is
+/// counted as while it is parsed, planned and run: the text is held by the
+/// protocol buffer, the query string, the tokens, the syntax tree and the
+/// plan's literals (measured: a 50 MB string-literal statement peaked at
+/// about 8 times its size). A statement longer than the query limit divided
+/// by this factor is refused with `53200` before it is parsed.
+pub const STATEMENT_TEXT_MEMORY_FACTOR: usize = 8;

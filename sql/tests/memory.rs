@@ -397,3 +397,29 @@ async fn a_copy_from_buffering_more_than_the_limit_fails_and_passes_under_a_larg
         .unwrap();
     assert_eq!(n.get::<_, i64>(0), 4000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_statement_is_refused_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = pg_server(dir.path()).await;
+    let client = pg_client(addr).await;
+    // 50 MB of text counts as 8 times that: over the 256 MiB limit.
+    let huge = format!("SELECT length('{}')", "q".repeat(50 << 20));
+    let err = client.simple_query(&huge).await.unwrap_err();
+    assert_pg_out_of_memory(&err, "statement text");
+    let err = client.query(&huge, &[]).await.unwrap_err();
+    assert_pg_out_of_memory(&err, "statement text");
+    drop(huge);
+    // 1 MB passes, and so does a normal query afterwards.
+    let long = format!("SELECT length('{}')::BIGINT", "q".repeat(1 << 20));
+    let row = client.query_one(&long, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1 << 20);
+    client
+        .batch_execute("SET quiver.query_memory_limit = '4MB'")
+        .await
+        .unwrap();
+    let err = client.simple_query(&long).await.unwrap_err();
+    assert_pg_out_of_memory(&err, "statement text");
+    let row = client.query_one("SELECT 1::BIGINT", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+}

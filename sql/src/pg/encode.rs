@@ -199,6 +199,24 @@ impl Guard {
     }
 }
 
+/// Reserves what a statement's text costs while it is parsed, planned and
+/// run ([`quiver_common::limits::STATEMENT_TEXT_MEMORY_FACTOR`] times its
+/// length) against the session's memory pool: a statement too long for the
+/// limit fails with `53200` before it is parsed.
+pub(crate) fn reserve_statement_text(
+    pool: &Arc<dyn MemoryPool>,
+    sql: &str,
+) -> PgWireResult<datafusion::execution::memory_pool::MemoryReservation> {
+    let reservation = quiver_exec::memory::reserve(pool, "statement text");
+    reservation
+        .try_grow(
+            sql.len()
+                .saturating_mul(quiver_common::limits::STATEMENT_TEXT_MEMORY_FACTOR),
+        )
+        .map_err(df_err)?;
+    Ok(reservation)
+}
+
 /// A pgwire row response for a result stream: RowDescription fields in the
 /// requested formats and the DataRows encoded by arrow-pg.
 pub(crate) fn query_response(

@@ -32,7 +32,10 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
 use super::copy::copy_out;
 use super::copy_in::{CopyDecoder, CopyError};
-use super::encode::{cancel_signal, param_pg_type, pg_fields, query_response, CancelSignal, Guard};
+use super::encode::{
+    cancel_signal, param_pg_type, pg_fields, query_response, reserve_statement_text, CancelSignal,
+    Guard,
+};
 use super::errors::{pg_error, sql_err};
 use super::params::decode_params;
 use crate::handler::{
@@ -239,6 +242,12 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // The text (and what parsing and planning make of it) counts
+        // against the statement memory limit until the statements ran.
+        let _text = {
+            let session = self.state.session(&*client).await?;
+            reserve_statement_text(&session.memory_pool(), sql)?
+        };
         let statements = self.state.handler.parse(sql).map_err(sql_err)?;
         if statements.is_empty() {
             client
@@ -401,6 +410,10 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let _text = {
+            let session = self.state.session(client).await?;
+            reserve_statement_text(&session.memory_pool(), sql)?
+        };
         let mut statements = self.state.handler.parse(sql).map_err(sql_err)?;
         match statements.len() {
             0 => return Ok(None),
