@@ -423,3 +423,92 @@ async fn a_50_mb_statement_is_refused_before_it_is_parsed() {
     let row = client.query_one("SELECT 1::BIGINT", &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 1);
 }
+
+/// The Milvus door reports a statement over its limit with the code mapped
+/// for out of memory, and answers the next request.
+#[tokio::test]
+async fn a_milvus_query_over_the_limit_gets_the_out_of_memory_code() {
+    use arrow::array::StringArray;
+    use milvus::proto::common::KeyValuePair;
+    use milvus::proto::milvus::milvus_service_server::MilvusService;
+    use milvus::proto::milvus::QueryRequest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = QuiverConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    config.memory.query_limit_bytes = 1 << 20;
+    let instance = Arc::new(Instance::new(Engine::open(config).await.unwrap()));
+    let mut s = session(&instance);
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE g (id BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+    )
+    .await
+    .unwrap();
+    // One growing batch of 4 MB (written past the session, which could
+    // not buffer it), and a delete: a scan copies the visible rows.
+    let ids: Vec<i64> = (0..4000).collect();
+    let bodies: Vec<String> = ids.iter().map(|_| "m".repeat(1000)).collect();
+    let batch = RecordBatch::try_new(
+        instance
+            .engine()
+            .table("public", "g")
+            .unwrap()
+            .schema()
+            .arrow_schema(),
+        vec![
+            Arc::new(Int64Array::from(ids)),
+            Arc::new(StringArray::from(bodies)),
+        ],
+    )
+    .unwrap();
+    instance
+        .engine()
+        .write("public", "g", batch, quiver_cluster::WriteMode::Insert)
+        .unwrap();
+    run(&instance, &mut s, "DELETE FROM g WHERE id = 0")
+        .await
+        .unwrap();
+    let door = quiver_sql::milvus::MilvusDoor::new(instance.clone());
+    let query = |expr: &str| {
+        tonic::Request::new(QueryRequest {
+            collection_name: "g".into(),
+            expr: expr.into(),
+            output_fields: vec!["id".into(), "body".into()],
+            query_params: vec![KeyValuePair {
+                key: "limit".into(),
+                value: "16384".into(),
+            }],
+            ..Default::default()
+        })
+    };
+    let reply = door.query(query("id > 0")).await.unwrap().into_inner();
+    let status = reply.status.unwrap();
+    assert_eq!(status.code, 9, "{status:?}");
+    assert!(
+        status
+            .reason
+            .starts_with("out of memory: Failed on request of size"),
+        "{}",
+        status.reason
+    );
+    assert_eq!(instance.server_memory().reserved(), 0, "all released");
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE small (id BIGINT PRIMARY KEY)",
+    )
+    .await
+    .unwrap();
+    run(&instance, &mut s, "INSERT INTO small VALUES (1), (2)")
+        .await
+        .unwrap();
+    let mut small = query("id > 0");
+    small.get_mut().collection_name = "small".into();
+    small.get_mut().output_fields = vec!["id".into()];
+    let reply = door.query(small).await.unwrap().into_inner();
+    assert_eq!(reply.status.unwrap().code, 0);
+}
