@@ -35,6 +35,8 @@ pub struct QuiverConfig {
     pub wal: WalConfig,
     /// Growing/sealed segment lifecycle.
     pub segment: SegmentConfig,
+    /// Memory limits of queries (per statement and for the whole server).
+    pub memory: MemoryConfig,
 }
 
 /// Postgres front end settings.
@@ -98,6 +100,82 @@ impl Default for MilvusConfig {
     }
 }
 
+/// Memory limits of query execution: every statement draws from its
+/// session's query budget, and every query budget from the server's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Most memory one statement may hold while it runs (sorts, joins,
+    /// aggregates, vector searches, scans, result encoding, buffered
+    /// writes), in bytes. A session may lower its own limit with `SET
+    /// quiver.query_memory_limit`, never raise it past this value.
+    /// Default 1 GiB.
+    pub query_limit_bytes: usize,
+    /// Most memory all running statements together may hold, in bytes.
+    /// Default 0: half of the machine's memory (the cgroup limit when one
+    /// is set and lower), read at startup.
+    pub server_limit_bytes: usize,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        Self {
+            query_limit_bytes: DEFAULT_QUERY_MEMORY_LIMIT,
+            server_limit_bytes: 0,
+        }
+    }
+}
+
+/// Default of `memory.query_limit_bytes`: 1 GiB.
+pub const DEFAULT_QUERY_MEMORY_LIMIT: usize = 1 << 30;
+/// Smallest accepted memory limit (PostgreSQL's smallest `work_mem`): 64 KiB.
+pub const MIN_MEMORY_LIMIT: usize = 64 << 10;
+/// The server budget when the machine's memory cannot be read: 4 GiB.
+const FALLBACK_SERVER_MEMORY: usize = 4 << 30;
+
+impl MemoryConfig {
+    /// The server-wide budget in bytes: `server_limit_bytes`, or half of
+    /// the memory available to the process when it is 0.
+    pub fn server_limit(&self) -> usize {
+        if self.server_limit_bytes > 0 {
+            return self.server_limit_bytes;
+        }
+        available_memory()
+            .map(|m| m / 2)
+            .unwrap_or(FALLBACK_SERVER_MEMORY)
+            .max(MIN_MEMORY_LIMIT)
+    }
+
+    /// The per-statement limit in bytes: `query_limit_bytes`, never more
+    /// than the server budget.
+    pub fn query_limit(&self) -> usize {
+        self.query_limit_bytes.min(self.server_limit())
+    }
+}
+
+/// Memory available to this process: physical memory (`/proc/meminfo`), or
+/// the cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`) limit when lower.
+pub fn available_memory() -> Option<usize> {
+    let physical = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            kib.checked_mul(1024)
+        });
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok())
+    .find_map(|text| text.trim().parse::<usize>().ok());
+    match (physical, cgroup) {
+        (Some(p), Some(c)) => Some(p.min(c)),
+        (p, c) => p.or(c),
+    }
+}
+
 /// WAL settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -144,6 +222,7 @@ impl Default for QuiverConfig {
             milvus: MilvusConfig::default(),
             wal: WalConfig::default(),
             segment: SegmentConfig::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }
@@ -247,6 +326,17 @@ impl QuiverConfig {
                 "wal.segment_bytes must be >= 4096".into(),
             ));
         }
+        if self.memory.query_limit_bytes < MIN_MEMORY_LIMIT {
+            return Err(ConfigError::Invalid(format!(
+                "memory.query_limit_bytes must be >= {MIN_MEMORY_LIMIT}"
+            )));
+        }
+        if self.memory.server_limit_bytes != 0 && self.memory.server_limit_bytes < MIN_MEMORY_LIMIT
+        {
+            return Err(ConfigError::Invalid(format!(
+                "memory.server_limit_bytes must be 0 (automatic) or >= {MIN_MEMORY_LIMIT}"
+            )));
+        }
         Ok(())
     }
 }
@@ -337,5 +427,28 @@ mod tests {
         assert_eq!(config.pg.addr, "127.0.0.1:5433");
         // The example documents the defaults.
         assert_eq!(config, QuiverConfig::default());
+    }
+
+    #[test]
+    fn memory_limits_default_and_validate() {
+        let config = QuiverConfig::default();
+        assert_eq!(config.memory.query_limit_bytes, 1 << 30);
+        let server = config.memory.server_limit();
+        assert!(server >= MIN_MEMORY_LIMIT);
+        if let Some(available) = available_memory() {
+            assert_eq!(server, (available / 2).max(MIN_MEMORY_LIMIT));
+        }
+        assert!(config.memory.query_limit() <= server);
+        let set = MemoryConfig {
+            query_limit_bytes: 8 << 20,
+            server_limit_bytes: 4 << 20,
+        };
+        assert_eq!(set.server_limit(), 4 << 20);
+        assert_eq!(set.query_limit(), 4 << 20, "capped by the server budget");
+        let env = vec![(
+            "QUIVER__MEMORY__QUERY_LIMIT_BYTES".to_string(),
+            "1000".to_string(),
+        )];
+        assert!(QuiverConfig::load(None, env, &[]).is_err());
     }
 }

@@ -11,6 +11,9 @@
 //!   allowed fraction, exact re-ranking, merge with ties broken by primary
 //!   key. Segments are searched in parallel on the bounded [`pool`];
 //!   [`stats`] skips segments by min/max statistics.
+//! * [`memory`] — the per-statement and server-wide memory budgets (a
+//!   DataFusion `MemoryPool`), which the search and scan operators reserve
+//!   against in bulk.
 //! * [`catalog`] — DataFusion catalog/schema providers over a
 //!   [`catalog::CatalogSource`].
 //!
@@ -18,6 +21,7 @@
 
 pub mod catalog;
 pub mod deletes;
+pub mod memory;
 pub mod pk;
 pub mod pool;
 pub mod search;

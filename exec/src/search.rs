@@ -118,6 +118,85 @@ pub fn plan_search(
     }
 }
 
+/// Bytes a candidate of a top-k list takes (its key, position and distance,
+/// and a short string key's text).
+const CANDIDATE_BYTES: usize = std::mem::size_of::<Scored<CandidateKey>>() + 32;
+
+/// What a search holds at its peak, estimated before it runs: per searched
+/// segment its row masks and bitmap, its index candidates and top-k list;
+/// then the merged top-k and the result rows (`k` rows of the projected
+/// columns, variable-width columns at their stored average).
+pub fn search_memory(
+    snapshot: &TableSnapshot,
+    plan: &SearchPlan,
+    query: &VectorQuery,
+    projection: &[usize],
+    distance_column: bool,
+) -> usize {
+    let mut rows = 0usize;
+    let mut bytes = 0usize;
+    let per_segment_candidates = query
+        .k
+        .saturating_mul(query.rerank.max(1))
+        .saturating_mul(CANDIDATE_BYTES);
+    for (segment, _) in snapshot
+        .segments
+        .iter()
+        .zip(&plan.keep)
+        .filter(|(_, k)| **k)
+    {
+        rows = rows.saturating_add(segment.rows);
+        // Visibility mask, filter result and the index's row bitmap.
+        bytes = bytes
+            .saturating_add(segment.rows.div_ceil(8).saturating_mul(3))
+            .saturating_add(per_segment_candidates);
+    }
+    let k = query.k.min(rows);
+    let row_bytes = result_row_bytes(snapshot, &plan.storage_schema, projection, distance_column);
+    bytes
+        .saturating_add(k.saturating_mul(CANDIDATE_BYTES))
+        .saturating_add(k.saturating_mul(row_bytes))
+}
+
+/// Bytes of one result row: fixed-width columns by their width, the others
+/// by their average over the snapshot's stored batches.
+fn result_row_bytes(
+    snapshot: &TableSnapshot,
+    storage_schema: &SchemaRef,
+    projection: &[usize],
+    distance_column: bool,
+) -> usize {
+    let mut bytes = if distance_column { 8 } else { 0 };
+    for &col in projection {
+        let Some(field) = storage_schema.fields().get(col) else {
+            continue;
+        };
+        let fixed = match field.data_type() {
+            arrow::datatypes::DataType::FixedSizeList(item, n) => item
+                .data_type()
+                .primitive_width()
+                .map(|w| w.saturating_mul((*n).max(0) as usize)),
+            other => other.primitive_width(),
+        };
+        bytes += match fixed {
+            Some(width) => width,
+            None => {
+                let (mut total, mut rows) = (0usize, 0usize);
+                for segment in &snapshot.segments {
+                    for batch in segment.batches.iter() {
+                        if let Some(array) = batch.column_by_name(field.name()) {
+                            total = total.saturating_add(array.get_buffer_memory_size());
+                            rows += batch.num_rows();
+                        }
+                    }
+                }
+                total.checked_div(rows).unwrap_or(0) + 1
+            }
+        };
+    }
+    bytes
+}
+
 /// The segment's index that can answer `query`: on its column, with its
 /// metric and dimension, covering every row.
 fn usable_index<'s>(segment: &'s Segment, query: &VectorQuery) -> Option<&'s SegmentIndex> {

@@ -22,6 +22,7 @@ use datafusion::physical_plan::{
 };
 use futures::stream;
 
+use crate::memory::reserve;
 use crate::source::{adapt_batch, visible_mask, TableSnapshot, TableSource};
 
 /// Session-scoped read timestamp; when set in the session config, every scan
@@ -217,7 +218,7 @@ impl ExecutionPlan for SegmentScanExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let segments = self.assignment.get(partition).cloned().ok_or_else(|| {
             DataFusionError::Internal(format!("SegmentScanExec has no partition {partition}"))
@@ -231,21 +232,33 @@ impl ExecutionPlan for SegmentScanExec {
             .flat_map(|i| snapshot.segments[*i].batches.iter().cloned())
             .collect();
         let mut remaining = self.limit.unwrap_or(usize::MAX);
+        let reservation = reserve(context.memory_pool(), "SegmentScanExec");
         let out_schema = self.schema.clone();
         let iter = batches.into_iter().filter_map(move |batch| {
             if remaining == 0 {
                 return None;
             }
             let result = (|| -> Result<RecordBatch> {
+                // A stored batch is handed on as it is (its memory is the
+                // segment's); one reshaped to the current schema or cut to
+                // the visible rows is a copy, reserved (at most the stored
+                // batch's size) while it is built.
+                if batch.schema_ref() != &storage_schema {
+                    reservation.try_resize(batch.get_array_memory_size())?;
+                }
                 let batch = adapt_batch(&batch, &storage_schema)?;
                 let mask = {
                     let deletes = snapshot.deletes.read();
                     visible_mask(&batch, pk_index, &deletes, snapshot.read_ts)
                 };
                 let batch = match mask {
-                    Some(mask) => filter_record_batch(&batch, &mask)?,
+                    Some(mask) => {
+                        reservation.try_grow(batch.get_array_memory_size())?;
+                        filter_record_batch(&batch, &mask)?
+                    }
                     None => batch,
                 };
+                reservation.free();
                 let rows = batch.num_rows();
                 let batch = batch.project(&projection)?;
                 Ok(RecordBatch::try_new_with_options(

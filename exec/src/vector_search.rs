@@ -24,8 +24,11 @@ use futures::stream;
 
 use quiver_index::IndexKind;
 
+use crate::memory::reserve;
 use crate::pool::run_search;
-pub use crate::search::{plan_search, search_snapshot, SearchPlan, SearchStats, VectorQuery};
+pub use crate::search::{
+    plan_search, search_memory, search_snapshot, SearchPlan, SearchStats, VectorQuery,
+};
 use crate::source::TableSource;
 
 /// Exact top-k vector search over a table snapshot.
@@ -247,7 +250,7 @@ impl ExecutionPlan for VectorSearchExec {
     fn execute(
         &self,
         partition: usize,
-        _context: Arc<TaskContext>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!(
@@ -270,8 +273,15 @@ impl ExecutionPlan for VectorSearchExec {
         let elapsed = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let plan = plan_search(&snapshot, &query, filter.as_ref());
+        // What the search holds (masks, candidates, the result rows) is
+        // reserved in one piece before it runs, and checked against the
+        // result's real size once it is built; released when the batch is
+        // handed on.
+        let reservation = reserve(context.memory_pool(), "VectorSearchExec");
+        let estimate = search_memory(&snapshot, &plan, &query, &projection, distance_column);
         let fut = run_search(plan.placement, move || {
             let _timer = elapsed.timer();
+            reservation.try_grow(estimate)?;
             let (batch, stats) = search_snapshot(
                 &snapshot,
                 &plan,
@@ -287,6 +297,7 @@ impl ExecutionPlan for VectorSearchExec {
             index_searches.add(stats.index_searches);
             exact_scans.add(stats.exact_scans);
             output_rows.add(batch.num_rows());
+            reservation.try_resize(batch.get_array_memory_size())?;
             Ok(batch)
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use datafusion::catalog::{CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::SessionStateDefaults;
 use datafusion::logical_expr::planner::ExprPlanner;
@@ -21,9 +23,12 @@ pub const DEFAULT_SCHEMA: &str = "public";
 
 /// Builds a session context (one per client connection) over `catalog`,
 /// with the vector operators and functions and the JSON functions of
-/// `datafusion-functions-json` (`json_get*`, `->`, `->>`, ...).
+/// `datafusion-functions-json` (`json_get*`, `->`, `->>`, ...). Every
+/// statement of the session reserves its memory from `memory_pool` (see
+/// `quiver_exec::memory`).
 pub fn new_session_context(
     catalog: Arc<dyn CatalogSource>,
+    memory_pool: Arc<dyn MemoryPool>,
 ) -> datafusion::error::Result<SessionContext> {
     let config = SessionConfig::new()
         .with_default_catalog_and_schema(CATALOG_NAME, DEFAULT_SCHEMA)
@@ -48,8 +53,12 @@ pub fn new_session_context(
     );
     let mut expr_planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(VectorOperatorPlanner)];
     expr_planners.extend(SessionStateDefaults::default_expr_planners());
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(memory_pool)
+        .build_arc()?;
     let mut state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime)
         .with_default_features()
         .with_catalog_list(catalogs)
         .with_expr_planners(expr_planners)

@@ -32,6 +32,15 @@ pub enum SqlError {
     },
     #[error("canceling statement due to statement timeout")]
     Timeout,
+    /// A statement needed more memory than its limit (or the server's)
+    /// allows: PostgreSQL's "out of memory", its detail
+    /// (`Failed on request of size N in memory context "X".`) and a hint
+    /// naming the limit to raise.
+    #[error("out of memory: {detail}{}", .hint.as_deref().map(|h| format!(" {h}")).unwrap_or_default())]
+    OutOfMemory {
+        detail: String,
+        hint: Option<String>,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -51,6 +60,7 @@ impl SqlError {
             SqlError::InvalidParameter(_) => StatusCode::InvalidParameter,
             SqlError::IdentifierTooLong { .. } => StatusCode::NameTooLong,
             SqlError::Timeout => StatusCode::Cancelled,
+            SqlError::OutOfMemory { .. } => StatusCode::OutOfMemory,
             SqlError::Internal(_) => StatusCode::Internal,
         }
     }
@@ -81,6 +91,12 @@ impl From<arrow::error::ArrowError> for SqlError {
 
 /// Recovers the typed cause of a DataFusion error.
 fn classify_datafusion(err: DataFusionError) -> SqlError {
+    // A memory pool refusal, however deep it is wrapped (a sort adds
+    // context, a stream an Arrow external error).
+    if let DataFusionError::ResourcesExhausted(message) = err.find_root() {
+        let (detail, hint) = quiver_exec::memory::out_of_memory_parts(message);
+        return SqlError::OutOfMemory { detail, hint };
+    }
     match err {
         DataFusionError::External(inner) => {
             let inner = match inner.downcast::<VectorError>() {
@@ -159,13 +175,55 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             code: StatusCode::InvalidValue,
             message: msg,
         },
-        DataFusionError::ResourcesExhausted(msg) => SqlError::Query {
-            code: StatusCode::LimitExceeded,
-            message: msg,
-        },
+        DataFusionError::ResourcesExhausted(message) => {
+            let (detail, hint) = quiver_exec::memory::out_of_memory_parts(&message);
+            SqlError::OutOfMemory { detail, hint }
+        }
         other => SqlError::Query {
             code: StatusCode::Internal,
             message: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A memory pool refusal is 53200's status however DataFusion wraps it.
+    #[test]
+    fn resources_exhausted_is_out_of_memory() {
+        let refusal = || {
+            DataFusionError::ResourcesExhausted(
+                "Failed on request of size 10 in memory context \"x\".\nHINT: raise it".into(),
+            )
+        };
+        let wrapped = [
+            refusal(),
+            refusal().context("Not enough memory to continue external sort"),
+            DataFusionError::External(Box::new(refusal())),
+            DataFusionError::ArrowError(
+                Box::new(arrow::error::ArrowError::ExternalError(Box::new(refusal()))),
+                None,
+            ),
+        ];
+        for err in wrapped {
+            match SqlError::from(err) {
+                SqlError::OutOfMemory { detail, hint } => {
+                    assert_eq!(
+                        detail,
+                        "Failed on request of size 10 in memory context \"x\"."
+                    );
+                    assert_eq!(hint.as_deref(), Some("raise it"));
+                }
+                other => panic!("not out of memory: {other:?}"),
+            }
+        }
+        let err = SqlError::OutOfMemory {
+            detail: "d".into(),
+            hint: None,
+        };
+        assert_eq!(err.status_code(), StatusCode::OutOfMemory);
+        assert_eq!(err.to_string(), "out of memory: d");
     }
 }

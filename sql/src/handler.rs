@@ -45,6 +45,9 @@ pub struct Session {
     pub(crate) notices: Option<NoticeSink>,
     /// Optimized plans of prepared queries, reused with new parameters.
     pub(crate) plans: crate::instance::PlanCache,
+    /// The memory budget of the session's running statement (its
+    /// DataFusion memory pool), drawing from the server's.
+    pub(crate) memory: Arc<quiver_exec::memory::QueryMemoryPool>,
 }
 
 /// A channel of NOTICE messages the front end forwards to its client while
@@ -89,6 +92,13 @@ impl Session {
         if let Some(sink) = &self.notices {
             let _ = sink.send(message.into());
         }
+    }
+
+    /// The memory pool the session's statements reserve from (DataFusion's
+    /// operators, the vector search and scans, and the front end's result
+    /// encoding and buffered input).
+    pub fn memory_pool(&self) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
+        self.memory.clone()
     }
 
     /// A clone of the notice sink, for work that reports progress.
@@ -185,6 +195,9 @@ pub struct CopySpec {
     pub header: bool,
     /// CSV quote character.
     pub quote: u8,
+    /// The session's memory pool: the decoded rows a COPY FROM buffers
+    /// before inserting them are reserved against it (none: not accounted).
+    pub memory: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
 }
 
 /// The result of executing a statement.

@@ -86,7 +86,13 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
     Ok(out)
 }
 
-fn spec(database: String, table: String, schema: SchemaRef, options: Options) -> CopySpec {
+fn spec(
+    session: &Session,
+    database: String,
+    table: String,
+    schema: SchemaRef,
+    options: Options,
+) -> CopySpec {
     let csv = options.format == CopyFormat::Csv;
     CopySpec {
         database,
@@ -103,6 +109,7 @@ fn spec(database: String, table: String, schema: SchemaRef, options: Options) ->
         }),
         header: options.header,
         quote: options.quote,
+        memory: Some(session.memory_pool()),
     }
 }
 
@@ -140,7 +147,9 @@ pub async fn copy(
                 .schema()
                 .arrow_schema();
             let schema = project(&full, columns, &table)?;
-            Ok(Output::CopyIn(spec(database, table, schema, options)))
+            Ok(Output::CopyIn(spec(
+                session, database, table, schema, options,
+            )))
         }
         (true, CopyTarget::Stdout) => {
             let sql = match source {
@@ -172,6 +181,7 @@ pub async fn copy(
             };
             Ok(Output::CopyOut {
                 spec: spec(
+                    session,
                     super::session_cmds::current_schema(session),
                     name,
                     schema,

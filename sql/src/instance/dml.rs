@@ -5,6 +5,11 @@
 //! timestamp (the `VALUES`/`SELECT` of an INSERT, the updated rows of an
 //! UPDATE, the keys of a DELETE) and handed to the engine's write path,
 //! which makes them durable in the WAL before the command completes.
+//!
+//! The rows a statement buffers before its WAL append (an INSERT's
+//! `VALUES`/`SELECT`, an UPDATE's new rows, a DELETE's keys) are reserved
+//! against the session's memory pool as they are collected, so a statement
+//! buffering more than its memory limit fails with `53200` before it writes.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -13,14 +18,17 @@ use arrow::array::RecordBatch;
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
 use datafusion::common::{ParamValues, ScalarValue, TableReference};
+use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{col, lit, LogicalPlan};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions_mut, Assignment, AssignmentTarget, Delete, Expr, FromTable, Ident, Insert,
     ObjectName, OnConflictAction, OnInsert, SelectItem, Statement, TableFactor, TableObject,
     TableWithJoins, Truncate, Update,
 };
+use futures::StreamExt;
 use quiver_cluster::{WriteMode, WriteOutcome};
 use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
@@ -138,8 +146,39 @@ fn wrap_vector_literals(instance: &Instance, session: &Session, insert: &mut Ins
     Ok(())
 }
 
+/// Executes a plan and buffers its rows as one batch, each collected batch
+/// (and the concatenated copy) reserved as `consumer` against the
+/// session's memory pool; the reservation is held until the rows are written.
+async fn collect_rows(
+    session: &Session,
+    plan: LogicalPlan,
+    params: Option<&ParamValues>,
+    consumer: &str,
+) -> Result<(RecordBatch, MemoryReservation)> {
+    let plan = super::bind(plan, params)?;
+    let df = session.ctx.execute_logical_plan(plan).await?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let mut stream = df.execute_stream().await?;
+    let reservation = quiver_exec::memory::reserve(&session.memory_pool(), consumer);
+    let mut batches = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        reservation.try_grow(batch.get_array_memory_size())?;
+        batches.push(batch);
+    }
+    drop(stream);
+    if batches.len() > 1 {
+        // Concatenating copies: both are held until the parts are dropped.
+        reservation.try_grow(reservation.size())?;
+    }
+    let rows = concat_batches(&schema, &batches)?;
+    drop(batches);
+    reservation.resize(rows.get_array_memory_size());
+    Ok((rows, reservation))
+}
+
 async fn returning_schema(table: &TableSchema, items: &[SelectItem]) -> Result<SchemaRef> {
-    let ctx = scratch_context();
+    let ctx = with_vector_functions(SessionContext::new());
     let empty = RecordBatch::new_empty(table.arrow_schema());
     ctx.register_batch("returning_rows", empty)?;
     let sql = format!("SELECT {} FROM returning_rows", join_items(items));
@@ -154,9 +193,19 @@ fn join_items(items: &[SelectItem]) -> String {
         .join(", ")
 }
 
-/// A context for computing over batches outside the catalog (RETURNING, ON CONFLICT).
-fn scratch_context() -> SessionContext {
-    let ctx = SessionContext::new();
+/// A context for computing over batches outside the catalog (RETURNING, ON
+/// CONFLICT), reserving from the session's memory pool.
+fn scratch_context(session: &Session) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(session.memory_pool())
+        .build_arc()?;
+    Ok(with_vector_functions(SessionContext::new_with_config_rt(
+        SessionConfig::new(),
+        runtime,
+    )))
+}
+
+fn with_vector_functions(ctx: SessionContext) -> SessionContext {
     for udf in quiver_planner::functions::vector_functions() {
         ctx.register_udf(udf);
     }
@@ -166,12 +215,13 @@ fn scratch_context() -> SessionContext {
 /// Evaluates `RETURNING` items over the written rows. Table-qualified
 /// references (`t.col`) are rewritten to the scratch table.
 async fn returning(
+    session: &Session,
     items: &[SelectItem],
     table: &str,
     rows: RecordBatch,
     command: &str,
 ) -> Result<Output> {
-    let ctx = scratch_context();
+    let ctx = scratch_context(session)?;
     ctx.register_batch("returning_rows", rows)?;
     let mut items = items.to_vec();
     for item in &mut items {
@@ -333,8 +383,7 @@ pub async fn insert(
     let schema = table.schema();
     instance.set_read_ts(session)?;
     let plan = plan_insert_rows(instance, session, insert).await?;
-    let (rows_schema, batches) = instance.collect(session, plan, params).await?;
-    let rows = concat_batches(&rows_schema, &batches)?;
+    let (rows, _buffered) = collect_rows(session, plan, params, "INSERT rows").await?;
     let rows = apply_defaults(session, insert, &schema, rows).await?;
     let (mode, rows) = match &insert.on {
         None => (WriteMode::Insert, rows),
@@ -363,7 +412,7 @@ pub async fn insert(
     };
     let outcome = write_rows(instance, &database, &name, rows, mode).await?;
     match &insert.returning {
-        Some(items) => returning(items, &name, outcome.rows, "INSERT").await,
+        Some(items) => returning(session, items, &name, outcome.rows, "INSERT").await,
         None => Ok(Output::Command(CommandTag::insert(outcome.rows.num_rows()))),
     }
 }
@@ -442,7 +491,7 @@ async fn merge_conflicts(
         .collect()
         .await?;
     let existing = concat_batches(&schema.arrow_schema(), &existing)?;
-    let ctx = scratch_context();
+    let ctx = scratch_context(session)?;
     ctx.register_batch("excluded", proposed)?;
     ctx.register_batch("existing", existing)?;
     let mut select = Vec::new();
@@ -646,8 +695,7 @@ pub async fn update(
     let (sql, database, table) = update_sql(instance, session, update)?;
     instance.set_read_ts(session)?;
     let plan = instance.plan_sql(session, &sql).await?;
-    let (schema, batches) = instance.collect(session, plan, params).await?;
-    let rows = concat_batches(&schema, &batches)?;
+    let (rows, _buffered) = collect_rows(session, plan, params, "UPDATE rows").await?;
     let count = rows.num_rows();
     let written = if count > 0 {
         write_rows(instance, &database, &table, rows, WriteMode::Upsert)
@@ -657,7 +705,7 @@ pub async fn update(
         rows
     };
     match &update.returning {
-        Some(items) => returning(items, &table, written, "UPDATE").await,
+        Some(items) => returning(session, items, &table, written, "UPDATE").await,
         None => Ok(Output::Command(CommandTag::new("UPDATE").with_rows(count))),
     }
 }
@@ -715,15 +763,14 @@ pub async fn delete(
     let (sql, database, table, pk_index) = delete_sql(instance, session, delete)?;
     instance.set_read_ts(session)?;
     let plan = instance.plan_sql(session, &sql).await?;
-    let (schema, batches) = instance.collect(session, plan, params).await?;
-    let rows = concat_batches(&schema, &batches)?;
+    let (rows, _buffered) = collect_rows(session, plan, params, "DELETE keys").await?;
     let keys: Vec<PkValue> = pk_values(rows.column(pk_index))
         .into_iter()
         .flatten()
         .collect();
     let deleted = delete_keys(instance, &database, &table, keys).await?;
     match &delete.returning {
-        Some(items) => returning(items, &table, rows, "DELETE").await,
+        Some(items) => returning(session, items, &table, rows, "DELETE").await,
         None => Ok(Output::Command(
             CommandTag::new("DELETE").with_rows(deleted),
         )),
@@ -746,8 +793,7 @@ pub async fn truncate(
             quote(&table)
         );
         let plan = instance.plan_sql(session, &sql).await?;
-        let (schema, batches) = instance.collect(session, plan, None).await?;
-        let rows = concat_batches(&schema, &batches)?;
+        let (rows, _buffered) = collect_rows(session, plan, None, "TRUNCATE keys").await?;
         let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
         delete_keys(instance, &database, &table, keys).await?;
     }

@@ -11,6 +11,7 @@ mod dml;
 mod functions;
 mod identifiers;
 mod index_ddl;
+mod memory_setting;
 mod pg_types;
 mod session_cmds;
 mod system_views;
@@ -36,6 +37,7 @@ use quiver_cluster::Engine;
 use quiver_common::schema::vector_dim;
 use quiver_common::status::StatusCode;
 use quiver_exec::catalog::CatalogSource;
+use quiver_exec::memory::{QueryMemoryPool, ServerMemory};
 use quiver_exec::table::{session_search_settings, ReadTimestamp, SearchSettings};
 use quiver_exec::vector_search::VectorSearchExec;
 use quiver_planner::functions::metric_of_function;
@@ -53,6 +55,10 @@ pub use functions::version_string;
 /// The access layer over one engine.
 pub struct Instance {
     engine: Arc<Engine>,
+    /// The server-wide memory budget every session's statements draw from.
+    server_memory: Arc<ServerMemory>,
+    /// Each statement's memory limit (`memory.query_limit_bytes`).
+    query_memory_limit: usize,
     parser: PostgresCompatibilityParser,
     /// Executions that reused a cached physical search plan.
     reused_search_plans: std::sync::atomic::AtomicU64,
@@ -61,7 +67,10 @@ pub struct Instance {
 impl Instance {
     /// A handler over `engine`.
     pub fn new(engine: Arc<Engine>) -> Self {
+        let memory = &engine.config().memory;
         Self {
+            server_memory: ServerMemory::new(memory.server_limit()),
+            query_memory_limit: memory.query_limit(),
             engine,
             parser: PostgresCompatibilityParser::new(),
             reused_search_plans: Default::default(),
@@ -79,6 +88,11 @@ impl Instance {
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
+
+    /// The server-wide memory budget (what all running statements hold).
+    pub fn server_memory(&self) -> &Arc<ServerMemory> {
+        &self.server_memory
+    }
 }
 
 /// Database names that open the default database.
@@ -88,7 +102,7 @@ const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
 /// ([`quiver_common::limits::MAX_IDENTIFIER_LEN`]), not PostgreSQL's 63.
 const MAX_IDENTIFIER_LENGTH_SETTING: &str = "255";
 
-fn default_settings(user: &str) -> BTreeMap<String, String> {
+fn default_settings(user: &str, query_memory_limit: usize) -> BTreeMap<String, String> {
     [
         ("server_version", "16.0"),
         ("server_version_num", "160000"),
@@ -119,7 +133,13 @@ fn default_settings(user: &str) -> BTreeMap<String, String> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain([("session_authorization".to_string(), user.to_string())])
+    .chain([
+        ("session_authorization".to_string(), user.to_string()),
+        (
+            memory_setting::NAME.to_string(),
+            memory_setting::format_bytes(query_memory_limit),
+        ),
+    ])
     .collect()
 }
 
@@ -217,20 +237,6 @@ impl Instance {
         }
         let statement = statements.remove(0);
         self.plan(session, &statement).await
-    }
-
-    /// Executes a plan to completion.
-    pub(crate) async fn collect(
-        &self,
-        session: &Session,
-        plan: LogicalPlan,
-        params: Option<&ParamValues>,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let plan = bind(plan, params)?;
-        let df = session.ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        Ok((schema, batches))
     }
 
     async fn query(
@@ -632,8 +638,12 @@ impl QueryHandler for Instance {
                 });
             }
         }
-        let ctx = new_session_context(self.engine.clone() as Arc<dyn CatalogSource>)
-            .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
+        let memory = QueryMemoryPool::new(self.server_memory.clone(), self.query_memory_limit);
+        let ctx = new_session_context(
+            self.engine.clone() as Arc<dyn CatalogSource>,
+            memory.clone(),
+        )
+        .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
         if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
@@ -659,7 +669,7 @@ impl QueryHandler for Instance {
         for udf in functions::system_functions() {
             ctx.register_udf(udf);
         }
-        let settings = default_settings(&info.user);
+        let settings = default_settings(&info.user, memory.max_limit());
         ctx.register_udf(functions::current_setting_function(&settings));
         let mut session = Session {
             ctx,
@@ -670,6 +680,7 @@ impl QueryHandler for Instance {
             user: info.user,
             notices: None,
             plans: PlanCache::default(),
+            memory,
         };
         session_cmds::sync_search_settings(&session);
         session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;

@@ -156,6 +156,7 @@ fn apply_setting(
         "hnsw.ef_search" => check_int_setting(name, &value, 1, 1000)?,
         "ivfflat.probes" => check_int_setting(name, &value, 1, 65536)?,
         "quiver.rerank" => check_int_setting(name, &value, 1, 100)?,
+        super::memory_setting::NAME => super::memory_setting::apply(session, &value)?,
         "search_path" => {
             let schema = value
                 .split(',')
@@ -219,6 +220,14 @@ pub async fn set(session: &mut Session, set: &Set) -> Result<Output> {
         }
         other => return Err(SqlError::unsupported(format!("SET form \"{other}\""))),
     };
+    if name.starts_with("datafusion.runtime.") {
+        // DataFusion would swap the session's memory pool for one outside
+        // the server's budget.
+        return Err(SqlError::InvalidParameter(format!(
+            "parameter \"{name}\" cannot be changed; the statement memory limit is set with {}",
+            super::memory_setting::NAME
+        )));
+    }
     if name.starts_with("datafusion.") {
         session.ctx.sql(&set.to_string()).await?.collect().await?;
         session.settings.insert(name, value);
@@ -290,7 +299,7 @@ pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
 
 /// `RESET name` / `RESET ALL`.
 pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
-    let defaults = super::default_settings(&session.user);
+    let defaults = super::default_settings(&session.user, session.memory.max_limit());
     let names: Vec<String> = match &reset.reset {
         Reset::ALL => defaults.keys().cloned().collect(),
         Reset::ConfigurationParameter(name) => {

@@ -118,9 +118,11 @@ impl CopyHandler for Connection {
         if let Some(e) = error {
             return Err(e.into_pg());
         }
-        let Some(decoder) = decoder else {
+        let Some(mut decoder) = decoder else {
             return Err(pg_error("XX000", "COPY decoder missing"));
         };
+        // The decoded rows stay reserved until each batch is inserted.
+        let held = decoder.take_reservation();
         let batches = decoder.finish().map_err(CopyError::into_pg)?;
         let decoded: usize = batches.iter().map(RecordBatch::num_rows).sum();
         tracing::debug!(table = %spec.table, rows = decoded, batches = batches.len(), "COPY FROM STDIN decoded");
@@ -129,10 +131,14 @@ impl CopyHandler for Connection {
             let mut session = self.state.session(client).await?;
             let guard = Guard::new(session.statement_timeout(), None);
             for batch in batches {
+                let size = batch.get_array_memory_size();
                 rows += guard
                     .run(self.state.handler.copy_in(&mut session, &spec, batch))
                     .await?
                     .map_err(sql_err)?;
+                if let Some(held) = &held {
+                    held.shrink(size.min(held.size()));
+                }
             }
         }
         client

@@ -5,9 +5,15 @@
 //! record as raw bytes and decodes complete records into column builders,
 //! cutting a batch every [`MAX_BATCH_ROWS`] rows. Nothing is inserted while
 //! decoding, so malformed input anywhere fails the whole COPY.
+//!
+//! What the decoder holds (decoded batches, the rows being built, the
+//! unfinished record) is reserved against the session's memory pool after
+//! every payload, so a COPY buffering more than the statement memory limit
+//! fails with `53200` (the rest of its data is read and dropped).
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::execution::memory_pool::MemoryReservation;
 
 use super::copy_cols::{unescape_text, Column, FieldError};
 use super::errors::pg_error;
@@ -30,6 +36,9 @@ pub(crate) struct CopyError {
     pub message: String,
     /// `COPY t, line 3, column v: "[1,2]"`, as Postgres' CONTEXT.
     pub context: Option<String>,
+    /// Postgres' DETAIL and HINT (out of memory).
+    pub detail: Option<String>,
+    pub hint: Option<String>,
 }
 
 impl CopyError {
@@ -38,6 +47,20 @@ impl CopyError {
             code,
             message: message.into(),
             context: None,
+            detail: None,
+            hint: None,
+        }
+    }
+
+    /// `53200 out of memory` for a refused reservation.
+    fn out_of_memory(err: datafusion::error::DataFusionError) -> Self {
+        match crate::error::SqlError::from(err) {
+            crate::error::SqlError::OutOfMemory { detail, hint } => Self {
+                detail: Some(detail),
+                hint,
+                ..Self::new("53200", "out of memory")
+            },
+            other => Self::new("XX000", other.to_string()),
         }
     }
 
@@ -47,6 +70,8 @@ impl CopyError {
         match pg_error(self.code, self.message) {
             PgWireError::UserError(mut info) => {
                 info.where_context = self.context;
+                info.detail = self.detail;
+                info.hint = self.hint;
                 PgWireError::UserError(info)
             }
             other => other,
@@ -88,6 +113,8 @@ pub(crate) struct CopyDecoder {
     scanned: usize,
     /// Most bytes held (decoded batches plus pending input).
     limit: usize,
+    /// What is held, reserved against the session's memory pool.
+    reservation: Option<MemoryReservation>,
 }
 
 impl CopyDecoder {
@@ -112,6 +139,10 @@ impl CopyDecoder {
             done: false,
             scanned: 0,
             limit: MAX_COPY_BYTES,
+            reservation: spec
+                .memory
+                .as_ref()
+                .map(|pool| quiver_exec::memory::reserve(pool, "COPY FROM STDIN")),
         }
     }
 
@@ -131,7 +162,13 @@ impl CopyDecoder {
         }
         self.pending.extend_from_slice(data);
         self.process(false)?;
-        if self.held_bytes + self.builder_bytes + self.pending.len() > self.limit {
+        let held = self.held_bytes + self.builder_bytes + self.pending.len();
+        if let Some(reservation) = &self.reservation {
+            reservation
+                .try_resize(held)
+                .map_err(CopyError::out_of_memory)?;
+        }
+        if held > self.limit {
             return Err(CopyError::new(
                 "54000",
                 format!(
@@ -141,6 +178,12 @@ impl CopyDecoder {
             ));
         }
         Ok(())
+    }
+
+    /// The reservation of what the decoder holds, for the caller to keep
+    /// until the decoded rows are inserted.
+    pub fn take_reservation(&mut self) -> Option<MemoryReservation> {
+        self.reservation.take()
     }
 
     /// Decodes what is left and returns every batch.

@@ -40,6 +40,7 @@ fn spec(schema: SchemaRef, format: CopyFormat) -> CopySpec {
         null: if csv { String::new() } else { "\\N".into() },
         header: false,
         quote: b'"',
+        memory: None,
     }
 }
 

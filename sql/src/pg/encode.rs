@@ -1,6 +1,8 @@
 //! Result rows to pgwire: type mapping (vectors as pgvector's `vector`),
-//! row encoding with arrow-pg, and the statement timeout / cancel guard
-//! around execution and row streams.
+//! row encoding with arrow-pg, and the statement guard around execution
+//! and row streams: statement timeout, cancel, and the memory of the batch
+//! being encoded (reserved against the session's memory pool until the
+//! next batch is asked for, i.e. while its rows are encoded and sent).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use arrow_pg::datatypes::{
     arrow_schema_to_pg_fields, encode_recordbatch, field_into_pg_type, pg_vector_type,
     PG_VECTOR_KEY,
 };
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -97,11 +100,14 @@ pub(crate) fn cancel_signal(rx: futures::channel::oneshot::Receiver<()>) -> Canc
     .shared()
 }
 
-/// The statement timeout deadline and cancel signal of one statement.
+/// The statement timeout deadline, cancel signal and memory pool of one
+/// statement.
 #[derive(Clone, Default)]
 pub(crate) struct Guard {
     pub deadline: Option<Instant>,
     pub cancel: Option<CancelSignal>,
+    /// Where the rows being encoded are reserved (none: not accounted).
+    pub memory: Option<Arc<dyn MemoryPool>>,
 }
 
 impl Guard {
@@ -110,7 +116,15 @@ impl Guard {
         Self {
             deadline: timeout.map(|t| Instant::now() + t),
             cancel,
+            memory: None,
         }
+    }
+
+    /// The same guard, reserving the batches its streams hand to the
+    /// encoder against `pool`.
+    pub fn with_memory(mut self, pool: Arc<dyn MemoryPool>) -> Self {
+        self.memory = Some(pool);
+        self
     }
 
     /// Waits until the deadline passes or the statement is cancelled, and
@@ -146,18 +160,35 @@ impl Guard {
     }
 
     /// Wraps a batch stream: it ends with an error when the deadline passes
-    /// or the statement is cancelled while rows are still being produced.
+    /// or the statement is cancelled while rows are still being produced,
+    /// or when the batch to encode does not fit the statement's memory
+    /// limit (`53200`). A batch stays reserved until the next is asked for:
+    /// the encoder turns its rows into messages in between.
     pub fn stream(
         &self,
         stream: SendableRecordBatchStream,
     ) -> BoxStream<'static, PgWireResult<RecordBatch>> {
         let guard = self.clone();
-        stream::unfold(Some(stream), move |state| {
+        let reservation = self
+            .memory
+            .as_ref()
+            .map(|pool| quiver_exec::memory::reserve(pool, "result encoding"));
+        stream::unfold(Some((stream, reservation)), move |state| {
             let guard = guard.clone();
             async move {
-                let mut stream = state?;
+                let (mut stream, reservation) = state?;
+                if let Some(r) = &reservation {
+                    r.free();
+                }
                 match guard.run(stream.next()).await {
-                    Ok(Some(Ok(batch))) => Some((Ok(batch), Some(stream))),
+                    Ok(Some(Ok(batch))) => {
+                        if let Some(r) = &reservation {
+                            if let Err(e) = r.try_grow(batch.get_array_memory_size()) {
+                                return Some((Err(df_err(e)), None));
+                            }
+                        }
+                        Some((Ok(batch), Some((stream, reservation))))
+                    }
                     Ok(Some(Err(e))) => Some((Err(df_err(e)), None)),
                     Ok(None) => None,
                     Err(e) => Some((Err(e), None)),
@@ -166,6 +197,24 @@ impl Guard {
         })
         .boxed()
     }
+}
+
+/// Reserves what a statement's text costs while it is parsed, planned and
+/// run ([`quiver_common::limits::STATEMENT_TEXT_MEMORY_FACTOR`] times its
+/// length) against the session's memory pool: a statement too long for the
+/// limit fails with `53200` before it is parsed.
+pub(crate) fn reserve_statement_text(
+    pool: &Arc<dyn MemoryPool>,
+    sql: &str,
+) -> PgWireResult<datafusion::execution::memory_pool::MemoryReservation> {
+    let reservation = quiver_exec::memory::reserve(pool, "statement text");
+    reservation
+        .try_grow(
+            sql.len()
+                .saturating_mul(quiver_common::limits::STATEMENT_TEXT_MEMORY_FACTOR),
+        )
+        .map_err(df_err)?;
+    Ok(reservation)
 }
 
 /// A pgwire row response for a result stream: RowDescription fields in the

@@ -57,7 +57,21 @@ pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
 
 /// The `ErrorResponse` for an access-layer error.
 pub fn to_pg_error(err: &SqlError) -> PgWireError {
-    pg_error(sqlstate(err.status_code()), err.to_string())
+    match err {
+        // As PostgreSQL words it: `out of memory`, the failed request in
+        // DETAIL, and (Quiver's addition) which limit to raise in HINT.
+        SqlError::OutOfMemory { detail, hint } => {
+            let mut info = ErrorInfo::new(
+                "ERROR".to_owned(),
+                sqlstate(err.status_code()).to_owned(),
+                "out of memory".to_owned(),
+            );
+            info.detail = Some(detail.clone());
+            info.hint = hint.clone();
+            PgWireError::UserError(Box::new(info))
+        }
+        _ => pg_error(sqlstate(err.status_code()), err.to_string()),
+    }
 }
 
 /// Converts an owned access-layer error (for `map_err`).
@@ -118,6 +132,18 @@ mod tests {
 
         let e = info(to_pg_error(&SqlError::Syntax("oops".into())));
         assert_eq!(e.code, "42601");
+
+        let e = info(to_pg_error(&SqlError::OutOfMemory {
+            detail: "Failed on request of size 8 in memory context \"x\".".into(),
+            hint: Some("Raise quiver.query_memory_limit.".into()),
+        }));
+        assert_eq!(e.code, "53200");
+        assert_eq!(e.message, "out of memory");
+        assert_eq!(
+            e.detail.as_deref(),
+            Some("Failed on request of size 8 in memory context \"x\".")
+        );
+        assert_eq!(e.hint.as_deref(), Some("Raise quiver.query_memory_limit."));
 
         let e = info(timeout_error());
         assert_eq!(e.code, "57014");

@@ -34,7 +34,10 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use super::conn::IdleKind;
 use super::copy::copy_out;
 use super::copy_in::{CopyDecoder, CopyError};
-use super::encode::{cancel_signal, param_pg_type, pg_fields, query_response, CancelSignal, Guard};
+use super::encode::{
+    cancel_signal, param_pg_type, pg_fields, query_response, reserve_statement_text, CancelSignal,
+    Guard,
+};
 use super::errors::{pg_error, sql_err};
 use super::params::decode_params;
 use crate::handler::{
@@ -103,7 +106,8 @@ impl ConnState {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session(&*client).await?;
-        let guard = Guard::new(session.statement_timeout(), cancel);
+        let guard =
+            Guard::new(session.statement_timeout(), cancel).with_memory(session.memory_pool());
         let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
         session.set_notice_sink(Some(sink));
         let result = forward_notices(
@@ -270,6 +274,12 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // The text (and what parsing and planning make of it) counts
+        // against the statement memory limit until the statements ran.
+        let _text = {
+            let session = self.state.session(&*client).await?;
+            reserve_statement_text(&session.memory_pool(), sql)?
+        };
         let statements = self.state.handler.parse(sql).map_err(sql_err)?;
         if statements.is_empty() {
             client
@@ -432,6 +442,10 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        let _text = {
+            let session = self.state.session(client).await?;
+            reserve_statement_text(&session.memory_pool(), sql)?
+        };
         let mut statements = self.state.handler.parse(sql).map_err(sql_err)?;
         match statements.len() {
             0 => return Ok(None),
