@@ -32,7 +32,7 @@ fn session(instance: &Instance) -> Session {
     instance
         .new_session(SessionInfo {
             user: "t".into(),
-            database: None,
+            ..Default::default()
         })
         .unwrap()
 }
