@@ -39,7 +39,7 @@ pub(crate) fn format_bytes(bytes: usize) -> String {
         ("MB", 1 << 20),
         ("kB", 1 << 10),
     ] {
-        if bytes >= scale && bytes % scale == 0 {
+        if bytes >= scale && bytes.is_multiple_of(scale) {
             return format!("{}{unit}", bytes / scale);
         }
     }
