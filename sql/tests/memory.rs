@@ -403,7 +403,7 @@ async fn a_50_mb_statement_is_refused_before_it_is_parsed() {
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = pg_server(dir.path()).await;
     let client = pg_client(addr).await;
-    // 50 MB of text counts as 8 times that: over the 256 MiB limit.
+    // 50 MB of text counts as 17 times that: over the 256 MiB limit.
     let huge = format!("SELECT length('{}')", "q".repeat(50 << 20));
     let err = client.simple_query(&huge).await.unwrap_err();
     assert_pg_out_of_memory(&err, "statement text");
@@ -415,7 +415,7 @@ async fn a_50_mb_statement_is_refused_before_it_is_parsed() {
     let row = client.query_one(&long, &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>(0), 1 << 20);
     client
-        .batch_execute("SET quiver.query_memory_limit = '4MB'")
+        .batch_execute("SET quiver.query_memory_limit = '16MB'")
         .await
         .unwrap();
     let err = client.simple_query(&long).await.unwrap_err();
