@@ -22,6 +22,8 @@ pub enum SqlError {
     InvalidParameter(String),
     #[error("canceling statement due to statement timeout")]
     Timeout,
+    #[error("{0}")]
+    TooComplex(#[from] crate::complexity::TooComplex),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -40,6 +42,7 @@ impl SqlError {
             SqlError::Query { code, .. } => *code,
             SqlError::InvalidParameter(_) => StatusCode::InvalidParameter,
             SqlError::Timeout => StatusCode::Cancelled,
+            SqlError::TooComplex(e) => e.status_code(),
             SqlError::Internal(_) => StatusCode::Internal,
         }
     }
@@ -58,7 +61,15 @@ impl From<DataFusionError> for SqlError {
 
 impl From<datafusion::sql::sqlparser::parser::ParserError> for SqlError {
     fn from(err: datafusion::sql::sqlparser::parser::ParserError) -> Self {
-        SqlError::Syntax(err.to_string())
+        use datafusion::sql::sqlparser::parser::ParserError;
+        match err {
+            ParserError::RecursionLimitExceeded => {
+                SqlError::TooComplex(crate::complexity::TooComplex::ParserRecursion {
+                    limit: crate::complexity::PARSER_RECURSION_LIMIT,
+                })
+            }
+            other => SqlError::Syntax(other.to_string()),
+        }
     }
 }
 
@@ -95,7 +106,7 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             code: StatusCode::Internal,
             message: inner.to_string(),
         },
-        DataFusionError::SQL(e, _) => SqlError::Syntax(e.to_string()),
+        DataFusionError::SQL(e, _) => SqlError::from(*e),
         DataFusionError::SchemaError(e, _) => {
             use datafusion::common::SchemaError;
             let code = match e.as_ref() {
