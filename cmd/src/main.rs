@@ -103,6 +103,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Statements are planned on these threads (and on its blocking
+        // threads): the expression limits are sized for this stack.
+        .thread_stack_size(quiver_common::limits::THREAD_STACK_BYTES)
         .build()
         .context("starting the runtime")?;
     match cli.command {

@@ -27,3 +27,34 @@ pub const MAX_IDENTIFIER_LEN: usize = MAX_NAME_LEN;
 /// 877 MB, 17 times its size). A statement longer than the query limit
 /// divided by this factor is refused with `53200` before it is parsed.
 pub const STATEMENT_TEXT_MEMORY_FACTOR: usize = 17;
+
+/// Deepest expression tree a statement may build, as estimated on its
+/// tokens before it is parsed: every binary operator of a chain is one level
+/// (`1+1+1` is three deep: SQL operators associate to the left), and so is
+/// every prefix or postfix operator, cast, subscript, parenthesis, bracket,
+/// function call, `CASE` and subquery; set operations and joins add one
+/// each to the query they belong to. Planning and optimization recurse on
+/// these trees and several of DataFusion's passes are quadratic in their
+/// depth, so the limit is set where the deepest accepted chain plans in well
+/// under a second in a debug build and within an 8 MiB thread stack.
+/// Refused with `54001` (statement too complex) / Milvus 1100.
+pub const MAX_EXPRESSION_DEPTH: usize = 128;
+
+/// Most operators one statement may hold (binary, prefix and postfix
+/// operators, casts, subscripts, function calls, set operations and joins;
+/// list elements such as `IN (...)` items or `VALUES` rows are not
+/// operators). Bounds planning work on statements made of many shallow
+/// expressions. Refused with `54001` / Milvus 1100.
+pub const MAX_EXPRESSION_OPERATORS: usize = 512;
+
+/// Most function calls nested in one another's arguments
+/// (`abs(abs(abs(x)))` is three). The SQL parser tries each argument twice
+/// (as a named argument, then as a plain one), so parsing time doubles with
+/// every level. Refused with `54001` / Milvus 1100.
+pub const MAX_FUNCTION_NESTING: usize = 10;
+
+/// Stack of every thread that parses, plans or executes queries (the async
+/// runtime's workers and blocking threads, the search pool). The expression
+/// limits above are chosen so that the largest accepted statement plans and
+/// runs within it, with margin, even in a debug build.
+pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;

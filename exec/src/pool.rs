@@ -42,6 +42,7 @@ pub fn search_pool() -> &'static rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new()
             .num_threads(search_threads())
             .thread_name(|i| format!("quiver-search-{i}"))
+            .stack_size(quiver_common::limits::THREAD_STACK_BYTES)
             .build()
             .expect("search pool threads start")
     })

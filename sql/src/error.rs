@@ -41,6 +41,8 @@ pub enum SqlError {
         detail: String,
         hint: Option<String>,
     },
+    #[error("{0}")]
+    TooComplex(#[from] crate::complexity::TooComplex),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -61,6 +63,7 @@ impl SqlError {
             SqlError::IdentifierTooLong { .. } => StatusCode::NameTooLong,
             SqlError::Timeout => StatusCode::Cancelled,
             SqlError::OutOfMemory { .. } => StatusCode::OutOfMemory,
+            SqlError::TooComplex(e) => e.status_code(),
             SqlError::Internal(_) => StatusCode::Internal,
         }
     }
@@ -79,7 +82,15 @@ impl From<DataFusionError> for SqlError {
 
 impl From<datafusion::sql::sqlparser::parser::ParserError> for SqlError {
     fn from(err: datafusion::sql::sqlparser::parser::ParserError) -> Self {
-        SqlError::Syntax(err.to_string())
+        use datafusion::sql::sqlparser::parser::ParserError;
+        match err {
+            ParserError::RecursionLimitExceeded => {
+                SqlError::TooComplex(crate::complexity::TooComplex::ParserRecursion {
+                    limit: crate::complexity::PARSER_RECURSION_LIMIT,
+                })
+            }
+            other => SqlError::Syntax(other.to_string()),
+        }
     }
 }
 
@@ -122,7 +133,7 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             code: StatusCode::Internal,
             message: inner.to_string(),
         },
-        DataFusionError::SQL(e, _) => SqlError::Syntax(e.to_string()),
+        DataFusionError::SQL(e, _) => SqlError::from(*e),
         DataFusionError::SchemaError(e, _) => {
             use datafusion::common::SchemaError;
             let code = match e.as_ref() {

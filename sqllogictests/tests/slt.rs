@@ -4,8 +4,33 @@ use std::sync::Arc;
 
 use quiver_sqllogictests::{slt_files, DbError, EmbeddedDb, PgDb};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slt_embedded() {
+/// Runs `test` as the server runs statements: on a runtime of two workers
+/// whose threads (and the thread blocking on it) have the server's stack.
+fn on_server_stack<F: std::future::Future<Output = ()> + 'static>(test: fn() -> F) {
+    let stack = quiver_common::limits::THREAD_STACK_BYTES;
+    let thread = std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_stack_size(stack)
+                .enable_all()
+                .build()
+                .expect("test runtime")
+                .block_on(test())
+        })
+        .expect("test thread");
+    if let Err(panic) = thread.join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn slt_embedded() {
+    on_server_stack(slt_embedded_files);
+}
+
+async fn slt_embedded_files() {
     for file in slt_files() {
         let dir = tempfile::tempdir().unwrap();
         let instance = EmbeddedDb::open_instance(dir.path()).await;
@@ -19,8 +44,12 @@ async fn slt_embedded() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slt_over_pgwire() {
+#[test]
+fn slt_over_pgwire() {
+    on_server_stack(slt_over_pgwire_files);
+}
+
+async fn slt_over_pgwire_files() {
     for file in slt_files() {
         let dir = tempfile::tempdir().unwrap();
         let instance = EmbeddedDb::open_instance(dir.path()).await;

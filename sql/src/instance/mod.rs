@@ -1,6 +1,8 @@
 //! [`Instance`]: the [`QueryHandler`] over a Quiver [`Engine`].
 //!
-//! Statements are routed over the parsed AST: DDL to the catalog, DML and
+//! Statement text is first held to the expression limits of
+//! [`crate::complexity`] (on its tokens, before any tree is built), then
+//! parsed; statements are routed over the parsed AST: DDL to the catalog, DML and
 //! COPY to the write path, session commands to the session, everything else
 //! planned once by DataFusion (with Quiver's vector extensions) and executed
 //! at one read timestamp per statement.
@@ -44,6 +46,7 @@ use quiver_planner::functions::metric_of_function;
 use quiver_planner::session::{new_session_context, CATALOG_NAME};
 use quiver_planner::vector_search::{bound_query_vector, single_search_node, VectorSearchNode};
 
+use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
 use crate::handler::{
     CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
@@ -229,6 +232,7 @@ impl Instance {
 
     /// Plans SQL text (used for generated queries such as UPDATE's row selection).
     pub(crate) async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        complexity::check(sql, ComplexityLimits::SQL)?;
         let mut statements = self.parser.parse(sql)?;
         if statements.len() != 1 {
             return Err(SqlError::Internal(format!(
@@ -688,6 +692,9 @@ impl QueryHandler for Instance {
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        // Before any tree exists: a deep one overflows the stack even when
+        // it is only dropped.
+        complexity::check(sql, ComplexityLimits::SQL)?;
         match join_vector_operators(sql)? {
             // `<+>` needs a token-level parse; the client-catalog query
             // substitutions of the compatibility parser never involve it.

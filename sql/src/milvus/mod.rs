@@ -625,7 +625,9 @@ impl MilvusDoor {
             .iter()
             .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
             .collect::<Result<HashMap<_, _>, DoorError>>()?;
-        Ok(Some(filter::filter_to_sql(expr, &fields, &templates)?))
+        let predicate = filter::filter_to_sql(expr, &fields, &templates)?;
+        filter::check_translated(&predicate)?;
+        Ok(Some(predicate))
     }
 
     /// Output columns: the primary key first, then the requested fields
