@@ -57,7 +57,7 @@ async fn setup(dir: &std::path::Path) -> (Arc<Instance>, Session) {
     let mut session = instance
         .new_session(SessionInfo {
             user: "t".into(),
-            database: None,
+            ..Default::default()
         })
         .unwrap();
     run(

@@ -42,7 +42,7 @@ impl Server {
             ])
             // A stalled message is given up quickly, so truncated frames
             // are closed within the fuzzer's answer timeout.
-            .env("QUIVER__PG__STALLED_MESSAGE_TIMEOUT_MS", "2000")
+            .env("QUIVER__PG__STALLED_MESSAGE_TIMEOUT_MS", "1000")
             .env("QUIVER__PG__STARTUP_TIMEOUT_MS", "5000")
             .env("QUIVER__PG__MAX_CONNECTIONS", "64")
             .env("QUIVER_LOG", "warn")
