@@ -151,7 +151,6 @@ fn sql_cases() -> Vec<(String, &'static [&'static str])> {
         &["42622"],
     ));
     cases.push((format!("SELECT * FROM \"{long}\""), &["42622"]));
-    cases.push((format!("SELECT 1 AS {long}"), &["42622"]));
     // Huge LIMIT / OFFSET values around a vector search.
     for tail in [
         "LIMIT 9223372036854775807",
@@ -271,15 +270,15 @@ async fn milvus_cases(server: &Server, outcome: &mut Outcome) {
         ),
         (
             "ef 1e8",
-            search(1, &with("1", &[("params", "{\"ef\": 100000000}")]), ""),
+            search(1, &with("1", &[("params", "{\"ef\": 1e8}")]), ""),
+        ),
+        (
+            "ef 2^31",
+            search(1, &with("1", &[("params", "{\"ef\": 2147483648}")]), ""),
         ),
         (
             "ef < k",
             search(1, &with("50", &[("params", "{\"ef\": 10}")]), ""),
-        ),
-        (
-            "nprobe 0",
-            search(1, &with("1", &[("params", "{\"nprobe\": 0}")]), ""),
         ),
         (
             "filter + chain 10^5",
