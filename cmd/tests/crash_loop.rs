@@ -254,7 +254,11 @@ struct Loop {
 impl Loop {
     fn new() -> Self {
         Self {
-            data: tempfile::tempdir().unwrap(),
+            // The server demands a private (0700) data directory.
+            data: tempfile::Builder::new()
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .tempdir()
+                .unwrap(),
             logs: tempfile::tempdir().unwrap(),
             port: free_port(),
             lives: 0,
