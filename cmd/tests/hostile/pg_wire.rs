@@ -135,7 +135,7 @@ fn mutate(rng: &mut StdRng, message: &mut Vec<u8>, typed_frame: bool) {
             message[at] = rng.gen();
         }
         // A length field: small, negative, huge or off by a little.
-        1 => {
+        1 if message.len() >= header => {
             let at = if typed_frame { 1 } else { 0 };
             let len = i32::from_be_bytes(message[at..at + 4].try_into().unwrap());
             let new = match rng.gen_range(0..5) {
