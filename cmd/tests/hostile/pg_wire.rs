@@ -141,7 +141,7 @@ fn mutate(rng: &mut StdRng, message: &mut Vec<u8>, typed_frame: bool) {
             let new = match rng.gen_range(0..5) {
                 0 => rng.gen_range(-5..9),
                 1 => i32::MAX - rng.gen_range(0..3),
-                2 => len + rng.gen_range(-6..7),
+                2 => len.wrapping_add(rng.gen_range(-6..7)),
                 3 => 300_000_000,
                 _ => rng.gen(),
             };
