@@ -5,20 +5,16 @@
 //! its acknowledged value, every acknowledged delete must stay deleted, and
 //! the write in flight at the kill must be all-or-nothing.
 
+mod support;
+
+use support::{connect, free_port, private_tempdir, sigkill, KillOnDrop};
+
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
-use tokio_postgres::{Client, NoTls};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use tokio_postgres::Client;
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_quiver"))
@@ -41,44 +37,6 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("quiver starts")
-}
-
-/// Kills the server when the test ends, passing or failing.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn connect(port: u16) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match tokio_postgres::connect(&format!("postgres://crash@127.0.0.1:{port}/quiver"), NoTls)
-            .await
-        {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return client;
-            }
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("server did not come back: {e}"),
-        }
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGKILL);
-    }
-    let _ = child.wait();
 }
 
 /// The write in flight when the server died.
@@ -120,10 +78,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
     // The server demands a private (0700) data directory.
-    let dir = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .unwrap();
+    let dir = private_tempdir();
     let port = free_port();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
     let mut model: BTreeMap<i64, String> = BTreeMap::new();

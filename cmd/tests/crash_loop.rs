@@ -16,6 +16,10 @@
 //! truncates it), the segment count stays bounded; at the end every
 //! acknowledged row is there.
 
+mod support;
+
+use support::{connect, free_port, private_tempdir, sigkill, KillOnDrop};
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use futures::SinkExt;
 use rand::{Rng, SeedableRng};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const DIM: usize = 48;
 /// One step (a segment's build, a merge) takes `1/PERIOD_STEPS` of the kill period.
@@ -35,14 +39,6 @@ const HNSW: &str = "USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction =
 
 /// The tests measure time: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Segment settings of a server.
 #[derive(Debug, Clone, Copy)]
@@ -80,44 +76,6 @@ fn start(dir: &Path, port: u16, log: &Path, settings: Settings) -> Child {
         .stderr(log)
         .spawn()
         .expect("quiver starts")
-}
-
-/// Kills the server when the test ends, passing or failing.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn sigkill(child: &mut Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGKILL);
-    }
-    let _ = child.wait();
-}
-
-async fn connect(port: u16) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match tokio_postgres::connect(&format!("postgres://loop@127.0.0.1:{port}/quiver"), NoTls)
-            .await
-        {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return client;
-            }
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("server did not come back: {e}"),
-        }
-    }
 }
 
 /// The counters of the server's `recovered` log line.
@@ -255,10 +213,7 @@ impl Loop {
     fn new() -> Self {
         Self {
             // The server demands a private (0700) data directory.
-            data: tempfile::Builder::new()
-                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .tempdir()
-                .unwrap(),
+            data: private_tempdir(),
             logs: tempfile::tempdir().unwrap(),
             port: free_port(),
             lives: 0,

@@ -2,6 +2,10 @@
 //! partition key and load state are all acknowledged state. The server is
 //! SIGKILLed after each change and must come back with every one of them.
 
+mod support;
+
+use support::{free_port, private_tempdir};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,14 +18,6 @@ use milvus::proto::schema::{
 };
 use prost::Message;
 use tonic::transport::Channel;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Kills the server when the test ends, passing or failing.
 struct Server(Child);
@@ -225,10 +221,7 @@ async fn load_state(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_and_load_state_survive_sigkill() {
     // The server demands a private (0700) data directory.
-    let dir = tempfile::Builder::new()
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .tempdir()
-        .unwrap();
+    let dir = private_tempdir();
     let port = free_port();
     let server = Server::start(dir.path(), port);
     let mut client = connect(port).await;

@@ -3,20 +3,14 @@
 //! objects and their directories), whatever the umask it runs under, and
 //! refuses to start on a data directory group or others may use.
 
+mod support;
+
+use support::{connect, free_port, KillOnDrop};
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use tokio_postgres::{Client, NoTls};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn command(dir: &Path, port: u16) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_quiver"));
@@ -34,35 +28,6 @@ fn command(dir: &Path, port: u16) -> Command {
         .env("QUIVER__SEGMENT__MAINTENANCE_INTERVAL_MS", "100")
         .env("QUIVER_LOG", "warn");
     command
-}
-
-/// Kills the server when the test ends, passing or failing.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn connect(port: u16) -> Client {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match tokio_postgres::connect(&format!("postgres://t@127.0.0.1:{port}/quiver"), NoTls).await
-        {
-            Ok((client, conn)) => {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                return client;
-            }
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("server did not start: {e}"),
-        }
-    }
 }
 
 fn mode(path: &Path) -> u32 {

@@ -4,6 +4,10 @@
 //! compaction rebuilding the index of the segment it writes, and filtered
 //! search keeping recall at every selectivity.
 
+mod support;
+
+use support::session;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -16,7 +20,7 @@ use quiver_cluster::{Engine, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_index::eval::clustered_vectors;
 use quiver_index::Metric;
-use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
+use quiver_sql::handler::{Output, QueryHandler, Session};
 use quiver_sql::Instance;
 
 const DIM: usize = 24;
@@ -30,15 +34,6 @@ async fn open(dir: &std::path::Path, seal_rows: usize) -> (Arc<Engine>, Arc<Inst
     config.segment.compaction_min_segments = 1000; // compaction only when asked
     let engine = Engine::open(config).await.unwrap();
     (engine.clone(), Arc::new(Instance::new(engine)))
-}
-
-fn session(instance: &Instance) -> Session {
-    instance
-        .new_session(SessionInfo {
-            user: "t".into(),
-            ..Default::default()
-        })
-        .unwrap()
 }
 
 async fn run(instance: &Instance, session: &mut Session, sql: &str) -> Vec<RecordBatch> {

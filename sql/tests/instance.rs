@@ -1,13 +1,16 @@
 //! The access layer without a protocol: statements through `Instance`.
 
+mod support;
+
+use support::{run, session};
+
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use futures::StreamExt;
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
 use quiver_common::status::StatusCode;
-use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
+use quiver_sql::handler::Session;
 use quiver_sql::Instance;
 
 async fn instance(dir: &std::path::Path) -> Arc<Instance> {
@@ -18,32 +21,6 @@ async fn instance(dir: &std::path::Path) -> Arc<Instance> {
     config.segment.seal_rows = 3;
     let engine = Engine::open(config).await.unwrap();
     Arc::new(Instance::new(engine))
-}
-
-fn session(instance: &Instance) -> Session {
-    instance
-        .new_session(SessionInfo {
-            user: "t".into(),
-            ..Default::default()
-        })
-        .unwrap()
-}
-
-async fn run(
-    instance: &Instance,
-    session: &mut Session,
-    sql: &str,
-) -> quiver_sql::Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    for statement in instance.parse(sql)? {
-        if let Output::Rows { mut stream, .. } = instance.execute(session, &statement, None).await?
-        {
-            while let Some(batch) = stream.next().await {
-                out.push(batch?);
-            }
-        }
-    }
-    Ok(out)
 }
 
 async fn query(instance: &Instance, session: &mut Session, sql: &str) -> String {

@@ -5,15 +5,19 @@
 //! statement passes under a larger one, and the server answers afterwards;
 //! the server-wide budget bounds the sum over sessions.
 
+mod support;
+
+use support::{run, session};
+
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch};
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
 use quiver_common::status::StatusCode;
-use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
+use quiver_sql::handler::Session;
 use quiver_sql::{Instance, QueryHandlerRef, SqlError};
 use tokio_postgres::NoTls;
 
@@ -26,32 +30,6 @@ async fn instance(dir: &std::path::Path) -> Arc<Instance> {
     config.memory.query_limit_bytes = 256 << 20;
     config.memory.server_limit_bytes = 1 << 30;
     Arc::new(Instance::new(Engine::open(config).await.unwrap()))
-}
-
-fn session(instance: &Instance) -> Session {
-    instance
-        .new_session(SessionInfo {
-            user: "t".into(),
-            ..Default::default()
-        })
-        .unwrap()
-}
-
-async fn run(
-    instance: &Instance,
-    session: &mut Session,
-    sql: &str,
-) -> quiver_sql::Result<Vec<RecordBatch>> {
-    let mut out = Vec::new();
-    for statement in instance.parse(sql)? {
-        if let Output::Rows { mut stream, .. } = instance.execute(session, &statement, None).await?
-        {
-            while let Some(batch) = stream.next().await {
-                out.push(batch?);
-            }
-        }
-    }
-    Ok(out)
 }
 
 fn rows(batches: &[RecordBatch]) -> usize {

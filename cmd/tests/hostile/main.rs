@@ -21,6 +21,8 @@ mod corpus;
 mod grpc;
 mod pg_wire;
 mod server;
+#[path = "../support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 

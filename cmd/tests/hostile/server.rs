@@ -9,20 +9,14 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
 
+use super::support::free_port;
+
 pub struct Server {
     child: Mutex<Child>,
     pub pg_port: u16,
     pub milvus_port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Server {

@@ -1,0 +1,68 @@
+//! What the `quiver`-process tests share: free ports, private data
+//! directories, killing the server (on drop, or with SIGKILL) and a
+//! Postgres client that waits for the server to come up.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::{Client, NoTls};
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A temporary directory only its owner may use (0700), as the server
+/// demands of its data directory.
+pub fn private_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .unwrap()
+}
+
+/// Kills the server when the test ends, passing or failing.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// SIGKILLs `child` and reaps it.
+pub fn sigkill(child: &mut Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
+
+/// A Postgres client of the server on `port`, retrying for up to a minute
+/// while it starts (or recovers).
+pub async fn connect(port: u16) -> Client {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("postgres://quiver@127.0.0.1:{port}/quiver");
+    loop {
+        match tokio_postgres::connect(&url, NoTls).await {
+            Ok((client, connection)) => {
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                return client;
+            }
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("the server did not come up: {e}"),
+        }
+    }
+}
