@@ -133,11 +133,6 @@ impl QueryMemoryPool {
         self.limit.store(bytes, Ordering::Relaxed);
         Ok(())
     }
-
-    /// The server budget this pool draws from.
-    pub fn server(&self) -> &Arc<ServerMemory> {
-        &self.server
-    }
 }
 
 impl fmt::Display for QueryMemoryPool {

@@ -181,9 +181,11 @@ fn result_row_bytes(
         bytes += match fixed {
             Some(width) => width,
             None => {
+                // Sampled from each segment's first batch: the estimate is
+                // taken on every search, so it must not walk the table.
                 let (mut total, mut rows) = (0usize, 0usize);
                 for segment in &snapshot.segments {
-                    for batch in segment.batches.iter() {
+                    for batch in segment.batches.iter().take(1) {
                         if let Some(array) = batch.column_by_name(field.name()) {
                             total = total.saturating_add(array.get_buffer_memory_size());
                             rows += batch.num_rows();

@@ -186,10 +186,6 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             code: StatusCode::InvalidValue,
             message: msg,
         },
-        DataFusionError::ResourcesExhausted(message) => {
-            let (detail, hint) = quiver_exec::memory::out_of_memory_parts(&message);
-            SqlError::OutOfMemory { detail, hint }
-        }
         other => SqlError::Query {
             code: StatusCode::Internal,
             message: other.to_string(),

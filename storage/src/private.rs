@@ -80,10 +80,9 @@ fn restrict(path: &Path, mode: u32) -> io::Result<()> {
 pub fn open_data_dir(dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Created 0700 (a umask can only narrow that); a parent that
+            // existed is left alone.
             create_private_dir_all(dir)?;
-            // A parent that existed is left alone; the directory itself
-            // must be private even under a permissive umask.
-            restrict(dir, PRIVATE_DIR_MODE)?;
             Ok(())
         }
         Err(e) => Err(e.into()),

@@ -695,7 +695,7 @@ impl QueryHandler for Instance {
         // Before any tree exists: a deep one overflows the stack even when
         // it is only dropped.
         complexity::check(sql, ComplexityLimits::SQL)?;
-        match join_vector_operators(sql)? {
+        let statements = match join_vector_operators(sql)? {
             // `<+>` needs a token-level parse; the client-catalog query
             // substitutions of the compatibility parser never involve it.
             Some(tokens) => {
@@ -704,17 +704,22 @@ impl QueryHandler for Instance {
                 let statements = Parser::new(&PostgreSqlDialect {})
                     .with_tokens(tokens)
                     .parse_statements()?;
-                Ok(statements
+                statements
                     .into_iter()
                     .map(|s| self.parser.rewrite(s))
-                    .collect())
+                    .collect()
             }
-            None => Ok(self.parser.parse(sql)?),
+            None => self.parser.parse(sql)?,
+        };
+        // Names are checked once per statement text, not per execution of
+        // a prepared statement.
+        for statement in &statements {
+            identifiers::check(statement)?;
         }
+        Ok(statements)
     }
 
     async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared> {
-        identifiers::check(statement)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(session, statement).await?;
@@ -740,7 +745,6 @@ impl QueryHandler for Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        identifiers::check(statement)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 self.query(session, statement, params).await

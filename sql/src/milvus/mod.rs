@@ -873,7 +873,6 @@ impl MilvusDoor {
                 queries
             }
             Some(search_request::SearchInput::Ids(ids)) => {
-                validate::nq(id_strings(ids).len())?;
                 self.vectors_by_ids(database, &table, anns, ids, &r.collection_name, &scope)
                     .await?
             }
@@ -1270,11 +1269,7 @@ impl MilvusDoor {
         scope: &Option<String>,
     ) -> Result<Vec<Vec<f32>>, DoorError> {
         let keys = id_literals(ids)?;
-        if keys.is_empty() {
-            return Err(DoorError::invalid(
-                "no primary keys to search by".to_string(),
-            ));
-        }
+        validate::nq(keys.len())?;
         let sql = format!(
             "SELECT {pk}::text, {vector} FROM {}.{} WHERE {pk} IN ({}){}",
             quote(database),

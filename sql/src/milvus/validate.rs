@@ -338,12 +338,14 @@ pub(super) enum IndexKind {
 }
 
 impl IndexKind {
-    /// The kind of a catalog index method (`hnsw`, `ivfflat`, ...).
+    /// The kind of a catalog index method (`hnsw`, `ivfflat`, ...), as the
+    /// index crate names them.
     pub(super) fn of_method(method: Option<&str>) -> Self {
-        match method {
-            Some("hnsw") => IndexKind::Hnsw,
-            Some("ivfflat" | "ivf_sq8") => IndexKind::Ivf,
-            _ => IndexKind::Flat,
+        use quiver_index::IndexKind as Method;
+        match method.and_then(Method::parse) {
+            Some(Method::Hnsw) => IndexKind::Hnsw,
+            Some(Method::IvfFlat | Method::IvfSq8) => IndexKind::Ivf,
+            Some(Method::Flat) | None => IndexKind::Flat,
         }
     }
 }
