@@ -15,8 +15,9 @@ for manifest in */Cargo.toml; do
   [ -n "$crate" ] || continue
   own=${rank[$crate]:-}
   if [ -z "$own" ]; then echo "unknown crate $crate in $manifest"; status=1; continue; fi
-  # Only [dependencies], not [dev-dependencies].
-  deps=$(awk '/^\[dependencies\]/{on=1;next} /^\[/{on=0} on' "$manifest" | grep -o '^quiver-[a-z-]*' || true)
+  # [dependencies], [dev-dependencies] and [build-dependencies] alike: a
+  # test that needs a higher layer belongs to that layer's crate.
+  deps=$(awk '/^\[(dev-|build-)?dependencies\]/{on=1;next} /^\[/{on=0} on' "$manifest" | grep -o '^quiver-[a-z-]*' || true)
   for dep in $deps; do
     theirs=${rank[$dep]:-}
     if [ -z "$theirs" ] || [ "$theirs" -ge "$own" ]; then
@@ -26,4 +27,6 @@ for manifest in */Cargo.toml; do
   done
 done
 [ $status -eq 0 ] && echo "layering ok"
+# Inside each crate: no import loops between modules.
+python3 scripts/check-module-cycles.py || status=1
 exit $status

@@ -56,9 +56,8 @@ pub fn read_ivecs(path: &Path, limit: Option<usize>) -> Result<Vecs<i32>> {
 pub fn count_records(path: &Path) -> Result<usize> {
     let mut file = File::open(path).map_err(|e| BenchError::io(path, e))?;
     let len = file.metadata().map_err(|e| BenchError::io(path, e))?.len();
-    let dim = match read_header(&mut file, path, 0, len)? {
-        Some(dim) => dim,
-        None => return Err(BenchError::EmptyFile { path: path.into() }),
+    let Some(dim) = read_header(&mut file, path, 0, len)? else {
+        return Err(BenchError::EmptyFile { path: path.into() });
     };
     let record = 4 + 4 * dim as u64;
     if len % record != 0 {

@@ -672,7 +672,7 @@ impl Engine {
                 }
             }
             self.meta.apply(batch)?;
-            for segment in data.sealed.iter_mut() {
+            for segment in &mut data.sealed {
                 segment.indexes.retain(|ix| ix.index_id != index_id);
             }
         }

@@ -100,7 +100,7 @@ impl StreamingRole for StreamingNode {
             for key in &keys {
                 if !seen.insert(key.clone()) {
                     return Err(EngineError::DuplicateKey {
-                        table: name.clone(),
+                        table: name,
                         column: schema.pk().name.clone(),
                         key: key.to_string(),
                     });
@@ -112,7 +112,7 @@ impl StreamingRole for StreamingNode {
                 match mode {
                     WriteMode::Insert if exists => {
                         return Err(EngineError::DuplicateKey {
-                            table: name.clone(),
+                            table: name,
                             column: schema.pk().name.clone(),
                             key: key.to_string(),
                         })
@@ -328,7 +328,7 @@ fn coerce_vector(input: &ArrayRef, dim: usize) -> Result<ArrayRef> {
             let strings = strings.as_string::<i32>();
             let mut values = Vec::with_capacity(strings.len() * dim);
             let mut valid = Vec::with_capacity(strings.len());
-            for s in strings.iter() {
+            for s in strings {
                 match s {
                     Some(s) => {
                         let v = quiver_common::vector::parse_text(s)?;

@@ -142,7 +142,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
         let progress = std::sync::Mutex::new(Vec::new());
         let built = engine
             .build_indexes_limited("public", "t", 2, &|done, total| {
-                progress.lock().unwrap().push((done, total))
+                progress.lock().unwrap().push((done, total));
             })
             .await
             .unwrap();
@@ -172,7 +172,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
     let progress = std::sync::Mutex::new(Vec::new());
     let built = engine
         .build_indexes("public", "t", &|done, total| {
-            progress.lock().unwrap().push((done, total))
+            progress.lock().unwrap().push((done, total));
         })
         .await
         .unwrap();

@@ -105,6 +105,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
             let pid = child.0.id() as i32;
             std::thread::spawn(move || {
                 std::thread::sleep(kill_after);
+                // SAFETY: kill(2) on a child's pid touches no memory of this process.
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
                 }

@@ -52,6 +52,7 @@ impl Server {
     }
 
     fn sigkill(mut self) {
+        // SAFETY: kill(2) on a child's pid touches no memory of this process.
         unsafe {
             libc::kill(self.0.id() as i32, libc::SIGKILL);
         }

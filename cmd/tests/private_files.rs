@@ -124,6 +124,7 @@ async fn everything_created_in_the_data_dir_is_private() {
         .unwrap();
     assert_eq!(rows.get::<_, i64>(0), 150);
     drop(client);
+    // SAFETY: kill(2) on a child's pid touches no memory of this process.
     unsafe {
         libc::kill(server.0.id() as i32, libc::SIGTERM);
     }

@@ -173,7 +173,7 @@ impl SegmentScanExec {
 }
 
 impl DisplayAs for SegmentScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "SegmentScanExec: table={}, segments={}, rows={}",

@@ -158,7 +158,7 @@ fn plan_properties(schema: &SchemaRef) -> Arc<PlanProperties> {
 pub const DISTANCE_FIELD: &str = "__quiver_distance";
 
 impl DisplayAs for VectorSearchExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let column = self
             .source
             .table_schema()

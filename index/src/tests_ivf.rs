@@ -442,7 +442,7 @@ fn corrupt_structure_is_reported() {
     ));
     // The ids follow the 3 centroids and 3 sizes: repeat the first id.
     let ids = 20 + 4 + 8 + 3 * 4 * 4 + 3 * 4;
-    let mut repeated = bytes.clone();
+    let mut repeated = bytes;
     let first: [u8; 4] = repeated[ids..ids + 4].try_into().unwrap();
     repeated[ids + 4..ids + 8].copy_from_slice(&first);
     assert!(matches!(

@@ -271,7 +271,7 @@ impl ScalarUDFImpl for VectorUnary {
                 .clone(),
         })
     }
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
         let arg_types: Vec<DataType> = args
             .arg_fields
             .iter()
@@ -354,7 +354,7 @@ impl ScalarUDFImpl for Subvector {
             true,
         ))))
     }
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
         if let Some(Some(ScalarValue::Int64(Some(count)))) = args.scalar_arguments.get(2) {
             if *count > 0 {
                 return Ok(Arc::new(Field::new(
@@ -464,7 +464,7 @@ impl ScalarUDFImpl for ToVector {
             true,
         ))))
     }
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+    fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
         let declared = match args.scalar_arguments.get(1) {
             Some(Some(ScalarValue::Int64(Some(d)))) => Some(*d as usize),
             _ => None,

@@ -69,7 +69,7 @@ impl AggregateUDFImpl for VectorAvg {
         )))
     }
 
-    fn accumulator(&self, acc_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+    fn accumulator(&self, acc_args: AccumulatorArgs<'_>) -> Result<Box<dyn Accumulator>> {
         Ok(Box::new(VectorAvgAccumulator {
             sum: Vec::new(),
             count: 0,
@@ -77,7 +77,7 @@ impl AggregateUDFImpl for VectorAvg {
         }))
     }
 
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+    fn state_fields(&self, args: StateFieldsArgs<'_>) -> Result<Vec<FieldRef>> {
         Ok(vec![
             Arc::new(Field::new(
                 format!("{}[sum]", args.name),

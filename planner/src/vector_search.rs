@@ -114,7 +114,7 @@ impl UserDefinedLogicalNodeCore for VectorSearchNode {
         exprs
     }
 
-    fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn fmt_for_explain(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let column = self
             .source
             .table_schema()

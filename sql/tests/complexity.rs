@@ -40,7 +40,7 @@ fn on_server_stack<F: std::future::Future<Output = ()> + 'static>(test: fn() -> 
                 .enable_all()
                 .build()
                 .expect("runtime")
-                .block_on(test())
+                .block_on(test());
         })
         .expect("thread");
     if let Err(panic) = thread.join() {

@@ -221,7 +221,7 @@ async fn the_server_budget_bounds_all_sessions_together() {
     let insert = "INSERT INTO w SELECT i, repeat('y', 1000) FROM generate_series(1, 4000) AS t(i)";
     match run(&instance, &mut b, insert).await {
         Err(SqlError::OutOfMemory { hint, .. }) => {
-            assert!(hint.unwrap().contains("memory.server_limit_bytes"))
+            assert!(hint.unwrap().contains("memory.server_limit_bytes"));
         }
         other => panic!("expected the server budget to refuse, got {other:?}"),
     }

@@ -17,7 +17,7 @@ fn on_server_stack<F: std::future::Future<Output = ()> + 'static>(test: fn() -> 
                 .enable_all()
                 .build()
                 .expect("test runtime")
-                .block_on(test())
+                .block_on(test());
         })
         .expect("test thread");
     if let Err(panic) = thread.join() {

@@ -68,7 +68,7 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug + 'static {
     fn scan_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
 }
 
-const META_TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const META_TABLE: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("meta");
 
 /// [`MetaStore`] backed by a single-file redb database.
 pub struct RedbMetaStore {

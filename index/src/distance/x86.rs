@@ -23,114 +23,126 @@ fn hsum512(v: __m512) -> f32 {
 /// The CPU must support AVX-512F and `a.len() == b.len()`.
 #[target_feature(enable = "avx512f")]
 unsafe fn l2_squared_avx512(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 64 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let d = _mm512_sub_ps(
-                _mm512_loadu_ps(pa.add(i + 16 * j)),
-                _mm512_loadu_ps(pb.add(i + 16 * j)),
-            );
-            *acc = _mm512_fmadd_ps(d, d, *acc);
+    // SAFETY: the caller guarantees what `# Safety` above requires (the
+    // target features, equal lengths); every offset used stays below `n`.
+    unsafe {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let d = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                );
+                *acc = _mm512_fmadd_ps(d, d, *acc);
+            }
+            i += 64;
         }
-        i += 64;
+        while i + 16 <= n {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+            );
+            acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
+        }
+        hsum512(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
     }
-    while i + 16 <= n {
-        let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-        acc[0] = _mm512_fmadd_ps(d, d, acc[0]);
-        i += 16;
-    }
-    if i < n {
-        let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
-        let d = _mm512_sub_ps(
-            _mm512_maskz_loadu_ps(mask, pa.add(i)),
-            _mm512_maskz_loadu_ps(mask, pb.add(i)),
-        );
-        acc[1] = _mm512_fmadd_ps(d, d, acc[1]);
-    }
-    hsum512(_mm512_add_ps(
-        _mm512_add_ps(acc[0], acc[1]),
-        _mm512_add_ps(acc[2], acc[3]),
-    ))
 }
 
 /// # Safety
 /// The CPU must support AVX-512F and `a.len() == b.len()`.
 #[target_feature(enable = "avx512f")]
 unsafe fn inner_product_avx512(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 64 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            *acc = _mm512_fmadd_ps(
-                _mm512_loadu_ps(pa.add(i + 16 * j)),
-                _mm512_loadu_ps(pb.add(i + 16 * j)),
-                *acc,
+    // SAFETY: the caller guarantees what `# Safety` above requires (the
+    // target features, equal lengths); every offset used stays below `n`.
+    unsafe {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                    *acc,
+                );
+            }
+            i += 64;
+        }
+        while i + 16 <= n {
+            acc[0] = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i)),
+                _mm512_loadu_ps(pb.add(i)),
+                acc[0],
+            );
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            acc[1] = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+                acc[1],
             );
         }
-        i += 64;
+        hsum512(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
     }
-    while i + 16 <= n {
-        acc[0] = _mm512_fmadd_ps(
-            _mm512_loadu_ps(pa.add(i)),
-            _mm512_loadu_ps(pb.add(i)),
-            acc[0],
-        );
-        i += 16;
-    }
-    if i < n {
-        let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
-        acc[1] = _mm512_fmadd_ps(
-            _mm512_maskz_loadu_ps(mask, pa.add(i)),
-            _mm512_maskz_loadu_ps(mask, pb.add(i)),
-            acc[1],
-        );
-    }
-    hsum512(_mm512_add_ps(
-        _mm512_add_ps(acc[0], acc[1]),
-        _mm512_add_ps(acc[2], acc[3]),
-    ))
 }
 
 /// # Safety
 /// The CPU must support AVX-512F and `a.len() == b.len()`.
 #[target_feature(enable = "avx512f")]
 unsafe fn l1_avx512(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 64 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let d = _mm512_sub_ps(
-                _mm512_loadu_ps(pa.add(i + 16 * j)),
-                _mm512_loadu_ps(pb.add(i + 16 * j)),
-            );
-            *acc = _mm512_add_ps(*acc, _mm512_abs_ps(d));
+    // SAFETY: the caller guarantees what `# Safety` above requires (the
+    // target features, equal lengths); every offset used stays below `n`.
+    unsafe {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 64 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let d = _mm512_sub_ps(
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                );
+                *acc = _mm512_add_ps(*acc, _mm512_abs_ps(d));
+            }
+            i += 64;
         }
-        i += 64;
+        while i + 16 <= n {
+            let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
+            acc[0] = _mm512_add_ps(acc[0], _mm512_abs_ps(d));
+            i += 16;
+        }
+        if i < n {
+            let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
+            let d = _mm512_sub_ps(
+                _mm512_maskz_loadu_ps(mask, pa.add(i)),
+                _mm512_maskz_loadu_ps(mask, pb.add(i)),
+            );
+            acc[1] = _mm512_add_ps(acc[1], _mm512_abs_ps(d));
+        }
+        hsum512(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ))
     }
-    while i + 16 <= n {
-        let d = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-        acc[0] = _mm512_add_ps(acc[0], _mm512_abs_ps(d));
-        i += 16;
-    }
-    if i < n {
-        let mask: __mmask16 = (1u32 << (n - i)) as u16 - 1;
-        let d = _mm512_sub_ps(
-            _mm512_maskz_loadu_ps(mask, pa.add(i)),
-            _mm512_maskz_loadu_ps(mask, pb.add(i)),
-        );
-        acc[1] = _mm512_add_ps(acc[1], _mm512_abs_ps(d));
-    }
-    hsum512(_mm512_add_ps(
-        _mm512_add_ps(acc[0], acc[1]),
-        _mm512_add_ps(acc[2], acc[3]),
-    ))
 }
 
 // ---------------------------------------------------------------- AVX2+FMA
@@ -166,114 +178,126 @@ fn abs256(v: __m256) -> __m256 {
 /// The CPU must support AVX2 and FMA, and `a.len() == b.len()`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn l2_squared_avx2(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let d = _mm256_sub_ps(
-                _mm256_loadu_ps(pa.add(i + 8 * j)),
-                _mm256_loadu_ps(pb.add(i + 8 * j)),
-            );
-            *acc = _mm256_fmadd_ps(d, d, *acc);
+    // SAFETY: the caller guarantees what `# Safety` above requires (the
+    // target features, equal lengths); every offset used stays below `n`.
+    unsafe {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let d = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                );
+                *acc = _mm256_fmadd_ps(d, d, *acc);
+            }
+            i += 32;
         }
-        i += 32;
+        while i + 8 <= n {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+            acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
+            i += 8;
+        }
+        if i < n {
+            let mask = tail_mask256(n - i);
+            let d = _mm256_sub_ps(
+                _mm256_maskload_ps(pa.add(i), mask),
+                _mm256_maskload_ps(pb.add(i), mask),
+            );
+            acc[1] = _mm256_fmadd_ps(d, d, acc[1]);
+        }
+        hsum256(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ))
     }
-    while i + 8 <= n {
-        let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-        acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
-        i += 8;
-    }
-    if i < n {
-        let mask = tail_mask256(n - i);
-        let d = _mm256_sub_ps(
-            _mm256_maskload_ps(pa.add(i), mask),
-            _mm256_maskload_ps(pb.add(i), mask),
-        );
-        acc[1] = _mm256_fmadd_ps(d, d, acc[1]);
-    }
-    hsum256(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ))
 }
 
 /// # Safety
 /// The CPU must support AVX2 and FMA, and `a.len() == b.len()`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn inner_product_avx2(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            *acc = _mm256_fmadd_ps(
-                _mm256_loadu_ps(pa.add(i + 8 * j)),
-                _mm256_loadu_ps(pb.add(i + 8 * j)),
-                *acc,
+    // SAFETY: the caller guarantees what `# Safety` above requires (the
+    // target features, equal lengths); every offset used stays below `n`.
+    unsafe {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                *acc = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                    *acc,
+                );
+            }
+            i += 32;
+        }
+        while i + 8 <= n {
+            acc[0] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i)),
+                _mm256_loadu_ps(pb.add(i)),
+                acc[0],
+            );
+            i += 8;
+        }
+        if i < n {
+            let mask = tail_mask256(n - i);
+            acc[1] = _mm256_fmadd_ps(
+                _mm256_maskload_ps(pa.add(i), mask),
+                _mm256_maskload_ps(pb.add(i), mask),
+                acc[1],
             );
         }
-        i += 32;
+        hsum256(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ))
     }
-    while i + 8 <= n {
-        acc[0] = _mm256_fmadd_ps(
-            _mm256_loadu_ps(pa.add(i)),
-            _mm256_loadu_ps(pb.add(i)),
-            acc[0],
-        );
-        i += 8;
-    }
-    if i < n {
-        let mask = tail_mask256(n - i);
-        acc[1] = _mm256_fmadd_ps(
-            _mm256_maskload_ps(pa.add(i), mask),
-            _mm256_maskload_ps(pb.add(i), mask),
-            acc[1],
-        );
-    }
-    hsum256(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ))
 }
 
 /// # Safety
 /// The CPU must support AVX2 and FMA, and `a.len() == b.len()`.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn l1_avx2(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    while i + 32 <= n {
-        for (j, acc) in acc.iter_mut().enumerate() {
-            let d = _mm256_sub_ps(
-                _mm256_loadu_ps(pa.add(i + 8 * j)),
-                _mm256_loadu_ps(pb.add(i + 8 * j)),
-            );
-            *acc = _mm256_add_ps(*acc, abs256(d));
+    // SAFETY: the caller guarantees what `# Safety` above requires (the
+    // target features, equal lengths); every offset used stays below `n`.
+    unsafe {
+        let n = a.len();
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 32 <= n {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                let d = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 8 * j)),
+                    _mm256_loadu_ps(pb.add(i + 8 * j)),
+                );
+                *acc = _mm256_add_ps(*acc, abs256(d));
+            }
+            i += 32;
         }
-        i += 32;
+        while i + 8 <= n {
+            let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+            acc[0] = _mm256_add_ps(acc[0], abs256(d));
+            i += 8;
+        }
+        if i < n {
+            let mask = tail_mask256(n - i);
+            let d = _mm256_sub_ps(
+                _mm256_maskload_ps(pa.add(i), mask),
+                _mm256_maskload_ps(pb.add(i), mask),
+            );
+            acc[1] = _mm256_add_ps(acc[1], abs256(d));
+        }
+        hsum256(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ))
     }
-    while i + 8 <= n {
-        let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-        acc[0] = _mm256_add_ps(acc[0], abs256(d));
-        i += 8;
-    }
-    if i < n {
-        let mask = tail_mask256(n - i);
-        let d = _mm256_sub_ps(
-            _mm256_maskload_ps(pa.add(i), mask),
-            _mm256_maskload_ps(pb.add(i), mask),
-        );
-        acc[1] = _mm256_add_ps(acc[1], abs256(d));
-    }
-    hsum256(_mm256_add_ps(
-        _mm256_add_ps(acc[0], acc[1]),
-        _mm256_add_ps(acc[2], acc[3]),
-    ))
 }
 
 // ---------------------------------------------------------------- wrappers

@@ -93,7 +93,7 @@ pub fn column_def(def: &SqlColumnDef) -> Result<(ColumnDef, bool)> {
             ColumnOption::Default(expr) => column.default_sql = Some(default_text(expr)),
             ColumnOption::PrimaryKey(_) => primary = true,
             ColumnOption::Generated { .. } | ColumnOption::Identity(_) => {
-                column.auto_increment = true
+                column.auto_increment = true;
             }
             ColumnOption::Unique(_) => {
                 return Err(SqlError::unsupported(

@@ -151,7 +151,7 @@ fn apply_setting(
         "statement_timeout" => session.statement_timeout = parse_duration(name, &value)?,
         "idle_session_timeout" => session.idle_session_timeout = parse_duration(name, &value)?,
         "idle_in_transaction_session_timeout" => {
-            session.idle_in_transaction_session_timeout = parse_duration(name, &value)?
+            session.idle_in_transaction_session_timeout = parse_duration(name, &value)?;
         }
         "hnsw.ef_search" => check_int_setting(name, &value, 1, 1000)?,
         "ivfflat.probes" => check_int_setting(name, &value, 1, 65536)?,
@@ -311,7 +311,7 @@ pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
         match defaults.get(&name) {
             Some(value) => {
                 tag.parameter_status
-                    .extend(apply_setting(session, &name, value.clone())?)
+                    .extend(apply_setting(session, &name, value.clone())?);
             }
             None => {
                 session.settings.remove(&name);

@@ -212,9 +212,8 @@ impl ArrayField {
         use scalar_field::Data as S;
         use DataType as T;
         let corrupt = || DoorError::internal(format!("an array value is not a JSON array: {text}"));
-        let values = match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(values)) => values,
-            _ => return Err(corrupt()),
+        let Ok(Value::Array(values)) = serde_json::from_str::<Value>(text) else {
+            return Err(corrupt());
         };
         let ints = || -> Result<Vec<i64>, DoorError> {
             values
@@ -470,7 +469,7 @@ mod tests {
         };
         let (stored, arrays) = ArrayFields::split(&schema).unwrap();
         assert_eq!(stored.fields[0].data_type, DataType::Json as i32);
-        let mut described = stored.clone();
+        let mut described = stored;
         arrays.describe(&mut described);
         assert_eq!(described, schema);
         assert_eq!(

@@ -236,7 +236,7 @@ type Result<T> = std::result::Result<T, FilterError>;
 /// expression is an error; callers treat "no filter" themselves.
 pub fn filter_to_sql(
     expr: &str,
-    fields: &[FilterField],
+    fields: &[FilterField<'_>],
     templates: &HashMap<String, TemplateValue>,
 ) -> std::result::Result<String, FilterError> {
     if expr.len() > MAX_EXPR_LEN {

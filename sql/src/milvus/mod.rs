@@ -384,7 +384,7 @@ impl MilvusDoor {
     }
 
     /// The index of a vector column: (name, kind, metric) from the catalog view.
-    async fn vector_index(
+    fn vector_index(
         &self,
         database: &str,
         collection: &str,
@@ -600,7 +600,7 @@ impl MilvusDoor {
         if expr.trim().is_empty() {
             return Ok(None);
         }
-        let fields: Vec<filter::FilterField> = table
+        let fields: Vec<filter::FilterField<'_>> = table
             .columns
             .iter()
             .filter(|c| c.name != PARTITION_COLUMN)
@@ -837,13 +837,11 @@ impl MilvusDoor {
         };
         let (topk, offset) =
             validate::search_window(param(params, "topk"), param(params, "offset"))?;
-        let indexes = self
-            .vector_index(
-                database,
-                &r.collection_name,
-                Some(&table.columns[anns].name),
-            )
-            .await?;
+        let indexes = self.vector_index(
+            database,
+            &r.collection_name,
+            Some(&table.columns[anns].name),
+        )?;
         let metric = match param(params, "metric_type").filter(|m| !m.is_empty()) {
             Some(m) => m.to_ascii_uppercase(),
             None => indexes
@@ -1451,9 +1449,7 @@ impl MilvusDoor {
         };
         // Milvus index names are per collection; Quiver's per schema.
         let sql_name = index_names::sql_index_name(&r.collection_name, &name)?;
-        let existing = self
-            .vector_index(database, &r.collection_name, Some(&r.field_name))
-            .await?;
+        let existing = self.vector_index(database, &r.collection_name, Some(&r.field_name))?;
         if let Some(ix) = existing.first() {
             if ix.name == sql_name && ix.metric.eq_ignore_ascii_case(metric) {
                 return Ok(());
@@ -1473,7 +1469,7 @@ impl MilvusDoor {
         self.sql(&sql, None).await.map(|_| ())
     }
 
-    async fn index_descriptions(
+    fn index_descriptions(
         &self,
         database: &str,
         collection: &str,
@@ -1482,7 +1478,7 @@ impl MilvusDoor {
     ) -> Result<Vec<IndexDescription>, DoorError> {
         self.table(database, collection)?;
         let field = (!field.is_empty()).then_some(field);
-        let rows = self.vector_index(database, collection, field).await?;
+        let rows = self.vector_index(database, collection, field)?;
         let out: Vec<IndexDescription> = rows
             .into_iter()
             .filter(|ix| {
@@ -2239,7 +2235,7 @@ impl MilvusService for MilvusDoor {
         r: Request<DescribeCollectionRequest>,
     ) -> RpcResult<DescribeCollectionResponse> {
         let (database, q) = self.resolved(r);
-        let name = q.collection_name.clone();
+        let name = q.collection_name;
         let result = self.collection(&database, &name).map(|c| {
             let mut schema = convert::collection_schema(&name, &c.table);
             c.arrays.describe(&mut schema);
@@ -2388,9 +2384,8 @@ impl MilvusService for MilvusDoor {
         r: Request<DescribeIndexRequest>,
     ) -> RpcResult<DescribeIndexResponse> {
         let (database, q) = self.resolved(r);
-        let result = self
-            .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
-            .await;
+        let result =
+            self.index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name);
         reply!(
             result,
             |index_descriptions| DescribeIndexResponse {
@@ -2409,9 +2404,8 @@ impl MilvusService for MilvusDoor {
         r: Request<GetIndexStateRequest>,
     ) -> RpcResult<GetIndexStateResponse> {
         let (database, q) = self.resolved(r);
-        let result = self
-            .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
-            .await;
+        let result =
+            self.index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name);
         reply!(
             result,
             |d: Vec<IndexDescription>| GetIndexStateResponse {
@@ -2431,9 +2425,8 @@ impl MilvusService for MilvusDoor {
         r: Request<GetIndexBuildProgressRequest>,
     ) -> RpcResult<GetIndexBuildProgressResponse> {
         let (database, q) = self.resolved(r);
-        let result = self
-            .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
-            .await;
+        let result =
+            self.index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name);
         reply!(
             result,
             |d: Vec<IndexDescription>| GetIndexBuildProgressResponse {
@@ -2452,10 +2445,12 @@ impl MilvusService for MilvusDoor {
         let (database, q) = self.resolved(r);
         let result = async {
             // Dropping an index that does not exist succeeds, as in Milvus.
-            let found = match self
-                .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
-                .await
-            {
+            let found = match self.index_descriptions(
+                &database,
+                &q.collection_name,
+                &q.field_name,
+                &q.index_name,
+            ) {
                 Err(e) if e.code == 700 => Vec::new(),
                 other => other?,
             };

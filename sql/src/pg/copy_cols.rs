@@ -198,7 +198,7 @@ impl Column {
         let type_name = &self.type_name;
         match &mut self.kind {
             Kind::Bool(b) => {
-                b.append_value(parse_bool(text).ok_or_else(|| syntax(type_name, text))?)
+                b.append_value(parse_bool(text).ok_or_else(|| syntax(type_name, text))?);
             }
             Kind::Int(b) => {
                 let value: i64 = match text.trim().parse::<i128>() {

@@ -213,19 +213,19 @@ fn binary_value(
             &(column.as_primitive::<UInt8Type>().value(row) as i16).to_be_bytes(),
         ),
         DataType::Int16 => {
-            out.extend_from_slice(&column.as_primitive::<Int16Type>().value(row).to_be_bytes())
+            out.extend_from_slice(&column.as_primitive::<Int16Type>().value(row).to_be_bytes());
         }
         DataType::UInt16 => out.extend_from_slice(
             &(column.as_primitive::<UInt16Type>().value(row) as i32).to_be_bytes(),
         ),
         DataType::Int32 => {
-            out.extend_from_slice(&column.as_primitive::<Int32Type>().value(row).to_be_bytes())
+            out.extend_from_slice(&column.as_primitive::<Int32Type>().value(row).to_be_bytes());
         }
         DataType::UInt32 => out.extend_from_slice(
             &(column.as_primitive::<UInt32Type>().value(row) as i64).to_be_bytes(),
         ),
         DataType::Int64 => {
-            out.extend_from_slice(&column.as_primitive::<Int64Type>().value(row).to_be_bytes())
+            out.extend_from_slice(&column.as_primitive::<Int64Type>().value(row).to_be_bytes());
         }
         DataType::Float32 => out.extend_from_slice(
             &column

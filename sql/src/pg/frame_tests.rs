@@ -170,7 +170,7 @@ async fn an_oversized_message_is_refused_at_its_header() {
         "{err}"
     );
     // Small-message types keep PostgreSQL's 10,000-byte limit.
-    let mut frames = reader(typed(b'S', &[0; 20_000]));
+    let mut frames = reader(typed(b'S', &vec![0; 20_000]));
     assert!(matches!(
         frames.read_message(None).await,
         Err(FrameError::TooLarge {

@@ -105,7 +105,7 @@ pub async fn serve(
         PgServerOptions::default(),
         shutdown,
     )
-    .await
+    .await;
 }
 
 /// [`serve`] on a TCP listener and, when given, a Unix-domain socket as
@@ -226,20 +226,20 @@ fn log_end(peer: &str, end: ConnectionEnd) {
     match end {
         ConnectionEnd::Closed => tracing::debug!(peer, "postgres connection closed"),
         ConnectionEnd::ProtocolViolation(message) => {
-            tracing::warn!(peer, %message, "postgres connection closed: protocol violation")
+            tracing::warn!(peer, %message, "postgres connection closed: protocol violation");
         }
         ConnectionEnd::TimedOut(what) => {
             tracing::info!(
                 peer,
                 timeout = what,
                 "postgres connection closed on timeout"
-            )
+            );
         }
         ConnectionEnd::TooManyConnections => {
-            tracing::warn!(peer, "postgres connection refused: too many connections")
+            tracing::warn!(peer, "postgres connection refused: too many connections");
         }
         ConnectionEnd::Io(e) => {
-            tracing::debug!(peer, error = %e, "postgres connection ended with an error")
+            tracing::debug!(peer, error = %e, "postgres connection ended with an error");
         }
     }
 }

@@ -552,9 +552,8 @@ impl ExtendedQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
-        let portal = match client.portal_store().get_portal(name) {
-            Some(Entry::Value(portal)) => portal,
-            _ => return self._on_execute(client, message).await,
+        let Some(Entry::Value(portal)) = client.portal_store().get_portal(name) else {
+            return self._on_execute(client, message).await;
         };
         let initial = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         if message.max_rows > 0
@@ -575,7 +574,7 @@ impl ExtendedQueryHandler for Connection {
                     .feed(PgWireBackendMessage::EmptyQueryResponse(
                         EmptyQueryResponse::new(),
                     ))
-                    .await?
+                    .await?;
             }
             Response::Execution(tag) => send_execution_response(client, tag).await?,
             Response::TransactionStart(tag) => {

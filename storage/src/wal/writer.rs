@@ -48,15 +48,12 @@ impl Writer {
     /// queued, write it all, sync once, answer everyone.
     pub(crate) fn run(mut self, rx: Receiver<Msg>) {
         loop {
-            let first = match rx.recv() {
-                Ok(msg) => msg,
-                Err(_) => {
-                    // Every sender is gone (WAL dropped without close).
-                    if let Err(e) = self.final_sync() {
-                        tracing::error!(error = %e, "WAL final sync failed");
-                    }
-                    return;
+            let Ok(first) = rx.recv() else {
+                // Every sender is gone (WAL dropped without close).
+                if let Err(e) = self.final_sync() {
+                    tracing::error!(error = %e, "WAL final sync failed");
                 }
+                return;
             };
             let mut group = Vec::new();
             let mut close = None;
