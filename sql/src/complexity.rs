@@ -10,7 +10,7 @@
 //! and stops at the first limit exceeded (a 50 MB statement is refused after
 //! reading just past its limit, with no allocation per token).
 //!
-//! Three limits ([`ComplexityLimits`], defaults in
+//! Four limits ([`ComplexityLimits`], defaults in
 //! `quiver_common::limits`):
 //! - **depth**: the height of the deepest expression tree, estimated with
 //!   operator precedence (`a = 1 OR b = 2` is two deep, `1+1+1` three):
@@ -21,7 +21,12 @@
 //!   such as `IN (...)` items or `VALUES` rows are not operators);
 //! - **function nesting**: function calls nested in one another's
 //!   arguments (sqlparser parses each argument twice, so time doubles with
-//!   every level).
+//!   every level);
+//! - **list items**: the elements of every comma-separated list in one
+//!   statement (`IN (...)` items, `VALUES` rows and their values, select
+//!   lists, call arguments). Lists are flat, but each item costs a few
+//!   kilobytes and tens of microseconds of planning, so a 50 MB list would
+//!   cost gigabytes.
 //!
 //! The estimate only needs to be an upper bound of what the parser builds,
 //! up to a small factor: words it does not know are operands, an operand
@@ -32,7 +37,9 @@
 mod lexer;
 
 use lexer::{Lexeme, Lexer};
-use quiver_common::limits::{MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_OPERATORS, MAX_FUNCTION_NESTING};
+use quiver_common::limits::{
+    MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_OPERATORS, MAX_FUNCTION_NESTING, MAX_LIST_ITEMS,
+};
 use quiver_common::status::StatusCode;
 
 /// The bounds a statement's expressions must stay within.
@@ -44,6 +51,8 @@ pub struct ComplexityLimits {
     pub operators: usize,
     /// Most nested function calls.
     pub function_nesting: usize,
+    /// Most list items (commas outside literals) per statement.
+    pub list_items: usize,
 }
 
 impl ComplexityLimits {
@@ -52,6 +61,7 @@ impl ComplexityLimits {
         depth: MAX_EXPRESSION_DEPTH,
         operators: MAX_EXPRESSION_OPERATORS,
         function_nesting: MAX_FUNCTION_NESTING,
+        list_items: MAX_LIST_ITEMS,
     };
 }
 
@@ -64,6 +74,8 @@ pub enum TooComplex {
     Operators { limit: usize },
     /// Function calls nested more than `limit` deep.
     FunctionNesting { limit: usize },
+    /// More than `limit` list items in one statement.
+    ListItems { limit: usize },
     /// The SQL parser's own bound on its recursion (sqlparser's default),
     /// reached by nesting before any of the limits above.
     ParserRecursion { limit: usize },
@@ -89,6 +101,11 @@ impl TooComplex {
             TooComplex::FunctionNesting { limit } => format!(
                 "function calls nested more than {limit} deep \
                  (quiver limit max_function_nesting = {limit})"
+            ),
+            TooComplex::ListItems { limit } => format!(
+                "more than {limit} list items (IN lists, VALUES rows and values, \
+                 select lists, arguments) in one statement; split it into several \
+                 (quiver limit max_list_items = {limit})"
             ),
             TooComplex::ParserRecursion { limit } => {
                 format!("nested more than the SQL parser's recursion limit of {limit} levels")
@@ -274,6 +291,11 @@ struct Counter<'a> {
     ops: Vec<PendingOp>,
     /// Operators seen in this statement.
     operators: usize,
+    /// List items (commas) seen in this statement.
+    list_items: usize,
+    /// A `-`/`+` prefix not counted yet: it is a literal's sign if a
+    /// literal follows.
+    sign_pending: bool,
     /// Function calls open around the current token.
     calls_open: usize,
     prev: Prev<'a>,
@@ -287,6 +309,8 @@ impl<'a> Counter<'a> {
             operands: Vec::new(),
             ops: Vec::new(),
             operators: 0,
+            list_items: 0,
+            sign_pending: false,
             calls_open: 0,
             prev: Prev::Other,
         }
@@ -322,6 +346,12 @@ impl<'a> Counter<'a> {
     }
 
     fn feed(&mut self, lexeme: Lexeme<'a>) -> Result<(), TooComplex> {
+        // The sign of a literal (`-1`, `+2.5`) is part of the value: the
+        // planner folds it, and a multi-row `VALUES` list may hold one per
+        // value. Any other prefix operator counts.
+        if std::mem::take(&mut self.sign_pending) && !matches!(lexeme, Lexeme::Literal) {
+            self.count_operator()?;
+        }
         if self.top().negated {
             let infix = matches!(lexeme, Lexeme::Word(w)
                 if ["in", "like", "ilike", "similar", "between"]
@@ -344,7 +374,10 @@ impl<'a> Counter<'a> {
             Lexeme::Word(word) => self.word(word),
             Lexeme::QuotedIdent | Lexeme::Literal => self.operand(1),
             Lexeme::Operator(op) => {
-                if self.top().expect_operand {
+                if self.top().expect_operand && (op == "-" || op == "+") {
+                    self.sign_pending = true;
+                    self.push_prefix(PREC_UNARY)
+                } else if self.top().expect_operand {
                     self.prefix(PREC_UNARY)
                 } else {
                     self.binary(operator_precedence(op))
@@ -360,6 +393,12 @@ impl<'a> Counter<'a> {
             }
             Lexeme::RParen | Lexeme::RBracket => self.close(),
             Lexeme::Comma => {
+                self.list_items += 1;
+                if self.list_items > self.limits.list_items {
+                    return Err(TooComplex::ListItems {
+                        limit: self.limits.list_items,
+                    });
+                }
                 if self.top().in_from {
                     self.relation()?;
                 }
@@ -475,6 +514,11 @@ impl<'a> Counter<'a> {
 
     fn prefix(&mut self, prec: u8) -> Result<(), TooComplex> {
         self.count_operator()?;
+        self.push_prefix(prec)
+    }
+
+    /// A prefix operator, without counting it.
+    fn push_prefix(&mut self, prec: u8) -> Result<(), TooComplex> {
         self.ops.push(PendingOp { prec, unary: true });
         // Each pending prefix operator will be one level above the operand.
         let pending = self.ops.len() - self.top().op_base;
@@ -618,6 +662,8 @@ impl<'a> Counter<'a> {
         self.operands.clear();
         self.ops.clear();
         self.operators = 0;
+        self.list_items = 0;
+        self.sign_pending = false;
         self.calls_open = 0;
         Ok(())
     }

@@ -164,11 +164,19 @@ fn sql_cases() -> Vec<(String, &'static [&'static str])> {
             ANY,
         ));
     }
-    // Big but flat lists are data, not expression chains: answered.
+    // Big but flat lists are data, not expression chains: answered...
     let list = (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
     cases.push((
         format!("SELECT count(*) FROM {TABLE} WHERE id IN ({list})"),
         ANY,
+    ));
+    // ... up to the list-item limit: a 20 MB list is refused.
+    cases.push((
+        format!(
+            "SELECT count(*) FROM {TABLE} WHERE id IN (1{})",
+            ",1".repeat(10_000_000)
+        ),
+        TOO_DEEP,
     ));
     cases
 }

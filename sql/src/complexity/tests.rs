@@ -168,20 +168,53 @@ fn operators_are_bounded_per_statement() {
     // Each statement has its own budget.
     let twice = format!("{}; {}", items(max), items(max));
     assert_eq!(sql_check(&twice), Ok(()));
-    // List elements are not operators.
-    let list: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+    // List elements are not operators, and neither is a literal's sign.
+    let list: Vec<String> = (0..20_000).map(|i| i.to_string()).collect();
     let in_list = format!("SELECT * FROM t WHERE id IN ({})", list.join(","));
     assert_eq!(sql_check(&in_list), Ok(()));
-    let rows: Vec<String> = (0..10_000).map(|i| format!("({i}, '[1,2]', -1)")).collect();
+    let rows: Vec<String> = (0..10_000)
+        .map(|i| format!("({i}, '[1,2]', -1, +2.5)"))
+        .collect();
     let insert = format!("INSERT INTO t VALUES {}", rows.join(", "));
-    // `-1` is a prefix operator: 10,000 of them are over the budget.
+    assert_eq!(sql_check(&insert), Ok(()));
+    // A sign before anything else is an operator like any other.
+    let rows: Vec<String> = (0..10_000).map(|i| format!("({i}, -x)")).collect();
+    let insert = format!("INSERT INTO t VALUES {}", rows.join(", "));
     assert_eq!(
         sql_check(&insert),
         Err(TooComplex::Operators { limit: max })
     );
-    let rows: Vec<String> = (0..10_000).map(|i| format!("({i}, '[1,2]', 1)")).collect();
-    let insert = format!("INSERT INTO t VALUES {}", rows.join(", "));
-    assert_eq!(sql_check(&insert), Ok(()));
+}
+
+#[test]
+fn list_items_are_bounded_per_statement() {
+    let max = LIMITS.list_items;
+    let in_list = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        format!("SELECT * FROM t WHERE id IN ({})", items.join(","))
+    };
+    // n items are n - 1 commas.
+    assert_eq!(sql_check(&in_list(max + 1)), Ok(()));
+    assert_eq!(
+        sql_check(&in_list(max + 2)),
+        Err(TooComplex::ListItems { limit: max })
+    );
+    // Rows and their values count alike; commas inside literals do not.
+    let rows = |n: usize, v: &str| {
+        let rows: Vec<String> = (0..n).map(|i| format!("({i}, {v})")).collect();
+        format!("INSERT INTO t VALUES {}", rows.join(","))
+    };
+    assert_eq!(sql_check(&rows(max / 2, "'[1,2,3]'")), Ok(()));
+    assert_eq!(
+        sql_check(&rows(max / 2 + 1, "'[1,2,3]'")),
+        Err(TooComplex::ListItems { limit: max })
+    );
+    // Each statement has its own budget.
+    let twice = format!("{}; {}", in_list(max), in_list(max));
+    assert_eq!(sql_check(&twice), Ok(()));
+    // A 50 MB list is refused after reading just past the limit.
+    let huge = format!("SELECT 1 WHERE 1 IN ({})", "1,".repeat(25_000_000));
+    assert_eq!(sql_check(&huge), Err(TooComplex::ListItems { limit: max }));
 }
 
 #[test]

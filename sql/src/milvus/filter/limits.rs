@@ -18,7 +18,9 @@
 //!
 //! Both errors are Milvus' 1100 (invalid parameter) through [`FilterError`].
 
-use quiver_common::limits::{MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_OPERATORS, MAX_FUNCTION_NESTING};
+use quiver_common::limits::{
+    MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_OPERATORS, MAX_FUNCTION_NESTING, MAX_LIST_ITEMS,
+};
 
 use super::{FilterError, Tok, Token};
 use crate::complexity::{self, ComplexityLimits, TooComplex};
@@ -34,6 +36,7 @@ pub const TRANSLATED_LIMITS: ComplexityLimits = ComplexityLimits {
     depth: MAX_EXPRESSION_DEPTH - 4,
     operators: MAX_EXPRESSION_OPERATORS - 16,
     function_nesting: MAX_FUNCTION_NESTING,
+    list_items: MAX_LIST_ITEMS,
 };
 
 fn is_operator(tok: &Tok) -> bool {
@@ -100,6 +103,12 @@ pub fn check_translated(sql: &str) -> Result<(), FilterError> {
                 format!("nests function calls more than {limit} deep"),
                 "max_function_nesting",
                 MAX_FUNCTION_NESTING,
+                limit,
+            ),
+            TooComplex::ListItems { limit } => (
+                format!("holds more than {limit} list items"),
+                "max_list_items",
+                MAX_LIST_ITEMS,
                 limit,
             ),
             TooComplex::ParserRecursion { limit } => (
