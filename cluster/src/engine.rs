@@ -32,8 +32,8 @@ use crate::coordinator::{
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
 use crate::indexes::IndexMeta;
-use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole};
-use crate::streaming::{StreamingNode, WriteMode, WriteOutcome};
+use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole, WriteMode, WriteOutcome};
+use crate::streaming::StreamingNode;
 use crate::table::{SealPolicy, TableRuntime};
 
 /// The default database (Postgres schema `public`, Milvus database `default`).

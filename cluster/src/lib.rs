@@ -30,4 +30,4 @@ pub mod table;
 
 pub use engine::{Engine, DEFAULT_DATABASE};
 pub use error::{EngineError, Result};
-pub use streaming::{WriteMode, WriteOutcome};
+pub use roles::{WriteMode, WriteOutcome};

@@ -12,9 +12,29 @@ use quiver_exec::pk::PkValue;
 use quiver_storage::{ObjectStoreRef, Wal};
 
 use crate::error::{EngineError, Result};
-use crate::streaming::{WriteMode, WriteOutcome};
 use crate::table::TableRuntime;
 use quiver_index::VectorIndex;
+
+/// How inserted rows treat existing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Fail on an existing key (`23505`).
+    Insert,
+    /// Replace rows with existing keys.
+    Upsert,
+    /// Skip rows whose key exists (`ON CONFLICT DO NOTHING`).
+    InsertIgnore,
+}
+
+/// The acknowledged result of a write.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    /// Rows inserted or replaced, as written (auto ids filled), user schema.
+    pub rows: RecordBatch,
+    pub ts: u64,
+    pub lsn: u64,
+    pub sealed: bool,
+}
 
 /// The streaming role: owns the WAL of its shards and their growing segments.
 pub trait StreamingRole: Send + Sync {

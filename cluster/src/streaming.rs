@@ -15,29 +15,8 @@ use quiver_proto::WalRecord;
 use quiver_storage::Wal;
 
 use crate::error::{EngineError, Result};
-use crate::roles::StreamingRole;
+use crate::roles::{StreamingRole, WriteMode, WriteOutcome};
 use crate::table::{with_timestamp, TableRuntime};
-
-/// How inserted rows treat existing keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Fail on an existing key (`23505`).
-    Insert,
-    /// Replace rows with existing keys.
-    Upsert,
-    /// Skip rows whose key exists (`ON CONFLICT DO NOTHING`).
-    InsertIgnore,
-}
-
-/// The acknowledged result of a write.
-#[derive(Debug, Clone)]
-pub struct WriteOutcome {
-    /// Rows inserted or replaced, as written (auto ids filled), user schema.
-    pub rows: RecordBatch,
-    pub ts: u64,
-    pub lsn: u64,
-    pub sealed: bool,
-}
 
 /// Writes to tables through one WAL.
 #[derive(Clone)]
