@@ -602,7 +602,10 @@ mod tests {
 
         let env = [
             ("QUIVER__META__BACKEND", "etcd"),
-            ("QUIVER__META__ETCD_ENDPOINTS", "http://e1:2379, http://e2:2379"),
+            (
+                "QUIVER__META__ETCD_ENDPOINTS",
+                "http://e1:2379, http://e2:2379",
+            ),
             ("QUIVER__META__ROOT", "/quiver/prod"),
             ("QUIVER__OBJECTS__BACKEND", "s3"),
             ("QUIVER__OBJECTS__S3_ENDPOINT", "http://127.0.0.1:9000"),

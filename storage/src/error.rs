@@ -63,7 +63,9 @@ pub enum StorageError {
     WatchLagged { missed: u64 },
 
     /// A configured storage backend is not part of this build.
-    #[error("{setting} = \"{value}\" (environment {env}) is not available in this build; use \"local\"")]
+    #[error(
+        "{setting} = \"{value}\" (environment {env}) is not available in this build; use \"local\""
+    )]
     BackendUnavailable {
         /// The configuration key, e.g. `meta.backend`.
         setting: &'static str,

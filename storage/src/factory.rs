@@ -167,15 +167,24 @@ mod tests {
         }
         assert!(matches!(
             open_meta_store(&etcd).await,
-            Err(StorageError::BackendUnavailable { setting: "meta.backend", .. })
+            Err(StorageError::BackendUnavailable {
+                setting: "meta.backend",
+                ..
+            })
         ));
         assert!(matches!(
             open_object_store(&s3).await,
-            Err(StorageError::BackendUnavailable { setting: "objects.backend", .. })
+            Err(StorageError::BackendUnavailable {
+                setting: "objects.backend",
+                ..
+            })
         ));
         assert!(matches!(
             open_wal(&wal).await,
-            Err(StorageError::BackendUnavailable { setting: "wal.backend", .. })
+            Err(StorageError::BackendUnavailable {
+                setting: "wal.backend",
+                ..
+            })
         ));
         // Nothing was created for the refused backends.
         assert!(!dir.path().join(META_FILE).exists());

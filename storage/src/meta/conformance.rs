@@ -114,7 +114,11 @@ pub async fn versions(store: &dyn MetaStore) {
 
     let v2 = store.put("v/b", b"2".to_vec()).await.unwrap();
     assert!(v2 > v1);
-    assert_eq!(version(store, "v/a").await, Some(v1), "untouched key keeps its version");
+    assert_eq!(
+        version(store, "v/a").await,
+        Some(v1),
+        "untouched key keeps its version"
+    );
     assert_eq!(version(store, "v/b").await, Some(v2));
 
     // One transaction, one revision for all its changes.
@@ -161,7 +165,11 @@ pub async fn versions(store: &dyn MetaStore) {
 pub async fn compare_and_swap(store: &dyn MetaStore) {
     // Create if absent.
     let created = store
-        .txn(MetaBatch::new().if_absent("cas/k").put("cas/k", b"1".to_vec()))
+        .txn(
+            MetaBatch::new()
+                .if_absent("cas/k")
+                .put("cas/k", b"1".to_vec()),
+        )
         .await
         .unwrap();
     assert!(created.succeeded);
@@ -179,9 +187,16 @@ pub async fn compare_and_swap(store: &dyn MetaStore) {
         .await
         .unwrap();
     assert!(!again.succeeded);
-    assert_eq!(again.revision, v1, "a failed transaction reports the current revision");
+    assert_eq!(
+        again.revision, v1,
+        "a failed transaction reports the current revision"
+    );
     assert_eq!(value(store, "cas/k").await, Some(b"1".to_vec()));
-    assert_eq!(value(store, "cas/side").await, None, "nothing of a failed transaction lands");
+    assert_eq!(
+        value(store, "cas/side").await,
+        None,
+        "nothing of a failed transaction lands"
+    );
     assert_eq!(store.revision().await.unwrap(), v1);
 
     // Swap at the version read.
@@ -200,7 +215,11 @@ pub async fn compare_and_swap(store: &dyn MetaStore) {
 
     // A swap at a stale version fails.
     let stale = store
-        .txn(MetaBatch::new().if_version("cas/k", v1).put("cas/k", b"3".to_vec()))
+        .txn(
+            MetaBatch::new()
+                .if_version("cas/k", v1)
+                .put("cas/k", b"3".to_vec()),
+        )
         .await
         .unwrap();
     assert!(!stale.succeeded);
@@ -209,7 +228,11 @@ pub async fn compare_and_swap(store: &dyn MetaStore) {
     // A version condition on a missing key fails; so does if_absent on a
     // present one; every condition must hold.
     let missing = store
-        .txn(MetaBatch::new().if_version("cas/none", v2).put("cas/x", b"x".to_vec()))
+        .txn(
+            MetaBatch::new()
+                .if_version("cas/none", v2)
+                .put("cas/x", b"x".to_vec()),
+        )
         .await
         .unwrap();
     assert!(!missing.succeeded);
@@ -227,20 +250,32 @@ pub async fn compare_and_swap(store: &dyn MetaStore) {
 
     // A conditional delete.
     let deleted = store
-        .txn(MetaBatch::new().if_unchanged("cas/k", Some(v2)).delete("cas/k"))
+        .txn(
+            MetaBatch::new()
+                .if_unchanged("cas/k", Some(v2))
+                .delete("cas/k"),
+        )
         .await
         .unwrap();
     assert!(deleted.succeeded);
     assert_eq!(value(store, "cas/k").await, None);
     let recreated = store
-        .txn(MetaBatch::new().if_unchanged("cas/k", None).put("cas/k", b"4".to_vec()))
+        .txn(
+            MetaBatch::new()
+                .if_unchanged("cas/k", None)
+                .put("cas/k", b"4".to_vec()),
+        )
         .await
         .unwrap();
     assert!(recreated.succeeded);
 
     // `apply` reports a failed condition as a typed error naming the keys.
     let err = store
-        .apply(MetaBatch::new().if_absent("cas/k").put("cas/k", b"5".to_vec()))
+        .apply(
+            MetaBatch::new()
+                .if_absent("cas/k")
+                .put("cas/k", b"5".to_vec()),
+        )
         .await
         .unwrap_err();
     match err {
@@ -264,7 +299,10 @@ pub async fn concurrent_compare_and_swap(store: Arc<dyn MetaStore>) {
                     let current = store.get("cas/counter").await.unwrap();
                     let (n, version) = match &current {
                         Some(v) => (
-                            String::from_utf8(v.value.clone()).unwrap().parse::<u64>().unwrap(),
+                            String::from_utf8(v.value.clone())
+                                .unwrap()
+                                .parse::<u64>()
+                                .unwrap(),
                             Some(v.version),
                         ),
                         None => (0, None),
@@ -312,11 +350,7 @@ pub async fn watch(store: &dyn MetaStore) {
     store.put("x/elsewhere", b"no".to_vec()).await.unwrap();
     store.delete("w/never-existed").await.unwrap();
     let r2 = store
-        .apply(
-            MetaBatch::new()
-                .put("w/b", b"2".to_vec())
-                .delete("w/a"),
-        )
+        .apply(MetaBatch::new().put("w/b", b"2".to_vec()).delete("w/a"))
         .await
         .unwrap();
     // A failed transaction produces no event.
@@ -426,10 +460,21 @@ pub async fn limits(store: &dyn MetaStore) {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StorageError::TxnLimitExceeded { what: "bytes", max: MAX_TXN_BYTES, .. }),
+        matches!(
+            err,
+            StorageError::TxnLimitExceeded {
+                what: "bytes",
+                max: MAX_TXN_BYTES,
+                ..
+            }
+        ),
         "{err}"
     );
-    assert_eq!(value(store, key).await.unwrap()[0], 7, "the old value stays");
+    assert_eq!(
+        value(store, key).await.unwrap()[0],
+        7,
+        "the old value stays"
+    );
     store.delete(key).await.unwrap();
 }
 
@@ -471,9 +516,15 @@ async fn check_durable(store: &dyn MetaStore, before: Durable) {
         .into_iter()
         .map(|kv| (kv.key, kv.value, kv.version))
         .collect();
-    assert_eq!(after, before.entries, "values and versions survive a reopen");
+    assert_eq!(
+        after, before.entries,
+        "values and versions survive a reopen"
+    );
     assert_eq!(after.len(), 2);
     assert_eq!(store.revision().await.unwrap(), before.revision);
     let next = store.put("dur/d", b"d".to_vec()).await.unwrap();
-    assert!(next > before.revision, "revisions go on growing after a reopen");
+    assert!(
+        next > before.revision,
+        "revisions go on growing after a reopen"
+    );
 }

@@ -9,8 +9,8 @@ use parking_lot::RwLock;
 use tokio::sync::broadcast;
 
 use super::{
-    event_channel, watch_stream, EventBatch, KeyValue, MetaBatch, MetaStore, TxnOutcome,
-    Versioned, WatchStream,
+    event_channel, watch_stream, EventBatch, KeyValue, MetaBatch, MetaStore, TxnOutcome, Versioned,
+    WatchStream,
 };
 use crate::error::Result;
 
@@ -86,9 +86,7 @@ impl MetaStore for MemoryMetaStore {
             });
         }
         let revision = current + 1;
-        let events = batch.events(revision, |key| {
-            Ok(state.map.get(key).map(|v| v.version))
-        })?;
+        let events = batch.events(revision, |key| Ok(state.map.get(key).map(|v| v.version)))?;
         if events.is_empty() {
             return Ok(TxnOutcome {
                 succeeded: true,

@@ -20,8 +20,8 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 use tokio::sync::broadcast;
 
 use super::{
-    event_channel, watch_stream, EventBatch, KeyValue, MetaBatch, MetaStore, TxnOutcome,
-    Versioned, WatchStream,
+    event_channel, watch_stream, EventBatch, KeyValue, MetaBatch, MetaStore, TxnOutcome, Versioned,
+    WatchStream,
 };
 use crate::error::{Result, StorageError};
 
@@ -193,9 +193,7 @@ impl Inner {
                 }
             }
             let revision = current + 1;
-            let events = batch.events(revision, |key| {
-                Ok(versions.get(key)?.map(|v| v.value()))
-            })?;
+            let events = batch.events(revision, |key| Ok(versions.get(key)?.map(|v| v.value())))?;
             if events.is_empty() {
                 return Ok(TxnOutcome {
                     succeeded: true,
