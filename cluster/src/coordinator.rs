@@ -8,16 +8,27 @@
 //! * `deltalog/<table id>/<n>` — a persisted delete log object path;
 //! * `tso/limit`, `seq/table_id`, `seq/autoid/<table id>` — allocators' high-water marks;
 //! * `wal/replay_from` — the first WAL LSN recovery reads (every earlier
-//!   record is persisted in segments and delete logs).
+//!   record is persisted in segments and delete logs);
+//! * `gc/table/<id>` — a dropped table whose records and objects may still
+//!   need deleting (recovery finishes the cleanup).
+//!
+//! Every batch written here fits one etcd transaction (at most 128 writes,
+//! 1.5 MiB; the meta store refuses more). Changes that can touch any number
+//! of records commit a small record first and leave the rest as idempotent
+//! cleanup done in chunks ([`apply_in_chunks`]): dropping a table (a drop
+//! intent), dropping an index (the table record); a compaction step merges
+//! at most [`MAX_MERGE_SEGMENTS`](crate::data_node::MAX_MERGE_SEGMENTS)
+//! segments, so its swap stays one atomic batch.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use quiver_common::schema::TableSchema;
 use quiver_common::timestamp::{compose, decompose, now_ms, Timestamp, LOGICAL_MASK};
-use quiver_storage::MetaStore;
+use quiver_storage::{MetaBatch, MetaStore, MAX_TXN_BYTES, MAX_TXN_OPS};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::error::{EngineError, Result};
 use crate::indexes::{IndexMeta, SegmentIndexMeta};
@@ -86,6 +97,11 @@ pub mod keys {
     pub const TSO_LIMIT: &str = "tso/limit";
     pub const TABLE_ID: &str = "seq/table_id";
     pub const WAL_REPLAY_FROM: &str = "wal/replay_from";
+    /// The drop intent of a table whose cleanup may be unfinished.
+    pub fn dropped_table(table: u64) -> String {
+        format!("{DROPPED_TABLE_PREFIX}{table:020}")
+    }
+    pub const DROPPED_TABLE_PREFIX: &str = "gc/table/";
 }
 
 /// Encodes a meta value.
@@ -98,8 +114,8 @@ pub fn decode<T: for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T
     serde_json::from_slice(bytes).map_err(|e| EngineError::CorruptMeta(format!("{key}: {e}")))
 }
 
-fn read_u64(meta: &dyn MetaStore, key: &str) -> Result<u64> {
-    match meta.get(key)? {
+async fn read_u64(meta: &dyn MetaStore, key: &str) -> Result<u64> {
+    match meta.get_value(key).await? {
         Some(bytes) => decode(key, &bytes),
         None => Ok(0),
     }
@@ -111,90 +127,205 @@ const TSO_WINDOW_MS: u64 = 3_000;
 /// The timestamp oracle: strictly increasing hybrid timestamps that never go
 /// back across restarts (the persisted limit is always ahead of every
 /// timestamp handed out).
+///
+/// [`Tso::next`] is synchronous and never touches the meta store: the limit
+/// is **pre-reserved**. Opening persists a limit a window
+/// (`TSO_WINDOW_MS`) ahead of the clock; once half the window is used, `next`
+/// wakes a background task that persists a new limit a window ahead (an
+/// async meta-store write on the runtime, never a blocking call from
+/// `next`). If the clock overtakes the persisted limit before the refill
+/// lands (a stalled meta store), `next` keeps handing out logical
+/// timestamps in the limit's last millisecond and, once those run out,
+/// fails with [`EngineError::TimestampUnavailable`] until the refill lands.
 #[derive(Debug)]
 pub struct Tso {
+    shared: Arc<TsoShared>,
+    /// Wakes the refill task (shared with it, so it can wait without
+    /// keeping `shared` alive).
+    wake: Arc<Notify>,
+}
+
+#[derive(Debug)]
+struct TsoShared {
     meta: Arc<dyn MetaStore>,
     state: Mutex<TsoState>,
+    window_ms: u64,
 }
 
 #[derive(Debug)]
 struct TsoState {
     last: Timestamp,
+    /// Every timestamp handed out is below `compose(limit_ms, 0)`; this
+    /// limit is persisted.
     limit_ms: u64,
+    /// A refill is requested or running.
+    refilling: bool,
 }
 
 impl Tso {
-    /// Starts after everything handed out before the restart.
-    pub fn open(meta: Arc<dyn MetaStore>) -> Result<Self> {
-        let limit_ms = read_u64(meta.as_ref(), keys::TSO_LIMIT)?;
-        Ok(Self {
-            meta,
-            state: Mutex::new(TsoState {
-                last: compose(limit_ms, 0),
-                limit_ms,
-            }),
-        })
+    /// Starts after everything handed out before the restart: persists a
+    /// new limit before the first timestamp, and starts the refill task
+    /// (needs a tokio runtime).
+    pub async fn open(meta: Arc<dyn MetaStore>) -> Result<Self> {
+        Self::open_with_window(meta, TSO_WINDOW_MS).await
     }
 
-    /// A new timestamp, larger than every earlier one.
+    /// [`Tso::open`] with the limit kept `window_ms` ahead (tests use short
+    /// windows).
+    pub async fn open_with_window(meta: Arc<dyn MetaStore>, window_ms: u64) -> Result<Self> {
+        let persisted = read_u64(meta.as_ref(), keys::TSO_LIMIT).await?;
+        let limit_ms = now_ms().max(persisted) + window_ms;
+        meta.put(keys::TSO_LIMIT, encode(&limit_ms)).await?;
+        let shared = Arc::new(TsoShared {
+            meta,
+            state: Mutex::new(TsoState {
+                last: compose(persisted, 0),
+                limit_ms,
+                refilling: false,
+            }),
+            window_ms: window_ms.max(2),
+        });
+        let wake = Arc::new(Notify::new());
+        tokio::spawn(refill_task(Arc::downgrade(&shared), wake.clone()));
+        Ok(Self { shared, wake })
+    }
+
+    /// A new timestamp, larger than every earlier one. Never blocks on the
+    /// meta store (see the type's documentation).
     pub fn next(&self) -> Result<Timestamp> {
-        let mut state = self.state.lock();
+        let mut state = self.shared.state.lock();
         let (last_ms, last_logical) = decompose(state.last);
         let now = now_ms();
-        let ts = if now > last_ms {
+        let mut ts = if now > last_ms {
             compose(now, 0)
         } else if last_logical < LOGICAL_MASK {
             compose(last_ms, last_logical + 1)
         } else {
             compose(last_ms + 1, 0)
         };
-        let (ts_ms, _) = decompose(ts);
-        if ts_ms >= state.limit_ms {
-            let limit = ts_ms + TSO_WINDOW_MS;
-            self.meta.put(keys::TSO_LIMIT, encode(&limit))?;
-            state.limit_ms = limit;
+        if decompose(ts).0 >= state.limit_ms {
+            // The clock overtook the persisted limit: stay in its last
+            // millisecond while logical steps are left.
+            let cap = state.limit_ms - 1;
+            ts = if last_ms < cap {
+                compose(cap, 0)
+            } else if last_ms == cap && last_logical < LOGICAL_MASK {
+                compose(cap, last_logical + 1)
+            } else {
+                self.request_refill(&mut state);
+                return Err(EngineError::TimestampUnavailable);
+            };
+        }
+        if decompose(ts).0 + self.shared.window_ms / 2 >= state.limit_ms {
+            self.request_refill(&mut state);
         }
         state.last = ts;
         Ok(ts)
     }
 
+    fn request_refill(&self, state: &mut TsoState) {
+        if !state.refilling {
+            state.refilling = true;
+            self.wake.notify_one();
+        }
+    }
+
     /// Makes sure later timestamps exceed `ts` (used after WAL replay).
     pub fn observe(&self, ts: Timestamp) {
-        let mut state = self.state.lock();
+        let mut state = self.shared.state.lock();
         if ts > state.last {
             state.last = ts;
+        }
+        if decompose(ts).0 + self.shared.window_ms / 2 >= state.limit_ms {
+            self.request_refill(&mut state);
+        }
+    }
+
+    /// The persisted limit (milliseconds), for tests.
+    pub fn limit_ms(&self) -> u64 {
+        self.shared.state.lock().limit_ms
+    }
+}
+
+impl Drop for Tso {
+    fn drop(&mut self) {
+        // The refill task holds only a weak reference: wake it so it sees
+        // the oracle is gone and ends.
+        self.wake.notify_one();
+    }
+}
+
+/// Persists a new TSO limit a window ahead each time one is requested;
+/// ends once the oracle is dropped (it wakes the task; the timeout makes
+/// sure the task notices even if that wake-up was consumed by a refill).
+async fn refill_task(shared: Weak<TsoShared>, wake: Arc<Notify>) {
+    loop {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified()).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if !shared.state.lock().refilling {
+            continue;
+        }
+        let target = {
+            let state = shared.state.lock();
+            now_ms().max(decompose(state.last).0 + 1) + shared.window_ms
+        };
+        let result = shared.meta.put(keys::TSO_LIMIT, encode(&target)).await;
+        let failed = {
+            let mut state = shared.state.lock();
+            state.refilling = false;
+            match result {
+                Ok(_) => {
+                    state.limit_ms = state.limit_ms.max(target);
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!("could not persist the TSO limit: {e}");
+                    true
+                }
+            }
+        };
+        drop(shared);
+        if failed {
+            // Retried at the next request, not faster than this.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }
 
-/// Allocates ids from a persisted sequence in blocks.
+/// Allocates ids from a persisted sequence in blocks. Async: a block is
+/// persisted (awaiting the meta store) before ids from it are handed out;
+/// callers allocate before taking any synchronous lock (the engine assigns
+/// auto ids before the streaming role's write lock, as Milvus' proxy does).
 #[derive(Debug)]
 pub struct IdAllocator {
     meta: Arc<dyn MetaStore>,
     key: String,
-    state: Mutex<(u64, u64)>,
+    /// (next id, persisted limit); held across the persisting write.
+    state: tokio::sync::Mutex<(u64, u64)>,
 }
 
 const ID_BLOCK: u64 = 10_000;
 
 impl IdAllocator {
     /// An allocator persisted under `key`; ids start at 1.
-    pub fn open(meta: Arc<dyn MetaStore>, key: String) -> Result<Self> {
-        let limit = read_u64(meta.as_ref(), &key)?;
+    pub async fn open(meta: Arc<dyn MetaStore>, key: String) -> Result<Self> {
+        let limit = read_u64(meta.as_ref(), &key).await?;
         Ok(Self {
             meta,
             key,
-            state: Mutex::new((limit + 1, limit)),
+            state: tokio::sync::Mutex::new((limit + 1, limit)),
         })
     }
 
     /// Allocates `n` consecutive ids; returns the first.
-    pub fn allocate(&self, n: u64) -> Result<u64> {
-        let mut state = self.state.lock();
+    pub async fn allocate(&self, n: u64) -> Result<u64> {
+        let mut state = self.state.lock().await;
         let (next, limit) = *state;
         if next + n - 1 > limit {
             let new_limit = next + n - 1 + ID_BLOCK;
-            self.meta.put(&self.key, encode(&new_limit))?;
+            self.meta.put(&self.key, encode(&new_limit)).await?;
             state.1 = new_limit;
         }
         state.0 = next + n;
@@ -202,13 +333,13 @@ impl IdAllocator {
     }
 
     /// Ensures later ids exceed `value`.
-    pub fn observe(&self, value: u64) -> Result<()> {
-        let mut state = self.state.lock();
+    pub async fn observe(&self, value: u64) -> Result<()> {
+        let mut state = self.state.lock().await;
         if value >= state.0 {
             state.0 = value + 1;
             if state.0 > state.1 {
                 let new_limit = state.0 + ID_BLOCK;
-                self.meta.put(&self.key, encode(&new_limit))?;
+                self.meta.put(&self.key, encode(&new_limit)).await?;
                 state.1 = new_limit;
             }
         }
@@ -216,10 +347,42 @@ impl IdAllocator {
     }
 }
 
+/// Applies `units` — small batches, each meant to be atomic — merged into
+/// as few meta-store transactions as the store's limits allow
+/// ([`MAX_TXN_OPS`] writes and conditions, [`MAX_TXN_BYTES`]). The units of
+/// one transaction land together, but a crash can leave some transactions
+/// applied and the rest not: for idempotent work only (cleanup after a
+/// change already committed on its own).
+pub async fn apply_in_chunks(
+    meta: &dyn MetaStore,
+    units: impl IntoIterator<Item = MetaBatch>,
+) -> Result<()> {
+    let mut chunk = MetaBatch::new();
+    let mut chunk_bytes = 0;
+    for unit in units {
+        let unit_bytes = unit.size_bytes();
+        let fits = chunk.op_count() + unit.op_count() <= MAX_TXN_OPS
+            && chunk.conditions.len() + unit.conditions.len() <= MAX_TXN_OPS
+            && chunk_bytes + unit_bytes <= MAX_TXN_BYTES;
+        if !fits && !chunk.is_empty() {
+            meta.apply(std::mem::take(&mut chunk)).await?;
+            chunk_bytes = 0;
+        }
+        chunk.conditions.extend(unit.conditions);
+        chunk.puts.extend(unit.puts);
+        chunk.deletes.extend(unit.deletes);
+        chunk_bytes += unit_bytes;
+    }
+    if !chunk.is_empty() {
+        meta.apply(chunk).await?;
+    }
+    Ok(())
+}
+
 /// Allocates a new table id.
-pub fn next_table_id(meta: &dyn MetaStore) -> Result<u64> {
-    let id = read_u64(meta, keys::TABLE_ID)? + 1;
-    meta.put(keys::TABLE_ID, encode(&id))?;
+pub async fn next_table_id(meta: &dyn MetaStore) -> Result<u64> {
+    let id = read_u64(meta, keys::TABLE_ID).await? + 1;
+    meta.put(keys::TABLE_ID, encode(&id)).await?;
     Ok(id)
 }
 
@@ -229,28 +392,89 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn tso_is_monotonic_across_restarts() {
+    #[tokio::test]
+    async fn tso_is_monotonic_across_restarts() {
         let meta: Arc<dyn MetaStore> = Arc::new(MemoryMetaStore::new());
-        let tso = Tso::open(meta.clone()).unwrap();
+        let tso = Tso::open(meta.clone()).await.unwrap();
         let mut last = 0;
         for _ in 0..10_000 {
             let ts = tso.next().unwrap();
             assert!(ts > last);
             last = ts;
         }
-        let reopened = Tso::open(meta).unwrap();
+        let reopened = Tso::open(meta).await.unwrap();
         assert!(reopened.next().unwrap() > last);
     }
 
-    #[test]
-    fn ids_survive_restart() {
+    async fn persisted_limit(meta: &dyn MetaStore) -> u64 {
+        read_u64(meta, keys::TSO_LIMIT).await.unwrap()
+    }
+
+    /// The background refill keeps the persisted limit ahead of the clock;
+    /// every timestamp stays below the limit persisted when it was handed
+    /// out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tso_refills_its_limit_in_the_background() {
         let meta: Arc<dyn MetaStore> = Arc::new(MemoryMetaStore::new());
-        let ids = IdAllocator::open(meta.clone(), "seq/x".into()).unwrap();
-        let a = ids.allocate(5).unwrap();
+        let tso = Tso::open_with_window(meta.clone(), 20).await.unwrap();
+        let first_limit = persisted_limit(meta.as_ref()).await;
+        let mut last = 0;
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(200) {
+            let ts = tso.next().unwrap();
+            assert!(ts > last);
+            assert!(decompose(ts).0 < persisted_limit(meta.as_ref()).await);
+            last = ts;
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(persisted_limit(meta.as_ref()).await > first_limit + 100);
+        assert_eq!(tso.limit_ms(), persisted_limit(meta.as_ref()).await);
+    }
+
+    /// When the refill cannot run (here: the only runtime thread is busy),
+    /// `next` never passes the persisted limit: it hands out logical steps
+    /// of the limit's last millisecond, then fails until the refill lands.
+    #[tokio::test(flavor = "current_thread")]
+    async fn tso_never_passes_the_persisted_limit() {
+        let meta: Arc<dyn MetaStore> = Arc::new(MemoryMetaStore::new());
+        let tso = Tso::open_with_window(meta.clone(), 4).await.unwrap();
+        let limit = persisted_limit(meta.as_ref()).await;
+        let mut last = 0;
+        let mut exhausted = false;
+        let start = std::time::Instant::now();
+        // Busy, without yielding: the refill task cannot run.
+        while start.elapsed() < std::time::Duration::from_millis(20) {
+            match tso.next() {
+                Ok(ts) => {
+                    assert!(ts > last);
+                    assert!(decompose(ts).0 < limit);
+                    last = ts;
+                }
+                Err(EngineError::TimestampUnavailable) => {
+                    exhausted = true;
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(decompose(last).0 == limit - 1 || exhausted);
+        // Yield: the refill lands and timestamps follow the clock again.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(persisted_limit(meta.as_ref()).await > limit);
+        let ts = tso.next().unwrap();
+        assert!(ts > last);
+    }
+
+    #[tokio::test]
+    async fn ids_survive_restart() {
+        let meta: Arc<dyn MetaStore> = Arc::new(MemoryMetaStore::new());
+        let ids = IdAllocator::open(meta.clone(), "seq/x".into())
+            .await
+            .unwrap();
+        let a = ids.allocate(5).await.unwrap();
         assert_eq!(a, 1);
-        assert_eq!(ids.allocate(1).unwrap(), 6);
-        let reopened = IdAllocator::open(meta, "seq/x".into()).unwrap();
-        assert!(reopened.allocate(1).unwrap() > 6);
+        assert_eq!(ids.allocate(1).await.unwrap(), 6);
+        let reopened = IdAllocator::open(meta, "seq/x".into()).await.unwrap();
+        assert!(reopened.allocate(1).await.unwrap() > 6);
     }
 }

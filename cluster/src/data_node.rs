@@ -13,7 +13,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::{adapt_batch, visible_mask};
-use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef};
+use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef, MAX_TXN_OPS};
 
 use crate::coordinator::{decode, encode, keys, SegmentMeta};
 use async_trait::async_trait;
@@ -24,6 +24,15 @@ use crate::error::{EngineError, Result};
 use crate::indexes::{build_threads, index_path, IndexMeta, LoadedIndex, SegmentIndexMeta};
 use crate::roles::DataRole;
 use crate::table::{SealedSegment, TableRuntime};
+
+/// Most segments one compaction step merges: its swap — put the merged
+/// segment's record and the table record, delete every merged segment's
+/// record — must fit one meta-store transaction (at most
+/// [`MAX_TXN_OPS`] writes, etcd's limit), because it has to be atomic: a
+/// crash must leave either the old segments or the merged one, never both
+/// (their rows would be loaded twice). A larger group is merged in several
+/// steps, each committed.
+pub const MAX_MERGE_SEGMENTS: usize = MAX_TXN_OPS - 2;
 
 /// Object path of a segment's Parquet file.
 pub fn segment_path(table: u64, segment: u64) -> String {
@@ -55,7 +64,9 @@ pub struct DataNode {
 }
 
 impl DataNode {
-    async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<()> {
+    /// Writes a sealed segment and records it; `false` when the table was
+    /// dropped meanwhile (nothing recorded).
+    async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<bool> {
         let (table_id, storage) = {
             let meta = table.meta.read();
             (meta.id, meta.schema.storage_schema())
@@ -76,14 +87,25 @@ impl DataNode {
             last_lsn: segment.last_lsn,
             indexes: Vec::new(),
         };
-        // Meta update and in-memory state change happen together under the data lock.
-        let mut data = table.data.write();
-        let mut meta = table.meta.write();
-        meta.inserts_persisted_lsn = meta.inserts_persisted_lsn.max(segment.last_lsn);
+        // The records first (under the table's records lock), then the
+        // in-memory state, together under the data lock: until then the
+        // segment counts as unflushed, which only keeps more WAL.
+        let records = table.records.lock().await;
+        if records.dropped {
+            return Ok(false);
+        }
+        let mut table_record = table.meta.read().clone();
+        table_record.inserts_persisted_lsn =
+            table_record.inserts_persisted_lsn.max(segment.last_lsn);
         let batch = MetaBatch::new()
             .put(keys::segment(table_id, segment.id), encode(&record))
-            .put(keys::table(table_id), encode(&*meta));
-        self.meta.apply(batch)?;
+            .put(keys::table(table_id), encode(&table_record));
+        self.meta.apply(batch).await?;
+        let mut data = table.data.write();
+        {
+            let mut meta = table.meta.write();
+            meta.inserts_persisted_lsn = meta.inserts_persisted_lsn.max(segment.last_lsn);
+        }
         if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
             s.flushed = true;
             s.stats = Some(Arc::new(segment_statistics(
@@ -92,7 +114,7 @@ impl DataNode {
             )));
             s.batches = Arc::new(vec![merged]);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Builds `def` over `batches` and writes it next to segment `segment_id`.
@@ -160,13 +182,21 @@ impl DataNode {
         let n = last_lsn;
         let path = deltalog_path(table_id, n);
         put_bytes(self.objects.as_ref(), &path, encode_parquet(&batch)?).await?;
-        let mut data = table.data.write();
-        let mut meta = table.meta.write();
-        meta.deletes_persisted_lsn = meta.deletes_persisted_lsn.max(last_lsn);
+        let records = table.records.lock().await;
+        if records.dropped {
+            return Ok(());
+        }
+        let mut table_record = table.meta.read().clone();
+        table_record.deletes_persisted_lsn = table_record.deletes_persisted_lsn.max(last_lsn);
         let batch = MetaBatch::new()
             .put(keys::deltalog(table_id, n), encode(&path))
-            .put(keys::table(table_id), encode(&*meta));
-        self.meta.apply(batch)?;
+            .put(keys::table(table_id), encode(&table_record));
+        self.meta.apply(batch).await?;
+        let mut data = table.data.write();
+        {
+            let mut meta = table.meta.write();
+            meta.deletes_persisted_lsn = meta.deletes_persisted_lsn.max(last_lsn);
+        }
         data.pending_deletes.retain(|p| p.0 > last_lsn);
         Ok(())
     }
@@ -196,6 +226,8 @@ pub fn missing_indexes(table: &TableRuntime) -> Vec<(SealedSegment, IndexMeta)> 
 /// `small_rows` rows. A merged segment thus has fewer than `2 * small_rows`
 /// rows, so one step (its index builds included) is bounded however many
 /// small segments piled up, and each step's output is committed progress.
+/// The data node merges at most [`MAX_MERGE_SEGMENTS`] of the group in one
+/// step (the rest in the next steps).
 pub fn pick_merge(
     segments: &[(u64, usize, bool)],
     min_segments: usize,
@@ -234,7 +266,9 @@ impl DataRole for DataNode {
                 data.sealed.iter().find(|s| !s.flushed).cloned()
             };
             let Some(segment) = next else { break };
-            self.flush_segment(table, &segment).await?;
+            if !self.flush_segment(table, &segment).await? {
+                return Ok(flushed); // dropped meanwhile
+            }
             flushed += 1;
         }
         self.flush_deletes(table).await?;
@@ -259,24 +293,41 @@ impl DataRole for DataNode {
                 .build_and_store(table_id, segment.id, &schema, &def, segment.batches.clone())
                 .await?;
             let committed = {
-                let mut data = table.data.write();
-                let meta = table.meta.read();
-                let live_def = meta.indexes.iter().any(|d| d.id == def.id);
-                match data.sealed.iter_mut().find(|s| s.id == segment.id) {
-                    Some(s) if live_def && !s.indexes.iter().any(|l| l.index_id == def.id) => {
-                        let key = keys::segment(table_id, segment.id);
-                        let mut seg_meta: SegmentMeta = match self.meta.get(&key)? {
-                            Some(bytes) => decode(&key, &bytes)?,
-                            None => return Err(EngineError::CorruptMeta(format!("{key} missing"))),
-                        };
-                        seg_meta.indexes.retain(|r| r.index_id != def.id);
-                        seg_meta.indexes.push(record);
-                        self.meta.put(&key, encode(&seg_meta))?;
+                // Under the records lock: the index still defined and the
+                // segment still there and without it, the record written,
+                // then the in-memory segment gets the index.
+                let records = table.records.lock().await;
+                let wanted = !records.dropped && {
+                    let data = table.data.read();
+                    let meta = table.meta.read();
+                    meta.indexes.iter().any(|d| d.id == def.id)
+                        && data.sealed.iter().any(|s| {
+                            s.id == segment.id && !s.indexes.iter().any(|l| l.index_id == def.id)
+                        })
+                };
+                if wanted {
+                    let key = keys::segment(table_id, segment.id);
+                    let Some(current) = self.meta.get(&key).await? else {
+                        return Err(EngineError::CorruptMeta(format!("{key} missing")));
+                    };
+                    let mut seg_meta: SegmentMeta = decode(&key, &current.value)?;
+                    seg_meta.indexes.retain(|r| r.index_id != def.id);
+                    seg_meta.indexes.push(record);
+                    // Conditional on the version read: nothing else may
+                    // have rewritten the record meanwhile.
+                    self.meta
+                        .apply(
+                            MetaBatch::new()
+                                .if_version(key.clone(), current.version)
+                                .put(key, encode(&seg_meta)),
+                        )
+                        .await?;
+                    let mut data = table.data.write();
+                    if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
                         s.indexes.push(loaded.clone());
-                        true
                     }
-                    _ => false,
                 }
+                wanted
             };
             if committed {
                 tracing::debug!(table_id, segment = segment.id, index = %def.name, "segment indexed");
@@ -306,7 +357,9 @@ impl DataRole for DataNode {
                 .iter()
                 .map(|s| (s.id, s.rows, s.flushed))
                 .collect();
-            let group = pick_merge(&sizes, min_segments, small_rows);
+            let mut group = pick_merge(&sizes, min_segments, small_rows);
+            // The swap below must stay one transaction (see MAX_MERGE_SEGMENTS).
+            group.truncate(MAX_MERGE_SEGMENTS);
             data.sealed
                 .iter()
                 .filter(|s| group.contains(&s.id))
@@ -364,15 +417,20 @@ impl DataRole for DataNode {
         };
         let old_ids: Vec<u64> = candidates.iter().map(|s| s.id).collect();
         {
-            let mut data = table.data.write();
-            let meta = table.meta.read();
+            let records = table.records.lock().await;
+            if records.dropped {
+                return Ok(0);
+            }
+            let table_record = table.meta.read().clone();
+            // One atomic swap: at most MAX_MERGE_SEGMENTS deletes + 2 puts.
             let mut batch = MetaBatch::new()
                 .put(keys::segment(table_id, new_id), encode(&record))
-                .put(keys::table(table_id), encode(&*meta));
+                .put(keys::table(table_id), encode(&table_record));
             for id in &old_ids {
                 batch = batch.delete(keys::segment(table_id, *id));
             }
-            self.meta.apply(batch)?;
+            self.meta.apply(batch).await?;
+            let mut data = table.data.write();
             let position = data
                 .sealed
                 .iter()

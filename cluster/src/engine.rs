@@ -1,9 +1,17 @@
 //! [`Engine`]: the standalone wiring of the four roles in one process — the
 //! coordinator (catalog, TSO), a streaming node (WAL, growing segments), a
 //! data node (flush, compaction) and a query node (sealed segments) — over
-//! the embedded meta store, local object storage and local WAL. Recovery is
-//! in `engine/recovery.rs`, flush, compaction and index builds in
+//! the meta store, object storage and WAL the configuration selects
+//! (`[meta]`, `[objects]`, `[wal]`; `local` by default: the embedded meta
+//! store, local object storage and local WAL). Recovery is in
+//! `engine/recovery.rs`, flush, compaction and index builds in
 //! `engine/maintenance.rs`.
+//!
+//! The meta store is async: catalog changes (`create_table`, `add_column`,
+//! ...) are async functions. They hold `ddl_lock` (catalog-wide names) and
+//! the table's `records` lock across their meta-store writes, never a
+//! synchronous lock, and update the in-memory catalog only once the write
+//! is durable.
 
 mod maintenance;
 mod recovery;
@@ -15,19 +23,16 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use object_store::ObjectStoreExt;
 use parking_lot::RwLock;
-use quiver_common::config::{QuiverConfig, WalSync};
+use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, TableSchema};
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::TableSource;
-use quiver_storage::{
-    local_object_store, LocalWal, MetaBatch, MetaStore, ObjectStoreRef, RedbMetaStore, SyncPolicy,
-    Wal, WalOptions,
-};
+use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
 use tokio::sync::Notify;
 
 use crate::coordinator::{
-    decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
+    apply_in_chunks, decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
 };
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
@@ -68,6 +73,8 @@ pub struct RecoveryStats {
     /// WAL records read and applied (from `wal_replay_from` on).
     pub wal_records_replayed: usize,
     pub orphan_objects_removed: usize,
+    /// Dropped tables whose cleanup a crash had cut short, finished.
+    pub dropped_tables_cleaned: usize,
     /// Growing segments rebuilt by the replay and sealed by the checkpoint
     /// right after recovery.
     pub segments_sealed: usize,
@@ -89,6 +96,9 @@ pub struct Engine {
     stopping: AtomicBool,
     /// Serializes maintenance passes (flush, compaction, WAL truncation).
     maintenance_lock: tokio::sync::Mutex<()>,
+    /// Serializes catalog changes that check and claim names (databases,
+    /// tables, indexes) across their meta-store writes.
+    ddl_lock: tokio::sync::Mutex<()>,
     /// Bumped by every change of databases, tables or columns; plans cached
     /// by the access layer are valid for one version.
     catalog_version: AtomicU64,
@@ -109,22 +119,31 @@ impl Engine {
     /// Opens (or creates) the data directory and recovers: catalog and flushed
     /// segments from meta + object storage, then the WAL tail; then
     /// checkpoints (flushes what the replay rebuilt and truncates the WAL).
+    ///
+    /// The meta store, object storage and WAL are the ones `[meta]`,
+    /// `[objects]` and `[wal]` select; a backend not in this build fails
+    /// here with [`quiver_storage::StorageError::BackendUnavailable`],
+    /// before anything is opened.
     pub async fn open(config: QuiverConfig) -> Result<Arc<Self>> {
-        let dir = config.data_dir.clone();
+        quiver_storage::check_backends(&config)?;
         // Created 0700 if missing (the server refuses an existing one that
         // group or others may use before it opens the engine).
-        quiver_storage::create_private_dir_all(&dir).map_err(quiver_storage::StorageError::from)?;
-        let meta: Arc<dyn MetaStore> = Arc::new(RedbMetaStore::open(&dir.join("meta.redb"))?);
-        let objects = local_object_store(&dir.join("objects"))?;
-        let wal: Arc<dyn Wal> = Arc::new(LocalWal::open(WalOptions {
-            dir: dir.join("wal"),
-            segment_bytes: config.wal.segment_bytes,
-            sync: match config.wal.sync {
-                WalSync::Always => SyncPolicy::Always,
-                WalSync::Never => SyncPolicy::Never,
-            },
-        })?);
-        let tso = Arc::new(Tso::open(meta.clone())?);
+        quiver_storage::create_private_dir_all(&config.data_dir)
+            .map_err(quiver_storage::StorageError::from)?;
+        let meta = quiver_storage::open_meta_store(&config).await?;
+        let objects = quiver_storage::open_object_store(&config).await?;
+        let wal = quiver_storage::open_wal(&config).await?;
+        Self::open_with(config, meta, objects, wal).await
+    }
+
+    /// [`Engine::open`] over the given storage services.
+    pub async fn open_with(
+        config: QuiverConfig,
+        meta: Arc<dyn MetaStore>,
+        objects: ObjectStoreRef,
+        wal: Arc<dyn Wal>,
+    ) -> Result<Arc<Self>> {
+        let tso = Arc::new(Tso::open(meta.clone()).await?);
         let mut engine = Engine {
             data_node: Arc::new(DataNode {
                 meta: meta.clone(),
@@ -142,6 +161,7 @@ impl Engine {
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             maintenance_lock: tokio::sync::Mutex::new(()),
+            ddl_lock: tokio::sync::Mutex::new(()),
             catalog_version: AtomicU64::new(1),
             replay_from: AtomicU64::new(0),
             recovery: RecoveryStats::default(),
@@ -158,8 +178,8 @@ impl Engine {
         }
     }
 
-    fn runtime(&self, meta: TableMeta) -> Result<TableRuntime> {
-        let autoid = IdAllocator::open(self.meta.clone(), keys::autoid(meta.id))?;
+    async fn runtime(&self, meta: TableMeta) -> Result<TableRuntime> {
+        let autoid = IdAllocator::open(self.meta.clone(), keys::autoid(meta.id)).await?;
         Ok(TableRuntime::new(
             meta,
             self.tso.clone(),
@@ -197,23 +217,24 @@ impl Engine {
     }
 
     /// Creates a database; `Ok(false)` when it existed and `if_not_exists`.
-    pub fn create_database(&self, name: &str, if_not_exists: bool) -> Result<bool> {
+    pub async fn create_database(&self, name: &str, if_not_exists: bool) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
         let _change = self.catalog_change();
-        let mut state = self.catalog.write();
-        if state.databases.contains(name) {
+        if self.catalog.read().databases.contains(name) {
             return if if_not_exists {
                 Ok(false)
             } else {
                 Err(EngineError::DatabaseAlreadyExists(name.to_string()))
             };
         }
-        self.meta.put(&keys::db(name), encode(&true))?;
-        state.databases.insert(name.to_string());
+        self.meta.put(&keys::db(name), encode(&true)).await?;
+        self.catalog.write().databases.insert(name.to_string());
         Ok(true)
     }
 
     /// Drops a database; with `cascade` its tables too.
     pub async fn drop_database(&self, name: &str, if_exists: bool, cascade: bool) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
         let _change = self.catalog_change();
         let tables: Vec<String> = {
             let state = self.catalog.read();
@@ -240,36 +261,39 @@ impl Engine {
             return Err(EngineError::DatabaseNotEmpty(name.to_string()));
         }
         for table in tables {
-            self.drop_table(name, &table, true).await?;
+            self.drop_table_locked(name, &table, true).await?;
         }
-        self.meta.delete(&keys::db(name))?;
+        self.meta.delete(&keys::db(name)).await?;
         self.catalog.write().databases.remove(name);
         Ok(true)
     }
 
     /// Creates a table; `Ok(false)` when it existed and `if_not_exists`.
-    pub fn create_table(
+    pub async fn create_table(
         &self,
         database: &str,
         name: &str,
         schema: TableSchema,
         if_not_exists: bool,
     ) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
         let _change = self.catalog_change();
         validate_schema(&schema)?;
-        let mut state = self.catalog.write();
-        if !state.databases.contains(database) {
-            return Err(EngineError::DatabaseNotFound(database.to_string()));
-        }
         let key = (database.to_string(), name.to_string());
-        if state.by_name.contains_key(&key) {
-            return if if_not_exists {
-                Ok(false)
-            } else {
-                Err(EngineError::TableAlreadyExists(name.to_string()))
-            };
+        {
+            let state = self.catalog.read();
+            if !state.databases.contains(database) {
+                return Err(EngineError::DatabaseNotFound(database.to_string()));
+            }
+            if state.by_name.contains_key(&key) {
+                return if if_not_exists {
+                    Ok(false)
+                } else {
+                    Err(EngineError::TableAlreadyExists(name.to_string()))
+                };
+            }
         }
-        let id = next_table_id(self.meta.as_ref())?;
+        let id = next_table_id(self.meta.as_ref()).await?;
         let meta = TableMeta {
             id,
             database: database.to_string(),
@@ -282,8 +306,9 @@ impl Engine {
             next_index_id: 1,
             options: BTreeMap::new(),
         };
-        self.meta.put(&keys::table(id), encode(&meta))?;
-        let runtime = self.runtime(meta)?;
+        self.meta.put(&keys::table(id), encode(&meta)).await?;
+        let runtime = self.runtime(meta).await?;
+        let mut state = self.catalog.write();
         state.by_name.insert(key, id);
         state.tables.insert(id, Arc::new(runtime));
         Ok(true)
@@ -291,6 +316,12 @@ impl Engine {
 
     /// Drops a table and deletes its objects.
     pub async fn drop_table(&self, database: &str, name: &str, if_exists: bool) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
+        self.drop_table_locked(database, name, if_exists).await
+    }
+
+    /// [`Engine::drop_table`], the caller holding `ddl_lock`.
+    async fn drop_table_locked(&self, database: &str, name: &str, if_exists: bool) -> Result<bool> {
         let _change = self.catalog_change();
         let table = {
             let mut state = self.catalog.write();
@@ -308,36 +339,79 @@ impl Engine {
         };
         let Some(table) = table else { return Ok(false) };
         let id = table.id();
-        let mut batch = MetaBatch::new()
-            .delete(keys::table(id))
-            .delete(keys::autoid(id));
-        for (key, _) in self.meta.scan_prefix(&keys::segment_prefix(id))? {
-            batch = batch.delete(key);
+        // One table can have any number of segment and delete-log records,
+        // more than one meta-store transaction may hold (128 writes), so
+        // the drop is not one batch. It commits in one small transaction:
+        // the table record and its id allocator go, and a drop intent
+        // (`gc/table/<id>`) is recorded; from then on the table does not
+        // exist (recovery loads tables from `table/` records). The rest is
+        // idempotent cleanup (`finish_table_drop`): the segment and
+        // delete-log records in chunks, the objects, then the intent.
+        // Recovery finishes the cleanup of an intent a crash left behind.
+        {
+            let mut records = table.records.lock().await;
+            // A flush or index build finishing late must not write the
+            // table's records again.
+            records.dropped = true;
+            self.meta
+                .apply(
+                    MetaBatch::new()
+                        .delete(keys::table(id))
+                        .delete(keys::autoid(id))
+                        .put(keys::dropped_table(id), encode(&true)),
+                )
+                .await?;
         }
-        for (key, _) in self.meta.scan_prefix(&keys::deltalog_prefix(id))? {
-            batch = batch.delete(key);
-        }
-        self.meta.apply(batch)?;
-        quiver_storage::delete_prefix(self.objects.as_ref(), &format!("tables/{id}/")).await?;
+        self.finish_table_drop(id).await?;
         Ok(true)
     }
 
-    /// Renames a table.
-    pub fn rename_table(&self, database: &str, name: &str, new_name: &str) -> Result<()> {
-        let _change = self.catalog_change();
-        let mut state = self.catalog.write();
-        let new_key = (database.to_string(), new_name.to_string());
-        if state.by_name.contains_key(&new_key) {
-            return Err(EngineError::TableAlreadyExists(new_name.to_string()));
+    /// Deletes what a dropped table left (segment and delete-log records,
+    /// objects), then its drop intent. Idempotent.
+    pub(super) async fn finish_table_drop(&self, id: u64) -> Result<()> {
+        for prefix in [keys::segment_prefix(id), keys::deltalog_prefix(id)] {
+            let stale: Vec<MetaBatch> = self
+                .meta
+                .scan_prefix(&prefix)
+                .await?
+                .into_iter()
+                .map(|kv| MetaBatch::new().delete(kv.key))
+                .collect();
+            apply_in_chunks(self.meta.as_ref(), stale).await?;
         }
-        let id = state
-            .by_name
-            .remove(&(database.to_string(), name.to_string()))
-            .ok_or_else(|| EngineError::TableNotFound(name.to_string()))?;
-        let table = state.tables.get(&id).cloned().expect("catalog consistent");
-        let mut meta = table.meta.write();
-        meta.name = new_name.to_string();
-        self.meta.put(&keys::table(id), encode(&*meta))?;
+        quiver_storage::delete_prefix(self.objects.as_ref(), &format!("tables/{id}/")).await?;
+        self.meta.delete(&keys::dropped_table(id)).await?;
+        Ok(())
+    }
+
+    /// Renames a table.
+    pub async fn rename_table(&self, database: &str, name: &str, new_name: &str) -> Result<()> {
+        let _ddl = self.ddl_lock.lock().await;
+        let _change = self.catalog_change();
+        let old_key = (database.to_string(), name.to_string());
+        let new_key = (database.to_string(), new_name.to_string());
+        let table = {
+            let state = self.catalog.read();
+            if state.by_name.contains_key(&new_key) {
+                return Err(EngineError::TableAlreadyExists(new_name.to_string()));
+            }
+            let id = state
+                .by_name
+                .get(&old_key)
+                .ok_or_else(|| EngineError::TableNotFound(name.to_string()))?;
+            state.tables.get(id).cloned().expect("catalog consistent")
+        };
+        {
+            let _records = table.lock_records().await?;
+            let mut changed = table.meta.read().clone();
+            changed.name = new_name.to_string();
+            self.meta
+                .put(&keys::table(changed.id), encode(&changed))
+                .await?;
+            table.meta.write().name = changed.name;
+        }
+        let mut state = self.catalog.write();
+        let id = state.by_name.remove(&old_key).expect("held by ddl_lock");
         state.by_name.insert(new_key, id);
         Ok(())
     }
@@ -362,7 +436,7 @@ impl Engine {
 
     /// Sets (`Some`) or removes (`None`) options of a table, durably and
     /// all at once.
-    pub fn set_table_options(
+    pub async fn set_table_options(
         &self,
         database: &str,
         name: &str,
@@ -370,21 +444,23 @@ impl Engine {
     ) -> Result<()> {
         let _change = self.catalog_change();
         let table = self.table(database, name)?;
-        let mut meta = table.meta.write();
-        let mut changed = meta.clone();
+        let _records = table.lock_records().await?;
+        let mut changed = table.meta.read().clone();
         for (key, value) in changes {
             match value {
                 Some(value) => changed.options.insert(key.clone(), value.clone()),
                 None => changed.options.remove(key),
             };
         }
-        self.meta.put(&keys::table(meta.id), encode(&changed))?;
-        *meta = changed;
+        self.meta
+            .put(&keys::table(changed.id), encode(&changed))
+            .await?;
+        table.meta.write().options = changed.options;
         Ok(())
     }
 
     /// Adds a nullable column.
-    pub fn add_column(
+    pub async fn add_column(
         &self,
         database: &str,
         name: &str,
@@ -393,9 +469,9 @@ impl Engine {
     ) -> Result<bool> {
         let _change = self.catalog_change();
         let table = self.table(database, name)?;
-        let _guard = table.write_lock.lock();
-        let mut meta = table.meta.write();
-        if meta.schema.column_index(&column.name).is_some() {
+        let _records = table.lock_records().await?;
+        let mut changed = table.meta.read().clone();
+        if changed.schema.column_index(&column.name).is_some() {
             return if if_not_exists {
                 Ok(false)
             } else {
@@ -413,8 +489,13 @@ impl Engine {
         }
         let mut column = column;
         column.nullable = true;
-        meta.schema.columns.push(column);
-        self.meta.put(&keys::table(meta.id), encode(&*meta))?;
+        changed.schema.columns.push(column);
+        self.meta
+            .put(&keys::table(changed.id), encode(&changed))
+            .await?;
+        // The new schema takes effect between two writes.
+        let _guard = table.write_lock.lock();
+        table.meta.write().schema = changed.schema;
         Ok(true)
     }
 
@@ -429,8 +510,11 @@ impl Engine {
             .ok_or_else(|| EngineError::TableNotFound(name.to_string()))
     }
 
-    /// Inserts or upserts rows (blocking until durable).
-    pub fn write(
+    /// Inserts or upserts rows; returns once they are durable. Auto ids
+    /// are assigned first (async: the allocator may persist a new block),
+    /// then the streaming role's write, which blocks until the WAL fsync,
+    /// runs on the blocking pool.
+    pub async fn write(
         &self,
         database: &str,
         name: &str,
@@ -441,7 +525,11 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let table = self.table(database, name)?;
-        let outcome = self.streaming.write(&table, batch, mode)?;
+        let batch = crate::streaming::assign_auto_ids(&table, batch).await?;
+        let streaming = self.streaming.clone();
+        let outcome = tokio::task::spawn_blocking(move || streaming.write(&table, batch, mode))
+            .await
+            .map_err(|e| EngineError::Internal(format!("write task failed: {e}")))??;
         if outcome.sealed {
             self.wake.notify_one();
         }
@@ -527,13 +615,14 @@ impl Engine {
     /// rows get indexed. Returns the index name, or `None` when it existed
     /// and `if_not_exists`. Building happens in [`Engine::build_indexes`] or
     /// in the background maintenance.
-    pub fn create_index(
+    pub async fn create_index(
         &self,
         database: &str,
         table_name: &str,
         definition: IndexDefinition,
         if_not_exists: bool,
     ) -> Result<Option<String>> {
+        let _ddl = self.ddl_lock.lock().await;
         let table = self.table(database, table_name)?;
         let name = match &definition.name {
             Some(name) => {
@@ -561,26 +650,32 @@ impl Engine {
             }
         };
         {
-            let _guard = table.write_lock.lock();
-            let mut meta = table.meta.write();
+            let _records = table.lock_records().await?;
+            let mut changed = table.meta.read().clone();
             let index = IndexMeta {
-                id: meta.next_index_id.max(1),
+                id: changed.next_index_id.max(1),
                 name: name.clone(),
                 column: definition.column.clone(),
                 kind: definition.kind.to_ascii_lowercase(),
                 metric: definition.metric.clone(),
                 params: definition.params.clone(),
             };
-            index.validate(&meta.schema).map_err(|e| match e {
+            index.validate(&changed.schema).map_err(|e| match e {
                 EngineError::ColumnNotFound { column, .. } => EngineError::ColumnNotFound {
                     table: table_name.to_string(),
                     column,
                 },
                 other => other,
             })?;
-            meta.next_index_id = index.id + 1;
-            meta.indexes.push(index);
-            self.meta.put(&keys::table(meta.id), encode(&*meta))?;
+            changed.next_index_id = index.id + 1;
+            changed.indexes.push(index);
+            self.meta
+                .put(&keys::table(changed.id), encode(&changed))
+                .await?;
+            let _guard = table.write_lock.lock();
+            let mut meta = table.meta.write();
+            meta.next_index_id = changed.next_index_id;
+            meta.indexes = changed.indexes;
         }
         {
             let _guard = table.write_lock.lock();
@@ -638,6 +733,7 @@ impl Engine {
 
     /// Drops an index by name; `Ok(false)` when absent and `if_exists`.
     pub async fn drop_index(&self, database: &str, name: &str, if_exists: bool) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
         let table = self.tables().into_iter().find(|t| {
             let meta = t.meta.read();
             meta.database == database && meta.indexes.iter().any(|ix| ix.name == name)
@@ -651,15 +747,37 @@ impl Engine {
         };
         let mut paths = Vec::new();
         {
-            let mut data = table.data.write();
-            let mut meta = table.meta.write();
-            let Some(position) = meta.indexes.iter().position(|ix| ix.name == name) else {
+            let _records = table.lock_records().await?;
+            let mut changed = table.meta.read().clone();
+            let Some(position) = changed.indexes.iter().position(|ix| ix.name == name) else {
                 return Err(EngineError::IndexNotFound(name.to_string()));
             };
-            let index_id = meta.indexes.remove(position).id;
-            let mut batch = MetaBatch::new().put(keys::table(meta.id), encode(&*meta));
-            for (key, value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
-                let mut seg: SegmentMeta = decode(&key, &value)?;
+            let index_id = changed.indexes.remove(position).id;
+            // Every segment record naming the index would have to change
+            // too, more than one meta-store transaction may hold (128
+            // writes). The drop commits with the table record alone: from
+            // then on the index does not exist, and recovery ignores (and
+            // its orphan sweep deletes) what a segment record still says
+            // of it. Index ids are never reused (`next_index_id`).
+            self.meta
+                .put(&keys::table(changed.id), encode(&changed))
+                .await?;
+            {
+                let mut data = table.data.write();
+                table.meta.write().indexes = changed.indexes;
+                for segment in &mut data.sealed {
+                    segment.indexes.retain(|ix| ix.index_id != index_id);
+                }
+            }
+            // Cleanup, in chunks: the segment records forget the index
+            // (each rewrite conditional on the version read).
+            let mut rewrites = Vec::new();
+            for kv in self
+                .meta
+                .scan_prefix(&keys::segment_prefix(changed.id))
+                .await?
+            {
+                let mut seg: SegmentMeta = decode(&kv.key, &kv.value)?;
                 if seg.indexes.iter().any(|ix| ix.index_id == index_id) {
                     paths.extend(
                         seg.indexes
@@ -668,13 +786,14 @@ impl Engine {
                             .map(|ix| ix.path.clone()),
                     );
                     seg.indexes.retain(|ix| ix.index_id != index_id);
-                    batch = batch.put(key, encode(&seg));
+                    rewrites.push(
+                        MetaBatch::new()
+                            .if_version(kv.key.clone(), kv.version)
+                            .put(kv.key, encode(&seg)),
+                    );
                 }
             }
-            self.meta.apply(batch)?;
-            for segment in &mut data.sealed {
-                segment.indexes.retain(|ix| ix.index_id != index_id);
-            }
+            apply_in_chunks(self.meta.as_ref(), rewrites).await?;
         }
         for path in paths {
             let location = object_store::path::Path::from(path.as_str());

@@ -60,6 +60,10 @@ pub enum EngineError {
     CorruptMeta(String),
     #[error("engine is shutting down")]
     ShuttingDown,
+    #[error("no timestamp available: the meta store has not persisted the timestamp oracle's next window yet")]
+    TimestampUnavailable,
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl EngineError {
@@ -82,6 +86,9 @@ impl EngineError {
             EngineError::Storage(quiver_storage::StorageError::RecordTooLarge { .. }) => {
                 StatusCode::LimitExceeded
             }
+            EngineError::Storage(quiver_storage::StorageError::TxnLimitExceeded { .. }) => {
+                StatusCode::LimitExceeded
+            }
             EngineError::Storage(_) => StatusCode::StorageUnavailable,
             EngineError::Arrow(_) => StatusCode::Internal,
             EngineError::Parquet(_) => StatusCode::StorageUnavailable,
@@ -91,6 +98,8 @@ impl EngineError {
             EngineError::Index(_) => StatusCode::InvalidParameter,
             EngineError::CorruptMeta(_) => StatusCode::Internal,
             EngineError::ShuttingDown => StatusCode::StorageUnavailable,
+            EngineError::TimestampUnavailable => StatusCode::StorageUnavailable,
+            EngineError::Internal(_) => StatusCode::Internal,
         }
     }
 }

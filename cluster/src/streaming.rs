@@ -63,7 +63,6 @@ impl StreamingRole for StreamingNode {
         let user_schema = schema.arrow_schema();
         let mut batch = coerce_batch(&batch, &schema, &user_schema)?;
         let _guard = table.write_lock.lock();
-        batch = fill_auto_ids(table, &schema, batch)?;
         check_not_null(&batch, &schema, &name)?;
         let keys: Vec<PkValue> = pk_values(batch.column(schema.primary_key))
             .into_iter()
@@ -352,25 +351,32 @@ fn coerce_vector(input: &ArrayRef, dim: usize) -> Result<ArrayRef> {
     Ok(array)
 }
 
-fn fill_auto_ids(
-    table: &TableRuntime,
-    schema: &TableSchema,
-    batch: RecordBatch,
-) -> Result<RecordBatch> {
+/// Fills the missing values of an auto-increment `BIGINT` primary key with
+/// ids from the table's allocator, and makes later ids exceed the explicit
+/// ones. This is the access layer's step before the streaming role's write
+/// (Milvus' proxy assigns auto ids too): the allocator persists its blocks
+/// with async meta-store writes, which cannot happen under the write lock.
+pub async fn assign_auto_ids(table: &TableRuntime, batch: RecordBatch) -> Result<RecordBatch> {
+    let schema = table.schema();
     let pk = schema.pk();
-    let column = batch.column(schema.primary_key);
-    if !pk.auto_increment || column.data_type() != &DataType::Int64 {
+    if !pk.auto_increment || pk.column_type.arrow_type() != DataType::Int64 {
         return Ok(batch);
     }
+    let rows = batch.num_rows();
+    let position = batch.schema().column_with_name(&pk.name).map(|(i, _)| i);
+    let column = match position {
+        Some(i) => cast_column(batch.column(i), &DataType::Int64, &pk.name)?,
+        None => new_null_array(&DataType::Int64, rows),
+    };
     let ints = column.as_primitive::<Int64Type>();
     if let Some(max) = ints.iter().flatten().max() {
-        table.autoid.observe(max.max(0) as u64)?;
+        table.autoid.observe(max.max(0) as u64).await?;
     }
     let missing = ints.null_count();
     if missing == 0 {
         return Ok(batch);
     }
-    let first = table.autoid.allocate(missing as u64)? as i64;
+    let first = table.autoid.allocate(missing as u64).await? as i64;
     let mut next = first;
     let filled: Int64Array = ints
         .iter()
@@ -382,9 +388,30 @@ fn fill_auto_ids(
             }))
         })
         .collect();
+    let field = Arc::new(arrow::datatypes::Field::new(
+        &pk.name,
+        DataType::Int64,
+        true,
+    ));
+    let mut fields = batch.schema().fields().to_vec();
     let mut columns = batch.columns().to_vec();
-    columns[schema.primary_key] = Arc::new(filled);
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    match position {
+        Some(i) => {
+            fields[i] = field;
+            columns[i] = Arc::new(filled);
+        }
+        None => {
+            fields.push(field);
+            columns.push(Arc::new(filled));
+        }
+    }
+    let schema =
+        arrow::datatypes::Schema::new_with_metadata(fields, batch.schema().metadata().clone());
+    Ok(RecordBatch::try_new_with_options(
+        Arc::new(schema),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )?)
 }
 
 fn check_not_null(batch: &RecordBatch, schema: &TableSchema, table: &str) -> Result<()> {

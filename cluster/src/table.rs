@@ -19,7 +19,7 @@ use quiver_exec::source::{
 };
 
 use crate::coordinator::{IdAllocator, TableMeta, Tso};
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::indexes::{IndexMeta, LoadedIndex};
 
 /// A sealed segment held in memory.
@@ -77,9 +77,23 @@ pub struct TableRuntime {
     pub deletes: Arc<RwLock<DeleteMap>>,
     /// Serializes writers of this table (validation, timestamp, WAL, apply).
     pub write_lock: Mutex<()>,
+    /// Serializes the writers of this table's meta-store records (the table
+    /// record, its segment and delete-log records) across their async
+    /// meta-store writes: each reads the in-memory state, writes the
+    /// records, then updates the in-memory state, holding this lock
+    /// throughout, so no record write is lost to a concurrent one.
+    pub records: tokio::sync::Mutex<Records>,
     pub autoid: IdAllocator,
     tso: Arc<Tso>,
     seal: SealPolicy,
+}
+
+/// State guarded by [`TableRuntime::records`].
+#[derive(Debug, Default)]
+pub struct Records {
+    /// The table was dropped: its records are gone and must not be written
+    /// again (a flush or build finishing late skips its commit).
+    pub dropped: bool,
 }
 
 const SMALL_BATCH_ROWS: usize = 1024;
@@ -94,12 +108,23 @@ impl TableRuntime {
             data: RwLock::new(TableData::default()),
             deletes: Arc::new(RwLock::new(DeleteMap::default())),
             write_lock: Mutex::new(()),
+            records: tokio::sync::Mutex::new(Records::default()),
             autoid,
             tso,
             seal,
         };
         runtime.data.write().growing.id = growing_id;
         runtime
+    }
+
+    /// Locks [`TableRuntime::records`] for a catalog change; fails with
+    /// [`EngineError::TableNotFound`] once the table is dropped.
+    pub async fn lock_records(&self) -> Result<tokio::sync::MutexGuard<'_, Records>> {
+        let records = self.records.lock().await;
+        if records.dropped {
+            return Err(EngineError::TableNotFound(self.meta.read().name.clone()));
+        }
+        Ok(records)
     }
 
     /// A fresh timestamp from the oracle.

@@ -64,12 +64,13 @@ fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 /// Writes rows `ids` in batches of 20 (a batch never splits across segments).
-fn write_rows(engine: &Engine, ids: std::ops::Range<i64>) {
+async fn write_rows(engine: &Engine, ids: std::ops::Range<i64>) {
     let mut start = ids.start;
     while start < ids.end {
         let end = (start + 20).min(ids.end);
         engine
             .write("public", "t", rows(start..end), WriteMode::Insert)
+            .await
             .unwrap();
         start = end;
     }
@@ -134,11 +135,17 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let before_crash = {
         let engine = Engine::open(config(dir.path(), 20)).await.unwrap();
-        engine.create_table("public", "t", schema(), false).unwrap();
-        write_rows(&engine, 0..100);
+        engine
+            .create_table("public", "t", schema(), false)
+            .await
+            .unwrap();
+        write_rows(&engine, 0..100).await;
         engine.flush_all().await.unwrap();
         assert_eq!(engine.table_stats("public", "t").unwrap().1, 5);
-        engine.create_index("public", "t", hnsw(), false).unwrap();
+        engine
+            .create_index("public", "t", hnsw(), false)
+            .await
+            .unwrap();
         let progress = std::sync::Mutex::new(Vec::new());
         let built = engine
             .build_indexes_limited("public", "t", 2, &|done, total| {
@@ -195,10 +202,16 @@ async fn background_maintenance_resumes_an_interrupted_build_right_after_startup
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(config(dir.path(), 20)).await.unwrap();
-        engine.create_table("public", "t", schema(), false).unwrap();
-        write_rows(&engine, 0..100);
+        engine
+            .create_table("public", "t", schema(), false)
+            .await
+            .unwrap();
+        write_rows(&engine, 0..100).await;
         engine.flush_all().await.unwrap();
-        engine.create_index("public", "t", hnsw(), false).unwrap();
+        engine
+            .create_index("public", "t", hnsw(), false)
+            .await
+            .unwrap();
         engine
             .build_indexes_limited("public", "t", 3, &|_, _| {})
             .await
@@ -227,10 +240,14 @@ async fn the_checkpoint_after_recovery_keeps_the_next_replay_small() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(config(dir.path(), 1_000)).await.unwrap();
-        engine.create_table("public", "t", schema(), false).unwrap();
+        engine
+            .create_table("public", "t", schema(), false)
+            .await
+            .unwrap();
         for i in 0..50 {
             engine
                 .write("public", "t", rows(i * 4..i * 4 + 4), WriteMode::Insert)
+                .await
                 .unwrap();
         }
         engine
@@ -251,6 +268,7 @@ async fn the_checkpoint_after_recovery_keeps_the_next_replay_small() {
         for i in 50..53 {
             engine
                 .write("public", "t", rows(i * 4..i * 4 + 4), WriteMode::Insert)
+                .await
                 .unwrap();
         }
     }
@@ -272,6 +290,7 @@ async fn the_checkpoint_after_recovery_keeps_the_next_replay_small() {
     // first crash stays deleted, and its key is free again.
     engine
         .write("public", "t", rows(0..1), WriteMode::Insert)
+        .await
         .unwrap();
     assert_eq!(visible_ids(&engine)[0], 0);
 }
@@ -315,9 +334,15 @@ async fn compaction_makes_progress_in_committed_steps_with_indexes() {
     c.segment.compaction_small_rows = 50;
     {
         let engine = Engine::open(c.clone()).await.unwrap();
-        engine.create_table("public", "t", schema(), false).unwrap();
-        engine.create_index("public", "t", hnsw(), false).unwrap();
-        write_rows(&engine, 0..200);
+        engine
+            .create_table("public", "t", schema(), false)
+            .await
+            .unwrap();
+        engine
+            .create_index("public", "t", hnsw(), false)
+            .await
+            .unwrap();
+        write_rows(&engine, 0..200).await;
         engine.flush_all().await.unwrap();
         assert_eq!(engine.table_stats("public", "t").unwrap().1, 10);
         engine.maintain().await.unwrap();

@@ -76,17 +76,23 @@ async fn writes_are_visible_versioned_flushed_compacted_and_recovered() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(config(dir.path())).await.unwrap();
-        engine.create_table("public", "t", schema(), false).unwrap();
+        engine
+            .create_table("public", "t", schema(), false)
+            .await
+            .unwrap();
         engine
             .write("public", "t", rows(0..25, "a"), WriteMode::Insert)
+            .await
             .unwrap();
         let before_upsert = engine.now().unwrap();
         let err = engine
             .write("public", "t", rows(5..6, "dup"), WriteMode::Insert)
+            .await
             .unwrap_err();
         assert!(matches!(err, EngineError::DuplicateKey { .. }), "{err}");
         engine
             .write("public", "t", rows(20..30, "b"), WriteMode::Upsert)
+            .await
             .unwrap();
         assert_eq!(
             engine
@@ -124,6 +130,7 @@ async fn writes_are_visible_versioned_flushed_compacted_and_recovered() {
     assert_eq!(now[0], (5, "a5".to_string()));
     let err = engine
         .write("public", "t", rows(29..30, "x"), WriteMode::Insert)
+        .await
         .unwrap_err();
     assert!(
         matches!(err, EngineError::DuplicateKey { .. }),
@@ -131,6 +138,7 @@ async fn writes_are_visible_versioned_flushed_compacted_and_recovered() {
     );
     engine
         .write("public", "t", rows(0..1, "again"), WriteMode::Insert)
+        .await
         .unwrap();
     assert_eq!(visible(&engine, None)[0], (0, "again0".to_string()));
 }
@@ -144,10 +152,13 @@ async fn not_null_and_schema_errors() {
         primary_key: 0,
     };
     assert!(matches!(
-        engine.create_table("public", "x", no_pk, false),
+        engine.create_table("public", "x", no_pk, false).await,
         Err(EngineError::InvalidDefinition(_))
     ));
-    engine.create_table("public", "t", schema(), false).unwrap();
+    engine
+        .create_table("public", "t", schema(), false)
+        .await
+        .unwrap();
     let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     let nulls = RecordBatch::try_new(
         schema,
@@ -156,10 +167,11 @@ async fn not_null_and_schema_errors() {
     .unwrap();
     let err = engine
         .write("public", "t", nulls, WriteMode::Insert)
+        .await
         .unwrap_err();
     assert!(matches!(err, EngineError::NotNull { .. }), "{err}");
     assert!(matches!(
-        engine.create_database("public", false),
+        engine.create_database("public", false).await,
         Err(EngineError::DatabaseAlreadyExists(_))
     ));
     assert!(matches!(
@@ -187,7 +199,10 @@ async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
     let mut c = config(dir.path());
     c.wal.segment_bytes = 4096;
     let engine = Engine::open(c).await.unwrap();
-    engine.create_table("public", "t", schema(), false).unwrap();
+    engine
+        .create_table("public", "t", schema(), false)
+        .await
+        .unwrap();
     for i in 0..40 {
         engine
             .write(
@@ -196,6 +211,7 @@ async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
                 rows(i * 5..i * 5 + 5, "w"),
                 WriteMode::Insert,
             )
+            .await
             .unwrap();
     }
     let before = wal_files(dir.path());
@@ -230,8 +246,14 @@ async fn table_options_are_durable_follow_a_rename_and_go_with_the_table() {
     let dir = tempfile::tempdir().unwrap();
     {
         let engine = Engine::open(config(dir.path())).await.unwrap();
-        engine.create_table("public", "t", schema(), false).unwrap();
-        engine.create_table("public", "u", schema(), false).unwrap();
+        engine
+            .create_table("public", "t", schema(), false)
+            .await
+            .unwrap();
+        engine
+            .create_table("public", "u", schema(), false)
+            .await
+            .unwrap();
         assert_eq!(engine.table_names("public"), ["t", "u"]);
         assert!(engine.table_options("public", "t").unwrap().is_empty());
         engine
@@ -243,13 +265,15 @@ async fn table_options_are_durable_follow_a_rename_and_go_with_the_table() {
                     ("b".to_string(), Some("2".to_string())),
                 ],
             )
+            .await
             .unwrap();
         engine
             .set_table_options("public", "t", &[("a".to_string(), None)])
+            .await
             .unwrap();
-        engine.rename_table("public", "t", "t2").unwrap();
+        engine.rename_table("public", "t", "t2").await.unwrap();
         assert!(matches!(
-            engine.set_table_options("public", "nope", &[]),
+            engine.set_table_options("public", "nope", &[]).await,
             Err(EngineError::TableNotFound(_))
         ));
         // Not shut down: the options must come back from the meta store.
@@ -262,6 +286,7 @@ async fn table_options_are_durable_follow_a_rename_and_go_with_the_table() {
     engine.drop_table("public", "t2", false).await.unwrap();
     engine
         .create_table("public", "t2", schema(), false)
+        .await
         .unwrap();
     assert!(engine.table_options("public", "t2").unwrap().is_empty());
 }

@@ -31,6 +31,10 @@ pub struct QuiverConfig {
     pub pg: PgConfig,
     /// Milvus gRPC front end.
     pub milvus: MilvusConfig,
+    /// Meta store (catalog and cluster metadata).
+    pub meta: MetaConfig,
+    /// Object storage (segment, index and delete-log files).
+    pub objects: ObjectsConfig,
     /// Write-ahead log.
     pub wal: WalConfig,
     /// Growing/sealed segment lifecycle.
@@ -176,10 +180,146 @@ pub fn available_memory() -> Option<usize> {
     }
 }
 
-/// WAL settings.
+/// Meta store settings (`[meta]`, `QUIVER__META__*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetaConfig {
+    /// `local` (default: a redb file, `<data_dir>/meta.redb`) or `etcd`
+    /// (cluster mode; not available in this build yet: the server refuses
+    /// to start).
+    pub backend: MetaBackend,
+    /// etcd endpoints (`host:port`), a TOML array or, in the environment, a
+    /// comma-separated list. Default `["127.0.0.1:2379"]`. Used by `etcd`.
+    #[serde(deserialize_with = "string_or_list")]
+    pub etcd_endpoints: Vec<String>,
+    /// Prefix of every key Quiver writes to etcd, so clusters can share
+    /// one. Default `/quiver/standalone`. Used by `etcd`.
+    pub root: String,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        Self {
+            backend: MetaBackend::Local,
+            etcd_endpoints: vec!["127.0.0.1:2379".into()],
+            root: "/quiver/standalone".into(),
+        }
+    }
+}
+
+/// Meta store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetaBackend {
+    Local,
+    Etcd,
+}
+
+impl MetaBackend {
+    /// The name as configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaBackend::Local => "local",
+            MetaBackend::Etcd => "etcd",
+        }
+    }
+}
+
+/// Object storage settings (`[objects]`, `QUIVER__OBJECTS__*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectsConfig {
+    /// `local` (default: files under `<data_dir>/objects`) or `s3` (any
+    /// S3-compatible store, MinIO included; not available in this build
+    /// yet: the server refuses to start).
+    pub backend: ObjectsBackend,
+    /// S3 endpoint URL (e.g. `http://127.0.0.1:9000` for MinIO). Default
+    /// empty: AWS's endpoint for the region. Used by `s3`.
+    pub s3_endpoint: String,
+    /// S3 bucket. Default empty; required by `s3`.
+    pub s3_bucket: String,
+    /// S3 region. Default `us-east-1`. Used by `s3`.
+    pub s3_region: String,
+}
+
+impl Default for ObjectsConfig {
+    fn default() -> Self {
+        Self {
+            backend: ObjectsBackend::Local,
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+        }
+    }
+}
+
+/// Object storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectsBackend {
+    Local,
+    S3,
+}
+
+impl ObjectsBackend {
+    /// The name as configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectsBackend::Local => "local",
+            ObjectsBackend::S3 => "s3",
+        }
+    }
+}
+
+/// WAL backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WalBackend {
+    Local,
+    ObjectStore,
+}
+
+impl WalBackend {
+    /// The name as configured.
+    pub fn name(self) -> &'static str {
+        match self {
+            WalBackend::Local => "local",
+            WalBackend::ObjectStore => "object_store",
+        }
+    }
+}
+
+/// A list given as a TOML array or as one comma-separated string (as an
+/// environment variable gives it).
+fn string_or_list<'de, D>(deserializer: D) -> Result<Vec<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum StringOrList {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match StringOrList::deserialize(deserializer)? {
+        StringOrList::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        StringOrList::Many(list) => list,
+    })
+}
+
+/// WAL settings (`[wal]`, `QUIVER__WAL__*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WalConfig {
+    /// `local` (default: segment files under `<data_dir>/wal`) or
+    /// `object_store` (WAL segments in object storage, for cluster mode;
+    /// not available in this build yet: the server refuses to start).
+    pub backend: WalBackend,
     /// `always` (default: fsync before acknowledging) or `never` (benchmarks only).
     pub sync: WalSync,
     /// Roll to a new WAL file past this size. Default 64 MiB.
@@ -220,6 +360,8 @@ impl Default for QuiverConfig {
             data_dir: PathBuf::from("./quiver-data"),
             pg: PgConfig::default(),
             milvus: MilvusConfig::default(),
+            meta: MetaConfig::default(),
+            objects: ObjectsConfig::default(),
             wal: WalConfig::default(),
             segment: SegmentConfig::default(),
             memory: MemoryConfig::default(),
@@ -247,6 +389,7 @@ impl Default for PgConfig {
 impl Default for WalConfig {
     fn default() -> Self {
         Self {
+            backend: WalBackend::Local,
             sync: WalSync::Always,
             segment_bytes: 64 * 1024 * 1024,
         }
@@ -325,6 +468,12 @@ impl QuiverConfig {
             return Err(ConfigError::Invalid(
                 "wal.segment_bytes must be >= 4096".into(),
             ));
+        }
+        if !self.meta.root.starts_with('/') {
+            return Err(ConfigError::Invalid(format!(
+                "meta.root must start with \"/\", not \"{}\"",
+                self.meta.root
+            )));
         }
         if self.memory.query_limit_bytes < MIN_MEMORY_LIMIT {
             return Err(ConfigError::Invalid(format!(
@@ -427,6 +576,66 @@ mod tests {
         assert_eq!(config.pg.addr, "127.0.0.1:5433");
         // The example documents the defaults.
         assert_eq!(config, QuiverConfig::default());
+    }
+
+    #[test]
+    fn storage_backends_from_file_and_env() {
+        let config = QuiverConfig::default();
+        assert_eq!(config.meta.backend, MetaBackend::Local);
+        assert_eq!(config.objects.backend, ObjectsBackend::Local);
+        assert_eq!(config.wal.backend, WalBackend::Local);
+        assert_eq!(config.meta.root, "/quiver/standalone");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.toml");
+        std::fs::write(
+            &file,
+            "[meta]\nbackend = \"etcd\"\netcd_endpoints = [\"a:2379\", \"b:2379\"]\n\
+             [wal]\nbackend = \"object_store\"\nsegment_bytes = 8192\n",
+        )
+        .unwrap();
+        let config = QuiverConfig::load(Some(&file), Vec::new(), &[]).unwrap();
+        assert_eq!(config.meta.backend, MetaBackend::Etcd);
+        assert_eq!(config.meta.etcd_endpoints, vec!["a:2379", "b:2379"]);
+        assert_eq!(config.wal.backend, WalBackend::ObjectStore);
+        assert_eq!(config.wal.segment_bytes, 8192, "other [wal] keys stay");
+
+        let env = [
+            ("QUIVER__META__BACKEND", "etcd"),
+            (
+                "QUIVER__META__ETCD_ENDPOINTS",
+                "http://e1:2379, http://e2:2379",
+            ),
+            ("QUIVER__META__ROOT", "/quiver/prod"),
+            ("QUIVER__OBJECTS__BACKEND", "s3"),
+            ("QUIVER__OBJECTS__S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("QUIVER__OBJECTS__S3_BUCKET", "vectors"),
+            ("QUIVER__OBJECTS__S3_REGION", "eu-west-1"),
+            ("QUIVER__WAL__BACKEND", "object_store"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let config = QuiverConfig::load(None, env, &[]).unwrap();
+        assert_eq!(config.meta.backend, MetaBackend::Etcd);
+        assert_eq!(
+            config.meta.etcd_endpoints,
+            vec!["http://e1:2379", "http://e2:2379"]
+        );
+        assert_eq!(config.meta.root, "/quiver/prod");
+        assert_eq!(config.objects.backend, ObjectsBackend::S3);
+        assert_eq!(config.objects.s3_endpoint, "http://127.0.0.1:9000");
+        assert_eq!(config.objects.s3_bucket, "vectors");
+        assert_eq!(config.objects.s3_region, "eu-west-1");
+        assert_eq!(config.wal.backend, WalBackend::ObjectStore);
+
+        for (key, value) in [
+            ("QUIVER__META__BACKEND", "zookeeper"),
+            ("QUIVER__OBJECTS__BACKEND", "gcs"),
+            ("QUIVER__WAL__BACKEND", "kafka"),
+            ("QUIVER__META__ROOT", "relative"),
+        ] {
+            let env = vec![(key.to_string(), value.to_string())];
+            assert!(QuiverConfig::load(None, env, &[]).is_err(), "{key}={value}");
+        }
     }
 
     #[test]

@@ -316,7 +316,7 @@ pub trait QueryHandler: Send + Sync + 'static {
 
     /// Sets (`Some`) or removes (`None`) named options of a table, durably
     /// and all at once. Quiver itself gives them no meaning.
-    fn set_table_options(
+    async fn set_table_options(
         &self,
         database: &str,
         table: &str,

@@ -125,6 +125,7 @@ async fn load(engine: &Engine, instance: &Instance, s: &mut Session, n: usize) -
                 batch.slice(start, len),
                 WriteMode::Insert,
             )
+            .await
             .unwrap();
     }
     vectors

@@ -446,6 +446,7 @@ async fn a_milvus_query_over_the_limit_gets_the_out_of_memory_code() {
     instance
         .engine()
         .write("public", "g", batch, quiver_cluster::WriteMode::Insert)
+        .await
         .unwrap();
     run(&instance, &mut s, "DELETE FROM g WHERE id = 0")
         .await

@@ -43,6 +43,37 @@ pub enum StorageError {
     )]
     DataDirPermissions { path: std::path::PathBuf, mode: u32 },
 
+    /// A meta-store transaction exceeds etcd's default limits (128 writes,
+    /// 128 conditions, 1.5 MiB); `what` is `writes`, `conditions` or `bytes`.
+    /// Nothing of it was applied.
+    #[error("meta-store transaction too large: {actual} {what}, at most {max} allowed (etcd's default limit)")]
+    TxnLimitExceeded {
+        what: &'static str,
+        actual: usize,
+        max: usize,
+    },
+
+    /// A condition of a meta-store transaction did not hold (a key changed
+    /// since it was read); nothing was applied.
+    #[error("meta-store transaction not applied: {} changed since it was read (re-read and retry)", keys.join(", "))]
+    CompareFailed { keys: Vec<String> },
+
+    /// A meta-store watcher fell behind and events were lost.
+    #[error("meta-store watch fell {missed} transactions behind and lost events: re-read the keys and watch again")]
+    WatchLagged { missed: u64 },
+
+    /// A configured storage backend is not part of this build.
+    #[error(
+        "{setting} = \"{value}\" (environment {env}) is not available in this build; use \"local\""
+    )]
+    BackendUnavailable {
+        /// The configuration key, e.g. `meta.backend`.
+        setting: &'static str,
+        /// Its environment variable, e.g. `QUIVER__META__BACKEND`.
+        env: &'static str,
+        value: String,
+    },
+
     /// The component was closed.
     #[error("storage component is closed")]
     Closed,

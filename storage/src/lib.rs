@@ -5,10 +5,13 @@
 //! cluster mode will add etcd / S3 implementations behind the same traits
 //! later.
 //!
-//! * **Meta store** ([`MetaStore`]): a small ordered key/value store with
-//!   atomic, durable batches for catalog and cluster metadata.
+//! * **Meta store** ([`MetaStore`], async): a small ordered key/value store
+//!   for catalog and cluster metadata, shaped after etcd: per-key versions,
+//!   atomic durable transactions with version conditions (compare-and-swap),
+//!   prefix watches and etcd's transaction limits (see [`meta`]).
 //!   [`RedbMetaStore::open`] is the embedded (redb) implementation;
-//!   [`MemoryMetaStore`] is a volatile one for tests.
+//!   [`MemoryMetaStore`] is a volatile one for tests;
+//!   [`meta::conformance`] is the test suite every implementation passes.
 //! * **Object storage** ([`ObjectStoreRef`]): bulk immutable data (segment
 //!   files, index files) through the `object_store` crate.
 //!   [`local_object_store`] roots a store in a local directory; the
@@ -22,16 +25,28 @@
 //!   directory is `0700` and refused when group or others can use it;
 //!   every directory and file the storage layer creates is `0700` / `0600`.
 //!
+//! * **Factories** ([`open_meta_store`], [`open_object_store`], [`open_wal`]):
+//!   build each from the configuration's `[meta]`, `[objects]` and `[wal]`
+//!   sections; a backend not in this build fails with
+//!   [`StorageError::BackendUnavailable`].
+//!
 //! All fallible operations return [`Result`] with a [`StorageError`].
 
 mod error;
-mod meta;
+mod factory;
+pub mod meta;
 mod object;
 mod private;
 pub mod wal;
 
 pub use error::{Result, StorageError};
-pub use meta::{MemoryMetaStore, MetaBatch, MetaStore, RedbMetaStore};
+pub use factory::{
+    check_backends, open_meta_store, open_object_store, open_wal, META_FILE, OBJECTS_DIR, WAL_DIR,
+};
+pub use meta::{
+    Condition, EventKind, KeyValue, MemoryMetaStore, MetaBatch, MetaStore, RedbMetaStore,
+    TxnOutcome, Versioned, WatchEvent, WatchStream, MAX_TXN_BYTES, MAX_TXN_OPS,
+};
 pub use object::{
     delete_prefix, get_bytes, list_paths, local_object_store, put_bytes, ObjectStoreRef,
 };

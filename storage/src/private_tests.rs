@@ -116,13 +116,13 @@ async fn objects_are_0600_in_0700_directories() {
     assert_eq!(&got[..], b"abc");
 }
 
-#[test]
-fn wal_and_meta_files_are_private() {
+#[tokio::test]
+async fn wal_and_meta_files_are_private() {
     let parent = tempfile::tempdir().unwrap();
     let data = parent.path().join("data");
     open_data_dir(&data).unwrap();
     let meta = RedbMetaStore::open(&data.join("meta.redb")).unwrap();
-    meta.put("k", b"v".to_vec()).unwrap();
+    meta.put("k", b"v".to_vec()).await.unwrap();
     let wal = LocalWal::open(WalOptions {
         dir: data.join("wal"),
         segment_bytes: 4096,

@@ -73,7 +73,7 @@ impl Engine {
         for table in self.tables() {
             self.data_node.flush_table(&table).await?;
         }
-        self.truncate_wal()
+        self.truncate_wal().await
     }
 
     /// Seals every growing segment and flushes everything (Milvus `Flush`).
@@ -96,7 +96,7 @@ impl Engine {
         }
         let _pass = self.maintenance_lock.lock().await;
         self.data_node.flush_table(&table).await?;
-        self.truncate_wal()
+        self.truncate_wal().await
     }
 
     /// Compacts one table now, regardless of thresholds (Milvus
@@ -106,10 +106,7 @@ impl Engine {
         let table = self.table(database, name)?;
         let _pass = self.maintenance_lock.lock().await;
         self.data_node.flush_table(&table).await?;
-        let ts = self.tso.next()?;
-        self.data_node
-            .compact_table(&table, ts, 2, usize::MAX)
-            .await
+        self.compact_fully(&table).await
     }
 
     /// Compacts every table now, regardless of thresholds (merging any two or more segments).
@@ -117,20 +114,52 @@ impl Engine {
         let _pass = self.maintenance_lock.lock().await;
         let mut merged = 0;
         for table in self.tables() {
-            let ts = self.tso.next()?;
-            merged += self
-                .data_node
-                .compact_table(&table, ts, 2, usize::MAX)
-                .await?;
+            merged += self.compact_fully(&table).await?;
         }
         Ok(merged)
+    }
+
+    /// Merges every flushed segment of `table` into one (the caller holds
+    /// the maintenance lock); returns how many segments went into it. One
+    /// step merges at most `MAX_MERGE_SEGMENTS` (its swap is one
+    /// meta-store transaction), so more take several committed steps.
+    async fn compact_fully(&self, table: &crate::table::TableRuntime) -> Result<usize> {
+        let flushed = || {
+            table
+                .data
+                .read()
+                .sealed
+                .iter()
+                .filter(|s| s.flushed)
+                .count()
+        };
+        let before = flushed();
+        let mut steps = 0;
+        while !self.stopping() {
+            let ts = self.tso.next()?;
+            let merged = self
+                .data_node
+                .compact_table(table, ts, 2, usize::MAX)
+                .await?;
+            if merged == 0 {
+                break;
+            }
+            steps += 1;
+        }
+        // Every step's output is merged again by the next, so the segments
+        // that went into the last one are all those there were.
+        Ok(if steps == 0 {
+            0
+        } else {
+            before.saturating_sub(flushed()) + 1
+        })
     }
 
     /// Deletes the WAL files no table needs any more, after persisting the
     /// new replay start (the smallest LSN a table still needs: a growing
     /// segment, an unflushed sealed segment or unpersisted deletes), so a
     /// restart reads the WAL only from there.
-    pub(super) fn truncate_wal(&self) -> Result<()> {
+    pub(super) async fn truncate_wal(&self) -> Result<()> {
         let wal = self.streaming.wal();
         let last = wal.last_lsn();
         let mut min = last + 1;
@@ -143,7 +172,7 @@ impl Engine {
         }
         // Records appended from now on have LSNs above `last`, so `min` only grows.
         if min > self.replay_from.load(Ordering::Acquire) {
-            self.meta.put(keys::WAL_REPLAY_FROM, encode(&min))?;
+            self.meta.put(keys::WAL_REPLAY_FROM, encode(&min)).await?;
             self.replay_from.store(min, Ordering::Release);
         }
         wal.truncate_before(min)?;

@@ -25,19 +25,25 @@ impl Engine {
     pub(super) async fn recover(&mut self) -> Result<()> {
         let mut stats = RecoveryStats::default();
         let mut state = CatalogState::default();
-        for (key, _) in self.meta.scan_prefix("db/")? {
-            state.databases.insert(key["db/".len()..].to_string());
+        for kv in self.meta.scan_prefix("db/").await? {
+            state.databases.insert(kv.key["db/".len()..].to_string());
         }
         if !state.databases.contains(DEFAULT_DATABASE) {
-            self.meta.put(&keys::db(DEFAULT_DATABASE), encode(&true))?;
+            self.meta
+                .put(&keys::db(DEFAULT_DATABASE), encode(&true))
+                .await?;
             state.databases.insert(DEFAULT_DATABASE.to_string());
         }
         let mut referenced: HashSet<String> = HashSet::new();
-        for (key, value) in self.meta.scan_prefix("table/")? {
-            let mut meta: TableMeta = decode(&key, &value)?;
+        for kv in self.meta.scan_prefix("table/").await? {
+            let mut meta: TableMeta = decode(&kv.key, &kv.value)?;
             let mut sealed = Vec::new();
-            for (seg_key, seg_value) in self.meta.scan_prefix(&keys::segment_prefix(meta.id))? {
-                let seg: SegmentMeta = decode(&seg_key, &seg_value)?;
+            for seg_kv in self
+                .meta
+                .scan_prefix(&keys::segment_prefix(meta.id))
+                .await?
+            {
+                let seg: SegmentMeta = decode(&seg_kv.key, &seg_kv.value)?;
                 let batches = self.query_node.load_segment(&seg.path).await?;
                 referenced.insert(seg.path.clone());
                 meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
@@ -69,9 +75,13 @@ impl Engine {
                 });
                 stats.segments_loaded += 1;
             }
-            let runtime = self.runtime(meta.clone())?;
-            for (dl_key, dl_value) in self.meta.scan_prefix(&keys::deltalog_prefix(meta.id))? {
-                let path: String = decode(&dl_key, &dl_value)?;
+            let runtime = self.runtime(meta.clone()).await?;
+            for dl_kv in self
+                .meta
+                .scan_prefix(&keys::deltalog_prefix(meta.id))
+                .await?
+            {
+                let path: String = decode(&dl_kv.key, &dl_kv.value)?;
                 let entries = self.query_node.load_deltalog(&path).await?;
                 let mut deletes = runtime.deletes.write();
                 for (pk, ts) in entries {
@@ -89,7 +99,7 @@ impl Engine {
         // Replay the WAL tail: records before the persisted replay start are
         // persisted everywhere (see `Engine::truncate_wal`), so they are not
         // even read.
-        let from = self.read_replay_start()?;
+        let from = self.read_replay_start().await?;
         self.replay_from
             .store(from, std::sync::atomic::Ordering::Release);
         stats.wal_replay_from = from;
@@ -122,6 +132,15 @@ impl Engine {
         for table in state.tables.values() {
             table.rebuild_live_keys()?;
         }
+        // Finish the cleanup of tables whose drop committed but whose
+        // records and objects a crash left behind (see `drop_table`).
+        for kv in self.meta.scan_prefix(keys::DROPPED_TABLE_PREFIX).await? {
+            let id: u64 = kv.key[keys::DROPPED_TABLE_PREFIX.len()..]
+                .parse()
+                .map_err(|e| crate::error::EngineError::CorruptMeta(format!("{}: {e}", kv.key)))?;
+            self.finish_table_drop(id).await?;
+            stats.dropped_tables_cleaned += 1;
+        }
         // Remove objects no meta record points at (a crash between writing
         // an object and recording it, e.g. an index build or a compaction
         // cut short).
@@ -139,8 +158,8 @@ impl Engine {
     }
 
     /// The first LSN recovery has to read (1 when none was persisted).
-    fn read_replay_start(&self) -> Result<u64> {
-        Ok(match self.meta.get(keys::WAL_REPLAY_FROM)? {
+    async fn read_replay_start(&self) -> Result<u64> {
+        Ok(match self.meta.get_value(keys::WAL_REPLAY_FROM).await? {
             Some(bytes) => decode::<u64>(keys::WAL_REPLAY_FROM, &bytes)?.max(1),
             None => 1,
         })
@@ -165,7 +184,7 @@ impl Engine {
             }
             flushed += self.data_node.flush_table(&table).await?;
         }
-        self.truncate_wal()?;
+        self.truncate_wal().await?;
         self.recovery.segments_sealed = sealed;
         self.recovery.segments_flushed = flushed;
         let stats = &self.recovery;

@@ -125,7 +125,7 @@ fn default_text(expr: &Expr) -> String {
 }
 
 /// `CREATE TABLE`.
-pub fn create_table(
+pub async fn create_table(
     instance: &Instance,
     session: &Session,
     create: &CreateTable,
@@ -186,12 +186,13 @@ pub fn create_table(
     };
     instance
         .engine()
-        .create_table(&database, &name, schema, create.if_not_exists)?;
+        .create_table(&database, &name, schema, create.if_not_exists)
+        .await?;
     Ok(Output::Command(CommandTag::new("CREATE TABLE")))
 }
 
 /// `CREATE SCHEMA`.
-pub fn create_schema(instance: &Instance, statement: &Statement) -> Result<Output> {
+pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result<Output> {
     let Statement::CreateSchema {
         schema_name,
         if_not_exists,
@@ -209,7 +210,10 @@ pub fn create_schema(instance: &Instance, statement: &Statement) -> Result<Outpu
             .ok_or_else(|| SqlError::Syntax(format!("invalid schema name {name}")))?,
         SchemaName::UnnamedAuthorization(ident) => normalize_ident(ident),
     };
-    instance.engine().create_database(&name, *if_not_exists)?;
+    instance
+        .engine()
+        .create_database(&name, *if_not_exists)
+        .await?;
     Ok(Output::Command(CommandTag::new("CREATE SCHEMA")))
 }
 
@@ -259,7 +263,11 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
 }
 
 /// `ALTER TABLE ... ADD COLUMN` / `RENAME TO`.
-pub fn alter_table(instance: &Instance, session: &Session, alter: &AlterTable) -> Result<Output> {
+pub async fn alter_table(
+    instance: &Instance,
+    session: &Session,
+    alter: &AlterTable,
+) -> Result<Output> {
     let (database, table) = instance.resolve(session, &alter.name)?;
     if alter.if_exists && instance.engine().table(&database, &table).is_err() {
         return Ok(Output::Command(CommandTag::new("ALTER TABLE")));
@@ -277,7 +285,8 @@ pub fn alter_table(instance: &Instance, session: &Session, alter: &AlterTable) -
                 }
                 instance
                     .engine()
-                    .add_column(&database, &table, column, *if_not_exists)?;
+                    .add_column(&database, &table, column, *if_not_exists)
+                    .await?;
             }
             AlterTableOperation::RenameTable { table_name } => {
                 let new_name = match table_name {
@@ -287,7 +296,8 @@ pub fn alter_table(instance: &Instance, session: &Session, alter: &AlterTable) -
                 };
                 instance
                     .engine()
-                    .rename_table(&database, &table, &new_name)?;
+                    .rename_table(&database, &table, &new_name)
+                    .await?;
             }
             other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}"))),
         }

@@ -280,11 +280,9 @@ pub async fn write_rows(
     rows: RecordBatch,
     mode: WriteMode,
 ) -> Result<WriteOutcome> {
-    let (database, table) = (database.to_string(), table.to_string());
-    on_engine(instance, move |engine| {
-        engine.write(&database, &table, rows, mode)
-    })
-    .await
+    // The engine assigns auto ids, then runs the blocking WAL write on the
+    // blocking pool itself.
+    Ok(instance.engine().write(database, table, rows, mode).await?)
 }
 
 async fn delete_keys(

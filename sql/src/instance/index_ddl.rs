@@ -193,7 +193,9 @@ pub async fn create_index(
         params,
     };
     let engine = instance.engine().clone();
-    let created = engine.create_index(&database, &table, definition, create.if_not_exists)?;
+    let created = engine
+        .create_index(&database, &table, definition, create.if_not_exists)
+        .await?;
     let Some(name) = created else {
         session.notice(format!(
             "relation \"{}\" already exists, skipping",

@@ -753,10 +753,10 @@ impl QueryHandler for Instance {
             Statement::Update(update) => dml::update(self, session, update, params.as_ref()).await,
             Statement::Delete(delete) => dml::delete(self, session, delete, params.as_ref()).await,
             Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
-            Statement::CreateTable(create) => ddl::create_table(self, session, create),
-            Statement::CreateSchema { .. } => ddl::create_schema(self, statement),
+            Statement::CreateTable(create) => ddl::create_table(self, session, create).await,
+            Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
             Statement::Drop { .. } => ddl::drop(self, session, statement).await,
-            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter),
+            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
             Statement::CreateExtension(ext) => ddl::create_extension(ext),
             Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
             Statement::Copy { .. } => copy::copy(self, session, statement).await,
@@ -856,12 +856,15 @@ impl QueryHandler for Instance {
         Ok(self.engine.table_options(database, table)?)
     }
 
-    fn set_table_options(
+    async fn set_table_options(
         &self,
         database: &str,
         table: &str,
         changes: &[(String, Option<String>)],
     ) -> Result<()> {
-        Ok(self.engine.set_table_options(database, table, changes)?)
+        Ok(self
+            .engine
+            .set_table_options(database, table, changes)
+            .await?)
     }
 }

@@ -122,7 +122,7 @@ impl MilvusDoor {
             .unwrap_or_default()
     }
 
-    fn write_aliases(
+    async fn write_aliases(
         &self,
         database: &str,
         collection: &str,
@@ -131,17 +131,18 @@ impl MilvusDoor {
         let value = (!aliases.is_empty()).then(|| aliases.join(","));
         self.handler
             .set_table_options(database, collection, &[(ALIASES_OPTION.to_string(), value)])
+            .await
             .map_err(DoorError::from)
     }
 
     /// `CreateAlias`: the collection must exist and the alias be free (or
     /// already its own).
-    pub(super) fn do_create_alias(
+    pub(super) async fn do_create_alias(
         &self,
         database: &str,
         r: &CreateAliasRequest,
     ) -> Result<(), DoorError> {
-        let _changing = self.alias_changes.lock();
+        let _changing = self.alias_changes.lock().await;
         super::validate::alias_name(&r.alias)?;
         self.table(database, &r.collection_name)?;
         if self.handler.table_schema(database, &r.alias).is_ok() {
@@ -167,26 +168,27 @@ impl MilvusDoor {
                 let mut aliases = self.aliases_of(database, &r.collection_name);
                 aliases.push(r.alias.clone());
                 self.write_aliases(database, &r.collection_name, &aliases)
+                    .await
             }
         }
     }
 
     /// `DropAlias`: dropping an alias that does not exist succeeds, as in Milvus.
-    pub(super) fn do_drop_alias(&self, database: &str, alias: &str) -> Result<(), DoorError> {
-        let _changing = self.alias_changes.lock();
+    pub(super) async fn do_drop_alias(&self, database: &str, alias: &str) -> Result<(), DoorError> {
+        let _changing = self.alias_changes.lock().await;
         match self.alias_target(database, alias) {
-            Some(target) => self.remove_alias(database, &target, alias),
+            Some(target) => self.remove_alias(database, &target, alias).await,
             None => Ok(()),
         }
     }
 
     /// `AlterAlias`: points an existing alias at another collection.
-    pub(super) fn do_alter_alias(
+    pub(super) async fn do_alter_alias(
         &self,
         database: &str,
         r: &AlterAliasRequest,
     ) -> Result<(), DoorError> {
-        let _changing = self.alias_changes.lock();
+        let _changing = self.alias_changes.lock().await;
         self.table(database, &r.collection_name)?;
         let target = self
             .alias_target(database, &r.alias)
@@ -196,17 +198,23 @@ impl MilvusDoor {
         }
         let mut moved = self.aliases_of(database, &r.collection_name);
         moved.push(r.alias.clone());
-        self.write_aliases(database, &r.collection_name, &moved)?;
-        self.remove_alias(database, &target, &r.alias)
+        self.write_aliases(database, &r.collection_name, &moved)
+            .await?;
+        self.remove_alias(database, &target, &r.alias).await
     }
 
-    fn remove_alias(&self, database: &str, collection: &str, alias: &str) -> Result<(), DoorError> {
+    async fn remove_alias(
+        &self,
+        database: &str,
+        collection: &str,
+        alias: &str,
+    ) -> Result<(), DoorError> {
         let kept: Vec<String> = self
             .aliases_of(database, collection)
             .into_iter()
             .filter(|a| a != alias)
             .collect();
-        self.write_aliases(database, collection, &kept)
+        self.write_aliases(database, collection, &kept).await
     }
 
     /// `DescribeAlias`: the collection an alias names.

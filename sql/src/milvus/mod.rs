@@ -209,7 +209,7 @@ pub struct MilvusDoor {
     /// and its plan cache).
     sessions: parking_lot::Mutex<Vec<DoorSession>>,
     /// Serializes alias changes (each reads and rewrites alias lists).
-    alias_changes: parking_lot::Mutex<()>,
+    alias_changes: tokio::sync::Mutex<()>,
     /// Partition and load-state changes hold it to write (each reads and
     /// rewrites a table's partition options; dropping a partition deletes
     /// its rows); inserts and deletes hold it to read, so none of them
@@ -239,7 +239,7 @@ impl MilvusDoor {
         Self {
             handler,
             sessions: parking_lot::Mutex::new(Vec::new()),
-            alias_changes: parking_lot::Mutex::new(()),
+            alias_changes: tokio::sync::Mutex::new(()),
             partition_changes: tokio::sync::RwLock::new(()),
         }
     }
@@ -476,6 +476,7 @@ impl MilvusDoor {
             .collect();
         self.handler
             .set_table_options(database, &r.collection_name, &options)
+            .await
             .map_err(DoorError::from)
     }
 
@@ -2851,19 +2852,19 @@ impl MilvusService for MilvusDoor {
 
     async fn create_alias(&self, r: Request<CreateAliasRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_create_alias(&database, r.get_ref());
+        let result = self.do_create_alias(&database, r.get_ref()).await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn drop_alias(&self, r: Request<DropAliasRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_drop_alias(&database, &r.get_ref().alias);
+        let result = self.do_drop_alias(&database, &r.get_ref().alias).await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn alter_alias(&self, r: Request<AlterAliasRequest>) -> RpcResult<Status> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.do_alter_alias(&database, r.get_ref());
+        let result = self.do_alter_alias(&database, r.get_ref()).await;
         Ok(Response::new(status_of(result)))
     }
 

@@ -335,7 +335,7 @@ impl MilvusDoor {
         Partitions::from_options(collection, &options)
     }
 
-    fn write_loaded(
+    async fn write_loaded(
         &self,
         database: &str,
         collection: &str,
@@ -346,6 +346,7 @@ impl MilvusDoor {
         let value = (!all).then(|| encode(&loaded));
         self.handler
             .set_table_options(database, collection, &[(LOADED_OPTION.to_string(), value)])
+            .await
             .map_err(DoorError::from)
     }
 
@@ -395,11 +396,13 @@ impl MilvusDoor {
             id: created as i64,
             created,
         });
-        self.handler.set_table_options(
-            database,
-            collection,
-            &[(PARTITIONS_OPTION.to_string(), Some(encode(&listed)))],
-        )?;
+        self.handler
+            .set_table_options(
+                database,
+                collection,
+                &[(PARTITIONS_OPTION.to_string(), Some(encode(&listed)))],
+            )
+            .await?;
         // A partition created while the whole collection is loaded is
         // loaded; in a partly loaded collection it is not.
         if let Some(loaded) = partitions.loaded {
@@ -408,7 +411,8 @@ impl MilvusDoor {
                 collection,
                 &self.partitions(database, collection)?,
                 loaded,
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
@@ -463,6 +467,7 @@ impl MilvusDoor {
         }
         self.handler
             .set_table_options(database, collection, &changes)
+            .await
             .map_err(DoorError::from)
     }
 
@@ -483,6 +488,7 @@ impl MilvusDoor {
             loaded.extend(names.iter().cloned());
         }
         self.write_loaded(database, collection, &partitions, loaded)
+            .await
     }
 
     /// `ReleaseCollection` (`names` empty) or `ReleasePartitions`.
@@ -507,6 +513,7 @@ impl MilvusDoor {
             }
         }
         self.write_loaded(database, collection, &partitions, loaded)
+            .await
     }
 
     /// `GetLoadState` of a collection (`partition` empty) or a partition.
