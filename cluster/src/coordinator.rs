@@ -223,6 +223,37 @@ impl Tso {
         Ok(ts)
     }
 
+    /// `count` (at least 1) consecutive timestamps, returned as the first:
+    /// hybrid timestamps are integers, and the one after a millisecond's
+    /// last logical value is the next millisecond's first, so
+    /// `first .. first + count` are all valid and larger than every earlier
+    /// one. Fails like [`Tso::next`] when the batch would pass the
+    /// persisted limit.
+    pub fn next_batch(&self, count: u32) -> Result<Timestamp> {
+        let first = self.next()?;
+        let extra = u64::from(count.max(1) - 1);
+        if extra == 0 {
+            return Ok(first);
+        }
+        let mut state = self.shared.state.lock();
+        // Another caller may have taken timestamps since: start after them.
+        let first = if state.last > first {
+            state.last + 1
+        } else {
+            first
+        };
+        let last = first + extra;
+        if decompose(last).0 >= state.limit_ms {
+            self.request_refill(&mut state);
+            return Err(EngineError::TimestampUnavailable);
+        }
+        if decompose(last).0 + self.shared.window_ms / 2 >= state.limit_ms {
+            self.request_refill(&mut state);
+        }
+        state.last = last;
+        Ok(first)
+    }
+
     fn request_refill(&self, state: &mut TsoState) {
         if !state.refilling {
             state.refilling = true;

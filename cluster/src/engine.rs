@@ -13,6 +13,7 @@
 //! synchronous lock, and update the in-memory catalog only once the write
 //! is durable.
 
+mod coordinator_api;
 mod maintenance;
 mod recovery;
 
@@ -31,6 +32,7 @@ use quiver_exec::source::TableSource;
 use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
 use tokio::sync::Notify;
 
+pub use crate::api::{IndexDefinition, IndexStatus};
 use crate::coordinator::{
     apply_in_chunks, decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
 };
@@ -564,38 +566,6 @@ impl Engine {
         let data = table.data.read();
         Ok((data.live.len(), data.sealed.len(), data.growing.rows))
     }
-}
-
-/// A `CREATE INDEX` as the engine takes it.
-#[derive(Debug, Clone)]
-pub struct IndexDefinition {
-    /// The index name; `None` picks `<table>_<column>_idx`.
-    pub name: Option<String>,
-    pub column: String,
-    /// Index type name (`hnsw`, `ivfflat`, ...).
-    pub kind: String,
-    /// Metric name (`l2`, `ip`, `cosine`, `l1`).
-    pub metric: String,
-    pub params: BTreeMap<String, u64>,
-}
-
-/// One index as the `quiver_catalog.indexes` view shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct IndexStatus {
-    pub database: String,
-    pub table: String,
-    pub name: String,
-    pub column: String,
-    pub kind: String,
-    pub metric: String,
-    /// `m=16, ef_construction=200`.
-    pub params: String,
-    /// `ready` when every sealed segment is indexed, else `building`.
-    pub state: String,
-    pub rows_indexed: usize,
-    pub rows_total: usize,
-    pub segments_indexed: usize,
-    pub segments_total: usize,
 }
 
 impl Engine {

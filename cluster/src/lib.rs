@@ -1,6 +1,8 @@
 //! `quiver-cluster` owns the roles of the Milvus architecture and their
 //! standalone wiring:
 //!
+//! * [`api`] — the role APIs at the network edges (plain-data requests and
+//!   replies): the [`api::Coordinator`] today;
 //! * [`coordinator`] — the timestamp oracle, id allocators and catalog records
 //!   in the meta store;
 //! * [`streaming`] — the write path: validation, TSO timestamp, WAL append
@@ -18,6 +20,7 @@
 //! Cluster mode replaces the in-process calls between roles with RPCs and the
 //! embedded storage with etcd/S3 implementations of the same storage traits.
 
+pub mod api;
 pub mod coordinator;
 pub mod data_node;
 pub mod engine;

@@ -1,0 +1,20 @@
+//! The role APIs at the network edges: async traits keyed by ids and names
+//! whose requests and replies are plain data (names, ids, timestamps,
+//! schemas; later Arrow batches and encoded expressions), never references
+//! into another role's memory, so a transport can be put between a caller
+//! and the role without changing either.
+//!
+//! * [`coordinator`] — DDL, the catalog with its version, the timestamp
+//!   oracle and the table layout.
+//!
+//! Standalone implements each trait in process (the [`Engine`](crate::Engine)
+//! for the coordinator); cluster mode adds clients that send the same
+//! messages over gRPC.
+
+pub mod coordinator;
+
+pub use coordinator::{
+    AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
+    DropDatabase, DropIndex, DropTable, IndexDefinition, IndexStatus, RenameTable, SetTableOptions,
+    ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
+};

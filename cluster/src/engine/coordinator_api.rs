@@ -1,0 +1,160 @@
+//! The [`Coordinator`] API served in process by the [`Engine`]: each request
+//! is the plain-data form of one of the engine's DDL and catalog methods,
+//! so the access layer depends on the API, not on the engine, and a remote
+//! coordinator can serve the same messages.
+
+use async_trait::async_trait;
+
+use super::Engine;
+use crate::api::{
+    AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
+    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, ShardLayout,
+    TableInfo, TableLayout, TableRef, TimestampBatch,
+};
+use crate::error::Result;
+
+/// The name standalone gives its one streaming and query node.
+pub const STANDALONE_NODE: &str = "standalone";
+
+#[async_trait]
+impl Coordinator for Engine {
+    async fn create_database(&self, request: CreateDatabase) -> Result<bool> {
+        Engine::create_database(self, &request.name, request.if_not_exists).await
+    }
+
+    async fn drop_database(&self, request: DropDatabase) -> Result<bool> {
+        Engine::drop_database(self, &request.name, request.if_exists, request.cascade).await
+    }
+
+    async fn create_table(&self, request: CreateTable) -> Result<bool> {
+        let CreateTable {
+            table,
+            schema,
+            if_not_exists,
+        } = request;
+        Engine::create_table(self, &table.database, &table.name, schema, if_not_exists).await
+    }
+
+    async fn drop_table(&self, request: DropTable) -> Result<bool> {
+        Engine::drop_table(
+            self,
+            &request.table.database,
+            &request.table.name,
+            request.if_exists,
+        )
+        .await
+    }
+
+    async fn rename_table(&self, request: RenameTable) -> Result<()> {
+        Engine::rename_table(
+            self,
+            &request.table.database,
+            &request.table.name,
+            &request.new_name,
+        )
+        .await
+    }
+
+    async fn add_column(&self, request: AddColumn) -> Result<bool> {
+        let AddColumn {
+            table,
+            column,
+            if_not_exists,
+        } = request;
+        Engine::add_column(self, &table.database, &table.name, column, if_not_exists).await
+    }
+
+    async fn set_table_options(&self, request: SetTableOptions) -> Result<()> {
+        Engine::set_table_options(
+            self,
+            &request.table.database,
+            &request.table.name,
+            &request.changes,
+        )
+        .await
+    }
+
+    async fn create_index(&self, request: CreateIndex) -> Result<Option<String>> {
+        let CreateIndex {
+            table,
+            definition,
+            if_not_exists,
+        } = request;
+        Engine::create_index(
+            self,
+            &table.database,
+            &table.name,
+            definition,
+            if_not_exists,
+        )
+        .await
+    }
+
+    async fn drop_index(&self, request: DropIndex) -> Result<bool> {
+        Engine::drop_index(self, &request.database, &request.name, request.if_exists).await
+    }
+
+    async fn index_statuses(&self) -> Result<Vec<IndexStatus>> {
+        Ok(Engine::index_statuses(self))
+    }
+
+    async fn catalog(&self) -> Result<CatalogSnapshot> {
+        // Read the version first: a change that starts after this read
+        // moves it, so a snapshot is never newer than its version says
+        // without the version having moved since.
+        let version = Engine::catalog_version(self);
+        let state = self.catalog.read();
+        let tables = state
+            .tables
+            .values()
+            .map(|table| {
+                let meta = table.meta.read();
+                TableInfo {
+                    id: meta.id,
+                    table: TableRef::new(meta.database.clone(), meta.name.clone()),
+                    schema: meta.schema.clone(),
+                    options: meta.options.clone(),
+                    indexes: meta.indexes.clone(),
+                }
+            })
+            .collect();
+        Ok(CatalogSnapshot {
+            version,
+            databases: state.databases.iter().cloned().collect(),
+            tables,
+        })
+    }
+
+    async fn catalog_version(&self) -> Result<u64> {
+        Ok(Engine::catalog_version(self))
+    }
+
+    async fn allocate_timestamps(&self, count: u32) -> Result<TimestampBatch> {
+        let count = count.max(1);
+        let first = self.tso.next_batch(count)?;
+        Ok(TimestampBatch { first, count })
+    }
+
+    async fn layout(&self, table: TableRef) -> Result<TableLayout> {
+        let runtime = self.table(&table.database, &table.name)?;
+        let table_id = runtime.id();
+        let data = runtime.data.read();
+        // One shard per table until tables are sharded; every table's
+        // writes share the one WAL of the standalone streaming node.
+        let shard = ShardLayout {
+            shard: 0,
+            channel: format!("wal/table-{table_id}/shard-0"),
+            streaming_node: STANDALONE_NODE.to_string(),
+            growing_segment: data.growing.id,
+            sealed_segments: data
+                .sealed
+                .iter()
+                .map(|segment| (segment.id, STANDALONE_NODE.to_string()))
+                .collect(),
+        };
+        Ok(TableLayout {
+            table_id,
+            shards: vec![shard],
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The coordinator API (`quiver_cluster::api::Coordinator`) used as the
+//! access layer uses it: through `Arc<dyn Coordinator>`, with every request
+//! and reply also sent through a byte encoding and back (the messages are
+//! plain data that can cross a process boundary).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use quiver_cluster::api::{
+    AddColumn, Coordinator, CreateDatabase, CreateIndex, CreateTable, DropDatabase, DropIndex,
+    DropTable, IndexDefinition, RenameTable, SetTableOptions, TableRef,
+};
+use quiver_cluster::{Engine, EngineError};
+use quiver_common::config::QuiverConfig;
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The message after a trip through bytes (what a transport would do).
+fn over_the_wire<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) -> T {
+    let bytes = serde_json::to_vec(&message).unwrap();
+    let back: T = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(back, message);
+    back
+}
+
+fn schema() -> TableSchema {
+    TableSchema {
+        columns: vec![
+            ColumnDef::new("id", ColumnType::Int64),
+            ColumnDef::new("v", ColumnType::Vector { dim: 4 }),
+        ],
+        primary_key: 0,
+    }
+}
+
+async fn open(dir: &std::path::Path) -> (Arc<Engine>, Arc<dyn Coordinator>) {
+    let engine = Engine::open(QuiverConfig {
+        data_dir: dir.join("data"),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let coordinator: Arc<dyn Coordinator> = engine.clone();
+    (engine, coordinator)
+}
+
+#[tokio::test]
+async fn ddl_and_catalog_reads_through_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, coordinator) = open(dir.path()).await;
+    let docs = TableRef::new("shop", "docs");
+    let v0 = coordinator.catalog_version().await.unwrap();
+
+    let created = over_the_wire(CreateDatabase {
+        name: "shop".into(),
+        if_not_exists: false,
+    });
+    assert!(coordinator.create_database(created.clone()).await.unwrap());
+    assert!(matches!(
+        coordinator.create_database(created).await,
+        Err(EngineError::DatabaseAlreadyExists(_))
+    ));
+    let create = over_the_wire(CreateTable {
+        table: docs.clone(),
+        schema: schema(),
+        if_not_exists: false,
+    });
+    assert!(coordinator.create_table(create.clone()).await.unwrap());
+    let again = CreateTable {
+        if_not_exists: true,
+        ..create
+    };
+    assert!(!coordinator.create_table(again).await.unwrap());
+    assert!(coordinator
+        .add_column(over_the_wire(AddColumn {
+            table: docs.clone(),
+            column: ColumnDef::new("title", ColumnType::Text { max_len: None }),
+            if_not_exists: false,
+        }))
+        .await
+        .unwrap());
+    coordinator
+        .set_table_options(over_the_wire(SetTableOptions {
+            table: docs.clone(),
+            changes: vec![("milvus.aliases".into(), Some("[\"d\"]".into()))],
+        }))
+        .await
+        .unwrap();
+    let index = coordinator
+        .create_index(over_the_wire(CreateIndex {
+            table: docs.clone(),
+            definition: IndexDefinition {
+                name: None,
+                column: "v".into(),
+                kind: "hnsw".into(),
+                metric: "l2".into(),
+                params: BTreeMap::from([("m".into(), 8)]),
+            },
+            if_not_exists: false,
+        }))
+        .await
+        .unwrap();
+    assert_eq!(index.as_deref(), Some("docs_v_idx"));
+
+    let snapshot = over_the_wire(coordinator.catalog().await.unwrap());
+    assert!(snapshot.version > v0, "DDL moves the version");
+    assert!(snapshot.databases.contains(&"shop".to_string()));
+    let info = snapshot
+        .tables
+        .iter()
+        .find(|t| t.table == docs)
+        .expect("the new table is in the snapshot");
+    let names: Vec<&str> = info
+        .schema
+        .columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["id", "v", "title"]);
+    assert_eq!(info.options["milvus.aliases"], "[\"d\"]");
+    assert_eq!(info.indexes.len(), 1);
+    assert_eq!(info.indexes[0].name, "docs_v_idx");
+    let statuses = over_the_wire(coordinator.index_statuses().await.unwrap());
+    assert!(statuses
+        .iter()
+        .any(|s| s.name == "docs_v_idx" && s.table == "docs"));
+    // The API and the engine agree.
+    assert_eq!(snapshot.version, engine.catalog_version());
+
+    let layout = over_the_wire(coordinator.layout(docs.clone()).await.unwrap());
+    assert_eq!(layout.table_id, info.id);
+    assert_eq!(layout.shards.len(), 1);
+
+    coordinator
+        .rename_table(over_the_wire(RenameTable {
+            table: docs.clone(),
+            new_name: "articles".into(),
+        }))
+        .await
+        .unwrap();
+    let snapshot = coordinator.catalog().await.unwrap();
+    let names: HashSet<&str> = snapshot
+        .tables
+        .iter()
+        .map(|t| t.table.name.as_str())
+        .collect();
+    assert!(names.contains("articles") && !names.contains("docs"));
+    let articles = TableRef::new("shop", "articles");
+    assert!(coordinator
+        .drop_index(over_the_wire(DropIndex {
+            database: "shop".into(),
+            name: "docs_v_idx".into(),
+            if_exists: false,
+        }))
+        .await
+        .unwrap());
+    assert!(coordinator
+        .drop_table(over_the_wire(DropTable {
+            table: articles.clone(),
+            if_exists: false,
+        }))
+        .await
+        .unwrap());
+    assert!(matches!(
+        coordinator.layout(articles).await,
+        Err(EngineError::TableNotFound(_))
+    ));
+    assert!(coordinator
+        .drop_database(over_the_wire(DropDatabase {
+            name: "shop".into(),
+            if_exists: false,
+            cascade: false,
+        }))
+        .await
+        .unwrap());
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn timestamp_batches_never_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, coordinator) = open(dir.path()).await;
+    let mut tasks = Vec::new();
+    for worker in 0..4u32 {
+        let coordinator = coordinator.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut taken = Vec::new();
+            for i in 0..200u32 {
+                let count = 1 + (worker * 7 + i) % 50;
+                let batch = over_the_wire(coordinator.allocate_timestamps(count).await.unwrap());
+                assert_eq!(batch.count, count);
+                taken.push((batch.first, batch.first + u64::from(count)));
+            }
+            taken
+        }));
+    }
+    let mut ranges = Vec::new();
+    for task in tasks {
+        let taken = task.await.unwrap();
+        // Each caller's batches increase.
+        assert!(taken.windows(2).all(|w| w[0].1 <= w[1].0));
+        ranges.extend(taken);
+    }
+    ranges.sort();
+    assert!(
+        ranges.windows(2).all(|w| w[0].1 <= w[1].0),
+        "two batches overlap"
+    );
+    // Later single timestamps (the engine's own) are above every batch.
+    let last = ranges.last().unwrap().1;
+    assert!(engine.now().unwrap() >= last);
+    engine.shutdown().await.unwrap();
+}
