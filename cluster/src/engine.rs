@@ -266,7 +266,10 @@ impl Engine {
             return if if_not_exists {
                 Ok(false)
             } else {
-                Err(EngineError::TableAlreadyExists(name.to_string()))
+                Err(EngineError::TableAlreadyExists {
+                    database: database.to_string(),
+                    table: name.to_string(),
+                })
             };
         }
         let id = next_table_id(self.meta.as_ref())?;
@@ -301,7 +304,10 @@ impl Engine {
                 return if if_exists {
                     Ok(false)
                 } else {
-                    Err(EngineError::TableNotFound(name.to_string()))
+                    Err(EngineError::TableNotFound {
+                        database: database.to_string(),
+                        table: name.to_string(),
+                    })
                 };
             };
             state.tables.remove(&id)
@@ -328,12 +334,18 @@ impl Engine {
         let mut state = self.catalog.write();
         let new_key = (database.to_string(), new_name.to_string());
         if state.by_name.contains_key(&new_key) {
-            return Err(EngineError::TableAlreadyExists(new_name.to_string()));
+            return Err(EngineError::TableAlreadyExists {
+                database: database.to_string(),
+                table: new_name.to_string(),
+            });
         }
         let id = state
             .by_name
             .remove(&(database.to_string(), name.to_string()))
-            .ok_or_else(|| EngineError::TableNotFound(name.to_string()))?;
+            .ok_or_else(|| EngineError::TableNotFound {
+                database: database.to_string(),
+                table: name.to_string(),
+            })?;
         let table = state.tables.get(&id).cloned().expect("catalog consistent");
         let mut meta = table.meta.write();
         meta.name = new_name.to_string();
@@ -426,7 +438,10 @@ impl Engine {
             .get(&(database.to_string(), name.to_string()))
             .and_then(|id| state.tables.get(id))
             .cloned()
-            .ok_or_else(|| EngineError::TableNotFound(name.to_string()))
+            .ok_or_else(|| EngineError::TableNotFound {
+                database: database.to_string(),
+                table: name.to_string(),
+            })
     }
 
     /// Inserts or upserts rows (blocking until durable).

@@ -151,11 +151,17 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
         }
         DataFusionError::NotImplemented(msg) => SqlError::Unsupported(msg),
         DataFusionError::Plan(msg) => {
-            // DataFusion reports unknown tables as a plan error with this shape.
+            // DataFusion reports unknown tables as a plan error with this
+            // shape, the name resolved (`catalog.schema.table`).
             if let Some(rest) = msg.strip_prefix("table '") {
                 if let Some(name) = rest.strip_suffix("' not found") {
-                    let short = name.rsplit('.').next().unwrap_or(name);
-                    return SqlError::Engine(EngineError::TableNotFound(short.to_string()));
+                    let mut parts = name.rsplit('.');
+                    let table = parts.next().unwrap_or(name);
+                    let database = parts.next().unwrap_or(quiver_cluster::DEFAULT_DATABASE);
+                    return SqlError::Engine(EngineError::TableNotFound {
+                        database: database.to_string(),
+                        table: table.to_string(),
+                    });
                 }
             }
             if msg.contains("does not exist")

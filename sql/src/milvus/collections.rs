@@ -141,10 +141,7 @@ impl MilvusDoor {
         if self.handler.databases().contains(&database) {
             Ok(database)
         } else {
-            Err(DoorError::new(
-                800,
-                format!("database not found[database={db_name}]"),
-            ))
+            Err(DoorError::database_not_found(db_name))
         }
     }
 

@@ -160,6 +160,7 @@ impl MilvusDoor {
         database: &str,
         collection: &str,
     ) -> Result<(i64, usize), DoorError> {
+        self.table(database, collection)?;
         let merged = self.handler.compact(database, collection).await?;
         Ok((self.handler.allocate_timestamp()? as i64, merged))
     }

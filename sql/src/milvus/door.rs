@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use quiver_common::schema::TableSchema;
 use quiver_common::status::StatusCode;
 
+use super::request::database_name;
 use super::status::DoorError;
 use super::{arrays, consistency, partitions, validate};
 use crate::error::SqlError;
@@ -111,12 +112,18 @@ impl MilvusDoor {
         }
     }
 
+    /// A collection's table. A collection of a database that does not
+    /// exist is the database's error, as Milvus reports it.
     pub(super) fn table(&self, database: &str, collection: &str) -> Result<TableSchema, DoorError> {
         validate::collection_name(collection)?;
         self.handler
             .table_schema(database, collection)
             .map_err(|e| match e.status_code() {
-                StatusCode::TableNotFound => DoorError::collection_not_found(collection),
+                StatusCode::TableNotFound
+                    if !self.handler.databases().iter().any(|d| d == database) =>
+                {
+                    DoorError::database_not_found(&database_name(database))
+                }
                 _ => e.into(),
             })
     }

@@ -9,7 +9,7 @@ use quiver_common::schema::ColumnType;
 use super::convert::{self, quote};
 use super::door::MilvusDoor;
 use super::request::param;
-use super::status::DoorError;
+use super::status::{code, DoorError};
 use super::{index_names, validate};
 
 impl MilvusDoor {
@@ -171,10 +171,7 @@ impl MilvusDoor {
             })
             .collect();
         if out.is_empty() {
-            return Err(DoorError::new(
-                700,
-                format!("index not found[collection={collection}]"),
-            ));
+            return Err(DoorError::index_not_found(collection));
         }
         Ok(out)
     }
@@ -190,7 +187,7 @@ impl MilvusDoor {
             .index_descriptions(database, &q.collection_name, &q.field_name, &q.index_name)
             .await
         {
-            Err(e) if e.code == 700 => Vec::new(),
+            Err(e) if e.code == code::INDEX_NOT_FOUND => Vec::new(),
             other => other?,
         };
         for ix in found {

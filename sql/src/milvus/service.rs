@@ -10,7 +10,7 @@ use tonic::{Request, Response};
 use super::door::MilvusDoor;
 use super::partitions;
 use super::request::{database_name, request_database};
-use super::status::{error_status, ok_status, status_of, DoorError, RpcResult};
+use super::status::{code, error_status, ok_status, status_of, DoorError, RpcResult};
 use crate::handler::WriteKind;
 
 /// The version reported to clients (the Milvus API level Quiver speaks).
@@ -225,7 +225,7 @@ impl MilvusService for MilvusDoor {
         let result = match self.load_state(&database, &q.collection_name, &q.partition_names) {
             Ok(true) => Ok(LoadState::Loaded),
             Ok(false) => Ok(LoadState::NotLoad),
-            Err(e) if e.code == 100 => Ok(LoadState::NotExist),
+            Err(e) if e.code == code::COLLECTION_NOT_FOUND => Ok(LoadState::NotExist),
             Err(e) => Err(e),
         };
         reply!(
