@@ -239,4 +239,26 @@ mod tests {
         assert_eq!(err.status_code(), StatusCode::OutOfMemory);
         assert_eq!(err.to_string(), "out of memory: d");
     }
+
+    /// DataFusion's unknown-table plan error becomes the engine's, with the
+    /// schema it resolved the name in, and keeps PostgreSQL's wording.
+    #[test]
+    fn unknown_tables_carry_their_schema() {
+        let cases = [
+            ("table 'quiver.db1.items' not found", "db1"),
+            ("table 'db1.items' not found", "db1"),
+            ("table 'items' not found", "public"),
+        ];
+        for (message, schema) in cases {
+            let err = SqlError::from(DataFusionError::Plan(message.to_string()));
+            match &err {
+                SqlError::Engine(EngineError::TableNotFound { database, table }) => {
+                    assert_eq!((database.as_str(), table.as_str()), (schema, "items"));
+                }
+                other => panic!("{message}: {other:?}"),
+            }
+            assert_eq!(err.to_string(), "relation \"items\" does not exist");
+            assert_eq!(err.status_code(), StatusCode::TableNotFound);
+        }
+    }
 }

@@ -257,3 +257,151 @@ impl Picker<'_> {
         Ok((rows, done))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn range_bounds_follow_the_metric() {
+        let l2 = serde_json::json!({"radius": 10.0, "range_filter": 2});
+        let r = RangeFilter::from_knobs(&l2, "L2").unwrap().unwrap();
+        // L2: range_filter <= score < radius, smaller is better.
+        assert_eq!(r.admits(1.0), Ok(false));
+        assert_eq!(r.admits(2.0), Ok(true));
+        assert_eq!(r.admits(9.9), Ok(true));
+        assert_eq!(r.admits(10.0), Err(()));
+        let ip = serde_json::json!({"radius": "0.2", "range_filter": 0.9});
+        let r = RangeFilter::from_knobs(&ip, "IP").unwrap().unwrap();
+        // IP, COSINE: radius < score <= range_filter, larger is better.
+        assert_eq!(r.admits(0.95), Ok(false));
+        assert_eq!(r.admits(0.9), Ok(true));
+        assert_eq!(r.admits(0.2), Err(()));
+        let open = RangeFilter::from_knobs(&serde_json::json!({"radius": 0.5}), "COSINE")
+            .unwrap()
+            .unwrap();
+        assert_eq!(open.admits(1.0), Ok(true));
+        assert!(RangeFilter::from_knobs(&serde_json::json!({}), "L2")
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn range_bounds_are_checked() {
+        let message = |knobs: serde_json::Value, metric: &str| {
+            RangeFilter::from_knobs(&knobs, metric).unwrap_err().message
+        };
+        assert_eq!(
+            message(serde_json::json!({"range_filter": 1}), "L2"),
+            "range_filter is set without radius"
+        );
+        assert_eq!(
+            message(serde_json::json!({"radius": "x"}), "L2"),
+            "radius must be a number"
+        );
+        assert_eq!(
+            message(serde_json::json!({"radius": 1, "range_filter": 2}), "L2"),
+            "range_filter (2) must be less than radius (1) for metric L2"
+        );
+        assert_eq!(
+            message(
+                serde_json::json!({"radius": 0.5, "range_filter": 0.1}),
+                "IP"
+            ),
+            "range_filter (0.1) must be greater than radius (0.5) for metric IP"
+        );
+    }
+
+    /// Candidates best first: (key, distance, group value).
+    fn candidates(rows: &[(i64, f64, Option<i64>)]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("g", DataType::Int64, true),
+            Field::new("d", DataType::Float64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
+                Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn picking_in_range() {
+        let range = RangeFilter::from_knobs(
+            &serde_json::json!({"radius": 5.0, "range_filter": 1.0}),
+            "L2",
+        )
+        .unwrap();
+        let pick = Picker {
+            metric: "L2",
+            range,
+            group: None,
+            topk: 2,
+            offset: 0,
+            distance_at: 2,
+            group_at: None,
+        };
+        // Scores are L2 distances (squared): 0.25, 1, 4, 9.
+        let batch = candidates(&[
+            (1, 0.5, None),
+            (2, 1.0, None),
+            (3, 2.0, None),
+            (4, 3.0, None),
+        ]);
+        assert_eq!(pick.pick(&batch).unwrap(), (vec![1, 2], true));
+        // Fewer candidates than wanted and none out of range: more may come.
+        let short = candidates(&[(1, 0.5, None), (2, 1.0, None)]);
+        assert_eq!(pick.pick(&short).unwrap(), (vec![1], false));
+        // No columns: an empty search.
+        let none = RecordBatch::new_empty(Arc::new(Schema::empty()));
+        assert_eq!(pick.pick(&none).unwrap(), (vec![], true));
+    }
+
+    #[test]
+    fn picking_groups() {
+        let group = Grouping {
+            index: 1,
+            size: 2,
+            strict: true,
+        };
+        let pick = Picker {
+            metric: "L2",
+            range: None,
+            group: Some(&group),
+            topk: 2,
+            offset: 1,
+            distance_at: 2,
+            group_at: Some(1),
+        };
+        let batch = candidates(&[
+            (1, 0.1, Some(7)),
+            (2, 0.2, Some(8)),
+            (3, 0.3, Some(7)),
+            (4, 0.4, Some(7)),
+            (5, 0.5, None),
+            (6, 0.6, Some(9)),
+            (7, 0.7, None),
+        ]);
+        // Groups in order of their best hit: 7 (rows 0, 2), 8 (1), null
+        // (4, 6); the offset skips group 7. Group 8 has one hit only, so a
+        // strict grouping wants more candidates.
+        assert_eq!(pick.pick(&batch).unwrap(), (vec![1, 4, 6], false));
+        let loose = Grouping {
+            strict: false,
+            ..group
+        };
+        let pick = Picker {
+            group: Some(&loose),
+            ..pick
+        };
+        assert_eq!(pick.pick(&batch).unwrap(), (vec![1, 4, 6], true));
+    }
+}

@@ -223,3 +223,147 @@ pub(super) fn hits_of(result: &SearchResultData, q: usize) -> Vec<(String, f32)>
         .zip(result.scores[start..start + count].iter().copied())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use milvus::proto::schema::{IDs, LongArray, StringArray};
+
+    use super::*;
+
+    fn kv(key: &str, value: &str) -> KeyValuePair {
+        KeyValuePair {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    fn hits(list: &[(&str, f32)]) -> Vec<(String, f32)> {
+        list.iter().map(|(k, s)| (k.to_string(), *s)).collect()
+    }
+
+    #[test]
+    fn rankers_are_read_and_checked() {
+        assert!(matches!(
+            Ranker::from_params(&[], 2).unwrap(),
+            Ranker::Rrf { k } if k == 60.0
+        ));
+        let rrf = Ranker::from_params(&[kv("strategy", "RRF"), kv("params", r#"{"k": 10}"#)], 2);
+        assert!(matches!(rrf.unwrap(), Ranker::Rrf { k } if k == 10.0));
+        for k in ["0", "16384", "-1"] {
+            let params = [
+                kv("strategy", "rrf"),
+                kv("params", &format!(r#"{{"k": {k}}}"#)),
+            ];
+            let e = Ranker::from_params(&params, 2).err().unwrap();
+            assert_eq!(e.code, 1100, "{k}");
+            assert!(e.message.contains("(0, 16384)"), "{}", e.message);
+        }
+        let weighted = [
+            kv("strategy", "weighted"),
+            kv("params", r#"{"weights": [0.3, 0.7], "norm_score": false}"#),
+        ];
+        match Ranker::from_params(&weighted, 2).unwrap() {
+            Ranker::Weighted { weights, normalize } => {
+                assert_eq!(weights, vec![0.3, 0.7]);
+                assert!(!normalize);
+            }
+            Ranker::Rrf { .. } => panic!("not weighted"),
+        }
+        let e = Ranker::from_params(&weighted, 3).err().unwrap();
+        assert_eq!(
+            e.message,
+            "the weighted ranker has 2 weights for 3 search requests"
+        );
+        let out_of_range = [
+            kv("strategy", "weighted"),
+            kv("params", r#"{"weights": [1.5]}"#),
+        ];
+        assert!(Ranker::from_params(&out_of_range, 1).is_err());
+        let e = Ranker::from_params(&[kv("strategy", "decay")], 1)
+            .err()
+            .unwrap();
+        assert_eq!(e.message, "the decay ranker is not supported yet by Quiver");
+        let e = Ranker::from_params(&[kv("params", "{")], 1).err().unwrap();
+        assert!(
+            e.message.starts_with("invalid ranker params"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn rrf_sums_reciprocal_ranks() {
+        let ranker = Ranker::Rrf { k: 60.0 };
+        let a = hits(&[("1", 0.9), ("2", 0.8)]);
+        let b = hits(&[("2", 5.0), ("3", 4.0)]);
+        let fused = ranker.fuse(&[a, b], &["COSINE", "L2"]);
+        let keys: Vec<&str> = fused.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["2", "1", "3"]);
+        assert!((fused[0].1 - (1.0 / 62.0 + 1.0 / 61.0) as f32).abs() < 1e-6);
+        assert!((fused[1].1 - (1.0 / 61.0) as f32).abs() < 1e-6);
+        // Equal scores: ties go by key.
+        let tied = ranker.fuse(&[hits(&[("b", 1.0)]), hits(&[("a", 1.0)])], &["IP", "IP"]);
+        assert_eq!(tied[0].0, "a");
+    }
+
+    #[test]
+    fn weighted_sums_normalized_scores() {
+        let ranker = Ranker::Weighted {
+            weights: vec![0.5, 1.0],
+            normalize: true,
+        };
+        let fused = ranker.fuse(
+            &[hits(&[("1", 0.0)]), hits(&[("1", 0.0), ("2", 1.0)])],
+            &["COSINE", "L2"],
+        );
+        // 1: 0.5 * (1 + 0) / 2 + 1.0 * (1 - 0) = 1.25; 2: 1 - 2 atan(1) / pi = 0.5
+        assert_eq!(fused[0].0, "1");
+        assert!((fused[0].1 - 1.25).abs() < 1e-6);
+        assert!((fused[1].1 - 0.5).abs() < 1e-6);
+        let raw = Ranker::Weighted {
+            weights: vec![0.5],
+            normalize: false,
+        };
+        assert_eq!(
+            raw.fuse(&[hits(&[("1", 4.0)])], &["IP"]),
+            hits(&[("1", 2.0)])
+        );
+    }
+
+    #[test]
+    fn scores_normalize_per_metric() {
+        assert!((normalized_score("L2", 0.0) - 1.0).abs() < 1e-12);
+        assert!((normalized_score("l2", 1.0) - 0.5).abs() < 1e-12);
+        assert!((normalized_score("IP", 0.0) - 0.5).abs() < 1e-12);
+        assert!((normalized_score("COSINE", -1.0)).abs() < 1e-12);
+        assert!((normalized_score("COSINE", 1.0) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn hits_are_sliced_per_query() {
+        let result = SearchResultData {
+            topks: vec![2, 0, 1],
+            scores: vec![0.9, 0.8, 0.7],
+            ids: Some(IDs {
+                id_field: Some(i_ds::IdField::IntId(LongArray {
+                    data: vec![10, 11, 12],
+                })),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(hits_of(&result, 0), hits(&[("10", 0.9), ("11", 0.8)]));
+        assert_eq!(hits_of(&result, 1), hits(&[]));
+        assert_eq!(hits_of(&result, 2), hits(&[("12", 0.7)]));
+        let text = SearchResultData {
+            topks: vec![1],
+            scores: vec![0.5],
+            ids: Some(IDs {
+                id_field: Some(i_ds::IdField::StrId(StringArray {
+                    data: vec!["a".into()],
+                })),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(hits_of(&text, 0), hits(&[("a", 0.5)]));
+    }
+}

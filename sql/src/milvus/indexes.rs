@@ -234,3 +234,27 @@ pub(super) fn milvus_index_params(params: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_parameters_take_milvus_names() {
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            milvus_index_params("m=16, ef_construction=200"),
+            pairs(&[("M", "16"), ("efConstruction", "200")])
+        );
+        assert_eq!(
+            milvus_index_params("lists = 128"),
+            pairs(&[("nlist", "128")])
+        );
+        assert_eq!(milvus_index_params("other=1"), pairs(&[("other", "1")]));
+        assert_eq!(milvus_index_params(""), pairs(&[]));
+    }
+}

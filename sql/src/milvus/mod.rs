@@ -47,6 +47,9 @@ mod service;
 mod status;
 mod validate;
 
+#[cfg(test)]
+mod door_tests;
+
 pub use door::MilvusDoor;
 pub use server::{serve, Admission, MilvusServerOptions};
 pub use status::DoorError;

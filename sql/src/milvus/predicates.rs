@@ -104,3 +104,66 @@ pub(super) fn both(a: Option<String>, b: Option<String>) -> Option<String> {
         (a, b) => a.or(b),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use milvus::proto::schema::template_array_value::Data;
+    use milvus::proto::schema::template_value::Val;
+    use milvus::proto::schema::{LongArray, StringArray, TemplateArrayValue, TemplateValue};
+
+    use super::*;
+
+    #[test]
+    fn predicates_join_with_and() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(both(some("a"), some("b")), some("(a) AND (b)"));
+        assert_eq!(both(some("a"), None), some("a"));
+        assert_eq!(both(None, some("b")), some("b"));
+        assert_eq!(both(None, None), None);
+    }
+
+    fn value(val: Val) -> TemplateValue {
+        TemplateValue { val: Some(val) }
+    }
+
+    #[test]
+    fn template_values_decode() {
+        assert!(matches!(
+            template_value(&value(Val::Int64Val(3))).unwrap(),
+            filter::TemplateValue::Int(3)
+        ));
+        assert!(matches!(
+            template_value(&value(Val::StringVal("x".into()))).unwrap(),
+            filter::TemplateValue::String(s) if s == "x"
+        ));
+        let array = value(Val::ArrayVal(TemplateArrayValue {
+            data: Some(Data::LongData(LongArray { data: vec![1, 2] })),
+        }));
+        match template_value(&array).unwrap() {
+            filter::TemplateValue::Array(items) => {
+                assert!(matches!(
+                    items.as_slice(),
+                    [filter::TemplateValue::Int(1), filter::TemplateValue::Int(2)]
+                ));
+            }
+            _ => panic!("not an array"),
+        }
+        let strings = value(Val::ArrayVal(TemplateArrayValue {
+            data: Some(Data::StringData(StringArray {
+                data: vec!["a".into()],
+            })),
+        }));
+        assert!(template_value(&strings).is_ok());
+        let nested = value(Val::ArrayVal(TemplateArrayValue { data: None }));
+        assert_eq!(
+            template_value(&nested).unwrap_err().message,
+            "this template array value is not supported yet by Quiver"
+        );
+        assert_eq!(
+            template_value(&TemplateValue { val: None })
+                .unwrap_err()
+                .message,
+            "this template value is not supported yet by Quiver"
+        );
+    }
+}

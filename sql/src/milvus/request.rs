@@ -41,3 +41,44 @@ pub(super) fn param<'a>(params: &'a [KeyValuePair], key: &str) -> Option<&'a str
         .find(|kv| kv.key == key)
         .map(|kv| kv.value.as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_public_and_back() {
+        assert_eq!(schema_of(""), "public");
+        assert_eq!(schema_of("default"), "public");
+        assert_eq!(schema_of("db1"), "db1");
+        assert_eq!(database_name("public"), "default");
+        assert_eq!(database_name("db1"), "db1");
+    }
+
+    #[test]
+    fn the_request_names_its_database_or_the_header_does() {
+        let named = Request::new(());
+        assert_eq!(request_database(&named, "db1"), "db1");
+        assert_eq!(request_database(&named, ""), "public");
+        let mut headed = Request::new(());
+        headed
+            .metadata_mut()
+            .insert("dbname", "db2".parse().unwrap());
+        assert_eq!(request_database(&headed, ""), "db2");
+        // The request's own db_name wins over the header.
+        assert_eq!(request_database(&headed, "db1"), "db1");
+        assert_eq!(request_database(&headed, "default"), "public");
+    }
+
+    #[test]
+    fn parameters_are_found_by_key() {
+        let kv = |key: &str, value: &str| KeyValuePair {
+            key: key.into(),
+            value: value.into(),
+        };
+        let params = [kv("topk", "5"), kv("metric_type", "L2"), kv("topk", "9")];
+        assert_eq!(param(&params, "topk"), Some("5"));
+        assert_eq!(param(&params, "metric_type"), Some("L2"));
+        assert_eq!(param(&params, "offset"), None);
+    }
+}

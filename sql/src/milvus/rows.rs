@@ -136,3 +136,73 @@ pub(super) fn concat(
         .map_err(|e| DoorError::internal(e.to_string()))?;
     Ok(Some(merged))
 }
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{ArrayRef, Int32Array, StringArray};
+    use milvus::proto::schema::StringArray as MilvusStrings;
+    use quiver_common::schema::ColumnDef;
+
+    use super::*;
+
+    fn ints(data: &[i64]) -> IDs {
+        IDs {
+            id_field: Some(i_ds::IdField::IntId(LongArray {
+                data: data.to_vec(),
+            })),
+        }
+    }
+
+    fn texts(data: &[&str]) -> IDs {
+        IDs {
+            id_field: Some(i_ds::IdField::StrId(MilvusStrings {
+                data: data.iter().map(|s| s.to_string()).collect(),
+            })),
+        }
+    }
+
+    #[test]
+    fn ids_become_literals_and_text() {
+        assert_eq!(id_literals(&ints(&[1, -2])).unwrap(), ["1", "-2"]);
+        assert_eq!(
+            id_literals(&texts(&["a", "o'k"])).unwrap(),
+            ["'a'", "'o''k'"]
+        );
+        assert!(id_literals(&IDs::default()).unwrap().is_empty());
+        assert_eq!(id_strings(&ints(&[1, -2])), ["1", "-2"]);
+        assert_eq!(id_strings(&texts(&["o'k"])), ["o'k"]);
+    }
+
+    #[test]
+    fn keys_become_milvus_ids() {
+        let int_table = TableSchema {
+            columns: vec![ColumnDef::new("id", ColumnType::Int32)],
+            primary_key: 0,
+        };
+        let keys: ArrayRef = Arc::new(Int32Array::from(vec![3, 4]));
+        assert_eq!(ids_of(&int_table, &keys).unwrap(), ints(&[3, 4]));
+        let text_table = TableSchema {
+            columns: vec![ColumnDef::new("id", ColumnType::Text { max_len: Some(8) })],
+            primary_key: 0,
+        };
+        let keys: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        assert_eq!(ids_of(&text_table, &keys).unwrap(), texts(&["a", "b"]));
+        assert_eq!(text_values(&keys).unwrap(), ["a", "b"]);
+    }
+
+    #[test]
+    fn batches_concatenate() {
+        assert!(concat(&[], 0).unwrap().is_none());
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("x", arrow::datatypes::DataType::Int32, false),
+        ]));
+        let batch = |v: Vec<i32>| {
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(v))]).unwrap()
+        };
+        let empty = RecordBatch::new_empty(Arc::new(arrow::datatypes::Schema::empty()));
+        let merged = concat(&[batch(vec![1]), empty, batch(vec![2, 3])], 1)
+            .unwrap()
+            .unwrap();
+        assert_eq!(merged.num_rows(), 3);
+    }
+}

@@ -443,3 +443,64 @@ pub(super) fn placeholder_vectors(bytes: &[u8], dim: u32) -> Result<Vec<Vec<f32>
     }
     Ok(queries)
 }
+
+#[cfg(test)]
+mod tests {
+    use milvus::proto::common::{PlaceholderType, PlaceholderValue};
+
+    use super::*;
+
+    fn group(kind: PlaceholderType, vectors: &[&[f32]]) -> Vec<u8> {
+        PlaceholderGroup {
+            placeholders: vec![PlaceholderValue {
+                tag: "$0".into(),
+                r#type: kind as i32,
+                values: vectors
+                    .iter()
+                    .map(|v| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+                    .collect(),
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn float_placeholders_decode_to_query_vectors() {
+        let bytes = group(PlaceholderType::FloatVector, &[&[1.0, -2.5], &[0.0, 3.0]]);
+        assert_eq!(
+            placeholder_vectors(&bytes, 2).unwrap(),
+            vec![vec![1.0, -2.5], vec![0.0, 3.0]]
+        );
+    }
+
+    #[test]
+    fn placeholders_are_checked() {
+        let bytes = group(PlaceholderType::FloatVector, &[&[1.0, 2.0, 3.0]]);
+        let e = placeholder_vectors(&bytes, 2).unwrap_err();
+        assert_eq!(e.code, 1100);
+        assert_eq!(
+            e.message,
+            "the dimension of the query vector (3) is not equal to the dimension of the field (2)"
+        );
+        let bytes = group(PlaceholderType::BinaryVector, &[&[1.0]]);
+        let e = placeholder_vectors(&bytes, 1).unwrap_err();
+        assert_eq!(
+            e.message,
+            "search with \"BinaryVector\" query vectors (only FloatVector) is not supported yet by Quiver"
+        );
+        let nan = group(PlaceholderType::FloatVector, &[&[f32::NAN, 1.0]]);
+        assert_eq!(placeholder_vectors(&nan, 2).unwrap_err().code, 1100);
+        let empty = PlaceholderGroup::default().encode_to_vec();
+        assert_eq!(
+            placeholder_vectors(&empty, 2).unwrap_err().message,
+            "no query vectors"
+        );
+        let e = placeholder_vectors(&[0xff, 0xff, 0xff], 2).unwrap_err();
+        assert!(
+            e.message.starts_with("invalid placeholder group"),
+            "{}",
+            e.message
+        );
+    }
+}

@@ -229,3 +229,202 @@ pub(super) fn status_of(result: Result<(), DoorError>) -> Status {
 }
 
 pub(super) type RpcResult<T> = Result<Response<T>, tonic::Status>;
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn engine(e: EngineError) -> DoorError {
+        DoorError::from(SqlError::Engine(e))
+    }
+
+    fn said(e: &DoorError) -> (i32, &str) {
+        (e.code, e.message.as_str())
+    }
+
+    #[test]
+    fn missing_collections_and_databases_are_in_milvus_words() {
+        let e = engine(EngineError::TableNotFound {
+            database: "public".into(),
+            table: "items".into(),
+        });
+        assert_eq!(
+            said(&e),
+            (
+                100,
+                "collection not found[database=default][collection=items]"
+            )
+        );
+        let e = engine(EngineError::TableNotFound {
+            database: "db1".into(),
+            table: "items".into(),
+        });
+        assert_eq!(
+            said(&e),
+            (100, "collection not found[database=db1][collection=items]")
+        );
+        let e = engine(EngineError::DatabaseNotFound("db1".into()));
+        assert_eq!(said(&e), (800, "database not found[database=db1]"));
+    }
+
+    #[test]
+    fn names_taken_and_databases_in_use_are_in_milvus_words() {
+        let e = engine(EngineError::DatabaseAlreadyExists("db1".into()));
+        assert_eq!(said(&e), (1100, "database already exist: db1"));
+        let e = engine(EngineError::DatabaseNotEmpty("db1".into()));
+        assert_eq!(
+            said(&e),
+            (
+                1100,
+                "database:db1 not empty, must drop all collections before drop database"
+            )
+        );
+        let e = engine(EngineError::TableAlreadyExists {
+            database: "public".into(),
+            table: "b".into(),
+        });
+        assert_eq!(
+            said(&e),
+            (
+                1100,
+                "duplicated new collection name default:b with other collection name or alias"
+            )
+        );
+    }
+
+    #[test]
+    fn missing_indexes_and_fields_and_repeated_keys_are_in_milvus_words() {
+        let e = engine(EngineError::IndexNotFound("items_vec".into()));
+        assert_eq!(said(&e), (700, "index not found[indexName=items_vec]"));
+        let e = engine(EngineError::ColumnNotFound {
+            table: "items".into(),
+            column: "f".into(),
+        });
+        assert_eq!(said(&e), (1700, "field not found[field=f]"));
+        let e = engine(EngineError::DuplicateKey {
+            table: "items".into(),
+            column: "id".into(),
+            key: "1".into(),
+        });
+        assert_eq!(
+            said(&e),
+            (
+                1100,
+                "duplicate primary keys are not allowed in the same batch: invalid parameter"
+            )
+        );
+    }
+
+    /// The engine's errors keep Postgres' words and status: the Milvus
+    /// wording is the door's rendering only.
+    #[test]
+    fn the_postgres_words_stay_with_the_error() {
+        let e = SqlError::Engine(EngineError::TableNotFound {
+            database: "public".into(),
+            table: "items".into(),
+        });
+        assert_eq!(e.to_string(), "relation \"items\" does not exist");
+        assert_eq!(e.status_code(), StatusCode::TableNotFound);
+        let e = SqlError::Engine(EngineError::DatabaseNotFound("db1".into()));
+        assert_eq!(e.to_string(), "schema \"db1\" does not exist");
+    }
+
+    #[test]
+    fn other_errors_keep_their_words_with_the_code_of_their_status() {
+        let e = DoorError::from(SqlError::Syntax("near x".into()));
+        assert_eq!(said(&e), (1100, "syntax error: near x"));
+        let e = engine(EngineError::NotNull {
+            table: "items".into(),
+            column: "f".into(),
+        });
+        assert_eq!(e.code, 1100);
+        assert!(e.message.contains("not-null"), "{}", e.message);
+        assert_eq!(DoorError::from(SqlError::Timeout).code, 1);
+        assert_eq!(DoorError::from(SqlError::Internal("x".into())).code, 5);
+        let oom = SqlError::OutOfMemory {
+            detail: "d".into(),
+            hint: None,
+        };
+        assert_eq!(said(&DoorError::from(oom)), (3, "out of memory: d"));
+    }
+
+    #[test]
+    fn every_status_code_has_its_milvus_code() {
+        let expected = [
+            (StatusCode::Internal, 5),
+            (StatusCode::StorageUnavailable, 5),
+            (StatusCode::SyntaxError, 1100),
+            (StatusCode::Unsupported, 1100),
+            (StatusCode::TableNotFound, 100),
+            (StatusCode::TableAlreadyExists, 1100),
+            (StatusCode::DatabaseNotFound, 800),
+            (StatusCode::DatabaseAlreadyExists, 1100),
+            (StatusCode::ColumnNotFound, 1100),
+            (StatusCode::ColumnAlreadyExists, 1100),
+            (StatusCode::IndexNotFound, 700),
+            (StatusCode::TypeMismatch, 1100),
+            (StatusCode::DimensionMismatch, 1100),
+            (StatusCode::InvalidValue, 1100),
+            (StatusCode::InvalidTextRepresentation, 1100),
+            (StatusCode::InvalidParameter, 1100),
+            (StatusCode::NotNullViolation, 1100),
+            (StatusCode::UniqueViolation, 1100),
+            (StatusCode::InvalidTableDefinition, 1100),
+            (StatusCode::Cancelled, 1),
+            (StatusCode::LimitExceeded, 1100),
+            (StatusCode::StatementTooComplex, 1100),
+            (StatusCode::OutOfMemory, 3),
+            (StatusCode::TooManyConnections, 4),
+            (StatusCode::NameTooLong, 1100),
+            (StatusCode::ProtocolViolation, 1100),
+            (StatusCode::IdleInTransactionTimeout, 1),
+            (StatusCode::IdleSessionTimeout, 1),
+        ];
+        for (status, milvus) in expected {
+            assert_eq!(milvus_code(status), milvus, "{status}");
+        }
+    }
+
+    #[test]
+    fn filter_errors_are_invalid_parameters() {
+        let fields = [filter::FilterField {
+            name: "id",
+            kind: filter::FieldKind::Int,
+        }];
+        let err = filter::filter_to_sql("id >", &fields, &HashMap::new()).unwrap_err();
+        let e = DoorError::from(err);
+        assert_eq!(e.code, 1100);
+        assert!(!e.message.is_empty());
+    }
+
+    #[test]
+    #[allow(deprecated)] // error_code: old clients still read it
+    fn replies_carry_the_code_and_the_legacy_error_code() {
+        let s = error_status(&DoorError::collection_not_found("public", "x"));
+        assert_eq!(s.code, 100);
+        assert_eq!(s.error_code, ErrorCode::CollectionNotExists as i32);
+        assert_eq!(
+            s.reason,
+            "collection not found[database=default][collection=x]"
+        );
+        let s = error_status(&DoorError::index_not_found("x"));
+        assert_eq!(
+            (s.code, s.error_code),
+            (700, ErrorCode::IndexNotExist as i32)
+        );
+        assert_eq!(s.reason, "index not found[collection=x]");
+        let s = error_status(&DoorError::invalid("bad".into()));
+        assert_eq!(
+            (s.code, s.error_code),
+            (1100, ErrorCode::UnexpectedError as i32)
+        );
+        let s = error_status(&DoorError::unsupported("this".into()));
+        assert_eq!(s.reason, "this is not supported yet by Quiver");
+        let ok = status_of(Ok(()));
+        assert_eq!((ok.code, ok.error_code), (0, ErrorCode::Success as i32));
+        assert_eq!(ok, ok_status());
+        assert_eq!(status_of(Err(DoorError::database_not_found("d"))).code, 800);
+    }
+}
