@@ -291,7 +291,10 @@ impl Engine {
                 return if if_not_exists {
                     Ok(false)
                 } else {
-                    Err(EngineError::TableAlreadyExists(name.to_string()))
+                    Err(EngineError::TableAlreadyExists {
+                        database: database.to_string(),
+                        table: name.to_string(),
+                    })
                 };
             }
         }
@@ -334,7 +337,10 @@ impl Engine {
                 return if if_exists {
                     Ok(false)
                 } else {
-                    Err(EngineError::TableNotFound(name.to_string()))
+                    Err(EngineError::TableNotFound {
+                        database: database.to_string(),
+                        table: name.to_string(),
+                    })
                 };
             };
             state.tables.remove(&id)
@@ -395,12 +401,18 @@ impl Engine {
         let table = {
             let state = self.catalog.read();
             if state.by_name.contains_key(&new_key) {
-                return Err(EngineError::TableAlreadyExists(new_name.to_string()));
+                return Err(EngineError::TableAlreadyExists {
+                    database: database.to_string(),
+                    table: new_name.to_string(),
+                });
             }
             let id = state
                 .by_name
                 .get(&old_key)
-                .ok_or_else(|| EngineError::TableNotFound(name.to_string()))?;
+                .ok_or_else(|| EngineError::TableNotFound {
+                    database: database.to_string(),
+                    table: name.to_string(),
+                })?;
             state.tables.get(id).cloned().expect("catalog consistent")
         };
         {
@@ -509,7 +521,10 @@ impl Engine {
             .get(&(database.to_string(), name.to_string()))
             .and_then(|id| state.tables.get(id))
             .cloned()
-            .ok_or_else(|| EngineError::TableNotFound(name.to_string()))
+            .ok_or_else(|| EngineError::TableNotFound {
+                database: database.to_string(),
+                table: name.to_string(),
+            })
     }
 
     /// Inserts or upserts rows; returns once they are durable. Auto ids

@@ -6,10 +6,12 @@ use quiver_common::vector::VectorError;
 /// An engine error; every variant reports a [`StatusCode`].
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("relation \"{0}\" does not exist")]
-    TableNotFound(String),
-    #[error("relation \"{0}\" already exists")]
-    TableAlreadyExists(String),
+    /// `table` of schema `database` (the message names the table only, as
+    /// PostgreSQL's does).
+    #[error("relation \"{table}\" does not exist")]
+    TableNotFound { database: String, table: String },
+    #[error("relation \"{table}\" already exists")]
+    TableAlreadyExists { database: String, table: String },
     #[error("schema \"{0}\" does not exist")]
     DatabaseNotFound(String),
     #[error("schema \"{0}\" already exists")]
@@ -70,8 +72,8 @@ impl EngineError {
     /// The status code of this error.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            EngineError::TableNotFound(_) => StatusCode::TableNotFound,
-            EngineError::TableAlreadyExists(_) => StatusCode::TableAlreadyExists,
+            EngineError::TableNotFound { .. } => StatusCode::TableNotFound,
+            EngineError::TableAlreadyExists { .. } => StatusCode::TableAlreadyExists,
             EngineError::DatabaseNotFound(_) => StatusCode::DatabaseNotFound,
             EngineError::DatabaseAlreadyExists(_) => StatusCode::DatabaseAlreadyExists,
             EngineError::DatabaseNotEmpty(_) => StatusCode::InvalidParameter,

@@ -122,7 +122,11 @@ impl TableRuntime {
     pub async fn lock_records(&self) -> Result<tokio::sync::MutexGuard<'_, Records>> {
         let records = self.records.lock().await;
         if records.dropped {
-            return Err(EngineError::TableNotFound(self.meta.read().name.clone()));
+            let meta = self.meta.read();
+            return Err(EngineError::TableNotFound {
+                database: meta.database.clone(),
+                table: meta.name.clone(),
+            });
         }
         Ok(records)
     }

@@ -164,7 +164,7 @@ async fn ddl_and_catalog_reads_through_the_api() {
         .unwrap());
     assert!(matches!(
         coordinator.layout(articles).await,
-        Err(EngineError::TableNotFound(_))
+        Err(EngineError::TableNotFound { .. })
     ));
     assert!(coordinator
         .drop_database(over_the_wire(DropDatabase {

@@ -274,7 +274,7 @@ async fn table_options_are_durable_follow_a_rename_and_go_with_the_table() {
         engine.rename_table("public", "t", "t2").await.unwrap();
         assert!(matches!(
             engine.set_table_options("public", "nope", &[]).await,
-            Err(EngineError::TableNotFound(_))
+            Err(EngineError::TableNotFound { .. })
         ));
         // Not shut down: the options must come back from the meta store.
     }

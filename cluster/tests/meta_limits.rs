@@ -254,7 +254,7 @@ async fn recovery_finishes_a_table_drop_a_crash_cut_short() {
     assert_eq!(engine.recovery.tables, 0);
     assert!(matches!(
         engine.table("public", "t"),
-        Err(EngineError::TableNotFound(_))
+        Err(EngineError::TableNotFound { .. })
     ));
     assert!(segment_records(&meta, 1).await.is_empty());
     assert_eq!(count(&meta, keys::DROPPED_TABLE_PREFIX).await, 0);

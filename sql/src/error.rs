@@ -151,11 +151,17 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
         }
         DataFusionError::NotImplemented(msg) => SqlError::Unsupported(msg),
         DataFusionError::Plan(msg) => {
-            // DataFusion reports unknown tables as a plan error with this shape.
+            // DataFusion reports unknown tables as a plan error with this
+            // shape, the name resolved (`catalog.schema.table`).
             if let Some(rest) = msg.strip_prefix("table '") {
                 if let Some(name) = rest.strip_suffix("' not found") {
-                    let short = name.rsplit('.').next().unwrap_or(name);
-                    return SqlError::Engine(EngineError::TableNotFound(short.to_string()));
+                    let mut parts = name.rsplit('.');
+                    let table = parts.next().unwrap_or(name);
+                    let database = parts.next().unwrap_or(quiver_cluster::DEFAULT_DATABASE);
+                    return SqlError::Engine(EngineError::TableNotFound {
+                        database: database.to_string(),
+                        table: table.to_string(),
+                    });
                 }
             }
             if msg.contains("does not exist")
@@ -232,5 +238,27 @@ mod tests {
         };
         assert_eq!(err.status_code(), StatusCode::OutOfMemory);
         assert_eq!(err.to_string(), "out of memory: d");
+    }
+
+    /// DataFusion's unknown-table plan error becomes the engine's, with the
+    /// schema it resolved the name in, and keeps PostgreSQL's wording.
+    #[test]
+    fn unknown_tables_carry_their_schema() {
+        let cases = [
+            ("table 'quiver.db1.items' not found", "db1"),
+            ("table 'db1.items' not found", "db1"),
+            ("table 'items' not found", "public"),
+        ];
+        for (message, schema) in cases {
+            let err = SqlError::from(DataFusionError::Plan(message.to_string()));
+            match &err {
+                SqlError::Engine(EngineError::TableNotFound { database, table }) => {
+                    assert_eq!((database.as_str(), table.as_str()), (schema, "items"));
+                }
+                other => panic!("{message}: {other:?}"),
+            }
+            assert_eq!(err.to_string(), "relation \"items\" does not exist");
+            assert_eq!(err.status_code(), StatusCode::TableNotFound);
+        }
     }
 }

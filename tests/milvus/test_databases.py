@@ -99,6 +99,9 @@ def test_drop_database_with_collections_fails(db):
     with pytest.raises(Exception) as info:
         c.drop_database(name)
     assert hasattr(info.value, "code"), describe_exc(info.value)
+    assert info.value.message == (
+        f"database:{name} not empty, must drop all collections before drop database"
+    ), describe_exc(info.value)
 
 
 def test_create_existing_database_fails(db):
@@ -107,6 +110,50 @@ def test_create_existing_database_fails(db):
     with pytest.raises(Exception) as info:
         c.create_database(name)
     assert hasattr(info.value, "code"), describe_exc(info.value)
+    assert info.value.message == f"database already exist: {name}", describe_exc(info.value)
+
+
+def test_missing_database_is_800(quiver):
+    """A collection of a database that does not exist: Milvus answers the
+    database's error (800, in merr's words). Raw requests: pymilvus checks
+    a database before it switches to it."""
+    import os
+    from urllib.parse import urlparse
+
+    import grpc
+    from pymilvus.grpc_gen import milvus_pb2
+
+    url = urlparse(os.environ["QUIVER_MILVUS_URI"])
+    name = f"nodb_{uuid.uuid4().hex[:8]}"
+    with grpc.insecure_channel(f"{url.hostname}:{url.port}") as channel:
+
+        def status(method, request, reply_type):
+            call = channel.unary_unary(
+                f"/milvus.proto.milvus.MilvusService/{method}",
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=reply_type.FromString,
+            )
+            return call(request, timeout=60).status
+
+        for got in (
+            status(
+                "DescribeCollection",
+                milvus_pb2.DescribeCollectionRequest(db_name=name, collection_name="anything"),
+                milvus_pb2.DescribeCollectionResponse,
+            ),
+            status(
+                "Query",
+                milvus_pb2.QueryRequest(db_name=name, collection_name="anything", expr="id > 0"),
+                milvus_pb2.QueryResults,
+            ),
+            status(
+                "DescribeDatabase",
+                milvus_pb2.DescribeDatabaseRequest(db_name=name),
+                milvus_pb2.DescribeDatabaseResponse,
+            ),
+        ):
+            assert got.code == 800, got
+            assert got.reason == f"database not found[database={name}]", got
 
 
 def test_drop_default_database_fails(db):

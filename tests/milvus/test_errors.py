@@ -68,6 +68,38 @@ def test_collection_not_found_code_is_100(quiver, cname):
     assert getattr(info.value, "code", None) == 100
 
 
+# Milvus' wording (its merr package; milvus-lite 2.5 says only "collection
+# not found"), whichever RPC finds the collection missing.
+WORDED_NOT_FOUND_CALLS = {
+    "describe_collection": lambda c, n: c.describe_collection(n),
+    "query": lambda c, n: c.query(n, filter="id > 0"),
+    "flush": lambda c, n: c.flush(n),
+    "compact": lambda c, n: c.compact(n),
+}
+
+
+@pytest.mark.parametrize("call", list(WORDED_NOT_FOUND_CALLS))
+def test_collection_not_found_in_milvus_words(quiver, cname, call):
+    with pytest.raises(Exception) as info:
+        WORDED_NOT_FOUND_CALLS[call](quiver, missing(cname))
+    assert getattr(info.value, "code", None) == 100, describe_exc(info.value)
+    assert info.value.message == (
+        f"collection not found[database=default][collection={missing(cname)}]"
+    ), describe_exc(info.value)
+
+
+def test_upsert_duplicate_keys_in_one_batch(quiver, cname):
+    """Milvus 2.6 refuses a primary key repeated within one upsert batch
+    (milvus-lite 2.5 accepts it, so Quiver alone)."""
+    create_full(quiver, cname, rows=[])
+    with pytest.raises(Exception) as info:
+        quiver.upsert(cname, [ROWS[0], dict(ROWS[1], id=ROWS[0]["id"])])
+    assert getattr(info.value, "code", None) == 1100, describe_exc(info.value)
+    assert info.value.message == (
+        "duplicate primary keys are not allowed in the same batch: invalid parameter"
+    ), describe_exc(info.value)
+
+
 def test_insert_wrong_dimension(pair, cname):
     def scenario(c: MilvusClient):
         create_full(c, cname, rows=[])

@@ -48,3 +48,7 @@ def test_rename_to_existing_name_fails(both, new_name):
         pytest.skip(f"milvus-lite {LITE_VERSION} has no rename_collection")
     assert out.exc is not None, "renaming onto an existing collection succeeded"
     assert hasattr(out.exc, "code")
+    if who == "quiver":
+        assert out.exc.message == (
+            f"duplicated new collection name default:{b} with other collection name or alias"
+        ), out.exc.message

@@ -7,7 +7,9 @@
 use milvus::proto::milvus::*;
 use tonic::Request;
 
-use super::{request_database, DoorError, MilvusDoor};
+use super::door::MilvusDoor;
+use super::request::{database_name, request_database};
+use super::status::DoorError;
 
 /// The table option listing a table's aliases, comma-separated.
 const ALIASES_OPTION: &str = "milvus.aliases";
@@ -85,7 +87,7 @@ fn alias_not_found(database: &str, alias: &str) -> DoorError {
         ALIAS_NOT_FOUND,
         format!(
             "alias not found[database={}][alias={alias}]",
-            super::database_name(database)
+            database_name(database)
         ),
     )
 }
@@ -150,7 +152,7 @@ impl MilvusDoor {
                 ALIAS_NAME_CONFLICT,
                 format!(
                     "alias and collection name conflict[database={}][alias={}]",
-                    super::database_name(database),
+                    database_name(database),
                     r.alias
                 ),
             ));

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::filter::{ElementKind, FieldKind};
-use super::DoorError;
+use super::status::DoorError;
 
 /// The table option describing a table's Array fields (JSON, by name).
 const ARRAYS_OPTION: &str = "milvus.arrays";

@@ -13,7 +13,8 @@ use std::time::Duration;
 use milvus::proto::common::ConsistencyLevel;
 use quiver_common::timestamp::decompose;
 
-use super::{DoorError, MilvusDoor};
+use super::door::MilvusDoor;
+use super::status::DoorError;
 
 /// The table option holding a collection's consistency level (its number).
 const CONSISTENCY_OPTION: &str = "milvus.consistency_level";

@@ -18,7 +18,7 @@ use milvus::proto::schema::{
 use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::partitions::PARTITION_COLUMN;
-use super::DoorError;
+use super::status::DoorError;
 
 /// The column holding a collection's dynamic field (undeclared keys, JSON).
 pub const DYNAMIC_FIELD: &str = "$meta";

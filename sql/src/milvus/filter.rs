@@ -117,10 +117,12 @@ use std::fmt;
 mod emit;
 mod lexer;
 mod limits;
+mod operands;
 mod parser;
 
 use emit::*;
 use lexer::*;
+use operands::*;
 use parser::*;
 
 pub use limits::{check_translated, MAX_FILTER_OPERATORS, TRANSLATED_LIMITS};

@@ -9,7 +9,7 @@
 
 use quiver_common::limits::MAX_IDENTIFIER_LEN;
 
-use super::DoorError;
+use super::status::DoorError;
 
 /// FNV-1a (64 bits): a hash stable across builds and platforms.
 fn stable_hash(text: &str) -> u64 {

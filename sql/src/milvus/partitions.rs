@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use quiver_common::schema::ColumnType;
 
 use super::convert::quote;
-use super::{validate, DoorError, MilvusDoor};
+use super::door::MilvusDoor;
+use super::status::DoorError;
+use super::validate;
 
 /// The hidden column naming a row's partition (NULL: `_default`).
 pub(super) const PARTITION_COLUMN: &str = "$partition";
@@ -348,6 +350,32 @@ impl MilvusDoor {
             .set_table_options(database, collection, &[(LOADED_OPTION.to_string(), value)])
             .await
             .map_err(DoorError::from)
+    }
+
+    /// The partitions `names` (all when empty), with the collection's
+    /// partitions.
+    pub(super) fn shown_partitions(
+        &self,
+        database: &str,
+        collection: &str,
+        names: &[String],
+    ) -> Result<(Partitions, Vec<Partition>), DoorError> {
+        let p = self.partitions(database, collection)?;
+        let shown = if names.is_empty() {
+            p.all.clone()
+        } else {
+            names
+                .iter()
+                .map(|name| {
+                    p.all
+                        .iter()
+                        .find(|x| &x.name == name)
+                        .cloned()
+                        .ok_or_else(|| partition_not_found(name))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        Ok((p, shown))
     }
 
     /// `CreatePartition`: adds the hidden partition column on first use,

@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::Connected;
 
-use super::MilvusDoor;
+use super::door::MilvusDoor;
 use crate::handler::QueryHandlerRef;
 
 /// Connections past the limit kept open at once to be told why.

@@ -19,7 +19,7 @@
 use quiver_common::limits::{MAX_NAME_LEN, MAX_NQ, MAX_TOP_K};
 use serde_json::{Map, Value};
 
-use super::DoorError;
+use super::status::DoorError;
 
 /// Milvus' `ErrParameterInvalid`.
 const PARAMETER_INVALID: i32 = 1100;

@@ -1,0 +1,169 @@
+//! Filter expressions as SQL predicates: a request's `expr` (with its
+//! template values) translated by [`filter`](super::filter) over the
+//! collection's fields, and predicates joined.
+
+use std::collections::HashMap;
+
+use quiver_common::schema::{ColumnType, TableSchema};
+
+use super::door::MilvusDoor;
+use super::partitions::PARTITION_COLUMN;
+use super::status::DoorError;
+use super::{arrays, filter};
+
+impl MilvusDoor {
+    /// The SQL predicate of a Milvus filter (`None` when empty).
+    pub(super) fn predicate(
+        &self,
+        table: &TableSchema,
+        arrays: &arrays::ArrayFields,
+        expr: &str,
+        templates: &HashMap<String, milvus::proto::schema::TemplateValue>,
+    ) -> Result<Option<String>, DoorError> {
+        if expr.trim().is_empty() {
+            return Ok(None);
+        }
+        let fields: Vec<filter::FilterField<'_>> = table
+            .columns
+            .iter()
+            .filter(|c| c.name != PARTITION_COLUMN)
+            .map(|c| filter::FilterField {
+                name: &c.name,
+                kind: match c.column_type {
+                    ColumnType::Json if arrays.get(&c.name).is_some() => arrays
+                        .filter_kind(&c.name)
+                        .unwrap_or(filter::FieldKind::Array),
+                    ColumnType::Bool => filter::FieldKind::Bool,
+                    ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => {
+                        filter::FieldKind::Int
+                    }
+                    ColumnType::Float32 | ColumnType::Float64 => filter::FieldKind::Float,
+                    ColumnType::Text { .. } | ColumnType::TimestampTz => filter::FieldKind::String,
+                    ColumnType::Json => filter::FieldKind::Json,
+                    ColumnType::Vector { .. } => filter::FieldKind::Vector,
+                },
+            })
+            .collect();
+        let templates = templates
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
+            .collect::<Result<HashMap<_, _>, DoorError>>()?;
+        let predicate = filter::filter_to_sql(expr, &fields, &templates)?;
+        filter::check_translated(&predicate)?;
+        Ok(Some(predicate))
+    }
+}
+
+pub(super) fn template_value(
+    v: &milvus::proto::schema::TemplateValue,
+) -> Result<filter::TemplateValue, DoorError> {
+    use milvus::proto::schema::template_value::Val;
+    Ok(match &v.val {
+        Some(Val::BoolVal(b)) => filter::TemplateValue::Bool(*b),
+        Some(Val::Int64Val(i)) => filter::TemplateValue::Int(*i),
+        Some(Val::FloatVal(f)) => filter::TemplateValue::Float(*f),
+        Some(Val::StringVal(s)) => filter::TemplateValue::String(s.clone()),
+        Some(Val::ArrayVal(a)) => {
+            use milvus::proto::schema::template_array_value::Data;
+            filter::TemplateValue::Array(match &a.data {
+                Some(Data::BoolData(d)) => d
+                    .data
+                    .iter()
+                    .map(|b| filter::TemplateValue::Bool(*b))
+                    .collect(),
+                Some(Data::LongData(d)) => d
+                    .data
+                    .iter()
+                    .map(|i| filter::TemplateValue::Int(*i))
+                    .collect(),
+                Some(Data::DoubleData(d)) => d
+                    .data
+                    .iter()
+                    .map(|f| filter::TemplateValue::Float(*f))
+                    .collect(),
+                Some(Data::StringData(d)) => d
+                    .data
+                    .iter()
+                    .map(|s| filter::TemplateValue::String(s.clone()))
+                    .collect(),
+                _ => {
+                    return Err(DoorError::unsupported(
+                        "this template array value".to_string(),
+                    ))
+                }
+            })
+        }
+        _ => return Err(DoorError::unsupported("this template value".to_string())),
+    })
+}
+
+/// Two optional SQL predicates joined by `AND`.
+pub(super) fn both(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("({a}) AND ({b})")),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use milvus::proto::schema::template_array_value::Data;
+    use milvus::proto::schema::template_value::Val;
+    use milvus::proto::schema::{LongArray, StringArray, TemplateArrayValue, TemplateValue};
+
+    use super::*;
+
+    #[test]
+    fn predicates_join_with_and() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(both(some("a"), some("b")), some("(a) AND (b)"));
+        assert_eq!(both(some("a"), None), some("a"));
+        assert_eq!(both(None, some("b")), some("b"));
+        assert_eq!(both(None, None), None);
+    }
+
+    fn value(val: Val) -> TemplateValue {
+        TemplateValue { val: Some(val) }
+    }
+
+    #[test]
+    fn template_values_decode() {
+        assert!(matches!(
+            template_value(&value(Val::Int64Val(3))).unwrap(),
+            filter::TemplateValue::Int(3)
+        ));
+        assert!(matches!(
+            template_value(&value(Val::StringVal("x".into()))).unwrap(),
+            filter::TemplateValue::String(s) if s == "x"
+        ));
+        let array = value(Val::ArrayVal(TemplateArrayValue {
+            data: Some(Data::LongData(LongArray { data: vec![1, 2] })),
+        }));
+        match template_value(&array).unwrap() {
+            filter::TemplateValue::Array(items) => {
+                assert!(matches!(
+                    items.as_slice(),
+                    [filter::TemplateValue::Int(1), filter::TemplateValue::Int(2)]
+                ));
+            }
+            _ => panic!("not an array"),
+        }
+        let strings = value(Val::ArrayVal(TemplateArrayValue {
+            data: Some(Data::StringData(StringArray {
+                data: vec!["a".into()],
+            })),
+        }));
+        assert!(template_value(&strings).is_ok());
+        let nested = value(Val::ArrayVal(TemplateArrayValue { data: None }));
+        assert_eq!(
+            template_value(&nested).unwrap_err().message,
+            "this template array value is not supported yet by Quiver"
+        );
+        assert_eq!(
+            template_value(&TemplateValue { val: None })
+                .unwrap_err()
+                .message,
+            "this template value is not supported yet by Quiver"
+        );
+    }
+}

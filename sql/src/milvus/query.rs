@@ -1,0 +1,252 @@
+//! Reads by filter or key: `Query` (rows, `count(*)`, pages; the query
+//! iterators of the clients are pages of it), output fields, and rows by
+//! primary key.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use milvus::proto::milvus::{QueryRequest, QueryResults};
+use milvus::proto::schema::LongArray;
+use quiver_common::schema::{ColumnType, TableSchema};
+
+use super::convert::{self, quote};
+use super::door::{Collection, MilvusDoor};
+use super::partitions::PARTITION_COLUMN;
+use super::predicates::both;
+use super::request::param;
+use super::rows::{concat, output_field, text_values};
+use super::status::{ok_status, DoorError};
+use super::validate;
+
+impl MilvusDoor {
+    /// Output columns: the primary key first, then the requested fields
+    /// (`*` is every scalar field; vectors only when named).
+    pub(super) fn output_columns(
+        &self,
+        table: &TableSchema,
+        requested: &[String],
+        with_vectors_for_star: bool,
+    ) -> Result<Vec<usize>, DoorError> {
+        let mut out = vec![table.primary_key];
+        for name in requested {
+            if name == "*" {
+                for (i, c) in table.columns.iter().enumerate() {
+                    let vector = matches!(c.column_type, ColumnType::Vector { .. });
+                    let hidden = c.name == PARTITION_COLUMN;
+                    if !out.contains(&i) && !hidden && (with_vectors_for_star || !vector) {
+                        out.push(i);
+                    }
+                }
+                continue;
+            }
+            let Some(i) = table
+                .column_index(name)
+                .filter(|_| name != PARTITION_COLUMN)
+                .or_else(|| table.column_index(convert::DYNAMIC_FIELD))
+            else {
+                return Err(DoorError::invalid(format!("field {name} not exist")));
+            };
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn do_query(
+        &self,
+        database: &str,
+        r: &QueryRequest,
+    ) -> Result<QueryResults, DoorError> {
+        let Collection {
+            table,
+            partitions,
+            arrays,
+        } = self
+            .collection_to_read(
+                database,
+                &r.collection_name,
+                r.consistency_level,
+                r.guarantee_timestamp,
+            )
+            .await?;
+        let scope = partitions.read_scope(&r.partition_names)?;
+        let filter = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
+        let predicate = both(filter.clone(), scope);
+        let (limit, offset) = validate::query_window(
+            param(&r.query_params, "limit"),
+            param(&r.query_params, "offset"),
+        )?;
+        if filter.is_none() && limit.is_none() && !r.output_fields.iter().any(|f| f == "count(*)") {
+            return Err(DoorError::invalid(
+                "empty expression should be used with limit".to_string(),
+            ));
+        }
+        let from = format!("{}.{}", quote(database), quote(&r.collection_name));
+        let filter = predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default();
+        if r.output_fields
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case("count(*)"))
+        {
+            let batches = self
+                .sql(&format!("SELECT count(*) FROM {from}{filter}"), None)
+                .await?;
+            let count = batches
+                .first()
+                .and_then(|b| {
+                    b.column(0)
+                        .as_primitive_opt::<Int64Type>()
+                        .map(|a| a.value(0))
+                })
+                .unwrap_or(0);
+            return Ok(QueryResults {
+                status: Some(ok_status()),
+                fields_data: vec![milvus::proto::schema::FieldData {
+                    r#type: milvus::proto::schema::DataType::Int64 as i32,
+                    field_name: "count(*)".into(),
+                    field: Some(milvus::proto::schema::field_data::Field::Scalars(
+                        milvus::proto::schema::ScalarField {
+                            data: Some(milvus::proto::schema::scalar_field::Data::LongData(
+                                LongArray { data: vec![count] },
+                            )),
+                            ..Default::default()
+                        },
+                    )),
+                    ..Default::default()
+                }],
+                collection_name: r.collection_name.clone(),
+                output_fields: vec!["count(*)".into()],
+                ..Default::default()
+            });
+        }
+        // No output fields means every field, vectors included, as in Milvus.
+        let every = ["*".to_string()];
+        let requested: &[String] = if r.output_fields.is_empty() {
+            &every
+        } else {
+            &r.output_fields
+        };
+        let columns = self.output_columns(&table, requested, true)?;
+        let select: Vec<String> = columns
+            .iter()
+            .map(|&i| quote(&table.columns[i].name))
+            .collect();
+        let mut sql = format!(
+            "SELECT {} FROM {from}{filter} ORDER BY {}",
+            select.join(", "),
+            quote(&table.pk().name)
+        );
+        if let Some(limit) = limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        if offset > 0 {
+            sql.push_str(&format!(" OFFSET {offset}"));
+        }
+        let batches = self.sql(&sql, None).await?;
+        let batch = concat(&batches, columns.len())?;
+        let mut fields_data = Vec::new();
+        for (pos, &i) in columns.iter().enumerate() {
+            let column = &table.columns[i];
+            let array = match &batch {
+                Some(b) => b.column(pos).clone(),
+                None => arrow::array::new_empty_array(&column.column_type.arrow_type()),
+            };
+            fields_data.push(output_field(
+                &table,
+                &arrays,
+                column,
+                &array,
+                &r.output_fields,
+            )?);
+        }
+        Ok(QueryResults {
+            status: Some(ok_status()),
+            fields_data,
+            collection_name: r.collection_name.clone(),
+            output_fields: columns
+                .iter()
+                .map(|&i| table.columns[i].name.clone())
+                .collect(),
+            primary_field_name: table.pk().name.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// The `columns` of the rows with primary keys `keys` (as text), in
+    /// `keys` order (a key may repeat).
+    pub(super) async fn rows_by_keys(
+        &self,
+        database: &str,
+        collection: &str,
+        table: &TableSchema,
+        columns: &[usize],
+        keys: &[String],
+    ) -> Result<RecordBatch, DoorError> {
+        let select: Vec<String> = columns
+            .iter()
+            .map(|&i| quote(&table.columns[i].name))
+            .collect();
+        let text_key = matches!(table.pk().column_type, ColumnType::Text { .. });
+        let mut distinct: Vec<&String> = keys.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        let literals: Vec<String> = distinct
+            .iter()
+            .map(|k| {
+                if text_key {
+                    format!("'{}'", k.replace('\'', "''"))
+                } else {
+                    k.parse::<i64>()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|_| "NULL".into())
+                }
+            })
+            .collect();
+        let filter = if literals.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!("{} IN ({})", quote(&table.pk().name), literals.join(", "))
+        };
+        let sql = format!(
+            "SELECT {}, {}::text AS \"__milvus_key\" FROM {}.{} WHERE {filter}",
+            select.join(", "),
+            quote(&table.pk().name),
+            quote(database),
+            quote(collection),
+        );
+        let batches = self.sql(&sql, None).await?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(
+            columns
+                .iter()
+                .map(|&i| table.columns[i].arrow_field().with_nullable(true))
+                .chain(std::iter::once(arrow::datatypes::Field::new(
+                    "__milvus_key",
+                    arrow::datatypes::DataType::Utf8,
+                    true,
+                )))
+                .collect::<Vec<_>>(),
+        ));
+        let all = match concat(&batches, columns.len() + 1)? {
+            Some(b) => b,
+            None => RecordBatch::new_empty(schema),
+        };
+        let key_column = text_values(all.column(columns.len()))?;
+        let position: HashMap<&str, u32> = key_column
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i as u32))
+            .collect();
+        let indices: Vec<u32> = keys
+            .iter()
+            .filter_map(|k| position.get(k.as_str()).copied())
+            .collect();
+        let taken =
+            arrow::compute::take_record_batch(&all, &arrow::array::UInt32Array::from(indices))
+                .map_err(|e| DoorError::internal(e.to_string()))?;
+        taken
+            .project(&(0..columns.len()).collect::<Vec<_>>())
+            .map_err(|e| DoorError::internal(e.to_string()))
+    }
+}
