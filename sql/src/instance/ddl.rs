@@ -8,6 +8,10 @@ use datafusion::sql::sqlparser::ast::{
 };
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 
+use quiver_cluster::api::{
+    self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
+};
+
 use super::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Session};
@@ -185,8 +189,12 @@ pub async fn create_table(
         primary_key,
     };
     instance
-        .engine()
-        .create_table(&database, &name, schema, create.if_not_exists)
+        .coordinator()
+        .create_table(api::CreateTable {
+            table: TableRef::new(database, name),
+            schema,
+            if_not_exists: create.if_not_exists,
+        })
         .await?;
     Ok(Output::Command(CommandTag::new("CREATE TABLE")))
 }
@@ -211,8 +219,11 @@ pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result
         SchemaName::UnnamedAuthorization(ident) => normalize_ident(ident),
     };
     instance
-        .engine()
-        .create_database(&name, *if_not_exists)
+        .coordinator()
+        .create_database(CreateDatabase {
+            name,
+            if_not_exists: *if_not_exists,
+        })
         .await?;
     Ok(Output::Command(CommandTag::new("CREATE SCHEMA")))
 }
@@ -234,8 +245,11 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
             for name in names {
                 let (database, table) = instance.resolve(session, name)?;
                 instance
-                    .engine()
-                    .drop_table(&database, &table, *if_exists)
+                    .coordinator()
+                    .drop_table(DropTable {
+                        table: TableRef::new(database, table),
+                        if_exists: *if_exists,
+                    })
                     .await?;
             }
             Ok(Output::Command(CommandTag::new("DROP TABLE")))
@@ -249,8 +263,12 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
                     .map(normalize_ident)
                     .unwrap_or_default();
                 instance
-                    .engine()
-                    .drop_database(&schema, *if_exists, *cascade)
+                    .coordinator()
+                    .drop_database(DropDatabase {
+                        name: schema,
+                        if_exists: *if_exists,
+                        cascade: *cascade,
+                    })
                     .await?;
             }
             Ok(Output::Command(CommandTag::new("DROP SCHEMA")))
@@ -284,8 +302,12 @@ pub async fn alter_table(
                     return Err(SqlError::unsupported("adding a primary key column"));
                 }
                 instance
-                    .engine()
-                    .add_column(&database, &table, column, *if_not_exists)
+                    .coordinator()
+                    .add_column(AddColumn {
+                        table: TableRef::new(database.clone(), table.clone()),
+                        column,
+                        if_not_exists: *if_not_exists,
+                    })
                     .await?;
             }
             AlterTableOperation::RenameTable { table_name } => {
@@ -295,8 +317,11 @@ pub async fn alter_table(
                     }
                 };
                 instance
-                    .engine()
-                    .rename_table(&database, &table, &new_name)
+                    .coordinator()
+                    .rename_table(RenameTable {
+                        table: TableRef::new(database.clone(), table.clone()),
+                        new_name,
+                    })
                     .await?;
             }
             other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}"))),

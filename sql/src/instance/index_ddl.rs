@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
-use quiver_cluster::engine::IndexDefinition;
+use quiver_cluster::api::{self, DropIndex, IndexDefinition, TableRef};
 
 use super::Instance;
 use crate::error::{Result, SqlError};
@@ -192,10 +192,17 @@ pub async fn create_index(
         metric: metric.to_string(),
         params,
     };
-    let engine = instance.engine().clone();
-    let created = engine
-        .create_index(&database, &table, definition, create.if_not_exists)
+    let created = instance
+        .coordinator()
+        .create_index(api::CreateIndex {
+            table: TableRef::new(database.clone(), table.clone()),
+            definition,
+            if_not_exists: create.if_not_exists,
+        })
         .await?;
+    // Building the index over the table's segments is the data role's work
+    // (not a coordinator request yet).
+    let engine = instance.engine().clone();
     let Some(name) = created else {
         session.notice(format!(
             "relation \"{}\" already exists, skipping",
@@ -236,8 +243,12 @@ pub async fn drop_index(
         };
         let index = object_name(name);
         let dropped = instance
-            .engine()
-            .drop_index(&database, &index, if_exists)
+            .coordinator()
+            .drop_index(DropIndex {
+                database,
+                name: index.clone(),
+                if_exists,
+            })
             .await?;
         if !dropped {
             session.notice(format!("index \"{index}\" does not exist, skipping"));

@@ -35,6 +35,7 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use quiver_cluster::api::{Coordinator, SetTableOptions, TableRef};
 use quiver_cluster::Engine;
 use quiver_common::schema::vector_dim;
 use quiver_common::status::StatusCode;
@@ -58,6 +59,9 @@ pub use functions::version_string;
 /// The access layer over one engine.
 pub struct Instance {
     engine: Arc<Engine>,
+    /// The coordinator role: DDL and catalog changes go through its API
+    /// (in process, the engine serves it).
+    coordinator: Arc<dyn Coordinator>,
     /// The server-wide memory budget every session's statements draw from.
     server_memory: Arc<ServerMemory>,
     /// Each statement's memory limit (`memory.query_limit_bytes`).
@@ -74,6 +78,7 @@ impl Instance {
         Self {
             server_memory: ServerMemory::new(memory.server_limit()),
             query_memory_limit: memory.query_limit(),
+            coordinator: engine.clone(),
             engine,
             parser: PostgresCompatibilityParser::new(),
             reused_search_plans: Default::default(),
@@ -90,6 +95,11 @@ impl Instance {
     /// The engine.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
+    }
+
+    /// The coordinator role's API.
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
     }
 
     /// The server-wide memory budget (what all running statements hold).
@@ -863,8 +873,11 @@ impl QueryHandler for Instance {
         changes: &[(String, Option<String>)],
     ) -> Result<()> {
         Ok(self
-            .engine
-            .set_table_options(database, table, changes)
+            .coordinator
+            .set_table_options(SetTableOptions {
+                table: TableRef::new(database, table),
+                changes: changes.to_vec(),
+            })
             .await?)
     }
 }
