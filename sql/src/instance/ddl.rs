@@ -8,7 +8,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 
-use super::{normalize_ident, Instance};
+use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Session};
 
