@@ -1,6 +1,8 @@
 //! The vector index trait family: one object-safe trait, [`VectorIndex`],
-//! implemented by every index kind, plus building ([`build_index`]) and
-//! loading ([`load_index`]) entry points that dispatch on [`IndexKind`].
+//! implemented by every index kind, and the types every kind shares (kinds,
+//! options, filters, results, errors). The building ([`build_index`]) and
+//! loading ([`load_index`]) entry points that dispatch on [`IndexKind`] live
+//! in `dispatch` (they name every kind) and are re-exported here.
 //!
 //! Rows are identified by their position `0..n` in the vectors given to
 //! [`build_index`]. Every search returns at most `k` [`Neighbor`]s ordered by
@@ -11,11 +13,8 @@ use std::cmp::Ordering;
 use thiserror::Error;
 
 use crate::distance::Metric;
-use crate::flat::FlatIndex;
-use crate::hnsw::HnswIndex;
-use crate::ivf::IvfFlatIndex;
-use crate::ivf_sq8::IvfSq8Index;
-use crate::serial::{Header, Reader};
+
+pub use crate::dispatch::{build_index, load_index};
 
 /// Which index structure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -491,35 +490,4 @@ pub(crate) fn validate_vectors(dim: usize, vectors: &[f32]) -> Result<usize, Ind
         )));
     }
     Ok(n)
-}
-
-/// Builds an index of `kind` over `vectors` (`n * dim` floats, row-major).
-pub fn build_index(
-    kind: IndexKind,
-    metric: Metric,
-    dim: usize,
-    vectors: &[f32],
-    options: &BuildOptions,
-) -> Result<Box<dyn VectorIndex>, IndexError> {
-    Ok(match kind {
-        IndexKind::Flat => Box::new(FlatIndex::build(metric, dim, vectors)?),
-        IndexKind::Hnsw => Box::new(HnswIndex::build(metric, dim, vectors, options)?),
-        IndexKind::IvfFlat => Box::new(IvfFlatIndex::build(metric, dim, vectors, options)?),
-        IndexKind::IvfSq8 => Box::new(IvfSq8Index::build(metric, dim, vectors, options)?),
-    })
-}
-
-/// Loads bytes written by [`VectorIndex::to_bytes`]. Corrupt or truncated
-/// input yields an error, never a panic.
-pub fn load_index(bytes: &[u8]) -> Result<Box<dyn VectorIndex>, IndexError> {
-    let mut reader = Reader::open(bytes)?;
-    let header = Header::read(&mut reader)?;
-    let index: Box<dyn VectorIndex> = match header.kind {
-        IndexKind::Flat => Box::new(FlatIndex::read(&header, &mut reader)?),
-        IndexKind::Hnsw => Box::new(HnswIndex::read(&header, &mut reader)?),
-        IndexKind::IvfFlat => Box::new(IvfFlatIndex::read(&header, &mut reader)?),
-        IndexKind::IvfSq8 => Box::new(IvfSq8Index::read(&header, &mut reader)?),
-    };
-    reader.finish()?;
-    Ok(index)
 }

@@ -28,6 +28,7 @@
 //! NEON on aarch64, and portable lane loops elsewhere; the f64 reference
 //! versions exist for tests.
 
+mod dispatch;
 pub mod distance;
 pub mod eval;
 pub mod flat;

@@ -280,7 +280,7 @@ impl ScalarUDFImpl for VectorUnary {
         let data_type = self.return_type(&arg_types)?;
         Ok(match self.kind {
             UnaryKind::Normalize => {
-                Arc::new(crate::operators::vector_field(self.name(), data_type))
+                Arc::new(crate::vector_field::vector_field(self.name(), data_type))
             }
             _ => Arc::new(Field::new(self.name(), data_type, true)),
         })
@@ -482,7 +482,7 @@ impl ScalarUDFImpl for ToVector {
             Some(dim) => vector_arrow_type(dim as i32),
             None => self.return_type(&[])?,
         };
-        Ok(Arc::new(crate::operators::vector_field(
+        Ok(Arc::new(crate::vector_field::vector_field(
             "to_vector",
             data_type,
         )))

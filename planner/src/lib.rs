@@ -4,6 +4,7 @@
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
 //! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
 //! * [`vector_cast`] — `::vector` casts;
+//! * [`vector_field`] — the pgvector marker on Arrow fields, shared by all of the above;
 //! * [`vector_search`] — the logical `VectorSearch` node, the optimizer rule
 //!   that introduces it under `ORDER BY distance LIMIT k`, and its physical planner;
 //! * [`session`] — assembly of a DataFusion `SessionState` with all of the above
@@ -14,5 +15,6 @@ pub mod operators;
 pub mod session;
 pub mod vector_avg;
 pub mod vector_cast;
+pub mod vector_field;
 pub mod vector_search;
 pub mod vector_value;

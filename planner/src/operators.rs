@@ -15,8 +15,7 @@ use quiver_index::Metric;
 
 use crate::functions::DistanceFunction;
 
-/// Field metadata marking a vector-typed value (the pgvector type of arrow-pg).
-pub const VECTOR_FIELD_METADATA: (&str, &str) = ("pg.vector", "vector");
+pub use crate::vector_field::{vector_field, VECTOR_FIELD_METADATA};
 
 /// Plans the pgvector operators.
 #[derive(Debug, Default)]
@@ -31,17 +30,6 @@ pub fn metric_of_operator(op: &BinaryOperator) -> Option<Metric> {
         BinaryOperator::Custom(s) if s == "<+>" => Some(Metric::L1),
         _ => None,
     }
-}
-
-/// A vector field with the pgvector marker.
-pub fn vector_field(name: &str, data_type: DataType) -> Field {
-    Field::new(name, data_type, true).with_metadata(
-        [(
-            VECTOR_FIELD_METADATA.0.to_string(),
-            VECTOR_FIELD_METADATA.1.to_string(),
-        )]
-        .into(),
-    )
 }
 
 fn type_placeholder(expr: Expr, other: &Expr, schema: &DFSchema) -> Expr {

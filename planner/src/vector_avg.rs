@@ -63,7 +63,7 @@ impl AggregateUDFImpl for VectorAvg {
 
     fn return_field(&self, arg_fields: &[FieldRef]) -> Result<FieldRef> {
         let arg_types: Vec<DataType> = arg_fields.iter().map(|f| f.data_type().clone()).collect();
-        Ok(Arc::new(crate::operators::vector_field(
+        Ok(Arc::new(crate::vector_field::vector_field(
             self.name(),
             self.return_type(&arg_types)?,
         )))

@@ -14,7 +14,7 @@ use datafusion::optimizer::AnalyzerRule;
 use quiver_common::schema::vector_dim;
 
 use crate::functions::ToVector;
-use crate::operators::VECTOR_FIELD_METADATA;
+use crate::vector_field::VECTOR_FIELD_METADATA;
 
 /// Rewrites casts to the vector type into `to_vector` calls.
 #[derive(Debug, Default)]

@@ -44,7 +44,7 @@ pub struct Session {
     /// Where NOTICE messages of the running statement go (set by the front end).
     pub(crate) notices: Option<NoticeSink>,
     /// Optimized plans of prepared queries, reused with new parameters.
-    pub(crate) plans: crate::instance::PlanCache,
+    pub(crate) plans: crate::plan_cache::PlanCache,
     /// The memory budget of the session's running statement (its
     /// DataFusion memory pool), drawing from the server's.
     pub(crate) memory: Arc<quiver_exec::memory::QueryMemoryPool>,

@@ -70,8 +70,8 @@ neon_kernel!(
 );
 
 /// The NEON kernel set.
-pub(super) fn sets() -> Vec<super::Kernels> {
-    vec![super::Kernels {
+pub(super) fn sets() -> Vec<super::kernels::Kernels> {
+    vec![super::kernels::Kernels {
         name: "neon",
         l2_squared,
         inner_product,

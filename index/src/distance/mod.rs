@@ -27,32 +27,12 @@ use std::sync::OnceLock;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod arm;
+mod kernels;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-/// One kernel for each basic operation. Every function panics when its two
-/// slices have different lengths.
-#[derive(Debug, Clone, Copy)]
-pub struct Kernels {
-    /// `"avx512"`, `"avx2"`, `"neon"` or `"portable"`.
-    pub name: &'static str,
-    pub l2_squared: fn(&[f32], &[f32]) -> f32,
-    pub inner_product: fn(&[f32], &[f32]) -> f32,
-    pub l1: fn(&[f32], &[f32]) -> f32,
-}
-
-impl Kernels {
-    /// The portable set, available on every CPU.
-    pub fn portable() -> Self {
-        Kernels {
-            name: "portable",
-            l2_squared: scalar::l2_squared,
-            inner_product: scalar::inner_product,
-            l1: scalar::l1,
-        }
-    }
-}
+pub use kernels::Kernels;
 
 static AVAILABLE: OnceLock<Vec<Kernels>> = OnceLock::new();
 

@@ -1,7 +1,7 @@
 //! x86-64 kernels: AVX-512F and AVX2+FMA, chosen at run time.
 //!
 //! Each `unsafe` kernel requires its target features; the safe wrappers at
-//! the bottom are only handed out (through [`super::Kernels`]) after
+//! the bottom are only handed out (through [`super::kernels::Kernels`]) after
 //! `is_x86_feature_detected!` confirmed them, and they check that both
 //! slices have the same length, so every load stays in bounds.
 //!
@@ -323,10 +323,10 @@ wrapper!(inner_product_avx2_checked, inner_product_avx2);
 wrapper!(l1_avx2_checked, l1_avx2);
 
 /// The x86-64 kernel sets this CPU supports, best first.
-pub(super) fn sets() -> Vec<super::Kernels> {
+pub(super) fn sets() -> Vec<super::kernels::Kernels> {
     let mut out = Vec::new();
     if is_x86_feature_detected!("avx512f") {
-        out.push(super::Kernels {
+        out.push(super::kernels::Kernels {
             name: "avx512",
             l2_squared: l2_squared_avx512_checked,
             inner_product: inner_product_avx512_checked,
@@ -334,7 +334,7 @@ pub(super) fn sets() -> Vec<super::Kernels> {
         });
     }
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        out.push(super::Kernels {
+        out.push(super::kernels::Kernels {
             name: "avx2",
             l2_squared: l2_squared_avx2_checked,
             inner_product: inner_product_avx2_checked,

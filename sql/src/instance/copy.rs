@@ -11,7 +11,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use quiver_cluster::WriteMode;
 
-use super::{normalize_ident, Instance};
+use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CopyFormat, CopySpec, Output, Session};
 

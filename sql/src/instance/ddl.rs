@@ -12,7 +12,7 @@ use quiver_cluster::api::{
     self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
 };
 
-use super::{normalize_ident, Instance};
+use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Session};
 

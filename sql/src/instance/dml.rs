@@ -34,7 +34,7 @@ use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_planner::session::CATALOG_NAME;
 
-use super::{normalize_ident, parameter_types, Instance};
+use super::state::{bind, normalize_ident, parameter_types, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Prepared, Session, WriteKind, Written};
 
@@ -155,7 +155,7 @@ async fn collect_rows(
     params: Option<&ParamValues>,
     consumer: &str,
 ) -> Result<(RecordBatch, MemoryReservation)> {
-    let plan = super::bind(plan, params)?;
+    let plan = bind(plan, params)?;
     let df = session.ctx.execute_logical_plan(plan).await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let mut stream = df.execute_stream().await?;

@@ -206,7 +206,7 @@ mod tests {
     #[test]
     fn show_max_identifier_length_reports_the_enforced_limit() {
         assert_eq!(
-            super::super::MAX_IDENTIFIER_LENGTH_SETTING,
+            super::super::session_cmds::MAX_IDENTIFIER_LENGTH_SETTING,
             MAX_IDENTIFIER_LEN.to_string()
         );
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
 use quiver_cluster::api::{self, DropIndex, IndexDefinition, TableRef};
 
-use super::Instance;
+use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Session};
 
@@ -136,7 +136,7 @@ fn object_name(name: &ObjectName) -> String {
     name.0
         .last()
         .and_then(|p| p.as_ident())
-        .map(super::normalize_ident)
+        .map(normalize_ident)
         .unwrap_or_default()
 }
 
@@ -169,7 +169,7 @@ pub async fn create_index(
             column.column.expr
         )));
     };
-    let column_name = super::normalize_ident(ident);
+    let column_name = normalize_ident(ident);
     let metric = match &column.operator_class {
         Some(opclass) => metric_of_opclass(&object_name(opclass))?,
         None => "l2",
@@ -238,7 +238,7 @@ pub async fn drop_index(
             1 => super::session_cmds::current_schema(session),
             _ => name.0[name.0.len() - 2]
                 .as_ident()
-                .map(super::normalize_ident)
+                .map(normalize_ident)
                 .unwrap_or_default(),
         };
         let index = object_name(name);

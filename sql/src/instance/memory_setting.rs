@@ -6,8 +6,8 @@
 //! bytes (unlike `work_mem`, whose bare unit is kB: this is a limit on the
 //! whole statement, not on each of its operations).
 
-use super::Session;
 use crate::error::{Result, SqlError};
+use crate::handler::Session;
 
 /// The setting's name.
 pub(crate) const NAME: &str = "quiver.query_memory_limit";

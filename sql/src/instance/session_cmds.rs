@@ -1,6 +1,7 @@
 //! Session commands: `SET`, `SHOW`, `RESET`. Settings live in the session,
 //! never in shared state, so one connection's `SET` never leaks into another.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +12,55 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, Reset, ResetStatement, Set, V
 use quiver_common::status::StatusCode;
 use quiver_exec::table::SearchSettings;
 
-use super::functions;
+use super::{functions, memory_setting};
 use crate::error::{Result, SqlError};
 use crate::handler::{CommandTag, Output, Session};
+
+/// `max_identifier_length` as `SHOW` reports it: the limit enforced
+/// ([`quiver_common::limits::MAX_IDENTIFIER_LEN`]), not PostgreSQL's 63.
+pub(super) const MAX_IDENTIFIER_LENGTH_SETTING: &str = "255";
+
+/// The settings a new session starts with (and `RESET` returns to).
+pub(super) fn default_settings(user: &str, query_memory_limit: usize) -> BTreeMap<String, String> {
+    [
+        ("server_version", "16.0"),
+        ("server_version_num", "160000"),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("datestyle", "ISO, MDY"),
+        ("intervalstyle", "postgres"),
+        ("timezone", "UTC"),
+        ("search_path", "\"$user\", public"),
+        ("standard_conforming_strings", "on"),
+        ("integer_datetimes", "on"),
+        ("application_name", ""),
+        ("statement_timeout", "0"),
+        ("idle_session_timeout", "0"),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("transaction_isolation", "read committed"),
+        ("default_transaction_isolation", "read committed"),
+        ("transaction_read_only", "off"),
+        ("max_identifier_length", MAX_IDENTIFIER_LENGTH_SETTING),
+        ("is_superuser", "on"),
+        ("extra_float_digits", "1"),
+        ("bytea_output", "hex"),
+        ("lc_messages", "C"),
+        ("jit", "off"),
+        ("hnsw.ef_search", "40"),
+        ("ivfflat.probes", "1"),
+        ("quiver.rerank", "4"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain([
+        ("session_authorization".to_string(), user.to_string()),
+        (
+            memory_setting::NAME.to_string(),
+            memory_setting::format_bytes(query_memory_limit),
+        ),
+    ])
+    .collect()
+}
 
 /// Settings reported to the client with ParameterStatus when they change.
 const REPORTED: [&str; 10] = [
@@ -166,7 +213,7 @@ fn apply_setting(
                         && s != "$user"
                         && session
                             .ctx
-                            .catalog(super::CATALOG_NAME)
+                            .catalog(quiver_planner::session::CATALOG_NAME)
                             .and_then(|c| c.schema(s))
                             .is_some()
                 })
@@ -299,7 +346,7 @@ pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
 
 /// `RESET name` / `RESET ALL`.
 pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
-    let defaults = super::default_settings(&session.user, session.memory.max_limit());
+    let defaults = default_settings(&session.user, session.memory.max_limit());
     let names: Vec<String> = match &reset.reset {
         Reset::ALL => defaults.keys().cloned().collect(),
         Reset::ConfigurationParameter(name) => {

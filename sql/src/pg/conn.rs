@@ -30,7 +30,8 @@ use tokio_util::codec::Framed;
 
 use super::errors::PROTOCOL_VIOLATION;
 use super::frame::{FrameError, FrameReader, ReceiveBudget, StartupPacket};
-use super::server::Handlers;
+use super::handlers::{Handlers, LogErrors};
+use super::session::{IdleKind, PgStatement};
 
 /// The limits every connection of a server shares.
 #[derive(Debug, Clone)]
@@ -209,7 +210,7 @@ where
 }
 
 /// The pgwire socket: writes only, plus the connection's protocol state.
-type Socket<W> = Framed<WriteHalf<W>, PgWireMessageServerCodec<super::session::PgStatement>>;
+type Socket<W> = Framed<WriteHalf<W>, PgWireMessageServerCodec<PgStatement>>;
 
 /// Hands one decoded message to the handlers, answering its error the way
 /// pgwire's own loop does; `Err` ends the connection.
@@ -236,7 +237,7 @@ where
     )
     .await;
     if let Err(mut e) = result {
-        super::server::LogErrors.on_error(socket, &mut e);
+        LogErrors.on_error(socket, &mut e);
         process_error(socket, e, is_extended_query)
             .await
             .map_err(ConnectionEnd::Io)?;
@@ -327,15 +328,6 @@ where
         .await;
     let _ = socket.close().await;
     ConnectionEnd::TimedOut(name)
-}
-
-/// Which idle timeout applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdleKind {
-    /// `idle_in_transaction_session_timeout`: inside a transaction block.
-    InTransaction,
-    /// `idle_session_timeout`: outside one.
-    Session,
 }
 
 /// The write half of a socket, as the `AsyncRead + AsyncWrite` pgwire's

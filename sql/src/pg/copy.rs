@@ -1,82 +1,24 @@
-//! The COPY sub-protocol: collecting `COPY FROM STDIN` data (decoded by
-//! `copy_in`, inserted through the handler at CopyDone) and streaming
-//! `COPY TO STDOUT` rows.
+//! The COPY FROM STDIN sub-protocol of a connection: collecting CopyData
+//! (decoded by `copy_in`, inserted through the handler at CopyDone) and
+//! CopyFail. Streaming `COPY TO STDOUT` rows is `copy_out`'s.
 
 use std::fmt::Debug;
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::sink::{Sink, SinkExt};
-use futures::stream::{BoxStream, StreamExt};
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::results::Tag;
 use pgwire::api::ClientInfo;
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::response::CommandComplete;
 use pgwire::messages::PgWireBackendMessage;
 
 use super::copy_in::CopyError;
-use super::copy_out::CopyEncoder;
 use super::encode::Guard;
 use super::errors::{pg_error, sql_err, PROTOCOL_VIOLATION, QUERY_CANCELED};
 use super::session::{Connection, CopyIn};
-use crate::handler::CopySpec;
-
-/// CopyData payloads of `COPY TO STDOUT` are cut at about this size.
-const COPY_OUT_CHUNK: usize = 64 * 1024;
-
-/// Streams `COPY ... TO STDOUT`: CopyOutResponse, CopyData, CopyDone; returns the row count.
-pub(super) async fn copy_out<C>(
-    client: &mut C,
-    spec: &CopySpec,
-    mut batches: BoxStream<'static, PgWireResult<RecordBatch>>,
-) -> PgWireResult<usize>
-where
-    C: Sink<PgWireBackendMessage> + Unpin + Send,
-    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-{
-    let encoder = CopyEncoder::new(spec, &spec.schema);
-    let columns = spec.schema.fields().len();
-    let format = encoder.format_code();
-    client
-        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
-            format,
-            columns as i16,
-            vec![format as i16; columns],
-        )))
-        .await?;
-    let mut buf = encoder.start();
-    let mut rows = 0;
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        for row in 0..batch.num_rows() {
-            encoder
-                .encode_row(&batch, row, &mut buf)
-                .map_err(CopyError::into_pg)?;
-            rows += 1;
-            if buf.len() >= COPY_OUT_CHUNK {
-                let data = Bytes::from(std::mem::take(&mut buf));
-                client
-                    .feed(PgWireBackendMessage::CopyData(CopyData::new(data)))
-                    .await?;
-            }
-        }
-    }
-    buf.extend_from_slice(&encoder.end());
-    if !buf.is_empty() {
-        client
-            .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
-                buf,
-            ))))
-            .await?;
-    }
-    client
-        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
-        .await?;
-    Ok(rows)
-}
 
 #[async_trait]
 impl CopyHandler for Connection {

@@ -1,4 +1,6 @@
-//! Encoding rows for `COPY ... TO STDOUT` in text, CSV or binary format.
+//! `COPY ... TO STDOUT`: encoding rows in text, CSV or binary format and
+//! streaming them to the client ([`copy_out`]: CopyOutResponse, CopyData,
+//! CopyDone).
 
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, ListArray,
@@ -9,11 +11,71 @@ use arrow::datatypes::{
     TimeUnit, UInt16Type, UInt32Type, UInt8Type,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::Bytes;
+use futures::sink::{Sink, SinkExt};
+use futures::stream::{BoxStream, StreamExt};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+use pgwire::messages::PgWireBackendMessage;
 use quiver_common::vector;
 
 use super::copy_cols::{is_json, pg_type_name, PG_EPOCH_OFFSET_MICROS};
 use super::copy_in::CopyError;
 use crate::handler::{CopyFormat, CopySpec};
+
+/// CopyData payloads of `COPY TO STDOUT` are cut at about this size.
+const COPY_OUT_CHUNK: usize = 64 * 1024;
+
+/// Streams `COPY ... TO STDOUT`: CopyOutResponse, CopyData, CopyDone; returns the row count.
+pub(super) async fn copy_out<C>(
+    client: &mut C,
+    spec: &CopySpec,
+    mut batches: BoxStream<'static, PgWireResult<RecordBatch>>,
+) -> PgWireResult<usize>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let encoder = CopyEncoder::new(spec, &spec.schema);
+    let columns = spec.schema.fields().len();
+    let format = encoder.format_code();
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            format,
+            columns as i16,
+            vec![format as i16; columns],
+        )))
+        .await?;
+    let mut buf = encoder.start();
+    let mut rows = 0;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        for row in 0..batch.num_rows() {
+            encoder
+                .encode_row(&batch, row, &mut buf)
+                .map_err(CopyError::into_pg)?;
+            rows += 1;
+            if buf.len() >= COPY_OUT_CHUNK {
+                let data = Bytes::from(std::mem::take(&mut buf));
+                client
+                    .feed(PgWireBackendMessage::CopyData(CopyData::new(data)))
+                    .await?;
+            }
+        }
+    }
+    buf.extend_from_slice(&encoder.end());
+    if !buf.is_empty() {
+        client
+            .feed(PgWireBackendMessage::CopyData(CopyData::new(Bytes::from(
+                buf,
+            ))))
+            .await?;
+    }
+    client
+        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(rows)
+}
 
 const BINARY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 

@@ -11,13 +11,15 @@
 //!   dispatcher, idle and startup timeouts;
 //! * [`frame`] — reading and checking frames before pgwire decodes them
 //!   (message limits, the receive budget, protocol layout);
+//! * `handlers` — one connection's handler set: startup, server parameters,
+//!   cancel registration, error logging;
 //! * `session` — the simple/extended query and COPY handlers of a connection;
 //! * `encode` — Arrow results to rows (vectors as pgvector's `vector`),
 //!   statement timeout and cancel around execution and streams;
 //! * `params` — Bind parameters to DataFusion `ParamValues`;
-//! * `copy` — the COPY sub-protocol (collecting COPY FROM STDIN data, streaming COPY TO STDOUT);
+//! * `copy` — the COPY FROM STDIN sub-protocol (collecting CopyData, inserting at CopyDone);
 //! * `copy_in` / `copy_cols` — decoding COPY FROM STDIN data (text, CSV, binary);
-//! * `copy_out` — encoding COPY TO STDOUT rows;
+//! * `copy_out` — encoding COPY TO STDOUT rows and streaming them;
 //! * [`errors`] — status codes to SQLSTATE.
 
 mod conn;
@@ -28,6 +30,7 @@ mod copy_out;
 mod encode;
 pub mod errors;
 pub mod frame;
+mod handlers;
 mod params;
 mod server;
 mod session;
@@ -40,6 +43,5 @@ mod limit_tests;
 mod wire_tests;
 
 pub use conn::ConnectionLimits;
-pub use server::{
-    bind_unix_socket, serve, serve_on, unix_socket_path, PgServerOptions, SERVER_VERSION,
-};
+pub use handlers::SERVER_VERSION;
+pub use server::{bind_unix_socket, serve, serve_on, unix_socket_path, PgServerOptions};

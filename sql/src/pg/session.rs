@@ -31,9 +31,8 @@ use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-use super::conn::IdleKind;
-use super::copy::copy_out;
 use super::copy_in::{CopyDecoder, CopyError};
+use super::copy_out::copy_out;
 use super::encode::{
     cancel_signal, param_pg_type, pg_fields, query_response, reserve_statement_text, CancelSignal,
     Guard,
@@ -50,6 +49,15 @@ use crate::handler::{
 pub(crate) struct PgStatement {
     pub statement: Arc<Statement>,
     pub prepared: Arc<Prepared>,
+}
+
+/// Which idle timeout applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdleKind {
+    /// `idle_in_transaction_session_timeout`: inside a transaction block.
+    InTransaction,
+    /// `idle_session_timeout`: outside one.
+    Session,
 }
 
 /// A `COPY FROM STDIN` in progress.

@@ -17,6 +17,7 @@
 
 mod recovery;
 mod segment;
+mod types;
 mod writer;
 
 #[cfg(test)]
@@ -32,27 +33,14 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StorageError};
-use recovery::{display_name, SegmentInfo};
+use recovery::display_name;
 pub use segment::MAX_RECORD_BYTES;
 use segment::{scan_segment, HeaderState};
-use writer::{Msg, Writer};
-
-/// Log sequence number. The first record gets 1; 0 means "nothing yet".
-pub type Lsn = u64;
+pub use types::{Lsn, SyncPolicy};
+use writer::{Msg, Shared, Writer};
 
 /// Default size past which the active segment is rolled (64 MiB).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
-
-/// When appended records are forced to stable storage.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SyncPolicy {
-    /// `fsync` (one per commit group) before acknowledging an append.
-    #[default]
-    Always,
-    /// Never `fsync` on append; the OS decides. An OS crash may lose
-    /// acknowledged records. Meant for benchmarks.
-    Never,
-}
 
 /// Configuration for [`LocalWal::open`].
 #[derive(Debug, Clone)]
@@ -101,17 +89,6 @@ pub trait Wal: Send + Sync + 'static {
     /// Flush + fsync + stop the writer; further appends return
     /// [`StorageError::Closed`]. Closing twice is a no-op.
     fn close(&self) -> Result<()>;
-}
-
-/// State shared between the [`LocalWal`] handle and its writer thread.
-pub(crate) struct Shared {
-    pub dir: PathBuf,
-    /// Segments in LSN order; the last one is the active segment. The writer
-    /// pushes new segments, `truncate_before` removes from the front.
-    pub segments: Mutex<Vec<SegmentInfo>>,
-    /// Last LSN that is written (and synced, per policy) and acknowledged.
-    pub last_lsn: AtomicU64,
-    pub fsyncs: AtomicU64,
 }
 
 /// [`Wal`] stored as segment files in a local directory.

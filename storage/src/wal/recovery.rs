@@ -9,7 +9,7 @@ use super::segment::{
     create_segment, header_bytes, parse_segment_file_name, scan_segment, segment_file_name,
     sync_dir, HeaderState, HEADER_LEN,
 };
-use super::Lsn;
+use super::types::Lsn;
 use crate::error::{Result, StorageError};
 
 /// A segment file known to the WAL.

@@ -17,7 +17,7 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::path::Path;
 
-use super::Lsn;
+use super::types::Lsn;
 
 /// Magic bytes at the start of every segment file.
 pub(crate) const MAGIC: [u8; 4] = *b"QWAL";

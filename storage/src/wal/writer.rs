@@ -1,17 +1,33 @@
-//! The dedicated WAL writer thread and its group-commit loop.
+//! The dedicated WAL writer thread and its group-commit loop, and the state
+//! ([`Shared`]) it shares with the `LocalWal` handle.
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::atomic::Ordering;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::recovery::SegmentInfo;
 use super::segment::{
     create_segment, encode_frame, frame_len, segment_file_name, sync_dir, HEADER_LEN,
 };
-use super::{Lsn, Shared, SyncPolicy};
+use super::types::{Lsn, SyncPolicy};
 use crate::error::{Result, StorageError};
+
+/// State shared between the [`LocalWal`](super::LocalWal) handle and its
+/// writer thread.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    /// Segments in LSN order; the last one is the active segment. The writer
+    /// pushes new segments, `truncate_before` removes from the front.
+    pub segments: Mutex<Vec<SegmentInfo>>,
+    /// Last LSN that is written (and synced, per policy) and acknowledged.
+    pub last_lsn: AtomicU64,
+    pub fsyncs: AtomicU64,
+}
 
 /// Buffered frames are written out once the buffer reaches this size, to
 /// bound memory when a group is very large.

@@ -1,0 +1,299 @@
+//! The [`Instance`] struct and what every statement kind uses of it:
+//! read timestamps, planning (with `avg(vector)` routed to `vector_avg`),
+//! name resolution, parameter binding and typing. The statement modules
+//! (`query`, `dml`, `ddl`, `copy`, ...) build on this; routing statements to
+//! them is the parent's (`instance`). Of its siblings it imports only
+//! `session_cmds` (the session's current schema, for name resolution).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::ParamValues;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use quiver_cluster::api::Coordinator;
+use quiver_cluster::Engine;
+use quiver_common::schema::vector_dim;
+use quiver_exec::memory::ServerMemory;
+use quiver_exec::table::ReadTimestamp;
+use quiver_planner::functions::metric_of_function;
+
+use super::session_cmds;
+use crate::complexity::{self, ComplexityLimits};
+use crate::error::{Result, SqlError};
+use crate::handler::Session;
+
+/// The access layer over one engine.
+pub struct Instance {
+    pub(super) engine: Arc<Engine>,
+    /// The coordinator role: DDL and catalog changes go through its API
+    /// (in process, the engine serves it).
+    pub(super) coordinator: Arc<dyn Coordinator>,
+    /// The server-wide memory budget every session's statements draw from.
+    pub(super) server_memory: Arc<ServerMemory>,
+    /// Each statement's memory limit (`memory.query_limit_bytes`).
+    pub(super) query_memory_limit: usize,
+    pub(super) parser: PostgresCompatibilityParser,
+    /// Executions that reused a cached physical search plan.
+    pub(super) reused_search_plans: std::sync::atomic::AtomicU64,
+}
+
+impl Instance {
+    /// A handler over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Self {
+        let memory = &engine.config().memory;
+        Self {
+            server_memory: ServerMemory::new(memory.server_limit()),
+            query_memory_limit: memory.query_limit(),
+            coordinator: engine.clone(),
+            engine,
+            parser: PostgresCompatibilityParser::new(),
+            reused_search_plans: Default::default(),
+        }
+    }
+
+    /// How many prepared-search executions reused a cached physical plan
+    /// (only their query vector and read timestamp swapped in).
+    pub fn reused_search_plans(&self) -> u64 {
+        self.reused_search_plans
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The coordinator role's API.
+    pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
+        &self.coordinator
+    }
+
+    /// The server-wide memory budget (what all running statements hold).
+    pub fn server_memory(&self) -> &Arc<ServerMemory> {
+        &self.server_memory
+    }
+}
+
+impl Instance {
+    pub(crate) fn set_read_ts(&self, session: &Session) -> Result<u64> {
+        let ts = self.engine.now()?;
+        session
+            .ctx
+            .state_ref()
+            .write()
+            .config_mut()
+            .set_extension(Arc::new(ReadTimestamp(ts)));
+        Ok(ts)
+    }
+
+    /// Plans a statement with DataFusion (queries only: DDL/DML are routed before).
+    pub(crate) async fn plan(
+        &self,
+        session: &Session,
+        statement: &Statement,
+    ) -> Result<LogicalPlan> {
+        let state = session.ctx.state();
+        let statement = self.route_vector_avg(session, statement);
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
+            .await?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|_| {
+                SqlError::unsupported(format!("statement \"{}\"", first_words(&statement)))
+            })?;
+        Ok(plan)
+    }
+
+    /// `avg(<vector column>)` is pgvector's element-wise mean: route it to `vector_avg`.
+    fn route_vector_avg(&self, session: &Session, statement: &Statement) -> Statement {
+        use std::ops::ControlFlow;
+
+        use datafusion::sql::sqlparser::ast::{
+            visit_expressions_mut, visit_relations, Expr, FunctionArg, FunctionArgExpr,
+            FunctionArguments, Ident,
+        };
+        let mut vector_columns: Vec<String> = Vec::new();
+        let _ = visit_relations(statement, |name| {
+            if let Ok((db, table)) = self.resolve(session, name) {
+                if let Ok(t) = self.engine.table(&db, &table) {
+                    for c in t.schema().columns {
+                        if matches!(
+                            c.column_type,
+                            quiver_common::schema::ColumnType::Vector { .. }
+                        ) {
+                            vector_columns.push(c.name);
+                        }
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if vector_columns.is_empty() {
+            return statement.clone();
+        }
+        let mut statement = statement.clone();
+        let _ = visit_expressions_mut(&mut statement, |expr| {
+            if let Expr::Function(f) = expr {
+                let is_avg = f.name.0.len() == 1 && f.name.to_string().eq_ignore_ascii_case("avg");
+                if let (true, FunctionArguments::List(list)) = (is_avg, &f.args) {
+                    if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice()
+                    {
+                        let column = match arg {
+                            Expr::Identifier(i) => Some(normalize_ident(i)),
+                            Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
+                            _ => None,
+                        };
+                        if column.is_some_and(|c| vector_columns.contains(&c)) {
+                            f.name = ObjectName::from(vec![Ident::new("vector_avg")]);
+                        }
+                    }
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        statement
+    }
+
+    /// Plans SQL text (used for generated queries such as UPDATE's row selection).
+    pub(crate) async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+        complexity::check(sql, ComplexityLimits::SQL)?;
+        let mut statements = self.parser.parse(sql)?;
+        if statements.len() != 1 {
+            return Err(SqlError::Internal(format!(
+                "generated SQL is not one statement: {sql}"
+            )));
+        }
+        let statement = statements.remove(0);
+        self.plan(session, &statement).await
+    }
+
+    /// The (database, table) an object name refers to in this session.
+    pub(crate) fn resolve(&self, session: &Session, name: &ObjectName) -> Result<(String, String)> {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident())
+            .map(normalize_ident)
+            .collect();
+        match parts.as_slice() {
+            [table] => Ok((session_cmds::current_schema(session), table.clone())),
+            [schema, table] => Ok((schema.clone(), table.clone())),
+            [_catalog, schema, table] => Ok((schema.clone(), table.clone())),
+            _ => Err(SqlError::Syntax(format!("invalid name {name}"))),
+        }
+    }
+}
+
+/// Postgres identifier rules: unquoted names fold to lower case.
+pub(crate) fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// Substitutes bound parameters.
+pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<LogicalPlan> {
+    match params {
+        Some(params) => Ok(plan.replace_params_with_values(params)?),
+        None => Ok(plan),
+    }
+}
+
+/// Parameter types of a plan, ordered `$1..$n`.
+pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
+    let fields = plan.get_parameter_fields()?;
+    let vector_types = vector_placeholder_types(plan);
+    let mut ordered: Vec<(usize, Option<FieldRef>)> = fields
+        .into_iter()
+        .filter_map(|(id, field)| {
+            let n = id.trim_start_matches('$').parse::<usize>().ok()?;
+            let typed = match vector_types.get(&id) {
+                Some(vector)
+                    if field
+                        .as_ref()
+                        .is_none_or(|f| vector_dim(f.data_type()).is_none()) =>
+                {
+                    Some(Arc::new(Field::new(id.as_str(), vector.clone(), true)))
+                }
+                _ => field,
+            };
+            Some((n, typed))
+        })
+        .collect();
+    ordered.sort_by_key(|(n, _)| *n);
+    let count = ordered.last().map(|(n, _)| *n).unwrap_or(0);
+    let mut out = vec![None; count];
+    for (n, t) in ordered {
+        out[n - 1] = t;
+    }
+    Ok(out)
+}
+
+/// Parameters a distance function compares with a vector column:
+/// `col <-> $1` and `col <-> $1::vector` give `$1` the column's type, as
+/// Postgres infers it from the operator, so that drivers send a vector.
+fn vector_placeholder_types(plan: &LogicalPlan) -> HashMap<String, DataType> {
+    let mut out = HashMap::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        let inputs = node.inputs();
+        node.apply_expressions(|e| {
+            e.apply(|sub| {
+                let Expr::ScalarFunction(f) = sub else {
+                    return Ok(TreeNodeRecursion::Continue);
+                };
+                if metric_of_function(f.func.name()).is_none() || f.args.len() != 2 {
+                    return Ok(TreeNodeRecursion::Continue);
+                }
+                for (vector, other) in [(0, 1), (1, 0)] {
+                    let Some(id) = placeholder_under_cast(&f.args[other]) else {
+                        continue;
+                    };
+                    let typed = inputs
+                        .iter()
+                        .filter_map(|input| f.args[vector].get_type(input.schema()).ok())
+                        .find(|t| vector_dim(t).is_some());
+                    if let Some(t) = typed {
+                        out.insert(id, t);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    });
+    out
+}
+
+/// The id of `$n`, also under a cast (`$1::vector`).
+fn placeholder_under_cast(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Placeholder(p) => Some(p.id.clone()),
+        Expr::Cast(c) => placeholder_under_cast(&c.expr),
+        Expr::TryCast(c) => placeholder_under_cast(&c.expr),
+        Expr::ScalarFunction(f) if f.func.name() == "to_vector" => {
+            f.args.first().and_then(placeholder_under_cast)
+        }
+        _ => None,
+    }
+}
+
+/// The first words of a statement, naming it in errors.
+pub(crate) fn first_words(statement: &Statement) -> String {
+    statement
+        .to_string()
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
