@@ -11,7 +11,17 @@ ROOT=$(pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target}
 export CARGO_TERM_COLOR=never
 
-step() { echo; echo "==> $*"; }
+# Each step prints how long the previous one took, and the total so far.
+STEP_NAME=""
+STEP_START=$SECONDS
+step() {
+  if [ -n "$STEP_NAME" ]; then
+    echo "<== $STEP_NAME: $((SECONDS - STEP_START)) s (total $SECONDS s)"
+  fi
+  STEP_NAME="$*"
+  STEP_START=$SECONDS
+  echo; echo "==> $*"
+}
 
 step "tools"
 if ! command -v psql >/dev/null 2>&1; then
@@ -87,4 +97,5 @@ kill -TERM "$SERVER"; wait "$SERVER"
 [ ! -e "$DATA/.s.PGSQL.$PORT" ] || { echo "the Unix socket outlived the server"; exit 1; }
 trap - EXIT
 rm -rf "$DATA"
+step "done"
 echo; echo "all tests passed"
