@@ -24,6 +24,7 @@ step() {
 }
 
 step "tools"
+./scripts/toolchain.sh
 if ! command -v psql >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
