@@ -112,9 +112,9 @@
 //! stack.
 
 use std::collections::HashMap;
-use std::fmt;
 
 mod emit;
+mod error;
 mod lexer;
 mod limits;
 mod operands;
@@ -125,6 +125,7 @@ use lexer::*;
 use operands::*;
 use parser::*;
 
+pub use error::FilterError;
 pub use limits::{check_translated, MAX_FILTER_OPERATORS, TRANSLATED_LIMITS};
 
 /// Maximum accepted length of a filter expression, in bytes.
@@ -191,43 +192,6 @@ pub enum TemplateValue {
     String(String),
     Array(Vec<TemplateValue>),
 }
-
-/// A filter that could not be translated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FilterError {
-    /// 0-based `char` offset in the input expression.
-    pub position: usize,
-    pub message: String,
-}
-
-impl FilterError {
-    fn new(position: usize, message: impl Into<String>) -> Self {
-        FilterError {
-            position,
-            message: message.into(),
-        }
-    }
-
-    /// Renders the error in Milvus style, including the offending expression.
-    pub fn describe(&self, expr: &str) -> String {
-        format!(
-            "cannot parse expression: {expr}, error: {} at position {}",
-            self.message, self.position
-        )
-    }
-}
-
-impl fmt::Display for FilterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "cannot parse expression, error: {} at position {}",
-            self.message, self.position
-        )
-    }
-}
-
-impl std::error::Error for FilterError {}
 
 type Result<T> = std::result::Result<T, FilterError>;
 

@@ -22,7 +22,8 @@ use quiver_common::limits::{
     MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_OPERATORS, MAX_FUNCTION_NESTING, MAX_LIST_ITEMS,
 };
 
-use super::{FilterError, Tok, Token};
+use super::error::FilterError;
+use super::lexer::{Tok, Token};
 use crate::complexity::{self, ComplexityLimits, TooComplex};
 
 /// Most operators one filter may hold (comparisons, arithmetic, logical
