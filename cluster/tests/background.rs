@@ -7,6 +7,8 @@
 //! is flushed or sealed on the way out; the WAL's acknowledged records are
 //! all there is.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use quiver_cluster::{Engine, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::pk::PkValue;
-use quiver_exec::source::{adapt_batch, visible_mask, TableSource};
+use support::visible_ids;
 
 const DIM: usize = 4;
 
@@ -84,29 +86,6 @@ fn hnsw() -> IndexDefinition {
         metric: "l2".into(),
         params: BTreeMap::from([("m".to_string(), 8), ("ef_construction".to_string(), 32)]),
     }
-}
-
-/// Visible ids now.
-fn visible_ids(engine: &Engine) -> Vec<i64> {
-    let table = engine.table("public", "t").unwrap();
-    let snap = table.snapshot(None);
-    let storage = snap.schema.storage_schema();
-    let deletes = snap.deletes.read();
-    let mut out = Vec::new();
-    for seg in &snap.segments {
-        for b in seg.batches.iter() {
-            let b = adapt_batch(b, &storage).unwrap();
-            let mask = visible_mask(&b, 0, &deletes, snap.read_ts);
-            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                if mask.as_ref().is_none_or(|m| m.value(i)) {
-                    out.push(ids.value(i));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Index files in object storage, by name, with their modification times.
@@ -194,7 +173,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
     for (name, modified) in &before_crash {
         assert_eq!(after.get(name), Some(modified), "{name} was not rebuilt");
     }
-    assert_eq!(visible_ids(&engine), (0..100).collect::<Vec<_>>());
+    assert_eq!(visible_ids(&engine, "t"), (0..100).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -263,7 +242,7 @@ async fn the_checkpoint_after_recovery_keeps_the_next_replay_small() {
             "the replayed rows are sealed"
         );
         assert_eq!(engine.recovery.segments_flushed, 1, "and flushed");
-        assert_eq!(visible_ids(&engine), (10..200).collect::<Vec<_>>());
+        assert_eq!(visible_ids(&engine, "t"), (10..200).collect::<Vec<_>>());
         // A few writes, then the next crash.
         for i in 50..53 {
             engine
@@ -278,21 +257,21 @@ async fn the_checkpoint_after_recovery_keeps_the_next_replay_small() {
             engine.recovery.wal_records_replayed, 3,
             "only what was written since the last start is replayed"
         );
-        assert_eq!(visible_ids(&engine), (10..212).collect::<Vec<_>>());
+        assert_eq!(visible_ids(&engine, "t"), (10..212).collect::<Vec<_>>());
     }
     let engine = Engine::open(config(dir.path(), 1_000)).await.unwrap();
     assert_eq!(
         engine.recovery.wal_records_replayed, 0,
         "nothing written since the last start: nothing replayed"
     );
-    assert_eq!(visible_ids(&engine), (10..212).collect::<Vec<_>>());
+    assert_eq!(visible_ids(&engine, "t"), (10..212).collect::<Vec<_>>());
     // The deletes were persisted as a delete log: a row deleted before the
     // first crash stays deleted, and its key is free again.
     engine
         .write("public", "t", rows(0..1), WriteMode::Insert)
         .await
         .unwrap();
-    assert_eq!(visible_ids(&engine)[0], 0);
+    assert_eq!(visible_ids(&engine, "t")[0], 0);
 }
 
 #[test]
@@ -363,5 +342,5 @@ async fn compaction_makes_progress_in_committed_steps_with_indexes() {
     let engine = Engine::open(c).await.unwrap();
     assert_eq!(engine.recovery.segments_loaded, 4);
     assert_eq!(engine.recovery.indexes_loaded, 4);
-    assert_eq!(visible_ids(&engine), (0..200).collect::<Vec<_>>());
+    assert_eq!(visible_ids(&engine, "t"), (0..200).collect::<Vec<_>>());
 }

@@ -4,6 +4,8 @@
 //! many segments, compacting many segments into one, and recovery finishing
 //! a table drop a crash cut short.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -15,8 +17,8 @@ use quiver_cluster::{Engine, EngineError, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::pk::PkValue;
-use quiver_exec::source::{adapt_batch, visible_mask, TableSource};
 use quiver_storage::{MetaBatch, MetaStore, RedbMetaStore, MAX_TXN_OPS};
+use support::visible_ids;
 
 /// More segments than one transaction has writes.
 const SEGMENTS: i64 = MAX_TXN_OPS as i64 + 22;
@@ -86,28 +88,6 @@ async fn write_segments(engine: &Engine, table: &str, n: i64) {
             .unwrap();
     }
     engine.flush_all().await.unwrap();
-}
-
-fn visible_ids(engine: &Engine, table: &str) -> Vec<i64> {
-    let table = engine.table("public", table).unwrap();
-    let snap = table.snapshot(None);
-    let storage = snap.schema.storage_schema();
-    let deletes = snap.deletes.read();
-    let mut out = Vec::new();
-    for seg in &snap.segments {
-        for b in seg.batches.iter() {
-            let b = adapt_batch(b, &storage).unwrap();
-            let mask = visible_mask(&b, 0, &deletes, snap.read_ts);
-            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                if mask.as_ref().is_none_or(|m| m.value(i)) {
-                    out.push(ids.value(i));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 async fn segment_records(meta: &dyn MetaStore, table: u64) -> Vec<SegmentMeta> {

@@ -1,0 +1,28 @@
+//! Helpers the engine-level tests share.
+
+use arrow::array::Int64Array;
+use quiver_cluster::Engine;
+use quiver_exec::source::{adapt_batch, visible_mask, TableSource};
+
+/// The ids (first column, `bigint`) visible now in `public.<table>`, sorted.
+pub fn visible_ids(engine: &Engine, table: &str) -> Vec<i64> {
+    let table = engine.table("public", table).unwrap();
+    let snap = table.snapshot(None);
+    let storage = snap.schema.storage_schema();
+    let deletes = snap.deletes.read();
+    let mut out = Vec::new();
+    for seg in &snap.segments {
+        for b in seg.batches.iter() {
+            let b = adapt_batch(b, &storage).unwrap();
+            let mask = visible_mask(&b, 0, &deletes, snap.read_ts);
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                if mask.as_ref().is_none_or(|m| m.value(i)) {
+                    out.push(ids.value(i));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
