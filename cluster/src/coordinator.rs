@@ -194,6 +194,11 @@ impl Tso {
     /// meta store (see the type's documentation).
     pub fn next(&self) -> Result<Timestamp> {
         let mut state = self.shared.state.lock();
+        self.next_locked(&mut state)
+    }
+
+    /// [`Tso::next`] under the held state lock.
+    fn next_locked(&self, state: &mut TsoState) -> Result<Timestamp> {
         let (last_ms, last_logical) = decompose(state.last);
         let now = now_ms();
         let mut ts = if now > last_ms {
@@ -212,12 +217,12 @@ impl Tso {
             } else if last_ms == cap && last_logical < LOGICAL_MASK {
                 compose(cap, last_logical + 1)
             } else {
-                self.request_refill(&mut state);
+                self.request_refill(state);
                 return Err(EngineError::TimestampUnavailable);
             };
         }
         if decompose(ts).0 + self.shared.window_ms / 2 >= state.limit_ms {
-            self.request_refill(&mut state);
+            self.request_refill(state);
         }
         state.last = ts;
         Ok(ts)
@@ -230,18 +235,12 @@ impl Tso {
     /// one. Fails like [`Tso::next`] when the batch would pass the
     /// persisted limit.
     pub fn next_batch(&self, count: u32) -> Result<Timestamp> {
-        let first = self.next()?;
+        let mut state = self.shared.state.lock();
+        let first = self.next_locked(&mut state)?;
         let extra = u64::from(count.max(1) - 1);
         if extra == 0 {
             return Ok(first);
         }
-        let mut state = self.shared.state.lock();
-        // Another caller may have taken timestamps since: start after them.
-        let first = if state.last > first {
-            state.last + 1
-        } else {
-            first
-        };
         let last = first + extra;
         if decompose(last).0 >= state.limit_ms {
             self.request_refill(&mut state);
