@@ -159,7 +159,60 @@ def allowed_loops():
         return {line.strip() for line in f if line.strip() and not line.startswith("#")}
 
 
+def crate_loops(src):
+    """The import loops of one crate's `src` directory, as sorted module lists."""
+    modules = module_files(src)
+    graph = {}
+    for module, path in modules.items():
+        with open(path, encoding="utf-8") as f:
+            text = strip(f.read())
+        for target in edges_of(module, text, modules):
+            pair = lift(module, target)
+            # The crate root only declares modules and re-exports.
+            if pair is None or () in pair:
+                continue
+            a, b = pair
+            graph.setdefault(a, set()).add(b)
+    nodes = set(graph) | {t for ts in graph.values() for t in ts}
+    return [["::".join(m) for m in component] for component in cycles(nodes, graph)]
+
+
+def self_test():
+    """The check finds a loop it must find and none where there is none."""
+    import tempfile
+
+    def loops_of(files):
+        with tempfile.TemporaryDirectory() as src:
+            for name, text in files.items():
+                os.makedirs(os.path.dirname(os.path.join(src, name)), exist_ok=True)
+                with open(os.path.join(src, name), "w", encoding="utf-8") as f:
+                    f.write(text)
+            return crate_loops(src)
+
+    found = loops_of({
+        "lib.rs": "mod a;\nmod b;\n",
+        "a.rs": "use crate::b::B;\npub struct A;\n",
+        "b.rs": "pub struct B(crate::a::A);\n",
+    })
+    assert found == [["a", "b"]], found
+    # Parent file <-> child counts; a re-export and a test module do not.
+    found = loops_of({
+        "lib.rs": "mod p;\n",
+        "p/mod.rs": "mod c;\nmod tests;\npub use c::C;\npub struct P;\nfn f() { c::g(); }\n",
+        "p/c.rs": "pub struct C;\npub fn g() {}\n",
+        "p/tests.rs": "use super::P;\n",
+    })
+    assert found == [], found
+    found = loops_of({
+        "lib.rs": "mod p;\n",
+        "p/mod.rs": "mod c;\npub struct P;\nfn f() { c::g(); }\n",
+        "p/c.rs": "use super::P;\npub fn g() {}\n",
+    })
+    assert found == [["p", "p::c"]], found
+
+
 def main():
+    self_test()
     status = 0
     allowed = allowed_loops()
     seen = set()
@@ -167,23 +220,7 @@ def main():
         src = os.path.join(ROOT, crate, "src")
         if not os.path.isfile(os.path.join(ROOT, crate, "Cargo.toml")) or not os.path.isdir(src):
             continue
-        modules = module_files(src)
-        graph = {}
-        for module, path in modules.items():
-            with open(path, encoding="utf-8") as f:
-                text = strip(f.read())
-            for target in edges_of(module, text, modules):
-                pair = lift(module, target)
-                # The crate root only declares modules and re-exports.
-                if pair is None or () in pair:
-                    continue
-                a, b = pair
-                # A parent's file naming its own child, or a child naming its
-                # parent's file, are edges between the parent *file* and the
-                # child: keep the parent as the node `a::b` (its file).
-                graph.setdefault(a, set()).add(b)
-        for component in cycles(set(graph) | {t for ts in graph.values() for t in ts}, graph):
-            names = ["::".join(m) or "<crate root>" for m in component]
+        for names in crate_loops(src):
             entry = f"{crate}: {', '.join(names)}"
             seen.add(entry)
             if entry not in allowed:
