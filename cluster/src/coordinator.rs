@@ -40,8 +40,19 @@ pub struct TableMeta {
     pub database: String,
     pub name: String,
     pub schema: TableSchema,
-    /// Insert records with an LSN up to this one are in flushed segments.
+    /// Insert records with an LSN up to this one are in flushed segments,
+    /// in every shard (the smallest of [`TableMeta::shard_inserts_persisted_lsn`]).
     pub inserts_persisted_lsn: u64,
+    /// Per shard: its rows of insert records with an LSN up to this one
+    /// are in flushed segments. Empty in records written before tables had
+    /// shards (every shard is then at `inserts_persisted_lsn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shard_inserts_persisted_lsn: Vec<u64>,
+    /// Number of shards (Milvus `shards_num`): a row lives in the shard its
+    /// primary key hashes to ([`crate::shards::shard_of`]), each shard with
+    /// its own growing segment. Records written before shards have one.
+    #[serde(default = "one_shard")]
+    pub shards: u32,
     /// Delete records with an LSN up to this one are in delete logs.
     pub deletes_persisted_lsn: u64,
     /// Next segment id to hand out.
@@ -58,10 +69,58 @@ pub struct TableMeta {
     pub options: BTreeMap<String, String>,
 }
 
+fn one_shard() -> u32 {
+    1
+}
+
+impl TableMeta {
+    /// A new table's record: nothing persisted yet.
+    pub fn new(id: u64, database: &str, name: &str, schema: TableSchema, shards: u32) -> Self {
+        Self {
+            id,
+            database: database.to_string(),
+            name: name.to_string(),
+            schema,
+            inserts_persisted_lsn: 0,
+            shard_inserts_persisted_lsn: vec![0; shards.max(1) as usize],
+            shards: shards.max(1),
+            deletes_persisted_lsn: 0,
+            next_segment_id: 1,
+            indexes: Vec::new(),
+            next_index_id: 1,
+            options: BTreeMap::new(),
+        }
+    }
+
+    /// The shard's rows of insert records up to this LSN are persisted.
+    pub fn shard_persisted_lsn(&self, shard: u32) -> u64 {
+        self.shard_inserts_persisted_lsn
+            .get(shard as usize)
+            .copied()
+            .unwrap_or(self.inserts_persisted_lsn)
+    }
+
+    /// Records that `shard`'s rows up to `lsn` are in flushed segments.
+    pub fn mark_shard_persisted(&mut self, shard: u32, lsn: u64) {
+        let shards = self.shards.max(1) as usize;
+        if self.shard_inserts_persisted_lsn.len() != shards {
+            self.shard_inserts_persisted_lsn = vec![self.inserts_persisted_lsn; shards];
+        }
+        if let Some(at) = self.shard_inserts_persisted_lsn.get_mut(shard as usize) {
+            *at = (*at).max(lsn);
+        }
+        let lowest = self.shard_inserts_persisted_lsn.iter().copied().min();
+        self.inserts_persisted_lsn = self.inserts_persisted_lsn.max(lowest.unwrap_or(0));
+    }
+}
+
 /// A flushed (sealed) segment recorded in the meta store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SegmentMeta {
     pub id: u64,
+    /// The shard whose rows it holds (0 in records written before shards).
+    #[serde(default)]
+    pub shard: u32,
     pub path: String,
     pub rows: usize,
     pub first_lsn: u64,

@@ -81,6 +81,7 @@ impl DataNode {
         put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
         let record = SegmentMeta {
             id: segment.id,
+            shard: segment.shard,
             path,
             rows: segment.rows,
             first_lsn: segment.first_lsn,
@@ -95,8 +96,7 @@ impl DataNode {
             return Ok(false);
         }
         let mut table_record = table.meta.read().clone();
-        table_record.inserts_persisted_lsn =
-            table_record.inserts_persisted_lsn.max(segment.last_lsn);
+        table_record.mark_shard_persisted(segment.shard, segment.last_lsn);
         let batch = MetaBatch::new()
             .put(keys::segment(table_id, segment.id), encode(&record))
             .put(keys::table(table_id), encode(&table_record));
@@ -104,7 +104,7 @@ impl DataNode {
         let mut data = table.data.write();
         {
             let mut meta = table.meta.write();
-            meta.inserts_persisted_lsn = meta.inserts_persisted_lsn.max(segment.last_lsn);
+            meta.mark_shard_persisted(segment.shard, segment.last_lsn);
         }
         if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
             s.flushed = true;
@@ -352,12 +352,20 @@ impl DataRole for DataNode {
     ) -> Result<usize> {
         let candidates: Vec<SealedSegment> = {
             let data = table.data.read();
-            let sizes: Vec<(u64, usize, bool)> = data
-                .sealed
-                .iter()
-                .map(|s| (s.id, s.rows, s.flushed))
-                .collect();
-            let mut group = pick_merge(&sizes, min_segments, small_rows);
+            // A merge stays inside one shard: the first shard with a group.
+            let mut group = Vec::new();
+            for shard in 0..table.shards() {
+                let sizes: Vec<(u64, usize, bool)> = data
+                    .sealed
+                    .iter()
+                    .filter(|s| s.shard == shard)
+                    .map(|s| (s.id, s.rows, s.flushed))
+                    .collect();
+                group = pick_merge(&sizes, min_segments, small_rows);
+                if !group.is_empty() {
+                    break;
+                }
+            }
             // The swap below must stay one transaction (see MAX_MERGE_SEGMENTS).
             group.truncate(MAX_MERGE_SEGMENTS);
             data.sealed
@@ -407,8 +415,10 @@ impl DataRole for DataNode {
                 loaded.push(index);
             }
         }
+        let shard = candidates[0].shard;
         let record = SegmentMeta {
             id: new_id,
+            shard,
             path,
             rows: merged.num_rows(),
             first_lsn: candidates.iter().map(|s| s.first_lsn).min().unwrap_or(0),
@@ -444,6 +454,7 @@ impl DataRole for DataNode {
                 position,
                 SealedSegment {
                     id: new_id,
+                    shard,
                     batches: Arc::new(vec![merged]),
                     rows,
                     first_lsn: record.first_lsn,

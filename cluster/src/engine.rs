@@ -25,10 +25,11 @@ use arrow::array::RecordBatch;
 use object_store::ObjectStoreExt;
 use parking_lot::RwLock;
 use quiver_common::config::QuiverConfig;
+use quiver_common::limits::MAX_SHARDS;
 use quiver_common::schema::{ColumnDef, TableSchema};
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::pk::PkValue;
-use quiver_exec::source::TableSource;
+use quiver_exec::table_source::TableSource;
 use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
 use tokio::sync::Notify;
 
@@ -270,7 +271,8 @@ impl Engine {
         Ok(true)
     }
 
-    /// Creates a table; `Ok(false)` when it existed and `if_not_exists`.
+    /// Creates a table with one shard; `Ok(false)` when it existed and
+    /// `if_not_exists`.
     pub async fn create_table(
         &self,
         database: &str,
@@ -278,6 +280,26 @@ impl Engine {
         schema: TableSchema,
         if_not_exists: bool,
     ) -> Result<bool> {
+        self.create_sharded_table(database, name, schema, 1, if_not_exists)
+            .await
+    }
+
+    /// Creates a table with `shards` shards (1 to [`MAX_SHARDS`]); `Ok(false)`
+    /// when it existed and `if_not_exists`.
+    pub async fn create_sharded_table(
+        &self,
+        database: &str,
+        name: &str,
+        schema: TableSchema,
+        shards: u32,
+        if_not_exists: bool,
+    ) -> Result<bool> {
+        if shards == 0 || shards > MAX_SHARDS {
+            return Err(EngineError::TooManyShards {
+                shards,
+                max: MAX_SHARDS,
+            });
+        }
         let _ddl = self.ddl_lock.lock().await;
         let _change = self.catalog_change();
         validate_schema(&schema)?;
@@ -299,18 +321,7 @@ impl Engine {
             }
         }
         let id = next_table_id(self.meta.as_ref()).await?;
-        let meta = TableMeta {
-            id,
-            database: database.to_string(),
-            name: name.to_string(),
-            schema,
-            inserts_persisted_lsn: 0,
-            deletes_persisted_lsn: 0,
-            next_segment_id: 1,
-            indexes: Vec::new(),
-            next_index_id: 1,
-            options: BTreeMap::new(),
-        };
+        let meta = TableMeta::new(id, database, name, schema, shards);
         self.meta.put(&keys::table(id), encode(&meta)).await?;
         let runtime = self.runtime(meta).await?;
         let mut state = self.catalog.write();
@@ -579,7 +590,8 @@ impl Engine {
     pub fn table_stats(&self, database: &str, name: &str) -> Result<(usize, usize, usize)> {
         let table = self.table(database, name)?;
         let data = table.data.read();
-        Ok((data.live.len(), data.sealed.len(), data.growing.rows))
+        let growing = data.growing.iter().map(|g| g.rows).sum();
+        Ok((data.live.len(), data.sealed.len(), growing))
     }
 }
 
@@ -812,7 +824,8 @@ impl Engine {
         let mut out = Vec::new();
         let data = table.data.read();
         let meta = table.meta.read();
-        let rows_total = data.sealed.iter().map(|s| s.rows).sum::<usize>() + data.growing.rows;
+        let rows_total = data.sealed.iter().map(|s| s.rows).sum::<usize>()
+            + data.growing.iter().map(|g| g.rows).sum::<usize>();
         let segments_total = data.sealed.iter().filter(|s| s.rows > 0).count();
         for ix in &meta.indexes {
             let indexed: Vec<usize> = data

@@ -64,6 +64,10 @@ pub enum EngineError {
     ShuttingDown,
     #[error("no timestamp available: the meta store has not persisted the timestamp oracle's next window yet")]
     TimestampUnavailable,
+    /// A table's shard count outside 1 ..= `max` (PostgreSQL's wording for
+    /// a table option out of bounds).
+    #[error("value {shards} out of bounds for option \"shards\": valid values are between \"1\" and \"{max}\"")]
+    TooManyShards { shards: u32, max: u32 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -101,6 +105,7 @@ impl EngineError {
             EngineError::CorruptMeta(_) => StatusCode::Internal,
             EngineError::ShuttingDown => StatusCode::StorageUnavailable,
             EngineError::TimestampUnavailable => StatusCode::StorageUnavailable,
+            EngineError::TooManyShards { .. } => StatusCode::InvalidParameter,
             EngineError::Internal(_) => StatusCode::Internal,
         }
     }

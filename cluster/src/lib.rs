@@ -12,6 +12,7 @@
 //! * [`indexes`] — vector index definitions and per-segment index files
 //!   (built by the data role, loaded by the query role);
 //! * [`query_node`] — loading flushed segments and delete logs;
+//! * [`shards`] — which shard of a table a row belongs to;
 //! * [`roles`] — the role traits the engine calls (in-process today, gRPC in cluster mode);
 //! * [`table`] — one table's run-time state, the execution layer's `TableSource`;
 //! * [`engine`] — [`engine::Engine`], all roles in one process over the
@@ -28,6 +29,7 @@ pub mod error;
 pub mod indexes;
 pub mod query_node;
 pub mod roles;
+pub mod shards;
 pub mod streaming;
 pub mod table;
 

@@ -123,7 +123,7 @@ impl StreamingRole for StreamingNode {
             inserts: Some(stored.clone()),
         };
         let lsn = self.append(record)?;
-        let sealed = table.apply(lsn, ts, &deletes, Some(&stored), true, true)?;
+        let sealed = table.apply(lsn, ts, &deletes, Some(&stored), true, &|_| true)?;
         Ok(WriteOutcome {
             rows: batch,
             ts,
@@ -154,7 +154,7 @@ impl StreamingRole for StreamingNode {
             inserts: None,
         };
         let lsn = self.append(record)?;
-        table.apply(lsn, ts, &keys, None, true, true)?;
+        table.apply(lsn, ts, &keys, None, true, &|_| true)?;
         Ok(keys.len())
     }
 }

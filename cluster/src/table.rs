@@ -15,17 +15,20 @@ use quiver_exec::deletes::DeleteMap;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::source::{
     adapt_batch, visible_mask, IndexDescription, Segment, SegmentIndex, SegmentKind, TableSnapshot,
-    TableSource,
 };
+use quiver_exec::table_source::TableSource;
 
 use crate::coordinator::{IdAllocator, TableMeta, Tso};
 use crate::error::{EngineError, Result};
 use crate::indexes::{IndexMeta, LoadedIndex};
+use crate::shards::split_by_shard;
 
 /// A sealed segment held in memory.
 #[derive(Debug, Clone)]
 pub struct SealedSegment {
     pub id: u64,
+    /// The shard whose rows it holds.
+    pub shard: u32,
     pub batches: Arc<Vec<RecordBatch>>,
     pub rows: usize,
     pub first_lsn: u64,
@@ -38,10 +41,11 @@ pub struct SealedSegment {
     pub stats: Option<Arc<Statistics>>,
 }
 
-/// The growing segment.
+/// A shard's growing segment.
 #[derive(Debug, Default)]
 pub struct GrowingSegment {
     pub id: u64,
+    pub shard: u32,
     pub batches: Vec<RecordBatch>,
     /// Batches at the end that are small and will be merged.
     small_tail: usize,
@@ -54,7 +58,8 @@ pub struct GrowingSegment {
 /// Mutable data of a table.
 #[derive(Debug, Default)]
 pub struct TableData {
-    pub growing: GrowingSegment,
+    /// One growing segment per shard, by shard number.
+    pub growing: Vec<GrowingSegment>,
     pub sealed: Vec<SealedSegment>,
     /// Deletes not yet in a delete log: (lsn, key, ts).
     pub pending_deletes: Vec<(u64, PkValue, u64)>,
@@ -102,7 +107,13 @@ const MAX_SMALL_TAIL: usize = 32;
 impl TableRuntime {
     /// A table with no data yet.
     pub fn new(mut meta: TableMeta, tso: Arc<Tso>, autoid: IdAllocator, seal: SealPolicy) -> Self {
-        let growing_id = alloc_segment_id(&mut meta);
+        let growing: Vec<GrowingSegment> = (0..meta.shards.max(1))
+            .map(|shard| GrowingSegment {
+                id: alloc_segment_id(&mut meta),
+                shard,
+                ..Default::default()
+            })
+            .collect();
         let runtime = Self {
             meta: RwLock::new(meta),
             data: RwLock::new(TableData::default()),
@@ -113,7 +124,7 @@ impl TableRuntime {
             tso,
             seal,
         };
-        runtime.data.write().growing.id = growing_id;
+        runtime.data.write().growing = growing;
         runtime
     }
 
@@ -146,8 +157,16 @@ impl TableRuntime {
         self.meta.read().schema.clone()
     }
 
-    /// Applies a logged write: deletes of `deletes` keys, then `inserts`, at `ts`.
-    /// Returns true when the growing segment sealed.
+    /// The number of shards.
+    pub fn shards(&self) -> u32 {
+        self.meta.read().shards.max(1)
+    }
+
+    /// Applies a logged write: deletes of `deletes` keys, then `inserts`, at
+    /// `ts`, each inserted row to its shard's growing segment — for the
+    /// shards `apply_inserts` accepts (a replay skips the shards whose rows
+    /// of this record are already in flushed segments). Returns true when a
+    /// growing segment sealed.
     pub fn apply(
         &self,
         lsn: u64,
@@ -155,10 +174,16 @@ impl TableRuntime {
         deletes: &[PkValue],
         inserts: Option<&RecordBatch>,
         track_pending_deletes: bool,
-        apply_inserts: bool,
+        apply_inserts: &dyn Fn(u32) -> bool,
     ) -> Result<bool> {
-        let storage_schema = self.meta.read().schema.storage_schema();
-        let pk_index = self.meta.read().schema.primary_key;
+        let (storage_schema, pk_index, shards) = {
+            let meta = self.meta.read();
+            (
+                meta.schema.storage_schema(),
+                meta.schema.primary_key,
+                meta.shards.max(1),
+            )
+        };
         let mut data = self.data.write();
         if !deletes.is_empty() {
             let mut map = self.deletes.write();
@@ -170,54 +195,70 @@ impl TableRuntime {
                 }
             }
         }
-        let Some(batch) = inserts.filter(|_| apply_inserts) else {
+        let Some(batch) = inserts else {
             return Ok(false);
         };
         if batch.num_rows() == 0 {
             return Ok(false);
         }
-        for pk in pk_values(batch.column(pk_index)).into_iter().flatten() {
-            data.live.insert(pk);
-        }
-        let batch = adapt_batch(batch, &storage_schema)?;
-        let growing = &mut data.growing;
-        growing.rows += batch.num_rows();
-        growing.bytes += batch.get_array_memory_size();
-        growing.first_lsn.get_or_insert(lsn);
-        growing.last_lsn = lsn;
-        let small = batch.num_rows() < SMALL_BATCH_ROWS;
-        growing.batches.push(batch);
-        if small {
-            growing.small_tail += 1;
-            if growing.small_tail > MAX_SMALL_TAIL {
-                merge_tail(growing, &storage_schema)?;
+        let mut sealed = false;
+        for (shard, part) in split_by_shard(batch, pk_index, shards)? {
+            if !apply_inserts(shard) {
+                continue;
             }
-        } else {
-            growing.small_tail = 0;
+            for pk in pk_values(part.column(pk_index)).into_iter().flatten() {
+                data.live.insert(pk);
+            }
+            let part = adapt_batch(&part, &storage_schema)?;
+            let growing = &mut data.growing[shard as usize];
+            growing.rows += part.num_rows();
+            growing.bytes += part.get_array_memory_size();
+            growing.first_lsn.get_or_insert(lsn);
+            growing.last_lsn = lsn;
+            let small = part.num_rows() < SMALL_BATCH_ROWS;
+            growing.batches.push(part);
+            if small {
+                growing.small_tail += 1;
+                if growing.small_tail > MAX_SMALL_TAIL {
+                    merge_tail(growing, &storage_schema)?;
+                }
+            } else {
+                growing.small_tail = 0;
+            }
+            if growing.rows >= self.seal.rows || growing.bytes >= self.seal.bytes {
+                self.seal_growing(&mut data, shard);
+                sealed = true;
+            }
         }
-        if growing.rows >= self.seal.rows || growing.bytes >= self.seal.bytes {
-            self.seal_growing(&mut data);
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(sealed)
     }
 
-    /// Seals the growing segment (if it has rows).
+    /// Seals the growing segment of every shard that has rows; true if any.
     pub fn seal_now(&self) -> bool {
         let mut data = self.data.write();
-        if data.growing.rows == 0 {
-            return false;
+        let mut sealed = false;
+        for shard in 0..data.growing.len() {
+            if data.growing[shard].rows > 0 {
+                self.seal_growing(&mut data, shard as u32);
+                sealed = true;
+            }
         }
-        self.seal_growing(&mut data);
-        true
+        sealed
     }
 
-    fn seal_growing(&self, data: &mut TableData) {
+    fn seal_growing(&self, data: &mut TableData, shard: u32) {
         let next_id = alloc_segment_id(&mut self.meta.write());
-        let growing = std::mem::take(&mut data.growing);
-        data.growing.id = next_id;
+        let growing = std::mem::replace(
+            &mut data.growing[shard as usize],
+            GrowingSegment {
+                id: next_id,
+                shard,
+                ..Default::default()
+            },
+        );
         data.sealed.push(SealedSegment {
             id: growing.id,
+            shard,
             batches: Arc::new(growing.batches),
             rows: growing.rows,
             first_lsn: growing.first_lsn.unwrap_or(growing.last_lsn),
@@ -226,6 +267,11 @@ impl TableRuntime {
             indexes: Vec::new(),
             stats: None,
         });
+    }
+
+    /// Rows in the growing segments of every shard.
+    pub fn growing_rows(&self) -> usize {
+        self.data.read().growing.iter().map(|g| g.rows).sum()
     }
 
     /// Rebuilds the live key set from every stored row (after recovery).
@@ -255,7 +301,7 @@ impl TableRuntime {
     /// The first LSN this table still needs from the WAL, if any.
     pub fn first_unpersisted_lsn(&self) -> Option<u64> {
         let data = self.data.read();
-        let mut min = data.growing.first_lsn;
+        let mut min = data.growing.iter().filter_map(|g| g.first_lsn).min();
         for s in data.sealed.iter().filter(|s| !s.flushed) {
             min = Some(min.map_or(s.first_lsn, |m: u64| m.min(s.first_lsn)));
         }
@@ -315,6 +361,7 @@ impl TableSource for TableRuntime {
             .iter()
             .map(|s| Segment {
                 id: s.id,
+                shard: s.shard,
                 kind: SegmentKind::Sealed,
                 batches: s.batches.clone(),
                 rows: s.rows,
@@ -334,12 +381,13 @@ impl TableSource for TableRuntime {
                 stats: s.stats.clone(),
             })
             .collect();
-        if data.growing.rows > 0 {
+        for growing in data.growing.iter().filter(|g| g.rows > 0) {
             segments.push(Segment {
-                id: data.growing.id,
+                id: growing.id,
+                shard: growing.shard,
                 kind: SegmentKind::Growing,
-                batches: Arc::new(data.growing.batches.clone()),
-                rows: data.growing.rows,
+                batches: Arc::new(growing.batches.clone()),
+                rows: growing.rows,
                 indexes: Vec::new(),
                 stats: None,
             });

@@ -64,6 +64,7 @@ async fn ddl_and_catalog_reads_through_the_api() {
     let create = over_the_wire(CreateTable {
         table: docs.clone(),
         schema: schema(),
+        shards: 1,
         if_not_exists: false,
     });
     assert!(coordinator.create_table(create.clone()).await.unwrap());
@@ -119,6 +120,7 @@ async fn ddl_and_catalog_reads_through_the_api() {
         .collect();
     assert_eq!(names, ["id", "v", "title"]);
     assert_eq!(info.options["milvus.aliases"], "[\"d\"]");
+    assert_eq!(info.shards, 1);
     assert_eq!(info.indexes.len(), 1);
     assert_eq!(info.indexes[0].name, "docs_v_idx");
     let statuses = over_the_wire(coordinator.index_statuses().await.unwrap());

@@ -8,7 +8,8 @@ use quiver_cluster::{Engine, EngineError, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::pk::PkValue;
-use quiver_exec::source::{adapt_batch, visible_mask, TableSource};
+use quiver_exec::source::{adapt_batch, visible_mask};
+use quiver_exec::table_source::TableSource;
 
 fn config(dir: &std::path::Path) -> QuiverConfig {
     let mut c = QuiverConfig {

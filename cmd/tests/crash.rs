@@ -1,5 +1,5 @@
-//! Crash recovery: a client inserts, upserts and deletes in a loop while the
-//! server is SIGKILLed at random moments (segments seal every 50 rows and
+//! Crash recovery: a client inserts (INSERT and COPY), upserts and deletes
+//! rows of a table with 4 shards in a loop while the server is SIGKILLed at random moments (segments seal every 50 rows and
 //! flush/compaction run every 100 ms, so kills land during them too). After
 //! every restart, every acknowledged row must be present exactly once with
 //! its acknowledged value, every acknowledged delete must stay deleted, and
@@ -10,9 +10,11 @@ mod support;
 use support::{connect, free_port, private_tempdir, sigkill, KillOnDrop};
 
 use std::collections::BTreeMap;
+use std::io::Cursor;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use futures::SinkExt;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::Client;
 
@@ -64,6 +66,30 @@ async fn read_all(client: &Client) -> BTreeMap<i64, String> {
     out
 }
 
+/// COPY text of `rows`.
+fn copy_text(rows: &[(i64, String)]) -> String {
+    rows.iter()
+        .map(|(id, p)| format!("{id}\t{p}\t[{id},1,2,3]\n"))
+        .collect()
+}
+
+/// Runs one write: SQL, or COPY FROM STDIN of the given text.
+async fn run_write(client: &Client, sql: &str) -> Result<(), tokio_postgres::Error> {
+    match sql.strip_prefix("COPY:") {
+        Some(text) => {
+            let mut sink = Box::pin(
+                client
+                    .copy_in("COPY crash (id, payload, v) FROM STDIN")
+                    .await?,
+            );
+            // A failed send surfaces again as finish's error.
+            let _ = sink.send(Cursor::new(text.as_bytes().to_vec())).await;
+            sink.as_mut().finish().await.map(|_| ())
+        }
+        None => client.batch_execute(sql).await,
+    }
+}
+
 fn values_sql(rows: &[(i64, String)]) -> String {
     rows.iter()
         .map(|(id, p)| format!("({id}, '{p}', '[{id},1,2,3]')"))
@@ -88,7 +114,8 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
     let client = connect(port).await;
     client
         .batch_execute(
-            "CREATE TABLE crash (id BIGINT PRIMARY KEY, payload TEXT NOT NULL, v vector(4)); \
+            "CREATE TABLE crash (id BIGINT PRIMARY KEY, payload TEXT NOT NULL, v vector(4)) \
+             WITH (shards = 4); \
              CREATE INDEX CONCURRENTLY crash_v ON crash USING hnsw (v vector_l2_ops) \
              WITH (m = 8, ef_construction = 32)",
         )
@@ -120,13 +147,15 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
                     .map(|i| (next_id + i, format!("r{version}")))
                     .collect();
                 next_id += n;
-                (
+                let sql = if op < 2 {
+                    format!("COPY:{}", copy_text(&rows))
+                } else {
                     format!(
                         "INSERT INTO crash (id, payload, v) VALUES {}",
                         values_sql(&rows)
-                    ),
-                    Pending::Insert(rows),
-                )
+                    )
+                };
+                (sql, Pending::Insert(rows))
             } else if op < 8 {
                 let keys: Vec<i64> = model.keys().copied().collect();
                 let mut rows: Vec<(i64, String)> = (0..rng.gen_range(1..5))
@@ -159,7 +188,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
                 )
             };
             pending = Some(op_pending.clone());
-            match client.batch_execute(&sql).await {
+            match run_write(&client, &sql).await {
                 Ok(()) => {
                     match op_pending {
                         Pending::Insert(rows) | Pending::Upsert(rows) => model.extend(rows),

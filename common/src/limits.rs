@@ -69,3 +69,6 @@ pub const MAX_LIST_ITEMS: usize = 100_000;
 /// limits above are chosen so that the largest accepted statement plans and
 /// runs within it, with margin, even in a debug build.
 pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most shards a table may have (Milvus' `proxy.maxShardNum` default).
+pub const MAX_SHARDS: u32 = 16;

@@ -11,8 +11,8 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableProvider;
 use parking_lot::RwLock;
 
-use crate::source::TableSource;
 use crate::table::QuiverTable;
+use crate::table_source::TableSource;
 
 /// The live catalog: schemas (Milvus databases) and their tables.
 pub trait CatalogSource: Send + Sync + std::fmt::Debug {

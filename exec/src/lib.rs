@@ -1,7 +1,7 @@
 //! `quiver-exec` owns query execution over Quiver's segments:
 //!
-//! * [`source`] — the [`source::TableSource`] contract the storage roles
-//!   implement: a consistent snapshot of a table's growing and sealed segments
+//! * [`table_source`] — the [`table_source::TableSource`] contract the storage
+//!   roles implement; [`source`] — a consistent snapshot of a table's growing and sealed segments
 //!   plus its deletes at a read timestamp, and row visibility (MVCC) rules.
 //! * [`table`] — [`table::QuiverTable`], the DataFusion `TableProvider`, and its
 //!   [`table::SegmentScanExec`] scan operator.
@@ -9,7 +9,9 @@
 //!   top-k nearest-neighbour operator, and [`search`], what it does per
 //!   segment: filter bitmap, index search or exact scan chosen by the
 //!   allowed fraction, exact re-ranking, merge with ties broken by primary
-//!   key. Segments are searched in parallel on the bounded [`pool`];
+//!   key. A search is scattered to the table's [`fragments`] (per shard,
+//!   its sealed and its growing segments) and their partial top-k lists
+//!   merged. Segments are searched in parallel on the bounded [`pool`];
 //!   [`stats`] skips segments by min/max statistics.
 //! * [`memory`] — the per-statement and server-wide memory budgets (a
 //!   DataFusion `MemoryPool`), which the search and scan operators reserve
@@ -21,6 +23,7 @@
 
 pub mod catalog;
 pub mod deletes;
+pub mod fragments;
 pub mod memory;
 pub mod pk;
 pub mod pool;
@@ -28,4 +31,5 @@ pub mod search;
 pub mod source;
 pub mod stats;
 pub mod table;
+pub mod table_source;
 pub mod vector_search;

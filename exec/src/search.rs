@@ -620,6 +620,7 @@ mod tests {
         };
         Segment {
             id: 0,
+            shard: 0,
             kind: if indexed {
                 SegmentKind::Sealed
             } else {

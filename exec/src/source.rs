@@ -1,6 +1,6 @@
-//! The contract between execution and the storage roles: a [`TableSource`]
-//! hands out [`TableSnapshot`]s, and this module decides which stored rows a
-//! snapshot shows (MVCC).
+//! What execution reads: [`TableSnapshot`]s of a table's segments (handed
+//! out by a [`TableSource`](crate::table_source::TableSource)), and which
+//! stored rows a snapshot shows (MVCC).
 
 use std::sync::Arc;
 
@@ -56,6 +56,8 @@ impl std::fmt::Debug for SegmentIndex {
 #[derive(Debug, Clone)]
 pub struct Segment {
     pub id: u64,
+    /// The table shard whose rows it holds.
+    pub shard: u32,
     pub kind: SegmentKind,
     pub batches: Arc<Vec<RecordBatch>>,
     pub rows: usize,
@@ -100,18 +102,6 @@ impl TableSnapshot {
     /// Total stored rows (before visibility).
     pub fn stored_rows(&self) -> usize {
         self.segments.iter().map(|s| s.rows).sum()
-    }
-}
-
-/// Something that can hand out snapshots of one table.
-pub trait TableSource: Send + Sync + std::fmt::Debug {
-    /// The current definition of the table.
-    fn table_schema(&self) -> TableSchema;
-    /// A snapshot at `read_ts`, or at a fresh timestamp when `None`.
-    fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot;
-    /// The vector indexes defined on the table.
-    fn vector_indexes(&self) -> Vec<IndexDescription> {
-        Vec::new()
     }
 }
 

@@ -126,6 +126,7 @@ mod tests {
         let stats = segment_statistics(std::slice::from_ref(&batch), schema);
         Segment {
             id,
+            shard: 0,
             kind: SegmentKind::Sealed,
             rows: batch.num_rows(),
             batches: Arc::new(vec![batch]),

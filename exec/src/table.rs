@@ -23,7 +23,8 @@ use datafusion::physical_plan::{
 use futures::stream;
 
 use crate::memory::reserve;
-use crate::source::{adapt_batch, visible_mask, TableSnapshot, TableSource};
+use crate::source::{adapt_batch, visible_mask, TableSnapshot};
+use crate::table_source::TableSource;
 
 /// Session-scoped read timestamp; when set in the session config, every scan
 /// of the statement reads at it (one consistent snapshot per statement).

@@ -1,7 +1,9 @@
 //! [`VectorSearchExec`]: k-nearest-neighbour search over every segment of a
-//! snapshot (through the segments' indexes or exactly, see [`crate::search`]),
-//! with an optional row filter, MVCC visibility and deletes applied before
-//! ranking. Results are ordered by distance, then primary key.
+//! table at one read timestamp, scattered to the table's fragments (see
+//! [`crate::fragments`]; each searches its segments through their indexes
+//! or exactly, see [`crate::search`]) and merged, with an optional row
+//! filter, MVCC visibility and deletes applied before ranking. Results are
+//! ordered by distance, then primary key.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,12 +26,12 @@ use futures::stream;
 
 use quiver_index::IndexKind;
 
+use crate::fragments::{fragment_projection, merge_replies, FragmentSearch};
 use crate::memory::reserve;
-use crate::pool::run_search;
 pub use crate::search::{
     plan_search, search_memory, search_snapshot, SearchPlan, SearchStats, VectorQuery,
 };
-use crate::source::TableSource;
+use crate::table_source::TableSource;
 
 /// Exact top-k vector search over a table snapshot.
 #[derive(Debug)]
@@ -257,10 +259,20 @@ impl ExecutionPlan for VectorSearchExec {
                 "VectorSearchExec has one partition, asked for {partition}"
             )));
         }
-        let snapshot = self.source.snapshot(self.read_ts);
-        let query = self.query.clone();
-        let filter = self.filter.clone();
-        let projection = self.projection.clone();
+        let (read_ts, fragments) = self.source.search_fragments(self.read_ts);
+        let request = FragmentSearch {
+            read_ts,
+            query: self.query.clone(),
+            filter: self.filter.clone(),
+            projection: self.projection.clone(),
+        };
+        let k = self.query.k;
+        let projected = self.projection.len();
+        let pk = self.source.table_schema().primary_key;
+        let pk_at = fragment_projection(&self.projection, pk)
+            .iter()
+            .position(|&c| c == pk)
+            .unwrap_or(0);
         let schema = self.schema.clone();
         let distance_column = self.distance_column;
         let counter =
@@ -270,36 +282,35 @@ impl ExecutionPlan for VectorSearchExec {
         let pruned = counter("segments_pruned");
         let index_searches = counter("index_searches");
         let exact_scans = counter("exact_scans");
+        counter("fragments").add(fragments.len());
         let elapsed = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let plan = plan_search(&snapshot, &query, filter.as_ref());
-        // What the search holds (masks, candidates, the result rows) is
-        // reserved in one piece before it runs, and checked against the
-        // result's real size once it is built; released when the batch is
-        // handed on.
-        let reservation = reserve(context.memory_pool(), "VectorSearchExec");
-        let estimate = search_memory(&snapshot, &plan, &query, &projection, distance_column);
-        let fut = run_search(plan.placement, move || {
+        let memory = context.memory_pool().clone();
+        // Scatter: every fragment searches at once; then the merge.
+        let searches: Vec<_> = fragments
+            .iter()
+            .map(|fragment| fragment.search(request.clone(), memory.clone()))
+            .collect();
+        let fut = async move {
             let _timer = elapsed.timer();
-            reservation.try_grow(estimate)?;
-            let (batch, stats) = search_snapshot(
-                &snapshot,
-                &plan,
-                &query,
-                filter.as_ref(),
-                &projection,
-                &schema,
-                distance_column,
-            )?;
-            scanned.add(stats.rows_scanned);
-            segments.add(stats.segments_searched);
-            pruned.add(stats.segments_pruned);
-            index_searches.add(stats.index_searches);
-            exact_scans.add(stats.exact_scans);
-            output_rows.add(batch.num_rows());
+            let replies = futures::future::try_join_all(searches).await?;
+            let mut batches = Vec::with_capacity(replies.len());
+            for reply in replies {
+                scanned.add(reply.stats.rows_scanned);
+                segments.add(reply.stats.segments_searched);
+                pruned.add(reply.stats.segments_pruned);
+                index_searches.add(reply.stats.index_searches);
+                exact_scans.add(reply.stats.exact_scans);
+                batches.push(reply.batch);
+            }
+            let reservation = reserve(&memory, "VectorSearchExec merge");
+            reservation.try_grow(batches.iter().map(|b| b.get_array_memory_size()).sum())?;
+            let batch = merge_replies(&batches, k, pk_at, projected, &schema, distance_column)?;
+            drop(batches);
             reservation.try_resize(batch.get_array_memory_size())?;
+            output_rows.add(batch.num_rows());
             Ok(batch)
-        });
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
             stream::once(fut),

@@ -83,6 +83,7 @@ fn segment(schema: &TableSchema, id: u64, rows: usize, indexed: bool) -> Segment
     };
     Segment {
         id,
+        shard: 0,
         kind: if indexed {
             SegmentKind::Sealed
         } else {

@@ -31,8 +31,8 @@ use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use quiver_common::limits::MAX_TOP_K;
-use quiver_exec::source::TableSource;
 use quiver_exec::table::{session_read_ts, session_search_settings, QuiverTable};
+use quiver_exec::table_source::TableSource;
 use quiver_exec::vector_search::{VectorQuery, VectorSearchExec};
 use quiver_index::{Metric, SearchParams};
 

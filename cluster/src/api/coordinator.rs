@@ -56,6 +56,8 @@ pub struct DropDatabase {
 pub struct CreateTable {
     pub table: TableRef,
     pub schema: TableSchema,
+    /// Number of shards, 1 to [`quiver_common::limits::MAX_SHARDS`].
+    pub shards: u32,
     /// An existing table is no error (the reply is `false`).
     pub if_not_exists: bool,
 }
@@ -145,6 +147,7 @@ pub struct TableInfo {
     pub id: u64,
     pub table: TableRef,
     pub schema: TableSchema,
+    pub shards: u32,
     pub options: BTreeMap<String, String>,
     pub indexes: Vec<IndexMeta>,
 }
@@ -178,8 +181,18 @@ pub struct ShardLayout {
     /// The streaming node owning the channel (`standalone` in one process).
     pub streaming_node: String,
     pub growing_segment: u64,
+    /// Rows in the growing segment.
+    pub growing_rows: u64,
     /// Sealed segments with the query node serving each.
-    pub sealed_segments: Vec<(u64, String)>,
+    pub sealed_segments: Vec<SegmentPlacement>,
+}
+
+/// A sealed segment and the query node serving it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentPlacement {
+    pub segment: u64,
+    pub rows: u64,
+    pub query_node: String,
 }
 
 /// Where a table's data lives.

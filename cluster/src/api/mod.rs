@@ -15,6 +15,7 @@ pub mod coordinator;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexDefinition, IndexStatus, RenameTable, SetTableOptions,
-    ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, IndexDefinition, IndexStatus, RenameTable,
+    SegmentPlacement, SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef,
+    TimestampBatch,
 };

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use super::Engine;
 use crate::api::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, ShardLayout,
-    TableInfo, TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SegmentPlacement,
+    SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
 };
 use crate::error::Result;
+use crate::shards::channel_name;
 
 /// The name standalone gives its one streaming and query node.
 pub const STANDALONE_NODE: &str = "standalone";
@@ -30,9 +31,18 @@ impl Coordinator for Engine {
         let CreateTable {
             table,
             schema,
+            shards,
             if_not_exists,
         } = request;
-        Engine::create_table(self, &table.database, &table.name, schema, if_not_exists).await
+        Engine::create_sharded_table(
+            self,
+            &table.database,
+            &table.name,
+            schema,
+            shards,
+            if_not_exists,
+        )
+        .await
     }
 
     async fn drop_table(&self, request: DropTable) -> Result<bool> {
@@ -113,6 +123,7 @@ impl Coordinator for Engine {
                     id: meta.id,
                     table: TableRef::new(meta.database.clone(), meta.name.clone()),
                     schema: meta.schema.clone(),
+                    shards: meta.shards.max(1),
                     options: meta.options.clone(),
                     indexes: meta.indexes.clone(),
                 }
@@ -139,22 +150,29 @@ impl Coordinator for Engine {
         let runtime = self.table(&table.database, &table.name)?;
         let table_id = runtime.id();
         let data = runtime.data.read();
-        // One shard per table until tables are sharded; every table's
-        // writes share the one WAL of the standalone streaming node.
-        let shard = ShardLayout {
-            shard: 0,
-            channel: format!("wal/table-{table_id}/shard-0"),
-            streaming_node: STANDALONE_NODE.to_string(),
-            growing_segment: data.growing.id,
-            sealed_segments: data
-                .sealed
-                .iter()
-                .map(|segment| (segment.id, STANDALONE_NODE.to_string()))
-                .collect(),
-        };
-        Ok(TableLayout {
-            table_id,
-            shards: vec![shard],
-        })
+        // Every shard's channel is carried by the one WAL of the standalone
+        // streaming node; its sealed segments are served by the one query node.
+        let shards = data
+            .growing
+            .iter()
+            .map(|growing| ShardLayout {
+                shard: growing.shard,
+                channel: channel_name(table_id, growing.shard),
+                streaming_node: STANDALONE_NODE.to_string(),
+                growing_segment: growing.id,
+                growing_rows: growing.rows as u64,
+                sealed_segments: data
+                    .sealed
+                    .iter()
+                    .filter(|segment| segment.shard == growing.shard)
+                    .map(|segment| SegmentPlacement {
+                        segment: segment.id,
+                        rows: segment.rows as u64,
+                        query_node: STANDALONE_NODE.to_string(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(TableLayout { table_id, shards })
     }
 }

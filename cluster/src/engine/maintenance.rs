@@ -124,14 +124,15 @@ impl Engine {
     /// step merges at most `MAX_MERGE_SEGMENTS` (its swap is one
     /// meta-store transaction), so more take several committed steps.
     async fn compact_fully(&self, table: &crate::table::TableRuntime) -> Result<usize> {
+        // Flushed segments per shard (a merge stays inside its shard).
         let flushed = || {
-            table
-                .data
-                .read()
-                .sealed
-                .iter()
-                .filter(|s| s.flushed)
-                .count()
+            let mut per_shard = vec![0usize; table.shards() as usize];
+            for segment in table.data.read().sealed.iter().filter(|s| s.flushed) {
+                if let Some(n) = per_shard.get_mut(segment.shard as usize) {
+                    *n += 1;
+                }
+            }
+            per_shard
         };
         let before = flushed();
         let mut steps = 0;
@@ -147,12 +148,17 @@ impl Engine {
             steps += 1;
         }
         // Every step's output is merged again by the next, so the segments
-        // that went into the last one are all those there were.
-        Ok(if steps == 0 {
-            0
-        } else {
-            before.saturating_sub(flushed()) + 1
-        })
+        // that went into a shard's last one are all those it had.
+        if steps == 0 {
+            return Ok(0);
+        }
+        let after = flushed();
+        Ok(before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b > a)
+            .map(|(b, a)| b - a + 1)
+            .sum())
     }
 
     /// Deletes the WAL files no table needs any more, after persisting the

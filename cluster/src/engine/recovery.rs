@@ -65,6 +65,7 @@ impl Engine {
                 let segment_stats = segment_statistics(&batches, &storage);
                 sealed.push(SealedSegment {
                     id: seg.id,
+                    shard: seg.shard,
                     rows: batches.iter().map(|b| b.num_rows()).sum(),
                     batches: Arc::new(batches),
                     first_lsn: seg.first_lsn,
@@ -109,9 +110,12 @@ impl Engine {
             let Some(table) = state.tables.get(&record.table_id) else {
                 continue;
             };
-            let (ipl, dpl) = {
+            let (persisted, dpl) = {
                 let meta = table.meta.read();
-                (meta.inserts_persisted_lsn, meta.deletes_persisted_lsn)
+                let persisted: Vec<u64> = (0..meta.shards.max(1))
+                    .map(|shard| meta.shard_persisted_lsn(shard))
+                    .collect();
+                (persisted, meta.deletes_persisted_lsn)
             };
             let deletes = match (&record.deletes, lsn > dpl) {
                 (Some(batch), true) => keys_of(batch),
@@ -123,7 +127,7 @@ impl Engine {
                 &deletes,
                 record.inserts.as_ref(),
                 true,
-                lsn > ipl,
+                &|shard| lsn > persisted.get(shard as usize).copied().unwrap_or(0),
             )?;
             max_ts = max_ts.max(record.ts);
             stats.wal_records_replayed += 1;

@@ -2,7 +2,8 @@
 
 use arrow::array::Int64Array;
 use quiver_cluster::Engine;
-use quiver_exec::source::{adapt_batch, visible_mask, TableSource};
+use quiver_exec::source::{adapt_batch, visible_mask};
+use quiver_exec::table_source::TableSource;
 
 /// The ids (first column, `bigint`) visible now in `public.<table>`, sorted.
 pub fn visible_ids(engine: &Engine, table: &str) -> Vec<i64> {

@@ -4,7 +4,8 @@
 
 use datafusion::sql::sqlparser::ast::{
     AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateExtension,
-    CreateTable, Expr, ObjectType, RenameTableNameKind, SchemaName, Statement, TableConstraint,
+    CreateTable, CreateTableOptions, Expr, ObjectType, RenameTableNameKind, SchemaName, SqlOption,
+    Statement, TableConstraint, Value,
 };
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 
@@ -188,15 +189,54 @@ pub async fn create_table(
         columns,
         primary_key,
     };
+    let shards = table_shards(&create.table_options)?;
     instance
         .coordinator()
         .create_table(api::CreateTable {
             table: TableRef::new(database, name),
             schema,
+            shards,
             if_not_exists: create.if_not_exists,
         })
         .await?;
     Ok(Output::Command(CommandTag::new("CREATE TABLE")))
+}
+
+/// The shard count of `CREATE TABLE ... WITH (shards = N)` (1 without
+/// it). `shards` is the one storage parameter a Quiver table has; any other
+/// is refused with PostgreSQL's wording for an unknown parameter.
+fn table_shards(options: &CreateTableOptions) -> Result<u32> {
+    let options = match options {
+        CreateTableOptions::None => return Ok(1),
+        CreateTableOptions::With(options) => options,
+        other => return Err(SqlError::unsupported(format!("table options {other}"))),
+    };
+    let mut shards = 1;
+    for option in options {
+        let SqlOption::KeyValue { key, value } = option else {
+            return Err(SqlError::unsupported(format!("table option {option}")));
+        };
+        let name = normalize_ident(key);
+        if name != "shards" {
+            return Err(SqlError::InvalidParameter(format!(
+                "unrecognized parameter \"{name}\""
+            )));
+        }
+        let text = match value {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => n.clone(),
+                Value::SingleQuotedString(s) => s.clone(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        shards = text.trim().parse::<u32>().map_err(|_| {
+            SqlError::InvalidParameter(format!(
+                "invalid value for integer option \"shards\": {value}"
+            ))
+        })?;
+    }
+    Ok(shards)
 }
 
 /// `CREATE SCHEMA`.

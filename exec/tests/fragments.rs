@@ -1,0 +1,174 @@
+//! A search scattered to a table's fragments and merged answers exactly as
+//! one search over every segment: the same rows, distances and order (ties
+//! by primary key, rows without a vector last), for any projection.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, UInt64Array};
+use arrow::buffer::NullBuffer;
+use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use quiver_exec::fragments::{
+    fragment_projection, merge_replies, FragmentSearch, SearchFragment, SnapshotFragment,
+};
+use quiver_exec::source::{Segment, SegmentKind, TableSnapshot};
+use quiver_exec::vector_search::{plan_search, search_snapshot, VectorQuery};
+use quiver_index::{Metric, SearchParams};
+
+fn schema() -> TableSchema {
+    let column = |name: &str, column_type| ColumnDef {
+        name: name.into(),
+        column_type,
+        nullable: true,
+        default_sql: None,
+        auto_increment: false,
+    };
+    TableSchema {
+        columns: vec![
+            column("tag", ColumnType::Int64),
+            column("id", ColumnType::Int64),
+            column("v", ColumnType::Vector { dim: 2 }),
+        ],
+        primary_key: 1,
+    }
+}
+
+/// A segment of shard `shard` holding ids `ids`; vectors repeat (ties) and
+/// every seventh row has none.
+fn segment(schema: &TableSchema, id: u64, shard: u32, kind: SegmentKind, ids: &[i64]) -> Segment {
+    let values: Vec<f32> = ids
+        .iter()
+        .flat_map(|i| [(i % 5) as f32, (i % 3) as f32])
+        .collect();
+    let valid: Vec<bool> = ids.iter().map(|i| i % 7 != 0).collect();
+    let list = FixedSizeListArray::try_new(
+        Arc::new(arrow::datatypes::Field::new_list_field(
+            arrow::datatypes::DataType::Float32,
+            true,
+        )),
+        2,
+        Arc::new(Float32Array::from(values)),
+        Some(NullBuffer::from(valid)),
+    )
+    .unwrap();
+    let batch = RecordBatch::try_new(
+        schema.storage_schema(),
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids.iter().map(|i| i * 10))),
+            Arc::new(Int64Array::from(ids.to_vec())),
+            Arc::new(list),
+            Arc::new(UInt64Array::from(vec![1u64; ids.len()])),
+        ],
+    )
+    .unwrap();
+    Segment {
+        id,
+        shard,
+        kind,
+        batches: Arc::new(vec![batch]),
+        rows: ids.len(),
+        indexes: Vec::new(),
+        stats: None,
+    }
+}
+
+fn snapshot() -> TableSnapshot {
+    let schema = schema();
+    let mut segments = Vec::new();
+    let mut next = 0i64;
+    for shard in 0..3u32 {
+        for (n, kind) in [
+            (0, SegmentKind::Sealed),
+            (1, SegmentKind::Sealed),
+            (2, SegmentKind::Growing),
+        ] {
+            // Interleaved ids: every shard holds small and large keys.
+            let ids: Vec<i64> = (0..17).map(|i| i * 9 + next).collect();
+            next += 1;
+            segments.push(segment(&schema, (shard * 3 + n) as u64, shard, kind, &ids));
+        }
+    }
+    TableSnapshot {
+        table_id: 1,
+        schema,
+        segments,
+        deletes: Default::default(),
+        read_ts: 10,
+    }
+}
+
+fn query(k: usize) -> VectorQuery {
+    VectorQuery {
+        column: 2,
+        vector: vec![1.0, 1.0],
+        metric: Metric::L2,
+        k,
+        params: SearchParams::default(),
+        rerank: 1,
+    }
+}
+
+#[tokio::test]
+async fn scatter_and_merge_equals_one_search_over_every_segment() {
+    let snapshot = snapshot();
+    let fragments = SnapshotFragment::split(&snapshot);
+    let labels: Vec<String> = fragments.iter().map(|f| f.label()).collect();
+    assert_eq!(
+        labels,
+        [
+            "shard 0 sealed",
+            "shard 0 growing",
+            "shard 1 sealed",
+            "shard 1 growing",
+            "shard 2 sealed",
+            "shard 2 growing"
+        ]
+    );
+    let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
+    let user = Arc::new(snapshot.schema.arrow_schema());
+    // Projections with and without the primary key, k below, at and past
+    // the rows there are (153, 21 without a vector).
+    for projection in [vec![0usize], vec![2, 1], vec![1, 0, 2]] {
+        for k in [1usize, 5, 40, 153, 500] {
+            let q = query(k);
+            let mut fields: Vec<_> = user.project(&projection).unwrap().fields().to_vec();
+            fields.push(Arc::new(arrow::datatypes::Field::new(
+                "d",
+                arrow::datatypes::DataType::Float64,
+                true,
+            )));
+            let out = Arc::new(arrow::datatypes::Schema::new(fields));
+            let plan = plan_search(&snapshot, &q, None);
+            let (whole, _) =
+                search_snapshot(&snapshot, &plan, &q, None, &projection, &out, true).unwrap();
+            let mut replies = Vec::new();
+            for fragment in &fragments {
+                let request = FragmentSearch {
+                    read_ts: snapshot.read_ts,
+                    query: q.clone(),
+                    filter: None,
+                    projection: projection.clone(),
+                };
+                replies.push(
+                    fragment
+                        .search(request, memory.clone())
+                        .await
+                        .unwrap()
+                        .batch,
+                );
+            }
+            let pk_at = fragment_projection(&projection, 1)
+                .iter()
+                .position(|&c| c == 1)
+                .unwrap();
+            let merged = merge_replies(&replies, k, pk_at, projection.len(), &out, true).unwrap();
+            assert_eq!(merged.num_rows(), k.min(153), "k {k}");
+            assert_eq!(merged, whole, "projection {projection:?}, k {k}");
+            // Rows without a vector come last, with no distance.
+            let distance = merged.column(projection.len());
+            if k > 132 {
+                assert!(distance.is_null(merged.num_rows() - 1));
+            }
+        }
+    }
+}
