@@ -1,35 +1,47 @@
-//! Vector searches as distributed plans: [`VectorSearchExec`] scatters its
-//! query to the *fragments* of a table — for each shard, the growing
-//! segment its streaming node holds and the sealed segments its query node
-//! serves — and merges their answers. Each fragment answers its partial
+//! Searches and scans as distributed plans: [`VectorSearchExec`] and
+//! [`SegmentScanExec`] scatter their work to the *fragments* of a table —
+//! for each shard, the growing segment its streaming node holds and the
+//! sealed segments its query node serves — and merge their answers.
+//!
+//! A scan fragment reads its segments at the read timestamp (MVCC and
+//! deletes), skips segments whose statistics rule the pushed-down filter
+//! out, applies the filter and the projection, and streams the rows; the
+//! scan's partitions take the fragments' parts. A search fragment answers its partial
 //! top-k as one Arrow batch (the requested columns, the primary key and the
 //! distance, ordered by distance then primary key), computed by the
 //! per-segment kernel of [`crate::search`]; the merge keeps the `k` best
 //! of all partial lists, ties broken by primary key, exactly as one search
 //! over every segment would.
 //!
-//! A [`SearchFragment`] is the seam a transport goes behind: its request
-//! ([`FragmentSearch`]) and reply ([`FragmentReply`]) are plain data apart
-//! from the filter expression. In one process the fragments are
-//! [`SnapshotFragment`]s over parts of one snapshot.
+//! A [`TableFragment`] is the seam a transport goes behind: its requests
+//! ([`FragmentSearch`], [`FragmentScan`]) and replies ([`FragmentReply`],
+//! a stream of Arrow batches) are plain data apart from the filter
+//! expression. In one process the fragments are [`SnapshotFragment`]s over
+//! parts of one snapshot.
 //!
 //! [`VectorSearchExec`]: crate::vector_search::VectorSearchExec
+//! [`SegmentScanExec`]: crate::table::SegmentScanExec
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, RecordBatchOptions};
+use arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
+use arrow::compute::filter_record_batch;
 use arrow::compute::SortOptions;
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
+use futures::stream;
 
 use crate::memory::reserve;
 use crate::pool::run_search;
 use crate::search::{plan_search, search_memory, search_snapshot, SearchStats, VectorQuery};
-use crate::source::{SegmentKind, TableSnapshot};
+use crate::source::{adapt_batch, visible_mask, SegmentKind, TableSnapshot};
+use crate::stats::segments_to_search;
 
 /// Name of the distance column of a fragment's reply.
 pub const FRAGMENT_DISTANCE: &str = "__quiver_fragment_distance";
@@ -54,10 +66,36 @@ pub struct FragmentReply {
     pub stats: SearchStats,
 }
 
-/// One part of a table a node searches.
-pub trait SearchFragment: Send + Sync + std::fmt::Debug {
+/// What one part of a scan fragment is asked: its visible rows at the
+/// read timestamp passing `filter` (over the storage schema; rows may
+/// pass that a filter above removes, never the reverse), with the
+/// `projection` columns (user schema positions), at most `limit` rows
+/// when set. `part` of `parts`: the fragment's segments `i` with
+/// `i % parts == part`.
+#[derive(Debug, Clone)]
+pub struct FragmentScan {
+    pub read_ts: u64,
+    pub projection: Vec<usize>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub limit: Option<usize>,
+    pub part: usize,
+    pub parts: usize,
+}
+
+/// One part of a table a node serves.
+pub trait TableFragment: Send + Sync + std::fmt::Debug {
     /// Where it runs and what it holds, e.g. `shard 1 growing`.
     fn label(&self) -> String;
+    /// Its segments (a scan splits a fragment into at most this many parts).
+    fn segments(&self) -> usize;
+    /// Its stored rows (before visibility).
+    fn stored_rows(&self) -> usize;
+    /// Scans part of the fragment; reservations are taken from `memory`.
+    fn scan(
+        &self,
+        request: FragmentScan,
+        memory: Arc<dyn MemoryPool>,
+    ) -> Result<SendableRecordBatchStream>;
     /// Searches the fragment; reservations are taken from `memory`.
     fn search(
         &self,
@@ -133,9 +171,25 @@ impl SnapshotFragment {
     }
 }
 
-impl SearchFragment for SnapshotFragment {
+impl TableFragment for SnapshotFragment {
     fn label(&self) -> String {
         self.label.clone()
+    }
+
+    fn segments(&self) -> usize {
+        self.snapshot.segments.len()
+    }
+
+    fn stored_rows(&self) -> usize {
+        self.snapshot.stored_rows()
+    }
+
+    fn scan(
+        &self,
+        request: FragmentScan,
+        memory: Arc<dyn MemoryPool>,
+    ) -> Result<SendableRecordBatchStream> {
+        scan_snapshot(&self.snapshot, request, memory)
     }
 
     fn search(
@@ -179,6 +233,93 @@ impl SearchFragment for SnapshotFragment {
             .await
         })
     }
+}
+
+/// The rows of `snapshot`'s segments `request` asks for, as a stream.
+fn scan_snapshot(
+    snapshot: &TableSnapshot,
+    request: FragmentScan,
+    memory: Arc<dyn MemoryPool>,
+) -> Result<SendableRecordBatchStream> {
+    let FragmentScan {
+        read_ts,
+        projection,
+        filter,
+        limit,
+        part,
+        parts,
+    } = request;
+    let storage_schema = snapshot.schema.storage_schema();
+    let out_schema = Arc::new(snapshot.schema.arrow_schema().project(&projection)?);
+    let pk_index = snapshot.schema.primary_key;
+    let keep = segments_to_search(&snapshot.segments, filter.as_ref(), &storage_schema);
+    let batches: Vec<RecordBatch> = snapshot
+        .segments
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % parts.max(1) == part && keep[*i])
+        .flat_map(|(_, segment)| segment.batches.iter().cloned())
+        .collect();
+    let deletes = snapshot.deletes.clone();
+    let mut remaining = limit.unwrap_or(usize::MAX);
+    let reservation = reserve(&memory, "SegmentScanExec");
+    let schema = out_schema.clone();
+    let iter = batches.into_iter().filter_map(move |batch| {
+        if remaining == 0 {
+            return None;
+        }
+        let result = (|| -> Result<RecordBatch> {
+            // A stored batch is handed on as it is (its memory is the
+            // segment's); one reshaped to the current schema or cut to
+            // the visible rows is a copy, reserved (at most the stored
+            // batch's size) while it is built.
+            if batch.schema_ref() != &storage_schema {
+                reservation.try_resize(batch.get_array_memory_size())?;
+            }
+            let mut batch = adapt_batch(&batch, &storage_schema)?;
+            let mask = {
+                let deletes = deletes.read();
+                visible_mask(&batch, pk_index, &deletes, read_ts)
+            };
+            if let Some(mask) = mask {
+                reservation.try_grow(batch.get_array_memory_size())?;
+                batch = filter_record_batch(&batch, &mask)?;
+            }
+            if let Some(filter) = &filter {
+                let passes = filter.evaluate(&batch)?.into_array(batch.num_rows())?;
+                let passes = passes.as_boolean_opt().ok_or_else(|| {
+                    DataFusionError::Internal("a scan filter is not a predicate".into())
+                })?;
+                let kept = passes.true_count();
+                if kept < batch.num_rows() {
+                    // The copy holds the kept rows' share of the batch.
+                    let share = batch.get_array_memory_size() / batch.num_rows().max(1);
+                    reservation.try_grow(share.saturating_mul(kept))?;
+                    // NULL counts as false.
+                    batch = filter_record_batch(&batch, passes)?;
+                }
+            }
+            reservation.free();
+            let rows = batch.num_rows();
+            let batch = batch.project(&projection)?;
+            Ok(RecordBatch::try_new_with_options(
+                schema.clone(),
+                batch.columns().to_vec(),
+                &RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?)
+        })();
+        match result {
+            Ok(batch) => {
+                remaining = remaining.saturating_sub(batch.num_rows());
+                Some(Ok(batch))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    });
+    Ok(Box::pin(RecordBatchStreamAdapter::new(
+        out_schema,
+        stream::iter(iter),
+    )))
 }
 
 /// Merges the fragments' replies into the `k` closest rows (ties by

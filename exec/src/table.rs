@@ -1,29 +1,30 @@
 //! [`QuiverTable`], the DataFusion `TableProvider` of a Quiver table, and
-//! [`SegmentScanExec`], the operator that reads visible rows from a snapshot.
+//! [`SegmentScanExec`], the operator that reads a table's visible rows
+//! from its fragments, with the query's filters pushed down to them.
 
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::compute::filter_record_batch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema, DataFusionError, Result};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{Operator, TableProviderFilterPushDown};
+use datafusion::physical_expr::expressions::BinaryExpr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
-use futures::stream;
+use futures::{stream, StreamExt};
+use quiver_common::schema::TableSchema;
 
-use crate::memory::reserve;
-use crate::source::{adapt_batch, visible_mask, TableSnapshot};
+use crate::fragments::{FragmentScan, TableFragment};
 use crate::table_source::TableSource;
 
 /// Session-scoped read timestamp; when set in the session config, every scan
@@ -107,53 +108,134 @@ impl TableProvider for QuiverTable {
         TableType::Base
     }
 
+    /// Every filter goes down to the fragments, which drop the rows it
+    /// rules out early (and skip segments by their statistics); the filter
+    /// is kept above the scan too, so what the fragments cannot evaluate
+    /// still applies.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let snapshot = self.source.snapshot(session_read_ts(state));
+        let (read_ts, fragments) = self.source.fragments(session_read_ts(state));
         let partitions = state.config().target_partitions().max(1);
+        let table_schema = self.source.table_schema();
+        let filter = scan_filter(state, &table_schema.storage_schema(), filters);
+        // With a filter, a limit counts rows after it: the filter above
+        // the scan may drop rows the fragments let through.
+        let limit = if filter.is_some() || !filters.is_empty() {
+            None
+        } else {
+            limit
+        };
         Ok(Arc::new(SegmentScanExec::new(
             self.name.clone(),
-            snapshot,
-            projection.cloned(),
-            limit,
-            partitions,
+            &table_schema,
+            read_ts,
+            fragments,
+            ScanParts {
+                projection: projection.cloned(),
+                filter,
+                limit,
+                max_partitions: partitions,
+            },
         )?))
     }
 }
 
-/// Scans the visible rows of a snapshot; segments are spread over partitions.
+/// The pushed-down filters as one physical predicate over the storage
+/// schema; filters that cannot be planned there are left to the filter
+/// above the scan (`None` when none can).
+fn scan_filter(
+    state: &dyn Session,
+    storage: &SchemaRef,
+    filters: &[Expr],
+) -> Option<Arc<dyn PhysicalExpr>> {
+    let df_schema = DFSchema::try_from(storage.as_ref().clone()).ok()?;
+    filters
+        .iter()
+        .filter_map(|filter| {
+            let unqualified = filter
+                .clone()
+                .transform(|e| {
+                    Ok(match e {
+                        Expr::Column(c) => {
+                            Transformed::yes(Expr::Column(Column::new_unqualified(c.name)))
+                        }
+                        other => Transformed::no(other),
+                    })
+                })
+                .ok()?
+                .data;
+            state.create_physical_expr(unqualified, &df_schema).ok()
+        })
+        .reduce(|a, b| Arc::new(BinaryExpr::new(a, Operator::And, b)) as Arc<dyn PhysicalExpr>)
+}
+
+/// How a scan reads: the columns (user schema positions, all when
+/// `None`), the pushed-down filter, a row limit, and at most how many
+/// partitions.
+#[derive(Debug, Clone)]
+pub struct ScanParts {
+    pub projection: Option<Vec<usize>>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub limit: Option<usize>,
+    pub max_partitions: usize,
+}
+
+/// Scans the visible rows of a table at one read timestamp, scattered to
+/// its fragments: each partition reads parts of fragments (a fragment
+/// splits into at most one part per segment), in order.
 #[derive(Debug)]
 pub struct SegmentScanExec {
     table: String,
-    snapshot: Arc<TableSnapshot>,
+    read_ts: u64,
+    fragments: Vec<Arc<dyn TableFragment>>,
     projection: Vec<usize>,
+    filter: Option<Arc<dyn PhysicalExpr>>,
     limit: Option<usize>,
-    assignment: Vec<Vec<usize>>,
+    /// Per partition: (fragment, part, parts).
+    assignment: Vec<Vec<(usize, usize, usize)>>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
 
 impl SegmentScanExec {
-    /// A scan of `snapshot` returning the `projection` columns of the user schema.
+    /// A scan of `fragments` (of a table with `table_schema`) at `read_ts`.
     pub fn new(
         table: String,
-        snapshot: TableSnapshot,
-        projection: Option<Vec<usize>>,
-        limit: Option<usize>,
-        max_partitions: usize,
+        table_schema: &TableSchema,
+        read_ts: u64,
+        fragments: Vec<Arc<dyn TableFragment>>,
+        parts: ScanParts,
     ) -> Result<Self> {
-        let user_schema = snapshot.schema.arrow_schema();
-        let projection = projection.unwrap_or_else(|| (0..user_schema.fields().len()).collect());
+        let user_schema = table_schema.arrow_schema();
+        let projection = parts
+            .projection
+            .unwrap_or_else(|| (0..user_schema.fields().len()).collect());
         let schema = Arc::new(user_schema.project(&projection)?);
-        let n = snapshot.segments.len().clamp(1, max_partitions);
+        let max_partitions = parts.max_partitions.max(1);
+        let units: Vec<(usize, usize, usize)> = fragments
+            .iter()
+            .enumerate()
+            .flat_map(|(f, fragment)| {
+                let n = fragment.segments().clamp(1, max_partitions);
+                (0..n).map(move |part| (f, part, n))
+            })
+            .collect();
+        let n = units.len().clamp(1, max_partitions);
         let mut assignment = vec![Vec::new(); n];
-        for i in 0..snapshot.segments.len() {
-            assignment[i % n].push(i);
+        for (i, unit) in units.into_iter().enumerate() {
+            assignment[i % n].push(unit);
         }
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
@@ -163,9 +245,11 @@ impl SegmentScanExec {
         ));
         Ok(Self {
             table,
-            snapshot: Arc::new(snapshot),
+            read_ts,
+            fragments,
             projection,
-            limit,
+            filter: parts.filter,
+            limit: parts.limit,
             assignment,
             schema,
             properties,
@@ -177,11 +261,18 @@ impl DisplayAs for SegmentScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "SegmentScanExec: table={}, segments={}, rows={}",
+            "SegmentScanExec: table={}, fragments={}, segments={}, rows={}",
             self.table,
-            self.snapshot.segments.len(),
-            self.snapshot.stored_rows()
+            self.fragments.len(),
+            self.fragments.iter().map(|f| f.segments()).sum::<usize>(),
+            self.fragments
+                .iter()
+                .map(|f| f.stored_rows())
+                .sum::<usize>(),
         )?;
+        if let Some(filter) = &self.filter {
+            write!(f, ", filter={filter}")?;
+        }
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
         }
@@ -204,9 +295,12 @@ impl ExecutionPlan for SegmentScanExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
+        match &self.filter {
+            Some(filter) => f(filter),
+            None => Ok(TreeNodeRecursion::Continue),
+        }
     }
 
     fn with_new_children(
@@ -221,65 +315,29 @@ impl ExecutionPlan for SegmentScanExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let segments = self.assignment.get(partition).cloned().ok_or_else(|| {
+        let units = self.assignment.get(partition).ok_or_else(|| {
             DataFusionError::Internal(format!("SegmentScanExec has no partition {partition}"))
         })?;
-        let snapshot = self.snapshot.clone();
-        let projection = self.projection.clone();
-        let storage_schema = snapshot.schema.storage_schema();
-        let pk_index = snapshot.schema.primary_key;
-        let batches: Vec<RecordBatch> = segments
+        let memory = context.memory_pool().clone();
+        let streams = units
             .iter()
-            .flat_map(|i| snapshot.segments[*i].batches.iter().cloned())
-            .collect();
-        let mut remaining = self.limit.unwrap_or(usize::MAX);
-        let reservation = reserve(context.memory_pool(), "SegmentScanExec");
-        let out_schema = self.schema.clone();
-        let iter = batches.into_iter().filter_map(move |batch| {
-            if remaining == 0 {
-                return None;
-            }
-            let result = (|| -> Result<RecordBatch> {
-                // A stored batch is handed on as it is (its memory is the
-                // segment's); one reshaped to the current schema or cut to
-                // the visible rows is a copy, reserved (at most the stored
-                // batch's size) while it is built.
-                if batch.schema_ref() != &storage_schema {
-                    reservation.try_resize(batch.get_array_memory_size())?;
-                }
-                let batch = adapt_batch(&batch, &storage_schema)?;
-                let mask = {
-                    let deletes = snapshot.deletes.read();
-                    visible_mask(&batch, pk_index, &deletes, snapshot.read_ts)
-                };
-                let batch = match mask {
-                    Some(mask) => {
-                        reservation.try_grow(batch.get_array_memory_size())?;
-                        filter_record_batch(&batch, &mask)?
-                    }
-                    None => batch,
-                };
-                reservation.free();
-                let rows = batch.num_rows();
-                let batch = batch.project(&projection)?;
-                Ok(RecordBatch::try_new_with_options(
-                    out_schema.clone(),
-                    batch.columns().to_vec(),
-                    &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
-                )?)
-            })();
-            match result {
-                Ok(batch) if batch.num_rows() == 0 => Some(Ok(batch)),
-                Ok(batch) => {
-                    remaining = remaining.saturating_sub(batch.num_rows());
-                    Some(Ok(batch))
-                }
-                Err(e) => Some(Err(e)),
-            }
-        });
+            .map(|&(fragment, part, parts)| {
+                self.fragments[fragment].scan(
+                    FragmentScan {
+                        read_ts: self.read_ts,
+                        projection: self.projection.clone(),
+                        filter: self.filter.clone(),
+                        limit: self.limit,
+                        part,
+                        parts,
+                    },
+                    memory.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
-            stream::iter(iter),
+            stream::iter(streams).flatten(),
         )))
     }
 }

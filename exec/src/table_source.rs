@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use quiver_common::schema::TableSchema;
 
-use crate::fragments::{SearchFragment, SnapshotFragment};
+use crate::fragments::{SnapshotFragment, TableFragment};
 use crate::source::{IndexDescription, TableSnapshot};
 
 /// Something that can hand out snapshots of one table.
@@ -19,15 +19,15 @@ pub trait TableSource: Send + Sync + std::fmt::Debug {
     fn vector_indexes(&self) -> Vec<IndexDescription> {
         Vec::new()
     }
-    /// The fragments a vector search scatters to, reading at `read_ts` (a
+    /// The fragments a vector search or scan scatters to, reading at `read_ts` (a
     /// fresh timestamp when `None`), and the timestamp they read at. In
     /// process: the parts of one snapshot, per shard its sealed and its
     /// growing segments ([`SnapshotFragment::split`]).
-    fn search_fragments(&self, read_ts: Option<u64>) -> (u64, Vec<Arc<dyn SearchFragment>>) {
+    fn fragments(&self, read_ts: Option<u64>) -> (u64, Vec<Arc<dyn TableFragment>>) {
         let snapshot = self.snapshot(read_ts);
         let fragments = SnapshotFragment::split(&snapshot)
             .into_iter()
-            .map(|f| Arc::new(f) as Arc<dyn SearchFragment>)
+            .map(|f| Arc::new(f) as Arc<dyn TableFragment>)
             .collect();
         (snapshot.read_ts, fragments)
     }

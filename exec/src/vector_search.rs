@@ -259,7 +259,7 @@ impl ExecutionPlan for VectorSearchExec {
                 "VectorSearchExec has one partition, asked for {partition}"
             )));
         }
-        let (read_ts, fragments) = self.source.search_fragments(self.read_ts);
+        let (read_ts, fragments) = self.source.fragments(self.read_ts);
         let request = FragmentSearch {
             read_ts,
             query: self.query.clone(),

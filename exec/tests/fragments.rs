@@ -9,7 +9,7 @@ use arrow::buffer::NullBuffer;
 use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::fragments::{
-    fragment_projection, merge_replies, FragmentSearch, SearchFragment, SnapshotFragment,
+    fragment_projection, merge_replies, FragmentSearch, SnapshotFragment, TableFragment,
 };
 use quiver_exec::source::{Segment, SegmentKind, TableSnapshot};
 use quiver_exec::vector_search::{plan_search, search_snapshot, VectorQuery};
@@ -171,4 +171,56 @@ async fn scatter_and_merge_equals_one_search_over_every_segment() {
             }
         }
     }
+}
+
+/// A scan fragment returns each visible row passing the filter exactly
+/// once over its parts, projected; segments whose statistics rule the
+/// filter out are not read.
+#[tokio::test]
+async fn scan_parts_apply_the_filter_and_cover_every_row_once() {
+    use datafusion::logical_expr::Operator;
+    use datafusion::physical_expr::expressions::{binary, col, lit};
+    use futures::TryStreamExt;
+    use quiver_exec::fragments::FragmentScan;
+
+    let snapshot = snapshot();
+    let storage = snapshot.schema.storage_schema();
+    let filter = binary(
+        col("tag", &storage).unwrap(),
+        Operator::Gt,
+        lit(500i64),
+        &storage,
+    )
+    .unwrap();
+    let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
+    let mut ids = Vec::new();
+    for fragment in SnapshotFragment::split(&snapshot) {
+        for part in 0..2 {
+            let stream = fragment
+                .scan(
+                    FragmentScan {
+                        read_ts: snapshot.read_ts,
+                        projection: vec![1],
+                        filter: Some(filter.clone()),
+                        limit: None,
+                        part,
+                        parts: 2,
+                    },
+                    memory.clone(),
+                )
+                .unwrap();
+            for batch in stream.try_collect::<Vec<_>>().await.unwrap() {
+                assert_eq!(batch.num_columns(), 1);
+                let column = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap();
+                ids.extend(column.values().iter().copied());
+            }
+        }
+    }
+    ids.sort();
+    let expected: Vec<i64> = (51..153).collect();
+    assert_eq!(ids, expected);
 }

@@ -294,7 +294,12 @@ fn replace_scan(plan: &LogicalPlan, key: &DistanceKey, k: usize) -> Result<Optio
             if key.dim.is_some_and(|d| d != dim) {
                 return Ok(None);
             }
-            filters.extend(scan.filters.iter().cloned());
+            // A filter the scan took (inexactly) is also still above it.
+            for filter in &scan.filters {
+                if !filters.contains(filter) {
+                    filters.push(filter.clone());
+                }
+            }
             let projection = scan
                 .projection
                 .clone()
