@@ -41,6 +41,21 @@ pub struct QuiverConfig {
     pub segment: SegmentConfig,
     /// Memory limits of queries (per statement and for the whole server).
     pub memory: MemoryConfig,
+    /// How the roles are wired.
+    pub cluster: ClusterConfig,
+}
+
+/// How the roles are wired (`[cluster]`, `QUIVER__CLUSTER__*`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Every in-process call across a role seam encodes its request and
+    /// reply to bytes and decodes them, as a transport would (the
+    /// coordinator API as its serde messages, writes and result rows as
+    /// Arrow IPC, search and scan fragments as protobuf messages with
+    /// DataFusion expressions in `datafusion-proto` form): the proof that
+    /// a process boundary can go there. Slower; for tests. Default false.
+    pub serialize_seams: bool,
 }
 
 /// Postgres front end settings.
@@ -365,6 +380,7 @@ impl Default for QuiverConfig {
             wal: WalConfig::default(),
             segment: SegmentConfig::default(),
             memory: MemoryConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

@@ -31,7 +31,7 @@ use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, Sort
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::MemoryPool;
-use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use futures::future::BoxFuture;
@@ -90,17 +90,19 @@ pub trait TableFragment: Send + Sync + std::fmt::Debug {
     fn segments(&self) -> usize;
     /// Its stored rows (before visibility).
     fn stored_rows(&self) -> usize;
-    /// Scans part of the fragment; reservations are taken from `memory`.
+    /// Scans part of the fragment; reservations are taken from the
+    /// context's memory pool.
     fn scan(
         &self,
         request: FragmentScan,
-        memory: Arc<dyn MemoryPool>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream>;
-    /// Searches the fragment; reservations are taken from `memory`.
+    /// Searches the fragment; reservations are taken from the context's
+    /// memory pool.
     fn search(
         &self,
         request: FragmentSearch,
-        memory: Arc<dyn MemoryPool>,
+        context: Arc<TaskContext>,
     ) -> BoxFuture<'static, Result<FragmentReply>>;
 }
 
@@ -187,16 +189,17 @@ impl TableFragment for SnapshotFragment {
     fn scan(
         &self,
         request: FragmentScan,
-        memory: Arc<dyn MemoryPool>,
+        context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        scan_snapshot(&self.snapshot, request, memory)
+        scan_snapshot(&self.snapshot, request, context.memory_pool().clone())
     }
 
     fn search(
         &self,
         request: FragmentSearch,
-        memory: Arc<dyn MemoryPool>,
+        context: Arc<TaskContext>,
     ) -> BoxFuture<'static, Result<FragmentReply>> {
+        let memory = context.memory_pool().clone();
         let snapshot = TableSnapshot {
             read_ts: request.read_ts,
             ..self.snapshot.clone()

@@ -11,7 +11,8 @@
 //!   allowed fraction, exact re-ranking, merge with ties broken by primary
 //!   key. A search is scattered to the table's [`fragments`] (per shard,
 //!   its sealed and its growing segments) and their partial top-k lists
-//!   merged. Segments are searched in parallel on the bounded [`pool`];
+//!   merged ([`fragment_wire`]: the same calls through encoded messages).
+//!   Segments are searched in parallel on the bounded [`pool`];
 //!   [`stats`] skips segments by min/max statistics.
 //! * [`memory`] — the per-statement and server-wide memory budgets (a
 //!   DataFusion `MemoryPool`), which the search and scan operators reserve
@@ -23,6 +24,7 @@
 
 pub mod catalog;
 pub mod deletes;
+pub mod fragment_wire;
 pub mod fragments;
 pub mod memory;
 pub mod pk;

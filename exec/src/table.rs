@@ -318,7 +318,6 @@ impl ExecutionPlan for SegmentScanExec {
         let units = self.assignment.get(partition).ok_or_else(|| {
             DataFusionError::Internal(format!("SegmentScanExec has no partition {partition}"))
         })?;
-        let memory = context.memory_pool().clone();
         let streams = units
             .iter()
             .map(|&(fragment, part, parts)| {
@@ -331,7 +330,7 @@ impl ExecutionPlan for SegmentScanExec {
                         part,
                         parts,
                     },
-                    memory.clone(),
+                    context.clone(),
                 )
             })
             .collect::<Result<Vec<_>>>()?;

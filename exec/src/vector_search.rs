@@ -289,7 +289,7 @@ impl ExecutionPlan for VectorSearchExec {
         // Scatter: every fragment searches at once; then the merge.
         let searches: Vec<_> = fragments
             .iter()
-            .map(|fragment| fragment.search(request.clone(), memory.clone()))
+            .map(|fragment| fragment.search(request.clone(), context.clone()))
             .collect();
         let fut = async move {
             let _timer = elapsed.timer();

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use arrow::array::{Array, FixedSizeListArray, Float32Array, Int64Array, RecordBatch, UInt64Array};
 use arrow::buffer::NullBuffer;
-use datafusion::execution::memory_pool::{GreedyMemoryPool, MemoryPool};
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::TaskContext;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use quiver_exec::fragment_wire::WireFragment;
 use quiver_exec::fragments::{
     fragment_projection, merge_replies, FragmentSearch, SnapshotFragment, TableFragment,
 };
@@ -97,6 +100,30 @@ fn snapshot() -> TableSnapshot {
     }
 }
 
+/// The snapshot's fragments, in process or behind encoded messages.
+fn fragments(snapshot: &TableSnapshot, wire: bool) -> Vec<Arc<dyn TableFragment>> {
+    SnapshotFragment::split(snapshot)
+        .into_iter()
+        .map(|f| {
+            let f: Arc<dyn TableFragment> = Arc::new(f);
+            if wire {
+                Arc::new(WireFragment::new(f, snapshot.schema.storage_schema()))
+            } else {
+                f
+            }
+        })
+        .collect()
+}
+
+/// A task context with a 1 GiB memory pool.
+fn context() -> Arc<TaskContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(1 << 30)))
+        .build_arc()
+        .unwrap();
+    Arc::new(TaskContext::default().with_runtime(runtime))
+}
+
 fn query(k: usize) -> VectorQuery {
     VectorQuery {
         column: 2,
@@ -111,7 +138,7 @@ fn query(k: usize) -> VectorQuery {
 #[tokio::test]
 async fn scatter_and_merge_equals_one_search_over_every_segment() {
     let snapshot = snapshot();
-    let fragments = SnapshotFragment::split(&snapshot);
+    let fragments = fragments(&snapshot, false);
     let labels: Vec<String> = fragments.iter().map(|f| f.label()).collect();
     assert_eq!(
         labels,
@@ -124,7 +151,7 @@ async fn scatter_and_merge_equals_one_search_over_every_segment() {
             "shard 2 growing"
         ]
     );
-    let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
+    let memory = context();
     let user = Arc::new(snapshot.schema.arrow_schema());
     // Projections with and without the primary key, k below, at and past
     // the rows there are (153, 21 without a vector).
@@ -142,7 +169,9 @@ async fn scatter_and_merge_equals_one_search_over_every_segment() {
             let (whole, _) =
                 search_snapshot(&snapshot, &plan, &q, None, &projection, &out, true).unwrap();
             let mut replies = Vec::new();
-            for fragment in &fragments {
+            // In process and through encoded messages alike.
+            let wired = self::fragments(&snapshot, true);
+            for fragment in fragments.iter().chain(&wired) {
                 let request = FragmentSearch {
                     read_ts: snapshot.read_ts,
                     query: q.clone(),
@@ -161,7 +190,9 @@ async fn scatter_and_merge_equals_one_search_over_every_segment() {
                 .iter()
                 .position(|&c| c == 1)
                 .unwrap();
-            let merged = merge_replies(&replies, k, pk_at, projection.len(), &out, true).unwrap();
+            let (direct, encoded) = replies.split_at(fragments.len());
+            assert_eq!(direct, encoded, "the wire changes nothing");
+            let merged = merge_replies(direct, k, pk_at, projection.len(), &out, true).unwrap();
             assert_eq!(merged.num_rows(), k.min(153), "k {k}");
             assert_eq!(merged, whole, "projection {projection:?}, k {k}");
             // Rows without a vector come last, with no distance.
@@ -192,35 +223,37 @@ async fn scan_parts_apply_the_filter_and_cover_every_row_once() {
         &storage,
     )
     .unwrap();
-    let memory: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
-    let mut ids = Vec::new();
-    for fragment in SnapshotFragment::split(&snapshot) {
-        for part in 0..2 {
-            let stream = fragment
-                .scan(
-                    FragmentScan {
-                        read_ts: snapshot.read_ts,
-                        projection: vec![1],
-                        filter: Some(filter.clone()),
-                        limit: None,
-                        part,
-                        parts: 2,
-                    },
-                    memory.clone(),
-                )
-                .unwrap();
-            for batch in stream.try_collect::<Vec<_>>().await.unwrap() {
-                assert_eq!(batch.num_columns(), 1);
-                let column = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
+    let memory = context();
+    for wire in [false, true] {
+        let mut ids = Vec::new();
+        for fragment in fragments(&snapshot, wire) {
+            for part in 0..2 {
+                let stream = fragment
+                    .scan(
+                        FragmentScan {
+                            read_ts: snapshot.read_ts,
+                            projection: vec![1],
+                            filter: Some(filter.clone()),
+                            limit: None,
+                            part,
+                            parts: 2,
+                        },
+                        memory.clone(),
+                    )
                     .unwrap();
-                ids.extend(column.values().iter().copied());
+                for batch in stream.try_collect::<Vec<_>>().await.unwrap() {
+                    assert_eq!(batch.num_columns(), 1);
+                    let column = batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<Int64Array>()
+                        .unwrap();
+                    ids.extend(column.values().iter().copied());
+                }
             }
         }
+        ids.sort();
+        let expected: Vec<i64> = (51..153).collect();
+        assert_eq!(ids, expected, "through the wire: {wire}");
     }
-    ids.sort();
-    let expected: Vec<i64> = (51..153).collect();
-    assert_eq!(ids, expected);
 }

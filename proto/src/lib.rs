@@ -1,12 +1,15 @@
 //! `quiver-proto` owns the messages that cross component boundaries inside
-//! Quiver. Today that is the write-ahead-log record ([`WalRecord`]) that the
-//! streaming role appends and replays; the internal gRPC services of cluster
-//! mode will be defined here too. Milvus' own messages come from the
+//! Quiver: the write-ahead-log record ([`WalRecord`]) that the streaming
+//! role appends and replays, and the [`fragments`] messages of searches and
+//! scans sent to the nodes serving a table's fragments; the internal gRPC
+//! services of cluster mode will be defined here too. Milvus' own messages come from the
 //! `milvus-sdk-rust` crate, never from copied `.proto` files.
 //!
 //! A record is framed by the WAL (length + CRC); this crate only encodes the
 //! payload: a version byte, the record kind, ids and the timestamp, then the
 //! Arrow IPC streams of the deleted keys and of the inserted rows.
+
+pub mod fragments;
 
 use std::io::Cursor;
 
