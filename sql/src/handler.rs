@@ -4,6 +4,7 @@
 //! handler to parse SQL, to describe a statement (parameter types and result
 //! schema) and to execute it, and it streams back whatever [`Output`] it gets.
 
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +13,21 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use quiver_common::schema::TableSchema;
 
 use crate::error::Result;
+
+/// The database (schema) a session starts in and unqualified names resolve
+/// to (`public`).
+pub const DEFAULT_DATABASE: &str = quiver_cluster::DEFAULT_DATABASE;
+
+/// A vector index method, as `CREATE INDEX ... USING` and
+/// [`IndexInfo::kind`] name it (`hnsw`, `ivfflat`, ...; [`IndexMethod::parse`]).
+pub use quiver_index::IndexKind as IndexMethod;
 
 /// Who is connecting, to what.
 #[derive(Debug, Clone, Default)]
@@ -31,92 +40,109 @@ pub struct SessionInfo {
     pub initial_settings: Vec<(String, String)>,
 }
 
-/// Per-connection state: its own DataFusion context (so `SET` stays in it) and settings.
-pub struct Session {
-    pub(crate) ctx: SessionContext,
-    pub(crate) settings: BTreeMap<String, String>,
-    pub(crate) statement_timeout: Option<Duration>,
-    /// `idle_session_timeout`: close the connection when idle this long.
-    pub(crate) idle_session_timeout: Option<Duration>,
-    /// `idle_in_transaction_session_timeout`: likewise inside a transaction block.
-    pub(crate) idle_in_transaction_session_timeout: Option<Duration>,
-    pub(crate) user: String,
-    /// Where NOTICE messages of the running statement go (set by the front end).
-    pub(crate) notices: Option<NoticeSink>,
-    /// Optimized plans of prepared queries, reused with new parameters.
-    pub(crate) plans: crate::plan_cache::PlanCache,
-    /// The memory budget of the session's running statement (its
-    /// DataFusion memory pool), drawing from the server's.
-    pub(crate) memory: Arc<quiver_exec::memory::QueryMemoryPool>,
+/// What a handler keeps per session, as its front ends may see it: the
+/// protocol-neutral settings a front end applies (timeouts, memory pool)
+/// and the NOTICE channel it listens on. Everything else (a planning
+/// context, prepared plans) stays the handler's own, behind [`Session`].
+pub trait SessionState: Any + Send + Sync {
+    /// The connected user.
+    fn user(&self) -> &str;
+
+    /// The memory pool the session's statements reserve from (the front
+    /// end reserves its result encoding and buffered input against it).
+    fn memory_pool(&self) -> Arc<dyn MemoryPool>;
+
+    /// A session setting (`SHOW`); none by default.
+    fn setting(&self, _name: &str) -> Option<&str> {
+        None
+    }
+
+    /// The statement timeout (`SET statement_timeout`); none by default.
+    fn statement_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// `idle_session_timeout` (`None`: off, the default).
+    fn idle_session_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// `idle_in_transaction_session_timeout` (`None`: off, the default).
+    fn idle_in_transaction_session_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Routes the running statement's NOTICE messages to `sink` (`None`
+    /// drops them); a handler that sends none ignores it (the default).
+    fn set_notice_sink(&mut self, _sink: Option<NoticeSink>) {}
 }
 
-/// A channel of NOTICE messages the front end forwards to its client while
-/// a statement runs (e.g. `CREATE INDEX` progress).
-pub type NoticeSink = tokio::sync::mpsc::UnboundedSender<String>;
+/// An open session as a front end holds it: created by
+/// [`QueryHandler::new_session`], handed back to the handler with every
+/// statement, and opaque in between — a front end reads what
+/// [`SessionState`] exposes and nothing else. The handler that created it
+/// gets its own state back with [`Session::state_mut`].
+pub struct Session(Box<dyn SessionState>);
 
 impl Session {
+    /// A session holding a handler's state.
+    pub fn new(state: impl SessionState) -> Self {
+        Self(Box::new(state))
+    }
+
+    /// The handler's state, when it is a `T` (for the handler that made it).
+    pub fn state<T: SessionState>(&self) -> Option<&T> {
+        let state: &dyn Any = &*self.0;
+        state.downcast_ref()
+    }
+
+    /// The handler's state, mutable, when it is a `T`.
+    pub fn state_mut<T: SessionState>(&mut self) -> Option<&mut T> {
+        let state: &mut dyn Any = &mut *self.0;
+        state.downcast_mut()
+    }
+
     /// The statement timeout set with `SET statement_timeout`.
     pub fn statement_timeout(&self) -> Option<Duration> {
-        self.statement_timeout
+        self.0.statement_timeout()
     }
 
     /// `idle_session_timeout` (`None`: off).
     pub fn idle_session_timeout(&self) -> Option<Duration> {
-        self.idle_session_timeout
+        self.0.idle_session_timeout()
     }
 
     /// `idle_in_transaction_session_timeout` (`None`: off).
     pub fn idle_in_transaction_session_timeout(&self) -> Option<Duration> {
-        self.idle_in_transaction_session_timeout
+        self.0.idle_in_transaction_session_timeout()
     }
 
     /// A session setting (`SHOW`).
     pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.0.setting(name)
     }
 
     /// The connected user.
     pub fn user(&self) -> &str {
-        &self.user
+        self.0.user()
     }
 
     /// Routes the statement's NOTICE messages to `sink` (`None` drops them).
     pub fn set_notice_sink(&mut self, sink: Option<NoticeSink>) {
-        self.notices = sink;
-    }
-
-    /// Sends a NOTICE to the client, if the front end listens.
-    pub fn notice(&self, message: impl Into<String>) {
-        if let Some(sink) = &self.notices {
-            let _ = sink.send(message.into());
-        }
+        self.0.set_notice_sink(sink);
     }
 
     /// The memory pool the session's statements reserve from (DataFusion's
     /// operators, the vector search and scans, and the front end's result
     /// encoding and buffered input).
-    pub fn memory_pool(&self) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
-        self.memory.clone()
-    }
-
-    /// A clone of the notice sink, for work that reports progress.
-    pub fn notice_sink(&self) -> Option<NoticeSink> {
-        self.notices.clone()
+    pub fn memory_pool(&self) -> Arc<dyn MemoryPool> {
+        self.0.memory_pool()
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        // pg_catalog holds the session's catalog list, which holds the catalog
-        // holding pg_catalog: break the cycle so the session (and its engine
-        // reference) is freed.
-        if let Some(catalog) = self.ctx.catalog(quiver_planner::session::CATALOG_NAME) {
-            let _ = catalog.deregister_schema("pg_catalog", false);
-        }
-    }
-}
+/// A channel of NOTICE messages the front end forwards to its client while
+/// a statement runs (e.g. `CREATE INDEX` progress).
+pub type NoticeSink = tokio::sync::mpsc::UnboundedSender<String>;
 
 /// How a command changes the transaction status the front end reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +223,7 @@ pub struct CopySpec {
     pub quote: u8,
     /// The session's memory pool: the decoded rows a COPY FROM buffers
     /// before inserting them are reserved against it (none: not accounted).
-    pub memory: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
+    pub memory: Option<Arc<dyn MemoryPool>>,
 }
 
 /// The result of executing a statement.

@@ -16,7 +16,6 @@ pub mod handler;
 pub mod instance;
 pub mod milvus;
 pub mod pg;
-mod plan_cache;
 
 pub use error::{Result, SqlError};
 pub use handler::{QueryHandler, QueryHandlerRef};

@@ -11,9 +11,10 @@ use datafusion::sql::sqlparser::ast::{
 };
 use quiver_cluster::WriteMode;
 
+use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CopyFormat, CopySpec, Output, Session};
+use crate::handler::{CopyFormat, CopySpec, Output};
 
 struct Options {
     format: CopyFormat,
@@ -87,7 +88,7 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
 }
 
 fn spec(
-    session: &Session,
+    session: &SqlSession,
     database: String,
     table: String,
     schema: SchemaRef,
@@ -116,7 +117,7 @@ fn spec(
 /// Executes a `COPY` statement.
 pub async fn copy(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     statement: &Statement,
 ) -> Result<Output> {
     let Statement::Copy {
@@ -222,7 +223,7 @@ fn project(
 /// Inserts rows decoded from COPY data.
 pub async fn copy_in(
     instance: &Instance,
-    _session: &mut Session,
+    _session: &mut SqlSession,
     spec: &CopySpec,
     rows: RecordBatch,
 ) -> Result<usize> {

@@ -12,9 +12,10 @@ use quiver_cluster::api::{
     self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
 };
 
+use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Session};
+use crate::handler::{CommandTag, Output};
 
 /// Maps a SQL type to a column type; `(type, auto_increment)`.
 pub fn column_type(
@@ -131,7 +132,7 @@ fn default_text(expr: &Expr) -> String {
 /// `CREATE TABLE`.
 pub async fn create_table(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     create: &CreateTable,
 ) -> Result<Output> {
     if create.query.is_some() {
@@ -229,7 +230,11 @@ pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result
 }
 
 /// `DROP TABLE` / `DROP SCHEMA`.
-pub async fn drop(instance: &Instance, session: &Session, statement: &Statement) -> Result<Output> {
+pub async fn drop(
+    instance: &Instance,
+    session: &SqlSession,
+    statement: &Statement,
+) -> Result<Output> {
     let Statement::Drop {
         object_type,
         if_exists,
@@ -283,7 +288,7 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
 /// `ALTER TABLE ... ADD COLUMN` / `RENAME TO`.
 pub async fn alter_table(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     alter: &AlterTable,
 ) -> Result<Output> {
     let (database, table) = instance.resolve(session, &alter.name)?;

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
 use quiver_cluster::api::{self, DropIndex, IndexDefinition, TableRef};
 
+use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Session};
+use crate::handler::{CommandTag, Output};
 
 /// The metric of a pgvector operator class.
 fn metric_of_opclass(opclass: &str) -> Result<&'static str> {
@@ -143,7 +144,7 @@ fn object_name(name: &ObjectName) -> String {
 /// `CREATE INDEX`.
 pub async fn create_index(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     create: &CreateIndex,
 ) -> Result<Output> {
     if create.unique {
@@ -229,7 +230,7 @@ pub async fn create_index(
 /// `DROP INDEX [IF EXISTS] name [, ...]`.
 pub async fn drop_index(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     names: &[ObjectName],
     if_exists: bool,
 ) -> Result<Output> {

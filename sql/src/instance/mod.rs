@@ -12,6 +12,10 @@
 //! to `query` (SELECT, EXPLAIN), `dml`, `ddl`, `index_ddl`, `copy` and
 //! `session_cmds`; the [`Instance`] struct and the planning helpers they all
 //! share live in `state`, which imports none of them but `session_cmds`.
+//! What the instance keeps per session (`session::SqlSession`: its
+//! DataFusion context, settings and `plan_cache`) is private to it: front
+//! ends hold the opaque [`Session`] and see only its
+//! [`SessionState`](crate::handler::SessionState).
 
 mod copy;
 mod ddl;
@@ -21,7 +25,9 @@ mod identifiers;
 mod index_ddl;
 mod memory_setting;
 mod pg_types;
+mod plan_cache;
 mod query;
+mod session;
 mod session_cmds;
 mod state;
 mod system_views;
@@ -47,9 +53,10 @@ use crate::handler::{
     CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
     TransactionEffect, WriteKind, Written,
 };
+use plan_cache::PlanCache;
+use session::SqlSession;
 use state::{first_words, parameter_types};
 
-pub use crate::plan_cache::PlanCache;
 pub use functions::version_string;
 pub use state::Instance;
 
@@ -151,7 +158,7 @@ impl QueryHandler for Instance {
         }
         let settings = session_cmds::default_settings(&info.user, memory.max_limit());
         ctx.register_udf(functions::current_setting_function(&settings));
-        let mut session = Session {
+        let mut session = SqlSession {
             ctx,
             settings,
             statement_timeout: None,
@@ -164,7 +171,7 @@ impl QueryHandler for Instance {
         };
         session_cmds::sync_search_settings(&session);
         session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;
-        Ok(session)
+        Ok(Session::new(session))
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
@@ -196,6 +203,7 @@ impl QueryHandler for Instance {
     }
 
     async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared> {
+        let session = SqlSession::of(session)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(session, statement).await?;
@@ -221,6 +229,7 @@ impl QueryHandler for Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
+        let session = SqlSession::of(session)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 self.query(session, statement, params).await
@@ -266,7 +275,7 @@ impl QueryHandler for Instance {
         spec: &CopySpec,
         rows: RecordBatch,
     ) -> Result<usize> {
-        copy::copy_in(self, session, spec, rows).await
+        copy::copy_in(self, SqlSession::of(session)?, spec, rows).await
     }
 
     async fn write(
@@ -278,6 +287,7 @@ impl QueryHandler for Instance {
         sent: &[String],
         kind: WriteKind,
     ) -> Result<Written> {
+        let session = SqlSession::of(session)?;
         dml::write_batch(self, session, database, table, rows, sent, kind).await
     }
 

@@ -1,6 +1,6 @@
 //! Queries (`SELECT`, `EXPLAIN`): planned by DataFusion and executed at
 //! one read timestamp; with bound parameters, through the session's
-//! [`PlanCache`](crate::plan_cache::PlanCache), reusing a prepared search's
+//! [`PlanCache`](super::plan_cache::PlanCache), reusing a prepared search's
 //! physical plan with only its query vector and read timestamp swapped.
 
 use std::sync::Arc;
@@ -14,16 +14,17 @@ use quiver_exec::table::session_search_settings;
 use quiver_exec::vector_search::VectorSearchExec;
 use quiver_planner::vector_search::{bound_query_vector, single_search_node};
 
+use super::plan_cache::{CachedSearch, PlanKey};
+use super::session::SqlSession;
 use super::session_cmds;
 use super::state::{bind, Instance};
 use crate::error::Result;
-use crate::handler::{Output, Session};
-use crate::plan_cache::{CachedSearch, PlanKey};
+use crate::handler::Output;
 
 impl Instance {
     pub(super) async fn query(
         &self,
-        session: &mut Session,
+        session: &mut SqlSession,
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
@@ -57,7 +58,7 @@ impl Instance {
     /// plan too: later executions only swap the vector and read timestamp.
     async fn prepared_query(
         &self,
-        session: &mut Session,
+        session: &mut SqlSession,
         statement: &Statement,
         params: &ParamValues,
         read_ts: u64,

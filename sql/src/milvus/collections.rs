@@ -14,6 +14,7 @@ use super::door::MilvusDoor;
 use super::request::{database_name, schema_of};
 use super::status::DoorError;
 use super::{arrays, consistency, partitions, validate};
+use crate::handler::DEFAULT_DATABASE;
 
 impl MilvusDoor {
     /// The rows of a collection.
@@ -157,7 +158,7 @@ impl MilvusDoor {
     pub(super) async fn do_drop_database(&self, db_name: &str) -> Result<(), DoorError> {
         let name = schema_of(db_name);
         validate::database_name(db_name)?;
-        if name == quiver_cluster::DEFAULT_DATABASE {
+        if name == DEFAULT_DATABASE {
             return Err(DoorError::invalid("can not drop default database".into()));
         }
         self.sql(&format!("DROP SCHEMA {}", quote(&name)), None)

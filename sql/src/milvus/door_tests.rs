@@ -9,8 +9,8 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
+use datafusion::execution::memory_pool::{MemoryPool, UnboundedMemoryPool};
 use datafusion::physical_plan::memory::MemoryStream;
-use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -21,16 +21,14 @@ use milvus::proto::schema::{
     LongArray, ScalarField, VectorField,
 };
 use parking_lot::Mutex;
-use quiver_cluster::EngineError;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
-use quiver_exec::memory::{QueryMemoryPool, ServerMemory};
 use tonic::Request;
 
 use super::MilvusDoor;
 use crate::error::{Result, SqlError};
 use crate::handler::{
     CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
-    WriteKind, Written,
+    SessionState, WriteKind, Written,
 };
 
 /// A handler with one table, `public.items` (`id` bigint key, `vec`
@@ -75,25 +73,23 @@ impl Recorder {
         if (database, table) == ("public", "items") {
             Ok(Self::items())
         } else {
-            Err(SqlError::Engine(EngineError::TableNotFound {
-                database: database.to_string(),
-                table: table.to_string(),
-            }))
+            Err(SqlError::table_not_found(database, table))
         }
     }
 }
 
-fn test_session() -> Session {
-    Session {
-        ctx: SessionContext::new(),
-        settings: BTreeMap::new(),
-        statement_timeout: None,
-        idle_session_timeout: None,
-        idle_in_transaction_session_timeout: None,
-        user: "milvus".into(),
-        notices: None,
-        plans: crate::instance::PlanCache::default(),
-        memory: QueryMemoryPool::new(ServerMemory::new(1 << 30), 1 << 30),
+/// The stand-in's session: the user it was opened for, no settings.
+struct StandInSession {
+    user: String,
+}
+
+impl SessionState for StandInSession {
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn memory_pool(&self) -> Arc<dyn MemoryPool> {
+        Arc::new(UnboundedMemoryPool::default())
     }
 }
 
@@ -101,7 +97,7 @@ fn test_session() -> Session {
 impl QueryHandler for Recorder {
     fn new_session(&self, info: SessionInfo) -> Result<Session> {
         self.log(format!("new_session {}", info.user));
-        Ok(test_session())
+        Ok(Session::new(StandInSession { user: info.user }))
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<Statement>> {

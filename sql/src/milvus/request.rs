@@ -5,16 +5,18 @@
 use milvus::proto::common::KeyValuePair;
 use tonic::Request;
 
+use crate::handler::DEFAULT_DATABASE;
+
 /// Milvus' database name for a schema, and back.
 pub(super) fn schema_of(db_name: &str) -> String {
     match db_name {
-        "" | "default" => quiver_cluster::DEFAULT_DATABASE.to_string(),
+        "" | "default" => DEFAULT_DATABASE.to_string(),
         other => other.to_string(),
     }
 }
 
 pub(super) fn database_name(schema: &str) -> String {
-    if schema == quiver_cluster::DEFAULT_DATABASE {
+    if schema == DEFAULT_DATABASE {
         "default".to_string()
     } else {
         schema.to_string()

@@ -4,13 +4,12 @@
 //! `common.Status` a reply carries.
 
 use milvus::proto::common::{ErrorCode, Status};
-use quiver_cluster::EngineError;
 use quiver_common::status::StatusCode;
 use tonic::Response;
 
 use super::filter;
 use super::request::database_name;
-use crate::error::SqlError;
+use crate::error::{ErrorSubject, SqlError};
 
 /// Milvus' codes (its `merr` package) the door answers with by name.
 pub(super) mod code {
@@ -128,25 +127,25 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
     }
 }
 
-/// An engine error in Milvus' words, from its data (`None`: Milvus has no
-/// words of its own for it, and the error keeps Quiver's). The codes are
+/// An error in Milvus' words, from what it is about (`None`: Milvus has
+/// no words of its own for it, and the error keeps Quiver's). The codes are
 /// Milvus' where it has one (`merr`); where it answers an unclassified
 /// error, the status code's.
-fn in_milvus_words(e: &EngineError) -> Option<DoorError> {
+fn in_milvus_words(e: &SqlError) -> Option<DoorError> {
     let same_code = || milvus_code(e.status_code());
-    Some(match e {
-        EngineError::TableNotFound { database, table } => {
+    Some(match e.subject()? {
+        ErrorSubject::TableNotFound { database, table } => {
             DoorError::collection_not_found(database, table)
         }
-        EngineError::DatabaseNotFound(schema) => {
+        ErrorSubject::DatabaseNotFound(schema) => {
             DoorError::database_not_found(&database_name(schema))
         }
         // Milvus' rootcoord (meta table).
-        EngineError::DatabaseAlreadyExists(schema) => DoorError::new(
+        ErrorSubject::DatabaseAlreadyExists(schema) => DoorError::new(
             same_code(),
             format!("database already exist: {}", database_name(schema)),
         ),
-        EngineError::DatabaseNotEmpty(schema) => DoorError::new(
+        ErrorSubject::DatabaseNotEmpty(schema) => DoorError::new(
             same_code(),
             format!(
                 "database:{} not empty, must drop all collections before drop database",
@@ -155,37 +154,34 @@ fn in_milvus_words(e: &EngineError) -> Option<DoorError> {
         ),
         // The door creates a collection only after looking for it, so the
         // engine reports an existing name on a rename (Milvus' wording).
-        EngineError::TableAlreadyExists { database, table } => DoorError::new(
+        ErrorSubject::TableAlreadyExists { database, table } => DoorError::new(
             same_code(),
             format!(
                 "duplicated new collection name {}:{table} with other collection name or alias",
                 database_name(database)
             ),
         ),
-        EngineError::IndexNotFound(name) => DoorError::new(
+        ErrorSubject::IndexNotFound(name) => DoorError::new(
             code::INDEX_NOT_FOUND,
             format!("index not found[indexName={name}]"),
         ),
-        EngineError::ColumnNotFound { column, .. } => DoorError::new(
+        ErrorSubject::ColumnNotFound { column, .. } => DoorError::new(
             code::FIELD_NOT_FOUND,
             format!("field not found[field={column}]"),
         ),
         // The door writes inserts and upserts as upserts, which refuse only
         // a key repeated within the batch (Milvus 2.6's upsert check).
-        EngineError::DuplicateKey { .. } => DoorError::new(
+        ErrorSubject::DuplicateKey { .. } => DoorError::new(
             code::PARAMETER_INVALID,
             "duplicate primary keys are not allowed in the same batch: invalid parameter",
         ),
-        _ => return None,
     })
 }
 
 impl From<SqlError> for DoorError {
     fn from(e: SqlError) -> Self {
-        if let SqlError::Engine(engine) = &e {
-            if let Some(door) = in_milvus_words(engine) {
-                return door;
-            }
+        if let Some(door) = in_milvus_words(&e) {
+            return door;
         }
         DoorError::new(milvus_code(e.status_code()), e.to_string())
     }
@@ -233,6 +229,8 @@ pub(super) type RpcResult<T> = Result<Response<T>, tonic::Status>;
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use quiver_cluster::EngineError;
 
     use super::*;
 

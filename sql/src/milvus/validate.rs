@@ -20,6 +20,7 @@ use quiver_common::limits::{MAX_NAME_LEN, MAX_NQ, MAX_TOP_K};
 use serde_json::{Map, Value};
 
 use super::status::DoorError;
+use crate::handler::IndexMethod;
 
 /// Milvus' `ErrParameterInvalid`.
 const PARAMETER_INVALID: i32 = 1100;
@@ -341,7 +342,7 @@ impl IndexKind {
     /// The kind of a catalog index method (`hnsw`, `ivfflat`, ...), as the
     /// index crate names them.
     pub(super) fn of_method(method: Option<&str>) -> Self {
-        use quiver_index::IndexKind as Method;
+        use IndexMethod as Method;
         match method.and_then(Method::parse) {
             Some(Method::Hnsw) => IndexKind::Hnsw,
             Some(Method::IvfFlat | Method::IvfSq8) => IndexKind::Ivf,

@@ -13,7 +13,7 @@
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::memory_pool::MemoryReservation;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 
 use super::copy_cols::{unescape_text, Column, FieldError};
 use super::errors::pg_error;
@@ -142,7 +142,7 @@ impl CopyDecoder {
             reservation: spec
                 .memory
                 .as_ref()
-                .map(|pool| quiver_exec::memory::reserve(pool, "COPY FROM STDIN")),
+                .map(|pool| MemoryConsumer::new("COPY FROM STDIN").register(pool)),
         }
     }
 

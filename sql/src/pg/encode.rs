@@ -13,7 +13,7 @@ use arrow_pg::datatypes::{
     arrow_schema_to_pg_fields, encode_recordbatch, field_into_pg_type, pg_vector_type,
     PG_VECTOR_KEY,
 };
-use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool};
 use datafusion::execution::SendableRecordBatchStream;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::stream::{self, BoxStream, StreamExt};
@@ -172,7 +172,7 @@ impl Guard {
         let reservation = self
             .memory
             .as_ref()
-            .map(|pool| quiver_exec::memory::reserve(pool, "result encoding"));
+            .map(|pool| MemoryConsumer::new("result encoding").register(pool));
         stream::unfold(Some((stream, reservation)), move |state| {
             let guard = guard.clone();
             async move {
@@ -207,7 +207,7 @@ pub(crate) fn reserve_statement_text(
     pool: &Arc<dyn MemoryPool>,
     sql: &str,
 ) -> PgWireResult<datafusion::execution::memory_pool::MemoryReservation> {
-    let reservation = quiver_exec::memory::reserve(pool, "statement text");
+    let reservation = MemoryConsumer::new("statement text").register(pool);
     reservation
         .try_grow(
             sql.len()

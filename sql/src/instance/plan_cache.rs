@@ -1,4 +1,4 @@
-//! The prepared-plan cache a [`Session`](crate::handler::Session) keeps:
+//! The prepared-plan cache a [`SqlSession`](super::session::SqlSession) keeps:
 //! optimized logical plans of prepared queries by statement text, search
 //! path and catalog version, and the reusable physical plan of a prepared
 //! search. A leaf: it imports no other module of the crate (the session
