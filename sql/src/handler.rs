@@ -3,6 +3,13 @@
 //! A front end parses nothing itself beyond its wire format: it asks the
 //! handler to parse SQL, to describe a statement (parameter types and result
 //! schema) and to execute it, and it streams back whatever [`Output`] it gets.
+//! It holds its sessions as opaque [`Session`] handles.
+//!
+//! [`QueryHandler`] is protocol-neutral (both doors use it); what only the
+//! Postgres door needs — command tags, transaction effects, COPY — is the
+//! extension trait [`pg::PgHandler`].
+
+pub mod pg;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -144,106 +151,16 @@ impl Session {
 /// a statement runs (e.g. `CREATE INDEX` progress).
 pub type NoticeSink = tokio::sync::mpsc::UnboundedSender<String>;
 
-/// How a command changes the transaction status the front end reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionEffect {
-    None,
-    Begin,
-    End,
-}
-
-/// A completed command without rows (`CREATE TABLE`, `INSERT 0 3`, `DELETE 2`).
-#[derive(Debug, Clone)]
-pub struct CommandTag {
-    pub command: String,
-    /// `INSERT` reports an OID (always 0).
-    pub oid: Option<u32>,
-    pub rows: Option<usize>,
-    pub transaction: TransactionEffect,
-    /// Session parameters changed by the command (`SET application_name`), for ParameterStatus.
-    pub parameter_status: Vec<(String, String)>,
-}
-
-impl CommandTag {
-    /// A tag without a row count.
-    pub fn new(command: impl Into<String>) -> Self {
-        Self {
-            command: command.into(),
-            oid: None,
-            rows: None,
-            transaction: TransactionEffect::None,
-            parameter_status: Vec::new(),
-        }
-    }
-
-    /// A tag with a row count.
-    pub fn with_rows(mut self, rows: usize) -> Self {
-        self.rows = Some(rows);
-        self
-    }
-
-    /// The `INSERT 0 n` tag.
-    pub fn insert(rows: usize) -> Self {
-        Self {
-            oid: Some(0),
-            ..Self::new("INSERT").with_rows(rows)
-        }
-    }
-
-    /// Marks the transaction effect.
-    pub fn with_transaction(mut self, effect: TransactionEffect) -> Self {
-        self.transaction = effect;
-        self
-    }
-}
-
-/// Text formats of COPY.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyFormat {
-    Text,
-    Csv,
-    Binary,
-}
-
-/// What a `COPY` moves: the table and the columns, with their Arrow types.
-#[derive(Debug, Clone)]
-pub struct CopySpec {
-    pub database: String,
-    pub table: String,
-    /// The copied columns in order (names and types; vectors are `FixedSizeList<Float32>`).
-    pub schema: SchemaRef,
-    pub format: CopyFormat,
-    /// Field delimiter (default tab for text, comma for CSV).
-    pub delimiter: u8,
-    /// NULL marker (default `\N` for text, empty for CSV).
-    pub null: String,
-    /// CSV: the first line is a header.
-    pub header: bool,
-    /// CSV quote character.
-    pub quote: u8,
-    /// The session's memory pool: the decoded rows a COPY FROM buffers
-    /// before inserting them are reserved against it (none: not accounted).
-    pub memory: Option<Arc<dyn MemoryPool>>,
-}
-
-/// The result of executing a statement.
+/// The result of executing a statement, as every front end sees it.
 pub enum Output {
-    /// Rows to stream; the tag names the command (`SELECT`, or `INSERT` for `RETURNING`).
+    /// Rows to stream.
     Rows {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
-        command: String,
     },
-    /// A command without rows.
-    Command(CommandTag),
-    /// `COPY ... FROM STDIN`: the front end collects the data, decodes it
-    /// with the spec and calls [`QueryHandler::copy_in`].
-    CopyIn(CopySpec),
-    /// `COPY ... TO STDOUT`: the rows to encode with the spec.
-    CopyOut {
-        spec: CopySpec,
-        stream: SendableRecordBatchStream,
-    },
+    /// A statement without rows; `rows` is the count it affected, for the
+    /// statements that report one (`INSERT`, `UPDATE`, `DELETE`).
+    Done { rows: Option<usize> },
 }
 
 /// Parameter types and result schema of a prepared statement.
@@ -321,14 +238,6 @@ pub trait QueryHandler: Send + Sync + 'static {
 
     /// The definition of a table (its columns, types and primary key).
     fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema>;
-
-    /// Inserts rows decoded from `COPY ... FROM STDIN`; returns the row count.
-    async fn copy_in(
-        &self,
-        session: &mut Session,
-        spec: &CopySpec,
-        rows: RecordBatch,
-    ) -> Result<usize>;
 
     /// The vector indexes of a table.
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;

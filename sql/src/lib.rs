@@ -18,5 +18,6 @@ pub mod milvus;
 pub mod pg;
 
 pub use error::{Result, SqlError};
+pub use handler::pg::{PgHandler, PgHandlerRef};
 pub use handler::{QueryHandler, QueryHandlerRef};
 pub use instance::Instance;

@@ -18,7 +18,7 @@ use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
 use quiver_common::status::StatusCode;
 use quiver_sql::handler::Session;
-use quiver_sql::{Instance, QueryHandlerRef, SqlError};
+use quiver_sql::{Instance, PgHandlerRef, SqlError};
 use tokio_postgres::NoTls;
 
 /// A statement limit of 256 MiB, a server budget of 1 GiB.
@@ -259,7 +259,7 @@ async fn copy_in(
 async fn pg_server(
     dir: &std::path::Path,
 ) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let handler: QueryHandlerRef = instance(dir).await;
+    let handler: PgHandlerRef = instance(dir).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

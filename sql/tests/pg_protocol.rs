@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
-use quiver_sql::{Instance, QueryHandlerRef};
+use quiver_sql::{Instance, PgHandlerRef};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
@@ -17,7 +17,7 @@ async fn server(dir: &std::path::Path) -> (std::net::SocketAddr, tokio::sync::on
         ..Default::default()
     };
     let engine = Engine::open(config).await.unwrap();
-    let handler: QueryHandlerRef = Arc::new(Instance::new(engine));
+    let handler: PgHandlerRef = Arc::new(Instance::new(engine));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

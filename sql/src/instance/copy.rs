@@ -14,7 +14,7 @@ use quiver_cluster::WriteMode;
 use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CopyFormat, CopySpec, Output};
+use crate::handler::pg::{CopyFormat, CopySpec, PgOutput};
 
 struct Options {
     format: CopyFormat,
@@ -119,7 +119,7 @@ pub async fn copy(
     instance: &Instance,
     session: &mut SqlSession,
     statement: &Statement,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let Statement::Copy {
         source,
         to,
@@ -148,7 +148,7 @@ pub async fn copy(
                 .schema()
                 .arrow_schema();
             let schema = project(&full, columns, &table)?;
-            Ok(Output::CopyIn(spec(
+            Ok(PgOutput::CopyIn(spec(
                 session, database, table, schema, options,
             )))
         }
@@ -180,7 +180,7 @@ pub async fn copy(
                 CopySource::Table { table_name, .. } => table_name.to_string(),
                 CopySource::Query(_) => "query".to_string(),
             };
-            Ok(Output::CopyOut {
+            Ok(PgOutput::CopyOut {
                 spec: spec(
                     session,
                     super::session_cmds::current_schema(session),

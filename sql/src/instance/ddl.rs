@@ -15,7 +15,7 @@ use quiver_cluster::api::{
 use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output};
+use crate::handler::pg::{CommandTag, PgOutput};
 
 /// Maps a SQL type to a column type; `(type, auto_increment)`.
 pub fn column_type(
@@ -134,7 +134,7 @@ pub async fn create_table(
     instance: &Instance,
     session: &SqlSession,
     create: &CreateTable,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     if create.query.is_some() {
         return Err(SqlError::unsupported("CREATE TABLE ... AS SELECT"));
     }
@@ -197,11 +197,11 @@ pub async fn create_table(
             if_not_exists: create.if_not_exists,
         })
         .await?;
-    Ok(Output::Command(CommandTag::new("CREATE TABLE")))
+    Ok(PgOutput::Command(CommandTag::new("CREATE TABLE")))
 }
 
 /// `CREATE SCHEMA`.
-pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result<Output> {
+pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result<PgOutput> {
     let Statement::CreateSchema {
         schema_name,
         if_not_exists,
@@ -226,7 +226,7 @@ pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result
             if_not_exists: *if_not_exists,
         })
         .await?;
-    Ok(Output::Command(CommandTag::new("CREATE SCHEMA")))
+    Ok(PgOutput::Command(CommandTag::new("CREATE SCHEMA")))
 }
 
 /// `DROP TABLE` / `DROP SCHEMA`.
@@ -234,7 +234,7 @@ pub async fn drop(
     instance: &Instance,
     session: &SqlSession,
     statement: &Statement,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let Statement::Drop {
         object_type,
         if_exists,
@@ -257,7 +257,7 @@ pub async fn drop(
                     })
                     .await?;
             }
-            Ok(Output::Command(CommandTag::new("DROP TABLE")))
+            Ok(PgOutput::Command(CommandTag::new("DROP TABLE")))
         }
         ObjectType::Schema => {
             for name in names {
@@ -276,7 +276,7 @@ pub async fn drop(
                     })
                     .await?;
             }
-            Ok(Output::Command(CommandTag::new("DROP SCHEMA")))
+            Ok(PgOutput::Command(CommandTag::new("DROP SCHEMA")))
         }
         ObjectType::Index => {
             super::index_ddl::drop_index(instance, session, names, *if_exists).await
@@ -290,10 +290,10 @@ pub async fn alter_table(
     instance: &Instance,
     session: &SqlSession,
     alter: &AlterTable,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (database, table) = instance.resolve(session, &alter.name)?;
     if alter.if_exists && instance.engine().table(&database, &table).is_err() {
-        return Ok(Output::Command(CommandTag::new("ALTER TABLE")));
+        return Ok(PgOutput::Command(CommandTag::new("ALTER TABLE")));
     }
     for operation in &alter.operations {
         match operation {
@@ -332,13 +332,13 @@ pub async fn alter_table(
             other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}"))),
         }
     }
-    Ok(Output::Command(CommandTag::new("ALTER TABLE")))
+    Ok(PgOutput::Command(CommandTag::new("ALTER TABLE")))
 }
 
 /// `CREATE EXTENSION vector`: the vector type is built in.
-pub fn create_extension(ext: &CreateExtension) -> Result<Output> {
+pub fn create_extension(ext: &CreateExtension) -> Result<PgOutput> {
     if normalize_ident(&ext.name) == "vector" {
-        Ok(Output::Command(CommandTag::new("CREATE EXTENSION")))
+        Ok(PgOutput::Command(CommandTag::new("CREATE EXTENSION")))
     } else {
         Err(SqlError::unsupported(format!(
             "extension \"{}\"",

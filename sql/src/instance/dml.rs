@@ -37,7 +37,8 @@ use quiver_planner::session::CATALOG_NAME;
 use super::session::SqlSession;
 use super::state::{bind, normalize_ident, parameter_types, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Prepared, WriteKind, Written};
+use crate::handler::pg::{CommandTag, PgOutput};
+use crate::handler::{Prepared, WriteKind, Written};
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -225,7 +226,7 @@ async fn returning(
     table: &str,
     rows: RecordBatch,
     command: &str,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let ctx = scratch_context(session)?;
     ctx.register_batch("returning_rows", rows)?;
     let mut items = items.to_vec();
@@ -247,7 +248,7 @@ async fn returning(
         .await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await?;
-    Ok(Output::Rows {
+    Ok(PgOutput::Rows {
         schema,
         stream,
         command: command.to_string(),
@@ -380,7 +381,7 @@ pub async fn insert(
     session: &mut SqlSession,
     insert: &Insert,
     params: Option<&ParamValues>,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (database, name) = instance.resolve(session, insert_target(insert)?)?;
     let table = instance.engine().table(&database, &name)?;
     let schema = table.schema();
@@ -416,7 +417,9 @@ pub async fn insert(
     let outcome = write_rows(instance, &database, &name, rows, mode).await?;
     match &insert.returning {
         Some(items) => returning(session, items, &name, outcome.rows, "INSERT").await,
-        None => Ok(Output::Command(CommandTag::insert(outcome.rows.num_rows()))),
+        None => Ok(PgOutput::Command(CommandTag::insert(
+            outcome.rows.num_rows(),
+        ))),
     }
 }
 
@@ -694,7 +697,7 @@ pub async fn update(
     session: &mut SqlSession,
     update: &Update,
     params: Option<&ParamValues>,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (sql, database, table) = update_sql(instance, session, update)?;
     instance.set_read_ts(session)?;
     let plan = instance.plan_sql(session, &sql).await?;
@@ -709,7 +712,9 @@ pub async fn update(
     };
     match &update.returning {
         Some(items) => returning(session, items, &table, written, "UPDATE").await,
-        None => Ok(Output::Command(CommandTag::new("UPDATE").with_rows(count))),
+        None => Ok(PgOutput::Command(
+            CommandTag::new("UPDATE").with_rows(count),
+        )),
     }
 }
 
@@ -762,7 +767,7 @@ pub async fn delete(
     session: &mut SqlSession,
     delete: &Delete,
     params: Option<&ParamValues>,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (sql, database, table, pk_index) = delete_sql(instance, session, delete)?;
     instance.set_read_ts(session)?;
     let plan = instance.plan_sql(session, &sql).await?;
@@ -774,7 +779,7 @@ pub async fn delete(
     let deleted = delete_keys(instance, &database, &table, keys).await?;
     match &delete.returning {
         Some(items) => returning(session, items, &table, rows, "DELETE").await,
-        None => Ok(Output::Command(
+        None => Ok(PgOutput::Command(
             CommandTag::new("DELETE").with_rows(deleted),
         )),
     }
@@ -784,7 +789,7 @@ pub async fn truncate(
     instance: &Instance,
     session: &mut SqlSession,
     truncate: &Truncate,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     for target in &truncate.table_names {
         let (database, table) = instance.resolve(session, &target.name)?;
         let schema = instance.engine().table(&database, &table)?.schema();
@@ -800,5 +805,5 @@ pub async fn truncate(
         let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
         delete_keys(instance, &database, &table, keys).await?;
     }
-    Ok(Output::Command(CommandTag::new("TRUNCATE TABLE")))
+    Ok(PgOutput::Command(CommandTag::new("TRUNCATE TABLE")))
 }

@@ -1,5 +1,5 @@
-//! [`Instance`]: the [`QueryHandler`] over a Quiver
-//! [`Engine`](quiver_cluster::Engine).
+//! [`Instance`]: the [`QueryHandler`] (and the Postgres door's
+//! [`PgHandler`]) over a Quiver [`Engine`](quiver_cluster::Engine).
 //!
 //! Statement text is first held to the expression limits of
 //! [`crate::complexity`] (on its tokens, before any tree is built), then
@@ -49,9 +49,9 @@ use quiver_planner::session::{new_session_context, CATALOG_NAME};
 
 use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
+use crate::handler::pg::{CommandTag, CopySpec, PgHandler, PgOutput, TransactionEffect};
 use crate::handler::{
-    CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
-    TransactionEffect, WriteKind, Written,
+    IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, WriteKind, Written,
 };
 use plan_cache::PlanCache;
 use session::SqlSession;
@@ -229,53 +229,9 @@ impl QueryHandler for Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        let session = SqlSession::of(session)?;
-        match statement {
-            Statement::Query(_) | Statement::Explain { .. } => {
-                self.query(session, statement, params).await
-            }
-            Statement::Insert(insert) => dml::insert(self, session, insert, params.as_ref()).await,
-            Statement::Update(update) => dml::update(self, session, update, params.as_ref()).await,
-            Statement::Delete(delete) => dml::delete(self, session, delete, params.as_ref()).await,
-            Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
-            Statement::CreateTable(create) => ddl::create_table(self, session, create).await,
-            Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
-            Statement::Drop { .. } => ddl::drop(self, session, statement).await,
-            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
-            Statement::CreateExtension(ext) => ddl::create_extension(ext),
-            Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
-            Statement::Copy { .. } => copy::copy(self, session, statement).await,
-            Statement::StartTransaction { .. } => Ok(Output::Command(
-                CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),
-            )),
-            Statement::Commit { .. } => Ok(Output::Command(
-                CommandTag::new("COMMIT").with_transaction(TransactionEffect::End),
-            )),
-            Statement::Rollback { savepoint, .. } => Ok(Output::Command(match savepoint {
-                Some(_) => CommandTag::new("ROLLBACK"),
-                None => CommandTag::new("ROLLBACK").with_transaction(TransactionEffect::End),
-            })),
-            Statement::Savepoint { .. } => Ok(Output::Command(CommandTag::new("SAVEPOINT"))),
-            Statement::ReleaseSavepoint { .. } => Ok(Output::Command(CommandTag::new("RELEASE"))),
-            Statement::Set(set) => session_cmds::set(session, set).await,
-            Statement::ShowVariable { variable } => session_cmds::show(session, variable),
-            Statement::Reset(reset) => session_cmds::reset(session, reset),
-            Statement::Discard { .. } => Ok(Output::Command(CommandTag::new("DISCARD ALL"))),
-            Statement::Deallocate { .. } => Ok(Output::Command(CommandTag::new("DEALLOCATE"))),
-            other => Err(SqlError::unsupported(format!(
-                "statement \"{}\"",
-                first_words(other)
-            ))),
-        }
-    }
-
-    async fn copy_in(
-        &self,
-        session: &mut Session,
-        spec: &CopySpec,
-        rows: RecordBatch,
-    ) -> Result<usize> {
-        copy::copy_in(self, SqlSession::of(session)?, spec, rows).await
+        self.execute_pg(session, statement, params)
+            .await?
+            .into_output()
     }
 
     async fn write(
@@ -355,5 +311,63 @@ impl QueryHandler for Instance {
                 changes: changes.to_vec(),
             })
             .await?)
+    }
+}
+
+#[async_trait]
+impl PgHandler for Instance {
+    async fn execute_pg(
+        &self,
+        session: &mut Session,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<PgOutput> {
+        let session = SqlSession::of(session)?;
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                self.query(session, statement, params).await
+            }
+            Statement::Insert(insert) => dml::insert(self, session, insert, params.as_ref()).await,
+            Statement::Update(update) => dml::update(self, session, update, params.as_ref()).await,
+            Statement::Delete(delete) => dml::delete(self, session, delete, params.as_ref()).await,
+            Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
+            Statement::CreateTable(create) => ddl::create_table(self, session, create).await,
+            Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
+            Statement::Drop { .. } => ddl::drop(self, session, statement).await,
+            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
+            Statement::CreateExtension(ext) => ddl::create_extension(ext),
+            Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
+            Statement::Copy { .. } => copy::copy(self, session, statement).await,
+            Statement::StartTransaction { .. } => Ok(PgOutput::Command(
+                CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),
+            )),
+            Statement::Commit { .. } => Ok(PgOutput::Command(
+                CommandTag::new("COMMIT").with_transaction(TransactionEffect::End),
+            )),
+            Statement::Rollback { savepoint, .. } => Ok(PgOutput::Command(match savepoint {
+                Some(_) => CommandTag::new("ROLLBACK"),
+                None => CommandTag::new("ROLLBACK").with_transaction(TransactionEffect::End),
+            })),
+            Statement::Savepoint { .. } => Ok(PgOutput::Command(CommandTag::new("SAVEPOINT"))),
+            Statement::ReleaseSavepoint { .. } => Ok(PgOutput::Command(CommandTag::new("RELEASE"))),
+            Statement::Set(set) => session_cmds::set(session, set).await,
+            Statement::ShowVariable { variable } => session_cmds::show(session, variable),
+            Statement::Reset(reset) => session_cmds::reset(session, reset),
+            Statement::Discard { .. } => Ok(PgOutput::Command(CommandTag::new("DISCARD ALL"))),
+            Statement::Deallocate { .. } => Ok(PgOutput::Command(CommandTag::new("DEALLOCATE"))),
+            other => Err(SqlError::unsupported(format!(
+                "statement \"{}\"",
+                first_words(other)
+            ))),
+        }
+    }
+
+    async fn copy_in(
+        &self,
+        session: &mut Session,
+        spec: &CopySpec,
+        rows: RecordBatch,
+    ) -> Result<usize> {
+        copy::copy_in(self, SqlSession::of(session)?, spec, rows).await
     }
 }

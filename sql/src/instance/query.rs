@@ -19,7 +19,7 @@ use super::session::SqlSession;
 use super::session_cmds;
 use super::state::{bind, Instance};
 use crate::error::Result;
-use crate::handler::Output;
+use crate::handler::pg::PgOutput;
 
 impl Instance {
     pub(super) async fn query(
@@ -27,7 +27,7 @@ impl Instance {
         session: &mut SqlSession,
         statement: &Statement,
         params: Option<ParamValues>,
-    ) -> Result<Output> {
+    ) -> Result<PgOutput> {
         let read_ts = self.set_read_ts(session)?;
         if let (Statement::Query(_), Some(params)) = (statement, params.as_ref()) {
             return self
@@ -43,7 +43,7 @@ impl Instance {
             Statement::Explain { .. } => "EXPLAIN",
             _ => "SELECT",
         };
-        Ok(Output::Rows {
+        Ok(PgOutput::Rows {
             schema,
             stream,
             command: command.to_string(),
@@ -62,7 +62,7 @@ impl Instance {
         statement: &Statement,
         params: &ParamValues,
         read_ts: u64,
-    ) -> Result<Output> {
+    ) -> Result<PgOutput> {
         let key = PlanKey {
             sql: statement.to_string(),
             schema: session_cmds::current_schema(session),
@@ -75,7 +75,7 @@ impl Instance {
             let stream = execute_stream(physical, search.task_ctx.clone())?;
             self.reused_search_plans
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Output::Rows {
+            return Ok(PgOutput::Rows {
                 schema: search.schema.clone(),
                 stream,
                 command: "SELECT".to_string(),
@@ -116,7 +116,7 @@ impl Instance {
             }
         }
         let stream = execute_stream(physical, task_ctx)?;
-        Ok(Output::Rows {
+        Ok(PgOutput::Rows {
             schema,
             stream,
             command: "SELECT".to_string(),

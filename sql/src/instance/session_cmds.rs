@@ -15,7 +15,7 @@ use quiver_exec::table::SearchSettings;
 use super::session::SqlSession;
 use super::{functions, memory_setting};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output};
+use crate::handler::pg::{CommandTag, PgOutput};
 
 /// `max_identifier_length` as `SHOW` reports it: the limit enforced
 /// ([`quiver_common::limits::MAX_IDENTIFIER_LEN`]), not PostgreSQL's 63.
@@ -253,7 +253,7 @@ pub(crate) fn apply_initial_settings(
 }
 
 /// `SET name = value`.
-pub async fn set(session: &mut SqlSession, set: &Set) -> Result<Output> {
+pub async fn set(session: &mut SqlSession, set: &Set) -> Result<PgOutput> {
     let (name, value) = match set {
         Set::SingleAssignment {
             variable, values, ..
@@ -279,12 +279,12 @@ pub async fn set(session: &mut SqlSession, set: &Set) -> Result<Output> {
     if name.starts_with("datafusion.") {
         session.ctx.sql(&set.to_string()).await?.collect().await?;
         session.settings.insert(name, value);
-        return Ok(Output::Command(CommandTag::new("SET")));
+        return Ok(PgOutput::Command(CommandTag::new("SET")));
     }
     let status = apply_setting(session, &name, value)?;
     let mut tag = CommandTag::new("SET");
     tag.parameter_status.extend(status);
-    Ok(Output::Command(tag))
+    Ok(PgOutput::Command(tag))
 }
 
 /// Schema of `SHOW name`.
@@ -311,7 +311,7 @@ fn variable_name(variable: &[Ident]) -> String {
 }
 
 /// `SHOW name` / `SHOW ALL`.
-pub fn show(session: &SqlSession, variable: &[Ident]) -> Result<Output> {
+pub fn show(session: &SqlSession, variable: &[Ident]) -> Result<PgOutput> {
     let name = variable_name(variable);
     let schema = show_schema(variable);
     let batch = if name == "all" {
@@ -338,7 +338,7 @@ pub fn show(session: &SqlSession, variable: &[Ident]) -> Result<Output> {
         )?
     };
     let stream = MemoryStream::try_new(vec![batch], schema.clone(), None)?;
-    Ok(Output::Rows {
+    Ok(PgOutput::Rows {
         schema,
         stream: Box::pin(stream),
         command: "SHOW".into(),
@@ -346,7 +346,7 @@ pub fn show(session: &SqlSession, variable: &[Ident]) -> Result<Output> {
 }
 
 /// `RESET name` / `RESET ALL`.
-pub fn reset(session: &mut SqlSession, reset: &ResetStatement) -> Result<Output> {
+pub fn reset(session: &mut SqlSession, reset: &ResetStatement) -> Result<PgOutput> {
     let defaults = default_settings(&session.user, session.memory.max_limit());
     let names: Vec<String> = match &reset.reset {
         Reset::ALL => defaults.keys().cloned().collect(),
@@ -366,5 +366,5 @@ pub fn reset(session: &mut SqlSession, reset: &ResetStatement) -> Result<Output>
             }
         }
     }
-    Ok(Output::Command(tag))
+    Ok(PgOutput::Command(tag))
 }

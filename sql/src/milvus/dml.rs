@@ -110,8 +110,8 @@ impl MilvusDoor {
             .await;
         self.give_back(session);
         let deleted = match output? {
-            Output::Command(tag) => tag.rows.unwrap_or(0),
-            _ => 0,
+            Output::Done { rows } => rows.unwrap_or(0),
+            Output::Rows { .. } => 0,
         };
         Ok(MutationResult {
             status: Some(ok_status()),

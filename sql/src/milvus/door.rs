@@ -105,10 +105,7 @@ impl MilvusDoor {
                 .try_collect::<Vec<_>>()
                 .await
                 .map_err(|e| DoorError::from(SqlError::from(e)))?),
-            Output::Command(_) => Ok(Vec::new()),
-            Output::CopyIn(_) | Output::CopyOut { .. } => {
-                Err(DoorError::internal("unexpected COPY".to_string()))
-            }
+            Output::Done { .. } => Ok(Vec::new()),
         }
     }
 

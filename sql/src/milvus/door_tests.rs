@@ -1,6 +1,8 @@
 //! The door over a stand-in [`QueryHandler`]: a handler that records what
 //! it is asked and answers from a fixed catalog (one table, `items`, in
-//! schema `public`) shows that the Milvus door needs nothing but that seam.
+//! schema `public`) shows that the Milvus door needs nothing but that seam —
+//! the protocol-neutral trait alone (no command tags, transactions or COPY,
+//! which are the Postgres door's `PgHandler`), and sessions of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,8 +29,8 @@ use tonic::Request;
 use super::MilvusDoor;
 use crate::error::{Result, SqlError};
 use crate::handler::{
-    CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
-    SessionState, WriteKind, Written,
+    IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, SessionState, WriteKind,
+    Written,
 };
 
 /// A handler with one table, `public.items` (`id` bigint key, `vec`
@@ -117,7 +119,7 @@ impl QueryHandler for Recorder {
         let text = statement.to_string();
         self.log(format!("execute {text}"));
         if !text.starts_with("SELECT count(*)") {
-            return Ok(Output::Command(CommandTag::new("OK")));
+            return Ok(Output::Done { rows: None });
         }
         let schema = Arc::new(Schema::new(vec![Field::new(
             "count(*)",
@@ -130,7 +132,6 @@ impl QueryHandler for Recorder {
         Ok(Output::Rows {
             schema,
             stream: Box::pin(stream),
-            command: "SELECT".into(),
         })
     }
 
@@ -141,15 +142,6 @@ impl QueryHandler for Recorder {
     fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
         self.log(format!("table_schema {database}.{table}"));
         self.lookup(database, table)
-    }
-
-    async fn copy_in(
-        &self,
-        _session: &mut Session,
-        _spec: &CopySpec,
-        _rows: RecordBatch,
-    ) -> Result<usize> {
-        Err(SqlError::unsupported("COPY"))
     }
 
     fn indexes(&self, _database: &str, _table: &str) -> Vec<IndexInfo> {

@@ -17,7 +17,7 @@ use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 
 use super::copy_cols::{unescape_text, Column, FieldError};
 use super::errors::pg_error;
-use crate::handler::{CopyFormat, CopySpec};
+use crate::handler::pg::{CopyFormat, CopySpec};
 use pgwire::error::PgWireError;
 
 /// Rows per decoded batch handed to the engine.

@@ -21,7 +21,7 @@ use quiver_common::vector;
 
 use super::copy_cols::{is_json, pg_type_name, PG_EPOCH_OFFSET_MICROS};
 use super::copy_in::CopyError;
-use crate::handler::{CopyFormat, CopySpec};
+use crate::handler::pg::{CopyFormat, CopySpec};
 
 /// CopyData payloads of `COPY TO STDOUT` are cut at about this size.
 const COPY_OUT_CHUNK: usize = 64 * 1024;

@@ -14,7 +14,7 @@ use quiver_common::schema::{vector_arrow_type, JSON_METADATA_KEY};
 use super::copy_cols::unescape_text;
 use super::copy_in::{CopyDecoder, CopyError, MAX_BATCH_ROWS};
 use super::copy_out::{format_float, format_timestamp, CopyEncoder};
-use crate::handler::{CopyFormat, CopySpec};
+use crate::handler::pg::{CopyFormat, CopySpec};
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::NoTls;
 
 use super::{serve_on, PgServerOptions};
-use crate::handler::QueryHandlerRef;
+use crate::handler::pg::PgHandlerRef;
 use crate::Instance;
 
 struct Server {
@@ -28,7 +28,7 @@ async fn start(pg: PgConfig) -> Server {
         ..Default::default()
     };
     let engine = Engine::open(config).await.unwrap();
-    let handler: QueryHandlerRef = Arc::new(Instance::new(engine));
+    let handler: PgHandlerRef = Arc::new(Instance::new(engine));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

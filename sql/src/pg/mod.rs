@@ -3,8 +3,10 @@
 //! This module owns the Postgres protocol — startup, the simple and extended
 //! query protocols, COPY, cancel requests, ParameterStatus, SQLSTATEs — and
 //! knows nothing about storage: everything it does goes through
+//! [`PgHandler`](crate::handler::pg::PgHandler) — the protocol-neutral
 //! [`QueryHandler`](crate::handler::QueryHandler), which parses, describes
-//! and executes statements and inserts decoded COPY rows.
+//! and executes statements, plus what only Postgres has: command tags,
+//! transaction effects and COPY (inserting decoded COPY rows).
 //!
 //! * [`serve`] — the accept loop (connection limit); one handler set and one session per connection;
 //! * `conn` — one connection's loop: startup, checked frames to pgwire's

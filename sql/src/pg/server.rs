@@ -18,7 +18,7 @@ use super::conn::{serve_connection, ConnectionEnd, ConnectionLimits};
 use super::frame::ReceiveBudget;
 use super::handlers::{Handlers, Startup};
 use super::session::Connection;
-use crate::handler::QueryHandlerRef;
+use crate::handler::pg::PgHandlerRef;
 
 /// Connections over the limit that may wait for their startup packet at
 /// once to be told `53300`; more are closed at accept.
@@ -80,7 +80,7 @@ impl Default for PgServerOptions {
 /// connections are closed.
 pub async fn serve(
     listener: TcpListener,
-    handler: QueryHandlerRef,
+    handler: PgHandlerRef,
     shutdown: impl Future<Output = ()>,
 ) {
     serve_on(
@@ -99,7 +99,7 @@ pub async fn serve(
 pub async fn serve_on(
     listener: TcpListener,
     unix: Option<UnixListener>,
-    handler: QueryHandlerRef,
+    handler: PgHandlerRef,
     options: PgServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {

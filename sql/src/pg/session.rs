@@ -39,10 +39,10 @@ use super::encode::{
 };
 use super::errors::{pg_error, sql_err};
 use super::params::decode_params;
-use crate::handler::{
-    CommandTag, CopyFormat, CopySpec, Output, Prepared, QueryHandlerRef, Session, SessionInfo,
-    TransactionEffect,
+use crate::handler::pg::{
+    CommandTag, CopyFormat, CopySpec, PgHandlerRef, PgOutput, TransactionEffect,
 };
+use crate::handler::{Prepared, Session, SessionInfo};
 
 /// A statement prepared with Parse: the AST and what `prepare` said about it.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ pub(super) struct CopyIn {
 /// What one connection owns: its session (created on first use from the
 /// startup user and database) and a COPY in progress.
 pub(crate) struct ConnState {
-    pub handler: QueryHandlerRef,
+    pub handler: PgHandlerRef,
     /// The settings a new session starts with (the server's configuration).
     initial_settings: Arc<Vec<(String, String)>>,
     session: Mutex<Option<Session>>,
@@ -108,7 +108,7 @@ impl ConnState {
         statement: &Statement,
         params: Option<ParamValues>,
         cancel: Option<CancelSignal>,
-    ) -> PgWireResult<(Output, Guard)>
+    ) -> PgWireResult<(PgOutput, Guard)>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
@@ -121,7 +121,7 @@ impl ConnState {
         let result = forward_notices(
             client,
             &mut notices,
-            guard.run(self.handler.execute(&mut session, statement, params)),
+            guard.run(self.handler.execute_pg(&mut session, statement, params)),
         )
         .await;
         session.set_notice_sink(None);
@@ -149,7 +149,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub fn new(handler: QueryHandlerRef, initial_settings: Arc<Vec<(String, String)>>) -> Self {
+    pub fn new(handler: PgHandlerRef, initial_settings: Arc<Vec<(String, String)>>) -> Self {
         let state = Arc::new(ConnState {
             handler,
             initial_settings,
@@ -309,7 +309,7 @@ impl Connection {
                 .execute(client, statement, None, cancel.clone())
                 .await?;
             match output {
-                Output::Rows {
+                PgOutput::Rows {
                     schema,
                     stream,
                     command,
@@ -322,7 +322,7 @@ impl Connection {
                     )?;
                     send_query_response(client, response, true).await?;
                 }
-                Output::Command(tag) => {
+                PgOutput::Command(tag) => {
                     send_parameter_status(client, &tag).await?;
                     send_execution_response(client, command_tag(&tag)).await?;
                     *status = match tag.transaction {
@@ -331,13 +331,13 @@ impl Connection {
                         TransactionEffect::End => status.to_idle_state(),
                     };
                 }
-                Output::CopyIn(spec) => {
+                PgOutput::CopyIn(spec) => {
                     let response = self.state.start_copy_in(spec);
                     send_copy_in_response(client, response).await?;
                     client.set_state(PgWireConnectionState::CopyInProgress(false));
                     return Ok(());
                 }
-                Output::CopyOut { spec, stream } => {
+                PgOutput::CopyOut { spec, stream } => {
                     let rows = copy_out(client, &spec, guard.stream(stream)).await?;
                     send_execution_response(client, Tag::new("COPY").with_rows(rows)).await?;
                 }
@@ -364,7 +364,7 @@ impl Connection {
             .execute(client, &statement.statement, params, cancel)
             .await?;
         Ok(match output {
-            Output::Rows {
+            PgOutput::Rows {
                 schema,
                 stream,
                 command,
@@ -374,7 +374,7 @@ impl Connection {
                 &command,
                 &portal.result_column_format,
             )?),
-            Output::Command(tag) => {
+            PgOutput::Command(tag) => {
                 send_parameter_status(client, &tag).await?;
                 let pg_tag = command_tag(&tag);
                 match tag.transaction {
@@ -383,8 +383,8 @@ impl Connection {
                     TransactionEffect::End => Response::TransactionEnd(pg_tag),
                 }
             }
-            Output::CopyIn(spec) => Response::CopyIn(self.state.start_copy_in(spec)),
-            Output::CopyOut { spec, stream } => {
+            PgOutput::CopyIn(spec) => Response::CopyIn(self.state.start_copy_in(spec)),
+            PgOutput::CopyOut { spec, stream } => {
                 let rows = copy_out(client, &spec, guard.stream(stream)).await?;
                 Response::Execution(Tag::new("COPY").with_rows(rows))
             }

@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::serve;
-use crate::handler::QueryHandlerRef;
+use crate::handler::pg::PgHandlerRef;
 use crate::Instance;
 
 struct Server {
@@ -31,7 +31,7 @@ impl Server {
         };
         let engine = Engine::open(config).await.unwrap();
         let instance = Arc::new(Instance::new(engine));
-        let handler: QueryHandlerRef = instance.clone();
+        let handler: PgHandlerRef = instance.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -612,7 +612,7 @@ async fn serves_a_unix_socket_too() {
         ..Default::default()
     };
     let engine = Engine::open(config).await.unwrap();
-    let handler: QueryHandlerRef = Arc::new(Instance::new(engine));
+    let handler: PgHandlerRef = Arc::new(Instance::new(engine));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let sockets = dir.path().join("sockets");
