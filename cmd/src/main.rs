@@ -169,8 +169,9 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
         "" => None,
         dir => {
             let port = listener.local_addr()?.port();
-            let (unix, path) = quiver_sql::pg::bind_unix_socket(std::path::Path::new(dir), port)
-                .with_context(|| format!("listening on a Unix socket in {dir}"))?;
+            let (unix, path) =
+                quiver_servers::pg::bind_unix_socket(std::path::Path::new(dir), port)
+                    .with_context(|| format!("listening on a Unix socket in {dir}"))?;
             tracing::info!(path = %path.display(), "Postgres wire protocol listening");
             Some((unix, path))
         }
@@ -186,18 +187,18 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             tracing::info!(addr = %bound, "Milvus gRPC listening");
             eprintln!("quiver milvus door: http://{bound}");
-            Some(tokio::spawn(quiver_sql::milvus::serve(
+            Some(tokio::spawn(quiver_servers::milvus::serve(
                 listener,
                 handler,
-                quiver_sql::milvus::MilvusServerOptions::from_config(&config.milvus),
+                quiver_servers::milvus::MilvusServerOptions::from_config(&config.milvus),
                 shutdown.clone(),
             )))
         }
     };
     // The line test harnesses wait for.
     eprintln!("quiver standalone ready: postgres://{}", config.pg.addr);
-    let options = quiver_sql::pg::PgServerOptions::from_config(&config.pg);
-    quiver_sql::pg::serve_on(listener, unix, pg_handler, options, shutdown).await;
+    let options = quiver_servers::pg::PgServerOptions::from_config(&config.pg);
+    quiver_servers::pg::serve_on(listener, unix, pg_handler, options, shutdown).await;
     if let Some(path) = unix_path {
         let _ = std::fs::remove_file(path);
     }

@@ -85,7 +85,7 @@ impl EmbeddedDb {
 
 fn sql_error(err: quiver_sql::SqlError) -> DbError {
     DbError {
-        code: quiver_sql::pg::errors::sqlstate(err.status_code()).to_string(),
+        code: quiver_servers::pg::errors::sqlstate(err.status_code()).to_string(),
         message: err.to_string(),
     }
 }

@@ -57,7 +57,7 @@ async fn slt_over_pgwire_files() {
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let handler: quiver_sql::PgHandlerRef = instance.clone();
-        let server = tokio::spawn(quiver_sql::pg::serve(listener, handler, async move {
+        let server = tokio::spawn(quiver_servers::pg::serve(listener, handler, async move {
             let _ = stop_rx.await;
         }));
         let url = format!("postgres://slt@{addr}/quiver");
