@@ -40,6 +40,8 @@ mod session;
 #[cfg(test)]
 mod copy_tests;
 #[cfg(test)]
+mod door_tests;
+#[cfg(test)]
 mod limit_tests;
 #[cfg(test)]
 mod wire_tests;
