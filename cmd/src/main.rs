@@ -15,7 +15,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
-use quiver_sql::{Instance, QueryHandlerRef};
+use quiver_sql::{Instance, PgHandlerRef, QueryHandlerRef};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -156,7 +156,11 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
         .await
         .context("opening the engine")?;
     let maintenance = engine.spawn_maintenance();
-    let handler: QueryHandlerRef = Arc::new(Instance::new(engine.clone()));
+    let instance = Arc::new(Instance::new(engine.clone()));
+    // One handler behind both doors: the Milvus door asks the neutral
+    // QueryHandler, the Postgres door its extension PgHandler.
+    let handler: QueryHandlerRef = instance.clone();
+    let pg_handler: PgHandlerRef = instance;
     let listener = tokio::net::TcpListener::bind(&config.pg.addr)
         .await
         .with_context(|| format!("binding the Postgres port {}", config.pg.addr))?;
@@ -165,8 +169,9 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
         "" => None,
         dir => {
             let port = listener.local_addr()?.port();
-            let (unix, path) = quiver_sql::pg::bind_unix_socket(std::path::Path::new(dir), port)
-                .with_context(|| format!("listening on a Unix socket in {dir}"))?;
+            let (unix, path) =
+                quiver_servers::pg::bind_unix_socket(std::path::Path::new(dir), port)
+                    .with_context(|| format!("listening on a Unix socket in {dir}"))?;
             tracing::info!(path = %path.display(), "Postgres wire protocol listening");
             Some((unix, path))
         }
@@ -182,18 +187,18 @@ async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
             let bound = listener.local_addr()?;
             tracing::info!(addr = %bound, "Milvus gRPC listening");
             eprintln!("quiver milvus door: http://{bound}");
-            Some(tokio::spawn(quiver_sql::milvus::serve(
+            Some(tokio::spawn(quiver_servers::milvus::serve(
                 listener,
-                handler.clone(),
-                quiver_sql::milvus::MilvusServerOptions::from_config(&config.milvus),
+                handler,
+                quiver_servers::milvus::MilvusServerOptions::from_config(&config.milvus),
                 shutdown.clone(),
             )))
         }
     };
     // The line test harnesses wait for.
     eprintln!("quiver standalone ready: postgres://{}", config.pg.addr);
-    let options = quiver_sql::pg::PgServerOptions::from_config(&config.pg);
-    quiver_sql::pg::serve_on(listener, unix, handler, options, shutdown).await;
+    let options = quiver_servers::pg::PgServerOptions::from_config(&config.pg);
+    quiver_servers::pg::serve_on(listener, unix, pg_handler, options, shutdown).await;
     if let Some(path) = unix_path {
         let _ = std::fs::remove_file(path);
     }

@@ -72,6 +72,75 @@ impl SqlError {
     pub fn unsupported(feature: impl Into<String>) -> Self {
         SqlError::Unsupported(feature.into())
     }
+
+    /// The error of a table `table` of database (schema) `database` that
+    /// does not exist (`relation "t" does not exist`).
+    pub fn table_not_found(database: impl Into<String>, table: impl Into<String>) -> Self {
+        SqlError::Engine(EngineError::TableNotFound {
+            database: database.into(),
+            table: table.into(),
+        })
+    }
+
+    /// What the error is about, from its data, when it is one of the
+    /// catalog and key errors a front end may word itself (`None`: the
+    /// error has only its message and status code).
+    pub fn subject(&self) -> Option<ErrorSubject<'_>> {
+        let SqlError::Engine(engine) = self else {
+            return None;
+        };
+        Some(match engine {
+            EngineError::TableNotFound { database, table } => {
+                ErrorSubject::TableNotFound { database, table }
+            }
+            EngineError::TableAlreadyExists { database, table } => {
+                ErrorSubject::TableAlreadyExists { database, table }
+            }
+            EngineError::DatabaseNotFound(database) => ErrorSubject::DatabaseNotFound(database),
+            EngineError::DatabaseAlreadyExists(database) => {
+                ErrorSubject::DatabaseAlreadyExists(database)
+            }
+            EngineError::DatabaseNotEmpty(database) => ErrorSubject::DatabaseNotEmpty(database),
+            EngineError::IndexNotFound(index) => ErrorSubject::IndexNotFound(index),
+            EngineError::ColumnNotFound { table, column } => {
+                ErrorSubject::ColumnNotFound { table, column }
+            }
+            EngineError::DuplicateKey { table, column, key } => {
+                ErrorSubject::DuplicateKey { table, column, key }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The catalog object or key an error is about ([`SqlError::subject`]):
+/// the data a front end words an error from in its own protocol's terms
+/// (the Milvus door's `collection not found[database=..][collection=..]`).
+/// Databases are schema names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSubject<'a> {
+    TableNotFound {
+        database: &'a str,
+        table: &'a str,
+    },
+    TableAlreadyExists {
+        database: &'a str,
+        table: &'a str,
+    },
+    DatabaseNotFound(&'a str),
+    DatabaseAlreadyExists(&'a str),
+    DatabaseNotEmpty(&'a str),
+    IndexNotFound(&'a str),
+    ColumnNotFound {
+        table: &'a str,
+        column: &'a str,
+    },
+    /// A primary key written twice (`column` = `key`).
+    DuplicateKey {
+        table: &'a str,
+        column: &'a str,
+        key: &'a str,
+    },
 }
 
 impl From<DataFusionError> for SqlError {
@@ -259,6 +328,44 @@ mod tests {
             }
             assert_eq!(err.to_string(), "relation \"items\" does not exist");
             assert_eq!(err.status_code(), StatusCode::TableNotFound);
+            assert_eq!(
+                err.subject(),
+                Some(ErrorSubject::TableNotFound {
+                    database: schema,
+                    table: "items"
+                })
+            );
         }
+    }
+
+    /// A stand-in handler's table-not-found error is the engine's, with
+    /// its subject; errors without catalog data have none.
+    #[test]
+    fn subjects_come_from_the_error_data() {
+        let err = SqlError::table_not_found("db1", "items");
+        assert_eq!(err.status_code(), StatusCode::TableNotFound);
+        assert_eq!(err.to_string(), "relation \"items\" does not exist");
+        assert_eq!(
+            err.subject(),
+            Some(ErrorSubject::TableNotFound {
+                database: "db1",
+                table: "items"
+            })
+        );
+        let err = SqlError::Engine(EngineError::DuplicateKey {
+            table: "t".into(),
+            column: "id".into(),
+            key: "7".into(),
+        });
+        assert_eq!(
+            err.subject(),
+            Some(ErrorSubject::DuplicateKey {
+                table: "t",
+                column: "id",
+                key: "7"
+            })
+        );
+        assert_eq!(SqlError::Syntax("x".into()).subject(), None);
+        assert_eq!(SqlError::Engine(EngineError::ShuttingDown).subject(), None);
     }
 }

@@ -3,7 +3,15 @@
 //! A front end parses nothing itself beyond its wire format: it asks the
 //! handler to parse SQL, to describe a statement (parameter types and result
 //! schema) and to execute it, and it streams back whatever [`Output`] it gets.
+//! It holds its sessions as opaque [`Session`] handles.
+//!
+//! [`QueryHandler`] is protocol-neutral (both doors use it); what only the
+//! Postgres door needs — command tags, transaction effects, COPY — is the
+//! extension trait [`pg::PgHandler`].
 
+pub mod pg;
+
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +20,21 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
+use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 
 use quiver_common::schema::TableSchema;
 
 use crate::error::Result;
+
+/// The database (schema) a session starts in and unqualified names resolve
+/// to (`public`).
+pub const DEFAULT_DATABASE: &str = quiver_cluster::DEFAULT_DATABASE;
+
+/// A vector index method, as `CREATE INDEX ... USING` and
+/// [`IndexInfo::kind`] name it (`hnsw`, `ivfflat`, ...; [`IndexMethod::parse`]).
+pub use quiver_index::IndexKind as IndexMethod;
 
 /// Who is connecting, to what.
 #[derive(Debug, Clone, Default)]
@@ -31,193 +47,120 @@ pub struct SessionInfo {
     pub initial_settings: Vec<(String, String)>,
 }
 
-/// Per-connection state: its own DataFusion context (so `SET` stays in it) and settings.
-pub struct Session {
-    pub(crate) ctx: SessionContext,
-    pub(crate) settings: BTreeMap<String, String>,
-    pub(crate) statement_timeout: Option<Duration>,
-    /// `idle_session_timeout`: close the connection when idle this long.
-    pub(crate) idle_session_timeout: Option<Duration>,
-    /// `idle_in_transaction_session_timeout`: likewise inside a transaction block.
-    pub(crate) idle_in_transaction_session_timeout: Option<Duration>,
-    pub(crate) user: String,
-    /// Where NOTICE messages of the running statement go (set by the front end).
-    pub(crate) notices: Option<NoticeSink>,
-    /// Optimized plans of prepared queries, reused with new parameters.
-    pub(crate) plans: crate::plan_cache::PlanCache,
-    /// The memory budget of the session's running statement (its
-    /// DataFusion memory pool), drawing from the server's.
-    pub(crate) memory: Arc<quiver_exec::memory::QueryMemoryPool>,
+/// What a handler keeps per session, as its front ends may see it: the
+/// protocol-neutral settings a front end applies (timeouts, memory pool)
+/// and the NOTICE channel it listens on. Everything else (a planning
+/// context, prepared plans) stays the handler's own, behind [`Session`].
+pub trait SessionState: Any + Send + Sync {
+    /// The connected user.
+    fn user(&self) -> &str;
+
+    /// The memory pool the session's statements reserve from (the front
+    /// end reserves its result encoding and buffered input against it).
+    fn memory_pool(&self) -> Arc<dyn MemoryPool>;
+
+    /// A session setting (`SHOW`); none by default.
+    fn setting(&self, _name: &str) -> Option<&str> {
+        None
+    }
+
+    /// The statement timeout (`SET statement_timeout`); none by default.
+    fn statement_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// `idle_session_timeout` (`None`: off, the default).
+    fn idle_session_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// `idle_in_transaction_session_timeout` (`None`: off, the default).
+    fn idle_in_transaction_session_timeout(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Routes the running statement's NOTICE messages to `sink` (`None`
+    /// drops them); a handler that sends none ignores it (the default).
+    fn set_notice_sink(&mut self, _sink: Option<NoticeSink>) {}
+}
+
+/// An open session as a front end holds it: created by
+/// [`QueryHandler::new_session`], handed back to the handler with every
+/// statement, and opaque in between — a front end reads what
+/// [`SessionState`] exposes and nothing else. The handler that created it
+/// gets its own state back with [`Session::state_mut`].
+pub struct Session(Box<dyn SessionState>);
+
+impl Session {
+    /// A session holding a handler's state.
+    pub fn new(state: impl SessionState) -> Self {
+        Self(Box::new(state))
+    }
+
+    /// The handler's state, when it is a `T` (for the handler that made it).
+    pub fn state<T: SessionState>(&self) -> Option<&T> {
+        let state: &dyn Any = &*self.0;
+        state.downcast_ref()
+    }
+
+    /// The handler's state, mutable, when it is a `T`.
+    pub fn state_mut<T: SessionState>(&mut self) -> Option<&mut T> {
+        let state: &mut dyn Any = &mut *self.0;
+        state.downcast_mut()
+    }
+
+    /// The statement timeout set with `SET statement_timeout`.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        self.0.statement_timeout()
+    }
+
+    /// `idle_session_timeout` (`None`: off).
+    pub fn idle_session_timeout(&self) -> Option<Duration> {
+        self.0.idle_session_timeout()
+    }
+
+    /// `idle_in_transaction_session_timeout` (`None`: off).
+    pub fn idle_in_transaction_session_timeout(&self) -> Option<Duration> {
+        self.0.idle_in_transaction_session_timeout()
+    }
+
+    /// A session setting (`SHOW`).
+    pub fn setting(&self, name: &str) -> Option<&str> {
+        self.0.setting(name)
+    }
+
+    /// The connected user.
+    pub fn user(&self) -> &str {
+        self.0.user()
+    }
+
+    /// Routes the statement's NOTICE messages to `sink` (`None` drops them).
+    pub fn set_notice_sink(&mut self, sink: Option<NoticeSink>) {
+        self.0.set_notice_sink(sink);
+    }
+
+    /// The memory pool the session's statements reserve from (DataFusion's
+    /// operators, the vector search and scans, and the front end's result
+    /// encoding and buffered input).
+    pub fn memory_pool(&self) -> Arc<dyn MemoryPool> {
+        self.0.memory_pool()
+    }
 }
 
 /// A channel of NOTICE messages the front end forwards to its client while
 /// a statement runs (e.g. `CREATE INDEX` progress).
 pub type NoticeSink = tokio::sync::mpsc::UnboundedSender<String>;
 
-impl Session {
-    /// The statement timeout set with `SET statement_timeout`.
-    pub fn statement_timeout(&self) -> Option<Duration> {
-        self.statement_timeout
-    }
-
-    /// `idle_session_timeout` (`None`: off).
-    pub fn idle_session_timeout(&self) -> Option<Duration> {
-        self.idle_session_timeout
-    }
-
-    /// `idle_in_transaction_session_timeout` (`None`: off).
-    pub fn idle_in_transaction_session_timeout(&self) -> Option<Duration> {
-        self.idle_in_transaction_session_timeout
-    }
-
-    /// A session setting (`SHOW`).
-    pub fn setting(&self, name: &str) -> Option<&str> {
-        self.settings
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
-    }
-
-    /// The connected user.
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    /// Routes the statement's NOTICE messages to `sink` (`None` drops them).
-    pub fn set_notice_sink(&mut self, sink: Option<NoticeSink>) {
-        self.notices = sink;
-    }
-
-    /// Sends a NOTICE to the client, if the front end listens.
-    pub fn notice(&self, message: impl Into<String>) {
-        if let Some(sink) = &self.notices {
-            let _ = sink.send(message.into());
-        }
-    }
-
-    /// The memory pool the session's statements reserve from (DataFusion's
-    /// operators, the vector search and scans, and the front end's result
-    /// encoding and buffered input).
-    pub fn memory_pool(&self) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
-        self.memory.clone()
-    }
-
-    /// A clone of the notice sink, for work that reports progress.
-    pub fn notice_sink(&self) -> Option<NoticeSink> {
-        self.notices.clone()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        // pg_catalog holds the session's catalog list, which holds the catalog
-        // holding pg_catalog: break the cycle so the session (and its engine
-        // reference) is freed.
-        if let Some(catalog) = self.ctx.catalog(quiver_planner::session::CATALOG_NAME) {
-            let _ = catalog.deregister_schema("pg_catalog", false);
-        }
-    }
-}
-
-/// How a command changes the transaction status the front end reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionEffect {
-    None,
-    Begin,
-    End,
-}
-
-/// A completed command without rows (`CREATE TABLE`, `INSERT 0 3`, `DELETE 2`).
-#[derive(Debug, Clone)]
-pub struct CommandTag {
-    pub command: String,
-    /// `INSERT` reports an OID (always 0).
-    pub oid: Option<u32>,
-    pub rows: Option<usize>,
-    pub transaction: TransactionEffect,
-    /// Session parameters changed by the command (`SET application_name`), for ParameterStatus.
-    pub parameter_status: Vec<(String, String)>,
-}
-
-impl CommandTag {
-    /// A tag without a row count.
-    pub fn new(command: impl Into<String>) -> Self {
-        Self {
-            command: command.into(),
-            oid: None,
-            rows: None,
-            transaction: TransactionEffect::None,
-            parameter_status: Vec::new(),
-        }
-    }
-
-    /// A tag with a row count.
-    pub fn with_rows(mut self, rows: usize) -> Self {
-        self.rows = Some(rows);
-        self
-    }
-
-    /// The `INSERT 0 n` tag.
-    pub fn insert(rows: usize) -> Self {
-        Self {
-            oid: Some(0),
-            ..Self::new("INSERT").with_rows(rows)
-        }
-    }
-
-    /// Marks the transaction effect.
-    pub fn with_transaction(mut self, effect: TransactionEffect) -> Self {
-        self.transaction = effect;
-        self
-    }
-}
-
-/// Text formats of COPY.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyFormat {
-    Text,
-    Csv,
-    Binary,
-}
-
-/// What a `COPY` moves: the table and the columns, with their Arrow types.
-#[derive(Debug, Clone)]
-pub struct CopySpec {
-    pub database: String,
-    pub table: String,
-    /// The copied columns in order (names and types; vectors are `FixedSizeList<Float32>`).
-    pub schema: SchemaRef,
-    pub format: CopyFormat,
-    /// Field delimiter (default tab for text, comma for CSV).
-    pub delimiter: u8,
-    /// NULL marker (default `\N` for text, empty for CSV).
-    pub null: String,
-    /// CSV: the first line is a header.
-    pub header: bool,
-    /// CSV quote character.
-    pub quote: u8,
-    /// The session's memory pool: the decoded rows a COPY FROM buffers
-    /// before inserting them are reserved against it (none: not accounted).
-    pub memory: Option<Arc<dyn datafusion::execution::memory_pool::MemoryPool>>,
-}
-
-/// The result of executing a statement.
+/// The result of executing a statement, as every front end sees it.
 pub enum Output {
-    /// Rows to stream; the tag names the command (`SELECT`, or `INSERT` for `RETURNING`).
+    /// Rows to stream.
     Rows {
         schema: SchemaRef,
         stream: SendableRecordBatchStream,
-        command: String,
     },
-    /// A command without rows.
-    Command(CommandTag),
-    /// `COPY ... FROM STDIN`: the front end collects the data, decodes it
-    /// with the spec and calls [`QueryHandler::copy_in`].
-    CopyIn(CopySpec),
-    /// `COPY ... TO STDOUT`: the rows to encode with the spec.
-    CopyOut {
-        spec: CopySpec,
-        stream: SendableRecordBatchStream,
-    },
+    /// A statement without rows; `rows` is the count it affected, for the
+    /// statements that report one (`INSERT`, `UPDATE`, `DELETE`).
+    Done { rows: Option<usize> },
 }
 
 /// Parameter types and result schema of a prepared statement.
@@ -295,14 +238,6 @@ pub trait QueryHandler: Send + Sync + 'static {
 
     /// The definition of a table (its columns, types and primary key).
     fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema>;
-
-    /// Inserts rows decoded from `COPY ... FROM STDIN`; returns the row count.
-    async fn copy_in(
-        &self,
-        session: &mut Session,
-        spec: &CopySpec,
-        rows: RecordBatch,
-    ) -> Result<usize>;
 
     /// The vector indexes of a table.
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;

@@ -223,3 +223,47 @@ async fn data_survives_restart_through_segments_and_wal() {
     .await;
     assert!(out.contains("| 100 |") && out.contains("| 3   |"), "{out}");
 }
+
+/// The session a front end holds is opaque: it shows the user, settings
+/// and timeouts the instance keeps, and the instance refuses a session some
+/// other handler opened.
+#[tokio::test]
+async fn sessions_are_opaque_handles_of_their_handler() {
+    use quiver_sql::handler::{QueryHandler, SessionState};
+    use quiver_sql::SqlError;
+
+    struct Foreign;
+    impl SessionState for Foreign {
+        fn user(&self) -> &str {
+            "foreign"
+        }
+        fn memory_pool(&self) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
+            Arc::new(datafusion::execution::memory_pool::UnboundedMemoryPool::default())
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance);
+    assert_eq!(s.user(), "t");
+    assert_eq!(s.statement_timeout(), None);
+    run(&instance, &mut s, "SET statement_timeout = '2s'")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.statement_timeout(),
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert_eq!(s.setting("STATEMENT_TIMEOUT"), Some("2s"));
+    assert!(s.state::<Foreign>().is_none());
+
+    let mut foreign = Session::new(Foreign);
+    let statement = instance.parse("SELECT 1").unwrap().remove(0);
+    match instance.execute(&mut foreign, &statement, None).await {
+        Err(err @ SqlError::Internal(_)) => {
+            assert_eq!(err.status_code(), StatusCode::Internal);
+        }
+        Err(other) => panic!("expected an internal error, got {other:?}"),
+        Ok(_) => panic!("a foreign session ran a statement"),
+    }
+}

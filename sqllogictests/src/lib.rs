@@ -85,7 +85,7 @@ impl EmbeddedDb {
 
 fn sql_error(err: quiver_sql::SqlError) -> DbError {
     DbError {
-        code: quiver_sql::pg::errors::sqlstate(err.status_code()).to_string(),
+        code: quiver_servers::pg::errors::sqlstate(err.status_code()).to_string(),
         message: err.to_string(),
     }
 }
@@ -118,13 +118,7 @@ impl sqllogictest::AsyncDB for EmbeddedDb {
                         rows,
                     }
                 }
-                Output::Command(tag) => DBOutput::StatementComplete(tag.rows.unwrap_or(0) as u64),
-                Output::CopyIn(_) | Output::CopyOut { .. } => {
-                    return Err(DbError {
-                        code: "0A000".into(),
-                        message: "COPY needs the wire protocol".into(),
-                    })
-                }
+                Output::Done { rows } => DBOutput::StatementComplete(rows.unwrap_or(0) as u64),
             };
         }
         Ok(last)

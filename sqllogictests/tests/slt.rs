@@ -56,8 +56,8 @@ async fn slt_over_pgwire_files() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let handler: quiver_sql::QueryHandlerRef = instance.clone();
-        let server = tokio::spawn(quiver_sql::pg::serve(listener, handler, async move {
+        let handler: quiver_sql::PgHandlerRef = instance.clone();
+        let server = tokio::spawn(quiver_servers::pg::serve(listener, handler, async move {
             let _ = stop_rx.await;
         }));
         let url = format!("postgres://slt@{addr}/quiver");

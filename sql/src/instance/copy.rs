@@ -11,9 +11,10 @@ use datafusion::sql::sqlparser::ast::{
 };
 use quiver_cluster::WriteMode;
 
+use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CopyFormat, CopySpec, Output, Session};
+use crate::handler::pg::{CopyFormat, CopySpec, PgOutput};
 
 struct Options {
     format: CopyFormat,
@@ -87,7 +88,7 @@ fn parse_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<
 }
 
 fn spec(
-    session: &Session,
+    session: &SqlSession,
     database: String,
     table: String,
     schema: SchemaRef,
@@ -116,9 +117,9 @@ fn spec(
 /// Executes a `COPY` statement.
 pub async fn copy(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     statement: &Statement,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let Statement::Copy {
         source,
         to,
@@ -147,7 +148,7 @@ pub async fn copy(
                 .schema()
                 .arrow_schema();
             let schema = project(&full, columns, &table)?;
-            Ok(Output::CopyIn(spec(
+            Ok(PgOutput::CopyIn(spec(
                 session, database, table, schema, options,
             )))
         }
@@ -179,7 +180,7 @@ pub async fn copy(
                 CopySource::Table { table_name, .. } => table_name.to_string(),
                 CopySource::Query(_) => "query".to_string(),
             };
-            Ok(Output::CopyOut {
+            Ok(PgOutput::CopyOut {
                 spec: spec(
                     session,
                     super::session_cmds::current_schema(session),
@@ -222,7 +223,7 @@ fn project(
 /// Inserts rows decoded from COPY data.
 pub async fn copy_in(
     instance: &Instance,
-    _session: &mut Session,
+    _session: &mut SqlSession,
     spec: &CopySpec,
     rows: RecordBatch,
 ) -> Result<usize> {

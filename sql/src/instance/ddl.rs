@@ -13,9 +13,10 @@ use quiver_cluster::api::{
     self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
 };
 
+use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Session};
+use crate::handler::pg::{CommandTag, PgOutput};
 
 /// Maps a SQL type to a column type; `(type, auto_increment)`.
 pub fn column_type(
@@ -132,9 +133,9 @@ fn default_text(expr: &Expr) -> String {
 /// `CREATE TABLE`.
 pub async fn create_table(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     create: &CreateTable,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     if create.query.is_some() {
         return Err(SqlError::unsupported("CREATE TABLE ... AS SELECT"));
     }
@@ -199,7 +200,7 @@ pub async fn create_table(
             if_not_exists: create.if_not_exists,
         })
         .await?;
-    Ok(Output::Command(CommandTag::new("CREATE TABLE")))
+    Ok(PgOutput::Command(CommandTag::new("CREATE TABLE")))
 }
 
 /// The shard count of `CREATE TABLE ... WITH (shards = N)` (1 without
@@ -240,7 +241,7 @@ fn table_shards(options: &CreateTableOptions) -> Result<u32> {
 }
 
 /// `CREATE SCHEMA`.
-pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result<Output> {
+pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result<PgOutput> {
     let Statement::CreateSchema {
         schema_name,
         if_not_exists,
@@ -265,11 +266,15 @@ pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result
             if_not_exists: *if_not_exists,
         })
         .await?;
-    Ok(Output::Command(CommandTag::new("CREATE SCHEMA")))
+    Ok(PgOutput::Command(CommandTag::new("CREATE SCHEMA")))
 }
 
 /// `DROP TABLE` / `DROP SCHEMA`.
-pub async fn drop(instance: &Instance, session: &Session, statement: &Statement) -> Result<Output> {
+pub async fn drop(
+    instance: &Instance,
+    session: &SqlSession,
+    statement: &Statement,
+) -> Result<PgOutput> {
     let Statement::Drop {
         object_type,
         if_exists,
@@ -292,7 +297,7 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
                     })
                     .await?;
             }
-            Ok(Output::Command(CommandTag::new("DROP TABLE")))
+            Ok(PgOutput::Command(CommandTag::new("DROP TABLE")))
         }
         ObjectType::Schema => {
             for name in names {
@@ -311,7 +316,7 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
                     })
                     .await?;
             }
-            Ok(Output::Command(CommandTag::new("DROP SCHEMA")))
+            Ok(PgOutput::Command(CommandTag::new("DROP SCHEMA")))
         }
         ObjectType::Index => {
             super::index_ddl::drop_index(instance, session, names, *if_exists).await
@@ -323,12 +328,12 @@ pub async fn drop(instance: &Instance, session: &Session, statement: &Statement)
 /// `ALTER TABLE ... ADD COLUMN` / `RENAME TO`.
 pub async fn alter_table(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     alter: &AlterTable,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (database, table) = instance.resolve(session, &alter.name)?;
     if alter.if_exists && instance.engine().table(&database, &table).is_err() {
-        return Ok(Output::Command(CommandTag::new("ALTER TABLE")));
+        return Ok(PgOutput::Command(CommandTag::new("ALTER TABLE")));
     }
     for operation in &alter.operations {
         match operation {
@@ -367,13 +372,13 @@ pub async fn alter_table(
             other => return Err(SqlError::unsupported(format!("ALTER TABLE {other}"))),
         }
     }
-    Ok(Output::Command(CommandTag::new("ALTER TABLE")))
+    Ok(PgOutput::Command(CommandTag::new("ALTER TABLE")))
 }
 
 /// `CREATE EXTENSION vector`: the vector type is built in.
-pub fn create_extension(ext: &CreateExtension) -> Result<Output> {
+pub fn create_extension(ext: &CreateExtension) -> Result<PgOutput> {
     if normalize_ident(&ext.name) == "vector" {
-        Ok(Output::Command(CommandTag::new("CREATE EXTENSION")))
+        Ok(PgOutput::Command(CommandTag::new("CREATE EXTENSION")))
     } else {
         Err(SqlError::unsupported(format!(
             "extension \"{}\"",

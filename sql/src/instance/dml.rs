@@ -34,9 +34,11 @@ use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_planner::session::CATALOG_NAME;
 
+use super::session::SqlSession;
 use super::state::{bind, normalize_ident, parameter_types, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Prepared, Session, WriteKind, Written};
+use crate::handler::pg::{CommandTag, PgOutput};
+use crate::handler::{Prepared, WriteKind, Written};
 
 fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -53,7 +55,7 @@ fn insert_target(insert: &Insert) -> Result<&datafusion::sql::sqlparser::ast::Ob
 /// list, VALUES/SELECT, casts to the column types, parameter typing).
 async fn plan_insert_rows(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     insert: &Insert,
 ) -> Result<LogicalPlan> {
     let mut stripped = insert.clone();
@@ -79,7 +81,11 @@ async fn plan_insert_rows(
 /// `VALUES` rows give text literals for vector columns; DataFusion cannot
 /// cast text to a vector, so they become `to_vector('[..]', n)` calls (which
 /// also report pgvector's dimension errors).
-fn wrap_vector_literals(instance: &Instance, session: &Session, insert: &mut Insert) -> Result<()> {
+fn wrap_vector_literals(
+    instance: &Instance,
+    session: &SqlSession,
+    insert: &mut Insert,
+) -> Result<()> {
     use datafusion::sql::sqlparser::ast::{
         Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
         ObjectName, SetExpr, Value,
@@ -150,7 +156,7 @@ fn wrap_vector_literals(instance: &Instance, session: &Session, insert: &mut Ins
 /// (and the concatenated copy) reserved as `consumer` against the
 /// session's memory pool; the reservation is held until the rows are written.
 async fn collect_rows(
-    session: &Session,
+    session: &SqlSession,
     plan: LogicalPlan,
     params: Option<&ParamValues>,
     consumer: &str,
@@ -195,7 +201,7 @@ fn join_items(items: &[SelectItem]) -> String {
 
 /// A context for computing over batches outside the catalog (RETURNING, ON
 /// CONFLICT), reserving from the session's memory pool.
-fn scratch_context(session: &Session) -> Result<SessionContext> {
+fn scratch_context(session: &SqlSession) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(session.memory_pool())
         .build_arc()?;
@@ -215,12 +221,12 @@ fn with_vector_functions(ctx: SessionContext) -> SessionContext {
 /// Evaluates `RETURNING` items over the written rows. Table-qualified
 /// references (`t.col`) are rewritten to the scratch table.
 async fn returning(
-    session: &Session,
+    session: &SqlSession,
     items: &[SelectItem],
     table: &str,
     rows: RecordBatch,
     command: &str,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let ctx = scratch_context(session)?;
     ctx.register_batch("returning_rows", rows)?;
     let mut items = items.to_vec();
@@ -242,7 +248,7 @@ async fn returning(
         .await?;
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await?;
-    Ok(Output::Rows {
+    Ok(PgOutput::Rows {
         schema,
         stream,
         command: command.to_string(),
@@ -251,7 +257,7 @@ async fn returning(
 
 pub async fn prepare_insert(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     insert: &Insert,
 ) -> Result<Prepared> {
     let plan = plan_insert_rows(instance, session, insert).await?;
@@ -300,7 +306,7 @@ async fn delete_keys(
 
 /// Fills columns the INSERT did not name with their `DEFAULT` expressions.
 async fn apply_defaults(
-    session: &Session,
+    session: &SqlSession,
     insert: &Insert,
     schema: &TableSchema,
     rows: RecordBatch,
@@ -318,7 +324,7 @@ async fn apply_defaults(
 
 /// Fills the columns not in `named` that have a `DEFAULT` with its value.
 pub async fn fill_defaults(
-    session: &Session,
+    session: &SqlSession,
     named: &[String],
     schema: &TableSchema,
     rows: RecordBatch,
@@ -372,10 +378,10 @@ pub async fn fill_defaults(
 
 pub async fn insert(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     insert: &Insert,
     params: Option<&ParamValues>,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (database, name) = instance.resolve(session, insert_target(insert)?)?;
     let table = instance.engine().table(&database, &name)?;
     let schema = table.schema();
@@ -411,7 +417,9 @@ pub async fn insert(
     let outcome = write_rows(instance, &database, &name, rows, mode).await?;
     match &insert.returning {
         Some(items) => returning(session, items, &name, outcome.rows, "INSERT").await,
-        None => Ok(Output::Command(CommandTag::insert(outcome.rows.num_rows()))),
+        None => Ok(PgOutput::Command(CommandTag::insert(
+            outcome.rows.num_rows(),
+        ))),
     }
 }
 
@@ -419,7 +427,7 @@ pub async fn insert(
 /// from a front end that builds rows itself (the Milvus door).
 pub async fn write_batch(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     database: &str,
     table: &str,
     rows: RecordBatch,
@@ -465,7 +473,7 @@ pub async fn write_batch(
 /// `ON CONFLICT (pk) DO UPDATE SET ...`: for rows whose key exists, the
 /// existing row with the assignments applied (`EXCLUDED.col` is the proposed row).
 async fn merge_conflicts(
-    session: &Session,
+    session: &SqlSession,
     database: &str,
     table: &str,
     schema: &TableSchema,
@@ -588,7 +596,7 @@ fn from_clause(
 
 fn update_sql(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     update: &Update,
 ) -> Result<(String, String, String)> {
     if update.from.is_some() {
@@ -644,7 +652,7 @@ fn update_sql(
 
 pub async fn prepare_update(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     update: &Update,
 ) -> Result<Prepared> {
     let (sql, database, table) = update_sql(instance, session, update)?;
@@ -655,7 +663,7 @@ pub async fn prepare_update(
 /// Parameter types and RETURNING schema of an UPDATE/DELETE whose rows come from `sql`.
 async fn prepare_selected(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     sql: &str,
     (database, table): (&str, &str),
     returning: Option<&[SelectItem]>,
@@ -686,10 +694,10 @@ async fn prepared(
 
 pub async fn update(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     update: &Update,
     params: Option<&ParamValues>,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (sql, database, table) = update_sql(instance, session, update)?;
     instance.set_read_ts(session)?;
     let plan = instance.plan_sql(session, &sql).await?;
@@ -704,13 +712,15 @@ pub async fn update(
     };
     match &update.returning {
         Some(items) => returning(session, items, &table, written, "UPDATE").await,
-        None => Ok(Output::Command(CommandTag::new("UPDATE").with_rows(count))),
+        None => Ok(PgOutput::Command(
+            CommandTag::new("UPDATE").with_rows(count),
+        )),
     }
 }
 
 fn delete_sql(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     delete: &Delete,
 ) -> Result<(String, String, String, usize)> {
     if delete.using.is_some() {
@@ -744,7 +754,7 @@ fn delete_sql(
 
 pub async fn prepare_delete(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     delete: &Delete,
 ) -> Result<Prepared> {
     let (sql, database, table, _) = delete_sql(instance, session, delete)?;
@@ -754,10 +764,10 @@ pub async fn prepare_delete(
 
 pub async fn delete(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     delete: &Delete,
     params: Option<&ParamValues>,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     let (sql, database, table, pk_index) = delete_sql(instance, session, delete)?;
     instance.set_read_ts(session)?;
     let plan = instance.plan_sql(session, &sql).await?;
@@ -769,7 +779,7 @@ pub async fn delete(
     let deleted = delete_keys(instance, &database, &table, keys).await?;
     match &delete.returning {
         Some(items) => returning(session, items, &table, rows, "DELETE").await,
-        None => Ok(Output::Command(
+        None => Ok(PgOutput::Command(
             CommandTag::new("DELETE").with_rows(deleted),
         )),
     }
@@ -777,9 +787,9 @@ pub async fn delete(
 
 pub async fn truncate(
     instance: &Instance,
-    session: &mut Session,
+    session: &mut SqlSession,
     truncate: &Truncate,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     for target in &truncate.table_names {
         let (database, table) = instance.resolve(session, &target.name)?;
         let schema = instance.engine().table(&database, &table)?.schema();
@@ -795,5 +805,5 @@ pub async fn truncate(
         let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
         delete_keys(instance, &database, &table, keys).await?;
     }
-    Ok(Output::Command(CommandTag::new("TRUNCATE TABLE")))
+    Ok(PgOutput::Command(CommandTag::new("TRUNCATE TABLE")))
 }

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
 use quiver_cluster::api::{self, DropIndex, IndexDefinition, TableRef};
 
+use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Session};
+use crate::handler::pg::{CommandTag, PgOutput};
 
 /// The metric of a pgvector operator class.
 fn metric_of_opclass(opclass: &str) -> Result<&'static str> {
@@ -143,9 +144,9 @@ fn object_name(name: &ObjectName) -> String {
 /// `CREATE INDEX`.
 pub async fn create_index(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     create: &CreateIndex,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     if create.unique {
         return Err(SqlError::unsupported("CREATE UNIQUE INDEX"));
     }
@@ -208,11 +209,11 @@ pub async fn create_index(
             "relation \"{}\" already exists, skipping",
             create.name.as_ref().map(object_name).unwrap_or_default()
         ));
-        return Ok(Output::Command(CommandTag::new("CREATE INDEX")));
+        return Ok(PgOutput::Command(CommandTag::new("CREATE INDEX")));
     };
     if create.concurrently {
         engine.wake_maintenance();
-        return Ok(Output::Command(CommandTag::new("CREATE INDEX")));
+        return Ok(PgOutput::Command(CommandTag::new("CREATE INDEX")));
     }
     let notices = session.notice_sink();
     let progress = move |done: usize, total: usize| {
@@ -223,16 +224,16 @@ pub async fn create_index(
         }
     };
     engine.build_indexes(&database, &table, &progress).await?;
-    Ok(Output::Command(CommandTag::new("CREATE INDEX")))
+    Ok(PgOutput::Command(CommandTag::new("CREATE INDEX")))
 }
 
 /// `DROP INDEX [IF EXISTS] name [, ...]`.
 pub async fn drop_index(
     instance: &Instance,
-    session: &Session,
+    session: &SqlSession,
     names: &[ObjectName],
     if_exists: bool,
-) -> Result<Output> {
+) -> Result<PgOutput> {
     for name in names {
         let database = match name.0.len() {
             1 => super::session_cmds::current_schema(session),
@@ -254,7 +255,7 @@ pub async fn drop_index(
             session.notice(format!("index \"{index}\" does not exist, skipping"));
         }
     }
-    Ok(Output::Command(CommandTag::new("DROP INDEX")))
+    Ok(PgOutput::Command(CommandTag::new("DROP INDEX")))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@
 //! bytes (unlike `work_mem`, whose bare unit is kB: this is a limit on the
 //! whole statement, not on each of its operations).
 
+use super::session::SqlSession;
 use crate::error::{Result, SqlError};
-use crate::handler::Session;
 
 /// The setting's name.
 pub(crate) const NAME: &str = "quiver.query_memory_limit";
@@ -47,7 +47,7 @@ pub(crate) fn format_bytes(bytes: usize) -> String {
 }
 
 /// Applies the setting to the session's memory pool.
-pub(crate) fn apply(session: &Session, value: &str) -> Result<()> {
+pub(crate) fn apply(session: &SqlSession, value: &str) -> Result<()> {
     let bytes = parse_bytes(value).ok_or_else(|| {
         SqlError::InvalidParameter(format!(
             "invalid value for parameter \"{NAME}\": \"{value}\" (a size such as '64MB')"

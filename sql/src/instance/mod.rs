@@ -1,5 +1,5 @@
-//! [`Instance`]: the [`QueryHandler`] over a Quiver
-//! [`Engine`](quiver_cluster::Engine).
+//! [`Instance`]: the [`QueryHandler`] (and the Postgres door's
+//! [`PgHandler`]) over a Quiver [`Engine`](quiver_cluster::Engine).
 //!
 //! Statement text is first held to the expression limits of
 //! [`crate::complexity`] (on its tokens, before any tree is built), then
@@ -12,6 +12,10 @@
 //! to `query` (SELECT, EXPLAIN), `dml`, `ddl`, `index_ddl`, `copy` and
 //! `session_cmds`; the [`Instance`] struct and the planning helpers they all
 //! share live in `state`, which imports none of them but `session_cmds`.
+//! What the instance keeps per session (`session::SqlSession`: its
+//! DataFusion context, settings and `plan_cache`) is private to it: front
+//! ends hold the opaque [`Session`] and see only its
+//! [`SessionState`](crate::handler::SessionState).
 
 mod copy;
 mod ddl;
@@ -21,7 +25,9 @@ mod identifiers;
 mod index_ddl;
 mod memory_setting;
 mod pg_types;
+mod plan_cache;
 mod query;
+mod session;
 mod session_cmds;
 mod state;
 mod system_views;
@@ -43,13 +49,14 @@ use quiver_planner::session::{new_session_context, CATALOG_NAME};
 
 use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
+use crate::handler::pg::{CommandTag, CopySpec, PgHandler, PgOutput, TransactionEffect};
 use crate::handler::{
-    CommandTag, CopySpec, IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo,
-    TransactionEffect, WriteKind, Written,
+    IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, WriteKind, Written,
 };
+use plan_cache::PlanCache;
+use session::SqlSession;
 use state::{first_words, parameter_types};
 
-pub use crate::plan_cache::PlanCache;
 pub use functions::version_string;
 pub use state::Instance;
 
@@ -151,7 +158,7 @@ impl QueryHandler for Instance {
         }
         let settings = session_cmds::default_settings(&info.user, memory.max_limit());
         ctx.register_udf(functions::current_setting_function(&settings));
-        let mut session = Session {
+        let mut session = SqlSession {
             ctx,
             settings,
             statement_timeout: None,
@@ -164,7 +171,7 @@ impl QueryHandler for Instance {
         };
         session_cmds::sync_search_settings(&session);
         session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;
-        Ok(session)
+        Ok(Session::new(session))
     }
 
     fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
@@ -196,6 +203,7 @@ impl QueryHandler for Instance {
     }
 
     async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared> {
+        let session = SqlSession::of(session)?;
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(session, statement).await?;
@@ -221,52 +229,9 @@ impl QueryHandler for Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<Output> {
-        match statement {
-            Statement::Query(_) | Statement::Explain { .. } => {
-                self.query(session, statement, params).await
-            }
-            Statement::Insert(insert) => dml::insert(self, session, insert, params.as_ref()).await,
-            Statement::Update(update) => dml::update(self, session, update, params.as_ref()).await,
-            Statement::Delete(delete) => dml::delete(self, session, delete, params.as_ref()).await,
-            Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
-            Statement::CreateTable(create) => ddl::create_table(self, session, create).await,
-            Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
-            Statement::Drop { .. } => ddl::drop(self, session, statement).await,
-            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
-            Statement::CreateExtension(ext) => ddl::create_extension(ext),
-            Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
-            Statement::Copy { .. } => copy::copy(self, session, statement).await,
-            Statement::StartTransaction { .. } => Ok(Output::Command(
-                CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),
-            )),
-            Statement::Commit { .. } => Ok(Output::Command(
-                CommandTag::new("COMMIT").with_transaction(TransactionEffect::End),
-            )),
-            Statement::Rollback { savepoint, .. } => Ok(Output::Command(match savepoint {
-                Some(_) => CommandTag::new("ROLLBACK"),
-                None => CommandTag::new("ROLLBACK").with_transaction(TransactionEffect::End),
-            })),
-            Statement::Savepoint { .. } => Ok(Output::Command(CommandTag::new("SAVEPOINT"))),
-            Statement::ReleaseSavepoint { .. } => Ok(Output::Command(CommandTag::new("RELEASE"))),
-            Statement::Set(set) => session_cmds::set(session, set).await,
-            Statement::ShowVariable { variable } => session_cmds::show(session, variable),
-            Statement::Reset(reset) => session_cmds::reset(session, reset),
-            Statement::Discard { .. } => Ok(Output::Command(CommandTag::new("DISCARD ALL"))),
-            Statement::Deallocate { .. } => Ok(Output::Command(CommandTag::new("DEALLOCATE"))),
-            other => Err(SqlError::unsupported(format!(
-                "statement \"{}\"",
-                first_words(other)
-            ))),
-        }
-    }
-
-    async fn copy_in(
-        &self,
-        session: &mut Session,
-        spec: &CopySpec,
-        rows: RecordBatch,
-    ) -> Result<usize> {
-        copy::copy_in(self, session, spec, rows).await
+        self.execute_pg(session, statement, params)
+            .await?
+            .into_output()
     }
 
     async fn write(
@@ -278,6 +243,7 @@ impl QueryHandler for Instance {
         sent: &[String],
         kind: WriteKind,
     ) -> Result<Written> {
+        let session = SqlSession::of(session)?;
         dml::write_batch(self, session, database, table, rows, sent, kind).await
     }
 
@@ -345,5 +311,63 @@ impl QueryHandler for Instance {
                 changes: changes.to_vec(),
             })
             .await?)
+    }
+}
+
+#[async_trait]
+impl PgHandler for Instance {
+    async fn execute_pg(
+        &self,
+        session: &mut Session,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<PgOutput> {
+        let session = SqlSession::of(session)?;
+        match statement {
+            Statement::Query(_) | Statement::Explain { .. } => {
+                self.query(session, statement, params).await
+            }
+            Statement::Insert(insert) => dml::insert(self, session, insert, params.as_ref()).await,
+            Statement::Update(update) => dml::update(self, session, update, params.as_ref()).await,
+            Statement::Delete(delete) => dml::delete(self, session, delete, params.as_ref()).await,
+            Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
+            Statement::CreateTable(create) => ddl::create_table(self, session, create).await,
+            Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
+            Statement::Drop { .. } => ddl::drop(self, session, statement).await,
+            Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
+            Statement::CreateExtension(ext) => ddl::create_extension(ext),
+            Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
+            Statement::Copy { .. } => copy::copy(self, session, statement).await,
+            Statement::StartTransaction { .. } => Ok(PgOutput::Command(
+                CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),
+            )),
+            Statement::Commit { .. } => Ok(PgOutput::Command(
+                CommandTag::new("COMMIT").with_transaction(TransactionEffect::End),
+            )),
+            Statement::Rollback { savepoint, .. } => Ok(PgOutput::Command(match savepoint {
+                Some(_) => CommandTag::new("ROLLBACK"),
+                None => CommandTag::new("ROLLBACK").with_transaction(TransactionEffect::End),
+            })),
+            Statement::Savepoint { .. } => Ok(PgOutput::Command(CommandTag::new("SAVEPOINT"))),
+            Statement::ReleaseSavepoint { .. } => Ok(PgOutput::Command(CommandTag::new("RELEASE"))),
+            Statement::Set(set) => session_cmds::set(session, set).await,
+            Statement::ShowVariable { variable } => session_cmds::show(session, variable),
+            Statement::Reset(reset) => session_cmds::reset(session, reset),
+            Statement::Discard { .. } => Ok(PgOutput::Command(CommandTag::new("DISCARD ALL"))),
+            Statement::Deallocate { .. } => Ok(PgOutput::Command(CommandTag::new("DEALLOCATE"))),
+            other => Err(SqlError::unsupported(format!(
+                "statement \"{}\"",
+                first_words(other)
+            ))),
+        }
+    }
+
+    async fn copy_in(
+        &self,
+        session: &mut Session,
+        spec: &CopySpec,
+        rows: RecordBatch,
+    ) -> Result<usize> {
+        copy::copy_in(self, SqlSession::of(session)?, spec, rows).await
     }
 }

@@ -1,6 +1,6 @@
 //! Queries (`SELECT`, `EXPLAIN`): planned by DataFusion and executed at
 //! one read timestamp; with bound parameters, through the session's
-//! [`PlanCache`](crate::plan_cache::PlanCache), reusing a prepared search's
+//! [`PlanCache`](super::plan_cache::PlanCache), reusing a prepared search's
 //! physical plan with only its query vector and read timestamp swapped.
 
 use std::sync::Arc;
@@ -14,19 +14,20 @@ use quiver_exec::table::session_search_settings;
 use quiver_exec::vector_search::VectorSearchExec;
 use quiver_planner::vector_search::{bound_query_vector, single_search_node};
 
+use super::plan_cache::{CachedSearch, PlanKey};
+use super::session::SqlSession;
 use super::session_cmds;
 use super::state::{bind, Instance};
 use crate::error::Result;
-use crate::handler::{Output, Session};
-use crate::plan_cache::{CachedSearch, PlanKey};
+use crate::handler::pg::PgOutput;
 
 impl Instance {
     pub(super) async fn query(
         &self,
-        session: &mut Session,
+        session: &mut SqlSession,
         statement: &Statement,
         params: Option<ParamValues>,
-    ) -> Result<Output> {
+    ) -> Result<PgOutput> {
         let read_ts = self.set_read_ts(session)?;
         if let (Statement::Query(_), Some(params)) = (statement, params.as_ref()) {
             return self
@@ -42,7 +43,7 @@ impl Instance {
             Statement::Explain { .. } => "EXPLAIN",
             _ => "SELECT",
         };
-        Ok(Output::Rows {
+        Ok(PgOutput::Rows {
             schema,
             stream,
             command: command.to_string(),
@@ -57,11 +58,11 @@ impl Instance {
     /// plan too: later executions only swap the vector and read timestamp.
     async fn prepared_query(
         &self,
-        session: &mut Session,
+        session: &mut SqlSession,
         statement: &Statement,
         params: &ParamValues,
         read_ts: u64,
-    ) -> Result<Output> {
+    ) -> Result<PgOutput> {
         let key = PlanKey {
             sql: statement.to_string(),
             schema: session_cmds::current_schema(session),
@@ -74,7 +75,7 @@ impl Instance {
             let stream = execute_stream(physical, search.task_ctx.clone())?;
             self.reused_search_plans
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(Output::Rows {
+            return Ok(PgOutput::Rows {
                 schema: search.schema.clone(),
                 stream,
                 command: "SELECT".to_string(),
@@ -115,7 +116,7 @@ impl Instance {
             }
         }
         let stream = execute_stream(physical, task_ctx)?;
-        Ok(Output::Rows {
+        Ok(PgOutput::Rows {
             schema,
             stream,
             command: "SELECT".to_string(),

@@ -12,9 +12,10 @@ use datafusion::sql::sqlparser::ast::{Expr, Ident, Reset, ResetStatement, Set, V
 use quiver_common::status::StatusCode;
 use quiver_exec::table::SearchSettings;
 
+use super::session::SqlSession;
 use super::{functions, memory_setting};
 use crate::error::{Result, SqlError};
-use crate::handler::{CommandTag, Output, Session};
+use crate::handler::pg::{CommandTag, PgOutput};
 
 /// `max_identifier_length` as `SHOW` reports it: the limit enforced
 /// ([`quiver_common::limits::MAX_IDENTIFIER_LEN`]), not PostgreSQL's 63.
@@ -87,7 +88,7 @@ fn reported_name(name: &str) -> String {
 }
 
 /// The schema unqualified names resolve in (first existing entry of `search_path`).
-pub fn current_schema(session: &Session) -> String {
+pub fn current_schema(session: &SqlSession) -> String {
     // Read in place: `SessionContext::state()` would clone the whole state.
     session
         .ctx
@@ -166,7 +167,7 @@ pub(crate) fn canonical_setting(name: &str) -> &str {
 }
 
 /// Copies the search settings into the session config, where the planner reads them.
-pub(crate) fn sync_search_settings(session: &Session) {
+pub(crate) fn sync_search_settings(session: &SqlSession) {
     let get = |name: &str, default: usize| {
         session
             .settings
@@ -189,7 +190,7 @@ pub(crate) fn sync_search_settings(session: &Session) {
 }
 
 fn apply_setting(
-    session: &mut Session,
+    session: &mut SqlSession,
     name: &str,
     value: String,
 ) -> Result<Option<(String, String)>> {
@@ -242,7 +243,7 @@ fn apply_setting(
 /// Applies the settings a session starts with (the server's configured
 /// defaults), each checked as `SET` checks it.
 pub(crate) fn apply_initial_settings(
-    session: &mut Session,
+    session: &mut SqlSession,
     settings: &[(String, String)],
 ) -> Result<()> {
     for (name, value) in settings {
@@ -252,7 +253,7 @@ pub(crate) fn apply_initial_settings(
 }
 
 /// `SET name = value`.
-pub async fn set(session: &mut Session, set: &Set) -> Result<Output> {
+pub async fn set(session: &mut SqlSession, set: &Set) -> Result<PgOutput> {
     let (name, value) = match set {
         Set::SingleAssignment {
             variable, values, ..
@@ -278,12 +279,12 @@ pub async fn set(session: &mut Session, set: &Set) -> Result<Output> {
     if name.starts_with("datafusion.") {
         session.ctx.sql(&set.to_string()).await?.collect().await?;
         session.settings.insert(name, value);
-        return Ok(Output::Command(CommandTag::new("SET")));
+        return Ok(PgOutput::Command(CommandTag::new("SET")));
     }
     let status = apply_setting(session, &name, value)?;
     let mut tag = CommandTag::new("SET");
     tag.parameter_status.extend(status);
-    Ok(Output::Command(tag))
+    Ok(PgOutput::Command(tag))
 }
 
 /// Schema of `SHOW name`.
@@ -310,7 +311,7 @@ fn variable_name(variable: &[Ident]) -> String {
 }
 
 /// `SHOW name` / `SHOW ALL`.
-pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
+pub fn show(session: &SqlSession, variable: &[Ident]) -> Result<PgOutput> {
     let name = variable_name(variable);
     let schema = show_schema(variable);
     let batch = if name == "all" {
@@ -337,7 +338,7 @@ pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
         )?
     };
     let stream = MemoryStream::try_new(vec![batch], schema.clone(), None)?;
-    Ok(Output::Rows {
+    Ok(PgOutput::Rows {
         schema,
         stream: Box::pin(stream),
         command: "SHOW".into(),
@@ -345,7 +346,7 @@ pub fn show(session: &Session, variable: &[Ident]) -> Result<Output> {
 }
 
 /// `RESET name` / `RESET ALL`.
-pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
+pub fn reset(session: &mut SqlSession, reset: &ResetStatement) -> Result<PgOutput> {
     let defaults = default_settings(&session.user, session.memory.max_limit());
     let names: Vec<String> = match &reset.reset {
         Reset::ALL => defaults.keys().cloned().collect(),
@@ -365,5 +366,5 @@ pub fn reset(session: &mut Session, reset: &ResetStatement) -> Result<Output> {
             }
         }
     }
-    Ok(Output::Command(tag))
+    Ok(PgOutput::Command(tag))
 }

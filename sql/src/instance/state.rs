@@ -23,10 +23,10 @@ use quiver_exec::memory::ServerMemory;
 use quiver_exec::table::ReadTimestamp;
 use quiver_planner::functions::metric_of_function;
 
+use super::session::SqlSession;
 use super::session_cmds;
 use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
-use crate::handler::Session;
 
 /// The access layer over one engine.
 pub struct Instance {
@@ -81,7 +81,7 @@ impl Instance {
 }
 
 impl Instance {
-    pub(crate) fn set_read_ts(&self, session: &Session) -> Result<u64> {
+    pub(crate) fn set_read_ts(&self, session: &SqlSession) -> Result<u64> {
         let ts = self.engine.now()?;
         session
             .ctx
@@ -95,7 +95,7 @@ impl Instance {
     /// Plans a statement with DataFusion (queries only: DDL/DML are routed before).
     pub(crate) async fn plan(
         &self,
-        session: &Session,
+        session: &SqlSession,
         statement: &Statement,
     ) -> Result<LogicalPlan> {
         let state = session.ctx.state();
@@ -115,7 +115,7 @@ impl Instance {
     }
 
     /// `avg(<vector column>)` is pgvector's element-wise mean: route it to `vector_avg`.
-    fn route_vector_avg(&self, session: &Session, statement: &Statement) -> Statement {
+    fn route_vector_avg(&self, session: &SqlSession, statement: &Statement) -> Statement {
         use std::ops::ControlFlow;
 
         use datafusion::sql::sqlparser::ast::{
@@ -165,7 +165,7 @@ impl Instance {
     }
 
     /// Plans SQL text (used for generated queries such as UPDATE's row selection).
-    pub(crate) async fn plan_sql(&self, session: &Session, sql: &str) -> Result<LogicalPlan> {
+    pub(crate) async fn plan_sql(&self, session: &SqlSession, sql: &str) -> Result<LogicalPlan> {
         complexity::check(sql, ComplexityLimits::SQL)?;
         let mut statements = self.parser.parse(sql)?;
         if statements.len() != 1 {
@@ -178,7 +178,11 @@ impl Instance {
     }
 
     /// The (database, table) an object name refers to in this session.
-    pub(crate) fn resolve(&self, session: &Session, name: &ObjectName) -> Result<(String, String)> {
+    pub(crate) fn resolve(
+        &self,
+        session: &SqlSession,
+        name: &ObjectName,
+    ) -> Result<(String, String)> {
         let parts: Vec<String> = name
             .0
             .iter()

@@ -1,0 +1,168 @@
+//! [`MilvusDoor`] and its plumbing: the pooled sessions the door runs SQL
+//! in, and the collection lookups every RPC starts with.
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use datafusion::common::ParamValues;
+use futures::TryStreamExt;
+use quiver_common::schema::TableSchema;
+use quiver_common::status::StatusCode;
+use quiver_sql::error::SqlError;
+use quiver_sql::handler::{Output, QueryHandlerRef, Session, SessionInfo};
+
+use super::request::database_name;
+use super::status::DoorError;
+use super::{arrays, consistency, partitions, validate};
+
+/// The Milvus service over a handler.
+pub struct MilvusDoor {
+    pub(super) handler: QueryHandlerRef,
+    /// Idle sessions, reused across RPCs (a session owns a planning context
+    /// and its plan cache).
+    sessions: parking_lot::Mutex<Vec<DoorSession>>,
+    /// Serializes alias changes (each reads and rewrites alias lists).
+    pub(super) alias_changes: tokio::sync::Mutex<()>,
+    /// Partition and load-state changes hold it to write (each reads and
+    /// rewrites a table's partition options; dropping a partition deletes
+    /// its rows); inserts and deletes hold it to read, so none of them
+    /// writes rows of a partition being dropped.
+    pub(super) partition_changes: tokio::sync::RwLock<()>,
+}
+
+/// A collection as the door sees it.
+pub(super) struct Collection {
+    pub(super) table: TableSchema,
+    pub(super) partitions: partitions::Partitions,
+    pub(super) arrays: arrays::ArrayFields,
+}
+
+/// A pooled session and the search knobs it has `SET`.
+pub(super) struct DoorSession {
+    pub(super) session: Session,
+    /// `hnsw.ef_search` as set in the session (`None`: the default).
+    pub(super) ef: Option<u64>,
+    /// `ivfflat.probes` as set in the session (`None`: the default).
+    pub(super) nprobe: Option<u64>,
+}
+
+impl MilvusDoor {
+    /// A door over `handler`.
+    pub fn new(handler: QueryHandlerRef) -> Self {
+        Self {
+            handler,
+            sessions: parking_lot::Mutex::new(Vec::new()),
+            alias_changes: tokio::sync::Mutex::new(()),
+            partition_changes: tokio::sync::RwLock::new(()),
+        }
+    }
+
+    pub(super) fn session(&self) -> Result<DoorSession, DoorError> {
+        if let Some(session) = self.sessions.lock().pop() {
+            return Ok(session);
+        }
+        let session = self.handler.new_session(SessionInfo {
+            user: "milvus".into(),
+            ..Default::default()
+        })?;
+        Ok(DoorSession {
+            session,
+            ef: None,
+            nprobe: None,
+        })
+    }
+
+    pub(super) fn give_back(&self, session: DoorSession) {
+        let mut idle = self.sessions.lock();
+        if idle.len() < 16 {
+            idle.push(session);
+        }
+    }
+
+    /// Runs one SQL statement; rows (if any) are collected.
+    pub(super) async fn sql(
+        &self,
+        text: &str,
+        params: Option<ParamValues>,
+    ) -> Result<Vec<RecordBatch>, DoorError> {
+        let mut session = self.session()?;
+        let result = self.sql_in(&mut session.session, text, params).await;
+        self.give_back(session);
+        result
+    }
+
+    pub(super) async fn sql_in(
+        &self,
+        session: &mut Session,
+        text: &str,
+        params: Option<ParamValues>,
+    ) -> Result<Vec<RecordBatch>, DoorError> {
+        let statements = self.handler.parse(text)?;
+        let [statement] = statements.as_slice() else {
+            return Err(DoorError::internal(format!("not one statement: {text}")));
+        };
+        match self.handler.execute(session, statement, params).await? {
+            Output::Rows { stream, .. } => Ok(stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| DoorError::from(SqlError::from(e)))?),
+            Output::Done { .. } => Ok(Vec::new()),
+        }
+    }
+
+    /// A collection's table. A collection of a database that does not
+    /// exist is the database's error, as Milvus reports it.
+    pub(super) fn table(&self, database: &str, collection: &str) -> Result<TableSchema, DoorError> {
+        validate::collection_name(collection)?;
+        self.handler
+            .table_schema(database, collection)
+            .map_err(|e| match e.status_code() {
+                StatusCode::TableNotFound
+                    if !self.handler.databases().iter().any(|d| d == database) =>
+                {
+                    DoorError::database_not_found(&database_name(database))
+                }
+                _ => e.into(),
+            })
+    }
+
+    /// A collection's table and what its options add (partitions, Array
+    /// fields), from one read of each.
+    pub(super) fn collection(&self, database: &str, name: &str) -> Result<Collection, DoorError> {
+        let table = self.table(database, name)?;
+        let options = self.handler.table_options(database, name)?;
+        Ok(Collection {
+            table,
+            partitions: partitions::Partitions::from_options(name, &options)?,
+            arrays: arrays::ArrayFields::from_options(&options)?,
+        })
+    }
+
+    /// [`Self::collection`] for a read (query, search, hybrid search): the
+    /// request's consistency level checked and its guarantee timestamp
+    /// awaited.
+    pub(super) async fn collection_to_read(
+        &self,
+        database: &str,
+        name: &str,
+        consistency_level: i32,
+        guarantee_timestamp: u64,
+    ) -> Result<Collection, DoorError> {
+        let collection = self.collection(database, name)?;
+        consistency::checked_level(consistency_level)?;
+        self.await_guarantee(guarantee_timestamp).await?;
+        Ok(collection)
+    }
+
+    /// The one count a `SELECT count(*) ...` statement returns.
+    pub(super) async fn count(&self, sql: &str) -> Result<i64, DoorError> {
+        let batches = self.sql(sql, None).await?;
+        Ok(batches
+            .first()
+            .and_then(|b| {
+                b.column(0)
+                    .as_primitive_opt::<Int64Type>()
+                    .map(|a| a.value(0))
+            })
+            .unwrap_or(0))
+    }
+}

@@ -1,0 +1,393 @@
+//! The door over a stand-in [`QueryHandler`]: a handler that records what
+//! it is asked and answers from a fixed catalog (one table, `items`, in
+//! schema `public`) shows that the Milvus door needs nothing but that seam —
+//! the protocol-neutral trait alone (no command tags, transactions or COPY,
+//! which are the Postgres door's `PgHandler`), and sessions of its own.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use async_trait::async_trait;
+use datafusion::common::ParamValues;
+use datafusion::execution::memory_pool::{MemoryPool, UnboundedMemoryPool};
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use milvus::proto::milvus::milvus_service_server::MilvusService;
+use milvus::proto::milvus::*;
+use milvus::proto::schema::{
+    field_data, scalar_field, vector_field, DataType as MilvusType, FieldData, FloatArray,
+    LongArray, ScalarField, VectorField,
+};
+use parking_lot::Mutex;
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use quiver_sql::error::{Result, SqlError};
+use quiver_sql::handler::{
+    IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, SessionState, WriteKind,
+    Written,
+};
+use tonic::Request;
+
+use super::MilvusDoor;
+
+/// A handler with one table, `public.items` (`id` bigint key, `vec`
+/// vector(2)), that logs every call and runs no SQL: a statement is
+/// answered with a count of 5 when it counts, with a command otherwise.
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+}
+
+impl Recorder {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            calls: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn log(&self, call: impl Into<String>) {
+        self.calls.lock().push(call.into());
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().clone()
+    }
+
+    fn items() -> TableSchema {
+        TableSchema {
+            columns: vec![
+                ColumnDef {
+                    nullable: false,
+                    ..ColumnDef::new("id", ColumnType::Int64)
+                },
+                ColumnDef {
+                    nullable: false,
+                    ..ColumnDef::new("vec", ColumnType::Vector { dim: 2 })
+                },
+            ],
+            primary_key: 0,
+        }
+    }
+
+    fn lookup(&self, database: &str, table: &str) -> Result<TableSchema> {
+        if (database, table) == ("public", "items") {
+            Ok(Self::items())
+        } else {
+            Err(SqlError::table_not_found(database, table))
+        }
+    }
+}
+
+/// The stand-in's session: the user it was opened for, no settings.
+struct StandInSession {
+    user: String,
+}
+
+impl SessionState for StandInSession {
+    fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn memory_pool(&self) -> Arc<dyn MemoryPool> {
+        Arc::new(UnboundedMemoryPool::default())
+    }
+}
+
+#[async_trait]
+impl QueryHandler for Recorder {
+    fn new_session(&self, info: SessionInfo) -> Result<Session> {
+        self.log(format!("new_session {}", info.user));
+        Ok(Session::new(StandInSession { user: info.user }))
+    }
+
+    fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
+        Ok(Parser::parse_sql(&PostgreSqlDialect {}, sql)?)
+    }
+
+    async fn prepare(&self, _session: &mut Session, _statement: &Statement) -> Result<Prepared> {
+        Err(SqlError::unsupported("prepare"))
+    }
+
+    async fn execute(
+        &self,
+        _session: &mut Session,
+        statement: &Statement,
+        _params: Option<ParamValues>,
+    ) -> Result<Output> {
+        let text = statement.to_string();
+        self.log(format!("execute {text}"));
+        if !text.starts_with("SELECT count(*)") {
+            return Ok(Output::Done { rows: None });
+        }
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "count(*)",
+            DataType::Int64,
+            false,
+        )]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![5]))])?;
+        let stream = MemoryStream::try_new(vec![batch], schema.clone(), None)?;
+        Ok(Output::Rows {
+            schema,
+            stream: Box::pin(stream),
+        })
+    }
+
+    fn databases(&self) -> Vec<String> {
+        vec!["public".into()]
+    }
+
+    fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
+        self.log(format!("table_schema {database}.{table}"));
+        self.lookup(database, table)
+    }
+
+    fn indexes(&self, _database: &str, _table: &str) -> Vec<IndexInfo> {
+        Vec::new()
+    }
+
+    fn tables(&self, database: &str) -> Vec<String> {
+        if database == "public" {
+            vec!["items".into()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
+        self.lookup(database, table).map(|_| BTreeMap::new())
+    }
+
+    async fn set_table_options(
+        &self,
+        database: &str,
+        table: &str,
+        changes: &[(String, Option<String>)],
+    ) -> Result<()> {
+        self.log(format!("set_table_options {database}.{table} {changes:?}"));
+        Ok(())
+    }
+
+    fn allocate_timestamp(&self) -> Result<u64> {
+        Ok(1000 << 18)
+    }
+
+    async fn flush(&self, database: &str, table: &str) -> Result<()> {
+        self.log(format!("flush {database}.{table}"));
+        self.lookup(database, table).map(|_| ())
+    }
+
+    async fn compact(&self, database: &str, table: &str) -> Result<usize> {
+        self.log(format!("compact {database}.{table}"));
+        self.lookup(database, table).map(|_| 0)
+    }
+
+    async fn write(
+        &self,
+        _session: &mut Session,
+        database: &str,
+        table: &str,
+        rows: RecordBatch,
+        sent: &[String],
+        kind: WriteKind,
+    ) -> Result<Written> {
+        self.log(format!(
+            "write {database}.{table} {} rows {sent:?} {kind:?}",
+            rows.num_rows()
+        ));
+        Ok(Written { rows, ts: 77 })
+    }
+}
+
+fn door() -> (Arc<Recorder>, MilvusDoor) {
+    let recorder = Recorder::new();
+    (recorder.clone(), MilvusDoor::new(recorder))
+}
+
+#[tokio::test]
+async fn describe_reads_the_catalog_and_runs_no_sql() {
+    let (recorder, door) = door();
+    let reply = door
+        .describe_collection(Request::new(DescribeCollectionRequest {
+            collection_name: "items".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.status.unwrap().code, 0);
+    assert_eq!(reply.db_name, "default");
+    let fields: Vec<_> = reply
+        .schema
+        .unwrap()
+        .fields
+        .into_iter()
+        .map(|f| (f.name, f.is_primary_key))
+        .collect();
+    assert_eq!(
+        fields,
+        [("id".to_string(), true), ("vec".to_string(), false)]
+    );
+    let calls = recorder.calls();
+    assert!(
+        calls.contains(&"table_schema public.items".to_string()),
+        "{calls:?}"
+    );
+    assert!(!calls.iter().any(|c| c.starts_with("execute")), "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_missing_collection_is_answered_in_milvus_words() {
+    let (_, door) = door();
+    let reply = door
+        .describe_collection(Request::new(DescribeCollectionRequest {
+            collection_name: "nope".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = reply.status.unwrap();
+    assert_eq!(status.code, 100);
+    assert_eq!(
+        status.reason,
+        "collection not found[database=default][collection=nope]"
+    );
+    // Compaction looks the collection up first, like every other RPC.
+    let reply = door
+        .manual_compaction(Request::new(ManualCompactionRequest {
+            collection_name: "nope".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.status.unwrap().code, 100);
+    // A database that does not exist is the database's error.
+    let reply = door
+        .describe_collection(Request::new(DescribeCollectionRequest {
+            db_name: "elsewhere".into(),
+            collection_name: "items".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = reply.status.unwrap();
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (800, "database not found[database=elsewhere]")
+    );
+}
+
+#[tokio::test]
+async fn drop_and_statistics_become_sql() {
+    let (recorder, door) = door();
+    let status = door
+        .drop_collection(Request::new(DropCollectionRequest {
+            collection_name: "items".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.code, 0, "{status:?}");
+    let reply = door
+        .get_collection_statistics(Request::new(GetCollectionStatisticsRequest {
+            collection_name: "items".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.stats[0].key, "row_count");
+    assert_eq!(reply.stats[0].value, "5");
+    let executed: Vec<String> = recorder
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("execute"))
+        .collect();
+    assert_eq!(
+        executed,
+        [
+            "execute DROP TABLE IF EXISTS \"public\".\"items\"",
+            "execute SELECT count(*) FROM \"public\".\"items\"",
+        ]
+    );
+    // One session, pooled between the two RPCs.
+    let sessions = recorder
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("new_session"))
+        .count();
+    assert_eq!(sessions, 1);
+}
+
+#[tokio::test]
+async fn an_insert_is_one_write_of_the_rows() {
+    let (recorder, door) = door();
+    let fields = vec![
+        FieldData {
+            r#type: MilvusType::Int64 as i32,
+            field_name: "id".into(),
+            field: Some(field_data::Field::Scalars(ScalarField {
+                data: Some(scalar_field::Data::LongData(LongArray { data: vec![1, 2] })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+        FieldData {
+            r#type: MilvusType::FloatVector as i32,
+            field_name: "vec".into(),
+            field: Some(field_data::Field::Vectors(VectorField {
+                dim: 2,
+                data: Some(vector_field::Data::FloatVector(FloatArray {
+                    data: vec![0.0, 1.0, 1.0, 0.0],
+                })),
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    ];
+    let reply = door
+        .insert(Request::new(InsertRequest {
+            collection_name: "items".into(),
+            fields_data: fields,
+            num_rows: 2,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.status.unwrap().code, 0);
+    assert_eq!(reply.insert_cnt, 2);
+    assert_eq!(reply.timestamp, 77);
+    assert_eq!(
+        reply.i_ds.unwrap().id_field,
+        Some(milvus::proto::schema::i_ds::IdField::IntId(LongArray {
+            data: vec![1, 2]
+        }))
+    );
+    // Milvus' insert keeps the newest row of a key: an upsert.
+    let writes: Vec<String> = recorder
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("write"))
+        .collect();
+    assert_eq!(
+        writes,
+        ["write public.items 2 rows [\"id\", \"vec\"] Upsert"]
+    );
+    let flushed = door
+        .flush(Request::new(FlushRequest {
+            collection_names: vec!["items".into()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(flushed.status.unwrap().code, 0);
+    assert!(recorder.calls().contains(&"flush public.items".to_string()));
+}
