@@ -59,18 +59,29 @@ cargo test --workspace
 
 step "client tests against quiver standalone"
 cargo build --bin quiver --bin quiver-slt
-DATA=$(mktemp -d)
+# Starts `quiver standalone` on a fresh data directory (extra environment
+# from the arguments) and waits for its Postgres door.
+start_server() {
+  DATA=$(mktemp -d)
+  env "$@" "$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT \
+    --milvus-addr 127.0.0.1:$MPORT --seal-rows 2000 --pg-unix-socket-dir "$DATA" &
+  SERVER=$!
+  for _ in $(seq 1 100); do
+    if (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+}
+wait_for_milvus_door() {
+  for _ in $(seq 1 100); do
+    if (echo > /dev/tcp/127.0.0.1/$MPORT) 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+}
 PORT=${QUIVER_TEST_PORT:-55433}
 MPORT=${QUIVER_TEST_MILVUS_PORT:-19533}
-"$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT \
-  --milvus-addr 127.0.0.1:$MPORT --seal-rows 2000 --pg-unix-socket-dir "$DATA" &
-SERVER=$!
+start_server
 cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  if (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then break; fi
-  sleep 0.1
-done
 URL="postgresql://quiver@127.0.0.1:$PORT/quiver"
 "$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://quiver@127.0.0.1:$PORT/quiver"
 OUT=$(psql "$URL" -v ON_ERROR_STOP=1 -X -f tests/psql/walkthrough.sql 2>&1)
@@ -85,10 +96,7 @@ SOCK_OUT=$(psql -h "$DATA" -p "$PORT" -U quiver -d quiver -X -A -t -v ON_ERROR_S
 [ "$SOCK_OUT" = "5" ] || { echo "psql over the Unix socket: $SOCK_OUT"; exit 1; }
 QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
 step "pymilvus tests against quiver standalone (and milvus-lite)"
-for _ in $(seq 1 100); do
-  if (echo > /dev/tcp/127.0.0.1/$MPORT) 2>/dev/null; then break; fi
-  sleep 0.1
-done
+wait_for_milvus_door
 for MVENV in "${MILVUS_VENVS[@]}"; do
   QUIVER_MILVUS_URI="http://127.0.0.1:$MPORT" QUIVER_PG_URL="$URL" \
     "$MVENV/bin/python" -m pytest -q -p no:cacheprovider tests/milvus
@@ -96,7 +104,38 @@ done
 step "graceful shutdown"
 kill -TERM "$SERVER"; wait "$SERVER"
 [ ! -e "$DATA/.s.PGSQL.$PORT" ] || { echo "the Unix socket outlived the server"; exit 1; }
-trap - EXIT
 rm -rf "$DATA"
+
+# Once more with every in-process call across a role seam encoded and
+# decoded (cluster.serialize_seams): the SQL corpus in process, then one
+# pass of the client tests and of the Milvus-door suite (pymilvus 3), whose
+# differential tests compare with a second Quiver in its normal wiring
+# instead of milvus-lite.
+step "serialize_seams: SQL logic tests in process"
+QUIVER__CLUSTER__SERIALIZE_SEAMS=true cargo test -q -p quiver-sqllogictests --test slt slt_embedded
+step "serialize_seams: client and pymilvus 3 tests against quiver standalone"
+start_server QUIVER__CLUSTER__SERIALIZE_SEAMS=true
+"$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://quiver@127.0.0.1:$PORT/quiver"
+QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
+wait_for_milvus_door
+REF_DATA=$(mktemp -d)
+RPORT=$((PORT + 1)); RMPORT=$((MPORT + 1))
+"$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$REF_DATA" --pg-addr 127.0.0.1:$RPORT \
+  --milvus-addr 127.0.0.1:$RMPORT --seal-rows 2000 &
+REFERENCE=$!
+cleanup() {
+  kill "$SERVER" "$REFERENCE" 2>/dev/null || true; wait "$SERVER" "$REFERENCE" 2>/dev/null || true
+  rm -rf "$DATA" "$REF_DATA"
+}
+for _ in $(seq 1 100); do
+  if (echo > /dev/tcp/127.0.0.1/$RMPORT) 2>/dev/null; then break; fi
+  sleep 0.1
+done
+QUIVER_MILVUS_URI="http://127.0.0.1:$MPORT" QUIVER_PG_URL="$URL" \
+  QUIVER_MILVUS_REFERENCE_URI="http://127.0.0.1:$RMPORT" \
+  "${MILVUS_VENVS[1]}/bin/python" -m pytest -q -p no:cacheprovider tests/milvus
+kill -TERM "$SERVER" "$REFERENCE"; wait "$SERVER" "$REFERENCE"
+trap - EXIT
+rm -rf "$DATA" "$REF_DATA"
 step "done"
 echo; echo "all tests passed"

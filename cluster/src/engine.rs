@@ -183,12 +183,10 @@ impl Engine {
 
     async fn runtime(&self, meta: TableMeta) -> Result<TableRuntime> {
         let autoid = IdAllocator::open(self.meta.clone(), keys::autoid(meta.id)).await?;
-        Ok(TableRuntime::new(
-            meta,
-            self.tso.clone(),
-            autoid,
-            self.seal_policy(),
-        ))
+        Ok(
+            TableRuntime::new(meta, self.tso.clone(), autoid, self.seal_policy())
+                .with_serialized_seams(self.config.cluster.serialize_seams),
+        )
     }
 
     /// The catalog version: changes whenever a database, table or column is
@@ -553,11 +551,12 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let table = self.table(database, name)?;
-        let batch = crate::streaming::assign_auto_ids(&table, batch).await?;
+        let batch = self.over_the_wire(crate::streaming::assign_auto_ids(&table, batch).await?)?;
         let streaming = self.streaming.clone();
-        let outcome = tokio::task::spawn_blocking(move || streaming.write(&table, batch, mode))
+        let mut outcome = tokio::task::spawn_blocking(move || streaming.write(&table, batch, mode))
             .await
             .map_err(|e| EngineError::Internal(format!("write task failed: {e}")))??;
+        outcome.rows = self.over_the_wire(outcome.rows)?;
         if outcome.sealed {
             self.wake.notify_one();
         }
@@ -570,7 +569,26 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let table = self.table(database, name)?;
+        let keys = if self.config.cluster.serialize_seams {
+            match crate::streaming::keys_batch(&table.schema(), &keys)? {
+                Some(batch) => crate::streaming::keys_of(&self.over_the_wire(batch)?),
+                None => keys,
+            }
+        } else {
+            keys
+        };
         self.streaming.delete(&table, keys)
+    }
+
+    /// With `cluster.serialize_seams`, `batch` encoded as Arrow IPC and
+    /// decoded again, as a write or its acknowledgement crosses the seam
+    /// between the access layer and the streaming role.
+    fn over_the_wire(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        if !self.config.cluster.serialize_seams {
+            return Ok(batch);
+        }
+        let bytes = quiver_proto::fragments::encode_batch(&batch)?;
+        Ok(quiver_proto::fragments::decode_batch(&bytes)?)
     }
 
     fn tables(&self) -> Vec<Arc<TableRuntime>> {

@@ -12,6 +12,8 @@ use datafusion::common::Statistics;
 use parking_lot::{Mutex, RwLock};
 use quiver_common::schema::{TableSchema, TS_COLUMN};
 use quiver_exec::deletes::DeleteMap;
+use quiver_exec::fragment_wire::WireFragment;
+use quiver_exec::fragments::{SnapshotFragment, TableFragment};
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::source::{
     adapt_batch, visible_mask, IndexDescription, Segment, SegmentIndex, SegmentKind, TableSnapshot,
@@ -91,6 +93,9 @@ pub struct TableRuntime {
     pub autoid: IdAllocator,
     tso: Arc<Tso>,
     seal: SealPolicy,
+    /// Searches and scans reach the fragments through encoded messages
+    /// (`cluster.serialize_seams`).
+    serialize_seams: bool,
 }
 
 /// State guarded by [`TableRuntime::records`].
@@ -123,9 +128,16 @@ impl TableRuntime {
             autoid,
             tso,
             seal,
+            serialize_seams: false,
         };
         runtime.data.write().growing = growing;
         runtime
+    }
+
+    /// Reaches the fragments through encoded messages when `on`.
+    pub fn with_serialized_seams(mut self, on: bool) -> Self {
+        self.serialize_seams = on;
+        self
     }
 
     /// Locks [`TableRuntime::records`] for a catalog change; fails with
@@ -407,6 +419,26 @@ impl TableSource for TableRuntime {
             .iter()
             .filter_map(|ix| describe(ix, &meta.schema))
             .collect()
+    }
+
+    /// Per shard, its sealed segments (the query node's) and its growing
+    /// segment (the streaming node's), of one snapshot; behind encoded
+    /// messages with `cluster.serialize_seams`.
+    fn fragments(&self, read_ts: Option<u64>) -> (u64, Vec<Arc<dyn TableFragment>>) {
+        let snapshot = self.snapshot(read_ts);
+        let storage = snapshot.schema.storage_schema();
+        let fragments = SnapshotFragment::split(&snapshot)
+            .into_iter()
+            .map(|fragment| {
+                let fragment: Arc<dyn TableFragment> = Arc::new(fragment);
+                if self.serialize_seams {
+                    Arc::new(WireFragment::new(fragment, storage.clone()))
+                } else {
+                    fragment
+                }
+            })
+            .collect();
+        (snapshot.read_ts, fragments)
     }
 }
 

@@ -119,11 +119,9 @@ mod tests {
         let decoded = FragmentSearchRequest::decode(request.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, request);
         let batch = RecordBatch::try_new(
-            Arc::new(arrow::datatypes::Schema::new(vec![arrow::datatypes::Field::new(
-                "id",
-                arrow::datatypes::DataType::Int64,
-                false,
-            )])),
+            Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Int64, false),
+            ])),
             vec![Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3]))],
         )
         .unwrap();

@@ -239,6 +239,9 @@ pub trait QueryHandler: Send + Sync + 'static {
     /// The definition of a table (its columns, types and primary key).
     fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema>;
 
+    /// The number of shards of a table (Milvus `shards_num`).
+    fn table_shards(&self, database: &str, table: &str) -> Result<u32>;
+
     /// The vector indexes of a table.
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;
 

@@ -43,7 +43,9 @@ pub fn slt_files() -> Vec<PathBuf> {
     files
 }
 
-/// A test configuration on `dir` with small segments so tests cross seal/flush paths.
+/// A test configuration on `dir` with small segments so tests cross
+/// seal/flush paths; `QUIVER__CLUSTER__SERIALIZE_SEAMS=true` in the
+/// environment runs it with every role seam serialized.
 pub fn test_config(dir: &Path) -> QuiverConfig {
     let mut config = QuiverConfig {
         data_dir: dir.to_path_buf(),
@@ -53,6 +55,8 @@ pub fn test_config(dir: &Path) -> QuiverConfig {
     config.segment.compaction_min_segments = 3;
     config.segment.compaction_small_rows = 1000;
     config.segment.maintenance_interval_ms = 50;
+    config.cluster.serialize_seams = std::env::var("QUIVER__CLUSTER__SERIALIZE_SEAMS")
+        .is_ok_and(|v| v.eq_ignore_ascii_case("true"));
     config
 }
 

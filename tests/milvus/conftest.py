@@ -29,6 +29,10 @@ from pymilvus import MilvusClient
 from milvus_helpers import LITE_VERSION, PYMILVUS_VERSION, Outcome, attempt
 
 QUIVER_URI = os.environ.get("QUIVER_MILVUS_URI", "").strip()
+# Another server to compare with instead of milvus-lite: CI's extra pass
+# runs the suite against a Quiver with every role seam serialized, with a
+# Quiver in its normal wiring as the reference.
+REFERENCE_URI = os.environ.get("QUIVER_MILVUS_REFERENCE_URI", "").strip()
 
 HERE = Path(__file__).resolve().parent
 
@@ -83,14 +87,18 @@ def quiver() -> MilvusClient:
 
 @pytest.fixture(scope="session")
 def lite_uri(tmp_path_factory) -> str:
-    """The milvus-lite database file (pymilvus starts one server per file)."""
+    """The milvus-lite database file (pymilvus starts one server per file),
+    or the reference server's URI when one is given."""
+    if REFERENCE_URI:
+        return REFERENCE_URI
     return str(tmp_path_factory.mktemp("lite") / "reference.db")
 
 
 @pytest.fixture(scope="session")
 def lite(lite_uri) -> MilvusClient:
-    """A MilvusClient on a milvus-lite database in a temporary file."""
-    client = MilvusClient(lite_uri)
+    """A MilvusClient on a milvus-lite database in a temporary file (or
+    on the reference server)."""
+    client = MilvusClient(lite_uri, timeout=60) if REFERENCE_URI else MilvusClient(lite_uri)
     yield client
     client.close()
 

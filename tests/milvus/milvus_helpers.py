@@ -5,6 +5,7 @@ differential tests (Quiver against milvus-lite and against numpy)."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -26,6 +27,10 @@ PYMILVUS_MAJOR = int(PYMILVUS_VERSION.split(".")[0])
 #: behaviours differ from Milvus', so error tests then compare Quiver with
 #: the code Milvus itself gives (passed as ``milvus_code``).
 LITE_IS_MILVUS_ENGINE = LITE_VERSION.startswith("2.")
+
+#: True when the reference server is another Quiver (CI's pass with every
+#: role seam serialized compares with a Quiver in its normal wiring).
+REFERENCE_IS_QUIVER = bool(os.environ.get("QUIVER_MILVUS_REFERENCE_URI", "").strip())
 
 DIM = 8
 VARCHAR_LEN = 64

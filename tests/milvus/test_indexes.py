@@ -8,6 +8,7 @@ import pytest
 from pymilvus import MilvusClient
 
 from milvus_helpers import (
+    REFERENCE_IS_QUIVER,
     LITE_VERSION,
     assert_same_outcome,
     full_schema,
@@ -51,7 +52,7 @@ def test_create_and_describe_index(both, cname, index_type, metric, params):
     assert desc is not None
     got = {k: desc.get(k) for k in COMMON_KEYS}
     expected_type = index_type
-    if index_type == "AUTOINDEX" and who == "quiver":
+    if index_type == "AUTOINDEX" and (who == "quiver" or REFERENCE_IS_QUIVER):
         # Quiver builds AUTOINDEX as HNSW (M 16, efConstruction 200) and
         # describes the index it built (README compatibility table).
         expected_type = "HNSW"

@@ -5,13 +5,16 @@
 //! and the role without changing either.
 //!
 //! * [`coordinator`] — DDL, the catalog with its version, the timestamp
-//!   oracle and the table layout.
+//!   oracle and the table layout;
+//! * [`wire`] — the same API through encoded messages
+//!   (`cluster.serialize_seams`).
 //!
 //! Standalone implements each trait in process (the [`Engine`](crate::Engine)
 //! for the coordinator); cluster mode adds clients that send the same
 //! messages over gRPC.
 
 pub mod coordinator;
+pub mod wire;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,

@@ -13,7 +13,7 @@ use quiver_sql::handler::DEFAULT_DATABASE;
 use super::convert::{self, quote};
 use super::door::MilvusDoor;
 use super::request::{database_name, schema_of};
-use super::status::DoorError;
+use super::status::{code, DoorError};
 use super::{arrays, consistency, partitions, validate};
 
 impl MilvusDoor {
@@ -105,10 +105,22 @@ impl MilvusDoor {
                 )))
             };
         }
+        // Milvus: at most 16 shards; zero or less means the default, one.
+        let max_shards = quiver_common::limits::MAX_SHARDS;
+        if r.shards_num > max_shards as i32 {
+            return Err(DoorError::new(
+                code::UNEXPECTED,
+                format!("maximum shards's number should be limited to {max_shards}"),
+            ));
+        }
+        let shards = r.shards_num.max(1) as u32;
         let key = partitions::partition_key_of(&schema, r.num_partitions)?;
         let level = consistency::checked_level(r.consistency_level)?;
         let (stored, arrays) = arrays::ArrayFields::split(&schema)?;
-        let sql = convert::create_table_sql(database, &r.collection_name, &stored)?;
+        let mut sql = convert::create_table_sql(database, &r.collection_name, &stored)?;
+        if shards > 1 {
+            sql.push_str(&format!(" WITH (shards = {shards})"));
+        }
         self.sql(&sql, None).await?;
         // What the table's columns do not say, written at once.
         let options: Vec<_> = std::iter::once(consistency::level_option(level))

@@ -133,16 +133,21 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<DescribeCollectionResponse> {
         let (database, q) = self.resolved(r);
         let name = q.collection_name;
-        let result = self.described(&database, &name);
+        let result = self
+            .described(&database, &name)
+            .and_then(|(schema, partitions)| {
+                let shards = self.handler.table_shards(&database, &name)?;
+                Ok((schema, partitions, shards))
+            });
         reply!(
             result,
-            |(schema, num_partitions)| DescribeCollectionResponse {
+            |(schema, num_partitions, shards)| DescribeCollectionResponse {
                 status: Some(ok_status()),
                 schema: Some(schema),
                 aliases: self.aliases_of(&database, &name),
                 collection_name: name.clone(),
                 db_name: database_name(&database),
-                shards_num: 1,
+                shards_num: shards as i32,
                 num_partitions,
                 consistency_level: self.consistency_level(&database, &name),
                 ..Default::default()

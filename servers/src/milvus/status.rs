@@ -13,6 +13,9 @@ use super::request::database_name;
 
 /// Milvus' codes (its `merr` package) the door answers with by name.
 pub(super) mod code {
+    /// The legacy `UnexpectedError`, which Milvus reports for checks whose
+    /// error is a plain message (e.g. too many shards).
+    pub const UNEXPECTED: i32 = 1;
     /// `ErrServiceInternal`.
     pub const SERVICE_INTERNAL: i32 = 5;
     /// `ErrCollectionNotFound`.

@@ -160,6 +160,10 @@ impl QueryHandler for StandIn {
         Err(SqlError::table_not_found(database, table))
     }
 
+    fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
+        Err(SqlError::table_not_found(database, table))
+    }
+
     fn indexes(&self, _database: &str, _table: &str) -> Vec<IndexInfo> {
         Vec::new()
     }

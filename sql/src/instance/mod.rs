@@ -290,6 +290,10 @@ impl QueryHandler for Instance {
         Ok(self.engine.table(database, table)?.schema())
     }
 
+    fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
+        Ok(self.engine.table(database, table)?.shards())
+    }
+
     fn tables(&self, database: &str) -> Vec<String> {
         self.engine.table_names(database)
     }

@@ -50,7 +50,13 @@ impl Instance {
         Self {
             server_memory: ServerMemory::new(memory.server_limit()),
             query_memory_limit: memory.query_limit(),
-            coordinator: engine.clone(),
+            coordinator: if engine.config().cluster.serialize_seams {
+                Arc::new(quiver_cluster::api::wire::WireCoordinator::new(
+                    engine.clone(),
+                ))
+            } else {
+                engine.clone()
+            },
             engine,
             parser: PostgresCompatibilityParser::new(),
             reused_search_plans: Default::default(),

@@ -1,0 +1,109 @@
+//! The coordinator API serialized (`cluster.serialize_seams`): a
+//! [`WireCoordinator`] encodes every request to bytes and decodes it before
+//! the coordinator sees it, and the reply likewise on its way back — the
+//! messages' serde form, as a transport would carry them. Errors come back
+//! as the coordinator raised them (a transport sends their status code and
+//! structured fields; the engine's error type is not serializable yet).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::coordinator::{
+    AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
+    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableLayout,
+    TableRef, TimestampBatch,
+};
+use crate::error::{EngineError, Result};
+
+/// A coordinator reached through encoded messages.
+pub struct WireCoordinator {
+    inner: Arc<dyn Coordinator>,
+}
+
+impl WireCoordinator {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Coordinator>) -> Self {
+        Self { inner }
+    }
+}
+
+/// `value` encoded and decoded again.
+fn over_the_wire<T: Serialize + DeserializeOwned>(value: T) -> Result<T> {
+    let bytes = serde_json::to_vec(&value)
+        .map_err(|e| EngineError::Internal(format!("encoding a coordinator message: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| EngineError::Internal(format!("decoding a coordinator message: {e}")))
+}
+
+#[async_trait]
+impl Coordinator for WireCoordinator {
+    async fn create_database(&self, request: CreateDatabase) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.create_database(request).await?)
+    }
+
+    async fn drop_database(&self, request: DropDatabase) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.drop_database(request).await?)
+    }
+
+    async fn create_table(&self, request: CreateTable) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.create_table(request).await?)
+    }
+
+    async fn drop_table(&self, request: DropTable) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.drop_table(request).await?)
+    }
+
+    async fn rename_table(&self, request: RenameTable) -> Result<()> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.rename_table(request).await?)
+    }
+
+    async fn add_column(&self, request: AddColumn) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.add_column(request).await?)
+    }
+
+    async fn set_table_options(&self, request: SetTableOptions) -> Result<()> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.set_table_options(request).await?)
+    }
+
+    async fn create_index(&self, request: CreateIndex) -> Result<Option<String>> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.create_index(request).await?)
+    }
+
+    async fn drop_index(&self, request: DropIndex) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(self.inner.drop_index(request).await?)
+    }
+
+    async fn index_statuses(&self) -> Result<Vec<IndexStatus>> {
+        over_the_wire(self.inner.index_statuses().await?)
+    }
+
+    async fn catalog(&self) -> Result<CatalogSnapshot> {
+        over_the_wire(self.inner.catalog().await?)
+    }
+
+    async fn catalog_version(&self) -> Result<u64> {
+        over_the_wire(self.inner.catalog_version().await?)
+    }
+
+    async fn allocate_timestamps(&self, count: u32) -> Result<TimestampBatch> {
+        let count = over_the_wire(count)?;
+        over_the_wire(self.inner.allocate_timestamps(count).await?)
+    }
+
+    async fn layout(&self, table: TableRef) -> Result<TableLayout> {
+        let table = over_the_wire(table)?;
+        over_the_wire(self.inner.layout(table).await?)
+    }
+}
