@@ -212,6 +212,15 @@ pub struct IndexInfo {
     pub rows_total: usize,
 }
 
+/// A session's vector search knobs (`None`: the session's default).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SearchKnobs {
+    /// `hnsw.ef_search`.
+    pub ef_search: Option<usize>,
+    /// `ivfflat.probes`.
+    pub probes: Option<usize>,
+}
+
 /// The engine as the front ends see it.
 #[async_trait]
 pub trait QueryHandler: Send + Sync + 'static {
@@ -241,6 +250,11 @@ pub trait QueryHandler: Send + Sync + 'static {
 
     /// The number of shards of a table (Milvus `shards_num`).
     fn table_shards(&self, database: &str, table: &str) -> Result<u32>;
+
+    /// Sets the session's vector search knobs, as typed values (`None`:
+    /// back to the session's default), with the same checks as `SET
+    /// hnsw.ef_search` / `SET ivfflat.probes`.
+    fn set_search_knobs(&self, session: &mut Session, knobs: SearchKnobs) -> Result<()>;
 
     /// The vector indexes of a table.
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;

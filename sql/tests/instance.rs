@@ -267,3 +267,40 @@ async fn sessions_are_opaque_handles_of_their_handler() {
         Ok(_) => panic!("a foreign session ran a statement"),
     }
 }
+
+/// Typed search knobs set what `SET hnsw.ef_search` / `SET ivfflat.probes`
+/// set, with the same checks; `None` goes back to the default.
+#[tokio::test]
+async fn typed_search_knobs_are_the_session_settings() {
+    use quiver_sql::handler::{QueryHandler, SearchKnobs};
+
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance);
+    let knobs = SearchKnobs {
+        ef_search: Some(77),
+        probes: Some(5),
+    };
+    instance.set_search_knobs(&mut s, knobs).unwrap();
+    assert!(query(&instance, &mut s, "SHOW hnsw.ef_search")
+        .await
+        .contains("| 77 "));
+    assert!(query(&instance, &mut s, "SHOW ivfflat.probes")
+        .await
+        .contains("| 5 "));
+    let too_big = SearchKnobs {
+        ef_search: Some(5000),
+        probes: None,
+    };
+    let err = instance.set_search_knobs(&mut s, too_big).unwrap_err();
+    assert_eq!(err.status_code(), StatusCode::InvalidParameter, "{err}");
+    instance
+        .set_search_knobs(&mut s, SearchKnobs::default())
+        .unwrap();
+    assert!(query(&instance, &mut s, "SHOW hnsw.ef_search")
+        .await
+        .contains("| 40 "));
+    assert!(query(&instance, &mut s, "SHOW ivfflat.probes")
+        .await
+        .contains("| 1 "));
+}

@@ -26,8 +26,8 @@ use parking_lot::Mutex;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_sql::error::{Result, SqlError};
 use quiver_sql::handler::{
-    IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, SessionState, WriteKind,
-    Written,
+    IndexInfo, Output, Prepared, QueryHandler, SearchKnobs, Session, SessionInfo, SessionState,
+    WriteKind, Written,
 };
 use tonic::Request;
 
@@ -142,6 +142,14 @@ impl QueryHandler for Recorder {
     fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
         self.log(format!("table_schema {database}.{table}"));
         self.lookup(database, table)
+    }
+
+    fn set_search_knobs(&self, _session: &mut Session, knobs: SearchKnobs) -> Result<()> {
+        self.log(format!(
+            "search_knobs ef={:?} probes={:?}",
+            knobs.ef_search, knobs.probes
+        ));
+        Ok(())
     }
 
     fn table_shards(&self, database: &str, table: &str) -> Result<u32> {

@@ -13,7 +13,7 @@ use milvus::proto::milvus::{search_request, SearchRequest, SearchResults};
 use milvus::proto::schema::{IDs, SearchResultData};
 use prost::Message;
 use quiver_common::schema::{ColumnType, TableSchema};
-use quiver_sql::handler::Output;
+use quiver_sql::handler::{Output, SearchKnobs};
 
 use super::convert::{self, quote};
 use super::door::{Collection, DoorSession, MilvusDoor};
@@ -338,8 +338,8 @@ impl MilvusDoor {
         queries: &[Vec<f32>],
         dim: u32,
     ) -> Result<Vec<RecordBatch>, DoorError> {
-        // The session keeps its knobs between requests; a statement is sent
-        // only when this request wants other values.
+        // The session keeps its knobs between requests; they are set (as
+        // typed values, no statement) only when this request wants others.
         let ef = knobs
             .get("ef")
             .and_then(|v| v.as_u64())
@@ -348,22 +348,15 @@ impl MilvusDoor {
             .get("nprobe")
             .and_then(|v| v.as_u64())
             .map(|n| n.max(1));
-        if ef != door.ef {
-            let statement = match ef {
-                Some(ef) => format!("SET hnsw.ef_search = {ef}"),
-                None => "RESET hnsw.ef_search".to_string(),
-            };
+        if ef != door.ef || nprobe != door.nprobe {
             door.ef = None;
-            self.sql_in(&mut door.session, &statement, None).await?;
-            door.ef = ef;
-        }
-        if nprobe != door.nprobe {
-            let statement = match nprobe {
-                Some(n) => format!("SET ivfflat.probes = {n}"),
-                None => "RESET ivfflat.probes".to_string(),
-            };
             door.nprobe = None;
-            self.sql_in(&mut door.session, &statement, None).await?;
+            let knobs = SearchKnobs {
+                ef_search: ef.map(|v| v as usize),
+                probes: nprobe.map(|v| v as usize),
+            };
+            self.handler.set_search_knobs(&mut door.session, knobs)?;
+            door.ef = ef;
             door.nprobe = nprobe;
         }
         let statements = self.handler.parse(sql)?;

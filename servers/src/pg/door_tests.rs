@@ -25,8 +25,8 @@ use quiver_sql::handler::pg::{
     CommandTag, CopySpec, PgHandler, PgHandlerRef, PgOutput, TransactionEffect,
 };
 use quiver_sql::handler::{
-    IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, SessionState, WriteKind,
-    Written,
+    IndexInfo, Output, Prepared, QueryHandler, SearchKnobs, Session, SessionInfo, SessionState,
+    WriteKind, Written,
 };
 use tokio::net::TcpListener;
 use tokio_postgres::types::Type;
@@ -162,6 +162,12 @@ impl QueryHandler for StandIn {
 
     fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
         Err(SqlError::table_not_found(database, table))
+    }
+
+    fn set_search_knobs(&self, _session: &mut Session, _knobs: SearchKnobs) -> Result<()> {
+        Err(SqlError::unsupported(
+            "search knobs in the stand-in handler",
+        ))
     }
 
     fn indexes(&self, _database: &str, _table: &str) -> Vec<IndexInfo> {

@@ -294,6 +294,14 @@ impl QueryHandler for Instance {
         Ok(self.engine.table(database, table)?.shards())
     }
 
+    fn set_search_knobs(
+        &self,
+        session: &mut Session,
+        knobs: crate::handler::SearchKnobs,
+    ) -> Result<()> {
+        session_cmds::set_search_knobs(SqlSession::of(session)?, knobs)
+    }
+
     fn tables(&self, database: &str) -> Vec<String> {
         self.engine.table_names(database)
     }

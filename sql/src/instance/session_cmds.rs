@@ -345,6 +345,33 @@ pub fn show(session: &SqlSession, variable: &[Ident]) -> Result<PgOutput> {
     })
 }
 
+/// Sets (or resets, for `None`) `hnsw.ef_search` and `ivfflat.probes` as
+/// `SET` and `RESET` do, from typed values.
+pub(crate) fn set_search_knobs(
+    session: &mut SqlSession,
+    knobs: crate::handler::SearchKnobs,
+) -> Result<()> {
+    let defaults = default_settings(&session.user, session.memory.max_limit());
+    for (name, value) in [
+        ("hnsw.ef_search", knobs.ef_search),
+        ("ivfflat.probes", knobs.probes),
+    ] {
+        match value
+            .map(|v| v.to_string())
+            .or_else(|| defaults.get(name).cloned())
+        {
+            Some(value) => {
+                apply_setting(session, name, value)?;
+            }
+            None => {
+                session.settings.remove(name);
+                sync_search_settings(session);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `RESET name` / `RESET ALL`.
 pub fn reset(session: &mut SqlSession, reset: &ResetStatement) -> Result<PgOutput> {
     let defaults = default_settings(&session.user, session.memory.max_limit());
