@@ -249,6 +249,12 @@ impl Tso {
         Ok(Self { shared, wake })
     }
 
+    /// The newest timestamp handed out (before the first: a value below
+    /// every timestamp to come).
+    pub fn last(&self) -> Timestamp {
+        self.shared.state.lock().last
+    }
+
     /// A new timestamp, larger than every earlier one. Never blocks on the
     /// meta store (see the type's documentation).
     pub fn next(&self) -> Result<Timestamp> {

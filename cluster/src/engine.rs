@@ -16,6 +16,7 @@
 mod coordinator_api;
 mod maintenance;
 mod recovery;
+mod streaming_api;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -155,7 +156,7 @@ impl Engine {
             query_node: Arc::new(LocalQueryNode {
                 objects: objects.clone(),
             }),
-            streaming: Arc::new(StreamingNode::new(wal)),
+            streaming: Arc::new(StreamingNode::new(wal, tso.clone())),
             config,
             meta,
             objects,
@@ -536,10 +537,8 @@ impl Engine {
             })
     }
 
-    /// Inserts or upserts rows; returns once they are durable. Auto ids
-    /// are assigned first (async: the allocator may persist a new block),
-    /// then the streaming role's write, which blocks until the WAL fsync,
-    /// runs on the blocking pool.
+    /// Inserts or upserts rows of `database.name`; returns once they are
+    /// durable (see [`Engine::write_table`]).
     pub async fn write(
         &self,
         database: &str,
@@ -547,48 +546,15 @@ impl Engine {
         batch: RecordBatch,
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err(EngineError::ShuttingDown);
-        }
         let table = self.table(database, name)?;
-        let batch = self.over_the_wire(crate::streaming::assign_auto_ids(&table, batch).await?)?;
-        let streaming = self.streaming.clone();
-        let mut outcome = tokio::task::spawn_blocking(move || streaming.write(&table, batch, mode))
-            .await
-            .map_err(|e| EngineError::Internal(format!("write task failed: {e}")))??;
-        outcome.rows = self.over_the_wire(outcome.rows)?;
-        if outcome.sealed {
-            self.wake.notify_one();
-        }
-        Ok(outcome)
+        self.write_table(table, batch, mode).await
     }
 
-    /// Deletes rows by primary key (blocking until durable); returns rows deleted.
+    /// Deletes rows of `database.name` by primary key (blocking until
+    /// durable); returns rows deleted.
     pub fn delete(&self, database: &str, name: &str, keys: Vec<PkValue>) -> Result<usize> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err(EngineError::ShuttingDown);
-        }
         let table = self.table(database, name)?;
-        let keys = if self.config.cluster.serialize_seams {
-            match crate::streaming::keys_batch(&table.schema(), &keys)? {
-                Some(batch) => crate::streaming::keys_of(&self.over_the_wire(batch)?),
-                None => keys,
-            }
-        } else {
-            keys
-        };
-        self.streaming.delete(&table, keys)
-    }
-
-    /// With `cluster.serialize_seams`, `batch` encoded as Arrow IPC and
-    /// decoded again, as a write or its acknowledgement crosses the seam
-    /// between the access layer and the streaming role.
-    fn over_the_wire(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        if !self.config.cluster.serialize_seams {
-            return Ok(batch);
-        }
-        let bytes = quiver_proto::fragments::encode_batch(&batch)?;
-        Ok(quiver_proto::fragments::decode_batch(&bytes)?)
+        self.delete_table(&table, keys)
     }
 
     fn tables(&self) -> Vec<Arc<TableRuntime>> {

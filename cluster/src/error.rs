@@ -10,6 +10,9 @@ pub enum EngineError {
     /// PostgreSQL's does).
     #[error("relation \"{table}\" does not exist")]
     TableNotFound { database: String, table: String },
+    /// A table by id that no longer exists (dropped meanwhile).
+    #[error("relation with id {0} does not exist")]
+    TableIdNotFound(u64),
     #[error("relation \"{table}\" already exists")]
     TableAlreadyExists { database: String, table: String },
     #[error("schema \"{0}\" does not exist")]
@@ -77,6 +80,7 @@ impl EngineError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             EngineError::TableNotFound { .. } => StatusCode::TableNotFound,
+            EngineError::TableIdNotFound(_) => StatusCode::TableNotFound,
             EngineError::TableAlreadyExists { .. } => StatusCode::TableAlreadyExists,
             EngineError::DatabaseNotFound(_) => StatusCode::DatabaseNotFound,
             EngineError::DatabaseAlreadyExists(_) => StatusCode::DatabaseAlreadyExists,

@@ -16,7 +16,7 @@ use crate::table::TableRuntime;
 use quiver_index::VectorIndex;
 
 /// How inserted rows treat existing keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WriteMode {
     /// Fail on an existing key (`23505`).
     Insert,
@@ -49,6 +49,9 @@ pub trait StreamingRole: Send + Sync {
     fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize>;
     /// The write-ahead log (replay, truncation, close).
     fn wal(&self) -> &Arc<dyn Wal>;
+    /// The safe timestamp: every write stamped at or before it is applied
+    /// (a read at it sees all of them).
+    fn safe_timestamp(&self) -> u64;
 }
 
 /// The data role: persists sealed segments and deletes, compacts.

@@ -2,18 +2,20 @@
 //! appends them to the WAL (durable before acknowledging) and applies them to
 //! the table's growing segment.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float32Type, Int64Type, SchemaRef};
+use parking_lot::Mutex;
 use quiver_common::schema::{vector_dim, ColumnType, TableSchema};
 use quiver_common::vector::{validate, VectorError};
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_proto::WalRecord;
 use quiver_storage::Wal;
 
+use crate::coordinator::Tso;
 use crate::error::{EngineError, Result};
 use crate::roles::{StreamingRole, WriteMode, WriteOutcome};
 use crate::table::{with_timestamp, TableRuntime};
@@ -22,6 +24,30 @@ use crate::table::{with_timestamp, TableRuntime};
 #[derive(Clone)]
 pub struct StreamingNode {
     wal: Arc<dyn Wal>,
+    tso: Arc<Tso>,
+    /// Timestamps of writes taken but not yet applied (a count per
+    /// timestamp); taken and registered under this lock, so
+    /// [`StreamingRole::safe_timestamp`] never misses one.
+    in_flight: Arc<Mutex<BTreeMap<u64, usize>>>,
+}
+
+/// A write's timestamp, registered in flight until dropped (applied, or
+/// failed).
+struct InFlight<'a> {
+    ts: u64,
+    node: &'a StreamingNode,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut in_flight = self.node.in_flight.lock();
+        if let Some(n) = in_flight.get_mut(&self.ts) {
+            *n -= 1;
+            if *n == 0 {
+                in_flight.remove(&self.ts);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for StreamingNode {
@@ -31,9 +57,23 @@ impl std::fmt::Debug for StreamingNode {
 }
 
 impl StreamingNode {
-    /// A node appending to `wal`.
-    pub fn new(wal: Arc<dyn Wal>) -> Self {
-        Self { wal }
+    /// A node appending to `wal`, stamping writes with `tso`.
+    pub fn new(wal: Arc<dyn Wal>, tso: Arc<Tso>) -> Self {
+        Self {
+            wal,
+            tso,
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// A timestamp for a write, in flight until the guard drops. Taken
+    /// under the table's write lock, so one table's writes are ordered by
+    /// timestamp in the WAL.
+    fn begin_write(&self) -> Result<InFlight<'_>> {
+        let mut in_flight = self.in_flight.lock();
+        let ts = self.tso.next()?;
+        *in_flight.entry(ts).or_default() += 1;
+        Ok(InFlight { ts, node: self })
     }
 
     fn append(&self, record: WalRecord) -> Result<u64> {
@@ -47,6 +87,16 @@ impl StreamingRole for StreamingNode {
     /// The WAL.
     fn wal(&self) -> &Arc<dyn Wal> {
         &self.wal
+    }
+
+    /// Just below the oldest write still in flight, or the newest
+    /// timestamp handed out when none is.
+    fn safe_timestamp(&self) -> u64 {
+        let in_flight = self.in_flight.lock();
+        match in_flight.keys().next() {
+            Some(oldest) => oldest - 1,
+            None => self.tso.last(),
+        }
     }
 
     /// Inserts (or upserts) rows; returns once they are durable and visible.
@@ -113,7 +163,8 @@ impl StreamingRole for StreamingNode {
                 sealed: false,
             });
         }
-        let ts = table_ts(table)?;
+        let write = self.begin_write()?;
+        let ts = write.ts;
         let stored = with_timestamp(&batch, &schema.storage_schema(), ts)?;
         let delete_batch = keys_batch(&schema, &deletes)?;
         let record = WalRecord {
@@ -146,7 +197,8 @@ impl StreamingRole for StreamingNode {
         if keys.is_empty() {
             return Ok(0);
         }
-        let ts = table_ts(table)?;
+        let write = self.begin_write()?;
+        let ts = write.ts;
         let record = WalRecord {
             table_id: table.id(),
             ts,
@@ -157,12 +209,6 @@ impl StreamingRole for StreamingNode {
         table.apply(lsn, ts, &keys, None, true, &|_| true)?;
         Ok(keys.len())
     }
-}
-
-/// A timestamp taken under the table's write lock, so one table's writes are
-/// ordered by timestamp in the WAL.
-fn table_ts(table: &TableRuntime) -> Result<u64> {
-    table.next_ts()
 }
 
 /// One-column batch of keys, typed as the primary key.

@@ -6,7 +6,9 @@
 //!
 //! * [`coordinator`] — DDL, the catalog with its version, the timestamp
 //!   oracle and the table layout;
-//! * [`wire`] — the same API through encoded messages
+//! * [`streaming`] — writes and deletes by table id, flush, the safe
+//!   timestamp;
+//! * [`wire`] — the same APIs through encoded messages
 //!   (`cluster.serialize_seams`).
 //!
 //! Standalone implements each trait in process (the [`Engine`](crate::Engine)
@@ -14,6 +16,7 @@
 //! messages over gRPC.
 
 pub mod coordinator;
+pub mod streaming;
 pub mod wire;
 
 pub use coordinator::{

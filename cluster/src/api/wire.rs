@@ -1,9 +1,11 @@
-//! The coordinator API serialized (`cluster.serialize_seams`): a
+//! The role APIs serialized (`cluster.serialize_seams`): a
 //! [`WireCoordinator`] encodes every request to bytes and decodes it before
 //! the coordinator sees it, and the reply likewise on its way back — the
-//! messages' serde form, as a transport would carry them. Errors come back
-//! as the coordinator raised them (a transport sends their status code and
-//! structured fields; the engine's error type is not serializable yet).
+//! messages' serde form, as a transport would carry them; a
+//! [`WireStreaming`] does the same for the streaming node, its rows and
+//! keys as Arrow IPC. Errors come back as the role raised them (a
+//! transport sends their status code and structured fields; the engine's
+//! error type is not serializable yet).
 
 use std::sync::Arc;
 
@@ -11,11 +13,15 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use arrow::array::RecordBatch;
+use quiver_proto::fragments::{decode_batch, encode_batch};
+
 use super::coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
     DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableLayout,
     TableRef, TimestampBatch,
 };
+use super::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
 use crate::error::{EngineError, Result};
 
 /// A coordinator reached through encoded messages.
@@ -105,5 +111,57 @@ impl Coordinator for WireCoordinator {
     async fn layout(&self, table: TableRef) -> Result<TableLayout> {
         let table = over_the_wire(table)?;
         over_the_wire(self.inner.layout(table).await?)
+    }
+}
+
+/// A streaming node reached through encoded messages.
+pub struct WireStreaming {
+    inner: Arc<dyn Streaming>,
+}
+
+impl WireStreaming {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Streaming>) -> Self {
+        Self { inner }
+    }
+}
+
+/// `batch` as Arrow IPC and back.
+fn batch_over_the_wire(batch: RecordBatch) -> Result<RecordBatch> {
+    Ok(decode_batch(&encode_batch(&batch)?)?)
+}
+
+#[async_trait]
+impl Streaming for WireStreaming {
+    async fn write(&self, request: WriteRows) -> Result<WriteAck> {
+        let request = WriteRows {
+            table_id: over_the_wire(request.table_id)?,
+            rows: batch_over_the_wire(request.rows)?,
+            mode: over_the_wire(request.mode)?,
+        };
+        let ack = self.inner.write(request).await?;
+        Ok(WriteAck {
+            rows: batch_over_the_wire(ack.rows)?,
+            ts: over_the_wire(ack.ts)?,
+        })
+    }
+
+    async fn delete(&self, request: DeleteKeys) -> Result<DeleteAck> {
+        let request = DeleteKeys {
+            table_id: over_the_wire(request.table_id)?,
+            keys: batch_over_the_wire(request.keys)?,
+        };
+        let ack = self.inner.delete(request).await?;
+        Ok(DeleteAck {
+            deleted: over_the_wire(ack.deleted)?,
+        })
+    }
+
+    async fn flush(&self, table_id: u64) -> Result<()> {
+        self.inner.flush(over_the_wire(table_id)?).await
+    }
+
+    async fn safe_timestamp(&self) -> Result<u64> {
+        over_the_wire(self.inner.safe_timestamp().await?)
     }
 }

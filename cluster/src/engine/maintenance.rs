@@ -90,12 +90,17 @@ impl Engine {
     /// deletes to object storage (Milvus `Flush` of a collection).
     pub async fn flush_table(&self, database: &str, name: &str) -> Result<()> {
         let table = self.table(database, name)?;
+        self.flush_runtime(&table).await
+    }
+
+    /// [`Engine::flush_table`] of a table at hand.
+    pub(super) async fn flush_runtime(&self, table: &crate::table::TableRuntime) -> Result<()> {
         {
             let _guard = table.write_lock.lock();
             table.seal_now();
         }
         let _pass = self.maintenance_lock.lock().await;
-        self.data_node.flush_table(&table).await?;
+        self.data_node.flush_table(table).await?;
         self.truncate_wal().await
     }
 

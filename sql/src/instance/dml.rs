@@ -29,7 +29,8 @@ use datafusion::sql::sqlparser::ast::{
     TableWithJoins, Truncate, Update,
 };
 use futures::StreamExt;
-use quiver_cluster::{WriteMode, WriteOutcome};
+use quiver_cluster::api::streaming::{DeleteKeys, WriteAck, WriteRows};
+use quiver_cluster::WriteMode;
 use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_planner::session::CATALOG_NAME;
@@ -266,42 +267,46 @@ pub async fn prepare_insert(
     prepared(instance, &plan, (&db, &name), returning).await
 }
 
-/// Runs a blocking engine call (a write waits for the WAL fsync) off the async runtime.
-async fn on_engine<T: Send + 'static>(
-    instance: &Instance,
-    call: impl FnOnce(&quiver_cluster::Engine) -> quiver_cluster::Result<T> + Send + 'static,
-) -> Result<T> {
-    let engine = instance.engine().clone();
-    tokio::task::spawn_blocking(move || call(&engine))
-        .await
-        .map_err(|e| SqlError::Internal(e.to_string()))?
-        .map_err(SqlError::from)
-}
-
-/// Writes rows through the engine (durable when it returns).
+/// Writes rows through the streaming node's API (durable and applied when
+/// it returns).
 pub async fn write_rows(
     instance: &Instance,
     database: &str,
     table: &str,
     rows: RecordBatch,
     mode: WriteMode,
-) -> Result<WriteOutcome> {
-    // The engine assigns auto ids, then runs the blocking WAL write on the
-    // blocking pool itself.
-    Ok(instance.engine().write(database, table, rows, mode).await?)
+) -> Result<WriteAck> {
+    let table_id = instance.engine().table(database, table)?.id();
+    Ok(instance
+        .streaming()
+        .write(WriteRows {
+            table_id,
+            rows,
+            mode,
+        })
+        .await?)
 }
 
+/// Deletes rows by key through the streaming node's API; returns how many
+/// visible rows it deleted.
 async fn delete_keys(
     instance: &Instance,
     database: &str,
     table: &str,
     keys: Vec<PkValue>,
 ) -> Result<usize> {
-    let (database, table) = (database.to_string(), table.to_string());
-    on_engine(instance, move |engine| {
-        engine.delete(&database, &table, keys)
-    })
-    .await
+    let runtime = instance.engine().table(database, table)?;
+    let Some(keys) = quiver_cluster::streaming::keys_batch(&runtime.schema(), &keys)? else {
+        return Ok(0);
+    };
+    let ack = instance
+        .streaming()
+        .delete(DeleteKeys {
+            table_id: runtime.id(),
+            keys,
+        })
+        .await?;
+    Ok(ack.deleted as usize)
 }
 
 /// Fills columns the INSERT did not name with their `DEFAULT` expressions.

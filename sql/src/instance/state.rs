@@ -16,6 +16,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use quiver_cluster::api::streaming::Streaming;
 use quiver_cluster::api::Coordinator;
 use quiver_cluster::Engine;
 use quiver_common::schema::vector_dim;
@@ -34,6 +35,7 @@ pub struct Instance {
     /// The coordinator role: DDL and catalog changes go through its API
     /// (in process, the engine serves it).
     pub(super) coordinator: Arc<dyn Coordinator>,
+    pub(super) streaming: Arc<dyn Streaming>,
     /// The server-wide memory budget every session's statements draw from.
     pub(super) server_memory: Arc<ServerMemory>,
     /// Each statement's memory limit (`memory.query_limit_bytes`).
@@ -52,6 +54,13 @@ impl Instance {
             query_memory_limit: memory.query_limit(),
             coordinator: if engine.config().cluster.serialize_seams {
                 Arc::new(quiver_cluster::api::wire::WireCoordinator::new(
+                    engine.clone(),
+                ))
+            } else {
+                engine.clone()
+            },
+            streaming: if engine.config().cluster.serialize_seams {
+                Arc::new(quiver_cluster::api::wire::WireStreaming::new(
                     engine.clone(),
                 ))
             } else {
@@ -78,6 +87,11 @@ impl Instance {
     /// The coordinator role's API.
     pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
         &self.coordinator
+    }
+
+    /// The streaming node's API (writes and deletes).
+    pub fn streaming(&self) -> &Arc<dyn Streaming> {
+        &self.streaming
     }
 
     /// The server-wide memory budget (what all running statements hold).

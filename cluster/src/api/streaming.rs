@@ -1,0 +1,55 @@
+//! The streaming node's API: writes to a table (each row goes to the shard
+//! its primary key hashes to, see [`crate::shards`]), acknowledged once
+//! durable in the WAL and applied, with the timestamp they are visible at;
+//! flushing a table's shards; and the **safe timestamp**, up to which
+//! every write is applied. Keyed by table id; rows and keys travel as Arrow
+//! record batches.
+
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::roles::WriteMode;
+
+/// Inserts or upserts rows (the table's user columns, by name; auto ids
+/// missing are assigned).
+#[derive(Debug, Clone)]
+pub struct WriteRows {
+    pub table_id: u64,
+    pub rows: RecordBatch,
+    pub mode: WriteMode,
+}
+
+/// A durable, applied write.
+#[derive(Debug, Clone)]
+pub struct WriteAck {
+    /// The rows as written (auto ids filled; rows an insert-ignore skipped
+    /// left out), in the table's user schema.
+    pub rows: RecordBatch,
+    /// The timestamp the rows are visible at (0 when nothing was written).
+    pub ts: u64,
+}
+
+/// Deletes the rows with these primary keys (one column, typed as the key).
+#[derive(Debug, Clone)]
+pub struct DeleteKeys {
+    pub table_id: u64,
+    pub keys: RecordBatch,
+}
+
+/// A durable, applied delete: how many visible rows it deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeleteAck {
+    pub deleted: u64,
+}
+
+/// The streaming node.
+#[async_trait]
+pub trait Streaming: Send + Sync + 'static {
+    async fn write(&self, request: WriteRows) -> Result<WriteAck>;
+    async fn delete(&self, request: DeleteKeys) -> Result<DeleteAck>;
+    /// Seals the table's growing segments and flushes them (Milvus `Flush`).
+    async fn flush(&self, table_id: u64) -> Result<()>;
+    /// Every write stamped at or before it is applied.
+    async fn safe_timestamp(&self) -> Result<u64>;
+}

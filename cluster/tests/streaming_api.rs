@@ -1,0 +1,164 @@
+//! The streaming node's API: writes and deletes by table id, and the safe
+//! timestamp — a read at it sees every write stamped at or before it, even
+//! while other writes are in flight.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use quiver_cluster::api::streaming::{DeleteKeys, Streaming, WriteRows};
+use quiver_cluster::api::wire::WireStreaming;
+use quiver_cluster::{Engine, EngineError, WriteMode};
+use quiver_common::config::QuiverConfig;
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use quiver_exec::source::{adapt_batch, visible_mask};
+use quiver_exec::table_source::TableSource;
+
+fn schema() -> TableSchema {
+    TableSchema {
+        columns: vec![
+            ColumnDef::new("id", ColumnType::Int64),
+            ColumnDef::new("s", ColumnType::Text { max_len: None }),
+        ],
+        primary_key: 0,
+    }
+}
+
+fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("s", DataType::Utf8, true),
+    ]));
+    let s: Vec<String> = ids.clone().map(|i| format!("v{i}")).collect();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids)),
+            Arc::new(StringArray::from(s)),
+        ],
+    )
+    .unwrap()
+}
+
+/// Ids visible in `public.t` at `ts`.
+fn visible_at(engine: &Engine, ts: u64) -> Vec<i64> {
+    let snap = engine.table("public", "t").unwrap().snapshot(Some(ts));
+    let storage = snap.schema.storage_schema();
+    let deletes = snap.deletes.read();
+    let mut out = Vec::new();
+    for seg in &snap.segments {
+        for b in seg.batches.iter() {
+            let b = adapt_batch(b, &storage).unwrap();
+            let mask = visible_mask(&b, 0, &deletes, ts);
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..b.num_rows() {
+                if mask.as_ref().is_none_or(|m| m.value(i)) {
+                    out.push(ids.value(i));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_by_id_and_the_safe_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QuiverConfig {
+        data_dir: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let engine = Engine::open(config).await.unwrap();
+    engine
+        .create_sharded_table("public", "t", schema(), 3, false)
+        .await
+        .unwrap();
+    let table_id = engine.table("public", "t").unwrap().id();
+    // In process and through encoded messages alike.
+    let nodes: Vec<Arc<dyn Streaming>> =
+        vec![engine.clone(), Arc::new(WireStreaming::new(engine.clone()))];
+
+    // Writers on several tasks; a poller reads at the safe timestamp.
+    let mut writers = Vec::new();
+    for w in 0..8i64 {
+        let node = nodes[w as usize % 2].clone();
+        writers.push(tokio::spawn(async move {
+            let mut acks = Vec::new();
+            for round in 0..20i64 {
+                let first = (w * 20 + round) * 10;
+                let ack = node
+                    .write(WriteRows {
+                        table_id,
+                        rows: rows(first..first + 10),
+                        mode: WriteMode::Insert,
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(ack.rows.num_rows(), 10);
+                acks.push((ack.ts, first));
+            }
+            acks
+        }));
+    }
+    let poller = {
+        let engine = engine.clone();
+        let node = nodes[1].clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..200 {
+                let safe = node.safe_timestamp().await.unwrap();
+                seen.push((safe, visible_at(&engine, safe)));
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    let mut acks: BTreeMap<u64, i64> = BTreeMap::new();
+    for writer in writers {
+        acks.extend(writer.await.unwrap());
+    }
+    let seen = poller.await.unwrap();
+    let mut last = 0;
+    for (safe, visible) in &seen {
+        assert!(*safe >= last, "the safe timestamp never goes back");
+        last = *safe;
+        for (_, first) in acks.range(..=*safe) {
+            assert!(
+                visible.binary_search(first).is_ok(),
+                "a write stamped at or before the safe timestamp {safe} is visible at it"
+            );
+        }
+    }
+    let after = engine_safe(&nodes[0]).await;
+    assert!(after >= *acks.keys().last().unwrap());
+
+    // Deletes by id; a dropped table's id is an error.
+    let deleted = nodes[1]
+        .delete(DeleteKeys {
+            table_id,
+            keys: rows(0..5).project(&[0]).unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(deleted.deleted, 5);
+    nodes[0].flush(table_id).await.unwrap();
+    engine.drop_table("public", "t", false).await.unwrap();
+    let err = nodes[0]
+        .write(WriteRows {
+            table_id,
+            rows: rows(0..1),
+            mode: WriteMode::Insert,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::TableIdNotFound(id) if id == table_id),
+        "{err}"
+    );
+}
+
+async fn engine_safe(node: &Arc<dyn Streaming>) -> u64 {
+    node.safe_timestamp().await.unwrap()
+}
