@@ -1,5 +1,5 @@
 //! Crash recovery through the Milvus door: partitions, their rows, the
-//! partition key and load state are all acknowledged state. The server is
+//! partition key, the shard count and load state are all acknowledged state. The server is
 //! SIGKILLed after each change and must come back with every one of them.
 
 mod support;
@@ -233,6 +233,8 @@ async fn partitions_and_load_state_survive_sigkill() {
                 collection_name: name.into(),
                 schema: schema(name, keyed),
                 num_partitions: if keyed { 4 } else { 0 },
+                // The keyed collection's rows spread over 3 shards.
+                shards_num: if keyed { 3 } else { 0 },
                 ..Default::default()
             })
             .await
@@ -314,6 +316,7 @@ async fn partitions_and_load_state_survive_sigkill() {
         .into_inner();
     ok(described.status.clone(), "describe keyed");
     assert_eq!(described.num_partitions, 4);
+    assert_eq!(described.shards_num, 3);
     let key = described.schema.unwrap().fields;
     assert!(key.iter().any(|f| f.name == "k" && f.is_partition_key));
     assert_eq!(

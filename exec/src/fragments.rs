@@ -337,27 +337,31 @@ pub fn merge_replies(
     out_schema: &SchemaRef,
     distance_column: bool,
 ) -> Result<RecordBatch> {
-    let Some(first) = replies.first() else {
-        return Ok(RecordBatch::new_empty(out_schema.clone()));
+    let best = match replies {
+        [] => return Ok(RecordBatch::new_empty(out_schema.clone())),
+        // One reply is already the answer: at most k rows, in order.
+        [only] if only.num_rows() <= k => only.clone(),
+        [first, ..] => {
+            let all = concat_batches(first.schema_ref(), replies)?;
+            let ascending = SortOptions {
+                descending: false,
+                nulls_first: false,
+            };
+            let keys = [
+                SortColumn {
+                    values: all.column(all.num_columns() - 1).clone(),
+                    options: Some(ascending),
+                },
+                SortColumn {
+                    values: all.column(pk_at).clone(),
+                    options: Some(ascending),
+                },
+            ];
+            let order = lexsort_to_indices(&keys, Some(k.min(all.num_rows())))?;
+            take_record_batch(&all, &order)?
+        }
     };
-    let all = concat_batches(first.schema_ref(), replies)?;
-    let distance_at = all.num_columns() - 1;
-    let ascending = SortOptions {
-        descending: false,
-        nulls_first: false,
-    };
-    let keys = [
-        SortColumn {
-            values: all.column(distance_at).clone(),
-            options: Some(ascending),
-        },
-        SortColumn {
-            values: all.column(pk_at).clone(),
-            options: Some(ascending),
-        },
-    ];
-    let order = lexsort_to_indices(&keys, Some(k.min(all.num_rows())))?;
-    let best = take_record_batch(&all, &order)?;
+    let distance_at = best.num_columns() - 1;
     let mut columns: Vec<_> = best.columns()[..projected].to_vec();
     if distance_column {
         columns.push(best.column(distance_at).clone());
