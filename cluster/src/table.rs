@@ -154,11 +154,6 @@ impl TableRuntime {
         Ok(records)
     }
 
-    /// A fresh timestamp from the oracle.
-    pub fn next_ts(&self) -> Result<u64> {
-        self.tso.next()
-    }
-
     /// The table id.
     pub fn id(&self) -> u64 {
         self.meta.read().id
