@@ -73,6 +73,10 @@ pub enum EngineError {
     TooManyShards { shards: u32, max: u32 },
     #[error("internal error: {0}")]
     Internal(String),
+    /// An error a role raised on the other side of a seam, as its status
+    /// code and message (see `api::wire_error`).
+    #[error("{message}")]
+    Remote { code: StatusCode, message: String },
 }
 
 impl EngineError {
@@ -111,6 +115,7 @@ impl EngineError {
             EngineError::TimestampUnavailable => StatusCode::StorageUnavailable,
             EngineError::TooManyShards { .. } => StatusCode::InvalidParameter,
             EngineError::Internal(_) => StatusCode::Internal,
+            EngineError::Remote { code, .. } => *code,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! (SQLSTATE for Postgres, `common.ErrorCode` for Milvus).
 
 /// The kind of an error, independent of the protocol that reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum StatusCode {
     /// Unexpected internal failure (a bug or an environment fault).
     Internal,

@@ -18,6 +18,7 @@
 pub mod coordinator;
 pub mod streaming;
 pub mod wire;
+pub mod wire_error;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,

@@ -3,9 +3,9 @@
 //! the coordinator sees it, and the reply likewise on its way back — the
 //! messages' serde form, as a transport would carry them; a
 //! [`WireStreaming`] does the same for the streaming node, its rows and
-//! keys as Arrow IPC. Errors come back as the role raised them (a
-//! transport sends their status code and structured fields; the engine's
-//! error type is not serializable yet).
+//! keys as Arrow IPC. Errors come back encoded too
+//! ([`error_over_the_wire`]): their structured fields, or their status code
+//! and message.
 
 use std::sync::Arc;
 
@@ -22,6 +22,7 @@ use super::coordinator::{
     TableRef, TimestampBatch,
 };
 use super::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
+use super::wire_error::error_over_the_wire;
 use crate::error::{EngineError, Result};
 
 /// A coordinator reached through encoded messages.
@@ -48,69 +49,134 @@ fn over_the_wire<T: Serialize + DeserializeOwned>(value: T) -> Result<T> {
 impl Coordinator for WireCoordinator {
     async fn create_database(&self, request: CreateDatabase) -> Result<bool> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.create_database(request).await?)
+        over_the_wire(
+            self.inner
+                .create_database(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn drop_database(&self, request: DropDatabase) -> Result<bool> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.drop_database(request).await?)
+        over_the_wire(
+            self.inner
+                .drop_database(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn create_table(&self, request: CreateTable) -> Result<bool> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.create_table(request).await?)
+        over_the_wire(
+            self.inner
+                .create_table(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn drop_table(&self, request: DropTable) -> Result<bool> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.drop_table(request).await?)
+        over_the_wire(
+            self.inner
+                .drop_table(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn rename_table(&self, request: RenameTable) -> Result<()> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.rename_table(request).await?)
+        over_the_wire(
+            self.inner
+                .rename_table(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn add_column(&self, request: AddColumn) -> Result<bool> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.add_column(request).await?)
+        over_the_wire(
+            self.inner
+                .add_column(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn set_table_options(&self, request: SetTableOptions) -> Result<()> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.set_table_options(request).await?)
+        over_the_wire(
+            self.inner
+                .set_table_options(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn create_index(&self, request: CreateIndex) -> Result<Option<String>> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.create_index(request).await?)
+        over_the_wire(
+            self.inner
+                .create_index(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn drop_index(&self, request: DropIndex) -> Result<bool> {
         let request = over_the_wire(request)?;
-        over_the_wire(self.inner.drop_index(request).await?)
+        over_the_wire(
+            self.inner
+                .drop_index(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn index_statuses(&self) -> Result<Vec<IndexStatus>> {
-        over_the_wire(self.inner.index_statuses().await?)
+        over_the_wire(
+            self.inner
+                .index_statuses()
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn catalog(&self) -> Result<CatalogSnapshot> {
-        over_the_wire(self.inner.catalog().await?)
+        over_the_wire(self.inner.catalog().await.map_err(error_over_the_wire)?)
     }
 
     async fn catalog_version(&self) -> Result<u64> {
-        over_the_wire(self.inner.catalog_version().await?)
+        over_the_wire(
+            self.inner
+                .catalog_version()
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn allocate_timestamps(&self, count: u32) -> Result<TimestampBatch> {
         let count = over_the_wire(count)?;
-        over_the_wire(self.inner.allocate_timestamps(count).await?)
+        over_the_wire(
+            self.inner
+                .allocate_timestamps(count)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 
     async fn layout(&self, table: TableRef) -> Result<TableLayout> {
         let table = over_the_wire(table)?;
-        over_the_wire(self.inner.layout(table).await?)
+        over_the_wire(
+            self.inner
+                .layout(table)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 }
 
@@ -139,7 +205,11 @@ impl Streaming for WireStreaming {
             rows: batch_over_the_wire(request.rows)?,
             mode: over_the_wire(request.mode)?,
         };
-        let ack = self.inner.write(request).await?;
+        let ack = self
+            .inner
+            .write(request)
+            .await
+            .map_err(error_over_the_wire)?;
         Ok(WriteAck {
             rows: batch_over_the_wire(ack.rows)?,
             ts: over_the_wire(ack.ts)?,
@@ -151,17 +221,29 @@ impl Streaming for WireStreaming {
             table_id: over_the_wire(request.table_id)?,
             keys: batch_over_the_wire(request.keys)?,
         };
-        let ack = self.inner.delete(request).await?;
+        let ack = self
+            .inner
+            .delete(request)
+            .await
+            .map_err(error_over_the_wire)?;
         Ok(DeleteAck {
             deleted: over_the_wire(ack.deleted)?,
         })
     }
 
     async fn flush(&self, table_id: u64) -> Result<()> {
-        self.inner.flush(over_the_wire(table_id)?).await
+        self.inner
+            .flush(over_the_wire(table_id)?)
+            .await
+            .map_err(error_over_the_wire)
     }
 
     async fn safe_timestamp(&self) -> Result<u64> {
-        over_the_wire(self.inner.safe_timestamp().await?)
+        over_the_wire(
+            self.inner
+                .safe_timestamp()
+                .await
+                .map_err(error_over_the_wire)?,
+        )
     }
 }
