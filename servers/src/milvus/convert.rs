@@ -17,7 +17,7 @@ use milvus::proto::schema::{
 };
 use quiver_common::schema::{ColumnType, TableSchema};
 
-use super::partitions::PARTITION_COLUMN;
+use super::hidden_columns::PARTITION_COLUMN;
 use super::status::DoorError;
 
 /// The column holding a collection's dynamic field (undeclared keys, JSON).

@@ -3,8 +3,9 @@
 use milvus::proto::milvus::{DeleteRequest, MutationResult};
 use quiver_sql::handler::{Output, WriteKind};
 
+use super::collection::Collection;
 use super::convert::{self, quote};
-use super::door::{Collection, MilvusDoor};
+use super::door::MilvusDoor;
 use super::predicates::both;
 use super::rows::ids_of;
 use super::status::{ok_status, DoorError};

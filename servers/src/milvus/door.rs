@@ -1,5 +1,5 @@
 //! [`MilvusDoor`] and its plumbing: the pooled sessions the door runs SQL
-//! in, and the collection lookups every RPC starts with.
+//! in, and the table lookup every RPC starts with.
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
@@ -12,7 +12,7 @@ use quiver_sql::handler::{Output, QueryHandlerRef, Session, SessionInfo};
 
 use super::request::database_name;
 use super::status::DoorError;
-use super::{arrays, consistency, partitions, validate};
+use super::validate;
 
 /// The Milvus service over a handler.
 pub struct MilvusDoor {
@@ -27,13 +27,6 @@ pub struct MilvusDoor {
     /// its rows); inserts and deletes hold it to read, so none of them
     /// writes rows of a partition being dropped.
     pub(super) partition_changes: tokio::sync::RwLock<()>,
-}
-
-/// A collection as the door sees it.
-pub(super) struct Collection {
-    pub(super) table: TableSchema,
-    pub(super) partitions: partitions::Partitions,
-    pub(super) arrays: arrays::ArrayFields,
 }
 
 /// A pooled session and the search knobs it has `SET`.
@@ -123,34 +116,6 @@ impl MilvusDoor {
                 }
                 _ => e.into(),
             })
-    }
-
-    /// A collection's table and what its options add (partitions, Array
-    /// fields), from one read of each.
-    pub(super) fn collection(&self, database: &str, name: &str) -> Result<Collection, DoorError> {
-        let table = self.table(database, name)?;
-        let options = self.handler.table_options(database, name)?;
-        Ok(Collection {
-            table,
-            partitions: partitions::Partitions::from_options(name, &options)?,
-            arrays: arrays::ArrayFields::from_options(&options)?,
-        })
-    }
-
-    /// [`Self::collection`] for a read (query, search, hybrid search): the
-    /// request's consistency level checked and its guarantee timestamp
-    /// awaited.
-    pub(super) async fn collection_to_read(
-        &self,
-        database: &str,
-        name: &str,
-        consistency_level: i32,
-        guarantee_timestamp: u64,
-    ) -> Result<Collection, DoorError> {
-        let collection = self.collection(database, name)?;
-        consistency::checked_level(consistency_level)?;
-        self.await_guarantee(guarantee_timestamp).await?;
-        Ok(collection)
     }
 
     /// The one count a `SELECT count(*) ...` statement returns.

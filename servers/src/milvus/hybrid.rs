@@ -7,7 +7,8 @@ use milvus::proto::common::KeyValuePair;
 use milvus::proto::milvus::{HybridSearchRequest, SearchResults};
 use milvus::proto::schema::{i_ds, SearchResultData};
 
-use super::door::{Collection, MilvusDoor};
+use super::collection::Collection;
+use super::door::MilvusDoor;
 use super::request::param;
 use super::rows::{ids_of, output_field, pk_requested};
 use super::status::{ok_status, DoorError};

@@ -26,6 +26,7 @@
 
 mod aliases;
 mod arrays;
+mod collection;
 mod collections;
 mod consistency;
 mod convert;
@@ -33,6 +34,7 @@ mod dml;
 mod door;
 mod expanding;
 pub mod filter;
+mod hidden_columns;
 mod hybrid;
 mod index_names;
 mod indexes;

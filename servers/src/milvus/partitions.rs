@@ -26,11 +26,11 @@ use quiver_common::schema::ColumnType;
 
 use super::convert::quote;
 use super::door::MilvusDoor;
+use super::hidden_columns::PARTITION_COLUMN;
 use super::status::DoorError;
 use super::validate;
 
 /// The hidden column naming a row's partition (NULL: `_default`).
-pub(super) const PARTITION_COLUMN: &str = "$partition";
 /// Milvus' default partition.
 pub(super) const DEFAULT_PARTITION: &str = "_default";
 /// The table option listing the created partitions (JSON).

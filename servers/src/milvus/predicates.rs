@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::door::MilvusDoor;
-use super::partitions::PARTITION_COLUMN;
+use super::hidden_columns::PARTITION_COLUMN;
 use super::status::DoorError;
 use super::{arrays, filter};
 

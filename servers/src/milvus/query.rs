@@ -11,9 +11,10 @@ use milvus::proto::milvus::{QueryRequest, QueryResults};
 use milvus::proto::schema::LongArray;
 use quiver_common::schema::{ColumnType, TableSchema};
 
+use super::collection::Collection;
 use super::convert::{self, quote};
-use super::door::{Collection, MilvusDoor};
-use super::partitions::PARTITION_COLUMN;
+use super::door::MilvusDoor;
+use super::hidden_columns::PARTITION_COLUMN;
 use super::predicates::both;
 use super::request::param;
 use super::rows::{concat, output_field, text_values};

@@ -15,10 +15,11 @@ use prost::Message;
 use quiver_common::schema::{ColumnType, TableSchema};
 use quiver_sql::handler::{Output, SearchKnobs};
 
+use super::collection::Collection;
 use super::convert::{self, quote};
-use super::door::{Collection, DoorSession, MilvusDoor};
+use super::door::{DoorSession, MilvusDoor};
 use super::expanding::{Grouping, Picker, RangeFilter};
-use super::partitions::PARTITION_COLUMN;
+use super::hidden_columns::PARTITION_COLUMN;
 use super::predicates::both;
 use super::request::param;
 use super::rows::{
