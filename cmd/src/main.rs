@@ -17,6 +17,13 @@ use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
 use quiver_sql::{Instance, PgHandlerRef, QueryHandlerRef};
 
+/// jemalloc returns freed memory to the system after its decay time; with
+/// glibc's malloc one big statement (a 100,000-item IN list) left resident
+/// memory 195 -> 320 MB over 12 runs with no leak (heaptrack: 58 MB live),
+/// and the hostile fuzzer's memory bar failed in CI.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "quiver",

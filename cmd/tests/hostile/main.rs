@@ -47,12 +47,13 @@ fn seed() -> u64 {
 async fn hostile_input_never_takes_quiver_down() {
     let server = Server::start().await;
     // Warm up the paths the run exercises (the corpus once: the allocator
-    // keeps some of what a 50 MB statement needed, 147 -> 189 MB measured,
-    // which is retention, not a leak), then take the memory baseline; the
-    // corpus runs again below, so growth past the warm state is caught.
+    // keeps what a 50 MB statement needed for its decay time, which is
+    // retention, not a leak), then take the memory baseline; the corpus
+    // runs again below, so growth past the warm state is caught. Each phase
+    // prints the resident memory it left behind.
     corpus::setup(&server).await;
     let warmup = corpus::run(&server).await;
-    eprintln!("warm-up corpus: {warmup}");
+    eprintln!("warm-up corpus: {warmup}; rss {} KiB", server.rss_kib());
     server.check_alive().await;
     let rss_before = server.rss_kib();
     let budget = budget();
@@ -61,15 +62,15 @@ async fn hostile_input_never_takes_quiver_down() {
 
     let wire = pg_wire::run(&server, seed, budget.mul_f64(0.6)).await;
     server.assert_healthy("after the Postgres wire fuzzer");
-    eprintln!("postgres wire: {wire}");
+    eprintln!("postgres wire: {wire}; rss {} KiB", server.rss_kib());
 
     let rpc = grpc::run(&server, seed, budget.mul_f64(0.4)).await;
     server.assert_healthy("after the gRPC fuzzer");
-    eprintln!("grpc: {rpc}");
+    eprintln!("grpc: {rpc}; rss {} KiB", server.rss_kib());
 
     let hostile = corpus::run(&server).await;
     server.assert_healthy("after the hostile corpus");
-    eprintln!("corpus: {hostile}");
+    eprintln!("corpus: {hostile}; rss {} KiB", server.rss_kib());
 
     server.check_alive().await;
     // Memory comes back once the requests are gone (allow the allocator a moment).

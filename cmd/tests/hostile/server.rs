@@ -39,10 +39,6 @@ impl Server {
             .env("QUIVER__PG__STALLED_MESSAGE_TIMEOUT_MS", "1000")
             .env("QUIVER__PG__STARTUP_TIMEOUT_MS", "5000")
             .env("QUIVER__PG__MAX_CONNECTIONS", "64")
-            // glibc keeps freed memory in per-thread arenas; with few arenas and
-            // a low trim threshold RSS reflects what the server really holds.
-            .env("MALLOC_ARENA_MAX", "2")
-            .env("MALLOC_TRIM_THRESHOLD_", "131072")
             .env("QUIVER_LOG", "warn")
             .env("RUST_BACKTRACE", "1")
             .stdout(Stdio::null())
