@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::sql::sqlparser::ast::Statement;
 
 use quiver_common::schema::TableSchema;
@@ -250,6 +251,25 @@ pub trait QueryHandler: Send + Sync + 'static {
 
     /// The number of shards of a table (Milvus `shards_num`).
     fn table_shards(&self, database: &str, table: &str) -> Result<u32>;
+
+    /// A scan of a table in the session's catalog, the start of a typed
+    /// plan: a front end that builds DataFusion plans itself (the Milvus
+    /// door) adds its filter, projection, sort and limit and runs the plan
+    /// with [`QueryHandler::execute_plan`].
+    async fn table_scan(
+        &self,
+        session: &mut Session,
+        database: &str,
+        table: &str,
+    ) -> Result<LogicalPlanBuilder>;
+
+    /// A scalar function of the session's registry, by name (typed plans
+    /// call the functions SQL text would name: `json_get_str`, `power`...).
+    fn scalar_function(&self, session: &mut Session, name: &str) -> Result<Arc<ScalarUDF>>;
+
+    /// Optimizes and runs a typed plan at a fresh read timestamp, as
+    /// [`QueryHandler::execute`] runs a query.
+    async fn execute_plan(&self, session: &mut Session, plan: LogicalPlan) -> Result<Output>;
 
     /// Sets the session's vector search knobs, as typed values (`None`:
     /// back to the session's default), with the same checks as `SET

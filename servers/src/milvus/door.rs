@@ -4,6 +4,7 @@
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use datafusion::common::ParamValues;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use futures::TryStreamExt;
 use quiver_common::schema::TableSchema;
 use quiver_common::status::StatusCode;
@@ -69,6 +70,37 @@ impl MilvusDoor {
         if idle.len() < 16 {
             idle.push(session);
         }
+    }
+
+    /// Builds a typed plan in a pooled session (`build` gets the session
+    /// and the scan of the table) and runs it; its rows are collected.
+    pub(super) async fn typed_plan<F>(
+        &self,
+        database: &str,
+        table: &str,
+        build: F,
+    ) -> Result<Vec<RecordBatch>, DoorError>
+    where
+        F: FnOnce(&mut Session, LogicalPlanBuilder) -> Result<LogicalPlan, DoorError>,
+    {
+        let mut door = self.session()?;
+        let result = async {
+            let scan = self
+                .handler
+                .table_scan(&mut door.session, database, table)
+                .await?;
+            let plan = build(&mut door.session, scan)?;
+            match self.handler.execute_plan(&mut door.session, plan).await? {
+                Output::Rows { stream, .. } => Ok(stream
+                    .try_collect::<Vec<_>>()
+                    .await
+                    .map_err(|e| DoorError::from(SqlError::from(e)))?),
+                Output::Done { .. } => Ok(Vec::new()),
+            }
+        }
+        .await;
+        self.give_back(door);
+        result
     }
 
     /// Runs one SQL statement; rows (if any) are collected.

@@ -1,4 +1,6 @@
-//! Translation of Milvus boolean filter expressions into SQL.
+//! Translation of Milvus boolean filter expressions into SQL
+//! ([`filter_to_sql`]) or straight into DataFusion expressions
+//! ([`filter_to_expr`], the door's typed plans; see `lower.rs`).
 //!
 //! This module owns the `filter` / `expr` string accepted by pymilvus
 //! `search`, `query` and `delete`: it tokenizes and parses the Milvus filter
@@ -117,6 +119,7 @@ mod emit;
 mod error;
 mod lexer;
 mod limits;
+mod lower;
 mod operands;
 mod parser;
 
@@ -127,6 +130,8 @@ use parser::*;
 
 pub use error::FilterError;
 pub use limits::{check_translated, MAX_FILTER_OPERATORS, TRANSLATED_LIMITS};
+pub use lower::FunctionSource;
+use lower::Lowering;
 
 /// Maximum accepted length of a filter expression, in bytes.
 pub const MAX_EXPR_LEN: usize = 64 * 1024;
@@ -205,6 +210,35 @@ pub fn filter_to_sql(
     fields: &[FilterField<'_>],
     templates: &HashMap<String, TemplateValue>,
 ) -> std::result::Result<String, FilterError> {
+    let root = parse_filter(expr, fields, templates)?;
+    let mut out = String::new();
+    emit(&root, &mut out);
+    Ok(out)
+}
+
+/// Translates a Milvus filter expression into a DataFusion expression over
+/// the collection's columns (the door's typed plans), with the checks of
+/// [`filter_to_sql`] and the limits of [`check_translated`] (measured on
+/// the predicate's SQL rendering, which is never parsed).
+pub fn filter_to_expr(
+    expr: &str,
+    fields: &[FilterField<'_>],
+    templates: &HashMap<String, TemplateValue>,
+    functions: &dyn FunctionSource,
+) -> std::result::Result<datafusion::logical_expr::Expr, FilterError> {
+    let root = parse_filter(expr, fields, templates)?;
+    let mut rendered = String::new();
+    emit(&root, &mut rendered);
+    check_translated(&rendered)?;
+    Lowering { functions }.lower(&root)
+}
+
+/// The checked, typed tree of a filter expression.
+fn parse_filter(
+    expr: &str,
+    fields: &[FilterField<'_>],
+    templates: &HashMap<String, TemplateValue>,
+) -> Result<Expr> {
     if expr.len() > MAX_EXPR_LEN {
         return Err(FilterError::new(0, "expression is too long"));
     }
@@ -233,9 +267,7 @@ pub fn filter_to_sql(
             format!("filter expression must be boolean, got {}", root.ty.name()),
         ));
     }
-    let mut out = String::new();
-    emit(&root, &mut out);
-    Ok(out)
+    Ok(root)
 }
 
 // ---------------------------------------------------------------------------

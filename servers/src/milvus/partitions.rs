@@ -205,6 +205,46 @@ impl Partitions {
         })
     }
 
+    /// [`Self::predicate_for`] as a DataFusion expression.
+    fn predicate_expr_for<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a String>,
+    ) -> Option<datafusion::logical_expr::Expr> {
+        use datafusion::logical_expr::lit;
+        let chosen: BTreeSet<&str> = names.into_iter().map(String::as_str).collect();
+        if self.key.is_some() || self.all.iter().all(|p| chosen.contains(p.name.as_str())) {
+            return None;
+        }
+        let column = datafusion::logical_expr::Expr::Column(
+            datafusion::common::Column::new_unqualified(PARTITION_COLUMN),
+        );
+        let named: Vec<datafusion::logical_expr::Expr> = chosen
+            .iter()
+            .filter(|n| **n != DEFAULT_PARTITION)
+            .map(|n| lit(n.to_string()))
+            .collect();
+        let in_named = (!named.is_empty()).then(|| column.clone().in_list(named, false));
+        Some(match (chosen.contains(DEFAULT_PARTITION), in_named) {
+            (true, Some(in_named)) => column.is_null().or(in_named),
+            (true, None) => column.is_null(),
+            (false, Some(in_named)) => in_named,
+            (false, None) => lit(false),
+        })
+    }
+
+    /// [`Self::read_scope`] as a DataFusion expression (typed plans).
+    pub fn read_scope_expr(
+        &self,
+        names: &[String],
+    ) -> Result<Option<datafusion::logical_expr::Expr>, DoorError> {
+        self.read_scope(names)?;
+        Ok(match (&self.loaded, names.is_empty()) {
+            (_, false) => self.predicate_expr_for(names),
+            (Some(loaded), true) => self.predicate_expr_for(loaded),
+            (None, true) => None,
+        })
+    }
+
     /// The predicate of a search or query over `names` (none: the loaded
     /// partitions); named and read partitions must exist and be loaded.
     pub fn read_scope(&self, names: &[String]) -> Result<Option<String>, DoorError> {

@@ -2,7 +2,12 @@
 //! template values) translated by [`filter`](super::filter) over the
 //! collection's fields, and predicates joined.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::logical_expr::{Expr as DfExpr, ScalarUDF};
+use quiver_sql::handler::{QueryHandler, Session};
 
 use quiver_common::schema::{ColumnType, TableSchema};
 
@@ -23,27 +28,7 @@ impl MilvusDoor {
         if expr.trim().is_empty() {
             return Ok(None);
         }
-        let fields: Vec<filter::FilterField<'_>> = table
-            .columns
-            .iter()
-            .filter(|c| c.name != PARTITION_COLUMN)
-            .map(|c| filter::FilterField {
-                name: &c.name,
-                kind: match c.column_type {
-                    ColumnType::Json if arrays.get(&c.name).is_some() => arrays
-                        .filter_kind(&c.name)
-                        .unwrap_or(filter::FieldKind::Array),
-                    ColumnType::Bool => filter::FieldKind::Bool,
-                    ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => {
-                        filter::FieldKind::Int
-                    }
-                    ColumnType::Float32 | ColumnType::Float64 => filter::FieldKind::Float,
-                    ColumnType::Text { .. } | ColumnType::TimestampTz => filter::FieldKind::String,
-                    ColumnType::Json => filter::FieldKind::Json,
-                    ColumnType::Vector { .. } => filter::FieldKind::Vector,
-                },
-            })
-            .collect();
+        let fields = filter_fields(table, arrays);
         let templates = templates
             .iter()
             .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
@@ -51,6 +36,87 @@ impl MilvusDoor {
         let predicate = filter::filter_to_sql(expr, &fields, &templates)?;
         filter::check_translated(&predicate)?;
         Ok(Some(predicate))
+    }
+}
+
+impl MilvusDoor {
+    /// The filter of a request as a DataFusion expression over the
+    /// collection's columns (`None` when empty), for the door's typed plans.
+    pub(super) fn predicate_expr(
+        &self,
+        session: &mut Session,
+        table: &TableSchema,
+        arrays: &arrays::ArrayFields,
+        expr: &str,
+        templates: &HashMap<String, milvus::proto::schema::TemplateValue>,
+    ) -> Result<Option<DfExpr>, DoorError> {
+        if expr.trim().is_empty() {
+            return Ok(None);
+        }
+        let fields = filter_fields(table, arrays);
+        let templates = templates
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
+            .collect::<Result<HashMap<_, _>, DoorError>>()?;
+        let functions = SessionFunctions {
+            handler: self.handler.as_ref(),
+            session: RefCell::new(session),
+        };
+        Ok(Some(filter::filter_to_expr(
+            expr, &fields, &templates, &functions,
+        )?))
+    }
+}
+
+/// The session's scalar functions, as filter lowering looks them up.
+struct SessionFunctions<'a> {
+    handler: &'a dyn QueryHandler,
+    session: RefCell<&'a mut Session>,
+}
+
+impl filter::FunctionSource for SessionFunctions<'_> {
+    fn function(&self, name: &str) -> Result<Arc<ScalarUDF>, filter::FilterError> {
+        let mut session = self.session.borrow_mut();
+        self.handler
+            .scalar_function(&mut session, name)
+            .map_err(|e| filter::FilterError {
+                position: 0,
+                message: e.to_string(),
+            })
+    }
+}
+
+/// The fields a filter over `table` may name, with their filter kinds.
+fn filter_fields<'t>(
+    table: &'t TableSchema,
+    arrays: &arrays::ArrayFields,
+) -> Vec<filter::FilterField<'t>> {
+    table
+        .columns
+        .iter()
+        .filter(|c| c.name != PARTITION_COLUMN)
+        .map(|c| filter::FilterField {
+            name: &c.name,
+            kind: match c.column_type {
+                ColumnType::Json if arrays.get(&c.name).is_some() => arrays
+                    .filter_kind(&c.name)
+                    .unwrap_or(filter::FieldKind::Array),
+                ColumnType::Bool => filter::FieldKind::Bool,
+                ColumnType::Int16 | ColumnType::Int32 | ColumnType::Int64 => filter::FieldKind::Int,
+                ColumnType::Float32 | ColumnType::Float64 => filter::FieldKind::Float,
+                ColumnType::Text { .. } | ColumnType::TimestampTz => filter::FieldKind::String,
+                ColumnType::Json => filter::FieldKind::Json,
+                ColumnType::Vector { .. } => filter::FieldKind::Vector,
+            },
+        })
+        .collect()
+}
+
+/// Both predicates (either may be absent).
+pub(super) fn both_exprs(a: Option<DfExpr>, b: Option<DfExpr>) -> Option<DfExpr> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.and(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
+use datafusion::functions_aggregate::count::count_all;
+use datafusion::logical_expr::Expr as DfExpr;
 use milvus::proto::milvus::{QueryRequest, QueryResults};
 use milvus::proto::schema::LongArray;
 use quiver_common::schema::{ColumnType, TableSchema};
@@ -15,7 +17,7 @@ use super::collection::Collection;
 use super::convert::{self, quote};
 use super::door::MilvusDoor;
 use super::hidden_columns::PARTITION_COLUMN;
-use super::predicates::both;
+use super::predicates::both_exprs;
 use super::request::param;
 use super::rows::{concat, output_field, text_values};
 use super::status::{ok_status, DoorError};
@@ -56,6 +58,9 @@ impl MilvusDoor {
         Ok(out)
     }
 
+    /// `Query` as a typed plan: the table's scan, the filter and the
+    /// partition scope, then `count(*)` or the output columns ordered by
+    /// primary key within the window.
     pub(super) async fn do_query(
         &self,
         database: &str,
@@ -73,27 +78,67 @@ impl MilvusDoor {
                 r.guarantee_timestamp,
             )
             .await?;
-        let scope = partitions.read_scope(&r.partition_names)?;
-        let filter = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
-        let predicate = both(filter.clone(), scope);
+        let scope = partitions.read_scope_expr(&r.partition_names)?;
         let (limit, offset) = validate::query_window(
             param(&r.query_params, "limit"),
             param(&r.query_params, "offset"),
         )?;
-        if filter.is_none() && limit.is_none() && !r.output_fields.iter().any(|f| f == "count(*)") {
+        let counting = r
+            .output_fields
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case("count(*)"));
+        if r.expr.trim().is_empty()
+            && limit.is_none()
+            && !r.output_fields.iter().any(|f| f == "count(*)")
+        {
             return Err(DoorError::invalid(
                 "empty expression should be used with limit".to_string(),
             ));
         }
-        let from = format!("{}.{}", quote(database), quote(&r.collection_name));
-        let filter = predicate.map(|p| format!(" WHERE {p}")).unwrap_or_default();
-        if r.output_fields
-            .iter()
-            .any(|f| f.eq_ignore_ascii_case("count(*)"))
-        {
-            let batches = self
-                .sql(&format!("SELECT count(*) FROM {from}{filter}"), None)
-                .await?;
+        // No output fields means every field, vectors included, as in Milvus.
+        let every = ["*".to_string()];
+        let requested: &[String] = if r.output_fields.is_empty() {
+            &every
+        } else {
+            &r.output_fields
+        };
+        let columns = if counting {
+            Vec::new()
+        } else {
+            self.output_columns(&table, requested, true)?
+        };
+        let batches = self
+            .typed_plan(database, &r.collection_name, |session, scan| {
+                let filter = self.predicate_expr(
+                    session,
+                    &table,
+                    &arrays,
+                    &r.expr,
+                    &r.expr_template_values,
+                )?;
+                let mut plan = scan;
+                if let Some(predicate) = both_exprs(filter, scope) {
+                    plan = plan.filter(predicate)?;
+                }
+                if counting {
+                    return Ok(plan
+                        .aggregate(Vec::<DfExpr>::new(), vec![count_all()])?
+                        .build()?);
+                }
+                let select: Vec<DfExpr> = columns
+                    .iter()
+                    .map(|&i| column(&table.columns[i].name))
+                    .collect();
+                plan = plan
+                    .project(select)?
+                    .sort(vec![column(&table.pk().name).sort(true, false)])?;
+                if limit.is_some() || offset > 0 {
+                    plan = plan.limit(offset, limit)?;
+                }
+                Ok(plan.build()?)
+            })
+            .await?;
+        if counting {
             let count = batches
                 .first()
                 .and_then(|b| {
@@ -122,30 +167,6 @@ impl MilvusDoor {
                 ..Default::default()
             });
         }
-        // No output fields means every field, vectors included, as in Milvus.
-        let every = ["*".to_string()];
-        let requested: &[String] = if r.output_fields.is_empty() {
-            &every
-        } else {
-            &r.output_fields
-        };
-        let columns = self.output_columns(&table, requested, true)?;
-        let select: Vec<String> = columns
-            .iter()
-            .map(|&i| quote(&table.columns[i].name))
-            .collect();
-        let mut sql = format!(
-            "SELECT {} FROM {from}{filter} ORDER BY {}",
-            select.join(", "),
-            quote(&table.pk().name)
-        );
-        if let Some(limit) = limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
-        }
-        if offset > 0 {
-            sql.push_str(&format!(" OFFSET {offset}"));
-        }
-        let batches = self.sql(&sql, None).await?;
         let batch = concat(&batches, columns.len())?;
         let mut fields_data = Vec::new();
         for (pos, &i) in columns.iter().enumerate() {
@@ -250,4 +271,9 @@ impl MilvusDoor {
             .project(&(0..columns.len()).collect::<Vec<_>>())
             .map_err(|e| DoorError::internal(e.to_string()))
     }
+}
+
+/// An unqualified column reference (names may hold dots).
+fn column(name: &str) -> DfExpr {
+    DfExpr::Column(datafusion::common::Column::new_unqualified(name))
 }

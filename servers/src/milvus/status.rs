@@ -181,6 +181,12 @@ fn in_milvus_words(e: &SqlError) -> Option<DoorError> {
     })
 }
 
+impl From<datafusion::error::DataFusionError> for DoorError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        DoorError::from(SqlError::from(e))
+    }
+}
+
 impl From<SqlError> for DoorError {
     fn from(e: SqlError) -> Self {
         if let Some(door) = in_milvus_words(&e) {

@@ -152,6 +152,33 @@ impl QueryHandler for StandIn {
             .into_output()
     }
 
+    async fn table_scan(
+        &self,
+        _session: &mut Session,
+        _database: &str,
+        _table: &str,
+    ) -> Result<datafusion::logical_expr::LogicalPlanBuilder> {
+        Err(SqlError::unsupported("typed plans in the stand-in"))
+    }
+
+    fn scalar_function(
+        &self,
+        _session: &mut Session,
+        name: &str,
+    ) -> Result<Arc<datafusion::logical_expr::ScalarUDF>> {
+        Err(SqlError::unsupported(format!(
+            "function {name} in the stand-in"
+        )))
+    }
+
+    async fn execute_plan(
+        &self,
+        _session: &mut Session,
+        _plan: datafusion::logical_expr::LogicalPlan,
+    ) -> Result<Output> {
+        Err(SqlError::unsupported("typed plans in the stand-in"))
+    }
+
     fn databases(&self) -> Vec<String> {
         vec!["public".into()]
     }

@@ -38,6 +38,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
+use datafusion::common::TableReference;
+use datafusion::datasource::provider_as_source;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
@@ -292,6 +296,36 @@ impl QueryHandler for Instance {
 
     fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
         Ok(self.engine.table(database, table)?.shards())
+    }
+
+    async fn table_scan(
+        &self,
+        session: &mut Session,
+        database: &str,
+        table: &str,
+    ) -> Result<LogicalPlanBuilder> {
+        let session = SqlSession::of(session)?;
+        let reference = TableReference::full(CATALOG_NAME, database, table);
+        let provider = session.ctx.table_provider(reference.clone()).await?;
+        Ok(LogicalPlanBuilder::scan(
+            TableReference::partial(database, table),
+            provider_as_source(provider),
+            None,
+        )?)
+    }
+
+    fn scalar_function(&self, session: &mut Session, name: &str) -> Result<Arc<ScalarUDF>> {
+        let session = SqlSession::of(session)?;
+        Ok(session.ctx.udf(name)?)
+    }
+
+    async fn execute_plan(&self, session: &mut Session, plan: LogicalPlan) -> Result<Output> {
+        let session = SqlSession::of(session)?;
+        self.set_read_ts(session)?;
+        let df = session.ctx.execute_logical_plan(plan).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
+        Ok(Output::Rows { schema, stream })
     }
 
     fn set_search_knobs(
