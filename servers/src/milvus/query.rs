@@ -7,14 +7,15 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
+use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::count::count_all;
-use datafusion::logical_expr::Expr as DfExpr;
+use datafusion::logical_expr::{cast, lit, Expr as DfExpr};
 use milvus::proto::milvus::{QueryRequest, QueryResults};
 use milvus::proto::schema::LongArray;
 use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::collection::Collection;
-use super::convert::{self, quote};
+use super::convert;
 use super::door::MilvusDoor;
 use super::hidden_columns::PARTITION_COLUMN;
 use super::predicates::both_exprs;
@@ -197,7 +198,7 @@ impl MilvusDoor {
     }
 
     /// The `columns` of the rows with primary keys `keys` (as text), in
-    /// `keys` order (a key may repeat).
+    /// `keys` order (a key may repeat); a typed plan (`pk IN (..)`).
     pub(super) async fn rows_by_keys(
         &self,
         database: &str,
@@ -206,39 +207,38 @@ impl MilvusDoor {
         columns: &[usize],
         keys: &[String],
     ) -> Result<RecordBatch, DoorError> {
-        let select: Vec<String> = columns
-            .iter()
-            .map(|&i| quote(&table.columns[i].name))
-            .collect();
         let text_key = matches!(table.pk().column_type, ColumnType::Text { .. });
         let mut distinct: Vec<&String> = keys.iter().collect();
         distinct.sort();
         distinct.dedup();
-        let literals: Vec<String> = distinct
+        let pk = column(&table.pk().name);
+        let literals: Vec<DfExpr> = distinct
             .iter()
             .map(|k| {
                 if text_key {
-                    format!("'{}'", k.replace('\'', "''"))
+                    lit(k.to_string())
                 } else {
-                    k.parse::<i64>()
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|_| "NULL".into())
+                    lit(ScalarValue::Int64(k.parse::<i64>().ok()))
                 }
             })
             .collect();
-        let filter = if literals.is_empty() {
-            "FALSE".to_string()
-        } else {
-            format!("{} IN ({})", quote(&table.pk().name), literals.join(", "))
-        };
-        let sql = format!(
-            "SELECT {}, {}::text AS \"__milvus_key\" FROM {}.{} WHERE {filter}",
-            select.join(", "),
-            quote(&table.pk().name),
-            quote(database),
-            quote(collection),
-        );
-        let batches = self.sql(&sql, None).await?;
+        let batches = self
+            .typed_plan(database, collection, |_, scan| {
+                let filter = if literals.is_empty() {
+                    lit(false)
+                } else {
+                    pk.clone().in_list(literals, false)
+                };
+                let select: Vec<DfExpr> = columns
+                    .iter()
+                    .map(|&i| column(&table.columns[i].name))
+                    .chain(std::iter::once(
+                        cast(pk.clone(), arrow::datatypes::DataType::Utf8).alias("__milvus_key"),
+                    ))
+                    .collect();
+                Ok(scan.filter(filter)?.project(select)?.build()?)
+            })
+            .await?;
         let schema = Arc::new(arrow::datatypes::Schema::new(
             columns
                 .iter()
