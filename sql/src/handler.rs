@@ -21,8 +21,9 @@ use arrow::datatypes::{FieldRef, SchemaRef};
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::execution::memory_pool::MemoryPool;
-use datafusion::execution::SendableRecordBatchStream;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
+use datafusion::execution::{FunctionRegistry, SendableRecordBatchStream};
+use datafusion::logical_expr::expr::Placeholder;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::sql::sqlparser::ast::Statement;
 
 use quiver_common::schema::TableSchema;
@@ -222,6 +223,33 @@ pub struct SearchKnobs {
     pub probes: Option<usize>,
 }
 
+/// The `$position` parameter of a typed plan that carries a query vector
+/// for a column of type `data_type` (what SQL's `v <-> $1` plans to, so
+/// the vector search rule finds it).
+pub fn vector_parameter(position: usize, data_type: arrow::datatypes::DataType) -> Expr {
+    Expr::Placeholder(Placeholder {
+        id: format!("${position}"),
+        field: Some(Arc::new(quiver_planner::vector_field::vector_field(
+            "param", data_type,
+        ))),
+    })
+}
+
+/// A typed plan a front end names by its shape, built only when the
+/// session's plan cache lacks it.
+pub struct KeyedPlan<'a> {
+    /// Everything the plan depends on besides the catalog (which the
+    /// handler adds): the same key must always build the same plan.
+    pub key: &'a str,
+    pub database: &'a str,
+    pub table: &'a str,
+    /// Builds the plan from the table's scan, calling the session's
+    /// functions by name.
+    pub build: &'a (dyn Fn(LogicalPlanBuilder, &dyn FunctionRegistry) -> Result<LogicalPlan>
+             + Send
+             + Sync),
+}
+
 /// The engine as the front ends see it.
 #[async_trait]
 pub trait QueryHandler: Send + Sync + 'static {
@@ -270,6 +298,18 @@ pub trait QueryHandler: Send + Sync + 'static {
     /// Optimizes and runs a typed plan at a fresh read timestamp, as
     /// [`QueryHandler::execute`] runs a query.
     async fn execute_plan(&self, session: &mut Session, plan: LogicalPlan) -> Result<Output>;
+
+    /// Runs a typed plan with bound parameters (`$1`...) at a fresh read
+    /// timestamp, through the session's plan cache under `plan.key`, as a
+    /// prepared statement runs: the plan is built, optimized and planned
+    /// once per key, and a search's physical plan is reused with only its
+    /// query vector swapped.
+    async fn execute_keyed_plan(
+        &self,
+        session: &mut Session,
+        plan: KeyedPlan<'_>,
+        params: ParamValues,
+    ) -> Result<Output>;
 
     /// Sets the session's vector search knobs, as typed values (`None`:
     /// back to the session's default), with the same checks as `SET

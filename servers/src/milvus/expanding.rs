@@ -9,6 +9,7 @@ use arrow::array::{Array, RecordBatch};
 use super::convert;
 use super::door::{DoorSession, MilvusDoor};
 use super::status::DoorError;
+use super::typed_search::TypedSearch;
 
 impl MilvusDoor {
     /// Range and group-by searches: fetches a growing number of nearest
@@ -20,7 +21,7 @@ impl MilvusDoor {
     pub(super) async fn expanding_search(
         &self,
         session: &mut DoorSession,
-        sql_for: &(dyn Fn(usize, usize) -> String + Sync),
+        search: &TypedSearch,
         knobs: &serde_json::Value,
         queries: &[Vec<f32>],
         dim: u32,
@@ -35,7 +36,8 @@ impl MilvusDoor {
                 let batch = self
                     .search_queries(
                         session,
-                        &sql_for(limit, 0),
+                        search,
+                        (limit, 0),
                         knobs,
                         std::slice::from_ref(query),
                         dim,

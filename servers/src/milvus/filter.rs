@@ -130,8 +130,8 @@ use parser::*;
 
 pub use error::FilterError;
 pub use limits::{check_translated, MAX_FILTER_OPERATORS, TRANSLATED_LIMITS};
-pub use lower::FunctionSource;
 use lower::Lowering;
+pub use lower::{FunctionSource, Registry};
 
 /// Maximum accepted length of a filter expression, in bytes.
 pub const MAX_EXPR_LEN: usize = 64 * 1024;
@@ -218,19 +218,53 @@ pub fn filter_to_sql(
 
 /// Translates a Milvus filter expression into a DataFusion expression over
 /// the collection's columns (the door's typed plans), with the checks of
-/// [`filter_to_sql`] and the limits of [`check_translated`] (measured on
-/// the predicate's SQL rendering, which is never parsed).
+/// [`check_filter`].
 pub fn filter_to_expr(
     expr: &str,
     fields: &[FilterField<'_>],
     templates: &HashMap<String, TemplateValue>,
     functions: &dyn FunctionSource,
 ) -> std::result::Result<datafusion::logical_expr::Expr, FilterError> {
+    check_filter(expr, fields, templates)?.lower(functions)
+}
+
+/// A filter that passed every check, ready to lower.
+#[derive(Debug)]
+pub struct CheckedFilter {
+    root: Expr,
+    /// Its SQL rendering: what the limits measure, and a canonical text of
+    /// the filter (template values substituted) for plan-cache keys. Never
+    /// parsed.
+    rendered: String,
+}
+
+impl CheckedFilter {
+    /// The filter as a DataFusion expression.
+    pub fn lower(
+        &self,
+        functions: &dyn FunctionSource,
+    ) -> std::result::Result<datafusion::logical_expr::Expr, FilterError> {
+        Lowering { functions }.lower(&self.root)
+    }
+
+    /// A canonical text of the filter (equal filters, equal texts).
+    pub fn canonical(&self) -> &str {
+        &self.rendered
+    }
+}
+
+/// Parses and checks a Milvus filter expression: its syntax, its fields and
+/// types, and the limits of [`check_translated`].
+pub fn check_filter(
+    expr: &str,
+    fields: &[FilterField<'_>],
+    templates: &HashMap<String, TemplateValue>,
+) -> std::result::Result<CheckedFilter, FilterError> {
     let root = parse_filter(expr, fields, templates)?;
     let mut rendered = String::new();
     emit(&root, &mut rendered);
     check_translated(&rendered)?;
-    Lowering { functions }.lower(&root)
+    Ok(CheckedFilter { root, rendered })
 }
 
 /// The checked, typed tree of a filter expression.

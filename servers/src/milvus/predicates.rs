@@ -68,6 +68,27 @@ impl MilvusDoor {
     }
 }
 
+impl MilvusDoor {
+    /// The filter of a request, parsed and checked (`None` when empty).
+    pub(super) fn checked_filter(
+        &self,
+        table: &TableSchema,
+        arrays: &arrays::ArrayFields,
+        expr: &str,
+        templates: &HashMap<String, milvus::proto::schema::TemplateValue>,
+    ) -> Result<Option<filter::CheckedFilter>, DoorError> {
+        if expr.trim().is_empty() {
+            return Ok(None);
+        }
+        let fields = filter_fields(table, arrays);
+        let templates = templates
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
+            .collect::<Result<HashMap<_, _>, DoorError>>()?;
+        Ok(Some(filter::check_filter(expr, &fields, &templates)?))
+    }
+}
+
 /// The session's scalar functions, as filter lowering looks them up.
 struct SessionFunctions<'a> {
     handler: &'a dyn QueryHandler,

@@ -1,32 +1,35 @@
 //! `Search`: the request's vector field, metric, window and knobs checked,
 //! its query vectors (placeholders or primary keys) decoded, and one
-//! prepared `ORDER BY <vector> <op> $1 LIMIT k` run per query vector.
+//! typed plan ([`super::typed_search`], cached per shape) run per query
+//! vector with the vector as its parameter.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use datafusion::common::{ParamValues, ScalarValue};
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::LogicalPlanBuilder;
 use futures::{StreamExt, TryStreamExt};
 use milvus::proto::common::PlaceholderGroup;
 use milvus::proto::milvus::{search_request, SearchRequest, SearchResults};
 use milvus::proto::schema::{IDs, SearchResultData};
 use prost::Message;
 use quiver_common::schema::{ColumnType, TableSchema};
-use quiver_sql::handler::{Output, SearchKnobs};
+use quiver_sql::handler::{KeyedPlan, Output, SearchKnobs};
 
 use super::collection::Collection;
 use super::convert::{self, quote};
 use super::door::{DoorSession, MilvusDoor};
 use super::expanding::{Grouping, Picker, RangeFilter};
 use super::hidden_columns::PARTITION_COLUMN;
-use super::predicates::both;
 use super::request::param;
 use super::rows::{
     collect_rows, concat, id_literals, id_strings, ids_of, output_field, pk_requested, text_values,
     RowsFuture,
 };
 use super::status::{ok_status, DoorError};
+use super::typed_search::{distance_function, TypedSearch};
 use super::validate;
 
 impl MilvusDoor {
@@ -108,7 +111,7 @@ impl MilvusDoor {
                 )));
             }
         }
-        let (operator, _) = convert::metric_operator(&metric)?;
+        let distance = distance_function(&metric)?;
         let kind = validate::IndexKind::of_method(indexes.first().map(|ix| ix.kind.as_str()));
         let search_knobs = serde_json::Value::Object(validate::search_params(
             param(params, "params"),
@@ -127,10 +130,8 @@ impl MilvusDoor {
             }
             None => return Err(DoorError::invalid("no query vectors".to_string())),
         };
-        let predicate = both(
-            self.predicate(&table, &arrays, &r.dsl, &r.expr_template_values)?,
-            scope,
-        );
+        let filter = self.checked_filter(&table, &arrays, &r.dsl, &r.expr_template_values)?;
+        let scope = partitions.read_scope_expr(&r.partition_names)?;
         let columns = self.output_columns(&table, &r.output_fields, true)?;
         let group = match param(params, "group_by_field").filter(|f| !f.is_empty()) {
             None => None,
@@ -171,29 +172,26 @@ impl MilvusDoor {
                 fetched.push(g.index);
             }
         }
-        let select: Vec<String> = fetched
-            .iter()
-            .map(|&i| quote(&table.columns[i].name))
-            .collect();
-        let vector = quote(&table.columns[anns].name);
-        let sql_for = |limit: usize, offset: usize| {
-            format!(
-                "SELECT {}, {vector} {operator} $1 AS \"__milvus_distance\" FROM {}.{}{} ORDER BY {vector} {operator} $1 LIMIT {limit} OFFSET {offset}",
-                select.join(", "),
-                quote(database),
-                quote(&r.collection_name),
-                predicate
-                    .as_deref()
-                    .map(|p| format!(" WHERE {p}"))
-                    .unwrap_or_default(),
-            )
+        let search = TypedSearch {
+            database: database.to_string(),
+            collection: r.collection_name.clone(),
+            select: fetched
+                .iter()
+                .map(|&i| table.columns[i].name.clone())
+                .collect(),
+            vector: table.columns[anns].name.clone(),
+            vector_type: table.columns[anns].column_type.arrow_type(),
+            distance,
+            filter,
+            scope,
         };
         let distance_at = fetched.len();
         let mut session = self.session()?;
         let result = if group.is_none() && range.is_none() {
             self.search_queries(
                 &mut session,
-                &sql_for(topk, offset),
+                &search,
+                (topk, offset),
                 &search_knobs,
                 &queries,
                 dim,
@@ -211,7 +209,7 @@ impl MilvusDoor {
                     .as_ref()
                     .and_then(|g| fetched.iter().position(|&i| i == g.index)),
             };
-            self.expanding_search(&mut session, &sql_for, &search_knobs, &queries, dim, &pick)
+            self.expanding_search(&mut session, &search, &search_knobs, &queries, dim, &pick)
                 .await
         };
         self.give_back(session);
@@ -334,7 +332,8 @@ impl MilvusDoor {
     pub(super) async fn search_queries(
         &self,
         door: &mut DoorSession,
-        sql: &str,
+        search: &TypedSearch,
+        (limit, offset): (usize, usize),
         knobs: &serde_json::Value,
         queries: &[Vec<f32>],
         dim: u32,
@@ -360,9 +359,9 @@ impl MilvusDoor {
             door.ef = ef;
             door.nprobe = nprobe;
         }
-        let statements = self.handler.parse(sql)?;
-        let [statement] = statements.as_slice() else {
-            return Err(DoorError::internal(format!("not one statement: {sql}")));
+        let key = search.key(limit, offset);
+        let build = |scan: LogicalPlanBuilder, functions: &dyn FunctionRegistry| {
+            search.build(scan, functions, limit, offset)
         };
         let item = Arc::new(arrow::datatypes::Field::new(
             "item",
@@ -382,13 +381,19 @@ impl MilvusDoor {
             )
             .map_err(|e| DoorError::internal(e.to_string()))?;
             let params = ParamValues::List(vec![ScalarValue::FixedSizeList(Arc::new(list)).into()]);
+            let plan = KeyedPlan {
+                key: &key,
+                database: &search.database,
+                table: &search.collection,
+                build: &build,
+            };
             match self
                 .handler
-                .execute(&mut door.session, statement, Some(params))
+                .execute_keyed_plan(&mut door.session, plan, params)
                 .await?
             {
                 Output::Rows { stream, .. } => streams.push(stream),
-                _ => return Err(DoorError::internal(format!("a search without rows: {sql}"))),
+                _ => return Err(DoorError::internal(format!("a search without rows: {key}"))),
             }
         }
         let at_once = std::thread::available_parallelism().map_or(1, |n| n.get());

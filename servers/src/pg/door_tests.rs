@@ -179,6 +179,15 @@ impl QueryHandler for StandIn {
         Err(SqlError::unsupported("typed plans in the stand-in"))
     }
 
+    async fn execute_keyed_plan(
+        &self,
+        _session: &mut Session,
+        _plan: quiver_sql::handler::KeyedPlan<'_>,
+        _params: ParamValues,
+    ) -> Result<Output> {
+        Err(SqlError::unsupported("typed plans in the stand-in"))
+    }
+
     fn databases(&self) -> Vec<String> {
         vec!["public".into()]
     }

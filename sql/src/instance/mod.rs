@@ -328,6 +328,16 @@ impl QueryHandler for Instance {
         Ok(Output::Rows { schema, stream })
     }
 
+    async fn execute_keyed_plan(
+        &self,
+        session: &mut Session,
+        plan: crate::handler::KeyedPlan<'_>,
+        params: ParamValues,
+    ) -> Result<Output> {
+        let session = SqlSession::of(session)?;
+        self.keyed_plan(session, plan, &params).await?.into_output()
+    }
+
     fn set_search_knobs(
         &self,
         session: &mut Session,

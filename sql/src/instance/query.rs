@@ -14,12 +14,18 @@ use quiver_exec::table::session_search_settings;
 use quiver_exec::vector_search::VectorSearchExec;
 use quiver_planner::vector_search::{bound_query_vector, single_search_node};
 
+use datafusion::common::TableReference;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
+use quiver_planner::session::CATALOG_NAME;
+
 use super::plan_cache::{CachedSearch, PlanKey};
 use super::session::SqlSession;
 use super::session_cmds;
 use super::state::{bind, Instance};
 use crate::error::Result;
 use crate::handler::pg::PgOutput;
+use crate::handler::KeyedPlan;
 
 impl Instance {
     pub(super) async fn query(
@@ -68,6 +74,45 @@ impl Instance {
             schema: session_cmds::current_schema(session),
             catalog_version: self.engine.catalog_version(),
         };
+        self.cached_query(
+            session,
+            key,
+            PlanSource::Statement(statement),
+            params,
+            read_ts,
+        )
+        .await
+    }
+
+    /// A typed plan with bound parameters (the Milvus door's searches),
+    /// through the same cache as prepared statements, under the front
+    /// end's `key`: `build` makes the plan from the table's scan and the
+    /// session's functions only when the cache lacks it.
+    pub(super) async fn keyed_plan(
+        &self,
+        session: &mut SqlSession,
+        plan: KeyedPlan<'_>,
+        params: &ParamValues,
+    ) -> Result<PgOutput> {
+        let read_ts = self.set_read_ts(session)?;
+        let key = PlanKey {
+            sql: format!("typed plan {}", plan.key),
+            schema: String::new(),
+            catalog_version: self.engine.catalog_version(),
+        };
+        self.cached_query(session, key, PlanSource::Typed(plan), params, read_ts)
+            .await
+    }
+
+    /// Runs a query through the session's plan cache; `source` plans it on a miss.
+    async fn cached_query(
+        &self,
+        session: &mut SqlSession,
+        key: PlanKey,
+        source: PlanSource<'_>,
+        params: &ParamValues,
+        read_ts: u64,
+    ) -> Result<PgOutput> {
         let settings = session_search_settings(&*session.ctx.state_ref().read());
         if let Some(search) = session.plans.search(&key, settings) {
             let vector = bound_query_vector(&search.node, params)?;
@@ -84,7 +129,20 @@ impl Instance {
         let plan = match session.plans.get(&key) {
             Some(plan) => plan,
             None => {
-                let plan = self.plan(session, statement).await?;
+                let plan = match source {
+                    PlanSource::Statement(statement) => self.plan(session, statement).await?,
+                    PlanSource::Typed(typed) => {
+                        let reference =
+                            TableReference::full(CATALOG_NAME, typed.database, typed.table);
+                        let provider = session.ctx.table_provider(reference).await?;
+                        let scan = LogicalPlanBuilder::scan(
+                            TableReference::partial(typed.database, typed.table),
+                            provider_as_source(provider),
+                            None,
+                        )?;
+                        (typed.build)(scan, &session.ctx)?
+                    }
+                };
                 let optimized = session.ctx.state().optimize(&plan)?;
                 session.plans.insert(key.clone(), optimized.clone());
                 optimized
@@ -122,6 +180,12 @@ impl Instance {
             command: "SELECT".to_string(),
         })
     }
+}
+
+/// Where a query's plan comes from on a cache miss.
+enum PlanSource<'a> {
+    Statement(&'a Statement),
+    Typed(KeyedPlan<'a>),
 }
 
 /// True when every leaf of `plan` is a search, and there is one: such a plan

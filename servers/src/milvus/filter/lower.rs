@@ -22,6 +22,17 @@ pub trait FunctionSource {
     fn function(&self, name: &str) -> std::result::Result<Arc<ScalarUDF>, FilterError>;
 }
 
+/// A function registry (a session's) as lowering's source.
+pub struct Registry<'r>(pub &'r dyn datafusion::execution::FunctionRegistry);
+
+impl FunctionSource for Registry<'_> {
+    fn function(&self, name: &str) -> std::result::Result<Arc<ScalarUDF>, FilterError> {
+        self.0
+            .udf(name)
+            .map_err(|e| FilterError::new(0, e.to_string()))
+    }
+}
+
 pub(super) struct Lowering<'f> {
     pub(super) functions: &'f dyn FunctionSource,
 }
