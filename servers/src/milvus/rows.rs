@@ -48,15 +48,12 @@ pub(super) fn pk_requested(table: &TableSchema, requested: &[String]) -> bool {
     requested.iter().any(|f| f == "*" || *f == table.pk().name)
 }
 
-/// The primary keys of `ids` as SQL literals.
-pub(super) fn id_literals(ids: &IDs) -> Result<Vec<String>, DoorError> {
+/// The primary keys of `ids` as literals of a typed plan.
+pub(super) fn id_values(ids: &IDs) -> Result<Vec<datafusion::logical_expr::Expr>, DoorError> {
+    use datafusion::logical_expr::lit;
     Ok(match &ids.id_field {
-        Some(i_ds::IdField::IntId(a)) => a.data.iter().map(i64::to_string).collect(),
-        Some(i_ds::IdField::StrId(a)) => a
-            .data
-            .iter()
-            .map(|s| format!("'{}'", s.replace('\'', "''")))
-            .collect(),
+        Some(i_ds::IdField::IntId(a)) => a.data.iter().map(|&i| lit(i)).collect(),
+        Some(i_ds::IdField::StrId(a)) => a.data.iter().map(|s| lit(s.clone())).collect(),
         Some(i_ds::IdField::UuidId(_)) => {
             return Err(DoorError::unsupported("UUID primary keys".to_string()))
         }
@@ -163,12 +160,13 @@ mod tests {
 
     #[test]
     fn ids_become_literals_and_text() {
-        assert_eq!(id_literals(&ints(&[1, -2])).unwrap(), ["1", "-2"]);
+        use datafusion::logical_expr::lit;
+        assert_eq!(id_values(&ints(&[1, -2])).unwrap(), [lit(1i64), lit(-2i64)]);
         assert_eq!(
-            id_literals(&texts(&["a", "o'k"])).unwrap(),
-            ["'a'", "'o''k'"]
+            id_values(&texts(&["a", "o'k"])).unwrap(),
+            [lit("a"), lit("o'k")]
         );
-        assert!(id_literals(&IDs::default()).unwrap().is_empty());
+        assert!(id_values(&IDs::default()).unwrap().is_empty());
         assert_eq!(id_strings(&ints(&[1, -2])), ["1", "-2"]);
         assert_eq!(id_strings(&texts(&["o'k"])), ["o'k"]);
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch};
 use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::{cast, lit, Expr as DfExpr, LogicalPlanBuilder};
 use futures::{StreamExt, TryStreamExt};
 use milvus::proto::common::PlaceholderGroup;
 use milvus::proto::milvus::{search_request, SearchRequest, SearchResults};
@@ -19,13 +19,13 @@ use quiver_common::schema::{ColumnType, TableSchema};
 use quiver_sql::handler::{KeyedPlan, Output, SearchKnobs};
 
 use super::collection::Collection;
-use super::convert::{self, quote};
+use super::convert;
 use super::door::{DoorSession, MilvusDoor};
 use super::expanding::{Grouping, Picker, RangeFilter};
 use super::hidden_columns::PARTITION_COLUMN;
 use super::request::param;
 use super::rows::{
-    collect_rows, concat, id_literals, id_strings, ids_of, output_field, pk_requested, text_values,
+    collect_rows, concat, id_strings, id_values, ids_of, output_field, pk_requested, text_values,
     RowsFuture,
 };
 use super::status::{ok_status, DoorError};
@@ -59,7 +59,7 @@ impl MilvusDoor {
                 r.guarantee_timestamp,
             )
             .await?;
-        let scope = partitions.read_scope(&r.partition_names)?;
+        let scope = partitions.read_scope_expr(&r.partition_names)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
             .columns
@@ -131,7 +131,6 @@ impl MilvusDoor {
             None => return Err(DoorError::invalid("no query vectors".to_string())),
         };
         let filter = self.checked_filter(&table, &arrays, &r.dsl, &r.expr_template_values)?;
-        let scope = partitions.read_scope_expr(&r.partition_names)?;
         let columns = self.output_columns(&table, &r.output_fields, true)?;
         let group = match param(params, "group_by_field").filter(|f| !f.is_empty()) {
             None => None,
@@ -286,23 +285,30 @@ impl MilvusDoor {
         anns: usize,
         ids: &IDs,
         collection: &str,
-        scope: &Option<String>,
+        scope: &Option<DfExpr>,
     ) -> Result<Vec<Vec<f32>>, DoorError> {
-        let keys = id_literals(ids)?;
+        let keys = id_values(ids)?;
         validate::nq(keys.len())?;
-        let sql = format!(
-            "SELECT {pk}::text, {vector} FROM {}.{} WHERE {pk} IN ({}){}",
-            quote(database),
-            quote(collection),
-            keys.join(", "),
-            scope
-                .as_deref()
-                .map(|p| format!(" AND ({p})"))
-                .unwrap_or_default(),
-            pk = quote(&table.pk().name),
-            vector = quote(&table.columns[anns].name),
-        );
-        let batches = self.sql(&sql, None).await?;
+        let pk = column(&table.pk().name);
+        let batches = self
+            .typed_plan(database, collection, |_, scan| {
+                let mut filter = if keys.is_empty() {
+                    lit(false)
+                } else {
+                    pk.clone().in_list(keys, false)
+                };
+                if let Some(scope) = scope {
+                    filter = filter.and(scope.clone());
+                }
+                Ok(scan
+                    .filter(filter)?
+                    .project(vec![
+                        cast(pk.clone(), arrow::datatypes::DataType::Utf8),
+                        column(&table.columns[anns].name),
+                    ])?
+                    .build()?)
+            })
+            .await?;
         let mut found: HashMap<String, Vec<f32>> = HashMap::new();
         for batch in &batches {
             let names = text_values(batch.column(0))?;
@@ -439,6 +445,11 @@ pub(super) fn placeholder_vectors(bytes: &[u8], dim: u32) -> Result<Vec<Vec<f32>
         queries.push(v);
     }
     Ok(queries)
+}
+
+/// An unqualified column reference (names may hold dots).
+fn column(name: &str) -> DfExpr {
+    DfExpr::Column(datafusion::common::Column::new_unqualified(name))
 }
 
 #[cfg(test)]
