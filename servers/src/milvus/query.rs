@@ -22,6 +22,7 @@ use super::predicates::both_exprs;
 use super::request::param;
 use super::rows::{concat, output_field, text_values};
 use super::status::{ok_status, DoorError};
+use super::typed_search::column;
 use super::validate;
 
 impl MilvusDoor {
@@ -271,9 +272,4 @@ impl MilvusDoor {
             .project(&(0..columns.len()).collect::<Vec<_>>())
             .map_err(|e| DoorError::internal(e.to_string()))
     }
-}
-
-/// An unqualified column reference (names may hold dots).
-fn column(name: &str) -> DfExpr {
-    DfExpr::Column(datafusion::common::Column::new_unqualified(name))
 }

@@ -29,7 +29,7 @@ use super::rows::{
     RowsFuture,
 };
 use super::status::{ok_status, DoorError};
-use super::typed_search::{distance_function, TypedSearch};
+use super::typed_search::{column, distance_function, TypedSearch};
 use super::validate;
 
 impl MilvusDoor {
@@ -445,11 +445,6 @@ pub(super) fn placeholder_vectors(bytes: &[u8], dim: u32) -> Result<Vec<Vec<f32>
         queries.push(v);
     }
     Ok(queries)
-}
-
-/// An unqualified column reference (names may hold dots).
-fn column(name: &str) -> DfExpr {
-    DfExpr::Column(datafusion::common::Column::new_unqualified(name))
 }
 
 #[cfg(test)]

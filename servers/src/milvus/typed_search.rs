@@ -102,6 +102,7 @@ impl TypedSearch {
     }
 }
 
-fn column(name: &str) -> DfExpr {
+/// An unqualified column reference (names may hold dots).
+pub(super) fn column(name: &str) -> DfExpr {
     DfExpr::Column(Column::new_unqualified(name))
 }
