@@ -2,7 +2,8 @@
 //! typed plans) select exactly the rows their SQL translation selects,
 //! through a real `Instance`: scalar fields, JSON paths read as numbers,
 //! strings and booleans, missing keys, `in` lists of mixed types, `like`,
-//! `is null`, `json_contains*`, `array_length`, arithmetic and ranges.
+//! `is null`, `json_contains*`, `array_length`, arithmetic and ranges;
+//! and a typed delete removes exactly what its filter selects.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -194,4 +195,35 @@ async fn lowered_filters_select_what_their_sql_selects() {
     }
     // The corpus means something: most filters keep some rows, not all.
     assert!(selective * 4 >= FILTERS.len() * 3, "{selective} selective");
+
+    // A typed delete removes exactly the rows the filter's SQL selects.
+    let filter = "meta[\"a\"] != 1 and age > 17";
+    let predicate = filter_to_sql(filter, &fields, &templates).unwrap();
+    let select = |sql: String| instance.parse(&sql).unwrap().remove(0);
+    let statement = select(format!("SELECT id FROM t WHERE {predicate} ORDER BY id"));
+    let selected = ids(instance
+        .execute(&mut session, &statement, None)
+        .await
+        .unwrap())
+    .await;
+    let expr = {
+        let functions = Functions {
+            instance: &instance,
+            session: Mutex::new(&mut session),
+        };
+        filter_to_expr(filter, &fields, &templates, &functions).unwrap()
+    };
+    let deleted = instance
+        .delete_where(&mut session, "public", "t", expr)
+        .await
+        .unwrap();
+    let statement = select("SELECT id FROM t ORDER BY id".to_string());
+    let left = ids(instance
+        .execute(&mut session, &statement, None)
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(selected, [5, 6]);
+    assert_eq!(deleted, selected.len());
+    assert_eq!(left, [1, 2, 3, 4]);
 }

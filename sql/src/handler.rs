@@ -311,6 +311,17 @@ pub trait QueryHandler: Send + Sync + 'static {
         params: ParamValues,
     ) -> Result<Output>;
 
+    /// Deletes the rows of a table that `filter` (an expression over its
+    /// columns, as a typed plan's) selects, read at a fresh timestamp;
+    /// durable when it returns. Returns how many rows it deleted.
+    async fn delete_where(
+        &self,
+        session: &mut Session,
+        database: &str,
+        table: &str,
+        filter: Expr,
+    ) -> Result<usize>;
+
     /// Sets the session's vector search knobs, as typed values (`None`:
     /// back to the session's default), with the same checks as `SET
     /// hnsw.ef_search` / `SET ivfflat.probes`.

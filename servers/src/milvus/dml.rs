@@ -1,12 +1,11 @@
 //! Writes: insert, upsert (whole rows or partial updates) and delete.
 
 use milvus::proto::milvus::{DeleteRequest, MutationResult};
-use quiver_sql::handler::{Output, WriteKind};
+use quiver_sql::handler::WriteKind;
 
 use super::collection::Collection;
-use super::convert::{self, quote};
+use super::convert;
 use super::door::MilvusDoor;
-use super::predicates::both;
 use super::rows::ids_of;
 use super::status::{ok_status, DoorError};
 
@@ -91,29 +90,32 @@ impl MilvusDoor {
             arrays,
         } = self.collection(database, &r.collection_name)?;
         let scope = partitions.write_scope(&r.partition_name)?;
-        let predicate = self.predicate(&table, &arrays, &r.expr, &r.expr_template_values)?;
-        let Some(predicate) = predicate else {
-            return Err(DoorError::invalid(
-                "delete plan can't be empty or always true".to_string(),
-            ));
-        };
-        let predicate = both(Some(predicate), scope).unwrap_or_default();
-        let sql = format!(
-            "DELETE FROM {}.{} WHERE {predicate}",
-            quote(database),
-            quote(&r.collection_name)
-        );
         let mut session = self.session()?;
-        let statements = self.handler.parse(&sql)?;
-        let output = self
-            .handler
-            .execute(&mut session.session, &statements[0], None)
-            .await;
+        let result = async {
+            let Some(filter) = self.predicate_expr(
+                &mut session.session,
+                &table,
+                &arrays,
+                &r.expr,
+                &r.expr_template_values,
+            )?
+            else {
+                return Err(DoorError::invalid(
+                    "delete plan can't be empty or always true".to_string(),
+                ));
+            };
+            let filter = match scope {
+                Some(scope) => filter.and(scope),
+                None => filter,
+            };
+            Ok(self
+                .handler
+                .delete_where(&mut session.session, database, &r.collection_name, filter)
+                .await?)
+        }
+        .await;
         self.give_back(session);
-        let deleted = match output? {
-            Output::Done { rows } => rows.unwrap_or(0),
-            Output::Rows { .. } => 0,
-        };
+        let deleted = result?;
         Ok(MutationResult {
             status: Some(ok_status()),
             delete_cnt: deleted as i64,

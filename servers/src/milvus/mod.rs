@@ -5,12 +5,12 @@
 //!
 //! Every RPC becomes what a SQL client would send: a collection is a table
 //! (`CREATE TABLE` from its schema), an insert is a batch written like
-//! `COPY`; a search, a query and a read by primary key are typed DataFusion
-//! plans (no SQL text): the filter expression lowered straight to an `Expr`
-//! ([`filter`]), a search the plan of `ORDER BY <vector> <op> $1 LIMIT k`
-//! (`typed_search`; so it takes the same index, filter-bitmap and
-//! plan-cache path). Deletes by filter, statistics and DDL still send SQL
-//! text. Milvus' conventions are applied at this edge: database
+//! `COPY`; searches, queries, reads by primary key, deletes by filter and
+//! partition counts are typed DataFusion plans (no SQL text): the filter
+//! expression lowered straight to an `Expr` ([`filter`]), a search the plan
+//! of `ORDER BY <vector> <op> $1 LIMIT k` (`typed_search`; so it takes the
+//! same index, filter-bitmap and plan-cache path), a delete the handler's
+//! `delete_where`. Collection statistics and DDL still send SQL text. Milvus' conventions are applied at this edge: database
 //! `default` is schema `public`, L2 scores are squared distances and IP and
 //! COSINE scores are similarities. Errors travel as Milvus does it: a
 //! `common.Status` with Milvus' code inside an OK reply.
@@ -22,7 +22,7 @@
 //! and its rankers), `expanding` (range and group-by searches), `indexes`,
 //! `partitions`, `aliases` and `consistency`. Leaf helpers they share:
 //! `status` (errors and Milvus codes), `request` (a request's database and
-//! parameters), `predicates` (filters as SQL or checked for lowering),
+//! parameters), `predicates` (filters checked and lowered, predicates joined),
 //! `typed_search` (a search's plan and its cache key), `rows` (results as Milvus
 //! data), `convert` (schemas and field data) and `validate` (parameters
 //! checked as Milvus checks them).

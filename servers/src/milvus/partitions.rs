@@ -184,28 +184,8 @@ impl Partitions {
         }
     }
 
-    /// The predicate selecting the rows of `names` (`None`: every row).
-    fn predicate_for<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Option<String> {
-        let chosen: BTreeSet<&str> = names.into_iter().map(String::as_str).collect();
-        if self.key.is_some() || self.all.iter().all(|p| chosen.contains(p.name.as_str())) {
-            return None;
-        }
-        let column = quote(PARTITION_COLUMN);
-        let named: Vec<String> = chosen
-            .iter()
-            .filter(|n| **n != DEFAULT_PARTITION)
-            .map(|n| sql_text(n))
-            .collect();
-        let in_named = (!named.is_empty()).then(|| format!("{column} IN ({})", named.join(", ")));
-        Some(match (chosen.contains(DEFAULT_PARTITION), in_named) {
-            (true, Some(in_named)) => format!("({column} IS NULL OR {in_named})"),
-            (true, None) => format!("{column} IS NULL"),
-            (false, Some(in_named)) => in_named,
-            (false, None) => "FALSE".to_string(),
-        })
-    }
-
-    /// [`Self::predicate_for`] as a DataFusion expression.
+    /// The predicate of a read or delete over the partitions `names`
+    /// (`None`: every row is in scope).
     fn predicate_expr_for<'a>(
         &self,
         names: impl IntoIterator<Item = &'a String>,
@@ -232,22 +212,12 @@ impl Partitions {
         })
     }
 
-    /// [`Self::read_scope`] as a DataFusion expression (typed plans).
-    pub fn read_scope_expr(
+    /// The predicate of a search or query over `names` (none: the loaded
+    /// partitions); named and read partitions must exist and be loaded.
+    pub fn read_scope(
         &self,
         names: &[String],
     ) -> Result<Option<datafusion::logical_expr::Expr>, DoorError> {
-        self.read_scope(names)?;
-        Ok(match (&self.loaded, names.is_empty()) {
-            (_, false) => self.predicate_expr_for(names),
-            (Some(loaded), true) => self.predicate_expr_for(loaded),
-            (None, true) => None,
-        })
-    }
-
-    /// The predicate of a search or query over `names` (none: the loaded
-    /// partitions); named and read partitions must exist and be loaded.
-    pub fn read_scope(&self, names: &[String]) -> Result<Option<String>, DoorError> {
         self.check_named(names)?;
         if !self.collection_loaded() {
             return Err(DoorError::new(
@@ -262,20 +232,23 @@ impl Partitions {
             ));
         }
         Ok(match (&self.loaded, names.is_empty()) {
-            (_, false) => self.predicate_for(names),
-            (Some(loaded), true) => self.predicate_for(loaded),
+            (_, false) => self.predicate_expr_for(names),
+            (Some(loaded), true) => self.predicate_expr_for(loaded),
             (None, true) => None,
         })
     }
 
     /// The predicate of a delete in one partition (empty: every partition).
-    pub fn write_scope(&self, name: &str) -> Result<Option<String>, DoorError> {
+    pub fn write_scope(
+        &self,
+        name: &str,
+    ) -> Result<Option<datafusion::logical_expr::Expr>, DoorError> {
         if name.is_empty() {
             return Ok(None);
         }
         let names = [name.to_string()];
         self.check_named(&names)?;
-        Ok(self.predicate_for(&names))
+        Ok(self.predicate_expr_for(&names))
     }
 
     /// The value an insert into `name` stores in [`PARTITION_COLUMN`]
@@ -614,13 +587,25 @@ impl MilvusDoor {
         }
         let from = format!("{}.{}", quote(database), quote(collection));
         let Some(key) = &partitions.key else {
-            let filter = partitions
-                .predicate_for([&name.to_string()])
-                .map(|p| format!(" WHERE {p}"))
-                .unwrap_or_default();
-            return self
-                .count(&format!("SELECT count(*) FROM {from}{filter}"))
-                .await;
+            let filter = partitions.predicate_expr_for([&name.to_string()]);
+            let batches = self
+                .typed_plan(database, collection, |_, scan| {
+                    let scan = match filter {
+                        Some(filter) => scan.filter(filter)?,
+                        None => scan,
+                    };
+                    Ok(scan
+                        .aggregate(
+                            Vec::<datafusion::logical_expr::Expr>::new(),
+                            vec![datafusion::functions_aggregate::count::count_all()],
+                        )?
+                        .build()?)
+                })
+                .await?;
+            return Ok(batches
+                .first()
+                .and_then(|b| b.column(0).as_primitive_opt::<Int64Type>())
+                .map_or(0, |counts| counts.value(0)));
         };
         // A partition-key partition holds the rows whose key hashes to it.
         let index: u32 = name
@@ -687,18 +672,25 @@ mod tests {
         let p = partitions(&["_default", "p1", "p2"], None);
         assert_eq!(p.read_scope(&[]).unwrap(), None);
         assert_eq!(
-            p.read_scope(&names(&["p1"])).unwrap().as_deref(),
-            Some("\"$partition\" IN ('p1')")
+            p.read_scope(&names(&["p1"]))
+                .unwrap()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("$partition IN ([Utf8(\"p1\")])")
         );
         assert_eq!(
             p.read_scope(&names(&["_default", "p2"]))
                 .unwrap()
+                .map(|e| e.to_string())
                 .as_deref(),
-            Some("(\"$partition\" IS NULL OR \"$partition\" IN ('p2'))")
+            Some("$partition IS NULL OR $partition IN ([Utf8(\"p2\")])")
         );
         assert_eq!(
-            p.read_scope(&names(&["_default"])).unwrap().as_deref(),
-            Some("\"$partition\" IS NULL")
+            p.read_scope(&names(&["_default"]))
+                .unwrap()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("$partition IS NULL")
         );
         assert_eq!(
             p.read_scope(&names(&["p2", "p1", "_default"])).unwrap(),
@@ -707,8 +699,11 @@ mod tests {
         assert_eq!(p.read_scope(&names(&["nope"])).unwrap_err().code, 200);
         assert_eq!(p.write_scope("").unwrap(), None);
         assert_eq!(
-            p.write_scope("p2").unwrap().as_deref(),
-            Some("\"$partition\" IN ('p2')")
+            p.write_scope("p2")
+                .unwrap()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("$partition IN ([Utf8(\"p2\")])")
         );
         assert_eq!(p.insert_target("_default").unwrap(), None);
         assert_eq!(p.insert_target("p1").unwrap().as_deref(), Some("p1"));
@@ -719,8 +714,8 @@ mod tests {
     fn released_partitions_are_not_read() {
         let p = partitions(&["_default", "p1", "p2"], Some(&["_default", "p1"]));
         assert_eq!(
-            p.read_scope(&[]).unwrap().as_deref(),
-            Some("(\"$partition\" IS NULL OR \"$partition\" IN ('p1'))")
+            p.read_scope(&[]).unwrap().map(|e| e.to_string()).as_deref(),
+            Some("$partition IS NULL OR $partition IN ([Utf8(\"p1\")])")
         );
         assert_eq!(p.read_scope(&names(&["p2"])).unwrap_err().code, 201);
         assert!(p.collection_loaded());
@@ -729,8 +724,12 @@ mod tests {
         assert_eq!(released.read_scope(&[]).unwrap_err().code, 101);
         // Writes do not need loaded partitions.
         assert_eq!(
-            released.write_scope("p1").unwrap().as_deref(),
-            Some("\"$partition\" IN ('p1')")
+            released
+                .write_scope("p1")
+                .unwrap()
+                .map(|e| e.to_string())
+                .as_deref(),
+            Some("$partition IN ([Utf8(\"p1\")])")
         );
     }
 

@@ -1,6 +1,7 @@
-//! Filter expressions as SQL predicates: a request's `expr` (with its
-//! template values) translated by [`filter`](super::filter) over the
-//! collection's fields, and predicates joined.
+//! Filter expressions as predicates of the door's typed plans: a request's
+//! `expr` (with its template values) checked and lowered by
+//! [`filter`](super::filter) over the collection's fields, and predicates
+//! joined.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,29 +16,6 @@ use super::door::MilvusDoor;
 use super::hidden_columns::PARTITION_COLUMN;
 use super::status::DoorError;
 use super::{arrays, filter};
-
-impl MilvusDoor {
-    /// The SQL predicate of a Milvus filter (`None` when empty).
-    pub(super) fn predicate(
-        &self,
-        table: &TableSchema,
-        arrays: &arrays::ArrayFields,
-        expr: &str,
-        templates: &HashMap<String, milvus::proto::schema::TemplateValue>,
-    ) -> Result<Option<String>, DoorError> {
-        if expr.trim().is_empty() {
-            return Ok(None);
-        }
-        let fields = filter_fields(table, arrays);
-        let templates = templates
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
-            .collect::<Result<HashMap<_, _>, DoorError>>()?;
-        let predicate = filter::filter_to_sql(expr, &fields, &templates)?;
-        filter::check_translated(&predicate)?;
-        Ok(Some(predicate))
-    }
-}
 
 impl MilvusDoor {
     /// The filter of a request as a DataFusion expression over the
@@ -184,14 +162,6 @@ pub(super) fn template_value(
     })
 }
 
-/// Two optional SQL predicates joined by `AND`.
-pub(super) fn both(a: Option<String>, b: Option<String>) -> Option<String> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(format!("({a}) AND ({b})")),
-        (a, b) => a.or(b),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use milvus::proto::schema::template_array_value::Data;
@@ -202,11 +172,16 @@ mod tests {
 
     #[test]
     fn predicates_join_with_and() {
-        let some = |s: &str| Some(s.to_string());
-        assert_eq!(both(some("a"), some("b")), some("(a) AND (b)"));
-        assert_eq!(both(some("a"), None), some("a"));
-        assert_eq!(both(None, some("b")), some("b"));
-        assert_eq!(both(None, None), None);
+        use datafusion::logical_expr::{col, lit};
+        let a = || Some(col("a").gt(lit(1)));
+        let b = || Some(col("b").is_null());
+        assert_eq!(
+            both_exprs(a(), b()),
+            Some(col("a").gt(lit(1)).and(col("b").is_null()))
+        );
+        assert_eq!(both_exprs(a(), None), a());
+        assert_eq!(both_exprs(None, b()), b());
+        assert_eq!(both_exprs(None, None), None);
     }
 
     fn value(val: Val) -> TemplateValue {

@@ -80,7 +80,7 @@ impl MilvusDoor {
                 r.guarantee_timestamp,
             )
             .await?;
-        let scope = partitions.read_scope_expr(&r.partition_names)?;
+        let scope = partitions.read_scope(&r.partition_names)?;
         let (limit, offset) = validate::query_window(
             param(&r.query_params, "limit"),
             param(&r.query_params, "offset"),

@@ -59,7 +59,7 @@ impl MilvusDoor {
                 r.guarantee_timestamp,
             )
             .await?;
-        let scope = partitions.read_scope_expr(&r.partition_names)?;
+        let scope = partitions.read_scope(&r.partition_names)?;
         let params = &r.search_params;
         let vector_columns: Vec<usize> = table
             .columns

@@ -188,6 +188,16 @@ impl QueryHandler for StandIn {
         Err(SqlError::unsupported("typed plans in the stand-in"))
     }
 
+    async fn delete_where(
+        &self,
+        _session: &mut Session,
+        _database: &str,
+        _table: &str,
+        _filter: datafusion::logical_expr::Expr,
+    ) -> Result<usize> {
+        Err(SqlError::unsupported("typed deletes in the stand-in"))
+    }
+
     fn databases(&self) -> Vec<String> {
         vec!["public".into()]
     }

@@ -790,6 +790,40 @@ pub async fn delete(
     }
 }
 
+/// Deletes the rows of a table `filter` (over its columns) selects, read
+/// at a fresh timestamp: a typed `DELETE` (the Milvus door's delete by
+/// expression). Returns how many rows it deleted.
+pub async fn delete_where(
+    instance: &Instance,
+    session: &mut SqlSession,
+    (database, table): (&str, &str),
+    filter: datafusion::logical_expr::Expr,
+) -> Result<usize> {
+    let schema = instance.engine().table(database, table)?.schema();
+    instance.set_read_ts(session)?;
+    let provider = session
+        .ctx
+        .table_provider(datafusion::common::TableReference::full(
+            quiver_planner::session::CATALOG_NAME,
+            database,
+            table,
+        ))
+        .await?;
+    let plan = datafusion::logical_expr::LogicalPlanBuilder::scan(
+        datafusion::common::TableReference::partial(database, table),
+        datafusion::datasource::provider_as_source(provider),
+        None,
+    )?
+    .filter(filter)?
+    .project(vec![datafusion::logical_expr::Expr::Column(
+        datafusion::common::Column::new_unqualified(&schema.pk().name),
+    )])?
+    .build()?;
+    let (rows, _buffered) = collect_rows(session, plan, None, "DELETE keys").await?;
+    let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
+    delete_keys(instance, database, table, keys).await
+}
+
 pub async fn truncate(
     instance: &Instance,
     session: &mut SqlSession,

@@ -338,6 +338,17 @@ impl QueryHandler for Instance {
         self.keyed_plan(session, plan, &params).await?.into_output()
     }
 
+    async fn delete_where(
+        &self,
+        session: &mut Session,
+        database: &str,
+        table: &str,
+        filter: datafusion::logical_expr::Expr,
+    ) -> Result<usize> {
+        let session = SqlSession::of(session)?;
+        dml::delete_where(self, session, (database, table), filter).await
+    }
+
     fn set_search_knobs(
         &self,
         session: &mut Session,
