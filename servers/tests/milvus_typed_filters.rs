@@ -118,6 +118,21 @@ impl FunctionSource for Functions<'_> {
     }
 }
 
+/// `filter` lowered with the session's functions, as the door lowers it.
+fn lower(
+    instance: &Instance,
+    session: &mut Session,
+    filter: &str,
+    fields: &[FilterField<'_>],
+) -> Expr {
+    let functions = Functions {
+        instance,
+        session: Mutex::new(session),
+    };
+    filter_to_expr(filter, fields, &HashMap::new(), &functions)
+        .unwrap_or_else(|e| panic!("{filter}: {e:?}"))
+}
+
 async fn ids(output: Output) -> Vec<i64> {
     let Output::Rows { stream, .. } = output else {
         panic!("no rows");
@@ -166,14 +181,7 @@ async fn lowered_filters_select_what_their_sql_selects() {
             .unwrap())
         .await;
 
-        let expr = {
-            let functions = Functions {
-                instance: &instance,
-                session: Mutex::new(&mut session),
-            };
-            filter_to_expr(filter, &fields, &templates, &functions)
-                .unwrap_or_else(|e| panic!("{filter}: {e:?}"))
-        };
+        let expr = lower(&instance, &mut session, filter, &fields);
         let id = Expr::Column(Column::new_unqualified("id"));
         let plan = instance
             .table_scan(&mut session, "public", "t")
@@ -206,13 +214,7 @@ async fn lowered_filters_select_what_their_sql_selects() {
         .await
         .unwrap())
     .await;
-    let expr = {
-        let functions = Functions {
-            instance: &instance,
-            session: Mutex::new(&mut session),
-        };
-        filter_to_expr(filter, &fields, &templates, &functions).unwrap()
-    };
+    let expr = lower(&instance, &mut session, filter, &fields);
     let deleted = instance
         .delete_where(&mut session, "public", "t", expr)
         .await

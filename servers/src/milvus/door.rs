@@ -152,14 +152,18 @@ impl MilvusDoor {
 
     /// The one count a `SELECT count(*) ...` statement returns.
     pub(super) async fn count(&self, sql: &str) -> Result<i64, DoorError> {
-        let batches = self.sql(sql, None).await?;
-        Ok(batches
-            .first()
-            .and_then(|b| {
-                b.column(0)
-                    .as_primitive_opt::<Int64Type>()
-                    .map(|a| a.value(0))
-            })
-            .unwrap_or(0))
+        Ok(first_count(&self.sql(sql, None).await?))
     }
+}
+
+/// The count a `count(*)` plan answered (0 without rows).
+pub(super) fn first_count(batches: &[RecordBatch]) -> i64 {
+    batches
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_primitive_opt::<Int64Type>()
+                .map(|a| a.value(0))
+        })
+        .unwrap_or(0)
 }

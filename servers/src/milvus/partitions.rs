@@ -602,10 +602,7 @@ impl MilvusDoor {
                         .build()?)
                 })
                 .await?;
-            return Ok(batches
-                .first()
-                .and_then(|b| b.column(0).as_primitive_opt::<Int64Type>())
-                .map_or(0, |counts| counts.value(0)));
+            return Ok(super::door::first_count(&batches));
         };
         // A partition-key partition holds the rows whose key hashes to it.
         let index: u32 = name

@@ -28,21 +28,14 @@ impl MilvusDoor {
         expr: &str,
         templates: &HashMap<String, milvus::proto::schema::TemplateValue>,
     ) -> Result<Option<DfExpr>, DoorError> {
-        if expr.trim().is_empty() {
+        let Some(checked) = self.checked_filter(table, arrays, expr, templates)? else {
             return Ok(None);
-        }
-        let fields = filter_fields(table, arrays);
-        let templates = templates
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), template_value(v)?)))
-            .collect::<Result<HashMap<_, _>, DoorError>>()?;
+        };
         let functions = SessionFunctions {
             handler: self.handler.as_ref(),
             session: RefCell::new(session),
         };
-        Ok(Some(filter::filter_to_expr(
-            expr, &fields, &templates, &functions,
-        )?))
+        Ok(Some(checked.lower(&functions)?))
     }
 }
 

@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::array::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::count::count_all;
 use datafusion::logical_expr::{cast, lit, Expr as DfExpr};
@@ -16,7 +15,7 @@ use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::collection::Collection;
 use super::convert;
-use super::door::MilvusDoor;
+use super::door::{first_count, MilvusDoor};
 use super::hidden_columns::PARTITION_COLUMN;
 use super::predicates::both_exprs;
 use super::request::param;
@@ -141,14 +140,7 @@ impl MilvusDoor {
             })
             .await?;
         if counting {
-            let count = batches
-                .first()
-                .and_then(|b| {
-                    b.column(0)
-                        .as_primitive_opt::<Int64Type>()
-                        .map(|a| a.value(0))
-                })
-                .unwrap_or(0);
+            let count = first_count(&batches);
             return Ok(QueryResults {
                 status: Some(ok_status()),
                 fields_data: vec![milvus::proto::schema::FieldData {

@@ -801,24 +801,14 @@ pub async fn delete_where(
 ) -> Result<usize> {
     let schema = instance.engine().table(database, table)?.schema();
     instance.set_read_ts(session)?;
-    let provider = session
-        .ctx
-        .table_provider(datafusion::common::TableReference::full(
-            quiver_planner::session::CATALOG_NAME,
-            database,
-            table,
-        ))
-        .await?;
-    let plan = datafusion::logical_expr::LogicalPlanBuilder::scan(
-        datafusion::common::TableReference::partial(database, table),
-        datafusion::datasource::provider_as_source(provider),
-        None,
-    )?
-    .filter(filter)?
-    .project(vec![datafusion::logical_expr::Expr::Column(
-        datafusion::common::Column::new_unqualified(&schema.pk().name),
-    )])?
-    .build()?;
+    let plan = instance
+        .scan_builder(session, database, table)
+        .await?
+        .filter(filter)?
+        .project(vec![datafusion::logical_expr::Expr::Column(
+            datafusion::common::Column::new_unqualified(&schema.pk().name),
+        )])?
+        .build()?;
     let (rows, _buffered) = collect_rows(session, plan, None, "DELETE keys").await?;
     let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
     delete_keys(instance, database, table, keys).await

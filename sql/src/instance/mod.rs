@@ -38,8 +38,6 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
-use datafusion::common::TableReference;
-use datafusion::datasource::provider_as_source;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::sql::sqlparser::ast::Statement;
@@ -305,13 +303,7 @@ impl QueryHandler for Instance {
         table: &str,
     ) -> Result<LogicalPlanBuilder> {
         let session = SqlSession::of(session)?;
-        let reference = TableReference::full(CATALOG_NAME, database, table);
-        let provider = session.ctx.table_provider(reference.clone()).await?;
-        Ok(LogicalPlanBuilder::scan(
-            TableReference::partial(database, table),
-            provider_as_source(provider),
-            None,
-        )?)
+        self.scan_builder(session, database, table).await
     }
 
     fn scalar_function(&self, session: &mut Session, name: &str) -> Result<Arc<ScalarUDF>> {

@@ -14,11 +14,6 @@ use quiver_exec::table::session_search_settings;
 use quiver_exec::vector_search::VectorSearchExec;
 use quiver_planner::vector_search::{bound_query_vector, single_search_node};
 
-use datafusion::common::TableReference;
-use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::LogicalPlanBuilder;
-use quiver_planner::session::CATALOG_NAME;
-
 use super::plan_cache::{CachedSearch, PlanKey};
 use super::session::SqlSession;
 use super::session_cmds;
@@ -132,14 +127,9 @@ impl Instance {
                 let plan = match source {
                     PlanSource::Statement(statement) => self.plan(session, statement).await?,
                     PlanSource::Typed(typed) => {
-                        let reference =
-                            TableReference::full(CATALOG_NAME, typed.database, typed.table);
-                        let provider = session.ctx.table_provider(reference).await?;
-                        let scan = LogicalPlanBuilder::scan(
-                            TableReference::partial(typed.database, typed.table),
-                            provider_as_source(provider),
-                            None,
-                        )?;
+                        let scan = self
+                            .scan_builder(session, typed.database, typed.table)
+                            .await?;
                         (typed.build)(scan, &session.ctx)?
                     }
                 };

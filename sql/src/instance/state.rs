@@ -112,6 +112,30 @@ impl Instance {
         Ok(ts)
     }
 
+    /// The scan of a table in the session's catalog, the start of a typed
+    /// plan (named `database.table` in the plan).
+    pub(crate) async fn scan_builder(
+        &self,
+        session: &SqlSession,
+        database: &str,
+        table: &str,
+    ) -> Result<datafusion::logical_expr::LogicalPlanBuilder> {
+        use datafusion::common::TableReference;
+        let provider = session
+            .ctx
+            .table_provider(TableReference::full(
+                quiver_planner::session::CATALOG_NAME,
+                database,
+                table,
+            ))
+            .await?;
+        Ok(datafusion::logical_expr::LogicalPlanBuilder::scan(
+            TableReference::partial(database, table),
+            datafusion::datasource::provider_as_source(provider),
+            None,
+        )?)
+    }
+
     /// Plans a statement with DataFusion (queries only: DDL/DML are routed before).
     pub(crate) async fn plan(
         &self,

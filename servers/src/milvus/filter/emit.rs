@@ -147,22 +147,7 @@ pub(super) fn emit_in(inner: &Expr, negated: bool, items: &[Lit], out: &mut Stri
     }
     let missing = inner.nullish.then_some(negated);
     open_predicate(missing, out);
-    let groups: Vec<(Getter, Vec<&Lit>)> = match &inner.node {
-        Node::Access(access) if access.getter == Getter::Unresolved => group_by_type(items)
-            .into_iter()
-            .map(|(ty, lits)| {
-                let exact = needs_int_getter(lits.iter().copied());
-                let getter = match ty {
-                    Ty::Str => Getter::Str,
-                    Ty::Bool => Getter::Bool,
-                    _ if exact => Getter::Int,
-                    _ => Getter::Float,
-                };
-                (getter, lits)
-            })
-            .collect(),
-        _ => vec![(Getter::Unresolved, items.iter().collect())],
-    };
+    let groups = in_groups(inner, items);
     for (i, (getter, lits)) in groups.iter().enumerate() {
         if i > 0 {
             out.push_str(if negated { " AND " } else { " OR " });
@@ -183,6 +168,28 @@ pub(super) fn emit_in(inner: &Expr, negated: bool, items: &[Lit], out: &mut Stri
         out.push(')');
     }
     close_predicate(missing, out);
+}
+
+/// The parts of `inner [NOT] IN (items)`: an untyped JSON value meeting
+/// items of several types is read once per type, with the getter of that
+/// type (`Getter::Unresolved`: `inner` as it is, one part).
+pub(super) fn in_groups<'l>(inner: &Expr, items: &'l [Lit]) -> Vec<(Getter, Vec<&'l Lit>)> {
+    match &inner.node {
+        Node::Access(access) if access.getter == Getter::Unresolved => group_by_type(items)
+            .into_iter()
+            .map(|(ty, lits)| {
+                let exact = needs_int_getter(lits.iter().copied());
+                let getter = match ty {
+                    Ty::Str => Getter::Str,
+                    Ty::Bool => Getter::Bool,
+                    _ if exact => Getter::Int,
+                    _ => Getter::Float,
+                };
+                (getter, lits)
+            })
+            .collect(),
+        _ => vec![(Getter::Unresolved, items.iter().collect())],
+    }
 }
 
 /// Splits literals by type (strings, numbers, booleans), in order of first
@@ -233,12 +240,7 @@ pub(super) fn emit_contains(source: &Access, op: ContainsOp, items: &[Lit], out:
         out.push_str(func);
         out.push('(');
         if ty == Ty::Num {
-            let exact = match source.kind {
-                SourceKind::Array(Some(ElementKind::Int)) => {
-                    lits.iter().all(|lit| matches!(lit, Lit::Int(_)))
-                }
-                _ => needs_int_getter(lits.iter().copied()),
-            };
+            let exact = contains_ints_exactly(source, &lits);
             out.push_str("TRY_CAST(");
             emit_access(source, "json_get_array", out);
             out.push_str(if exact {
@@ -273,6 +275,17 @@ pub(super) fn emit_contains(source: &Access, op: ContainsOp, items: &[Lit], out:
         out.push(')');
     }
     out.push_str(" IS TRUE)");
+}
+
+/// Whether `json_contains*` compares the numbers `lits` with a source's
+/// elements as integers (`BIGINT[]`) rather than floats (`DOUBLE[]`).
+pub(super) fn contains_ints_exactly(source: &Access, lits: &[&Lit]) -> bool {
+    match source.kind {
+        SourceKind::Array(Some(ElementKind::Int)) => {
+            lits.iter().all(|lit| matches!(lit, Lit::Int(_)))
+        }
+        _ => needs_int_getter(lits.iter().copied()),
+    }
 }
 
 /// `func("column", 'key', 0, ...)`.

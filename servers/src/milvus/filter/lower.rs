@@ -131,22 +131,7 @@ impl Lowering<'_> {
             return Ok(lit(negated));
         }
         let missing = inner.nullish.then_some(negated);
-        let groups: Vec<(Getter, Vec<&Lit>)> = match &inner.node {
-            Node::Access(access) if access.getter == Getter::Unresolved => group_by_type(items)
-                .into_iter()
-                .map(|(ty, lits)| {
-                    let exact = needs_int_getter(lits.iter().copied());
-                    let getter = match ty {
-                        Ty::Str => Getter::Str,
-                        Ty::Bool => Getter::Bool,
-                        _ if exact => Getter::Int,
-                        _ => Getter::Float,
-                    };
-                    (getter, lits)
-                })
-                .collect(),
-            _ => vec![(Getter::Unresolved, items.iter().collect())],
-        };
+        let groups = in_groups(inner, items);
         let mut parts = Vec::with_capacity(groups.len());
         for (getter, lits) in groups {
             let target = match (&inner.node, getter) {
@@ -181,12 +166,7 @@ impl Lowering<'_> {
         for (ty, lits) in group_by_type(items) {
             let array = self.access(source, "json_get_array")?;
             let haystack = if ty == Ty::Num {
-                let exact = match source.kind {
-                    SourceKind::Array(Some(ElementKind::Int)) => {
-                        lits.iter().all(|lit| matches!(lit, Lit::Int(_)))
-                    }
-                    _ => needs_int_getter(lits.iter().copied()),
-                };
+                let exact = contains_ints_exactly(source, &lits);
                 let element = if exact {
                     DataType::Int64
                 } else {
