@@ -3,12 +3,16 @@
 //! A front end parses nothing itself beyond its wire format: it asks the
 //! handler to parse SQL, to describe a statement (parameter types and result
 //! schema) and to execute it, and it streams back whatever [`Output`] it gets.
-//! It holds its sessions as opaque [`Session`] handles.
+//! It holds its sessions as opaque [`Session`] handles. A front end that
+//! speaks no SQL (the Milvus door) builds typed plans over
+//! [`QueryHandler::table_scan`] and changes the catalog with the
+//! coordinator's requests ([`ddl`]) instead.
 //!
 //! [`QueryHandler`] is protocol-neutral (both doors use it); what only the
 //! Postgres door needs — command tags, transaction effects, COPY — is the
 //! extension trait [`pg::PgHandler`].
 
+pub mod ddl;
 pub mod pg;
 
 use std::any::Any;
@@ -326,6 +330,15 @@ pub trait QueryHandler: Send + Sync + 'static {
     /// back to the session's default), with the same checks as `SET
     /// hnsw.ef_search` / `SET ivfflat.probes`.
     fn set_search_knobs(&self, session: &mut Session, knobs: SearchKnobs) -> Result<()>;
+
+    /// Makes one catalog change (see [`ddl`]), durably before it returns.
+    /// `Ok(false)`: nothing changed, as the request allowed (`if_exists`,
+    /// `if_not_exists`).
+    async fn change_catalog(
+        &self,
+        session: &mut Session,
+        change: ddl::CatalogChange,
+    ) -> Result<bool>;
 
     /// The vector indexes of a table.
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;

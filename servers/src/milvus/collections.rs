@@ -1,16 +1,18 @@
 //! Collections and databases: create (from a Milvus schema), list, count,
 //! describe, rename, alter, drop.
 
-use arrow::array::AsArray;
 use milvus::proto::common::KeyValuePair;
 use milvus::proto::milvus::{
     AlterCollectionRequest, AlterDatabaseRequest, CreateCollectionRequest, RenameCollectionRequest,
 };
 use milvus::proto::schema::CollectionSchema;
 use prost::Message;
+use quiver_sql::handler::ddl::{
+    CatalogChange, CreateDatabase, CreateTable, DropDatabase, DropTable, RenameTable, TableRef,
+};
 use quiver_sql::handler::DEFAULT_DATABASE;
 
-use super::convert::{self, quote};
+use super::convert;
 use super::door::MilvusDoor;
 use super::request::{database_name, schema_of};
 use super::status::{code, DoorError};
@@ -20,33 +22,12 @@ impl MilvusDoor {
     /// The rows of a collection.
     pub(super) async fn row_count(&self, database: &str, name: &str) -> Result<i64, DoorError> {
         self.table(database, name)?;
-        self.count(&format!(
-            "SELECT count(*) FROM {}.{}",
-            quote(database),
-            quote(name)
-        ))
-        .await
+        self.count_rows(database, name, None).await
     }
 
-    pub(super) async fn collections(&self, database: &str) -> Result<Vec<String>, DoorError> {
-        let sql = format!(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = '{}' AND table_catalog = 'quiver' ORDER BY table_name",
-            database.replace('\'', "''")
-        );
-        let batches = self.sql(&sql, None).await?;
-        let mut names = Vec::new();
-        for batch in &batches {
-            let column = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)
-                .map_err(|e| DoorError::internal(e.to_string()))?;
-            names.extend(
-                column
-                    .as_string::<i32>()
-                    .iter()
-                    .flatten()
-                    .map(str::to_string),
-            );
-        }
-        Ok(names)
+    /// A database's collections, sorted by name.
+    pub(super) fn collections(&self, database: &str) -> Result<Vec<String>, DoorError> {
+        Ok(self.handler.tables(database))
     }
 
     pub(super) async fn do_create_collection(
@@ -117,11 +98,13 @@ impl MilvusDoor {
         let key = partitions::partition_key_of(&schema, r.num_partitions)?;
         let level = consistency::checked_level(r.consistency_level)?;
         let (stored, arrays) = arrays::ArrayFields::split(&schema)?;
-        let mut sql = convert::create_table_sql(database, &r.collection_name, &stored)?;
-        if shards > 1 {
-            sql.push_str(&format!(" WITH (shards = {shards})"));
-        }
-        self.sql(&sql, None).await?;
+        self.change_catalog(CatalogChange::CreateTable(CreateTable {
+            table: TableRef::new(database, &r.collection_name),
+            schema: convert::table_schema(&stored)?,
+            shards,
+            if_not_exists: false,
+        }))
+        .await?;
         // What the table's columns do not say, written at once.
         let options: Vec<_> = std::iter::once(consistency::level_option(level))
             .chain(arrays.option())
@@ -162,9 +145,12 @@ impl MilvusDoor {
     pub(super) async fn do_create_database(&self, db_name: &str) -> Result<(), DoorError> {
         let name = schema_of(db_name);
         validate::database_name(db_name)?;
-        self.sql(&format!("CREATE SCHEMA {}", quote(&name)), None)
-            .await
-            .map(|_| ())
+        self.change_catalog(CatalogChange::CreateDatabase(CreateDatabase {
+            name,
+            if_not_exists: false,
+        }))
+        .await
+        .map(|_| ())
     }
 
     pub(super) async fn do_drop_database(&self, db_name: &str) -> Result<(), DoorError> {
@@ -173,9 +159,13 @@ impl MilvusDoor {
         if name == DEFAULT_DATABASE {
             return Err(DoorError::invalid("can not drop default database".into()));
         }
-        self.sql(&format!("DROP SCHEMA {}", quote(&name)), None)
-            .await
-            .map(|_| ())
+        self.change_catalog(CatalogChange::DropDatabase(DropDatabase {
+            name,
+            if_exists: false,
+            cascade: false,
+        }))
+        .await
+        .map(|_| ())
     }
 
     pub(super) fn do_alter_database(&self, r: &AlterDatabaseRequest) -> Result<(), DoorError> {
@@ -190,8 +180,12 @@ impl MilvusDoor {
     ) -> Result<(), DoorError> {
         validate::collection_name(name)?;
         self.check_droppable(database, name)?;
-        let sql = format!("DROP TABLE IF EXISTS {}.{}", quote(database), quote(name));
-        self.sql(&sql, None).await.map(|_| ())
+        self.change_catalog(CatalogChange::DropTable(DropTable {
+            table: TableRef::new(database, name),
+            if_exists: true,
+        }))
+        .await
+        .map(|_| ())
     }
 
     pub(super) fn do_has_collection(&self, database: &str, name: &str) -> Result<bool, DoorError> {
@@ -229,15 +223,10 @@ impl MilvusDoor {
         self.table(database, &q.old_name)?;
         validate::collection_name(&q.new_name)?;
         self.check_not_alias(database, &q.new_name)?;
-        self.sql(
-            &format!(
-                "ALTER TABLE {}.{} RENAME TO {}",
-                quote(database),
-                quote(&q.old_name),
-                quote(&q.new_name)
-            ),
-            None,
-        )
+        self.change_catalog(CatalogChange::RenameTable(RenameTable {
+            table: TableRef::new(database, &q.old_name),
+            new_name: q.new_name.clone(),
+        }))
         .await
         .map(|_| ())
     }

@@ -1,14 +1,16 @@
-//! [`MilvusDoor`] and its plumbing: the pooled sessions the door runs SQL
-//! in, and the table lookup every RPC starts with.
+//! [`MilvusDoor`] and its plumbing: the pooled sessions the door runs its
+//! typed plans and catalog changes in, and the table lookup every RPC
+//! starts with.
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
-use datafusion::common::ParamValues;
-use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion::functions_aggregate::count::count_all;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use futures::TryStreamExt;
 use quiver_common::schema::TableSchema;
 use quiver_common::status::StatusCode;
 use quiver_sql::error::SqlError;
+use quiver_sql::handler::ddl::CatalogChange;
 use quiver_sql::handler::{Output, QueryHandlerRef, Session, SessionInfo};
 
 use super::request::database_name;
@@ -103,35 +105,12 @@ impl MilvusDoor {
         result
     }
 
-    /// Runs one SQL statement; rows (if any) are collected.
-    pub(super) async fn sql(
-        &self,
-        text: &str,
-        params: Option<ParamValues>,
-    ) -> Result<Vec<RecordBatch>, DoorError> {
-        let mut session = self.session()?;
-        let result = self.sql_in(&mut session.session, text, params).await;
-        self.give_back(session);
-        result
-    }
-
-    pub(super) async fn sql_in(
-        &self,
-        session: &mut Session,
-        text: &str,
-        params: Option<ParamValues>,
-    ) -> Result<Vec<RecordBatch>, DoorError> {
-        let statements = self.handler.parse(text)?;
-        let [statement] = statements.as_slice() else {
-            return Err(DoorError::internal(format!("not one statement: {text}")));
-        };
-        match self.handler.execute(session, statement, params).await? {
-            Output::Rows { stream, .. } => Ok(stream
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| DoorError::from(SqlError::from(e)))?),
-            Output::Done { .. } => Ok(Vec::new()),
-        }
+    /// Makes a catalog change in a pooled session.
+    pub(super) async fn change_catalog(&self, change: CatalogChange) -> Result<bool, DoorError> {
+        let mut door = self.session()?;
+        let result = self.handler.change_catalog(&mut door.session, change).await;
+        self.give_back(door);
+        Ok(result?)
     }
 
     /// A collection's table. A collection of a database that does not
@@ -150,9 +129,26 @@ impl MilvusDoor {
             })
     }
 
-    /// The one count a `SELECT count(*) ...` statement returns.
-    pub(super) async fn count(&self, sql: &str) -> Result<i64, DoorError> {
-        Ok(first_count(&self.sql(sql, None).await?))
+    /// The rows of a table that `filter` selects (all of them without
+    /// one), counted by a typed plan.
+    pub(super) async fn count_rows(
+        &self,
+        database: &str,
+        table: &str,
+        filter: Option<Expr>,
+    ) -> Result<i64, DoorError> {
+        let batches = self
+            .typed_plan(database, table, |_, scan| {
+                let scan = match filter {
+                    Some(filter) => scan.filter(filter)?,
+                    None => scan,
+                };
+                Ok(scan
+                    .aggregate(Vec::<Expr>::new(), vec![count_all()])?
+                    .build()?)
+            })
+            .await?;
+        Ok(first_count(&batches))
     }
 }
 

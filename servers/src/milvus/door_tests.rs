@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::DataType;
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::execution::memory_pool::{MemoryPool, UnboundedMemoryPool};
-use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -34,8 +33,8 @@ use tonic::Request;
 use super::MilvusDoor;
 
 /// A handler with one table, `public.items` (`id` bigint key, `vec`
-/// vector(2)), that logs every call and runs no SQL: a statement is
-/// answered with a count of 5 when it counts, with a command otherwise.
+/// vector(2), five rows), that logs every call and runs typed plans over
+/// its rows; it refuses SQL text, which the Milvus door never sends.
 struct Recorder {
     calls: Mutex<Vec<String>>,
 }
@@ -116,32 +115,35 @@ impl QueryHandler for Recorder {
         statement: &Statement,
         _params: Option<ParamValues>,
     ) -> Result<Output> {
-        let text = statement.to_string();
-        self.log(format!("execute {text}"));
-        if !text.starts_with("SELECT count(*)") {
-            return Ok(Output::Done { rows: None });
-        }
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "count(*)",
-            DataType::Int64,
-            false,
-        )]));
-        let batch =
-            RecordBatch::try_new(schema.clone(), vec![Arc::new(Int64Array::from(vec![5]))])?;
-        let stream = MemoryStream::try_new(vec![batch], schema.clone(), None)?;
-        Ok(Output::Rows {
-            schema,
-            stream: Box::pin(stream),
-        })
+        self.log(format!("execute {statement}"));
+        Err(SqlError::unsupported("SQL text in the stand-in"))
     }
 
     async fn table_scan(
         &self,
         _session: &mut Session,
-        _database: &str,
-        _table: &str,
+        database: &str,
+        table: &str,
     ) -> Result<datafusion::logical_expr::LogicalPlanBuilder> {
-        Err(SqlError::unsupported("typed plans in the stand-in"))
+        self.log(format!("table_scan {database}.{table}"));
+        let schema = self.lookup(database, table)?.arrow_schema();
+        let ids = Int64Array::from(vec![1, 2, 3, 4, 5]);
+        let DataType::FixedSizeList(item, 2) = schema.field(1).data_type().clone() else {
+            return Err(SqlError::Internal("items.vec is vector(2)".into()));
+        };
+        let vectors = arrow::array::FixedSizeListArray::try_new(
+            item,
+            2,
+            Arc::new(arrow::array::Float32Array::from(vec![0.5; 10])),
+            None,
+        )?;
+        let rows = RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(vectors)])?;
+        let rows = datafusion::datasource::MemTable::try_new(schema, vec![vec![rows]])?;
+        Ok(datafusion::logical_expr::LogicalPlanBuilder::scan(
+            table,
+            datafusion::datasource::provider_as_source(Arc::new(rows)),
+            None,
+        )?)
     }
 
     fn scalar_function(
@@ -157,9 +159,17 @@ impl QueryHandler for Recorder {
     async fn execute_plan(
         &self,
         _session: &mut Session,
-        _plan: datafusion::logical_expr::LogicalPlan,
+        plan: datafusion::logical_expr::LogicalPlan,
     ) -> Result<Output> {
-        Err(SqlError::unsupported("typed plans in the stand-in"))
+        self.log("execute_plan");
+        let frame = datafusion::prelude::SessionContext::new()
+            .execute_logical_plan(plan)
+            .await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        Ok(Output::Rows {
+            schema,
+            stream: frame.execute_stream().await?,
+        })
     }
 
     async fn execute_keyed_plan(
@@ -179,6 +189,15 @@ impl QueryHandler for Recorder {
         _filter: datafusion::logical_expr::Expr,
     ) -> Result<usize> {
         Err(SqlError::unsupported("typed deletes in the stand-in"))
+    }
+
+    async fn change_catalog(
+        &self,
+        _session: &mut Session,
+        change: quiver_sql::handler::ddl::CatalogChange,
+    ) -> Result<bool> {
+        self.log(format!("change_catalog {change:?}"));
+        Ok(true)
     }
 
     fn databases(&self) -> Vec<String> {
@@ -342,7 +361,7 @@ async fn a_missing_collection_is_answered_in_milvus_words() {
 }
 
 #[tokio::test]
-async fn drop_and_statistics_become_sql() {
+async fn drop_is_a_catalog_change_and_statistics_a_typed_count() {
     let (recorder, door) = door();
     let status = door
         .drop_collection(Request::new(DropCollectionRequest {
@@ -363,21 +382,26 @@ async fn drop_and_statistics_become_sql() {
         .into_inner();
     assert_eq!(reply.stats[0].key, "row_count");
     assert_eq!(reply.stats[0].value, "5");
-    let executed: Vec<String> = recorder
-        .calls()
-        .into_iter()
-        .filter(|c| c.starts_with("execute"))
+    let calls = recorder.calls();
+    let asked: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| {
+            c.starts_with("change_catalog")
+                || c.starts_with("table_scan")
+                || c.starts_with("execute")
+        })
         .collect();
     assert_eq!(
-        executed,
+        asked,
         [
-            "execute DROP TABLE IF EXISTS \"public\".\"items\"",
-            "execute SELECT count(*) FROM \"public\".\"items\"",
+            "change_catalog DropTable(DropTable { table: TableRef { database: \"public\", name: \"items\" }, if_exists: true })",
+            "table_scan public.items",
+            "execute_plan",
         ]
     );
     // One session, pooled between the two RPCs.
-    let sessions = recorder
-        .calls()
+    let sessions = calls
         .iter()
         .filter(|c| c.starts_with("new_session"))
         .count();

@@ -1,12 +1,14 @@
-//! Indexes: create (a Milvus index type and its parameters as `CREATE
-//! INDEX`), describe (with build states and progress), the vector index of
+//! Indexes: create (a Milvus index type and its parameters as the
+//! coordinator's index definition, built as `CREATE INDEX` builds), describe (with build states and progress), the vector index of
 //! a field as the catalog has it.
 
 use milvus::proto::common::KeyValuePair;
 use milvus::proto::milvus::{CreateIndexRequest, DropIndexRequest, IndexDescription};
 use quiver_common::schema::ColumnType;
 
-use super::convert::{self, quote};
+use quiver_sql::handler::ddl::{CatalogChange, CreateIndex, DropIndex, IndexDefinition, TableRef};
+
+use super::convert;
 use super::door::MilvusDoor;
 use super::request::param;
 use super::status::{code, DoorError};
@@ -63,7 +65,8 @@ impl MilvusDoor {
             .unwrap_or("AUTOINDEX")
             .to_ascii_uppercase();
         let metric = param(extra, "metric_type").unwrap_or("COSINE");
-        let (_, opclass) = convert::metric_operator(metric)?;
+        // L2, IP, COSINE: Quiver names the same metrics l2, ip, cosine.
+        convert::metric_operator(metric)?;
         let knobs: serde_json::Value = param(extra, "params")
             .map(|p| serde_json::from_str(p).unwrap_or(serde_json::Value::Null))
             .unwrap_or(serde_json::Value::Null);
@@ -76,24 +79,17 @@ impl MilvusDoor {
                         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
                 })
         };
-        let (method, with) = match index_type.as_str() {
+        let (method, params) = match index_type.as_str() {
             "AUTOINDEX" | "HNSW" => (
                 "hnsw",
-                format!(
-                    " WITH (m = {}, ef_construction = {})",
-                    knob("M").unwrap_or(16),
-                    knob("efConstruction").unwrap_or(200)
-                ),
+                vec![
+                    ("m", knob("M").unwrap_or(16)),
+                    ("ef_construction", knob("efConstruction").unwrap_or(200)),
+                ],
             ),
-            "IVF_FLAT" => (
-                "ivfflat",
-                format!(" WITH (lists = {})", knob("nlist").unwrap_or(128)),
-            ),
-            "IVF_SQ8" => (
-                "ivf_sq8",
-                format!(" WITH (lists = {})", knob("nlist").unwrap_or(128)),
-            ),
-            "FLAT" => ("flat", String::new()),
+            "IVF_FLAT" => ("ivfflat", vec![("lists", knob("nlist").unwrap_or(128))]),
+            "IVF_SQ8" => ("ivf_sq8", vec![("lists", knob("nlist").unwrap_or(128))]),
+            "FLAT" => ("flat", Vec::new()),
             other => return Err(DoorError::unsupported(format!("index type {other}"))),
         };
         validate::index_name(&r.index_name)?;
@@ -114,14 +110,22 @@ impl MilvusDoor {
                 ix.name
             )));
         }
-        let sql = format!(
-            "CREATE INDEX {} ON {}.{} USING {method} ({} {opclass}){with}",
-            quote(&sql_name),
-            quote(database),
-            quote(&r.collection_name),
-            quote(&r.field_name)
-        );
-        self.sql(&sql, None).await.map(|_| ())
+        self.change_catalog(CatalogChange::CreateIndex(CreateIndex {
+            table: TableRef::new(database, &r.collection_name),
+            definition: IndexDefinition {
+                name: Some(sql_name),
+                column: r.field_name.clone(),
+                kind: method.to_string(),
+                metric: metric.to_ascii_lowercase(),
+                params: params
+                    .into_iter()
+                    .map(|(key, value)| (key.to_string(), value))
+                    .collect(),
+            },
+            if_not_exists: false,
+        }))
+        .await
+        .map(|_| ())
     }
 
     pub(super) fn index_descriptions(
@@ -191,15 +195,12 @@ impl MilvusDoor {
             other => other?,
         };
         for ix in found {
-            let sql = format!(
-                "DROP INDEX {}.{}",
-                quote(database),
-                quote(&index_names::sql_index_name(
-                    &q.collection_name,
-                    &ix.index_name
-                )?)
-            );
-            self.sql(&sql, None).await?;
+            self.change_catalog(CatalogChange::DropIndex(DropIndex {
+                database: database.to_string(),
+                name: index_names::sql_index_name(&q.collection_name, &ix.index_name)?,
+                if_exists: false,
+            }))
+            .await?;
         }
         Ok(())
     }

@@ -3,14 +3,16 @@
 //! [`QueryHandler`](quiver_sql::handler::QueryHandler) (engine and catalog) as the
 //! Postgres door.
 //!
-//! Every RPC becomes what a SQL client would send: a collection is a table
-//! (`CREATE TABLE` from its schema), an insert is a batch written like
-//! `COPY`; searches, queries, reads by primary key, deletes by filter and
-//! partition counts are typed DataFusion plans (no SQL text): the filter
-//! expression lowered straight to an `Expr` ([`filter`]), a search the plan
-//! of `ORDER BY <vector> <op> $1 LIMIT k` (`typed_search`; so it takes the
-//! same index, filter-bitmap and plan-cache path), a delete the handler's
-//! `delete_where`. Collection statistics and DDL still send SQL text. Milvus' conventions are applied at this edge: database
+//! Every RPC becomes what a SQL client would do, as typed requests (no SQL
+//! text): a collection is a table (a catalog change carrying the table
+//! schema `CREATE TABLE` would build; all DDL goes through the handler's
+//! `change_catalog`), an insert is a batch written like `COPY`; searches,
+//! queries, reads by primary key, deletes by filter, partition counts and
+//! collection statistics are typed DataFusion plans: the filter expression
+//! lowered straight to an `Expr` ([`filter`]), a search the plan of
+//! `ORDER BY <vector> <op> $1 LIMIT k` (`typed_search`; so it takes the same
+//! index, filter-bitmap and plan-cache path), a delete the handler's
+//! `delete_where`. Milvus' conventions are applied at this edge: database
 //! `default` is schema `public`, L2 scores are squared distances and IP and
 //! COSINE scores are similarities. Errors travel as Milvus does it: a
 //! `common.Status` with Milvus' code inside an OK reply.

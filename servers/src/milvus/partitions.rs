@@ -19,14 +19,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
+use datafusion::logical_expr::lit;
 use milvus::proto::schema::CollectionSchema;
 use serde::{Deserialize, Serialize};
 
-use quiver_common::schema::ColumnType;
+use quiver_common::schema::{ColumnDef, ColumnType};
+use quiver_sql::handler::ddl::{AddColumn, CatalogChange, TableRef};
 
-use super::convert::quote;
 use super::door::MilvusDoor;
-use super::hidden_columns::PARTITION_COLUMN;
+use super::hidden_columns::{column, PARTITION_COLUMN};
 use super::status::DoorError;
 use super::validate;
 
@@ -99,10 +100,6 @@ fn decode<T: for<'a> Deserialize<'a>>(text: Option<&String>) -> Result<Option<T>
 
 fn encode<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("partition options serialize")
-}
-
-fn sql_text(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
 }
 
 impl PartitionKey {
@@ -190,14 +187,11 @@ impl Partitions {
         &self,
         names: impl IntoIterator<Item = &'a String>,
     ) -> Option<datafusion::logical_expr::Expr> {
-        use datafusion::logical_expr::lit;
         let chosen: BTreeSet<&str> = names.into_iter().map(String::as_str).collect();
         if self.key.is_some() || self.all.iter().all(|p| chosen.contains(p.name.as_str())) {
             return None;
         }
-        let column = datafusion::logical_expr::Expr::Column(
-            datafusion::common::Column::new_unqualified(PARTITION_COLUMN),
-        );
+        let column = column(PARTITION_COLUMN);
         let named: Vec<datafusion::logical_expr::Expr> = chosen
             .iter()
             .filter(|n| **n != DEFAULT_PARTITION)
@@ -420,15 +414,11 @@ impl MilvusDoor {
                 )));
             }
         }
-        self.sql(
-            &format!(
-                "ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS {} TEXT",
-                quote(database),
-                quote(collection),
-                quote(PARTITION_COLUMN)
-            ),
-            None,
-        )
+        self.change_catalog(CatalogChange::AddColumn(AddColumn {
+            table: TableRef::new(database, collection),
+            column: ColumnDef::new(PARTITION_COLUMN, ColumnType::Text { max_len: None }),
+            if_not_exists: true,
+        }))
         .await?;
         let created = self.handler.allocate_timestamp()?;
         let mut listed: Vec<Partition> = partitions.all[1..].to_vec();
@@ -485,17 +475,18 @@ impl MilvusDoor {
         }
         // Rows first: a crash in between leaves an empty listed partition,
         // never rows of an unlisted one.
-        self.sql(
-            &format!(
-                "DELETE FROM {}.{} WHERE {} = {}",
-                quote(database),
-                quote(collection),
-                quote(PARTITION_COLUMN),
-                sql_text(name)
-            ),
-            None,
-        )
-        .await?;
+        let mut session = self.session()?;
+        let deleted = self
+            .handler
+            .delete_where(
+                &mut session.session,
+                database,
+                collection,
+                column(PARTITION_COLUMN).eq(lit(name)),
+            )
+            .await;
+        self.give_back(session);
+        deleted?;
         let listed: Vec<Partition> = partitions.all[1..]
             .iter()
             .filter(|p| p.name != name)
@@ -585,24 +576,9 @@ impl MilvusDoor {
         if !partitions.exists(name) {
             return Err(partition_not_found(name));
         }
-        let from = format!("{}.{}", quote(database), quote(collection));
         let Some(key) = &partitions.key else {
             let filter = partitions.predicate_expr_for([&name.to_string()]);
-            let batches = self
-                .typed_plan(database, collection, |_, scan| {
-                    let scan = match filter {
-                        Some(filter) => scan.filter(filter)?,
-                        None => scan,
-                    };
-                    Ok(scan
-                        .aggregate(
-                            Vec::<datafusion::logical_expr::Expr>::new(),
-                            vec![datafusion::functions_aggregate::count::count_all()],
-                        )?
-                        .build()?)
-                })
-                .await?;
-            return Ok(super::door::first_count(&batches));
+            return self.count_rows(database, collection, filter).await;
         };
         // A partition-key partition holds the rows whose key hashes to it.
         let index: u32 = name
@@ -611,7 +587,9 @@ impl MilvusDoor {
             .and_then(|i| i.parse().ok())
             .ok_or_else(|| partition_not_found(name))?;
         let batches = self
-            .sql(&format!("SELECT {} FROM {from}", quote(&key.field)), None)
+            .typed_plan(database, collection, |_, scan| {
+                Ok(scan.project(vec![column(&key.field)])?.build()?)
+            })
             .await?;
         let mut rows = 0;
         for batch in &batches {

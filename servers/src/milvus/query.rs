@@ -16,12 +16,11 @@ use quiver_common::schema::{ColumnType, TableSchema};
 use super::collection::Collection;
 use super::convert;
 use super::door::{first_count, MilvusDoor};
-use super::hidden_columns::PARTITION_COLUMN;
+use super::hidden_columns::{column, PARTITION_COLUMN};
 use super::predicates::both_exprs;
 use super::request::param;
 use super::rows::{concat, output_field, text_values};
 use super::status::{ok_status, DoorError};
-use super::typed_search::column;
 use super::validate;
 
 impl MilvusDoor {

@@ -22,14 +22,14 @@ use super::collection::Collection;
 use super::convert;
 use super::door::{DoorSession, MilvusDoor};
 use super::expanding::{Grouping, Picker, RangeFilter};
-use super::hidden_columns::PARTITION_COLUMN;
+use super::hidden_columns::{column, PARTITION_COLUMN};
 use super::request::param;
 use super::rows::{
     collect_rows, concat, id_strings, id_values, ids_of, output_field, pk_requested, text_values,
     RowsFuture,
 };
 use super::status::{ok_status, DoorError};
-use super::typed_search::{column, distance_function, TypedSearch};
+use super::typed_search::{distance_function, TypedSearch};
 use super::validate;
 
 impl MilvusDoor {

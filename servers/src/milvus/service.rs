@@ -165,7 +165,7 @@ impl MilvusService for MilvusDoor {
         r: Request<ShowCollectionsRequest>,
     ) -> RpcResult<ShowCollectionsResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.collections(&database).await;
+        let result = self.collections(&database);
         reply!(
             result,
             |names: Vec<String>| ShowCollectionsResponse {

@@ -8,7 +8,6 @@
 //! plans nothing once its shape has been seen.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::Column;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr as DfExpr, LogicalPlan, LogicalPlanBuilder};
@@ -16,6 +15,7 @@ use quiver_sql::error::SqlError;
 use quiver_sql::handler::vector_parameter;
 
 use super::filter::{CheckedFilter, Registry};
+use super::hidden_columns::column;
 use super::status::DoorError;
 
 /// Name of the distance column of a search's rows.
@@ -100,9 +100,4 @@ impl TypedSearch {
             .limit(offset, Some(limit))?
             .build()?)
     }
-}
-
-/// An unqualified column reference (names may hold dots).
-pub(super) fn column(name: &str) -> DfExpr {
-    DfExpr::Column(Column::new_unqualified(name))
 }

@@ -198,6 +198,17 @@ impl QueryHandler for StandIn {
         Err(SqlError::unsupported("typed deletes in the stand-in"))
     }
 
+    async fn change_catalog(
+        &self,
+        _session: &mut Session,
+        change: quiver_sql::handler::ddl::CatalogChange,
+    ) -> Result<bool> {
+        Err(SqlError::unsupported(format!(
+            "{} in the stand-in",
+            change.kind()
+        )))
+    }
+
     fn databases(&self) -> Vec<String> {
         vec!["public".into()]
     }

@@ -13,9 +13,11 @@ use quiver_cluster::api::{
     self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
 };
 
+use super::index_ddl::{define_index, IndexBuild};
 use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
+use crate::handler::ddl::CatalogChange;
 use crate::handler::pg::{CommandTag, PgOutput};
 
 /// Maps a SQL type to a column type; `(type, auto_increment)`.
@@ -373,6 +375,29 @@ pub async fn alter_table(
         }
     }
     Ok(PgOutput::Command(CommandTag::new("ALTER TABLE")))
+}
+
+/// A catalog change a front end sends as the coordinator's request (the
+/// Milvus door's DDL): the same requests the statements above make, and an
+/// index is defined and built as `CREATE INDEX` does it.
+pub async fn change_catalog(instance: &Instance, change: CatalogChange) -> Result<bool> {
+    let coordinator = instance.coordinator();
+    Ok(match change {
+        CatalogChange::CreateDatabase(request) => coordinator.create_database(request).await?,
+        CatalogChange::DropDatabase(request) => coordinator.drop_database(request).await?,
+        CatalogChange::CreateTable(request) => coordinator.create_table(request).await?,
+        CatalogChange::DropTable(request) => coordinator.drop_table(request).await?,
+        CatalogChange::RenameTable(request) => {
+            coordinator.rename_table(request).await?;
+            true
+        }
+        CatalogChange::AddColumn(request) => coordinator.add_column(request).await?,
+        CatalogChange::CreateIndex(request) => {
+            let build = IndexBuild::Now { notices: None };
+            define_index(instance, request, build).await?.is_some()
+        }
+        CatalogChange::DropIndex(request) => coordinator.drop_index(request).await?,
+    })
 }
 
 /// `CREATE EXTENSION vector`: the vector type is built in.

@@ -16,6 +16,7 @@ use super::session::SqlSession;
 use super::state::{normalize_ident, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
+use crate::handler::NoticeSink;
 
 /// The metric of a pgvector operator class.
 fn metric_of_opclass(opclass: &str) -> Result<&'static str> {
@@ -175,56 +176,87 @@ pub async fn create_index(
         Some(opclass) => metric_of_opclass(&object_name(opclass))?,
         None => "l2",
     };
-    let mut params = with_params(&create.with)?;
-    check_ranges(&kind, &params)?;
-    if kind == "hnsw" {
-        params.entry("m".into()).or_insert(16);
-        params.entry("ef_construction".into()).or_insert(64);
-    }
-    if kind == "ivfflat" || kind == "ivf_sq8" {
-        let lists = params.remove("nlist").or_else(|| params.remove("lists"));
-        params.insert("lists".into(), lists.unwrap_or(100));
-    }
+    let params = with_params(&create.with)?;
     let (database, table) = instance.resolve(session, &create.table_name)?;
-    let definition = IndexDefinition {
-        name: create.name.as_ref().map(object_name),
-        column: column_name,
-        kind,
-        metric: metric.to_string(),
-        params,
+    let request = api::CreateIndex {
+        table: TableRef::new(database, table),
+        definition: IndexDefinition {
+            name: create.name.as_ref().map(object_name),
+            column: column_name,
+            kind,
+            metric: metric.to_string(),
+            params,
+        },
+        if_not_exists: create.if_not_exists,
     };
-    let created = instance
-        .coordinator()
-        .create_index(api::CreateIndex {
-            table: TableRef::new(database.clone(), table.clone()),
-            definition,
-            if_not_exists: create.if_not_exists,
-        })
-        .await?;
-    // Building the index over the table's segments is the data role's work
-    // (not a coordinator request yet).
-    let engine = instance.engine().clone();
-    let Some(name) = created else {
+    let build = if create.concurrently {
+        IndexBuild::InBackground
+    } else {
+        IndexBuild::Now {
+            notices: session.notice_sink(),
+        }
+    };
+    if define_index(instance, request, build).await?.is_none() {
         session.notice(format!(
             "relation \"{}\" already exists, skipping",
             create.name.as_ref().map(object_name).unwrap_or_default()
         ));
-        return Ok(PgOutput::Command(CommandTag::new("CREATE INDEX")));
-    };
-    if create.concurrently {
-        engine.wake_maintenance();
-        return Ok(PgOutput::Command(CommandTag::new("CREATE INDEX")));
     }
-    let notices = session.notice_sink();
-    let progress = move |done: usize, total: usize| {
-        if let Some(sink) = &notices {
-            let _ = sink.send(format!(
-                "index \"{name}\": {done} of {total} segments indexed"
-            ));
-        }
-    };
-    engine.build_indexes(&database, &table, &progress).await?;
     Ok(PgOutput::Command(CommandTag::new("CREATE INDEX")))
+}
+
+/// When [`define_index`] builds the new index over the table's sealed
+/// segments.
+pub enum IndexBuild {
+    /// Before it returns, sending progress to `notices` (`CREATE INDEX`).
+    Now { notices: Option<NoticeSink> },
+    /// In the background maintenance pass (`CREATE INDEX CONCURRENTLY`).
+    InBackground,
+}
+
+/// Defines a vector index — its parameters held to pgvector's ranges, the
+/// ones left out given their defaults — and builds it. The index's name,
+/// `None` when it existed and the request allowed that.
+pub async fn define_index(
+    instance: &Instance,
+    mut request: api::CreateIndex,
+    build: IndexBuild,
+) -> Result<Option<String>> {
+    let definition = &mut request.definition;
+    check_ranges(&definition.kind, &definition.params)?;
+    let params = &mut definition.params;
+    if definition.kind == "hnsw" {
+        params.entry("m".into()).or_insert(16);
+        params.entry("ef_construction".into()).or_insert(64);
+    }
+    if definition.kind == "ivfflat" || definition.kind == "ivf_sq8" {
+        let lists = params.remove("nlist").or_else(|| params.remove("lists"));
+        params.insert("lists".into(), lists.unwrap_or(100));
+    }
+    let table = request.table.clone();
+    let Some(name) = instance.coordinator().create_index(request).await? else {
+        return Ok(None);
+    };
+    // Building the index over the table's segments is the data role's work
+    // (not a coordinator request yet).
+    let engine = instance.engine();
+    match build {
+        IndexBuild::InBackground => engine.wake_maintenance(),
+        IndexBuild::Now { notices } => {
+            let index = name.clone();
+            let progress = move |done: usize, total: usize| {
+                if let Some(sink) = &notices {
+                    let _ = sink.send(format!(
+                        "index \"{index}\": {done} of {total} segments indexed"
+                    ));
+                }
+            };
+            engine
+                .build_indexes(&table.database, &table.name, &progress)
+                .await?;
+        }
+    }
+    Ok(Some(name))
 }
 
 /// `DROP INDEX [IF EXISTS] name [, ...]`.

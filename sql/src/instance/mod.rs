@@ -51,6 +51,7 @@ use quiver_planner::session::{new_session_context, CATALOG_NAME};
 
 use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
+use crate::handler::ddl::CatalogChange;
 use crate::handler::pg::{CommandTag, CopySpec, PgHandler, PgOutput, TransactionEffect};
 use crate::handler::{
     IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, WriteKind, Written,
@@ -355,6 +356,10 @@ impl QueryHandler for Instance {
 
     fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
         Ok(self.engine.table_options(database, table)?)
+    }
+
+    async fn change_catalog(&self, _session: &mut Session, change: CatalogChange) -> Result<bool> {
+        ddl::change_catalog(self, change).await
     }
 
     async fn set_table_options(
