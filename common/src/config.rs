@@ -200,8 +200,7 @@ pub fn available_memory() -> Option<usize> {
 #[serde(default, deny_unknown_fields)]
 pub struct MetaConfig {
     /// `local` (default: a redb file, `<data_dir>/meta.redb`) or `etcd`
-    /// (cluster mode; not available in this build yet: the server refuses
-    /// to start).
+    /// (the keys under `root` on the etcd of `etcd_endpoints`).
     pub backend: MetaBackend,
     /// etcd endpoints (`host:port`), a TOML array or, in the environment, a
     /// comma-separated list. Default `["127.0.0.1:2379"]`. Used by `etcd`.

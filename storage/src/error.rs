@@ -74,6 +74,15 @@ pub enum StorageError {
         value: String,
     },
 
+    /// A storage service (etcd, S3) could not be reached or did not answer
+    /// in time; `endpoints` names where it was looked for.
+    #[error("{service} at {endpoints} is unavailable: {detail}")]
+    ServiceUnavailable {
+        service: &'static str,
+        endpoints: String,
+        detail: String,
+    },
+
     /// The component was closed.
     #[error("storage component is closed")]
     Closed,

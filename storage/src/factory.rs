@@ -1,12 +1,16 @@
 //! Building the three storage services from the configuration
 //! (`[meta]`, `[objects]`, `[wal]`).
 //!
-//! `local` is the only backend of each in this build: the meta store in
+//! `local` is the default of each: the meta store in
 //! `<data_dir>/meta.redb`, objects under `<data_dir>/objects`, the WAL under
-//! `<data_dir>/wal`. `etcd`, `s3` and `object_store` are recognised
-//! settings whose implementations come later; choosing one fails at
-//! startup with [`StorageError::BackendUnavailable`], which names the
-//! setting, before anything is opened.
+//! `<data_dir>/wal`. The meta store can also live on etcd
+//! (`meta.backend = "etcd"`, `meta.etcd_endpoints`, keys under
+//! `meta.root`); an unreachable etcd fails at startup with
+//! [`StorageError::ServiceUnavailable`] naming the endpoints. `s3` and
+//! `object_store` are recognised settings whose implementations come
+//! later; choosing one fails at startup with
+//! [`StorageError::BackendUnavailable`], which names the setting, before
+//! anything is opened.
 
 use std::sync::Arc;
 
@@ -14,8 +18,8 @@ use quiver_common::config::{MetaBackend, ObjectsBackend, QuiverConfig, WalBacken
 
 use crate::error::{Result, StorageError};
 use crate::{
-    local_object_store, LocalWal, MetaStore, ObjectStoreRef, RedbMetaStore, SyncPolicy, Wal,
-    WalOptions,
+    local_object_store, EtcdMetaStore, EtcdOptions, LocalWal, MetaStore, ObjectStoreRef,
+    RedbMetaStore, SyncPolicy, Wal, WalOptions,
 };
 
 /// File name of the local meta store in the data directory.
@@ -36,13 +40,6 @@ fn unavailable(setting: &'static str, env: &'static str, value: &str) -> Storage
 /// Fails with [`StorageError::BackendUnavailable`] when a configured
 /// backend is not part of this build (checked before opening anything).
 pub fn check_backends(config: &QuiverConfig) -> Result<()> {
-    if config.meta.backend != MetaBackend::Local {
-        return Err(unavailable(
-            "meta.backend",
-            "QUIVER__META__BACKEND",
-            config.meta.backend.name(),
-        ));
-    }
     if config.objects.backend != ObjectsBackend::Local {
         return Err(unavailable(
             "objects.backend",
@@ -66,10 +63,12 @@ pub async fn open_meta_store(config: &QuiverConfig) -> Result<Arc<dyn MetaStore>
         MetaBackend::Local => Ok(Arc::new(RedbMetaStore::open(
             &config.data_dir.join(META_FILE),
         )?)),
-        MetaBackend::Etcd => Err(unavailable(
-            "meta.backend",
-            "QUIVER__META__BACKEND",
-            config.meta.backend.name(),
+        MetaBackend::Etcd => Ok(Arc::new(
+            EtcdMetaStore::connect(EtcdOptions::new(
+                config.meta.etcd_endpoints.clone(),
+                config.meta.root.clone(),
+            ))
+            .await?,
         )),
     }
 }
@@ -140,14 +139,11 @@ mod tests {
     #[tokio::test]
     async fn unavailable_backends_fail_naming_the_setting() {
         let dir = tempfile::tempdir().unwrap();
-        let mut etcd = config(dir.path());
-        etcd.meta.backend = MetaBackend::Etcd;
         let mut s3 = config(dir.path());
         s3.objects.backend = ObjectsBackend::S3;
         let mut wal = config(dir.path());
         wal.wal.backend = WalBackend::ObjectStore;
         let cases = [
-            (&etcd, "meta.backend", "QUIVER__META__BACKEND", "etcd"),
             (&s3, "objects.backend", "QUIVER__OBJECTS__BACKEND", "s3"),
             (&wal, "wal.backend", "QUIVER__WAL__BACKEND", "object_store"),
         ];
@@ -166,13 +162,6 @@ mod tests {
             assert!(message.contains("not available in this build"), "{message}");
         }
         assert!(matches!(
-            open_meta_store(&etcd).await,
-            Err(StorageError::BackendUnavailable {
-                setting: "meta.backend",
-                ..
-            })
-        ));
-        assert!(matches!(
             open_object_store(&s3).await,
             Err(StorageError::BackendUnavailable {
                 setting: "objects.backend",
@@ -190,5 +179,36 @@ mod tests {
         assert!(!dir.path().join(META_FILE).exists());
         assert!(!dir.path().join(WAL_DIR).exists());
         assert!(!dir.path().join(OBJECTS_DIR).exists());
+    }
+
+    #[tokio::test]
+    async fn the_etcd_meta_store_opens_from_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut unreachable = config(dir.path());
+        unreachable.meta.backend = MetaBackend::Etcd;
+        unreachable.meta.etcd_endpoints = vec!["http://127.0.0.1:1".into()];
+        check_backends(&unreachable).unwrap();
+        let err = open_meta_store(&unreachable).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("etcd at http://127.0.0.1:1 is unavailable"),
+            "{err}"
+        );
+        assert!(!dir.path().join(META_FILE).exists(), "no local meta store");
+
+        let Some(endpoints) = crate::meta::live_etcd() else {
+            return;
+        };
+        let _only_writer = crate::meta::LIVE_ETCD_LOCK.lock().await;
+        let mut live = config(dir.path());
+        live.meta.backend = MetaBackend::Etcd;
+        live.meta.etcd_endpoints = endpoints;
+        live.meta.root = format!("/qt/factory-{}", std::process::id());
+        let meta = open_meta_store(&live).await.unwrap();
+        meta.put("k", b"v".to_vec()).await.unwrap();
+        let again = open_meta_store(&live).await.unwrap();
+        assert_eq!(again.get_value("k").await.unwrap(), Some(b"v".to_vec()));
+        again.delete("k").await.unwrap();
+        assert!(!dir.path().join(META_FILE).exists(), "no local meta store");
     }
 }

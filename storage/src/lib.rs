@@ -2,14 +2,15 @@
 //!
 //! This crate owns the three storage services every Quiver node relies on.
 //! Each is a trait with an embedded implementation for standalone mode;
-//! cluster mode will add etcd / S3 implementations behind the same traits
-//! later.
+//! the meta store also runs on etcd; S3 and a WAL in object storage come
+//! next, behind the same traits.
 //!
 //! * **Meta store** ([`MetaStore`], async): a small ordered key/value store
 //!   for catalog and cluster metadata, shaped after etcd: per-key versions,
 //!   atomic durable transactions with version conditions (compare-and-swap),
 //!   prefix watches and etcd's transaction limits (see [`meta`]).
-//!   [`RedbMetaStore::open`] is the embedded (redb) implementation;
+//!   [`RedbMetaStore::open`] is the embedded (redb) implementation,
+//!   [`EtcdMetaStore::connect`] the one on etcd (cluster mode; also leases);
 //!   [`MemoryMetaStore`] is a volatile one for tests;
 //!   [`meta::conformance`] is the test suite every implementation passes.
 //! * **Object storage** ([`ObjectStoreRef`]): bulk immutable data (segment
@@ -44,8 +45,9 @@ pub use factory::{
     check_backends, open_meta_store, open_object_store, open_wal, META_FILE, OBJECTS_DIR, WAL_DIR,
 };
 pub use meta::{
-    Condition, EventKind, KeyValue, MemoryMetaStore, MetaBatch, MetaStore, RedbMetaStore,
-    TxnOutcome, Versioned, WatchEvent, WatchStream, MAX_TXN_BYTES, MAX_TXN_OPS,
+    Condition, EtcdMetaStore, EtcdOptions, EventKind, KeyValue, Lease, MemoryMetaStore, MetaBatch,
+    MetaStore, RedbMetaStore, TxnOutcome, Versioned, WatchEvent, WatchStream, MAX_TXN_BYTES,
+    MAX_TXN_OPS,
 };
 pub use object::{
     delete_prefix, get_bytes, list_paths, local_object_store, put_bytes, ObjectStoreRef,

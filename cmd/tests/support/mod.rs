@@ -28,6 +28,30 @@ pub fn private_tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// The endpoints of the live etcd `scripts/test.sh` starts
+/// (`QUIVER_TEST_ETCD_ENDPOINTS`), or `None`: the test is skipped, unless
+/// `QUIVER_TEST_REQUIRE_SERVICES=1` (CI), where it fails.
+pub fn live_etcd() -> Option<String> {
+    match std::env::var("QUIVER_TEST_ETCD_ENDPOINTS") {
+        Ok(endpoints) if !endpoints.trim().is_empty() => Some(endpoints),
+        _ if std::env::var("QUIVER_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("QUIVER_TEST_ETCD_ENDPOINTS is not set but QUIVER_TEST_REQUIRE_SERVICES=1")
+        }
+        _ => {
+            eprintln!("skipped: no etcd (set QUIVER_TEST_ETCD_ENDPOINTS)");
+            None
+        }
+    }
+}
+
+/// Nanoseconds since the epoch (unique names).
+pub fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
 /// Kills the server when the test ends, passing or failing.
 pub struct KillOnDrop(pub Child);
 

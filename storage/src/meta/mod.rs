@@ -25,11 +25,17 @@
 //!   the version read is already reflected).
 //! * **Limits.** etcd refuses, by default, a transaction with more than 128
 //!   operations (`--max-txn-ops`) or a request over 1.5 MiB
-//!   (`--max-request-bytes`). Every implementation refuses the same
+//!   (`--max-request-bytes`, envelope included: [`MAX_TXN_BYTES`] keeps
+//!   4 KiB for it). Every implementation refuses the same
 //!   ([`MAX_TXN_OPS`], [`MAX_TXN_BYTES`], [`StorageError::TxnLimitExceeded`]),
 //!   so nothing written in standalone breaks on etcd.
 
 pub mod conformance;
+mod etcd_store;
+#[cfg(test)]
+mod etcd_tests;
+#[cfg(test)]
+pub(crate) use etcd_tests::{live_etcd, LIVE_ETCD_LOCK};
 mod memory;
 mod redb_store;
 #[cfg(test)]
@@ -44,6 +50,7 @@ use tokio::sync::broadcast;
 
 use crate::error::{Result, StorageError};
 
+pub use etcd_store::{EtcdMetaStore, EtcdOptions, Lease};
 pub use memory::MemoryMetaStore;
 pub use redb_store::RedbMetaStore;
 
@@ -51,14 +58,28 @@ pub use redb_store::RedbMetaStore;
 /// etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
 
-/// Most bytes one transaction may take: etcd's default
-/// `--max-request-bytes` (1.5 MiB). Measured by [`MetaBatch::size_bytes`].
-pub const MAX_TXN_BYTES: usize = 1536 * 1024;
+/// etcd's default `--max-request-bytes` (1.5 MiB): the most bytes of one
+/// request, counted on etcd's raft entry (the transaction in an envelope).
+pub const ETCD_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// Headroom kept below [`ETCD_MAX_REQUEST_BYTES`] for etcd's envelope of a
+/// request (its raft header): a batch of exactly 1.5 MiB of keys and values
+/// is refused by etcd ("request is too large"; measured on etcd 3.5).
+pub const TXN_ENVELOPE_BYTES: usize = 4096;
+
+/// Most bytes one transaction may take, measured by
+/// [`MetaBatch::size_bytes`]: etcd's request limit less the envelope.
+pub const MAX_TXN_BYTES: usize = ETCD_MAX_REQUEST_BYTES - TXN_ENVELOPE_BYTES;
+
+/// Longest key prefix (`meta.root`) an etcd store accepts: every key of a
+/// request carries it, inside [`TXN_OP_OVERHEAD_BYTES`].
+pub const MAX_ROOT_BYTES: usize = 48;
 
 /// Bytes counted per condition, put and delete on top of its key and value:
-/// an upper bound of the request framing (protobuf tags and lengths) and of
-/// the key prefix (`meta.root`) an etcd implementation adds, so a batch the
-/// embedded store accepts also fits etcd's request limit.
+/// an upper bound of the request framing (protobuf tags and lengths, at
+/// most 16 bytes) and of the key prefix (`meta.root`, at most
+/// [`MAX_ROOT_BYTES`]) an etcd implementation adds, so a batch the embedded
+/// store accepts also fits etcd's request limit.
 pub const TXN_OP_OVERHEAD_BYTES: usize = 64;
 
 /// A value with its version (the revision that last modified the key).

@@ -162,5 +162,5 @@ fn batch_size_counts_keys_values_and_overhead() {
         1 + 3 + 10 + 4 + 3 * TXN_OP_OVERHEAD_BYTES
     );
     batch.check_limits().unwrap();
-    assert_eq!(MAX_TXN_BYTES, 1_572_864);
+    assert_eq!(MAX_TXN_BYTES, 1_572_864 - 4096);
 }
