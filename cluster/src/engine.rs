@@ -125,18 +125,16 @@ impl Engine {
     /// checkpoints (flushes what the replay rebuilt and truncates the WAL).
     ///
     /// The meta store, object storage and WAL are the ones `[meta]`,
-    /// `[objects]` and `[wal]` select; a backend not in this build fails
-    /// here with [`quiver_storage::StorageError::BackendUnavailable`],
-    /// before anything is opened.
+    /// `[objects]` and `[wal]` select (an unreachable etcd or S3 fails here
+    /// with [`quiver_storage::StorageError::ServiceUnavailable`]).
     pub async fn open(config: QuiverConfig) -> Result<Arc<Self>> {
-        quiver_storage::check_backends(&config)?;
         // Created 0700 if missing (the server refuses an existing one that
         // group or others may use before it opens the engine).
         quiver_storage::create_private_dir_all(&config.data_dir)
             .map_err(quiver_storage::StorageError::from)?;
         let meta = quiver_storage::open_meta_store(&config).await?;
         let objects = quiver_storage::open_object_store(&config).await?;
-        let wal = quiver_storage::open_wal(&config).await?;
+        let wal = quiver_storage::open_wal(&config, &objects).await?;
         Self::open_with(config, meta, objects, wal).await
     }
 

@@ -37,7 +37,7 @@ fn config(dir: &std::path::Path) -> QuiverConfig {
 async fn open(dir: &std::path::Path, meta: &RedbMetaStore) -> Arc<Engine> {
     let config = config(dir);
     let objects = quiver_storage::open_object_store(&config).await.unwrap();
-    let wal = quiver_storage::open_wal(&config).await.unwrap();
+    let wal = quiver_storage::open_wal(&config, &objects).await.unwrap();
     Engine::open_with(config, Arc::new(meta.clone()), objects, wal)
         .await
         .unwrap()

@@ -152,9 +152,6 @@ async fn shutdown_signal() {
 }
 
 async fn run_standalone(config: QuiverConfig) -> anyhow::Result<()> {
-    // A storage backend this build does not have stops the server before
-    // anything is created.
-    quiver_storage::check_backends(&config)?;
     // Private files: a data directory group or others may use is refused,
     // as PostgreSQL refuses one; a missing one is created 0700.
     quiver_storage::open_data_dir(&config.data_dir)?;

@@ -108,27 +108,36 @@ async fn no_acknowledged_write_is_lost_across_sigkill() {
     crash_loop(kills, &[]).await;
 }
 
-/// The same with the catalog, segment and delete-log records in etcd
-/// (`meta.backend = "etcd"`; objects and WAL local).
+/// The same on real services: the catalog, segment and delete-log records
+/// in etcd (`meta.backend = "etcd"`), the segment, index and delete-log
+/// objects in S3 (`objects.backend = "s3"`), the WAL in S3 too
+/// (`wal.backend = "object_store"`): nothing acknowledged is on local disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_acknowledged_write_is_lost_across_sigkill_with_meta_on_etcd() {
-    let Some(endpoints) = support::live_etcd() else {
+async fn no_acknowledged_write_is_lost_across_sigkill_on_etcd_s3_and_an_object_store_wal() {
+    let (Some(endpoints), Some((s3_endpoint, bucket))) = (support::live_etcd(), support::live_s3())
+    else {
         return;
     };
-    let kills: usize = std::env::var("QUIVER_CRASH_KILLS_ETCD")
+    let kills: usize = std::env::var("QUIVER_CRASH_KILLS_SERVICES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let root = format!(
-        "/qt/crash-{}-{}",
+    let run = format!(
+        "crash-{}-{}",
         std::process::id(),
         support::nanos() % 1_000_000_000
     );
     let env = [
-        ("QUIVER__META__BACKEND".to_string(), "etcd".to_string()),
-        ("QUIVER__META__ETCD_ENDPOINTS".to_string(), endpoints),
-        ("QUIVER__META__ROOT".to_string(), root),
-    ];
+        ("QUIVER__META__BACKEND", "etcd".to_string()),
+        ("QUIVER__META__ETCD_ENDPOINTS", endpoints),
+        ("QUIVER__META__ROOT", format!("/qt/{run}")),
+        ("QUIVER__OBJECTS__BACKEND", "s3".to_string()),
+        ("QUIVER__OBJECTS__S3_ENDPOINT", s3_endpoint),
+        ("QUIVER__OBJECTS__S3_BUCKET", bucket),
+        ("QUIVER__OBJECTS__S3_PREFIX", run),
+        ("QUIVER__WAL__BACKEND", "object_store".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
     crash_loop(kills, &env).await;
 }
 

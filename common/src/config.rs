@@ -244,8 +244,8 @@ impl MetaBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct ObjectsConfig {
     /// `local` (default: files under `<data_dir>/objects`) or `s3` (any
-    /// S3-compatible store, MinIO included; not available in this build
-    /// yet: the server refuses to start).
+    /// S3-compatible store, MinIO included; credentials from the `AWS_*`
+    /// environment variables).
     pub backend: ObjectsBackend,
     /// S3 endpoint URL (e.g. `http://127.0.0.1:9000` for MinIO). Default
     /// empty: AWS's endpoint for the region. Used by `s3`.
@@ -254,6 +254,11 @@ pub struct ObjectsConfig {
     pub s3_bucket: String,
     /// S3 region. Default `us-east-1`. Used by `s3`.
     pub s3_region: String,
+    /// Path inside the bucket every object lives under (Milvus'
+    /// `rootPath`), so clusters can share a bucket: each removes objects
+    /// no record of its own points at. Default empty: the bucket's root.
+    /// Used by `s3`.
+    pub s3_prefix: String,
 }
 
 impl Default for ObjectsConfig {
@@ -263,6 +268,7 @@ impl Default for ObjectsConfig {
             s3_endpoint: String::new(),
             s3_bucket: String::new(),
             s3_region: "us-east-1".into(),
+            s3_prefix: String::new(),
         }
     }
 }
@@ -331,8 +337,8 @@ where
 #[serde(default, deny_unknown_fields)]
 pub struct WalConfig {
     /// `local` (default: segment files under `<data_dir>/wal`) or
-    /// `object_store` (WAL segments in object storage, for cluster mode;
-    /// not available in this build yet: the server refuses to start).
+    /// `object_store` (one object per group commit in the object store of
+    /// `[objects]`, under `wal/default`: no local file holds a write).
     pub backend: WalBackend,
     /// `always` (default: fsync before acknowledging) or `never` (benchmarks only).
     pub sync: WalSync,
@@ -594,6 +600,30 @@ mod tests {
     }
 
     #[test]
+    fn real_services_example_parses() {
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/config/real-services.toml");
+        let config = QuiverConfig::load(Some(&example), Vec::new(), &[]).unwrap();
+        assert_eq!(config.meta.backend, MetaBackend::Etcd);
+        assert_eq!(config.meta.etcd_endpoints, vec!["http://127.0.0.1:2379"]);
+        assert_eq!(config.meta.root, "/quiver/prod");
+        assert_eq!(config.objects.backend, ObjectsBackend::S3);
+        assert_eq!(config.objects.s3_bucket, "quiver");
+        assert_eq!(config.objects.s3_prefix, "prod");
+        assert_eq!(config.wal.backend, WalBackend::ObjectStore);
+        // Only the storage sections differ from the defaults.
+        assert_eq!(
+            QuiverConfig {
+                meta: QuiverConfig::default().meta,
+                objects: QuiverConfig::default().objects,
+                wal: QuiverConfig::default().wal,
+                ..config
+            },
+            QuiverConfig::default()
+        );
+    }
+
+    #[test]
     fn storage_backends_from_file_and_env() {
         let config = QuiverConfig::default();
         assert_eq!(config.meta.backend, MetaBackend::Local);
@@ -626,6 +656,7 @@ mod tests {
             ("QUIVER__OBJECTS__S3_ENDPOINT", "http://127.0.0.1:9000"),
             ("QUIVER__OBJECTS__S3_BUCKET", "vectors"),
             ("QUIVER__OBJECTS__S3_REGION", "eu-west-1"),
+            ("QUIVER__OBJECTS__S3_PREFIX", "prod/objects"),
             ("QUIVER__WAL__BACKEND", "object_store"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
@@ -640,6 +671,7 @@ mod tests {
         assert_eq!(config.objects.s3_endpoint, "http://127.0.0.1:9000");
         assert_eq!(config.objects.s3_bucket, "vectors");
         assert_eq!(config.objects.s3_region, "eu-west-1");
+        assert_eq!(config.objects.s3_prefix, "prod/objects");
         assert_eq!(config.wal.backend, WalBackend::ObjectStore);
 
         for (key, value) in [

@@ -62,18 +62,6 @@ pub enum StorageError {
     #[error("meta-store watch fell {missed} transactions behind and lost events: re-read the keys and watch again")]
     WatchLagged { missed: u64 },
 
-    /// A configured storage backend is not part of this build.
-    #[error(
-        "{setting} = \"{value}\" (environment {env}) is not available in this build; use \"local\""
-    )]
-    BackendUnavailable {
-        /// The configuration key, e.g. `meta.backend`.
-        setting: &'static str,
-        /// Its environment variable, e.g. `QUIVER__META__BACKEND`.
-        env: &'static str,
-        value: String,
-    },
-
     /// A storage service (etcd, S3) could not be reached or did not answer
     /// in time; `endpoints` names where it was looked for.
     #[error("{service} at {endpoints} is unavailable: {detail}")]
@@ -81,6 +69,14 @@ pub enum StorageError {
         service: &'static str,
         endpoints: String,
         detail: String,
+    },
+
+    /// A storage setting has a value that cannot work.
+    #[error("{setting} (environment {env}): {reason}")]
+    InvalidSetting {
+        setting: &'static str,
+        env: &'static str,
+        reason: String,
     },
 
     /// The component was closed.

@@ -3,23 +3,23 @@
 //!
 //! `local` is the default of each: the meta store in
 //! `<data_dir>/meta.redb`, objects under `<data_dir>/objects`, the WAL under
-//! `<data_dir>/wal`. The meta store can also live on etcd
+//! `<data_dir>/wal`. On real services: the meta store on etcd
 //! (`meta.backend = "etcd"`, `meta.etcd_endpoints`, keys under
-//! `meta.root`); an unreachable etcd fails at startup with
-//! [`StorageError::ServiceUnavailable`] naming the endpoints. `s3` and
-//! `object_store` are recognised settings whose implementations come
-//! later; choosing one fails at startup with
-//! [`StorageError::BackendUnavailable`], which names the setting, before
-//! anything is opened.
+//! `meta.root`), the objects on S3 (`objects.backend = "s3"`,
+//! `objects.s3_endpoint`, `objects.s3_bucket`, `objects.s3_region`,
+//! `objects.s3_prefix`) and the WAL in the object store
+//! (`wal.backend = "object_store"`: objects under [`OBJECT_WAL_PREFIX`]);
+//! an unreachable service fails at startup with
+//! [`StorageError::ServiceUnavailable`](crate::StorageError::ServiceUnavailable) naming it.
 
 use std::sync::Arc;
 
 use quiver_common::config::{MetaBackend, ObjectsBackend, QuiverConfig, WalBackend, WalSync};
 
-use crate::error::{Result, StorageError};
+use crate::error::Result;
 use crate::{
-    local_object_store, EtcdMetaStore, EtcdOptions, LocalWal, MetaStore, ObjectStoreRef,
-    RedbMetaStore, SyncPolicy, Wal, WalOptions,
+    local_object_store, EtcdMetaStore, EtcdOptions, LocalWal, MetaStore, ObjectStoreRef, ObjectWal,
+    ObjectWalOptions, RedbMetaStore, SyncPolicy, Wal, WalOptions,
 };
 
 /// File name of the local meta store in the data directory.
@@ -28,34 +28,6 @@ pub const META_FILE: &str = "meta.redb";
 pub const OBJECTS_DIR: &str = "objects";
 /// Directory of the local WAL in the data directory.
 pub const WAL_DIR: &str = "wal";
-
-fn unavailable(setting: &'static str, env: &'static str, value: &str) -> StorageError {
-    StorageError::BackendUnavailable {
-        setting,
-        env,
-        value: value.to_string(),
-    }
-}
-
-/// Fails with [`StorageError::BackendUnavailable`] when a configured
-/// backend is not part of this build (checked before opening anything).
-pub fn check_backends(config: &QuiverConfig) -> Result<()> {
-    if config.objects.backend != ObjectsBackend::Local {
-        return Err(unavailable(
-            "objects.backend",
-            "QUIVER__OBJECTS__BACKEND",
-            config.objects.backend.name(),
-        ));
-    }
-    if config.wal.backend != WalBackend::Local {
-        return Err(unavailable(
-            "wal.backend",
-            "QUIVER__WAL__BACKEND",
-            config.wal.backend.name(),
-        ));
-    }
-    Ok(())
-}
 
 /// The meta store `[meta]` selects.
 pub async fn open_meta_store(config: &QuiverConfig) -> Result<Arc<dyn MetaStore>> {
@@ -77,16 +49,17 @@ pub async fn open_meta_store(config: &QuiverConfig) -> Result<Arc<dyn MetaStore>
 pub async fn open_object_store(config: &QuiverConfig) -> Result<ObjectStoreRef> {
     match config.objects.backend {
         ObjectsBackend::Local => local_object_store(&config.data_dir.join(OBJECTS_DIR)),
-        ObjectsBackend::S3 => Err(unavailable(
-            "objects.backend",
-            "QUIVER__OBJECTS__BACKEND",
-            config.objects.backend.name(),
-        )),
+        ObjectsBackend::S3 => crate::s3_object_store(&config.objects).await,
     }
 }
 
-/// The write-ahead log `[wal]` selects.
-pub async fn open_wal(config: &QuiverConfig) -> Result<Arc<dyn Wal>> {
+/// Where the object-store WAL keeps its objects (one channel in
+/// standalone), next to the `tables/` objects.
+pub const OBJECT_WAL_PREFIX: &str = "wal/default";
+
+/// The write-ahead log `[wal]` selects; `objects` is the object store
+/// (`open_object_store`) an `object_store` WAL writes to.
+pub async fn open_wal(config: &QuiverConfig, objects: &ObjectStoreRef) -> Result<Arc<dyn Wal>> {
     match config.wal.backend {
         WalBackend::Local => Ok(Arc::new(LocalWal::open(WalOptions {
             dir: config.data_dir.join(WAL_DIR),
@@ -96,11 +69,10 @@ pub async fn open_wal(config: &QuiverConfig) -> Result<Arc<dyn Wal>> {
                 WalSync::Never => SyncPolicy::Never,
             },
         })?)),
-        WalBackend::ObjectStore => Err(unavailable(
-            "wal.backend",
-            "QUIVER__WAL__BACKEND",
-            config.wal.backend.name(),
-        )),
+        WalBackend::ObjectStore => Ok(Arc::new(ObjectWal::open(ObjectWalOptions {
+            objects: objects.clone(),
+            prefix: OBJECT_WAL_PREFIX.into(),
+        })?)),
     }
 }
 
@@ -121,14 +93,13 @@ mod tests {
     async fn local_backends_open_in_the_data_dir() {
         let dir = tempfile::tempdir().unwrap();
         let config = config(dir.path());
-        check_backends(&config).unwrap();
         let meta = open_meta_store(&config).await.unwrap();
         meta.put("k", b"v".to_vec()).await.unwrap();
         let objects = open_object_store(&config).await.unwrap();
         crate::put_bytes(objects.as_ref(), "x", b"y".to_vec())
             .await
             .unwrap();
-        let wal = open_wal(&config).await.unwrap();
+        let wal = open_wal(&config, &objects).await.unwrap();
         assert_eq!(wal.append(vec![b"r".to_vec()]).unwrap(), vec![1]);
         wal.close().unwrap();
         assert!(dir.path().join(META_FILE).is_file());
@@ -137,48 +108,65 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unavailable_backends_fail_naming_the_setting() {
+    async fn the_object_store_wal_opens_from_the_config() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s3 = config(dir.path());
-        s3.objects.backend = ObjectsBackend::S3;
-        let mut wal = config(dir.path());
-        wal.wal.backend = WalBackend::ObjectStore;
-        let cases = [
-            (&s3, "objects.backend", "QUIVER__OBJECTS__BACKEND", "s3"),
-            (&wal, "wal.backend", "QUIVER__WAL__BACKEND", "object_store"),
-        ];
-        for (config, setting, env, value) in cases {
-            let err = check_backends(config).unwrap_err();
-            match &err {
-                StorageError::BackendUnavailable {
-                    setting: s,
-                    env: e,
-                    value: v,
-                } => assert_eq!((*s, *e, v.as_str()), (setting, env, value)),
-                other => panic!("expected BackendUnavailable, got {other}"),
-            }
-            let message = err.to_string();
-            assert!(message.contains(setting), "{message}");
-            assert!(message.contains("not available in this build"), "{message}");
-        }
-        assert!(matches!(
-            open_object_store(&s3).await,
-            Err(StorageError::BackendUnavailable {
-                setting: "objects.backend",
-                ..
-            })
-        ));
-        assert!(matches!(
-            open_wal(&wal).await,
-            Err(StorageError::BackendUnavailable {
-                setting: "wal.backend",
-                ..
-            })
-        ));
-        // Nothing was created for the refused backends.
-        assert!(!dir.path().join(META_FILE).exists());
-        assert!(!dir.path().join(WAL_DIR).exists());
-        assert!(!dir.path().join(OBJECTS_DIR).exists());
+        let mut config = config(dir.path());
+        config.wal.backend = WalBackend::ObjectStore;
+        let objects = open_object_store(&config).await.unwrap();
+        let wal = open_wal(&config, &objects).await.unwrap();
+        assert_eq!(wal.append(vec![b"r".to_vec()]).unwrap(), vec![1]);
+        wal.close().unwrap();
+        assert!(!dir.path().join(WAL_DIR).exists(), "no local WAL");
+        let again = open_wal(&config, &objects).await.unwrap();
+        assert_eq!(again.read_from(1).unwrap(), vec![(1, b"r".to_vec())]);
+        again.close().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_s3_object_store_opens_from_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut no_bucket = config(dir.path());
+        no_bucket.objects.backend = ObjectsBackend::S3;
+        let err = open_object_store(&no_bucket).await.unwrap_err().to_string();
+        assert!(err.contains("objects.s3_bucket"), "{err}");
+
+        let mut unreachable = no_bucket.clone();
+        unreachable.objects.s3_bucket = "quiver".into();
+        unreachable.objects.s3_endpoint = "http://127.0.0.1:1".into();
+        let started = std::time::Instant::now();
+        let err = open_object_store(&unreachable)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() <= crate::s3::S3_STARTUP_TIMEOUT + std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            err.contains("S3 at http://127.0.0.1:1 (bucket \"quiver\") is unavailable"),
+            "{err}"
+        );
+        assert!(!dir.path().join(OBJECTS_DIR).exists(), "no local objects");
+
+        let Some((endpoint, bucket)) = crate::s3::live_s3() else {
+            return;
+        };
+        let mut live = no_bucket.clone();
+        live.objects.s3_endpoint = endpoint;
+        live.objects.s3_bucket = bucket;
+        let objects = open_object_store(&live).await.unwrap();
+        let path = format!("factory-{}/x", std::process::id());
+        crate::put_bytes(objects.as_ref(), &path, b"y".to_vec())
+            .await
+            .unwrap();
+        let again = open_object_store(&live).await.unwrap();
+        assert_eq!(
+            &crate::get_bytes(again.as_ref(), &path).await.unwrap()[..],
+            b"y"
+        );
+        crate::delete_prefix(again.as_ref(), &path).await.unwrap();
+        assert!(!dir.path().join(OBJECTS_DIR).exists(), "no local objects");
     }
 
     #[tokio::test]
@@ -187,7 +175,6 @@ mod tests {
         let mut unreachable = config(dir.path());
         unreachable.meta.backend = MetaBackend::Etcd;
         unreachable.meta.etcd_endpoints = vec!["http://127.0.0.1:1".into()];
-        check_backends(&unreachable).unwrap();
         let err = open_meta_store(&unreachable).await.unwrap_err();
         assert!(
             err.to_string()

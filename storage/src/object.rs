@@ -1,9 +1,9 @@
 //! Object storage: the `object_store` crate behind a shared handle, plus a
 //! few convenience helpers.
 //!
-//! Standalone mode uses [`local_object_store`] (a directory on local disk);
-//! cluster mode will plug an S3-compatible store into the same
-//! [`ObjectStoreRef`].
+//! Standalone mode uses [`local_object_store`] (a directory on local disk)
+//! by default; [`crate::s3_object_store`] puts an S3-compatible store
+//! behind the same [`ObjectStoreRef`].
 
 use std::path::Path as FsPath;
 use std::sync::Arc;
@@ -77,6 +77,48 @@ pub async fn delete_prefix(store: &dyn ObjectStore, prefix: &str) -> Result<usiz
     Ok(deleted.len())
 }
 
+/// Puts, gets, lists and deletes objects on an empty `store` the way the
+/// engine does, and checks the results (every implementation passes it).
+#[cfg(test)]
+pub(crate) async fn round_trip(store: &dyn ObjectStore) {
+    put_bytes(store, "tables/t1/seg-1.parquet", b"one".to_vec())
+        .await
+        .unwrap();
+    put_bytes(store, "tables/t1/seg-2.parquet", b"two".to_vec())
+        .await
+        .unwrap();
+    put_bytes(store, "tables/t10/seg-1.parquet", b"ten".to_vec())
+        .await
+        .unwrap();
+    put_bytes(store, "other/x", Vec::new()).await.unwrap();
+
+    assert_eq!(
+        get_bytes(store, "tables/t1/seg-2.parquet").await.unwrap(),
+        Bytes::from_static(b"two")
+    );
+    assert!(get_bytes(store, "other/x").await.unwrap().is_empty());
+    assert!(matches!(
+        get_bytes(store, "tables/missing").await,
+        Err(crate::StorageError::ObjectStore(
+            object_store::Error::NotFound { .. }
+        ))
+    ));
+
+    assert_eq!(
+        list_paths(store, "tables/t1").await.unwrap(),
+        vec!["tables/t1/seg-1.parquet", "tables/t1/seg-2.parquet"]
+    );
+    assert_eq!(list_paths(store, "").await.unwrap().len(), 4);
+
+    assert_eq!(delete_prefix(store, "tables/t1/").await.unwrap(), 2);
+    assert!(list_paths(store, "tables/t1").await.unwrap().is_empty());
+    assert_eq!(
+        list_paths(store, "tables").await.unwrap(),
+        vec!["tables/t10/seg-1.parquet"]
+    );
+    assert_eq!(delete_prefix(store, "nothing/here").await.unwrap(), 0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,43 +129,7 @@ mod tests {
         let root = dir.path().join("objects");
         let store = local_object_store(&root).unwrap();
         assert!(root.is_dir());
-
-        put_bytes(&*store, "tables/t1/seg-1.parquet", b"one".to_vec())
-            .await
-            .unwrap();
-        put_bytes(&*store, "tables/t1/seg-2.parquet", b"two".to_vec())
-            .await
-            .unwrap();
-        put_bytes(&*store, "tables/t10/seg-1.parquet", b"ten".to_vec())
-            .await
-            .unwrap();
-        put_bytes(&*store, "other/x", Vec::new()).await.unwrap();
-
-        assert_eq!(
-            get_bytes(&*store, "tables/t1/seg-2.parquet").await.unwrap(),
-            Bytes::from_static(b"two")
-        );
-        assert!(get_bytes(&*store, "other/x").await.unwrap().is_empty());
-        assert!(matches!(
-            get_bytes(&*store, "tables/missing").await,
-            Err(crate::StorageError::ObjectStore(
-                object_store::Error::NotFound { .. }
-            ))
-        ));
-
-        assert_eq!(
-            list_paths(&*store, "tables/t1").await.unwrap(),
-            vec!["tables/t1/seg-1.parquet", "tables/t1/seg-2.parquet"]
-        );
-        assert_eq!(list_paths(&*store, "").await.unwrap().len(), 4);
-
-        assert_eq!(delete_prefix(&*store, "tables/t1/").await.unwrap(), 2);
-        assert!(list_paths(&*store, "tables/t1").await.unwrap().is_empty());
-        assert_eq!(
-            list_paths(&*store, "tables").await.unwrap(),
-            vec!["tables/t10/seg-1.parquet"]
-        );
-        assert_eq!(delete_prefix(&*store, "nothing/here").await.unwrap(), 0);
+        round_trip(store.as_ref()).await;
 
         // Reopening the same directory sees the same objects.
         let again = local_object_store(&root).unwrap();

@@ -44,6 +44,27 @@ pub fn live_etcd() -> Option<String> {
     }
 }
 
+/// The live S3-compatible server `scripts/test.sh` starts
+/// (`QUIVER_TEST_S3_ENDPOINT`) and its bucket (`QUIVER_TEST_S3_BUCKET`;
+/// credentials in the `AWS_*` variables), or `None` as [`live_etcd`].
+pub fn live_s3() -> Option<(String, String)> {
+    match (
+        std::env::var("QUIVER_TEST_S3_ENDPOINT"),
+        std::env::var("QUIVER_TEST_S3_BUCKET"),
+    ) {
+        (Ok(endpoint), Ok(bucket)) if !endpoint.is_empty() && !bucket.is_empty() => {
+            Some((endpoint, bucket))
+        }
+        _ if std::env::var("QUIVER_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("QUIVER_TEST_S3_ENDPOINT / QUIVER_TEST_S3_BUCKET are not set but QUIVER_TEST_REQUIRE_SERVICES=1")
+        }
+        _ => {
+            eprintln!("skipped: no S3 (set QUIVER_TEST_S3_ENDPOINT and QUIVER_TEST_S3_BUCKET)");
+            None
+        }
+    }
+}
+
 /// Nanoseconds since the epoch (unique names).
 pub fn nanos() -> u128 {
     std::time::SystemTime::now()

@@ -15,11 +15,14 @@
 //! segment (a crash mid-write) is truncated away; damage anywhere else is
 //! reported as [`StorageError::Corrupt`].
 
+mod object_wal;
 mod recovery;
 mod segment;
 mod types;
 mod writer;
 
+#[cfg(test)]
+mod object_wal_tests;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +36,7 @@ use std::thread::JoinHandle;
 use parking_lot::{Mutex, RwLock};
 
 use crate::error::{Result, StorageError};
+pub use object_wal::{ObjectWal, ObjectWalOptions};
 use recovery::display_name;
 pub use segment::MAX_RECORD_BYTES;
 use segment::{scan_segment, HeaderState};
