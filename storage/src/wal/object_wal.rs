@@ -19,11 +19,15 @@
 //! [`StorageError::WalFailed`] and it acknowledges nothing more, and
 //! nothing it could write after the fence exists to be replayed.
 //!
-//! A put whose outcome is unknown (a timeout after the request left) fails
-//! the append; the next append first reads that sequence number back: the
-//! object is there with this writer's term (it landed: the log moves past
-//! it), there with another term (fenced), or absent (the new group takes
-//! the number). So the log resumes by itself when the store comes back.
+//! A put whose outcome is unknown (the store did not answer in time: it may
+//! still create the object later) fails the append with an error saying
+//! so, and its sequence number is never used again: the next group takes
+//! the next number and the same LSNs. Replay reads the objects from the
+//! newest down and drops an object whose LSNs a newer object holds, so a
+//! late-landing group of a failed append is never replayed once a later
+//! append succeeded (if the server stops first, it may be: its outcome
+//! was reported unknown). The log resumes by itself when the store comes
+//! back.
 //!
 //! The trait is synchronous (callers block, as on the local WAL's fsync):
 //! every operation is a message to one thread owning a current-thread
@@ -169,8 +173,9 @@ struct Writer {
     next_lsn: Lsn,
     /// The objects known, by sequence number.
     known: BTreeMap<u64, ObjectInfo>,
-    /// A put of `next_sequence` whose outcome is unknown.
-    uncertain: Option<ObjectInfo>,
+    /// Sequence numbers of puts whose outcome is unknown (skipped for
+    /// good; removed once a later object holds their LSNs).
+    abandoned: Vec<u64>,
     /// Set once a newer writer fenced this one: every append fails.
     fenced: Option<String>,
     last_lsn: Arc<AtomicU64>,
@@ -317,7 +322,7 @@ impl Writer {
             next_sequence: 0,
             next_lsn: 1,
             known: BTreeMap::new(),
-            uncertain: None,
+            abandoned: Vec::new(),
             fenced: None,
             last_lsn,
         };
@@ -414,15 +419,8 @@ impl Writer {
 
     /// Writes the groups' records as one object; answers each caller.
     async fn commit(&mut self, groups: Vec<PendingAppend>) {
-        let result = self.resolve_uncertain().await;
-        let result = match result {
-            Ok(()) => {
-                let records: Vec<Vec<u8>> =
-                    groups.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
-                self.write_group(&records).await
-            }
-            Err(e) => Err(e),
-        };
+        let records: Vec<Vec<u8>> = groups.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+        let result = self.write_group(&records).await;
         let mut lsn = match &result {
             Ok(first) => *first,
             Err(_) => 0,
@@ -462,8 +460,14 @@ impl Writer {
                 Err(self.fence_off())
             }
             Err(e) => {
-                self.uncertain = Some(info);
-                Err(e)
+                // The store may still create it: never reuse the number;
+                // the next group holds these LSNs under a newer one.
+                let name = object_name(&self.prefix, self.next_sequence);
+                self.abandoned.push(self.next_sequence);
+                self.next_sequence += 1;
+                Err(StorageError::WalFailed(format!(
+                    "the outcome of writing WAL object {name} is unknown, the write may or may not be durable: {e}"
+                )))
             }
         }
     }
@@ -483,33 +487,6 @@ impl Writer {
         );
         self.fenced = Some(reason.clone());
         StorageError::WalFailed(reason)
-    }
-
-    /// After a put of unknown outcome: did it land?
-    async fn resolve_uncertain(&mut self) -> Result<()> {
-        let Some(info) = self.uncertain else {
-            return Ok(());
-        };
-        let name = object_name(&self.prefix, self.next_sequence);
-        match self.objects.get(&Path::from(name.as_str())).await {
-            Ok(found) => {
-                let bytes = found.bytes().await?;
-                let decoded = decode_object(&name, &bytes)?;
-                self.uncertain = None;
-                if decoded.info.term == self.term && decoded.info.first_lsn == info.first_lsn {
-                    // It landed: its records are in the log.
-                    self.advance(decoded.info);
-                    Ok(())
-                } else {
-                    Err(self.fence_off())
-                }
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                self.uncertain = None;
-                Ok(())
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     async fn create(&self, sequence: u64, info: ObjectInfo, records: &[Vec<u8>]) -> Result<()> {
@@ -551,20 +528,30 @@ impl Writer {
         decode_object(&name, &bytes)
     }
 
-    /// Every record with LSN >= `from`, checking that the objects continue
-    /// each other (no LSN gap, terms never going back).
+    /// Every record with LSN >= `from`. From the newest object down, an
+    /// object whose LSNs a newer one holds is dropped (the group of an
+    /// append whose outcome was unknown, landed late); the rest must
+    /// continue each other (no LSN gap, terms never going back).
     async fn read_from(&mut self, from: Lsn) -> Result<Vec<(Lsn, Vec<u8>)>> {
+        let mut kept: Vec<(u64, Decoded)> = Vec::new();
+        let mut held_from = Lsn::MAX;
+        for sequence in self.list().await?.into_iter().rev() {
+            let decoded = self.read(sequence).await?;
+            let info = decoded.info;
+            if info.last_lsn >= info.first_lsn && info.last_lsn >= held_from {
+                // Shadowed: removed at the next truncation.
+                if !self.abandoned.contains(&sequence) {
+                    self.abandoned.push(sequence);
+                }
+                continue;
+            }
+            held_from = held_from.min(info.first_lsn);
+            kept.push((sequence, decoded));
+        }
+        kept.reverse();
         let mut out = Vec::new();
         let mut previous: Option<(u64, ObjectInfo)> = None;
-        for sequence in self.list().await? {
-            let known = self.known.get(&sequence).copied();
-            if let (Some(info), Some(_)) = (known, previous) {
-                if info.last_lsn < from {
-                    previous = Some((sequence, info));
-                    continue;
-                }
-            }
-            let decoded = self.read(sequence).await?;
+        for (sequence, decoded) in kept {
             if let Some((before, info)) = previous {
                 if decoded.info.first_lsn != info.last_lsn + 1 || decoded.info.term < info.term {
                     return Err(StorageError::Corrupt {
@@ -594,7 +581,14 @@ impl Writer {
             .filter(|(sequence, info)| **sequence < newest && info.last_lsn < upto)
             .map(|(sequence, _)| *sequence)
             .collect();
-        for sequence in doomed {
+        let abandoned: Vec<u64> = self
+            .abandoned
+            .iter()
+            .copied()
+            .filter(|sequence| *sequence < newest)
+            .collect();
+        self.abandoned.retain(|sequence| *sequence >= newest);
+        for sequence in doomed.into_iter().chain(abandoned) {
             let path = Path::from(object_name(&self.prefix, sequence).as_str());
             match self.objects.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}

@@ -161,3 +161,183 @@ fn object_wal_on_s3() {
     behaves_as_a_wal(objects.clone());
     async { crate::delete_prefix(objects.as_ref(), "").await }.unwrap_now();
 }
+
+/// What the next put of a [`FlakyPuts`] store does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The object is created, but the put reports a failure (a timeout
+    /// after the request was served).
+    LandThenFail,
+    /// The put fails and nothing is created.
+    FailWithoutLanding,
+}
+
+/// An object store whose next put can be made to fail, over another one.
+#[derive(Debug)]
+struct FlakyPuts {
+    inner: ObjectStoreRef,
+    next_put: parking_lot::Mutex<Option<Fault>>,
+}
+
+impl std::fmt::Display for FlakyPuts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FlakyPuts({})", self.inner)
+    }
+}
+
+fn injected() -> object_store::Error {
+    object_store::Error::Generic {
+        store: "FlakyPuts",
+        source: "injected timeout".into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for FlakyPuts {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        let fault = self.next_put.lock().take();
+        match fault {
+            None => self.inner.put_opts(location, payload, opts).await,
+            Some(Fault::LandThenFail) => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(injected())
+            }
+            Some(Fault::FailWithoutLanding) => Err(injected()),
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &object_store::path::Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<bytes::Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::path::Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    fn list_with_offset(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: &object_store::path::Path,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.inner.list_with_offset(prefix, offset)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::RenameOptions,
+    ) -> object_store::Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+/// A put of unknown outcome fails the append saying so; the log goes on,
+/// and a group that landed anyway is never replayed once a later append
+/// succeeded (the running server never applied it either).
+#[test]
+fn an_append_of_unknown_outcome_is_never_replayed_after_a_later_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(FlakyPuts {
+        inner: local_object_store(dir.path()).unwrap(),
+        next_put: parking_lot::Mutex::new(None),
+    });
+    let objects: ObjectStoreRef = flaky.clone();
+    let wal = open(&objects);
+    assert_eq!(wal.append(vec![b"a".to_vec()]).unwrap(), vec![1]);
+
+    *flaky.next_put.lock() = Some(Fault::LandThenFail);
+    let err = wal
+        .append(vec![b"b (landed, reported failed)".to_vec()])
+        .unwrap_err();
+    assert!(err.to_string().contains("outcome"), "{err}");
+    assert!(err.to_string().contains("unknown"), "{err}");
+    assert_eq!(
+        wal.append(vec![b"c".to_vec()]).unwrap(),
+        vec![2],
+        "its LSN is reused"
+    );
+
+    *flaky.next_put.lock() = Some(Fault::FailWithoutLanding);
+    assert!(wal.append(vec![b"d (never landed)".to_vec()]).is_err());
+    assert_eq!(
+        wal.append(vec![b"e".to_vec(), b"f".to_vec()]).unwrap(),
+        vec![3, 4]
+    );
+    wal.close().unwrap();
+
+    let wal = open(&objects);
+    assert_eq!(
+        wal.read_from(1).unwrap(),
+        vec![
+            (1, b"a".to_vec()),
+            (2, b"c".to_vec()),
+            (3, b"e".to_vec()),
+            (4, b"f".to_vec())
+        ]
+    );
+    // Truncation removes the shadowed object with the ones below the LSN:
+    // left are e/f's object and the newest (this writer's fence).
+    wal.truncate_before(3).unwrap();
+    assert_eq!(
+        list_paths(objects.as_ref(), "wal/test").unwrap_now().len(),
+        2
+    );
+    assert_eq!(wal.read_from(1).unwrap().len(), 2);
+    assert_eq!(wal.append(vec![b"g".to_vec()]).unwrap(), vec![5]);
+    wal.close().unwrap();
+}
