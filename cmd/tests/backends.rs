@@ -62,39 +62,9 @@ async fn the_object_store_wal_keeps_acknowledged_writes_across_sigkill() {
     assert_eq!(rows, vec![(2, "b".to_string()), (3, "c".to_string())]);
 }
 
-#[test]
-fn an_unreachable_s3_stops_the_server_naming_the_endpoint() {
-    let parent = tempfile::tempdir().unwrap();
-    let dir = parent.path().join("data");
-    let output = Command::new(env!("CARGO_BIN_EXE_quiver"))
-        .args(["standalone", "--data-dir"])
-        .arg(&dir)
-        .args([
-            "--pg-addr",
-            &format!("127.0.0.1:{}", free_port()),
-            "--milvus-addr",
-            "",
-        ])
-        .env("QUIVER__OBJECTS__BACKEND", "s3")
-        .env("QUIVER__OBJECTS__S3_ENDPOINT", "http://127.0.0.1:1")
-        .env("QUIVER__OBJECTS__S3_BUCKET", "vectors")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("QUIVER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("quiver runs");
-    assert!(!output.status.success(), "must not start");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("S3 at http://127.0.0.1:1 (bucket \"vectors\") is unavailable"),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn an_unreachable_etcd_stops_the_server_naming_the_endpoint() {
+/// Runs `quiver standalone` with `env`, expecting it to refuse to start
+/// within 30 s; returns what it wrote to stderr.
+fn refused_start(env: &[(&str, &str)]) -> String {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("data");
     let started = std::time::Instant::now();
@@ -107,20 +77,42 @@ fn an_unreachable_etcd_stops_the_server_naming_the_endpoint() {
             "--milvus-addr",
             "",
         ])
-        .env("QUIVER__META__BACKEND", "etcd")
-        .env("QUIVER__META__ETCD_ENDPOINTS", "http://127.0.0.1:1")
+        .envs(env.iter().copied())
         .env("QUIVER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .expect("quiver runs");
-    assert!(!output.status.success(), "must not start");
+    assert!(!output.status.success(), "{env:?}: must not start");
     assert!(
         started.elapsed() < std::time::Duration::from_secs(30),
-        "gave up after {:?}",
+        "{env:?}: gave up after {:?}",
         started.elapsed()
     );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn an_unreachable_s3_stops_the_server_naming_the_endpoint() {
+    let stderr = refused_start(&[
+        ("QUIVER__OBJECTS__BACKEND", "s3"),
+        ("QUIVER__OBJECTS__S3_ENDPOINT", "http://127.0.0.1:1"),
+        ("QUIVER__OBJECTS__S3_BUCKET", "vectors"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]);
+    assert!(
+        stderr.contains("S3 at http://127.0.0.1:1 (bucket \"vectors\") is unavailable"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_unreachable_etcd_stops_the_server_naming_the_endpoint() {
+    let stderr = refused_start(&[
+        ("QUIVER__META__BACKEND", "etcd"),
+        ("QUIVER__META__ETCD_ENDPOINTS", "http://127.0.0.1:1"),
+    ]);
     assert!(
         stderr.contains("etcd at http://127.0.0.1:1 is unavailable"),
         "{stderr}"

@@ -164,6 +164,20 @@ fn ok(status: Option<Status>) {
     assert_eq!(status.code, 0, "{status:?}");
 }
 
+/// Calls an RPC of the door whose reply is a bare `Status` and checks it
+/// is a success.
+macro_rules! ok_call {
+    ($door:ident . $rpc:ident ( $request:expr )) => {
+        ok(Some(
+            $door
+                .$rpc(Request::new($request))
+                .await
+                .unwrap()
+                .into_inner(),
+        ))
+    };
+}
+
 fn kv(key: &str, value: &str) -> KeyValuePair {
     KeyValuePair {
         key: key.into(),
@@ -316,43 +330,28 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
     let door = MilvusDoor::new(handler.clone());
 
     // Databases.
-    ok(Some(
-        door.create_database(Request::new(CreateDatabaseRequest {
-            db_name: "scratch".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.create_database(CreateDatabaseRequest {
+        db_name: "scratch".into(),
+        ..Default::default()
+    }));
     let listed = door
         .list_databases(Request::new(ListDatabasesRequest::default()))
         .await
         .unwrap()
         .into_inner();
     assert!(listed.db_names.contains(&"scratch".to_string()));
-    ok(Some(
-        door.drop_database(Request::new(DropDatabaseRequest {
-            db_name: "scratch".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.drop_database(DropDatabaseRequest {
+        db_name: "scratch".into(),
+        ..Default::default()
+    }));
 
     // A sharded collection with an index, loaded, with a partition.
-    ok(Some(
-        door.create_collection(Request::new(CreateCollectionRequest {
-            collection_name: "docs".into(),
-            schema: docs_schema(),
-            shards_num: 2,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.create_collection(CreateCollectionRequest {
+        collection_name: "docs".into(),
+        schema: docs_schema(),
+        shards_num: 2,
+        ..Default::default()
+    }));
     let described = door
         .describe_collection(Request::new(DescribeCollectionRequest {
             collection_name: "docs".into(),
@@ -370,41 +369,26 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
         title.default_value.as_ref().and_then(|v| v.data.clone()),
         Some(value_field::Data::StringData("none".into()))
     );
-    ok(Some(
-        door.create_index(Request::new(CreateIndexRequest {
-            collection_name: "docs".into(),
-            field_name: "v".into(),
-            index_name: "v_idx".into(),
-            extra_params: vec![
-                kv("index_type", "HNSW"),
-                kv("metric_type", "L2"),
-                kv("params", r#"{"M": 8, "efConstruction": 32}"#),
-            ],
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
-    ok(Some(
-        door.load_collection(Request::new(LoadCollectionRequest {
-            collection_name: "docs".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
-    ok(Some(
-        door.create_partition(Request::new(CreatePartitionRequest {
-            collection_name: "docs".into(),
-            partition_name: "p1".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.create_index(CreateIndexRequest {
+        collection_name: "docs".into(),
+        field_name: "v".into(),
+        index_name: "v_idx".into(),
+        extra_params: vec![
+            kv("index_type", "HNSW"),
+            kv("metric_type", "L2"),
+            kv("params", r#"{"M": 8, "efConstruction": 32}"#),
+        ],
+        ..Default::default()
+    }));
+    ok_call!(door.load_collection(LoadCollectionRequest {
+        collection_name: "docs".into(),
+        ..Default::default()
+    }));
+    ok_call!(door.create_partition(CreatePartitionRequest {
+        collection_name: "docs".into(),
+        partition_name: "p1".into(),
+        ..Default::default()
+    }));
 
     // Rows, in the default partition and in p1.
     for request in [insert("docs", "", 0..12), insert("docs", "p1", 100..105)] {
@@ -486,26 +470,16 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
     ok(deleted.status);
     assert_eq!(deleted.delete_cnt, 4);
     assert_eq!(row_count(&door, "docs").await, 13);
-    ok(Some(
-        door.release_partitions(Request::new(ReleasePartitionsRequest {
-            collection_name: "docs".into(),
-            partition_names: vec!["p1".into()],
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
-    ok(Some(
-        door.drop_partition(Request::new(DropPartitionRequest {
-            collection_name: "docs".into(),
-            partition_name: "p1".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.release_partitions(ReleasePartitionsRequest {
+        collection_name: "docs".into(),
+        partition_names: vec!["p1".into()],
+        ..Default::default()
+    }));
+    ok_call!(door.drop_partition(DropPartitionRequest {
+        collection_name: "docs".into(),
+        partition_name: "p1".into(),
+        ..Default::default()
+    }));
     assert_eq!(row_count(&door, "docs").await, 8);
 
     // The index described and dropped; the collection renamed and dropped.
@@ -519,36 +493,21 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
         .into_inner();
     ok(indexes.status);
     assert_eq!(indexes.index_descriptions[0].index_name, "v_idx");
-    ok(Some(
-        door.release_collection(Request::new(ReleaseCollectionRequest {
-            collection_name: "docs".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
-    ok(Some(
-        door.drop_index(Request::new(DropIndexRequest {
-            collection_name: "docs".into(),
-            field_name: "v".into(),
-            index_name: "v_idx".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
-    ok(Some(
-        door.rename_collection(Request::new(RenameCollectionRequest {
-            old_name: "docs".into(),
-            new_name: "docs2".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.release_collection(ReleaseCollectionRequest {
+        collection_name: "docs".into(),
+        ..Default::default()
+    }));
+    ok_call!(door.drop_index(DropIndexRequest {
+        collection_name: "docs".into(),
+        field_name: "v".into(),
+        index_name: "v_idx".into(),
+        ..Default::default()
+    }));
+    ok_call!(door.rename_collection(RenameCollectionRequest {
+        old_name: "docs".into(),
+        new_name: "docs2".into(),
+        ..Default::default()
+    }));
     let shown = door
         .show_collections(Request::new(ShowCollectionsRequest::default()))
         .await
@@ -556,15 +515,10 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
         .into_inner();
     ok(shown.status);
     assert_eq!(shown.collection_names, ["docs2"]);
-    ok(Some(
-        door.drop_collection(Request::new(DropCollectionRequest {
-            collection_name: "docs2".into(),
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.drop_collection(DropCollectionRequest {
+        collection_name: "docs2".into(),
+        ..Default::default()
+    }));
 
     // A partition-key collection: its partitions' counts add up.
     let mut id = field("id", DataType::Int64, &[]);
@@ -576,17 +530,12 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
         fields: vec![id, tag, field("v", DataType::FloatVector, &[("dim", "2")])],
         ..Default::default()
     };
-    ok(Some(
-        door.create_collection(Request::new(CreateCollectionRequest {
-            collection_name: "keyed".into(),
-            schema: keyed.encode_to_vec(),
-            num_partitions: 4,
-            ..Default::default()
-        }))
-        .await
-        .unwrap()
-        .into_inner(),
-    ));
+    ok_call!(door.create_collection(CreateCollectionRequest {
+        collection_name: "keyed".into(),
+        schema: keyed.encode_to_vec(),
+        num_partitions: 4,
+        ..Default::default()
+    }));
     ok(door
         .insert(Request::new(insert("keyed", "", 0..30)))
         .await
