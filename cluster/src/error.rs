@@ -103,6 +103,9 @@ impl EngineError {
             EngineError::Storage(quiver_storage::StorageError::TxnLimitExceeded { .. }) => {
                 StatusCode::LimitExceeded
             }
+            EngineError::Storage(quiver_storage::StorageError::WalOutcomeUnknown { .. }) => {
+                StatusCode::OutcomeUnknown
+            }
             EngineError::Storage(_) => StatusCode::StorageUnavailable,
             EngineError::Arrow(_) => StatusCode::Internal,
             EngineError::Parquet(_) => StatusCode::StorageUnavailable,

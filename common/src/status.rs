@@ -11,6 +11,10 @@ pub enum StatusCode {
     Internal,
     /// Storage (WAL, meta store, object storage) failed.
     StorageUnavailable,
+    /// A write's outcome is unknown: storage did not answer in time, and
+    /// the write may or may not be durable (PostgreSQL's
+    /// `transaction_resolution_unknown`).
+    OutcomeUnknown,
     /// The request is syntactically wrong.
     SyntaxError,
     /// The request names a feature Quiver does not implement.
@@ -68,7 +72,10 @@ pub enum StatusCode {
 impl StatusCode {
     /// True when the error is the client's fault rather than the server's.
     pub fn is_user_error(self) -> bool {
-        !matches!(self, StatusCode::Internal | StatusCode::StorageUnavailable)
+        !matches!(
+            self,
+            StatusCode::Internal | StatusCode::StorageUnavailable | StatusCode::OutcomeUnknown
+        )
     }
 }
 

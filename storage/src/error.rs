@@ -62,6 +62,12 @@ pub enum StorageError {
     #[error("meta-store watch fell {missed} transactions behind and lost events: re-read the keys and watch again")]
     WatchLagged { missed: u64 },
 
+    /// A write-ahead-log append whose object the store did not confirm in
+    /// time: it may still be created, so the write may or may not be
+    /// durable (never replayed once a later append succeeded).
+    #[error("the outcome of writing WAL object {object} is unknown, the write may or may not be durable: {detail}")]
+    WalOutcomeUnknown { object: String, detail: String },
+
     /// A storage service (etcd, S3) could not be reached or did not answer
     /// in time; `endpoints` names where it was looked for.
     #[error("{service} at {endpoints} is unavailable: {detail}")]

@@ -101,7 +101,9 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         StatusCode::TableNotFound => code::COLLECTION_NOT_FOUND,
         StatusCode::IndexNotFound => code::INDEX_NOT_FOUND,
         StatusCode::DatabaseNotFound => code::DATABASE_NOT_FOUND,
-        StatusCode::Internal | StatusCode::StorageUnavailable => code::SERVICE_INTERNAL,
+        StatusCode::Internal | StatusCode::StorageUnavailable | StatusCode::OutcomeUnknown => {
+            code::SERVICE_INTERNAL
+        }
         StatusCode::SyntaxError
         | StatusCode::Unsupported
         | StatusCode::TableAlreadyExists
@@ -362,6 +364,7 @@ mod tests {
         let expected = [
             (StatusCode::Internal, 5),
             (StatusCode::StorageUnavailable, 5),
+            (StatusCode::OutcomeUnknown, 5),
             (StatusCode::SyntaxError, 1100),
             (StatusCode::Unsupported, 1100),
             (StatusCode::TableNotFound, 100),

@@ -16,6 +16,7 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
     match code {
         StatusCode::Internal => "XX000",
         StatusCode::StorageUnavailable => "58030",
+        StatusCode::OutcomeUnknown => "08007",
         StatusCode::SyntaxError => "42601",
         StatusCode::Unsupported => "0A000",
         StatusCode::TableNotFound => "42P01",
@@ -115,6 +116,7 @@ mod tests {
         assert_eq!(sqlstate(StatusCode::UniqueViolation), "23505");
         assert_eq!(sqlstate(StatusCode::Cancelled), "57014");
         assert_eq!(sqlstate(StatusCode::LimitExceeded), "54000");
+        assert_eq!(sqlstate(StatusCode::OutcomeUnknown), "08007");
     }
 
     #[test]

@@ -435,6 +435,12 @@ impl Writer {
                 Err(StorageError::WalFailed(reason)) => {
                     Err(StorageError::WalFailed(reason.clone()))
                 }
+                Err(StorageError::WalOutcomeUnknown { object, detail }) => {
+                    Err(StorageError::WalOutcomeUnknown {
+                        object: object.clone(),
+                        detail: detail.clone(),
+                    })
+                }
                 Err(e) => Err(StorageError::WalFailed(e.to_string())),
             };
             let _ = reply.send(answer);
@@ -465,9 +471,10 @@ impl Writer {
                 let name = object_name(&self.prefix, self.next_sequence);
                 self.abandoned.push(self.next_sequence);
                 self.next_sequence += 1;
-                Err(StorageError::WalFailed(format!(
-                    "the outcome of writing WAL object {name} is unknown, the write may or may not be durable: {e}"
-                )))
+                Err(StorageError::WalOutcomeUnknown {
+                    object: name,
+                    detail: e.to_string(),
+                })
             }
         }
     }
