@@ -156,6 +156,15 @@ impl EtcdMetaStore {
         unavailable(&self.endpoints, e)
     }
 
+    /// The error of a request that got no answer within the deadline.
+    fn timed_out(&self) -> StorageError {
+        StorageError::ServiceUnavailable {
+            service: "etcd",
+            endpoints: self.endpoints.clone(),
+            detail: format!("no answer within {:?}", self.request_timeout),
+        }
+    }
+
     /// Runs one request under the request deadline.
     async fn deadline<T>(
         &self,
@@ -163,11 +172,7 @@ impl EtcdMetaStore {
     ) -> Result<T> {
         match tokio::time::timeout(self.request_timeout, request).await {
             Ok(result) => result.map_err(|e| self.error(e)),
-            Err(_) => Err(StorageError::ServiceUnavailable {
-                service: "etcd",
-                endpoints: self.endpoints.clone(),
-                detail: format!("no answer within {:?}", self.request_timeout),
-            }),
+            Err(_) => Err(self.timed_out()),
         }
     }
 
@@ -209,11 +214,7 @@ impl EtcdMetaStore {
             // etcd answers a renewal of a lease it no longer has so.
             Ok(Err(etcd_client::Error::LeaseKeepAliveError(m))) if m.contains("not found") => Ok(0),
             Ok(Err(e)) => Err(self.error(e)),
-            Err(_) => Err(StorageError::ServiceUnavailable {
-                service: "etcd",
-                endpoints: self.endpoints.clone(),
-                detail: format!("no answer within {:?}", self.request_timeout),
-            }),
+            Err(_) => Err(self.timed_out()),
         }
     }
 

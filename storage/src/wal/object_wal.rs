@@ -86,7 +86,7 @@ fn parse_sequence(prefix: &str, path: &str) -> Option<u64> {
     (digits.len() == 20).then(|| digits.parse().ok())?
 }
 
-fn encode_object(term: u64, first_lsn: Lsn, records: &[Vec<u8>]) -> Vec<u8> {
+fn encode_object(term: u64, first_lsn: Lsn, records: &[&[u8]]) -> Vec<u8> {
     let mut buf = Vec::with_capacity(
         OBJECT_HEADER_LEN + 8 + records.iter().map(|r| r.len() + 16).sum::<usize>(),
     );
@@ -419,7 +419,11 @@ impl Writer {
 
     /// Writes the groups' records as one object; answers each caller.
     async fn commit(&mut self, groups: Vec<PendingAppend>) {
-        let records: Vec<Vec<u8>> = groups.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+        // Borrowed, not copied: the payloads are copied once, into the object.
+        let records: Vec<&[u8]> = groups
+            .iter()
+            .flat_map(|(r, _)| r.iter().map(Vec::as_slice))
+            .collect();
         let result = self.write_group(&records).await;
         let mut lsn = match &result {
             Ok(first) => *first,
@@ -448,7 +452,7 @@ impl Writer {
     }
 
     /// Creates the next object with `records`; returns the first LSN.
-    async fn write_group(&mut self, records: &[Vec<u8>]) -> Result<Lsn> {
+    async fn write_group(&mut self, records: &[&[u8]]) -> Result<Lsn> {
         if let Some(reason) = &self.fenced {
             return Err(StorageError::WalFailed(reason.clone()));
         }
@@ -496,7 +500,7 @@ impl Writer {
         StorageError::WalFailed(reason)
     }
 
-    async fn create(&self, sequence: u64, info: ObjectInfo, records: &[Vec<u8>]) -> Result<()> {
+    async fn create(&self, sequence: u64, info: ObjectInfo, records: &[&[u8]]) -> Result<()> {
         let bytes = encode_object(info.term, info.first_lsn, records);
         let options = PutOptions {
             mode: PutMode::Create,
