@@ -82,6 +82,9 @@ export QUIVER_TEST_ETCD_ENDPOINTS="http://127.0.0.1:$ETCD_PORT"
 export QUIVER_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" QUIVER_TEST_S3_BUCKET=quiver-test
 export AWS_ACCESS_KEY_ID=quiver-test AWS_SECRET_ACCESS_KEY=quiver-test
 export QUIVER_TEST_REQUIRE_SERVICES=1
+# The outage test (cmd/tests/outage.rs) runs an etcd and an S3 server of its
+# own, to kill and pause them.
+export QUIVER_TEST_ETCD_BIN="$VENV/bin/etcd" QUIVER_TEST_MOTO_BIN="$VENV/bin/moto_server"
 
 step "format, lint, layering"
 cargo fmt --all -- --check

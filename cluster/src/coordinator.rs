@@ -193,9 +193,12 @@ const TSO_WINDOW_MS: u64 = 3_000;
 /// wakes a background task that persists a new limit a window ahead (an
 /// async meta-store write on the runtime, never a blocking call from
 /// `next`). If the clock overtakes the persisted limit before the refill
-/// lands (a stalled meta store), `next` keeps handing out logical
-/// timestamps in the limit's last millisecond and, once those run out,
-/// fails with [`EngineError::TimestampUnavailable`] until the refill lands.
+/// lands (an idle spell, a slow meta store), `next` keeps handing out
+/// logical timestamps in the limit's last millisecond and, once those run
+/// out or a refill failed (a meta store that is down), fails with
+/// [`EngineError::TimestampUnavailable`] until a refill lands: writes fail
+/// at most a window (3 s) plus one meta-store deadline after the meta store
+/// stopped answering, and succeed again at its first answer.
 #[derive(Debug)]
 pub struct Tso {
     shared: Arc<TsoShared>,
@@ -219,6 +222,8 @@ struct TsoState {
     limit_ms: u64,
     /// A refill is requested or running.
     refilling: bool,
+    /// The last refill failed (the meta store did not take the new limit).
+    refill_failed: bool,
 }
 
 impl Tso {
@@ -241,6 +246,7 @@ impl Tso {
                 last: compose(persisted, 0),
                 limit_ms,
                 refilling: false,
+                refill_failed: false,
             }),
             window_ms: window_ms.max(2),
         });
@@ -253,6 +259,13 @@ impl Tso {
     /// every timestamp to come).
     pub fn last(&self) -> Timestamp {
         self.shared.state.lock().last
+    }
+
+    /// A fresh timestamp to read at, or the newest one handed out while
+    /// none can be (every acknowledged write is at or below it).
+    pub fn read_timestamp(&self) -> Timestamp {
+        let mut state = self.shared.state.lock();
+        self.next_locked(&mut state).unwrap_or(state.last)
     }
 
     /// A new timestamp, larger than every earlier one. Never blocks on the
@@ -275,8 +288,15 @@ impl Tso {
         };
         if decompose(ts).0 >= state.limit_ms {
             // The clock overtook the persisted limit: stay in its last
-            // millisecond while logical steps are left.
+            // millisecond while logical steps are left and the refill may
+            // still land (after an idle spell, or a slow meta store). Once a
+            // refill failed the meta store is down: fail rather than carry
+            // timestamps that stopped following the clock.
             let cap = state.limit_ms - 1;
+            if state.refill_failed {
+                self.request_refill(state);
+                return Err(EngineError::TimestampUnavailable);
+            }
             ts = if last_ms < cap {
                 compose(cap, 0)
             } else if last_ms == cap && last_logical < LOGICAL_MASK {
@@ -370,6 +390,7 @@ async fn refill_task(shared: Weak<TsoShared>, wake: Arc<Notify>) {
         let failed = {
             let mut state = shared.state.lock();
             state.refilling = false;
+            state.refill_failed = result.is_err();
             match result {
                 Ok(_) => {
                     state.limit_ms = state.limit_ms.max(target);
@@ -558,6 +579,92 @@ mod tests {
         assert!(persisted_limit(meta.as_ref()).await > limit);
         let ts = tso.next().unwrap();
         assert!(ts > last);
+    }
+
+    /// A meta store whose writes fail while `down` is set, as an etcd
+    /// that stopped answering.
+    #[derive(Debug)]
+    struct Outage {
+        inner: MemoryMetaStore,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl MetaStore for Outage {
+        async fn get(
+            &self,
+            key: &str,
+        ) -> quiver_storage::Result<Option<quiver_storage::Versioned>> {
+            self.inner.get(key).await
+        }
+        async fn scan_prefix(
+            &self,
+            prefix: &str,
+        ) -> quiver_storage::Result<Vec<quiver_storage::KeyValue>> {
+            self.inner.scan_prefix(prefix).await
+        }
+        async fn txn(
+            &self,
+            batch: MetaBatch,
+        ) -> quiver_storage::Result<quiver_storage::TxnOutcome> {
+            if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(quiver_storage::StorageError::ServiceUnavailable {
+                    service: "etcd",
+                    endpoints: "test".into(),
+                    detail: "down".into(),
+                });
+            }
+            self.inner.txn(batch).await
+        }
+        async fn revision(&self) -> quiver_storage::Result<u64> {
+            self.inner.revision().await
+        }
+        async fn watch_prefix(
+            &self,
+            prefix: &str,
+        ) -> quiver_storage::Result<quiver_storage::WatchStream> {
+            self.inner.watch_prefix(prefix).await
+        }
+    }
+
+    /// A meta store that is down: timestamps run out once the clock passes
+    /// the persisted limit (not after 2^18 logical steps), and come back
+    /// once it answers again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tso_fails_while_the_meta_store_is_down_and_resumes() {
+        let meta = Arc::new(Outage {
+            inner: MemoryMetaStore::new(),
+            down: false.into(),
+        });
+        let tso = Tso::open_with_window(meta.clone(), 40).await.unwrap();
+        meta.down.store(true, std::sync::atomic::Ordering::Relaxed);
+        let down = std::time::Instant::now();
+        let mut handed_out = 0;
+        loop {
+            match tso.next() {
+                Ok(_) => handed_out += 1,
+                Err(EngineError::TimestampUnavailable) => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(
+                down.elapsed() < std::time::Duration::from_secs(2),
+                "never failed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert!(handed_out > 0, "the window covered the first requests");
+        assert!(now_ms() >= persisted_limit(meta.as_ref()).await);
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        assert!(matches!(tso.next(), Err(EngineError::TimestampUnavailable)));
+        meta.down.store(false, std::sync::atomic::Ordering::Relaxed);
+        let back = std::time::Instant::now();
+        while tso.next().is_err() {
+            assert!(
+                back.elapsed() < std::time::Duration::from_secs(2),
+                "never resumed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     #[tokio::test]

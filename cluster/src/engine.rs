@@ -206,9 +206,17 @@ impl Engine {
         &self.config
     }
 
-    /// A fresh timestamp (the read timestamp of a strong read).
+    /// A fresh timestamp.
     pub fn now(&self) -> Result<u64> {
         self.tso.next()
+    }
+
+    /// The read timestamp of a strong read: a fresh timestamp, or — while
+    /// the oracle cannot hand one out (its meta store is down) — the newest
+    /// one handed out, which every acknowledged write is at or below, so
+    /// reads of loaded data go on through a meta-store outage.
+    pub fn read_timestamp(&self) -> u64 {
+        self.tso.read_timestamp()
     }
 
     /// Databases (schemas).

@@ -106,6 +106,9 @@ impl EngineError {
             EngineError::Storage(quiver_storage::StorageError::WalOutcomeUnknown { .. }) => {
                 StatusCode::OutcomeUnknown
             }
+            EngineError::Storage(quiver_storage::StorageError::ServiceUnavailable { .. }) => {
+                StatusCode::ServiceUnavailable
+            }
             EngineError::Storage(_) => StatusCode::StorageUnavailable,
             EngineError::Arrow(_) => StatusCode::Internal,
             EngineError::Parquet(_) => StatusCode::StorageUnavailable,
@@ -115,7 +118,7 @@ impl EngineError {
             EngineError::Index(_) => StatusCode::InvalidParameter,
             EngineError::CorruptMeta(_) => StatusCode::Internal,
             EngineError::ShuttingDown => StatusCode::StorageUnavailable,
-            EngineError::TimestampUnavailable => StatusCode::StorageUnavailable,
+            EngineError::TimestampUnavailable => StatusCode::ServiceUnavailable,
             EngineError::TooManyShards { .. } => StatusCode::InvalidParameter,
             EngineError::Internal(_) => StatusCode::Internal,
             EngineError::Remote { code, .. } => *code,

@@ -353,7 +353,7 @@ impl TableSource for TableRuntime {
     fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
         let read_ts = match read_ts {
             Some(ts) => ts,
-            None => self.tso.next().unwrap_or(u64::MAX),
+            None => self.tso.read_timestamp(),
         };
         // Lock order everywhere: data, then meta.
         let data = self.data.read();

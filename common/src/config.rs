@@ -209,6 +209,13 @@ pub struct MetaConfig {
     /// Prefix of every key Quiver writes to etcd, so clusters can share
     /// one. Default `/quiver/standalone`. Used by `etcd`.
     pub root: String,
+    /// Deadline of connecting to etcd, at startup and on reconnecting
+    /// (milliseconds). Default 5,000. Used by `etcd`.
+    pub etcd_connect_timeout_ms: u64,
+    /// Deadline of every etcd request (milliseconds): a request etcd does
+    /// not answer in time fails with `etcd at <endpoints> is unavailable`.
+    /// Default 10,000. Used by `etcd`.
+    pub etcd_request_timeout_ms: u64,
 }
 
 impl Default for MetaConfig {
@@ -217,6 +224,8 @@ impl Default for MetaConfig {
             backend: MetaBackend::Local,
             etcd_endpoints: vec!["127.0.0.1:2379".into()],
             root: "/quiver/standalone".into(),
+            etcd_connect_timeout_ms: 5_000,
+            etcd_request_timeout_ms: 10_000,
         }
     }
 }
@@ -259,6 +268,14 @@ pub struct ObjectsConfig {
     /// no record of its own points at. Default empty: the bucket's root.
     /// Used by `s3`.
     pub s3_prefix: String,
+    /// Deadline of one attempt of an S3 request (milliseconds). Default
+    /// 30,000. Used by `s3`.
+    pub s3_request_timeout_ms: u64,
+    /// How long a failing S3 request keeps being retried (backoff on
+    /// throttling, 5xx and dropped connections) before it fails
+    /// (milliseconds); a request ends at the latest after this plus one
+    /// attempt. Default 30,000. Used by `s3`.
+    pub s3_retry_timeout_ms: u64,
 }
 
 impl Default for ObjectsConfig {
@@ -269,6 +286,8 @@ impl Default for ObjectsConfig {
             s3_bucket: String::new(),
             s3_region: "us-east-1".into(),
             s3_prefix: String::new(),
+            s3_request_timeout_ms: 30_000,
+            s3_retry_timeout_ms: 30_000,
         }
     }
 }
@@ -490,6 +509,23 @@ impl QuiverConfig {
                 "wal.segment_bytes must be >= 4096".into(),
             ));
         }
+        let deadlines = [
+            (
+                "meta.etcd_connect_timeout_ms",
+                self.meta.etcd_connect_timeout_ms,
+            ),
+            (
+                "meta.etcd_request_timeout_ms",
+                self.meta.etcd_request_timeout_ms,
+            ),
+            (
+                "objects.s3_request_timeout_ms",
+                self.objects.s3_request_timeout_ms,
+            ),
+        ];
+        if let Some((name, _)) = deadlines.iter().find(|(_, ms)| *ms == 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be > 0")));
+        }
         if !self.meta.root.starts_with('/') {
             return Err(ConfigError::Invalid(format!(
                 "meta.root must start with \"/\", not \"{}\"",
@@ -658,6 +694,10 @@ mod tests {
             ("QUIVER__OBJECTS__S3_REGION", "eu-west-1"),
             ("QUIVER__OBJECTS__S3_PREFIX", "prod/objects"),
             ("QUIVER__WAL__BACKEND", "object_store"),
+            ("QUIVER__META__ETCD_REQUEST_TIMEOUT_MS", "1500"),
+            ("QUIVER__META__ETCD_CONNECT_TIMEOUT_MS", "700"),
+            ("QUIVER__OBJECTS__S3_REQUEST_TIMEOUT_MS", "2000"),
+            ("QUIVER__OBJECTS__S3_RETRY_TIMEOUT_MS", "0"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
         let config = QuiverConfig::load(None, env, &[]).unwrap();
@@ -673,12 +713,19 @@ mod tests {
         assert_eq!(config.objects.s3_region, "eu-west-1");
         assert_eq!(config.objects.s3_prefix, "prod/objects");
         assert_eq!(config.wal.backend, WalBackend::ObjectStore);
+        assert_eq!(config.meta.etcd_request_timeout_ms, 1500);
+        assert_eq!(config.meta.etcd_connect_timeout_ms, 700);
+        assert_eq!(config.objects.s3_request_timeout_ms, 2000);
+        assert_eq!(config.objects.s3_retry_timeout_ms, 0, "no retries");
 
         for (key, value) in [
             ("QUIVER__META__BACKEND", "zookeeper"),
             ("QUIVER__OBJECTS__BACKEND", "gcs"),
             ("QUIVER__WAL__BACKEND", "kafka"),
             ("QUIVER__META__ROOT", "relative"),
+            ("QUIVER__META__ETCD_REQUEST_TIMEOUT_MS", "0"),
+            ("QUIVER__META__ETCD_CONNECT_TIMEOUT_MS", "0"),
+            ("QUIVER__OBJECTS__S3_REQUEST_TIMEOUT_MS", "0"),
         ] {
             let env = vec![(key.to_string(), value.to_string())];
             assert!(QuiverConfig::load(None, env, &[]).is_err(), "{key}={value}");

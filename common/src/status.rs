@@ -15,6 +15,10 @@ pub enum StatusCode {
     /// the write may or may not be durable (PostgreSQL's
     /// `transaction_resolution_unknown`).
     OutcomeUnknown,
+    /// A service storage depends on (etcd, S3) does not answer right now;
+    /// retry once it is back (a meta-store write that timed out may still
+    /// have landed).
+    ServiceUnavailable,
     /// The request is syntactically wrong.
     SyntaxError,
     /// The request names a feature Quiver does not implement.
@@ -74,7 +78,10 @@ impl StatusCode {
     pub fn is_user_error(self) -> bool {
         !matches!(
             self,
-            StatusCode::Internal | StatusCode::StorageUnavailable | StatusCode::OutcomeUnknown
+            StatusCode::Internal
+                | StatusCode::StorageUnavailable
+                | StatusCode::OutcomeUnknown
+                | StatusCode::ServiceUnavailable
         )
     }
 }

@@ -13,6 +13,7 @@
 //! [`StorageError::ServiceUnavailable`](crate::StorageError::ServiceUnavailable) naming it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use quiver_common::config::{MetaBackend, ObjectsBackend, QuiverConfig, WalBackend, WalSync};
 
@@ -36,10 +37,11 @@ pub async fn open_meta_store(config: &QuiverConfig) -> Result<Arc<dyn MetaStore>
             &config.data_dir.join(META_FILE),
         )?)),
         MetaBackend::Etcd => Ok(Arc::new(
-            EtcdMetaStore::connect(EtcdOptions::new(
-                config.meta.etcd_endpoints.clone(),
-                config.meta.root.clone(),
-            ))
+            EtcdMetaStore::connect(EtcdOptions {
+                connect_timeout: Duration::from_millis(config.meta.etcd_connect_timeout_ms),
+                request_timeout: Duration::from_millis(config.meta.etcd_request_timeout_ms),
+                ..EtcdOptions::new(config.meta.etcd_endpoints.clone(), config.meta.root.clone())
+            })
             .await?,
         )),
     }

@@ -60,7 +60,7 @@ pub use private::{
     create_private_dir_all, create_private_file, open_data_dir, PrivateLocalStore,
     PRIVATE_DIR_MODE, PRIVATE_FILE_MODE,
 };
-pub use s3::{s3_object_store, S3_RETRY_TIMEOUT};
+pub use s3::s3_object_store;
 pub use wal::{
     LocalWal, Lsn, ObjectWal, ObjectWalOptions, SyncPolicy, Wal, WalOptions, DEFAULT_SEGMENT_BYTES,
     MAX_RECORD_BYTES,

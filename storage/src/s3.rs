@@ -9,8 +9,9 @@
 //! (`http://host:port/bucket/key`, as MinIO serves it) and allows plain
 //! HTTP when it says `http://`. Requests retry with exponential backoff on
 //! throttling, 5xx answers and dropped connections, for at most
-//! [`S3_RETRY_TIMEOUT`], so an unreachable store fails a write with a
-//! clear error instead of hanging. Conditional puts (`PutMode::Create`,
+//! `objects.s3_retry_timeout_ms` (each attempt bounded by
+//! `objects.s3_request_timeout_ms`), so an unreachable store fails a write
+//! with a clear error instead of hanging. Conditional puts (`PutMode::Create`,
 //! S3's `If-None-Match`) are on.
 
 use std::sync::Arc;
@@ -25,10 +26,6 @@ use quiver_common::config::ObjectsConfig;
 use crate::error::{Result, StorageError};
 use crate::object::ObjectStoreRef;
 
-/// How long one request keeps retrying before its error is returned.
-pub const S3_RETRY_TIMEOUT: Duration = Duration::from_secs(30);
-/// Deadline of one attempt of a request.
-pub const S3_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Deadline of establishing a connection.
 pub const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the startup check (listing the bucket) may take.
@@ -69,11 +66,11 @@ pub async fn s3_object_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
         .with_retry(RetryConfig {
             backoff: BackoffConfig::default(),
             max_retries: 10,
-            retry_timeout: S3_RETRY_TIMEOUT,
+            retry_timeout: Duration::from_millis(config.s3_retry_timeout_ms),
         })
         .with_client_options(
             ClientOptions::new()
-                .with_timeout(S3_REQUEST_TIMEOUT)
+                .with_timeout(Duration::from_millis(config.s3_request_timeout_ms))
                 .with_connect_timeout(S3_CONNECT_TIMEOUT),
         );
     if !config.s3_endpoint.is_empty() {

@@ -112,3 +112,36 @@ pub async fn connect(port: u16) -> Client {
         }
     }
 }
+
+/// The path of a service's binary a test starts processes of itself
+/// (`QUIVER_TEST_ETCD_BIN`, `QUIVER_TEST_MOTO_BIN`), or `None` as
+/// [`live_etcd`].
+pub fn service_binary(variable: &str) -> Option<std::path::PathBuf> {
+    match std::env::var(variable) {
+        Ok(path) if !path.trim().is_empty() => Some(path.into()),
+        _ if std::env::var("QUIVER_TEST_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            panic!("{variable} is not set but QUIVER_TEST_REQUIRE_SERVICES=1")
+        }
+        _ => {
+            eprintln!("skipped: no {variable}");
+            None
+        }
+    }
+}
+
+/// Waits up to `timeout` for something to listen on `port`.
+pub fn wait_for_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to `child` (SIGSTOP / SIGCONT to pause a service).
+pub fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill(2) on a child's pid touches no memory of this process.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}

@@ -18,6 +18,8 @@ pub(super) mod code {
     pub const UNEXPECTED: i32 = 1;
     /// `ErrServiceInternal`.
     pub const SERVICE_INTERNAL: i32 = 5;
+    /// `ErrServiceUnavailable` ("service unavailable").
+    pub const SERVICE_UNAVAILABLE: i32 = 2;
     /// `ErrCollectionNotFound`.
     pub const COLLECTION_NOT_FOUND: i32 = 100;
     /// `ErrIndexNotFound`.
@@ -104,6 +106,7 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         StatusCode::Internal | StatusCode::StorageUnavailable | StatusCode::OutcomeUnknown => {
             code::SERVICE_INTERNAL
         }
+        StatusCode::ServiceUnavailable => code::SERVICE_UNAVAILABLE,
         StatusCode::SyntaxError
         | StatusCode::Unsupported
         | StatusCode::TableAlreadyExists
@@ -365,6 +368,7 @@ mod tests {
             (StatusCode::Internal, 5),
             (StatusCode::StorageUnavailable, 5),
             (StatusCode::OutcomeUnknown, 5),
+            (StatusCode::ServiceUnavailable, 2),
             (StatusCode::SyntaxError, 1100),
             (StatusCode::Unsupported, 1100),
             (StatusCode::TableNotFound, 100),

@@ -17,6 +17,8 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::Internal => "XX000",
         StatusCode::StorageUnavailable => "58030",
         StatusCode::OutcomeUnknown => "08007",
+        // cannot_connect_now: the server cannot serve this now, retry later.
+        StatusCode::ServiceUnavailable => "57P03",
         StatusCode::SyntaxError => "42601",
         StatusCode::Unsupported => "0A000",
         StatusCode::TableNotFound => "42P01",
@@ -117,6 +119,7 @@ mod tests {
         assert_eq!(sqlstate(StatusCode::Cancelled), "57014");
         assert_eq!(sqlstate(StatusCode::LimitExceeded), "54000");
         assert_eq!(sqlstate(StatusCode::OutcomeUnknown), "08007");
+        assert_eq!(sqlstate(StatusCode::ServiceUnavailable), "57P03");
     }
 
     #[test]

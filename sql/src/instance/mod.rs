@@ -314,7 +314,7 @@ impl QueryHandler for Instance {
 
     async fn execute_plan(&self, session: &mut Session, plan: LogicalPlan) -> Result<Output> {
         let session = SqlSession::of(session)?;
-        self.set_read_ts(session)?;
+        self.set_read_ts(session);
         let df = session.ctx.execute_logical_plan(plan).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await?;

@@ -29,7 +29,7 @@ impl Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<PgOutput> {
-        let read_ts = self.set_read_ts(session)?;
+        let read_ts = self.set_read_ts(session);
         if let (Statement::Query(_), Some(params)) = (statement, params.as_ref()) {
             return self
                 .prepared_query(session, statement, params, read_ts)
@@ -89,7 +89,7 @@ impl Instance {
         plan: KeyedPlan<'_>,
         params: &ParamValues,
     ) -> Result<PgOutput> {
-        let read_ts = self.set_read_ts(session)?;
+        let read_ts = self.set_read_ts(session);
         let key = PlanKey {
             sql: format!("typed plan {}", plan.key),
             schema: String::new(),

@@ -101,15 +101,17 @@ impl Instance {
 }
 
 impl Instance {
-    pub(crate) fn set_read_ts(&self, session: &SqlSession) -> Result<u64> {
-        let ts = self.engine.now()?;
+    /// Sets the session's read timestamp (a strong read's: see
+    /// `Engine::read_timestamp`) and returns it.
+    pub(crate) fn set_read_ts(&self, session: &SqlSession) -> u64 {
+        let ts = self.engine.read_timestamp();
         session
             .ctx
             .state_ref()
             .write()
             .config_mut()
             .set_extension(Arc::new(ReadTimestamp(ts)));
-        Ok(ts)
+        ts
     }
 
     /// The scan of a table in the session's catalog, the start of a typed
