@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Local WAL/objects/meta vs etcd + S3 (moto) + object-store WAL: binary COPY rows/s, single-row INSERT
-# latency and restart-to-ready, release builds, one run each way (docs/benchmarks.md).
+# Local WAL/objects/meta vs etcd + S3 (moto) + object-store WAL: binary COPY rows/s, pymilvus
+# inserts in batches of 1,000, single-row INSERT latency and restart-to-ready, release builds,
+# one run each way (docs/benchmarks.md).
 set -u
 Q=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target}/release/quiver
 B=${CARGO_TARGET_DIR:-$HOME/.cache/quiver-target}/release/quiver-bench
 DS=${QUIVER_BENCH_DATASET:-../shared/datasets/fashion-mnist-784-euclidean}
 PY=${QUIVER_VENV:-$HOME/.cache/quiver-venv}/bin/python
+MPY=${QUIVER_MILVUS_VENV:-$HOME/.cache/quiver-milvus-venv-3}/bin/python
 RUN=bench-$$
-start() { # name port extra-env...
+start() { # name port extra-env... (the Milvus door on port + 1000)
   local name=$1 port=$2; shift 2
   mkdir -p /tmp/$RUN-$name; chmod 700 /tmp/$RUN-$name
   env AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "$@" $Q standalone --data-dir /tmp/$RUN-$name \
-    --pg-addr 127.0.0.1:$port --milvus-addr "" > /tmp/$RUN-$name.log 2>&1 &
+    --pg-addr 127.0.0.1:$port --milvus-addr 127.0.0.1:$((port + 1000)) > /tmp/$RUN-$name.log 2>&1 &
   echo $! > /tmp/$RUN-$name.pid
 }
 ready() { # port -> seconds until a query answers
@@ -31,6 +33,8 @@ for pass in 1 2; do
     name=${which%%:*}; port=${which##*:}
     echo "== $name pass $pass: binary COPY of fashion-mnist (60,000 x 784)"
     $B sql --url "postgresql://quiver@127.0.0.1:$port/quiver" --dataset $DS --index none --queries 10 --table bench 2>&1 | grep -iE 'insert|rows/s|load' | head -5
+    echo "== $name pass $pass: pymilvus insert of fashion-mnist in batches of 1,000"
+    $MPY "$(dirname "$0")/milvus-batch-insert.py" "http://127.0.0.1:$((port + 1000))" $DS 1000
     echo "== $name pass $pass: single-row INSERT latency"
     $PY "$(dirname "$0")/insert-latency.py" "postgresql://quiver@127.0.0.1:$port/quiver" 500
   done

@@ -9,8 +9,10 @@
 //! persisted window runs out; S3: 08007, the WAL object's outcome
 //! unknown), the connection stays usable and reads of loaded data go on;
 //! when the dependency returns, writes succeed again with no restart.
-//! Finally a SIGKILL and a restart: every acknowledged row is there, and no
-//! write refused with 57P03 (which did nothing) is.
+//! A Milvus client's insert during etcd's outage fails with Milvus' code 2
+//! (service unavailable). Finally a SIGKILL and a restart: every
+//! acknowledged row is there, and no write refused with 57P03 (which did
+//! nothing) is.
 //!
 //! etcd and the S3 server are processes of this test (their binaries from
 //! `QUIVER_TEST_ETCD_BIN` / `QUIVER_TEST_MOTO_BIN`, set by
@@ -25,6 +27,12 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
+use milvus::proto::milvus::InsertRequest;
+use milvus::proto::schema::{
+    field_data, scalar_field, DataType, FieldData, LongArray, ScalarField, StringArray,
+};
 
 use support::{
     connect, free_port, nanos, private_tempdir, service_binary, sigkill, signal, wait_for_port,
@@ -188,8 +196,56 @@ fn start_moto(binary: &PathBuf, port: u16) -> KillOnDrop {
     moto
 }
 
+/// Inserts row `id` of `t` through the Milvus door on `port`; the reply's
+/// status code and reason.
+async fn milvus_insert(port: u16, id: i64) -> (i32, String) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("the Milvus door answers");
+    let mut client = MilvusServiceClient::new(channel);
+    let scalar = |name: &str, r#type: DataType, data: scalar_field::Data| FieldData {
+        r#type: r#type as i32,
+        field_name: name.into(),
+        field: Some(field_data::Field::Scalars(ScalarField {
+            data: Some(data),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let request = InsertRequest {
+        collection_name: "t".into(),
+        num_rows: 1,
+        fields_data: vec![
+            scalar(
+                "id",
+                DataType::Int64,
+                scalar_field::Data::LongData(LongArray { data: vec![id] }),
+            ),
+            scalar(
+                "v",
+                DataType::VarChar,
+                scalar_field::Data::StringData(StringArray {
+                    data: vec!["milvus".into()],
+                }),
+            ),
+        ],
+        ..Default::default()
+    };
+    let status = client
+        .insert(request)
+        .await
+        .expect("an answer")
+        .into_inner()
+        .status
+        .unwrap_or_default();
+    (status.code, status.reason)
+}
+
 /// `quiver standalone` on the etcd and S3 server given, with short
-/// service deadlines; small segments, so flushes run during the outages.
+/// service deadlines; small segments, so flushes run during the outages;
+/// the Milvus door on `port + 1`.
 fn start_quiver(data: &std::path::Path, port: u16, etcd: u16, s3: u16, root: &str) -> KillOnDrop {
     let timeout = SERVICE_TIMEOUT_MS.to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
@@ -199,7 +255,7 @@ fn start_quiver(data: &std::path::Path, port: u16, etcd: u16, s3: u16, root: &st
             "--pg-addr",
             &format!("127.0.0.1:{port}"),
             "--milvus-addr",
-            "",
+            &format!("127.0.0.1:{}", port + 1),
         ])
         .args(["--seal-rows", "200"])
         .env("QUIVER__META__BACKEND", "etcd")
@@ -227,6 +283,16 @@ fn start_quiver(data: &std::path::Path, port: u16, etcd: u16, s3: u16, root: &st
         .spawn()
         .expect("quiver starts");
     KillOnDrop(child)
+}
+
+/// A free port whose successor is free too (the two doors).
+fn free_port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Every write recorded during an outage took at most [`WRITE_BOUND`] and
@@ -286,7 +352,7 @@ async fn writes_fail_in_bounded_time_and_resume_when_etcd_or_s3_return() {
     let s3_port = free_port();
     let moto = start_moto(&moto_bin, s3_port);
     let data = private_tempdir();
-    let port = free_port();
+    let port = free_port_pair();
     let root = format!("/quiver/outage-{}", nanos());
     let mut server = start_quiver(data.path(), port, etcd.port, s3_port, &root);
     let reader = connect(port).await;
@@ -312,6 +378,9 @@ async fn writes_fail_in_bounded_time_and_resume_when_etcd_or_s3_return() {
         killed.elapsed()
     );
     reads_go_on(&reader, acked_before, "etcd down").await;
+    let (code, reason) = milvus_insert(port + 1, -1).await;
+    assert_eq!(code, 2, "a Milvus insert while etcd is down: {reason}");
+    assert!(reason.contains("no timestamp available"), "{reason}");
     tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
     let restart = load.len();
     let restarted = Instant::now();
@@ -389,4 +458,8 @@ async fn writes_fail_in_bounded_time_and_resume_when_etcd_or_s3_return() {
         writes.len() - acknowledged(&writes) - refused
     );
     assert!(refused > 0, "etcd's outage refused writes");
+    assert!(
+        !present.contains(&-1),
+        "the refused Milvus insert did nothing"
+    );
 }
