@@ -106,9 +106,10 @@ impl EngineError {
             EngineError::Storage(quiver_storage::StorageError::WalOutcomeUnknown { .. }) => {
                 StatusCode::OutcomeUnknown
             }
-            EngineError::Storage(quiver_storage::StorageError::ServiceUnavailable { .. }) => {
-                StatusCode::ServiceUnavailable
-            }
+            EngineError::Storage(
+                quiver_storage::StorageError::ServiceUnavailable { .. }
+                | quiver_storage::StorageError::ObjectStoreUnreachable(_),
+            ) => StatusCode::ServiceUnavailable,
             EngineError::Storage(_) => StatusCode::StorageUnavailable,
             EngineError::Arrow(_) => StatusCode::Internal,
             EngineError::Parquet(_) => StatusCode::StorageUnavailable,
@@ -128,3 +129,45 @@ impl EngineError {
 
 /// Result alias of the engine.
 pub type Result<T> = std::result::Result<T, EngineError>;
+
+#[cfg(test)]
+mod tests {
+    use quiver_storage::StorageError;
+
+    use super::*;
+
+    /// A dependency that does not answer is "retry later" at both doors
+    /// (57P03 / Milvus 2); other storage failures stay 58030, an append of
+    /// unknown outcome 08007.
+    #[test]
+    fn outages_are_service_unavailable() {
+        let code = |e: StorageError| EngineError::Storage(e).status_code();
+        let etcd = StorageError::ServiceUnavailable {
+            service: "etcd",
+            endpoints: "http://127.0.0.1:2379".into(),
+            detail: "no answer within 10s".into(),
+        };
+        assert_eq!(code(etcd), StatusCode::ServiceUnavailable);
+        let s3 = object_store::Error::Generic {
+            store: "S3",
+            source: "timed out".into(),
+        };
+        assert_eq!(
+            code(StorageError::ObjectStoreUnreachable(s3)),
+            StatusCode::ServiceUnavailable
+        );
+        assert_eq!(
+            EngineError::TimestampUnavailable.status_code(),
+            StatusCode::ServiceUnavailable
+        );
+        let unknown = StorageError::WalOutcomeUnknown {
+            object: "wal/default/1.wal".into(),
+            detail: "timed out".into(),
+        };
+        assert_eq!(code(unknown), StatusCode::OutcomeUnknown);
+        assert_eq!(
+            code(StorageError::Meta("disk full".into())),
+            StatusCode::StorageUnavailable
+        );
+    }
+}

@@ -23,7 +23,13 @@ pub enum StorageError {
 
     /// Failure reported by the object store.
     #[error("object store error: {0}")]
-    ObjectStore(#[from] object_store::Error),
+    ObjectStore(object_store::Error),
+
+    /// The object store did not answer: connecting failed or timed out, or
+    /// the request timed out, through every retry (an S3 server that is
+    /// down or paused).
+    #[error("object storage is unreachable: {0}")]
+    ObjectStoreUnreachable(object_store::Error),
 
     /// A WAL record exceeded the maximum record size.
     #[error("record of {size} bytes exceeds the maximum of {max} bytes")]
@@ -88,6 +94,34 @@ pub enum StorageError {
     /// The component was closed.
     #[error("storage component is closed")]
     Closed,
+}
+
+impl From<object_store::Error> for StorageError {
+    fn from(e: object_store::Error) -> Self {
+        if unreachable(&e) {
+            StorageError::ObjectStoreUnreachable(e)
+        } else {
+            StorageError::ObjectStore(e)
+        }
+    }
+}
+
+/// True when `e` comes from an HTTP request that never got an answer:
+/// connecting failed or timed out, or the request timed out or was cut
+/// off (object_store reports these after its retries ran out).
+fn unreachable(e: &object_store::Error) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if let Some(http) = error.downcast_ref::<HttpError>() {
+            return matches!(
+                http.kind(),
+                HttpErrorKind::Connect | HttpErrorKind::Timeout | HttpErrorKind::Interrupted
+            );
+        }
+        source = error.source();
+    }
+    false
 }
 
 /// Result alias used throughout this crate.

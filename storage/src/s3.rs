@@ -52,6 +52,13 @@ fn unavailable(config: &ObjectsConfig, detail: impl Into<String>) -> StorageErro
 /// The S3 store `[objects]` describes, checked by listing the bucket (so a
 /// wrong endpoint, bucket or credentials fail at startup, naming them).
 pub async fn s3_object_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
+    let store = unchecked_s3_store(config)?;
+    check_reachable(store.as_ref(), config).await?;
+    Ok(store)
+}
+
+/// The S3 store `[objects]` describes, not yet checked.
+fn unchecked_s3_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
     if config.s3_bucket.is_empty() {
         return Err(StorageError::InvalidSetting {
             setting: "objects.s3_bucket",
@@ -83,13 +90,11 @@ pub async fn s3_object_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
         .build()
         .map_err(|e| unavailable(config, e.to_string()))?;
     let prefix = config.s3_prefix.trim_matches('/');
-    let store: ObjectStoreRef = if prefix.is_empty() {
+    Ok(if prefix.is_empty() {
         Arc::new(store)
     } else {
         Arc::new(PrefixStore::new(store, prefix))
-    };
-    check_reachable(store.as_ref(), config).await?;
-    Ok(store)
+    })
 }
 
 /// Lists one object of the bucket within [`S3_STARTUP_TIMEOUT`].
@@ -136,6 +141,52 @@ mod tests {
 
     use super::*;
     use crate::object::round_trip;
+
+    /// An S3 server that does not answer (here: nothing listens on its
+    /// port) fails a request once its retries run out, as
+    /// `ObjectStoreUnreachable` (the doors' 57P03 / Milvus code 2), not as
+    /// a generic object-store error.
+    #[tokio::test]
+    async fn a_server_that_does_not_answer_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = AmazonS3Builder::new()
+            .with_endpoint(format!("http://127.0.0.1:{port}"))
+            .with_allow_http(true)
+            .with_bucket_name("nowhere")
+            .with_region("us-east-1")
+            .with_access_key_id("k")
+            .with_secret_access_key("s")
+            .with_retry(RetryConfig {
+                backoff: BackoffConfig::default(),
+                max_retries: 10,
+                retry_timeout: Duration::from_millis(300),
+            })
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let err = crate::put_bytes(&store, "x", b"y".to_vec())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StorageError::ObjectStoreUnreachable(_)),
+            "{err:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+        // A missing object is an answer, not an outage.
+        let dir = tempfile::tempdir().unwrap();
+        let local = crate::local_object_store(dir.path()).unwrap();
+        let missing = crate::get_bytes(local.as_ref(), "absent")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, StorageError::ObjectStore(_)),
+            "{missing:?}"
+        );
+    }
 
     #[tokio::test]
     async fn the_object_helpers_work_on_s3() {
