@@ -1,7 +1,9 @@
 //! The data-node role: flushes sealed segments to Parquet in object storage,
 //! persists delete logs, records both in the meta store, compacts small
-//! segments (dropping deleted rows) in bounded steps, and builds segment
-//! indexes one (segment, index) at a time, each committed when done.
+//! segments (dropping deleted rows) in bounded steps, and runs index-build
+//! tasks ([`DataNodeTasks`]): a flushed segment read from object storage,
+//! its index written next to it, the record returned for the coordinator
+//! to commit.
 
 use std::sync::Arc;
 
@@ -15,11 +17,12 @@ use quiver_exec::pk::PkValue;
 use quiver_exec::source::{adapt_batch, visible_mask};
 use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef, MAX_TXN_OPS};
 
-use crate::coordinator::{decode, encode, keys, SegmentMeta};
+use crate::coordinator::{encode, keys, SegmentMeta};
 use async_trait::async_trait;
 use quiver_common::schema::TableSchema;
 use quiver_exec::stats::segment_statistics;
 
+use crate::api::data::{BuiltIndex, DataNodeTasks, IndexBuildTask};
 use crate::error::{EngineError, Result};
 use crate::indexes::{build_threads, index_path, IndexMeta, LoadedIndex, SegmentIndexMeta};
 use crate::roles::DataRole;
@@ -54,6 +57,25 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
     writer.write(batch)?;
     writer.close()?;
     Ok(buf)
+}
+
+#[async_trait]
+impl DataNodeTasks for DataNode {
+    async fn build_index(&self, task: IndexBuildTask) -> Result<BuiltIndex> {
+        let batches = crate::query_node::read_parquet(&self.objects, &task.segment_path).await?;
+        let (record, _) = self
+            .build_and_store(
+                &task.output_path,
+                &task.schema,
+                &task.index,
+                Arc::new(batches),
+            )
+            .await?;
+        Ok(BuiltIndex {
+            task_id: task.task_id,
+            record,
+        })
+    }
 }
 
 /// Flushes and compacts tables.
@@ -117,11 +139,10 @@ impl DataNode {
         Ok(true)
     }
 
-    /// Builds `def` over `batches` and writes it next to segment `segment_id`.
+    /// Builds `def` over `batches` and writes it to `path`.
     async fn build_and_store(
         &self,
-        table_id: u64,
-        segment_id: u64,
+        path: &str,
         schema: &TableSchema,
         def: &IndexMeta,
         batches: Arc<Vec<RecordBatch>>,
@@ -132,17 +153,16 @@ impl DataNode {
         })
         .await
         .map_err(|e| EngineError::Index(format!("index build task failed: {e}")))??;
-        let path = index_path(table_id, segment_id, def.id);
-        put_bytes(self.objects.as_ref(), &path, index.to_bytes()).await?;
+        put_bytes(self.objects.as_ref(), path, index.to_bytes()).await?;
         Ok((
             SegmentIndexMeta {
                 index_id: def.id,
-                path: path.clone(),
+                path: path.to_string(),
                 rows: index.len(),
             },
             LoadedIndex {
                 index_id: def.id,
-                path,
+                path: path.to_string(),
                 index,
             },
         ))
@@ -202,23 +222,6 @@ impl DataNode {
     }
 }
 
-/// The (segment, index) pairs still to build: every index definition of
-/// the table missing on a flushed, non-empty segment, in segment order.
-pub fn missing_indexes(table: &TableRuntime) -> Vec<(SealedSegment, IndexMeta)> {
-    let data = table.data.read();
-    let meta = table.meta.read();
-    data.sealed
-        .iter()
-        .filter(|s| s.flushed && s.rows > 0)
-        .flat_map(|s| {
-            meta.indexes
-                .iter()
-                .filter(|d| !s.indexes.iter().any(|l| l.index_id == d.id))
-                .map(move |d| (s.clone(), d.clone()))
-        })
-        .collect()
-}
-
 /// The segments one compaction step merges, given `(id, rows, flushed)` of
 /// a table's sealed segments: nothing unless at least `min_segments` (and
 /// 2) flushed segments have fewer than `small_rows` rows; else those small
@@ -273,72 +276,6 @@ impl DataRole for DataNode {
         }
         self.flush_deletes(table).await?;
         Ok(flushed)
-    }
-
-    async fn build_indexes(
-        &self,
-        table: &TableRuntime,
-        limit: usize,
-        progress: &(dyn Fn(usize, usize) + Send + Sync),
-    ) -> Result<usize> {
-        let mut todo = missing_indexes(table);
-        todo.truncate(limit);
-        let total = todo.len();
-        for (done, (segment, def)) in todo.into_iter().enumerate() {
-            let (table_id, schema) = {
-                let meta = table.meta.read();
-                (meta.id, meta.schema.clone())
-            };
-            let (record, loaded) = self
-                .build_and_store(table_id, segment.id, &schema, &def, segment.batches.clone())
-                .await?;
-            let committed = {
-                // Under the records lock: the index still defined and the
-                // segment still there and without it, the record written,
-                // then the in-memory segment gets the index.
-                let records = table.records.lock().await;
-                let wanted = !records.dropped && {
-                    let data = table.data.read();
-                    let meta = table.meta.read();
-                    meta.indexes.iter().any(|d| d.id == def.id)
-                        && data.sealed.iter().any(|s| {
-                            s.id == segment.id && !s.indexes.iter().any(|l| l.index_id == def.id)
-                        })
-                };
-                if wanted {
-                    let key = keys::segment(table_id, segment.id);
-                    let Some(current) = self.meta.get(&key).await? else {
-                        return Err(EngineError::CorruptMeta(format!("{key} missing")));
-                    };
-                    let mut seg_meta: SegmentMeta = decode(&key, &current.value)?;
-                    seg_meta.indexes.retain(|r| r.index_id != def.id);
-                    seg_meta.indexes.push(record);
-                    // Conditional on the version read: nothing else may
-                    // have rewritten the record meanwhile.
-                    self.meta
-                        .apply(
-                            MetaBatch::new()
-                                .if_version(key.clone(), current.version)
-                                .put(key, encode(&seg_meta)),
-                        )
-                        .await?;
-                    let mut data = table.data.write();
-                    if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
-                        s.indexes.push(loaded.clone());
-                    }
-                }
-                wanted
-            };
-            if committed {
-                tracing::debug!(table_id, segment = segment.id, index = %def.name, "segment indexed");
-            } else {
-                // The segment was compacted away or the index dropped meanwhile.
-                let path = object_store::path::Path::from(loaded.path.as_str());
-                let _ = self.objects.delete(&path).await;
-            }
-            progress(done + 1, total);
-        }
-        Ok(total)
     }
 
     /// Merges small flushed segments of `table` into one, dropping rows deleted
@@ -408,8 +345,9 @@ impl DataRole for DataNode {
         if merged.num_rows() > 0 {
             let batches = Arc::new(vec![merged.clone()]);
             for def in &definitions {
+                let path = index_path(table_id, new_id, def.id);
                 let (record, index) = self
-                    .build_and_store(table_id, new_id, &schema, def, batches.clone())
+                    .build_and_store(&path, &schema, def, batches.clone())
                     .await?;
                 index_records.push(record);
                 loaded.push(index);
@@ -476,5 +414,86 @@ impl DataRole for DataNode {
             }
         }
         Ok(candidates.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, UInt64Array};
+    use arrow::datatypes::{DataType, Field};
+    use quiver_common::schema::{ColumnDef, ColumnType};
+
+    use super::*;
+
+    /// An index-build task reads its segment from object storage (nothing
+    /// of the coordinator's memory), writes the index to the task's path
+    /// and answers with its record; the index holds every row of the
+    /// segment.
+    #[tokio::test]
+    async fn an_index_build_task_reads_the_segment_object_and_writes_its_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = quiver_storage::local_object_store(dir.path()).unwrap();
+        let node = DataNode {
+            meta: Arc::new(quiver_storage::MemoryMetaStore::new()),
+            objects: objects.clone(),
+        };
+        let schema = TableSchema {
+            columns: vec![
+                ColumnDef::new("id", ColumnType::Int64),
+                ColumnDef::new("v", ColumnType::Vector { dim: 2 }),
+            ],
+            primary_key: 0,
+        };
+        let rows = 50;
+        let vectors = FixedSizeListArray::try_new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            2,
+            Arc::new(Float32Array::from_iter_values(
+                (0..rows).flat_map(|i| [i as f32, 0.0]),
+            )),
+            None,
+        )
+        .unwrap();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(0..rows)),
+            Arc::new(vectors),
+            Arc::new(UInt64Array::from(vec![1u64; rows as usize])),
+        ];
+        let batch = RecordBatch::try_new(schema.storage_schema(), columns).unwrap();
+        let segment = segment_path(7, 3);
+        put_bytes(objects.as_ref(), &segment, encode_parquet(&batch).unwrap())
+            .await
+            .unwrap();
+        let index = IndexMeta {
+            id: 1,
+            name: "t_v_idx".into(),
+            column: "v".into(),
+            kind: "hnsw".into(),
+            metric: "l2".into(),
+            params: BTreeMap::new(),
+        };
+        let output = crate::indexes::task_index_path(7, 3, 1, "a-1");
+        let built = node
+            .build_index(IndexBuildTask {
+                task_id: 1,
+                table_id: 7,
+                segment_id: 3,
+                segment_path: segment,
+                schema,
+                index,
+                output_path: output.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(built.task_id, 1);
+        assert_eq!(built.record.path, output);
+        assert_eq!(built.record.rows, rows as usize);
+        let bytes = quiver_storage::get_bytes(objects.as_ref(), &output)
+            .await
+            .unwrap();
+        let loaded = quiver_index::load_index(&bytes).unwrap();
+        assert_eq!(loaded.len(), rows as usize);
     }
 }

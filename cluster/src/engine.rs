@@ -14,6 +14,7 @@
 //! is durable.
 
 mod coordinator_api;
+mod index_tasks;
 mod maintenance;
 mod recovery;
 mod streaming_api;
@@ -34,6 +35,7 @@ use quiver_exec::table_source::TableSource;
 use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
 use tokio::sync::Notify;
 
+use crate::api::data::DataNodeTasks;
 pub use crate::api::{IndexDefinition, IndexStatus};
 use crate::coordinator::{
     apply_in_chunks, decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
@@ -44,6 +46,7 @@ use crate::indexes::IndexMeta;
 use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole, WriteMode, WriteOutcome};
 use crate::streaming::StreamingNode;
 use crate::table::{SealPolicy, TableRuntime};
+use crate::task_leases::TaskLeases;
 
 /// The default database (Postgres schema `public`, Milvus database `default`).
 pub const DEFAULT_DATABASE: &str = "public";
@@ -93,6 +96,13 @@ pub struct Engine {
     objects: ObjectStoreRef,
     streaming: Arc<dyn StreamingRole>,
     data_node: Arc<dyn DataRole>,
+    /// The data node's task API (index builds), behind encoded messages
+    /// with `cluster.serialize_seams`.
+    data_tasks: Arc<dyn DataNodeTasks>,
+    /// Leases of the data-node tasks in flight.
+    index_leases: TaskLeases,
+    /// Distinguishes this process's task outputs from a previous one's.
+    task_nonce: u64,
     query_node: Arc<dyn QueryRole>,
     tso: Arc<Tso>,
     catalog: RwLock<CatalogState>,
@@ -146,11 +156,22 @@ impl Engine {
         wal: Arc<dyn Wal>,
     ) -> Result<Arc<Self>> {
         let tso = Arc::new(Tso::open(meta.clone()).await?);
+        let data_node = Arc::new(DataNode {
+            meta: meta.clone(),
+            objects: objects.clone(),
+        });
+        let data_tasks: Arc<dyn DataNodeTasks> = if config.cluster.serialize_seams {
+            Arc::new(crate::api::wire::WireDataNode::new(data_node.clone()))
+        } else {
+            data_node.clone()
+        };
         let mut engine = Engine {
-            data_node: Arc::new(DataNode {
-                meta: meta.clone(),
-                objects: objects.clone(),
-            }),
+            data_node,
+            data_tasks,
+            index_leases: TaskLeases::default(),
+            task_nonce: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64),
             query_node: Arc::new(LocalQueryNode {
                 objects: objects.clone(),
             }),
@@ -699,10 +720,10 @@ impl Engine {
         let table = self.table(database, table_name)?;
         let _pass = self.maintenance_lock.lock().await;
         self.data_node.flush_table(&table).await?;
-        let total = crate::data_node::missing_indexes(&table).len().min(limit);
+        let total = self.missing_index_count(&table).min(limit);
         let mut done = 0;
         while done < total && !self.stopping.load(Ordering::Relaxed) {
-            let step = self.data_node.build_indexes(&table, 1, &|_, _| {}).await?;
+            let step = self.build_next_index(&table).await?;
             if step == 0 {
                 break;
             }

@@ -65,6 +65,13 @@ pub fn index_path(table: u64, segment: u64, index: u64) -> String {
     format!("tables/{table}/indexes/{segment:020}-{index:010}.qvix")
 }
 
+/// Object path of the index file one build task writes: unique to the
+/// task (`attempt`: the coordinator's process and task), so a stale task's
+/// output is never the path a newer task of the same pair writes to.
+pub fn task_index_path(table: u64, segment: u64, index: u64, attempt: &str) -> String {
+    format!("tables/{table}/indexes/{segment:020}-{index:010}-{attempt}.qvix")
+}
+
 /// The metric of a stored metric name.
 pub fn parse_metric(name: &str) -> Option<Metric> {
     Some(match name {

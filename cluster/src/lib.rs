@@ -8,7 +8,8 @@
 //! * [`streaming`] — the write path: validation, TSO timestamp, WAL append
 //!   (durable before acknowledging), apply to the growing segment;
 //! * [`data_node`] — flush of sealed segments and delete logs to Parquet in
-//!   object storage, compaction;
+//!   object storage, compaction, index-build tasks;
+//! * [`task_leases`] — the coordinator's leases of data-node tasks;
 //! * [`indexes`] — vector index definitions and per-segment index files
 //!   (built by the data role, loaded by the query role);
 //! * [`query_node`] — loading flushed segments and delete logs;
@@ -32,6 +33,7 @@ pub mod roles;
 pub mod shards;
 pub mod streaming;
 pub mod table;
+pub mod task_leases;
 
 pub use engine::{Engine, DEFAULT_DATABASE};
 pub use error::{EngineError, Result};

@@ -54,22 +54,12 @@ pub trait StreamingRole: Send + Sync {
     fn safe_timestamp(&self) -> u64;
 }
 
-/// The data role: persists sealed segments and deletes, compacts.
+/// The data role: persists sealed segments and deletes, compacts (index
+/// builds are its leased tasks: [`crate::api::data::DataNodeTasks`]).
 #[async_trait]
 pub trait DataRole: Send + Sync {
     /// Flushes sealed segments and pending deletes of a table; returns segments flushed.
     async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
-    /// Builds up to `limit` missing (segment, index) pairs of the table's
-    /// flushed segments, in segment order, each written to object storage
-    /// and recorded in the segment's meta record before the next starts
-    /// (so a crash keeps every finished one); calls `progress(done, total)`
-    /// after each and returns how many were processed (0: none missing).
-    async fn build_indexes(
-        &self,
-        table: &TableRuntime,
-        limit: usize,
-        progress: &(dyn Fn(usize, usize) + Send + Sync),
-    ) -> Result<usize>;
     /// One compaction step: merges one group of small flushed segments
     /// (fewer than `small_rows` rows each; the group stops once it holds
     /// `small_rows` rows), when at least `min_segments` are small; the

@@ -8,6 +8,7 @@
 //!   oracle and the table layout;
 //! * [`streaming`] — writes and deletes by table id, flush, the safe
 //!   timestamp;
+//! * [`data`] — the data node's leased tasks (index builds);
 //! * [`wire`] — the same APIs through encoded messages
 //!   (`cluster.serialize_seams`).
 //!
@@ -16,6 +17,7 @@
 //! messages over gRPC.
 
 pub mod coordinator;
+pub mod data;
 pub mod streaming;
 pub mod wire;
 pub mod wire_error;

@@ -3,7 +3,7 @@
 //! the coordinator sees it, and the reply likewise on its way back — the
 //! messages' serde form, as a transport would carry them; a
 //! [`WireStreaming`] does the same for the streaming node, its rows and
-//! keys as Arrow IPC. Errors come back encoded too
+//! keys as Arrow IPC, and a [`WireDataNode`] for the data node's tasks. Errors come back encoded too
 //! ([`error_over_the_wire`]): their structured fields, or their status code
 //! and message.
 
@@ -21,6 +21,7 @@ use super::coordinator::{
     DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableLayout,
     TableRef, TimestampBatch,
 };
+use super::data::{BuiltIndex, DataNodeTasks, IndexBuildTask};
 use super::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
 use super::wire_error::error_over_the_wire;
 use crate::error::{EngineError, Result};
@@ -242,6 +243,31 @@ impl Streaming for WireStreaming {
         over_the_wire(
             self.inner
                 .safe_timestamp()
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+}
+
+/// A data node reached through encoded messages.
+pub struct WireDataNode {
+    inner: Arc<dyn DataNodeTasks>,
+}
+
+impl WireDataNode {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn DataNodeTasks>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl DataNodeTasks for WireDataNode {
+    async fn build_index(&self, task: IndexBuildTask) -> Result<BuiltIndex> {
+        let task = over_the_wire(task)?;
+        over_the_wire(
+            self.inner
+                .build_index(task)
                 .await
                 .map_err(error_over_the_wire)?,
         )

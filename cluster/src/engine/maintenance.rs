@@ -57,7 +57,7 @@ impl Engine {
         }
         for table in self.tables() {
             while !self.stopping() {
-                let built = self.data_node.build_indexes(&table, 1, &|_, _| {}).await?;
+                let built = self.build_next_index(&table).await?;
                 if built == 0 {
                     break;
                 }

@@ -1,0 +1,140 @@
+//! The coordinator's side of index builds: which (segment, index) pairs
+//! are missing, leasing one as a task to the data node
+//! ([`DataNodeTasks`](crate::api::data::DataNodeTasks)), and committing the
+//! result — recorded on the segment's meta record, then loaded from object
+//! storage onto the in-memory segment, as a query node loads it — only
+//! while the task's lease holds and the index and segment still want it.
+
+use object_store::ObjectStoreExt;
+
+use super::Engine;
+use crate::api::data::{BuiltIndex, IndexBuildTask};
+use crate::coordinator::{decode, encode, keys, SegmentMeta};
+use crate::data_node::segment_path;
+use crate::error::{EngineError, Result};
+use crate::indexes::IndexMeta;
+use crate::indexes::{task_index_path, LoadedIndex};
+use crate::table::{SealedSegment, TableRuntime};
+use crate::task_leases::{TaskKey, INDEX_BUILD_LEASE};
+use quiver_storage::MetaBatch;
+
+impl Engine {
+    /// Builds the first missing (segment, index) pair of `table` that no
+    /// other task holds, as a leased data-node task; returns how many pairs
+    /// it processed (0: none left to lease).
+    pub(super) async fn build_next_index(&self, table: &TableRuntime) -> Result<usize> {
+        let table_id = table.id();
+        let Some((task, key)) = missing_indexes(table)
+            .into_iter()
+            .find_map(|(segment, index)| {
+                let key: TaskKey = (table_id, segment.id, index.id);
+                let task_id = self.index_leases.lease(key, INDEX_BUILD_LEASE)?;
+                let attempt = format!("{:x}-{task_id}", self.task_nonce);
+                let task = IndexBuildTask {
+                    task_id,
+                    table_id,
+                    segment_id: segment.id,
+                    segment_path: segment_path(table_id, segment.id),
+                    schema: table.schema(),
+                    output_path: task_index_path(table_id, segment.id, index.id, &attempt),
+                    index,
+                };
+                Some((task, key))
+            })
+        else {
+            return Ok(0);
+        };
+        let task_id = task.task_id;
+        let result = self.data_tasks.build_index(task).await;
+        let committed = match result {
+            Ok(built) => self.commit_index(table, key, built).await,
+            Err(e) => Err(e),
+        };
+        self.index_leases.release(key, task_id);
+        committed.map(|_| 1)
+    }
+
+    /// How many (segment, index) pairs of `table` miss their index.
+    pub(super) fn missing_index_count(&self, table: &TableRuntime) -> usize {
+        missing_indexes(table).len()
+    }
+
+    /// Records a built index on its segment and attaches it in memory, if
+    /// the task's lease still holds, the table, index and segment are
+    /// still there and the segment lacks it; else deletes its object.
+    async fn commit_index(
+        &self,
+        table: &TableRuntime,
+        key: TaskKey,
+        built: BuiltIndex,
+    ) -> Result<()> {
+        let (table_id, segment_id, index_id) = key;
+        let record = built.record;
+        let records = table.records.lock().await;
+        let wanted = self.index_leases.holds(key, built.task_id) && !records.dropped && {
+            let data = table.data.read();
+            let meta = table.meta.read();
+            meta.indexes.iter().any(|d| d.id == index_id)
+                && data.sealed.iter().any(|s| {
+                    s.id == segment_id && !s.indexes.iter().any(|l| l.index_id == index_id)
+                })
+        };
+        if !wanted {
+            drop(records);
+            // The segment was compacted away, the index dropped, or the
+            // lease went to another node meanwhile.
+            let path = object_store::path::Path::from(record.path.as_str());
+            let _ = self.objects.delete(&path).await;
+            return Ok(());
+        }
+        let index = self.query_node.load_index(&record.path).await?;
+        let segment_key = keys::segment(table_id, segment_id);
+        let Some(current) = self.meta.get(&segment_key).await? else {
+            return Err(EngineError::CorruptMeta(format!("{segment_key} missing")));
+        };
+        let mut segment: SegmentMeta = decode(&segment_key, &current.value)?;
+        segment.indexes.retain(|r| r.index_id != index_id);
+        segment.indexes.push(record.clone());
+        // Conditional on the version read: nothing else may have rewritten
+        // the record meanwhile.
+        self.meta
+            .apply(
+                MetaBatch::new()
+                    .if_version(segment_key.clone(), current.version)
+                    .put(segment_key, encode(&segment)),
+            )
+            .await?;
+        let mut data = table.data.write();
+        if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment_id) {
+            s.indexes.push(LoadedIndex {
+                index_id,
+                path: record.path,
+                index,
+            });
+        }
+        tracing::debug!(
+            table_id,
+            segment = segment_id,
+            index = index_id,
+            "segment indexed"
+        );
+        Ok(())
+    }
+}
+
+/// The (segment, index) pairs still to build: every index definition of
+/// the table missing on a flushed, non-empty segment, in segment order.
+fn missing_indexes(table: &TableRuntime) -> Vec<(SealedSegment, IndexMeta)> {
+    let data = table.data.read();
+    let meta = table.meta.read();
+    data.sealed
+        .iter()
+        .filter(|s| s.flushed && s.rows > 0)
+        .flat_map(|s| {
+            meta.indexes
+                .iter()
+                .filter(|d| !s.indexes.iter().any(|l| l.index_id == d.id))
+                .map(move |d| (s.clone(), d.clone()))
+        })
+        .collect()
+}
