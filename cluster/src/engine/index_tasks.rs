@@ -70,6 +70,13 @@ impl Engine {
     ) -> Result<()> {
         let (table_id, segment_id, index_id) = key;
         let record = built.record;
+        // Loaded before taking the records lock (flushes of the table wait
+        // on it); dropped unused if the result is refused below.
+        let index = if self.index_leases.holds(key, built.task_id) {
+            Some(self.query_node.load_index(&record.path).await?)
+        } else {
+            None
+        };
         let records = table.records.lock().await;
         let wanted = self.index_leases.holds(key, built.task_id) && !records.dropped && {
             let data = table.data.read();
@@ -79,15 +86,14 @@ impl Engine {
                     s.id == segment_id && !s.indexes.iter().any(|l| l.index_id == index_id)
                 })
         };
-        if !wanted {
+        let Some(index) = index.filter(|_| wanted) else {
             drop(records);
             // The segment was compacted away, the index dropped, or the
             // lease went to another node meanwhile.
             let path = object_store::path::Path::from(record.path.as_str());
             let _ = self.objects.delete(&path).await;
             return Ok(());
-        }
-        let index = self.query_node.load_index(&record.path).await?;
+        };
         let segment_key = keys::segment(table_id, segment_id);
         let Some(current) = self.meta.get(&segment_key).await? else {
             return Err(EngineError::CorruptMeta(format!("{segment_key} missing")));
