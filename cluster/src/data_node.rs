@@ -62,14 +62,14 @@ pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
 #[async_trait]
 impl DataNodeTasks for DataNode {
     async fn build_index(&self, task: IndexBuildTask) -> Result<BuiltIndex> {
-        let batches = crate::query_node::read_parquet(&self.objects, &task.segment_path).await?;
+        let batches = match task.rows {
+            Some(rows) => rows,
+            None => {
+                Arc::new(crate::query_node::read_parquet(&self.objects, &task.segment_path).await?)
+            }
+        };
         let (record, _) = self
-            .build_and_store(
-                &task.output_path,
-                &task.schema,
-                &task.index,
-                Arc::new(batches),
-            )
+            .build_and_store(&task.output_path, &task.schema, &task.index, batches)
             .await?;
         Ok(BuiltIndex {
             task_id: task.task_id,
@@ -481,6 +481,7 @@ mod tests {
                 table_id: 7,
                 segment_id: 3,
                 segment_path: segment,
+                rows: None,
                 schema,
                 index,
                 output_path: output.clone(),

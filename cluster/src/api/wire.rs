@@ -264,7 +264,19 @@ impl WireDataNode {
 #[async_trait]
 impl DataNodeTasks for WireDataNode {
     async fn build_index(&self, task: IndexBuildTask) -> Result<BuiltIndex> {
-        let task = over_the_wire(task)?;
+        let rows = match &task.rows {
+            Some(rows) => Some(Arc::new(
+                rows.iter()
+                    .cloned()
+                    .map(batch_over_the_wire)
+                    .collect::<Result<Vec<_>>>()?,
+            )),
+            None => None,
+        };
+        let task = IndexBuildTask {
+            rows,
+            ..over_the_wire(task)?
+        };
         over_the_wire(
             self.inner
                 .build_index(task)

@@ -35,6 +35,7 @@ impl Engine {
                     table_id,
                     segment_id: segment.id,
                     segment_path: segment_path(table_id, segment.id),
+                    rows: Some(segment.batches.clone()),
                     schema: table.schema(),
                     output_path: task_index_path(table_id, segment.id, index.id, &attempt),
                     index,
