@@ -80,7 +80,8 @@ impl TaskLeases {
     }
 
     /// Tasks whose lease holds now.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         let now = Instant::now();
         self.state
             .lock()

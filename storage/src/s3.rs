@@ -52,13 +52,22 @@ fn unavailable(config: &ObjectsConfig, detail: impl Into<String>) -> StorageErro
 /// The S3 store `[objects]` describes, checked by listing the bucket (so a
 /// wrong endpoint, bucket or credentials fail at startup, naming them).
 pub async fn s3_object_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
-    let store = unchecked_s3_store(config)?;
+    let store = s3_builder(config)?
+        .build()
+        .map_err(|e| unavailable(config, e.to_string()))?;
+    let prefix = config.s3_prefix.trim_matches('/');
+    let store: ObjectStoreRef = if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(PrefixStore::new(store, prefix))
+    };
     check_reachable(store.as_ref(), config).await?;
     Ok(store)
 }
 
-/// The S3 store `[objects]` describes, not yet checked.
-fn unchecked_s3_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
+/// The S3 client `[objects]` describes: bucket, region, endpoint,
+/// deadlines and retries, credentials from the environment.
+fn s3_builder(config: &ObjectsConfig) -> Result<AmazonS3Builder> {
     if config.s3_bucket.is_empty() {
         return Err(StorageError::InvalidSetting {
             setting: "objects.s3_bucket",
@@ -86,15 +95,7 @@ fn unchecked_s3_store(config: &ObjectsConfig) -> Result<ObjectStoreRef> {
             .with_virtual_hosted_style_request(false)
             .with_allow_http(config.s3_endpoint.starts_with("http://"));
     }
-    let store = builder
-        .build()
-        .map_err(|e| unavailable(config, e.to_string()))?;
-    let prefix = config.s3_prefix.trim_matches('/');
-    Ok(if prefix.is_empty() {
-        Arc::new(store)
-    } else {
-        Arc::new(PrefixStore::new(store, prefix))
-    })
+    Ok(builder)
 }
 
 /// Lists one object of the bucket within [`S3_STARTUP_TIMEOUT`].
@@ -153,20 +154,21 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let store = AmazonS3Builder::new()
-            .with_endpoint(format!("http://127.0.0.1:{port}"))
-            .with_allow_http(true)
-            .with_bucket_name("nowhere")
-            .with_region("us-east-1")
-            .with_access_key_id("k")
-            .with_secret_access_key("s")
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: 10,
-                retry_timeout: Duration::from_millis(300),
-            })
-            .build()
-            .unwrap();
+        // The client the server builds, with credentials of its own (the
+        // environment's may be missing).
+        let store = s3_builder(&ObjectsConfig {
+            backend: ObjectsBackend::S3,
+            s3_endpoint: format!("http://127.0.0.1:{port}"),
+            s3_bucket: "nowhere".into(),
+            s3_request_timeout_ms: 300,
+            s3_retry_timeout_ms: 300,
+            ..ObjectsConfig::default()
+        })
+        .unwrap()
+        .with_access_key_id("k")
+        .with_secret_access_key("s")
+        .build()
+        .unwrap();
         let started = std::time::Instant::now();
         let err = crate::put_bytes(&store, "x", b"y".to_vec())
             .await

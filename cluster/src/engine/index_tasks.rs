@@ -12,8 +12,7 @@ use crate::api::data::{BuiltIndex, IndexBuildTask};
 use crate::coordinator::{decode, encode, keys, SegmentMeta};
 use crate::data_node::segment_path;
 use crate::error::{EngineError, Result};
-use crate::indexes::IndexMeta;
-use crate::indexes::{task_index_path, LoadedIndex};
+use crate::indexes::{task_index_path, IndexMeta, LoadedIndex};
 use crate::table::{SealedSegment, TableRuntime};
 use crate::task_leases::{TaskKey, INDEX_BUILD_LEASE};
 use quiver_storage::MetaBatch;
@@ -46,8 +45,7 @@ impl Engine {
             return Ok(0);
         };
         let task_id = task.task_id;
-        let result = self.data_tasks.build_index(task).await;
-        let committed = match result {
+        let committed = match self.data_tasks.build_index(task).await {
             Ok(built) => self.commit_index(table, key, built).await,
             Err(e) => Err(e),
         };
