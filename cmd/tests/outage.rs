@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use milvus::proto::milvus::milvus_service_client::MilvusServiceClient;
-use milvus::proto::milvus::InsertRequest;
+use milvus::proto::milvus::{InsertRequest, QueryRequest};
 use milvus::proto::schema::{
     field_data, scalar_field, DataType, FieldData, LongArray, ScalarField, StringArray,
 };
@@ -196,15 +196,40 @@ fn start_moto(binary: &PathBuf, port: u16) -> KillOnDrop {
     moto
 }
 
-/// Inserts row `id` of `t` through the Milvus door on `port`; the reply's
-/// status code and reason.
-async fn milvus_insert(port: u16, id: i64) -> (i32, String) {
+/// A client of the Milvus door on `port`.
+async fn milvus_client(port: u16) -> MilvusServiceClient<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
         .unwrap()
         .connect()
         .await
         .expect("the Milvus door answers");
-    let mut client = MilvusServiceClient::new(channel);
+    MilvusServiceClient::new(channel)
+}
+
+/// Queries `t` through the Milvus door on `port` with the guarantee
+/// timestamp pymilvus sends for a consistency level (2: Bounded); the
+/// reply's status code and reason.
+async fn milvus_query(port: u16, guarantee: u64) -> (i32, String) {
+    let request = QueryRequest {
+        collection_name: "t".into(),
+        expr: "id > 0".into(),
+        output_fields: vec!["id".into()],
+        guarantee_timestamp: guarantee,
+        ..Default::default()
+    };
+    let reply = milvus_client(port)
+        .await
+        .query(request)
+        .await
+        .expect("an answer");
+    let status = reply.into_inner().status.unwrap_or_default();
+    (status.code, status.reason)
+}
+
+/// Inserts row `id` of `t` through the Milvus door on `port`; the reply's
+/// status code and reason.
+async fn milvus_insert(port: u16, id: i64) -> (i32, String) {
+    let mut client = milvus_client(port).await;
     let scalar = |name: &str, r#type: DataType, data: scalar_field::Data| FieldData {
         r#type: r#type as i32,
         field_name: name.into(),
@@ -245,17 +270,23 @@ async fn milvus_insert(port: u16, id: i64) -> (i32, String) {
 
 /// `quiver standalone` on the etcd and S3 server given, with short
 /// service deadlines; small segments, so flushes run during the outages;
-/// the Milvus door on `port + 1`.
-fn start_quiver(data: &std::path::Path, port: u16, etcd: u16, s3: u16, root: &str) -> KillOnDrop {
+/// the Postgres door on `doors.pg`, the Milvus door on `doors.milvus`.
+fn start_quiver(
+    data: &std::path::Path,
+    doors: Doors,
+    etcd: u16,
+    s3: u16,
+    root: &str,
+) -> KillOnDrop {
     let timeout = SERVICE_TIMEOUT_MS.to_string();
     let child = Command::new(env!("CARGO_BIN_EXE_quiver"))
         .args(["standalone", "--data-dir"])
         .arg(data)
         .args([
             "--pg-addr",
-            &format!("127.0.0.1:{port}"),
+            &format!("127.0.0.1:{}", doors.pg),
             "--milvus-addr",
-            &format!("127.0.0.1:{}", port + 1),
+            &format!("127.0.0.1:{}", doors.milvus),
         ])
         .args(["--seal-rows", "200"])
         .env("QUIVER__META__BACKEND", "etcd")
@@ -285,12 +316,24 @@ fn start_quiver(data: &std::path::Path, port: u16, etcd: u16, s3: u16, root: &st
     KillOnDrop(child)
 }
 
-/// A free port whose successor is free too (the two doors).
-fn free_port_pair() -> u16 {
-    loop {
-        let port = free_port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
+/// The ports of the two doors.
+#[derive(Debug, Clone, Copy)]
+struct Doors {
+    pg: u16,
+    milvus: u16,
+}
+
+impl Doors {
+    /// Two distinct free ports, each from `bind(0)` (Linux hands those out
+    /// odd, while outgoing connections take even local ports: a port next
+    /// to a free one may be an outgoing connection's when the server binds).
+    fn free() -> Self {
+        let pg = free_port();
+        loop {
+            let milvus = free_port();
+            if milvus != pg {
+                return Self { pg, milvus };
+            }
         }
     }
 }
@@ -352,9 +395,10 @@ async fn writes_fail_in_bounded_time_and_resume_when_etcd_or_s3_return() {
     let s3_port = free_port();
     let moto = start_moto(&moto_bin, s3_port);
     let data = private_tempdir();
-    let port = free_port_pair();
+    let doors = Doors::free();
+    let port = doors.pg;
     let root = format!("/quiver/outage-{}", nanos());
-    let mut server = start_quiver(data.path(), port, etcd.port, s3_port, &root);
+    let mut server = start_quiver(data.path(), doors, etcd.port, s3_port, &root);
     let reader = connect(port).await;
     reader
         .batch_execute("CREATE TABLE t (id BIGINT PRIMARY KEY, v TEXT)")
@@ -378,9 +422,16 @@ async fn writes_fail_in_bounded_time_and_resume_when_etcd_or_s3_return() {
         killed.elapsed()
     );
     reads_go_on(&reader, acked_before, "etcd down").await;
-    let (code, reason) = milvus_insert(port + 1, -1).await;
+    let (code, reason) = milvus_insert(doors.milvus, -1).await;
     assert_eq!(code, 2, "a Milvus insert while etcd is down: {reason}");
     assert!(reason.contains("no timestamp available"), "{reason}");
+    for (level, guarantee) in [("Strong", 0), ("Eventually", 1), ("Bounded", 2)] {
+        let (code, reason) = milvus_query(doors.milvus, guarantee).await;
+        assert_eq!(
+            code, 0,
+            "a {level} Milvus query while etcd is down: {reason}"
+        );
+    }
     tokio::time::sleep(OUTAGE.saturating_sub(killed.elapsed())).await;
     let restart = load.len();
     let restarted = Instant::now();
@@ -423,7 +474,7 @@ async fn writes_fail_in_bounded_time_and_resume_when_etcd_or_s3_return() {
     // Nothing acknowledged is lost; nothing refused with 57P03 appears.
     let writes = load.stop().await;
     sigkill(&mut server.0);
-    let _server = start_quiver(data.path(), port, etcd.port, s3_port, &root);
+    let _server = start_quiver(data.path(), doors, etcd.port, s3_port, &root);
     let client = connect(port).await;
     let present: BTreeSet<i64> = client
         .query("SELECT id FROM t", &[])

@@ -138,6 +138,9 @@ impl QueryHandler for NoSqlText {
     fn allocate_timestamp(&self) -> Result<u64> {
         self.inner.allocate_timestamp()
     }
+    fn read_timestamp(&self) -> u64 {
+        self.inner.read_timestamp()
+    }
     async fn flush(&self, database: &str, table: &str) -> Result<()> {
         self.inner.flush(database, table).await
     }

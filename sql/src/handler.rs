@@ -363,6 +363,11 @@ pub trait QueryHandler: Send + Sync + 'static {
     /// milliseconds << 18 | logical), later than every acknowledged write.
     fn allocate_timestamp(&self) -> Result<u64>;
 
+    /// The timestamp a strong read reads at: a fresh one, or the newest
+    /// handed out while none can be (the meta store is down). For "is this
+    /// timestamp in the past" checks, which must keep answering then.
+    fn read_timestamp(&self) -> u64;
+
     /// Seals a table's growing data and persists it to object storage.
     async fn flush(&self, database: &str, table: &str) -> Result<()>;
 

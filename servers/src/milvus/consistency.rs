@@ -30,20 +30,24 @@ pub(super) fn checked_level(level: i32) -> Result<ConsistencyLevel, DoorError> {
 impl MilvusDoor {
     /// Waits until every write up to `guarantee` is visible. Visibility is
     /// immediate, so only a guarantee ahead of the clock waits; one further
-    /// ahead than [`MAX_GUARANTEE_WAIT`] is an error.
+    /// ahead than [`MAX_GUARANTEE_WAIT`] is an error, and so is one the
+    /// clock has not reached after that long (while the meta store is down
+    /// the read timestamp stays at the newest one handed out).
     pub(super) async fn await_guarantee(&self, guarantee: u64) -> Result<(), DoorError> {
         // 0: "now" (Strong); 1: Eventually.
         if guarantee <= 1 {
             return Ok(());
         }
         let (wanted_ms, _) = decompose(guarantee);
+        let started = std::time::Instant::now();
         loop {
-            let (now_ms, _) = decompose(self.handler.allocate_timestamp()?);
-            if now_ms > wanted_ms {
+            let now = self.handler.read_timestamp();
+            let (now_ms, _) = decompose(now);
+            if now >= guarantee || now_ms > wanted_ms {
                 return Ok(());
             }
             let ahead = Duration::from_millis(wanted_ms - now_ms + 1);
-            if ahead > MAX_GUARANTEE_WAIT {
+            if ahead > MAX_GUARANTEE_WAIT || started.elapsed() + ahead > MAX_GUARANTEE_WAIT {
                 return Err(DoorError::invalid(format!(
                     "guarantee timestamp {guarantee} is {} ms ahead of the server clock",
                     ahead.as_millis()

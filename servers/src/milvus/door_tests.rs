@@ -252,6 +252,10 @@ impl QueryHandler for Recorder {
         Ok(1000 << 18)
     }
 
+    fn read_timestamp(&self) -> u64 {
+        1000 << 18
+    }
+
     async fn flush(&self, database: &str, table: &str) -> Result<()> {
         self.log(format!("flush {database}.{table}"));
         self.lookup(database, table).map(|_| ())

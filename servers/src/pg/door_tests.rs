@@ -256,6 +256,10 @@ impl QueryHandler for StandIn {
         Ok(1)
     }
 
+    fn read_timestamp(&self) -> u64 {
+        1
+    }
+
     async fn flush(&self, _database: &str, _table: &str) -> Result<()> {
         Err(SqlError::unsupported("flush"))
     }

@@ -277,6 +277,10 @@ impl QueryHandler for Instance {
         Ok(self.engine.now()?)
     }
 
+    fn read_timestamp(&self) -> u64 {
+        self.engine.read_timestamp()
+    }
+
     async fn flush(&self, database: &str, table: &str) -> Result<()> {
         Ok(self.engine.flush_table(database, table).await?)
     }
