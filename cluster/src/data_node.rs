@@ -7,12 +7,13 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{RecordBatch, UInt64Array};
 use arrow::compute::{concat_batches, filter_record_batch};
-use object_store::ObjectStoreExt;
+use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use quiver_exec::deletes::DeleteMap;
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::{adapt_batch, visible_mask};
 use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef, MAX_TXN_OPS};
@@ -22,9 +23,11 @@ use async_trait::async_trait;
 use quiver_common::schema::TableSchema;
 use quiver_exec::stats::segment_statistics;
 
-use crate::api::data::{BuiltIndex, DataNodeTasks, IndexBuildTask};
+use crate::api::data::{
+    BuiltIndex, CompactedSegment, CompactionTask, DataNodeTasks, IndexBuildTask,
+};
 use crate::error::{EngineError, Result};
-use crate::indexes::{build_threads, index_path, IndexMeta, LoadedIndex, SegmentIndexMeta};
+use crate::indexes::{build_threads, index_path, IndexMeta, SegmentIndexMeta};
 use crate::roles::DataRole;
 use crate::table::{SealedSegment, TableRuntime};
 
@@ -68,12 +71,69 @@ impl DataNodeTasks for DataNode {
                 Arc::new(crate::query_node::read_parquet(&self.objects, &task.segment_path).await?)
             }
         };
-        let (record, _) = self
+        let record = self
             .build_and_store(&task.output_path, &task.schema, &task.index, batches)
             .await?;
         Ok(BuiltIndex {
             task_id: task.task_id,
             record,
+        })
+    }
+
+    async fn compact(&self, task: CompactionTask) -> Result<CompactedSegment> {
+        let storage = task.schema.storage_schema();
+        let mut deletes = DeleteMap::default();
+        if let Some(batch) = &task.deletes {
+            for (key, ts) in crate::query_node::delete_entries(batch) {
+                deletes.insert(&key, ts);
+            }
+        }
+        let mut kept = Vec::new();
+        for input in &task.inputs {
+            let rows = match &input.rows {
+                Some(rows) => rows.clone(),
+                None => {
+                    Arc::new(crate::query_node::read_parquet(&self.objects, &input.path).await?)
+                }
+            };
+            for batch in rows.iter() {
+                let batch = adapt_batch(batch, &storage)?;
+                let primary_key = task.schema.primary_key;
+                kept.push(
+                    match visible_mask(&batch, primary_key, &deletes, task.compaction_ts) {
+                        Some(mask) => filter_record_batch(&batch, &mask)?,
+                        None => batch,
+                    },
+                );
+            }
+        }
+        let merged = concat_batches(&storage, &kept)?;
+        put_bytes(
+            self.objects.as_ref(),
+            &task.output_path,
+            encode_parquet(&merged)?,
+        )
+        .await?;
+        // The merged segment comes with its indexes built.
+        let rows = merged.num_rows();
+        let merged = Arc::new(vec![merged]);
+        let mut indexes = Vec::new();
+        if rows > 0 {
+            for def in &task.indexes {
+                let path = index_path(task.table_id, task.output_segment_id, def.id);
+                let record = self
+                    .build_and_store(&path, &task.schema, def, merged.clone())
+                    .await?;
+                indexes.push(record);
+            }
+        }
+        Ok(CompactedSegment {
+            task_id: task.task_id,
+            segment_id: task.output_segment_id,
+            path: task.output_path,
+            rows,
+            indexes,
+            merged: Some(merged),
         })
     }
 }
@@ -146,7 +206,7 @@ impl DataNode {
         schema: &TableSchema,
         def: &IndexMeta,
         batches: Arc<Vec<RecordBatch>>,
-    ) -> Result<(SegmentIndexMeta, LoadedIndex)> {
+    ) -> Result<SegmentIndexMeta> {
         let (def_owned, schema_owned) = (def.clone(), schema.clone());
         let index = tokio::task::spawn_blocking(move || {
             def_owned.build(&schema_owned, &batches, build_threads())
@@ -154,18 +214,11 @@ impl DataNode {
         .await
         .map_err(|e| EngineError::Index(format!("index build task failed: {e}")))??;
         put_bytes(self.objects.as_ref(), path, index.to_bytes()).await?;
-        Ok((
-            SegmentIndexMeta {
-                index_id: def.id,
-                path: path.to_string(),
-                rows: index.len(),
-            },
-            LoadedIndex {
-                index_id: def.id,
-                path: path.to_string(),
-                index,
-            },
-        ))
+        Ok(SegmentIndexMeta {
+            index_id: def.id,
+            path: path.to_string(),
+            rows: index.len(),
+        })
     }
 
     /// Persists the table's pending deletes as a delete log.
@@ -179,26 +232,10 @@ impl DataNode {
             (meta.id, meta.schema.clone())
         };
         let last_lsn = pending.iter().map(|p| p.0).max().unwrap_or(0);
-        let keys_only: Vec<PkValue> = pending.iter().map(|p| p.1.clone()).collect();
-        let Some(keys_batch) = crate::streaming::keys_batch(&schema, &keys_only)? else {
+        let entries: Vec<(PkValue, u64)> = pending.iter().map(|p| (p.1.clone(), p.2)).collect();
+        let Some(batch) = delete_log_batch(&schema, &entries)? else {
             return Ok(());
         };
-        let ts = arrow::array::UInt64Array::from(pending.iter().map(|p| p.2).collect::<Vec<_>>());
-        let mut fields: Vec<arrow::datatypes::Field> = keys_batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        fields.push(arrow::datatypes::Field::new(
-            "ts",
-            arrow::datatypes::DataType::UInt64,
-            false,
-        ));
-        let batch = RecordBatch::try_new(
-            Arc::new(arrow::datatypes::Schema::new(fields)),
-            vec![keys_batch.column(0).clone(), Arc::new(ts)],
-        )?;
         let n = last_lsn;
         let path = deltalog_path(table_id, n);
         put_bytes(self.objects.as_ref(), &path, encode_parquet(&batch)?).await?;
@@ -222,6 +259,30 @@ impl DataNode {
     }
 }
 
+/// `(key, timestamp)` delete entries as a delete-log batch: the key column
+/// (typed as the table's primary key), then `ts`; `None` when empty.
+pub fn delete_log_batch(
+    schema: &TableSchema,
+    entries: &[(PkValue, u64)],
+) -> Result<Option<RecordBatch>> {
+    let keys: Vec<PkValue> = entries.iter().map(|(key, _)| key.clone()).collect();
+    let Some(keys_batch) = crate::streaming::keys_batch(schema, &keys)? else {
+        return Ok(None);
+    };
+    let ts = UInt64Array::from_iter_values(entries.iter().map(|(_, ts)| *ts));
+    let mut fields: Vec<Field> = keys_batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("ts", DataType::UInt64, false));
+    Ok(Some(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        vec![keys_batch.column(0).clone(), Arc::new(ts)],
+    )?))
+}
+
 /// The segments one compaction step merges, given `(id, rows, flushed)` of
 /// a table's sealed segments: nothing unless at least `min_segments` (and
 /// 2) flushed segments have fewer than `small_rows` rows; else those small
@@ -229,8 +290,8 @@ impl DataNode {
 /// `small_rows` rows. A merged segment thus has fewer than `2 * small_rows`
 /// rows, so one step (its index builds included) is bounded however many
 /// small segments piled up, and each step's output is committed progress.
-/// The data node merges at most [`MAX_MERGE_SEGMENTS`] of the group in one
-/// step (the rest in the next steps).
+/// A step merges at most [`MAX_MERGE_SEGMENTS`] of the group (the rest in
+/// the next steps).
 pub fn pick_merge(
     segments: &[(u64, usize, bool)],
     min_segments: usize,
@@ -277,155 +338,82 @@ impl DataRole for DataNode {
         self.flush_deletes(table).await?;
         Ok(flushed)
     }
-
-    /// Merges small flushed segments of `table` into one, dropping rows deleted
-    /// at `compaction_ts`. Returns the number of segments merged.
-    async fn compact_table(
-        &self,
-        table: &TableRuntime,
-        compaction_ts: u64,
-        min_segments: usize,
-        small_rows: usize,
-    ) -> Result<usize> {
-        let candidates: Vec<SealedSegment> = {
-            let data = table.data.read();
-            // A merge stays inside one shard: the first shard with a group.
-            let mut group = Vec::new();
-            for shard in 0..table.shards() {
-                let sizes: Vec<(u64, usize, bool)> = data
-                    .sealed
-                    .iter()
-                    .filter(|s| s.shard == shard)
-                    .map(|s| (s.id, s.rows, s.flushed))
-                    .collect();
-                group = pick_merge(&sizes, min_segments, small_rows);
-                if !group.is_empty() {
-                    break;
-                }
-            }
-            // The swap below must stay one transaction (see MAX_MERGE_SEGMENTS).
-            group.truncate(MAX_MERGE_SEGMENTS);
-            data.sealed
-                .iter()
-                .filter(|s| group.contains(&s.id))
-                .cloned()
-                .collect()
-        };
-        if candidates.len() < 2 {
-            return Ok(0);
-        }
-        let (table_id, schema) = {
-            let meta = table.meta.read();
-            (meta.id, meta.schema.clone())
-        };
-        let storage = schema.storage_schema();
-        let mut kept = Vec::new();
-        {
-            let deletes = table.deletes.read();
-            for segment in &candidates {
-                for batch in segment.batches.iter() {
-                    let batch = adapt_batch(batch, &storage)?;
-                    let batch =
-                        match visible_mask(&batch, schema.primary_key, &deletes, compaction_ts) {
-                            Some(mask) => filter_record_batch(&batch, &mask)?,
-                            None => batch,
-                        };
-                    kept.push(batch);
-                }
-            }
-        }
-        let merged = concat_batches(&storage, &kept)?;
-        let new_id = crate::table::alloc_segment_id(&mut table.meta.write());
-        let path = segment_path(table_id, new_id);
-        put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
-        // The merged segment comes with its indexes built.
-        let definitions = table.meta.read().indexes.clone();
-        let mut index_records = Vec::new();
-        let mut loaded = Vec::new();
-        if merged.num_rows() > 0 {
-            let batches = Arc::new(vec![merged.clone()]);
-            for def in &definitions {
-                let path = index_path(table_id, new_id, def.id);
-                let (record, index) = self
-                    .build_and_store(&path, &schema, def, batches.clone())
-                    .await?;
-                index_records.push(record);
-                loaded.push(index);
-            }
-        }
-        let shard = candidates[0].shard;
-        let record = SegmentMeta {
-            id: new_id,
-            shard,
-            path,
-            rows: merged.num_rows(),
-            first_lsn: candidates.iter().map(|s| s.first_lsn).min().unwrap_or(0),
-            last_lsn: candidates.iter().map(|s| s.last_lsn).max().unwrap_or(0),
-            indexes: index_records,
-        };
-        let old_ids: Vec<u64> = candidates.iter().map(|s| s.id).collect();
-        {
-            let records = table.records.lock().await;
-            if records.dropped {
-                return Ok(0);
-            }
-            let table_record = table.meta.read().clone();
-            // One atomic swap: at most MAX_MERGE_SEGMENTS deletes + 2 puts.
-            let mut batch = MetaBatch::new()
-                .put(keys::segment(table_id, new_id), encode(&record))
-                .put(keys::table(table_id), encode(&table_record));
-            for id in &old_ids {
-                batch = batch.delete(keys::segment(table_id, *id));
-            }
-            self.meta.apply(batch).await?;
-            let mut data = table.data.write();
-            let position = data
-                .sealed
-                .iter()
-                .position(|s| old_ids.contains(&s.id))
-                .unwrap_or(0);
-            data.sealed.retain(|s| !old_ids.contains(&s.id));
-            let rows = merged.num_rows();
-            let position = position.min(data.sealed.len());
-            let stats = segment_statistics(std::slice::from_ref(&merged), &storage);
-            data.sealed.insert(
-                position,
-                SealedSegment {
-                    id: new_id,
-                    shard,
-                    batches: Arc::new(vec![merged]),
-                    rows,
-                    first_lsn: record.first_lsn,
-                    last_lsn: record.last_lsn,
-                    flushed: true,
-                    indexes: loaded,
-                    stats: Some(Arc::new(stats)),
-                },
-            );
-        }
-        for segment in &candidates {
-            let paths = std::iter::once(segment_path(table_id, segment.id))
-                .chain(segment.indexes.iter().map(|ix| ix.path.clone()));
-            for path in paths {
-                let path = object_store::path::Path::from(path);
-                if let Err(e) = self.objects.delete(&path).await {
-                    tracing::warn!("could not delete compacted object {path}: {e}");
-                }
-            }
-        }
-        Ok(candidates.len())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use arrow::array::{ArrayRef, FixedSizeListArray, Float32Array, Int64Array, UInt64Array};
-    use arrow::datatypes::{DataType, Field};
+    use arrow::array::{AsArray, FixedSizeListArray, Float32Array, Int64Array};
+    use arrow::datatypes::Int64Type;
     use quiver_common::schema::{ColumnDef, ColumnType};
 
     use super::*;
+
+    fn node(dir: &tempfile::TempDir) -> DataNode {
+        DataNode {
+            meta: Arc::new(quiver_storage::MemoryMetaStore::new()),
+            objects: quiver_storage::local_object_store(dir.path()).unwrap(),
+        }
+    }
+
+    fn schema() -> TableSchema {
+        TableSchema {
+            columns: vec![
+                ColumnDef::new("id", ColumnType::Int64),
+                ColumnDef::new("v", ColumnType::Vector { dim: 2 }),
+            ],
+            primary_key: 0,
+        }
+    }
+
+    /// Rows `ids` (vector `[id, 0]`) written at timestamp `ts`, in the
+    /// storage schema.
+    fn rows(ids: std::ops::Range<i64>, ts: u64) -> RecordBatch {
+        let vectors = FixedSizeListArray::try_new(
+            Arc::new(Field::new("item", DataType::Float32, true)),
+            2,
+            Arc::new(Float32Array::from_iter_values(
+                ids.clone().flat_map(|i| [i as f32, 0.0]),
+            )),
+            None,
+        )
+        .unwrap();
+        let n = ids.end - ids.start;
+        RecordBatch::try_new(
+            schema().storage_schema(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(ids)),
+                Arc::new(vectors),
+                Arc::new(UInt64Array::from(vec![ts; n as usize])),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn hnsw(id: u64) -> IndexMeta {
+        IndexMeta {
+            id,
+            name: format!("t_v_idx{id}"),
+            column: "v".into(),
+            kind: "hnsw".into(),
+            metric: "l2".into(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    async fn put_segment(node: &DataNode, path: &str, batch: &RecordBatch) {
+        put_bytes(node.objects.as_ref(), path, encode_parquet(batch).unwrap())
+            .await
+            .unwrap();
+    }
+
+    async fn index_rows(node: &DataNode, path: &str) -> usize {
+        let bytes = quiver_storage::get_bytes(node.objects.as_ref(), path)
+            .await
+            .unwrap();
+        quiver_index::load_index(&bytes).unwrap().len()
+    }
 
     /// An index-build task reads its segment from object storage (nothing
     /// of the coordinator's memory), writes the index to the task's path
@@ -434,46 +422,9 @@ mod tests {
     #[tokio::test]
     async fn an_index_build_task_reads_the_segment_object_and_writes_its_output() {
         let dir = tempfile::tempdir().unwrap();
-        let objects = quiver_storage::local_object_store(dir.path()).unwrap();
-        let node = DataNode {
-            meta: Arc::new(quiver_storage::MemoryMetaStore::new()),
-            objects: objects.clone(),
-        };
-        let schema = TableSchema {
-            columns: vec![
-                ColumnDef::new("id", ColumnType::Int64),
-                ColumnDef::new("v", ColumnType::Vector { dim: 2 }),
-            ],
-            primary_key: 0,
-        };
-        let rows = 50;
-        let vectors = FixedSizeListArray::try_new(
-            Arc::new(Field::new("item", DataType::Float32, true)),
-            2,
-            Arc::new(Float32Array::from_iter_values(
-                (0..rows).flat_map(|i| [i as f32, 0.0]),
-            )),
-            None,
-        )
-        .unwrap();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from_iter_values(0..rows)),
-            Arc::new(vectors),
-            Arc::new(UInt64Array::from(vec![1u64; rows as usize])),
-        ];
-        let batch = RecordBatch::try_new(schema.storage_schema(), columns).unwrap();
+        let node = node(&dir);
         let segment = segment_path(7, 3);
-        put_bytes(objects.as_ref(), &segment, encode_parquet(&batch).unwrap())
-            .await
-            .unwrap();
-        let index = IndexMeta {
-            id: 1,
-            name: "t_v_idx".into(),
-            column: "v".into(),
-            kind: "hnsw".into(),
-            metric: "l2".into(),
-            params: BTreeMap::new(),
-        };
+        put_segment(&node, &segment, &rows(0..50, 1)).await;
         let output = crate::indexes::task_index_path(7, 3, 1, "a-1");
         let built = node
             .build_index(IndexBuildTask {
@@ -482,19 +433,84 @@ mod tests {
                 segment_id: 3,
                 segment_path: segment,
                 rows: None,
-                schema,
-                index,
+                schema: schema(),
+                index: hnsw(1),
                 output_path: output.clone(),
             })
             .await
             .unwrap();
         assert_eq!(built.task_id, 1);
         assert_eq!(built.record.path, output);
-        assert_eq!(built.record.rows, rows as usize);
-        let bytes = quiver_storage::get_bytes(objects.as_ref(), &output)
+        assert_eq!(built.record.rows, 50);
+        assert_eq!(index_rows(&node, &output).await, 50);
+    }
+
+    /// A compaction task merges its inputs — one read from object storage,
+    /// one carried in the task — without the rows its deletes hide at the
+    /// compaction timestamp (a delete after it, and a delete older than a
+    /// row's upsert, hide nothing), writes the merged segment and an index
+    /// per definition to the task's paths, and answers with their records.
+    #[tokio::test]
+    async fn a_compaction_task_merges_its_inputs_without_deleted_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = node(&dir);
+        let first = segment_path(7, 1);
+        put_segment(&node, &first, &rows(0..40, 10)).await;
+        let second = rows(40..60, 20);
+        let deletes = vec![
+            (PkValue::Int(3), 15),  // hides row 3 (written at 10)
+            (PkValue::Int(45), 15), // older than row 45 (written at 20)
+            (PkValue::Int(50), 25), // hides row 50
+            (PkValue::Int(55), 99), // after the compaction timestamp
+        ];
+        let output = segment_path(7, 9);
+        let done = node
+            .compact(CompactionTask {
+                task_id: 4,
+                table_id: 7,
+                shard: 0,
+                inputs: vec![
+                    crate::api::data::CompactionInput {
+                        segment_id: 1,
+                        path: first,
+                        rows: None,
+                        first_lsn: 1,
+                        last_lsn: 2,
+                    },
+                    crate::api::data::CompactionInput {
+                        segment_id: 2,
+                        path: segment_path(7, 2),
+                        rows: Some(Arc::new(vec![second])),
+                        first_lsn: 3,
+                        last_lsn: 4,
+                    },
+                ],
+                compaction_ts: 30,
+                deletes: delete_log_batch(&schema(), &deletes).unwrap(),
+                schema: schema(),
+                indexes: vec![hnsw(1), hnsw(2)],
+                output_segment_id: 9,
+                output_path: output.clone(),
+            })
             .await
             .unwrap();
-        let loaded = quiver_index::load_index(&bytes).unwrap();
-        assert_eq!(loaded.len(), rows as usize);
+        assert_eq!((done.task_id, done.segment_id, done.rows), (4, 9, 58));
+        assert_eq!(done.path, output);
+        let stored = crate::query_node::read_parquet(&node.objects, &output)
+            .await
+            .unwrap();
+        let ids: Vec<i64> = stored
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        let expected: Vec<i64> = (0..60).filter(|id| *id != 3 && *id != 50).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(done.merged.as_ref().unwrap()[0].num_rows(), 58);
+        assert_eq!(done.indexes.len(), 2);
+        for (record, id) in done.indexes.iter().zip([1, 2]) {
+            assert_eq!(record.index_id, id);
+            assert_eq!(record.path, index_path(7, 9, id));
+            assert_eq!(index_rows(&node, &record.path).await, 58);
+        }
     }
 }

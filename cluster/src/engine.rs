@@ -13,6 +13,7 @@
 //! synchronous lock, and update the in-memory catalog only once the write
 //! is durable.
 
+mod compaction_tasks;
 mod coordinator_api;
 mod index_tasks;
 mod maintenance;
@@ -100,7 +101,7 @@ pub struct Engine {
     /// with `cluster.serialize_seams`.
     data_tasks: Arc<dyn DataNodeTasks>,
     /// Leases of the data-node tasks in flight.
-    index_leases: TaskLeases,
+    task_leases: TaskLeases,
     /// Distinguishes this process's task outputs from a previous one's.
     task_nonce: u64,
     query_node: Arc<dyn QueryRole>,
@@ -168,7 +169,7 @@ impl Engine {
         let mut engine = Engine {
             data_node,
             data_tasks,
-            index_leases: TaskLeases::default(),
+            task_leases: TaskLeases::default(),
             task_nonce: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),

@@ -27,17 +27,22 @@ pub async fn read_deltalog(
     objects: &ObjectStoreRef,
     path: &str,
 ) -> Result<Vec<(quiver_exec::pk::PkValue, u64)>> {
-    use arrow::array::AsArray;
-    use arrow::datatypes::UInt64Type;
     let mut out = Vec::new();
     for batch in read_parquet(objects, path).await? {
-        let keys = pk_values(batch.column(0));
-        let ts = batch.column(1).as_primitive::<UInt64Type>();
-        for (i, key) in keys.into_iter().enumerate() {
-            if let Some(key) = key {
-                out.push((key, ts.value(i)));
-            }
-        }
+        out.extend(delete_entries(&batch));
     }
     Ok(out)
+}
+
+/// The `(key, timestamp)` entries of a delete-log batch (the key column,
+/// then `ts`).
+pub fn delete_entries(batch: &RecordBatch) -> Vec<(quiver_exec::pk::PkValue, u64)> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::UInt64Type;
+    let keys = pk_values(batch.column(0));
+    let ts = batch.column(1).as_primitive::<UInt64Type>();
+    keys.into_iter()
+        .enumerate()
+        .filter_map(|(i, key)| Some((key?, ts.value(i))))
+        .collect()
 }

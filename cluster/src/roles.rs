@@ -54,24 +54,12 @@ pub trait StreamingRole: Send + Sync {
     fn safe_timestamp(&self) -> u64;
 }
 
-/// The data role: persists sealed segments and deletes, compacts (index
-/// builds are its leased tasks: [`crate::api::data::DataNodeTasks`]).
+/// The data role: persists sealed segments and deletes (index builds and
+/// compaction are its leased tasks: [`crate::api::data::DataNodeTasks`]).
 #[async_trait]
 pub trait DataRole: Send + Sync {
     /// Flushes sealed segments and pending deletes of a table; returns segments flushed.
     async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
-    /// One compaction step: merges one group of small flushed segments
-    /// (fewer than `small_rows` rows each; the group stops once it holds
-    /// `small_rows` rows), when at least `min_segments` are small; the
-    /// merged segment comes with its indexes and replaces the group in one
-    /// meta-store batch. Returns segments merged (0: nothing to do).
-    async fn compact_table(
-        &self,
-        table: &TableRuntime,
-        compaction_ts: u64,
-        min_segments: usize,
-        small_rows: usize,
-    ) -> Result<usize>;
 }
 
 /// The query role: loads flushed segments and delete logs.

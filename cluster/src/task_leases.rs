@@ -1,7 +1,7 @@
 //! Leases of the tasks the coordinator hands to data nodes.
 //!
-//! A task (one `(table, segment, index)` build) is leased before it is
-//! sent: while its lease holds, no other node gets it; the result is
+//! A task (one `(table, segment, index)` build, or one compaction step of
+//! a table's shard) is leased before it is sent: while its lease holds, no other node gets it; the result is
 //! committed only if the lease it was issued under is still the task's and
 //! has not expired when the result arrives, so a node that was presumed
 //! dead (its lease expired and the task went to another node) can never
@@ -15,11 +15,26 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-/// What a task works on: table id, segment id, index id.
-pub type TaskKey = (u64, u64, u64);
+/// What a task works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskKey {
+    /// Building index `index` over segment `segment` of table `table`.
+    IndexBuild {
+        table: u64,
+        segment: u64,
+        index: u64,
+    },
+    /// A compaction step over segments of one shard of a table (one at a
+    /// time per shard, so two steps never merge the same segment).
+    Compaction { table: u64, shard: u32 },
+}
 
 /// How long an index build may run before its task can go to another node.
 pub const INDEX_BUILD_LEASE: Duration = Duration::from_secs(30 * 60);
+
+/// How long a compaction step (its merged segment's index builds included)
+/// may run before its task can go to another node.
+pub const COMPACTION_LEASE: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Debug, Clone, Copy)]
 struct Lease {
@@ -96,15 +111,26 @@ impl TaskLeases {
 mod tests {
     use super::*;
 
+    fn index_build(index: u64) -> TaskKey {
+        TaskKey::IndexBuild {
+            table: 1,
+            segment: 2,
+            index,
+        }
+    }
+
     #[test]
     fn a_task_is_leased_once_until_its_lease_ends() {
         let leases = TaskLeases::default();
-        let key = (1, 2, 3);
+        let key = index_build(3);
         let first = leases.lease(key, INDEX_BUILD_LEASE).unwrap();
         assert_eq!(leases.lease(key, INDEX_BUILD_LEASE), None, "held");
         assert!(leases.holds(key, first));
-        assert!(leases.lease((1, 2, 4), INDEX_BUILD_LEASE).is_some());
-        assert_eq!(leases.held(), 2);
+        assert!(leases.lease(index_build(4), INDEX_BUILD_LEASE).is_some());
+        let compaction = TaskKey::Compaction { table: 1, shard: 0 };
+        assert!(leases.lease(compaction, COMPACTION_LEASE).is_some());
+        assert_eq!(leases.lease(compaction, COMPACTION_LEASE), None, "held");
+        assert_eq!(leases.held(), 3);
         leases.release(key, first);
         assert!(!leases.holds(key, first));
         let second = leases.lease(key, INDEX_BUILD_LEASE).unwrap();
@@ -117,7 +143,7 @@ mod tests {
     #[test]
     fn an_expired_lease_goes_to_the_next_node() {
         let leases = TaskLeases::default();
-        let key = (1, 2, 3);
+        let key = index_build(3);
         let stale = leases.lease(key, Duration::ZERO).unwrap();
         assert!(!leases.holds(key, stale), "expired at once");
         let fresh = leases.lease(key, INDEX_BUILD_LEASE).unwrap();

@@ -52,6 +52,15 @@ impl DeleteMap {
         }
     }
 
+    /// The timestamps `pk` was deleted at (empty when never).
+    pub fn timestamps(&self, pk: PkRef<'_>) -> &[u64] {
+        let list = match pk {
+            PkRef::Int(v) => self.ints.get(&v),
+            PkRef::Str(s) => self.strs.get(s),
+        };
+        list.map_or(&[], Vec::as_slice)
+    }
+
     /// All entries, for persisting.
     pub fn entries(&self) -> Vec<(PkValue, u64)> {
         let mut out = Vec::with_capacity(self.len);

@@ -46,6 +46,16 @@ pub enum PkRef<'a> {
     Str(&'a str),
 }
 
+impl PkRef<'_> {
+    /// The owned key.
+    pub fn to_value(self) -> PkValue {
+        match self {
+            PkRef::Int(v) => PkValue::Int(v),
+            PkRef::Str(s) => PkValue::Str(s.to_string()),
+        }
+    }
+}
+
 /// Reads the primary key at `row` without allocating.
 #[inline]
 pub fn pk_ref(array: &dyn Array, row: usize) -> Option<PkRef<'_>> {

@@ -21,7 +21,9 @@ use super::coordinator::{
     DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableLayout,
     TableRef, TimestampBatch,
 };
-use super::data::{BuiltIndex, DataNodeTasks, IndexBuildTask};
+use super::data::{
+    BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
+};
 use super::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
 use super::wire_error::error_over_the_wire;
 use crate::error::{EngineError, Result};
@@ -264,15 +266,7 @@ impl WireDataNode {
 #[async_trait]
 impl DataNodeTasks for WireDataNode {
     async fn build_index(&self, task: IndexBuildTask) -> Result<BuiltIndex> {
-        let rows = match &task.rows {
-            Some(rows) => Some(Arc::new(
-                rows.iter()
-                    .cloned()
-                    .map(batch_over_the_wire)
-                    .collect::<Result<Vec<_>>>()?,
-            )),
-            None => None,
-        };
+        let rows = rows_over_the_wire(task.rows.as_deref())?;
         let task = IndexBuildTask {
             rows,
             ..over_the_wire(task)?
@@ -284,4 +278,46 @@ impl DataNodeTasks for WireDataNode {
                 .map_err(error_over_the_wire)?,
         )
     }
+
+    async fn compact(&self, task: CompactionTask) -> Result<CompactedSegment> {
+        let rows = task
+            .inputs
+            .iter()
+            .map(|input| rows_over_the_wire(input.rows.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
+        let deletes = task.deletes.clone().map(batch_over_the_wire).transpose()?;
+        let decoded = over_the_wire(task)?;
+        let task = CompactionTask {
+            inputs: decoded
+                .inputs
+                .into_iter()
+                .zip(rows)
+                .map(|(input, rows)| CompactionInput { rows, ..input })
+                .collect(),
+            deletes,
+            ..decoded
+        };
+        let reply = self
+            .inner
+            .compact(task)
+            .await
+            .map_err(error_over_the_wire)?;
+        let merged = rows_over_the_wire(reply.merged.as_deref())?;
+        Ok(CompactedSegment {
+            merged,
+            ..over_the_wire(reply)?
+        })
+    }
+}
+
+/// Batches encoded as Arrow IPC and decoded again.
+fn rows_over_the_wire(rows: Option<&Vec<RecordBatch>>) -> Result<Option<Arc<Vec<RecordBatch>>>> {
+    rows.map(|rows| {
+        rows.iter()
+            .cloned()
+            .map(batch_over_the_wire)
+            .collect::<Result<Vec<_>>>()
+            .map(Arc::new)
+    })
+    .transpose()
 }

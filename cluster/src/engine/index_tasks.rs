@@ -26,8 +26,12 @@ impl Engine {
         let Some((task, key)) = missing_indexes(table)
             .into_iter()
             .find_map(|(segment, index)| {
-                let key: TaskKey = (table_id, segment.id, index.id);
-                let task_id = self.index_leases.lease(key, INDEX_BUILD_LEASE)?;
+                let key = TaskKey::IndexBuild {
+                    table: table_id,
+                    segment: segment.id,
+                    index: index.id,
+                };
+                let task_id = self.task_leases.lease(key, INDEX_BUILD_LEASE)?;
                 let attempt = format!("{:x}-{task_id}", self.task_nonce);
                 let task = IndexBuildTask {
                     task_id,
@@ -49,7 +53,7 @@ impl Engine {
             Ok(built) => self.commit_index(table, key, built).await,
             Err(e) => Err(e),
         };
-        self.index_leases.release(key, task_id);
+        self.task_leases.release(key, task_id);
         committed.map(|_| 1)
     }
 
@@ -67,17 +71,26 @@ impl Engine {
         key: TaskKey,
         built: BuiltIndex,
     ) -> Result<()> {
-        let (table_id, segment_id, index_id) = key;
+        let TaskKey::IndexBuild {
+            table: table_id,
+            segment: segment_id,
+            index: index_id,
+        } = key
+        else {
+            return Err(EngineError::Internal(format!(
+                "{key:?} is not an index build"
+            )));
+        };
         let record = built.record;
         // Loaded before taking the records lock (flushes of the table wait
         // on it); dropped unused if the result is refused below.
-        let index = if self.index_leases.holds(key, built.task_id) {
+        let index = if self.task_leases.holds(key, built.task_id) {
             Some(self.query_node.load_index(&record.path).await?)
         } else {
             None
         };
         let records = table.records.lock().await;
-        let wanted = self.index_leases.holds(key, built.task_id) && !records.dropped && {
+        let wanted = self.task_leases.holds(key, built.task_id) && !records.dropped && {
             let data = table.data.read();
             let meta = table.meta.read();
             meta.indexes.iter().any(|d| d.id == index_id)

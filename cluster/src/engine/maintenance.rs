@@ -9,8 +9,9 @@
 //!    (cheap, and it bounds the next replay) — repeated between the later
 //!    steps, so the WAL stays short while long work runs;
 //! 2. compaction, one bounded merge at a time (at most about twice
-//!    `compaction_small_rows` rows, with the merged segment's indexes), until
-//!    no table has enough small segments;
+//!    `compaction_small_rows` rows, with the merged segment's indexes), each
+//!    a leased data-node task (`compaction_tasks`), until no table has
+//!    enough small segments;
 //! 3. index builds, one (segment, index) at a time, each written to object
 //!    storage and recorded in the segment's meta record before the next
 //!    starts. They run after compaction so they do not index segments
@@ -46,8 +47,7 @@ impl Engine {
             while !self.stopping() {
                 let ts = self.tso.next()?;
                 let merged = self
-                    .data_node
-                    .compact_table(&table, ts, min_segments, small_rows)
+                    .compact_step(&table, ts, min_segments, small_rows)
                     .await?;
                 if merged == 0 {
                     break;
@@ -143,10 +143,7 @@ impl Engine {
         let mut steps = 0;
         while !self.stopping() {
             let ts = self.tso.next()?;
-            let merged = self
-                .data_node
-                .compact_table(table, ts, 2, usize::MAX)
-                .await?;
+            let merged = self.compact_step(table, ts, 2, usize::MAX).await?;
             if merged == 0 {
                 break;
             }
