@@ -217,7 +217,7 @@ impl Engine {
 
     /// Deletes objects no record names any more (a failure only leaves
     /// garbage behind).
-    async fn delete_objects(&self, paths: Vec<String>) {
+    pub(super) async fn delete_objects(&self, paths: Vec<String>) {
         for path in paths {
             let path = object_store::path::Path::from(path);
             if let Err(e) = self.objects.delete(&path).await {

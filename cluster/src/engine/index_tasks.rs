@@ -5,8 +5,6 @@
 //! storage onto the in-memory segment, as a query node loads it — only
 //! while the task's lease holds and the index and segment still want it.
 
-use object_store::ObjectStoreExt;
-
 use super::Engine;
 use crate::api::data::{BuiltIndex, IndexBuildTask};
 use crate::coordinator::{decode, encode, keys, SegmentMeta};
@@ -102,8 +100,7 @@ impl Engine {
             drop(records);
             // The segment was compacted away, the index dropped, or the
             // lease went to another node meanwhile.
-            let path = object_store::path::Path::from(record.path.as_str());
-            let _ = self.objects.delete(&path).await;
+            self.delete_objects(vec![record.path]).await;
             return Ok(());
         };
         let segment_key = keys::segment(table_id, segment_id);
