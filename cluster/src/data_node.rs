@@ -1,35 +1,27 @@
-//! The data-node role: flushes sealed segments to Parquet in object storage,
-//! persists delete logs, records both in the meta store, compacts small
-//! segments (dropping deleted rows) in bounded steps, and runs index-build
-//! tasks ([`DataNodeTasks`]): a flushed segment read from object storage,
-//! its index written next to it, the record returned for the coordinator
-//! to commit.
+//! The data-node role: runs the coordinator's leased tasks
+//! ([`DataNodeTasks`]) — index builds (a flushed segment's rows from the
+//! task or its object, the index written to the task's path) and
+//! compaction steps (a group of one shard's segments merged without the
+//! rows the task's deletes hide, the merged segment and its indexes
+//! written) — and answers with the records for the coordinator to commit.
+//! It holds nothing between tasks and writes no meta-store record.
 
 use std::sync::Arc;
 
-use arrow::array::{RecordBatch, UInt64Array};
+use arrow::array::RecordBatch;
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
-use quiver_exec::deletes::DeleteMap;
-use quiver_exec::pk::PkValue;
-use quiver_exec::source::{adapt_batch, visible_mask};
-use quiver_storage::{put_bytes, MetaBatch, MetaStore, ObjectStoreRef, MAX_TXN_OPS};
-
-use crate::coordinator::{encode, keys, SegmentMeta};
 use async_trait::async_trait;
 use quiver_common::schema::TableSchema;
-use quiver_exec::stats::segment_statistics;
+use quiver_exec::deletes::DeleteMap;
+use quiver_exec::source::{adapt_batch, visible_mask};
+use quiver_storage::{put_bytes, ObjectStoreRef, MAX_TXN_OPS};
 
 use crate::api::data::{
     BuiltIndex, CompactedSegment, CompactionTask, DataNodeTasks, IndexBuildTask,
 };
 use crate::error::{EngineError, Result};
 use crate::indexes::{build_threads, index_path, IndexMeta, SegmentIndexMeta};
-use crate::roles::DataRole;
-use crate::table::{SealedSegment, TableRuntime};
+use crate::segment_files::encode_parquet;
 
 /// Most segments one compaction step merges: its swap — put the merged
 /// segment's record and the table record, delete every merged segment's
@@ -39,28 +31,6 @@ use crate::table::{SealedSegment, TableRuntime};
 /// (their rows would be loaded twice). A larger group is merged in several
 /// steps, each committed.
 pub const MAX_MERGE_SEGMENTS: usize = MAX_TXN_OPS - 2;
-
-/// Object path of a segment's Parquet file.
-pub fn segment_path(table: u64, segment: u64) -> String {
-    format!("tables/{table}/segments/{segment:020}.parquet")
-}
-
-/// Object path of a delete log.
-pub fn deltalog_path(table: u64, n: u64) -> String {
-    format!("tables/{table}/deltalogs/{n:020}.parquet")
-}
-
-/// Encodes batches as one Parquet file.
-pub fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .build();
-    let mut buf = Vec::new();
-    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
-    writer.write(batch)?;
-    writer.close()?;
-    Ok(buf)
-}
 
 #[async_trait]
 impl DataNodeTasks for DataNode {
@@ -138,67 +108,13 @@ impl DataNodeTasks for DataNode {
     }
 }
 
-/// Flushes and compacts tables.
+/// A data node: object storage is all it needs.
 #[derive(Debug, Clone)]
 pub struct DataNode {
-    pub meta: Arc<dyn MetaStore>,
     pub objects: ObjectStoreRef,
 }
 
 impl DataNode {
-    /// Writes a sealed segment and records it; `false` when the table was
-    /// dropped meanwhile (nothing recorded).
-    async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<bool> {
-        let (table_id, storage) = {
-            let meta = table.meta.read();
-            (meta.id, meta.schema.storage_schema())
-        };
-        let batches = segment
-            .batches
-            .iter()
-            .map(|b| adapt_batch(b, &storage))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let merged = concat_batches(&storage, &batches)?;
-        let path = segment_path(table_id, segment.id);
-        put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
-        let record = SegmentMeta {
-            id: segment.id,
-            shard: segment.shard,
-            path,
-            rows: segment.rows,
-            first_lsn: segment.first_lsn,
-            last_lsn: segment.last_lsn,
-            indexes: Vec::new(),
-        };
-        // The records first (under the table's records lock), then the
-        // in-memory state, together under the data lock: until then the
-        // segment counts as unflushed, which only keeps more WAL.
-        let records = table.records.lock().await;
-        if records.dropped {
-            return Ok(false);
-        }
-        let mut table_record = table.meta.read().clone();
-        table_record.mark_shard_persisted(segment.shard, segment.last_lsn);
-        let batch = MetaBatch::new()
-            .put(keys::segment(table_id, segment.id), encode(&record))
-            .put(keys::table(table_id), encode(&table_record));
-        self.meta.apply(batch).await?;
-        let mut data = table.data.write();
-        {
-            let mut meta = table.meta.write();
-            meta.mark_shard_persisted(segment.shard, segment.last_lsn);
-        }
-        if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
-            s.flushed = true;
-            s.stats = Some(Arc::new(segment_statistics(
-                std::slice::from_ref(&merged),
-                &storage,
-            )));
-            s.batches = Arc::new(vec![merged]);
-        }
-        Ok(true)
-    }
-
     /// Builds `def` over `batches` and writes it to `path`.
     async fn build_and_store(
         &self,
@@ -220,67 +136,6 @@ impl DataNode {
             rows: index.len(),
         })
     }
-
-    /// Persists the table's pending deletes as a delete log.
-    pub async fn flush_deletes(&self, table: &TableRuntime) -> Result<()> {
-        let pending: Vec<(u64, PkValue, u64)> = table.data.read().pending_deletes.clone();
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let (table_id, schema) = {
-            let meta = table.meta.read();
-            (meta.id, meta.schema.clone())
-        };
-        let last_lsn = pending.iter().map(|p| p.0).max().unwrap_or(0);
-        let entries: Vec<(PkValue, u64)> = pending.iter().map(|p| (p.1.clone(), p.2)).collect();
-        let Some(batch) = delete_log_batch(&schema, &entries)? else {
-            return Ok(());
-        };
-        let n = last_lsn;
-        let path = deltalog_path(table_id, n);
-        put_bytes(self.objects.as_ref(), &path, encode_parquet(&batch)?).await?;
-        let records = table.records.lock().await;
-        if records.dropped {
-            return Ok(());
-        }
-        let mut table_record = table.meta.read().clone();
-        table_record.deletes_persisted_lsn = table_record.deletes_persisted_lsn.max(last_lsn);
-        let batch = MetaBatch::new()
-            .put(keys::deltalog(table_id, n), encode(&path))
-            .put(keys::table(table_id), encode(&table_record));
-        self.meta.apply(batch).await?;
-        let mut data = table.data.write();
-        {
-            let mut meta = table.meta.write();
-            meta.deletes_persisted_lsn = meta.deletes_persisted_lsn.max(last_lsn);
-        }
-        data.pending_deletes.retain(|p| p.0 > last_lsn);
-        Ok(())
-    }
-}
-
-/// `(key, timestamp)` delete entries as a delete-log batch: the key column
-/// (typed as the table's primary key), then `ts`; `None` when empty.
-pub fn delete_log_batch(
-    schema: &TableSchema,
-    entries: &[(PkValue, u64)],
-) -> Result<Option<RecordBatch>> {
-    let keys: Vec<PkValue> = entries.iter().map(|(key, _)| key.clone()).collect();
-    let Some(keys_batch) = crate::streaming::keys_batch(schema, &keys)? else {
-        return Ok(None);
-    };
-    let ts = UInt64Array::from_iter_values(entries.iter().map(|(_, ts)| *ts));
-    let mut fields: Vec<Field> = keys_batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(Field::new("ts", DataType::UInt64, false));
-    Ok(Some(RecordBatch::try_new(
-        Arc::new(Schema::new(fields)),
-        vec![keys_batch.column(0).clone(), Arc::new(ts)],
-    )?))
 }
 
 /// The segments one compaction step merges, given `(id, rows, flushed)` of
@@ -319,27 +174,6 @@ pub fn pick_merge(
     group
 }
 
-#[async_trait]
-impl DataRole for DataNode {
-    /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
-    async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
-        let mut flushed = 0;
-        loop {
-            let next = {
-                let data = table.data.read();
-                data.sealed.iter().find(|s| !s.flushed).cloned()
-            };
-            let Some(segment) = next else { break };
-            if !self.flush_segment(table, &segment).await? {
-                return Ok(flushed); // dropped meanwhile
-            }
-            flushed += 1;
-        }
-        self.flush_deletes(table).await?;
-        Ok(flushed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -349,10 +183,13 @@ mod tests {
     use quiver_common::schema::{ColumnDef, ColumnType};
 
     use super::*;
+    use crate::segment_files::{delete_log_batch, segment_path};
+    use arrow::array::UInt64Array;
+    use arrow::datatypes::{DataType, Field};
+    use quiver_exec::pk::PkValue;
 
     fn node(dir: &tempfile::TempDir) -> DataNode {
         DataNode {
-            meta: Arc::new(quiver_storage::MemoryMetaStore::new()),
             objects: quiver_storage::local_object_store(dir.path()).unwrap(),
         }
     }

@@ -1,11 +1,13 @@
 //! [`Engine`]: the standalone wiring of the four roles in one process — the
-//! coordinator (catalog, TSO), a streaming node (WAL, growing segments), a
-//! data node (flush, compaction) and a query node (sealed segments) — over
+//! coordinator (catalog, TSO), a streaming node (WAL, growing segments,
+//! seal and flush), a data node (index builds and compaction as leased
+//! tasks) and a query node (sealed segments) — over
 //! the meta store, object storage and WAL the configuration selects
 //! (`[meta]`, `[objects]`, `[wal]`; `local` by default: the embedded meta
 //! store, local object storage and local WAL). Recovery is in
-//! `engine/recovery.rs`, flush, compaction and index builds in
-//! `engine/maintenance.rs`.
+//! `engine/recovery.rs`; the maintenance pass (flush, compaction and index
+//! tasks) in `engine/maintenance.rs`, `engine/compaction_tasks.rs` and
+//! `engine/index_tasks.rs`.
 //!
 //! The meta store is async: catalog changes (`create_table`, `add_column`,
 //! ...) are async functions. They hold `ddl_lock` (catalog-wide names) and
@@ -44,7 +46,7 @@ use crate::coordinator::{
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
 use crate::indexes::IndexMeta;
-use crate::roles::{DataRole, LocalQueryNode, QueryRole, StreamingRole, WriteMode, WriteOutcome};
+use crate::roles::{LocalQueryNode, QueryRole, StreamingRole, WriteMode, WriteOutcome};
 use crate::streaming::StreamingNode;
 use crate::table::{SealPolicy, TableRuntime};
 use crate::task_leases::TaskLeases;
@@ -96,7 +98,6 @@ pub struct Engine {
     meta: Arc<dyn MetaStore>,
     objects: ObjectStoreRef,
     streaming: Arc<dyn StreamingRole>,
-    data_node: Arc<dyn DataRole>,
     /// The data node's task API (index builds), behind encoded messages
     /// with `cluster.serialize_seams`.
     data_tasks: Arc<dyn DataNodeTasks>,
@@ -158,16 +159,14 @@ impl Engine {
     ) -> Result<Arc<Self>> {
         let tso = Arc::new(Tso::open(meta.clone()).await?);
         let data_node = Arc::new(DataNode {
-            meta: meta.clone(),
             objects: objects.clone(),
         });
         let data_tasks: Arc<dyn DataNodeTasks> = if config.cluster.serialize_seams {
-            Arc::new(crate::api::wire::WireDataNode::new(data_node.clone()))
+            Arc::new(crate::api::wire::WireDataNode::new(data_node))
         } else {
-            data_node.clone()
+            data_node
         };
         let mut engine = Engine {
-            data_node,
             data_tasks,
             task_leases: TaskLeases::default(),
             task_nonce: std::time::SystemTime::now()
@@ -176,7 +175,12 @@ impl Engine {
             query_node: Arc::new(LocalQueryNode {
                 objects: objects.clone(),
             }),
-            streaming: Arc::new(StreamingNode::new(wal, tso.clone())),
+            streaming: Arc::new(StreamingNode::new(
+                wal,
+                tso.clone(),
+                meta.clone(),
+                objects.clone(),
+            )),
             config,
             meta,
             objects,
@@ -720,7 +724,7 @@ impl Engine {
     ) -> Result<usize> {
         let table = self.table(database, table_name)?;
         let _pass = self.maintenance_lock.lock().await;
-        self.data_node.flush_table(&table).await?;
+        self.streaming.flush_table(&table).await?;
         let total = self.missing_index_count(&table).min(limit);
         let mut done = 0;
         while done < total && !self.stopping.load(Ordering::Relaxed) {

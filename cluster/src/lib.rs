@@ -2,13 +2,16 @@
 //! standalone wiring:
 //!
 //! * [`api`] — the role APIs at the network edges (plain-data requests and
-//!   replies): the [`api::Coordinator`] today;
+//!   replies): coordinator, streaming node, data-node tasks;
 //! * [`coordinator`] — the timestamp oracle, id allocators and catalog records
 //!   in the meta store;
 //! * [`streaming`] — the write path: validation, TSO timestamp, WAL append
-//!   (durable before acknowledging), apply to the growing segment;
-//! * [`data_node`] — flush of sealed segments and delete logs to Parquet in
-//!   object storage, compaction, index-build tasks;
+//!   (durable before acknowledging), apply to the growing segment; seal and
+//!   flush of segments and delete logs to Parquet in object storage;
+//! * [`data_node`] — the data node's leased tasks: index builds and
+//!   compaction steps;
+//! * [`segment_files`] — object paths and Parquet encoding of segments and
+//!   delete logs;
 //! * [`task_leases`] — the coordinator's leases of data-node tasks;
 //! * [`indexes`] — vector index definitions and per-segment index files
 //!   (built by the data role, loaded by the query role);
@@ -30,6 +33,7 @@ pub mod error;
 pub mod indexes;
 pub mod query_node;
 pub mod roles;
+pub mod segment_files;
 pub mod shards;
 pub mod streaming;
 pub mod table;

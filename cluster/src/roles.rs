@@ -1,6 +1,6 @@
-//! The role interfaces. Standalone wires in-process implementations
-//! ([`StreamingNode`](crate::streaming::StreamingNode),
-//! [`DataNode`](crate::data_node::DataNode),
+//! The role interfaces still drawn inside the process (the data node's are
+//! its task API, [`crate::api::data`]). Standalone wires in-process
+//! implementations ([`StreamingNode`](crate::streaming::StreamingNode),
 //! [`LocalQueryNode`]); cluster mode adds implementations that call the
 //! roles over gRPC, without changing the [`Engine`](crate::Engine).
 
@@ -36,8 +36,13 @@ pub struct WriteOutcome {
     pub sealed: bool,
 }
 
-/// The streaming role: owns the WAL of its shards and their growing segments.
+/// The streaming role: owns the WAL of its shards and their growing
+/// segments, seals and flushes them.
+#[async_trait]
 pub trait StreamingRole: Send + Sync {
+    /// Flushes the table's sealed segments and pending deletes to object
+    /// storage (each recorded in the meta store); returns segments flushed.
+    async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
     /// Inserts or upserts rows; returns once they are durable and visible.
     fn write(
         &self,
@@ -52,14 +57,6 @@ pub trait StreamingRole: Send + Sync {
     /// The safe timestamp: every write stamped at or before it is applied
     /// (a read at it sees all of them).
     fn safe_timestamp(&self) -> u64;
-}
-
-/// The data role: persists sealed segments and deletes (index builds and
-/// compaction are its leased tasks: [`crate::api::data::DataNodeTasks`]).
-#[async_trait]
-pub trait DataRole: Send + Sync {
-    /// Flushes sealed segments and pending deletes of a table; returns segments flushed.
-    async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
 }
 
 /// The query role: loads flushed segments and delete logs.

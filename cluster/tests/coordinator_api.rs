@@ -130,6 +130,16 @@ async fn ddl_and_catalog_reads_through_the_api() {
     // The API and the engine agree.
     assert_eq!(snapshot.version, engine.catalog_version());
 
+    // One table's definition is the snapshot's entry for it.
+    let described = over_the_wire(coordinator.describe_table(docs.clone()).await.unwrap());
+    assert_eq!(&described, info);
+    assert!(matches!(
+        coordinator
+            .describe_table(TableRef::new("shop", "missing"))
+            .await,
+        Err(EngineError::TableNotFound { .. })
+    ));
+
     let layout = over_the_wire(coordinator.layout(docs.clone()).await.unwrap());
     assert_eq!(layout.table_id, info.id);
     assert_eq!(layout.shards.len(), 1);
@@ -164,6 +174,10 @@ async fn ddl_and_catalog_reads_through_the_api() {
         }))
         .await
         .unwrap());
+    assert!(matches!(
+        coordinator.describe_table(articles.clone()).await,
+        Err(EngineError::TableNotFound { .. })
+    ));
     assert!(matches!(
         coordinator.layout(articles).await,
         Err(EngineError::TableNotFound { .. })

@@ -227,6 +227,9 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn catalog(&self) -> Result<CatalogSnapshot>;
     /// The current catalog version (cheap: no snapshot).
     async fn catalog_version(&self) -> Result<u64>;
+    /// One table's definition (a missing table is
+    /// [`EngineError::TableNotFound`](crate::error::EngineError)).
+    async fn describe_table(&self, table: TableRef) -> Result<TableInfo>;
     /// `count` (at least 1) fresh timestamps.
     async fn allocate_timestamps(&self, count: u32) -> Result<TimestampBatch>;
     /// Where a table's data lives.

@@ -18,8 +18,8 @@ use quiver_proto::fragments::{decode_batch, encode_batch};
 
 use super::coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableLayout,
-    TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableInfo,
+    TableLayout, TableRef, TimestampBatch,
 };
 use super::data::{
     BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
@@ -157,6 +157,16 @@ impl Coordinator for WireCoordinator {
         over_the_wire(
             self.inner
                 .catalog_version()
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn describe_table(&self, table: TableRef) -> Result<TableInfo> {
+        let table = over_the_wire(table)?;
+        over_the_wire(
+            self.inner
+                .describe_table(table)
                 .await
                 .map_err(error_over_the_wire)?,
         )

@@ -18,9 +18,10 @@ use quiver_storage::MetaBatch;
 use super::Engine;
 use crate::api::data::{CompactedSegment, CompactionInput, CompactionTask};
 use crate::coordinator::{encode, keys, SegmentMeta};
-use crate::data_node::{delete_log_batch, pick_merge, segment_path, MAX_MERGE_SEGMENTS};
+use crate::data_node::{pick_merge, MAX_MERGE_SEGMENTS};
 use crate::error::Result;
 use crate::indexes::LoadedIndex;
+use crate::segment_files::{delete_log_batch, segment_path};
 use crate::table::{alloc_segment_id, SealedSegment, TableRuntime};
 use crate::task_leases::{TaskKey, COMPACTION_LEASE};
 
@@ -50,36 +51,7 @@ impl Engine {
         let Some(task_id) = self.task_leases.lease(key, COMPACTION_LEASE) else {
             return Ok(0);
         };
-        let (schema, indexes) = {
-            let meta = table.meta.read();
-            (meta.schema.clone(), meta.indexes.clone())
-        };
-        let deletes = {
-            let map = table.deletes.read();
-            deletes_hitting(&group, schema.primary_key, &map, compaction_ts)
-        };
-        let output_segment_id = alloc_segment_id(&mut table.meta.write());
-        let task = CompactionTask {
-            task_id,
-            table_id,
-            shard,
-            inputs: group
-                .iter()
-                .map(|segment| CompactionInput {
-                    segment_id: segment.id,
-                    path: segment_path(table_id, segment.id),
-                    rows: Some(segment.batches.clone()),
-                    first_lsn: segment.first_lsn,
-                    last_lsn: segment.last_lsn,
-                })
-                .collect(),
-            compaction_ts,
-            deletes: delete_log_batch(&schema, &deletes)?,
-            schema,
-            indexes,
-            output_segment_id,
-            output_path: segment_path(table_id, output_segment_id),
-        };
+        let task = compaction_task(table, task_id, shard, &group, compaction_ts)?;
         let committed = match self.data_tasks.compact(task).await {
             Ok(done) => {
                 self.commit_compaction(table, key, shard, &group, done)
@@ -227,6 +199,48 @@ impl Engine {
     }
 }
 
+/// The task merging `group` (segments of `shard`) without the rows
+/// deleted at `compaction_ts`, into a segment with a fresh id.
+fn compaction_task(
+    table: &TableRuntime,
+    task_id: u64,
+    shard: u32,
+    group: &[SealedSegment],
+    compaction_ts: u64,
+) -> Result<CompactionTask> {
+    let table_id = table.id();
+    let (schema, indexes) = {
+        let meta = table.meta.read();
+        (meta.schema.clone(), meta.indexes.clone())
+    };
+    let deletes = {
+        let map = table.deletes.read();
+        deletes_hitting(group, schema.primary_key, &map, compaction_ts)
+    };
+    let output_segment_id = alloc_segment_id(&mut table.meta.write());
+    Ok(CompactionTask {
+        task_id,
+        table_id,
+        shard,
+        inputs: group
+            .iter()
+            .map(|segment| CompactionInput {
+                segment_id: segment.id,
+                path: segment_path(table_id, segment.id),
+                rows: Some(segment.batches.clone()),
+                first_lsn: segment.first_lsn,
+                last_lsn: segment.last_lsn,
+            })
+            .collect(),
+        compaction_ts,
+        deletes: delete_log_batch(&schema, &deletes)?,
+        schema,
+        indexes,
+        output_segment_id,
+        output_path: segment_path(table_id, output_segment_id),
+    })
+}
+
 /// The shard and the segments of the next compaction step of `table`: the
 /// first shard with a group ([`pick_merge`]), at most
 /// [`MAX_MERGE_SEGMENTS`] of it (the swap must stay one transaction), in
@@ -290,4 +304,164 @@ fn deletes_hitting(
         }
     }
     hitting.entries()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use arrow::array::{Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use quiver_common::config::QuiverConfig;
+    use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+
+    use super::*;
+    use crate::roles::WriteMode;
+
+    /// Segments seal at 20 rows; no compaction but the test's.
+    fn config(dir: &std::path::Path) -> QuiverConfig {
+        let mut config = QuiverConfig {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        config.segment.seal_rows = 20;
+        config.segment.compaction_min_segments = 1_000;
+        config
+    }
+
+    /// An engine with table `public.t` in three flushed segments of 20
+    /// rows.
+    async fn three_segments(dir: &std::path::Path) -> (Arc<Engine>, Arc<TableRuntime>) {
+        let engine = Engine::open(config(dir)).await.unwrap();
+        let schema = TableSchema {
+            columns: vec![
+                ColumnDef::new("id", ColumnType::Int64),
+                ColumnDef::new("n", ColumnType::Int64),
+            ],
+            primary_key: 0,
+        };
+        engine
+            .create_table("public", "t", schema, false)
+            .await
+            .unwrap();
+        let fields = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("n", DataType::Int64, true),
+        ]);
+        for start in [0i64, 20, 40] {
+            let ids = Int64Array::from_iter_values(start..start + 20);
+            let batch = RecordBatch::try_new(
+                Arc::new(fields.clone()),
+                vec![Arc::new(ids.clone()), Arc::new(ids)],
+            )
+            .unwrap();
+            engine
+                .write("public", "t", batch, WriteMode::Insert)
+                .await
+                .unwrap();
+        }
+        engine.flush_all().await.unwrap();
+        let table = engine.table("public", "t").unwrap();
+        assert_eq!(sealed_ids(&table).len(), 3);
+        (engine, table)
+    }
+
+    fn sealed_ids(table: &TableRuntime) -> Vec<u64> {
+        table.data.read().sealed.iter().map(|s| s.id).collect()
+    }
+
+    /// Runs the data node's task for `group` under `task_id`.
+    async fn run_task(
+        engine: &Engine,
+        table: &TableRuntime,
+        task_id: u64,
+        group: &[SealedSegment],
+    ) -> CompactedSegment {
+        let ts = engine.read_timestamp();
+        let task = compaction_task(table, task_id, 0, group, ts).unwrap();
+        engine.data_tasks.compact(task).await.unwrap()
+    }
+
+    async fn object_exists(engine: &Engine, path: &str) -> bool {
+        quiver_storage::get_bytes(engine.objects.as_ref(), path)
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_result_whose_lease_expired_is_refused_and_its_objects_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, table) = three_segments(dir.path()).await;
+        let before = sealed_ids(&table);
+        let group = table.data.read().sealed.clone();
+        let key = TaskKey::Compaction {
+            table: table.id(),
+            shard: 0,
+        };
+        // The lease expires before the result arrives (the node was
+        // presumed dead; another may hold the step now).
+        let task_id = engine.task_leases.lease(key, Duration::ZERO).unwrap();
+        let done = run_task(&engine, &table, task_id, &group).await;
+        assert!(
+            object_exists(&engine, &done.path).await,
+            "the task wrote it"
+        );
+        let merged = engine
+            .commit_compaction(&table, key, 0, &group, done.clone())
+            .await
+            .unwrap();
+        assert_eq!(merged, 0, "refused");
+        assert_eq!(sealed_ids(&table), before, "the group stays");
+        assert!(!object_exists(&engine, &done.path).await, "output deleted");
+        for segment in &group {
+            let path = segment_path(table.id(), segment.id);
+            assert!(object_exists(&engine, &path).await, "inputs kept");
+        }
+        engine.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_result_whose_group_changed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, table) = three_segments(dir.path()).await;
+        let group = table.data.read().sealed.clone();
+        let key = TaskKey::Compaction {
+            table: table.id(),
+            shard: 0,
+        };
+        let task_id = engine.task_leases.lease(key, COMPACTION_LEASE).unwrap();
+        let whole = run_task(&engine, &table, task_id, &group).await;
+        // Meanwhile two of the group's segments were merged and committed.
+        let part = run_task(&engine, &table, task_id, &group[..2]).await;
+        let merged = engine
+            .commit_compaction(&table, key, 0, &group[..2], part.clone())
+            .await
+            .unwrap();
+        assert_eq!(merged, 2);
+        assert_eq!(sealed_ids(&table), [part.segment_id, group[2].id]);
+        // The result over the old group names segments that are gone.
+        let refused = engine
+            .commit_compaction(&table, key, 0, &group, whole.clone())
+            .await
+            .unwrap();
+        assert_eq!(refused, 0);
+        assert_eq!(sealed_ids(&table), [part.segment_id, group[2].id]);
+        assert!(!object_exists(&engine, &whole.path).await);
+        assert!(object_exists(&engine, &part.path).await);
+        engine.task_leases.release(key, task_id);
+        // The state survives a restart: 60 rows in the two segments.
+        engine.shutdown().await.unwrap();
+        // The table holds the meta store too (through its timestamp oracle).
+        drop((engine, table));
+        let reopened = Engine::open(config(dir.path())).await.unwrap();
+        let table = reopened.table("public", "t").unwrap();
+        let rows: usize = table.data.read().sealed.iter().map(|s| s.rows).sum();
+        let mut ids = sealed_ids(&table);
+        ids.sort_unstable();
+        let mut expected = [part.segment_id, group[2].id];
+        expected.sort_unstable();
+        assert_eq!(ids, expected);
+        assert_eq!(rows, 60);
+        reopened.shutdown().await.unwrap();
+    }
 }

@@ -11,6 +11,7 @@ use crate::api::{
     DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SegmentPlacement,
     SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
 };
+use crate::coordinator::TableMeta;
 use crate::error::Result;
 use crate::shards::channel_name;
 
@@ -117,17 +118,7 @@ impl Coordinator for Engine {
         let tables = state
             .tables
             .values()
-            .map(|table| {
-                let meta = table.meta.read();
-                TableInfo {
-                    id: meta.id,
-                    table: TableRef::new(meta.database.clone(), meta.name.clone()),
-                    schema: meta.schema.clone(),
-                    shards: meta.shards.max(1),
-                    options: meta.options.clone(),
-                    indexes: meta.indexes.clone(),
-                }
-            })
+            .map(|table| table_info(&table.meta.read()))
             .collect();
         Ok(CatalogSnapshot {
             version,
@@ -138,6 +129,12 @@ impl Coordinator for Engine {
 
     async fn catalog_version(&self) -> Result<u64> {
         Ok(Engine::catalog_version(self))
+    }
+
+    async fn describe_table(&self, table: TableRef) -> Result<TableInfo> {
+        let runtime = self.table(&table.database, &table.name)?;
+        let info = table_info(&runtime.meta.read());
+        Ok(info)
     }
 
     async fn allocate_timestamps(&self, count: u32) -> Result<TimestampBatch> {
@@ -174,5 +171,17 @@ impl Coordinator for Engine {
             })
             .collect();
         Ok(TableLayout { table_id, shards })
+    }
+}
+
+/// The plain-data definition of a table.
+fn table_info(meta: &TableMeta) -> TableInfo {
+    TableInfo {
+        id: meta.id,
+        table: TableRef::new(meta.database.clone(), meta.name.clone()),
+        schema: meta.schema.clone(),
+        shards: meta.shards.max(1),
+        options: meta.options.clone(),
+        indexes: meta.indexes.clone(),
     }
 }

@@ -8,9 +8,9 @@
 use super::Engine;
 use crate::api::data::{BuiltIndex, IndexBuildTask};
 use crate::coordinator::{decode, encode, keys, SegmentMeta};
-use crate::data_node::segment_path;
 use crate::error::{EngineError, Result};
 use crate::indexes::{task_index_path, IndexMeta, LoadedIndex};
+use crate::segment_files::segment_path;
 use crate::table::{SealedSegment, TableRuntime};
 use crate::task_leases::{TaskKey, INDEX_BUILD_LEASE};
 use quiver_storage::MetaBatch;

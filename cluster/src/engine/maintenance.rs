@@ -71,7 +71,7 @@ impl Engine {
     /// WAL (the caller holds the maintenance lock).
     pub(super) async fn checkpoint(&self) -> Result<()> {
         for table in self.tables() {
-            self.data_node.flush_table(&table).await?;
+            self.streaming.flush_table(&table).await?;
         }
         self.truncate_wal().await
     }
@@ -100,7 +100,7 @@ impl Engine {
             table.seal_now();
         }
         let _pass = self.maintenance_lock.lock().await;
-        self.data_node.flush_table(table).await?;
+        self.streaming.flush_table(table).await?;
         self.truncate_wal().await
     }
 
@@ -110,7 +110,7 @@ impl Engine {
     pub async fn compact_table(&self, database: &str, name: &str) -> Result<usize> {
         let table = self.table(database, name)?;
         let _pass = self.maintenance_lock.lock().await;
-        self.data_node.flush_table(&table).await?;
+        self.streaming.flush_table(&table).await?;
         self.compact_fully(&table).await
     }
 

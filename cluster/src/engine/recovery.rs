@@ -186,7 +186,7 @@ impl Engine {
             if sealed_now {
                 sealed += 1;
             }
-            flushed += self.data_node.flush_table(&table).await?;
+            flushed += self.streaming.flush_table(&table).await?;
         }
         self.truncate_wal().await?;
         self.recovery.segments_sealed = sealed;

@@ -143,9 +143,9 @@ pub async fn copy(
             };
             let (database, table) = instance.resolve(session, table_name)?;
             let full = instance
-                .engine()
-                .table(&database, &table)?
-                .schema()
+                .describe_table(&database, &table)
+                .await?
+                .schema
                 .arrow_schema();
             let schema = project(&full, columns, &table)?;
             Ok(PgOutput::CopyIn(spec(

@@ -334,7 +334,7 @@ pub async fn alter_table(
     alter: &AlterTable,
 ) -> Result<PgOutput> {
     let (database, table) = instance.resolve(session, &alter.name)?;
-    if alter.if_exists && instance.engine().table(&database, &table).is_err() {
+    if alter.if_exists && instance.describe_table(&database, &table).await.is_err() {
         return Ok(PgOutput::Command(CommandTag::new("ALTER TABLE")));
     }
     for operation in &alter.operations {

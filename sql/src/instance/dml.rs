@@ -62,7 +62,7 @@ async fn plan_insert_rows(
     let mut stripped = insert.clone();
     stripped.on = None;
     stripped.returning = None;
-    wrap_vector_literals(instance, session, &mut stripped)?;
+    wrap_vector_literals(instance, session, &mut stripped).await?;
     let plan = session
         .ctx
         .state()
@@ -82,7 +82,7 @@ async fn plan_insert_rows(
 /// `VALUES` rows give text literals for vector columns; DataFusion cannot
 /// cast text to a vector, so they become `to_vector('[..]', n)` calls (which
 /// also report pgvector's dimension errors).
-fn wrap_vector_literals(
+async fn wrap_vector_literals(
     instance: &Instance,
     session: &SqlSession,
     insert: &mut Insert,
@@ -92,10 +92,10 @@ fn wrap_vector_literals(
         ObjectName, SetExpr, Value,
     };
     let (database, name) = instance.resolve(session, insert_target(insert)?)?;
-    let Ok(table) = instance.engine().table(&database, &name) else {
+    let Ok(table) = instance.describe_table(&database, &name).await else {
         return Ok(());
     };
-    let schema = table.schema();
+    let schema = table.schema;
     let targets: Vec<Option<usize>> = if insert.columns.is_empty() {
         (0..schema.columns.len()).map(Some).collect()
     } else {
@@ -276,7 +276,7 @@ pub async fn write_rows(
     rows: RecordBatch,
     mode: WriteMode,
 ) -> Result<WriteAck> {
-    let table_id = instance.engine().table(database, table)?.id();
+    let table_id = instance.describe_table(database, table).await?.id;
     Ok(instance
         .streaming()
         .write(WriteRows {
@@ -295,14 +295,14 @@ async fn delete_keys(
     table: &str,
     keys: Vec<PkValue>,
 ) -> Result<usize> {
-    let runtime = instance.engine().table(database, table)?;
-    let Some(keys) = quiver_cluster::streaming::keys_batch(&runtime.schema(), &keys)? else {
+    let info = instance.describe_table(database, table).await?;
+    let Some(keys) = quiver_cluster::segment_files::keys_batch(&info.schema, &keys)? else {
         return Ok(0);
     };
     let ack = instance
         .streaming()
         .delete(DeleteKeys {
-            table_id: runtime.id(),
+            table_id: info.id,
             keys,
         })
         .await?;
@@ -388,8 +388,7 @@ pub async fn insert(
     params: Option<&ParamValues>,
 ) -> Result<PgOutput> {
     let (database, name) = instance.resolve(session, insert_target(insert)?)?;
-    let table = instance.engine().table(&database, &name)?;
-    let schema = table.schema();
+    let schema = instance.describe_table(&database, &name).await?.schema;
     instance.set_read_ts(session);
     let plan = plan_insert_rows(instance, session, insert).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "INSERT rows").await?;
@@ -439,7 +438,7 @@ pub async fn write_batch(
     sent: &[String],
     kind: WriteKind,
 ) -> Result<Written> {
-    let schema = instance.engine().table(database, table)?.schema();
+    let schema = instance.describe_table(database, table).await?.schema;
     let rows = if sent.is_empty() {
         rows
     } else {
@@ -599,7 +598,7 @@ fn from_clause(
     sql
 }
 
-fn update_sql(
+async fn update_sql(
     instance: &Instance,
     session: &SqlSession,
     update: &Update,
@@ -609,7 +608,7 @@ fn update_sql(
     }
     let (name, alias) = single_table(&update.table)?;
     let (database, table) = instance.resolve(session, name)?;
-    let schema = instance.engine().table(&database, &table)?.schema();
+    let schema = instance.describe_table(&database, &table).await?.schema;
     let mut select = Vec::new();
     for def in &schema.columns {
         let assigned = update.assignments.iter().find(|a| match &a.target {
@@ -660,7 +659,7 @@ pub async fn prepare_update(
     session: &mut SqlSession,
     update: &Update,
 ) -> Result<Prepared> {
-    let (sql, database, table) = update_sql(instance, session, update)?;
+    let (sql, database, table) = update_sql(instance, session, update).await?;
     let returning = update.returning.as_deref();
     prepare_selected(instance, session, &sql, (&database, &table), returning).await
 }
@@ -686,7 +685,7 @@ async fn prepared(
 ) -> Result<Prepared> {
     let result_schema = match returning {
         Some(items) => {
-            let schema = instance.engine().table(database, table)?.schema();
+            let schema = instance.describe_table(database, table).await?.schema;
             Some(returning_schema(&schema, items).await?)
         }
         None => None,
@@ -703,7 +702,7 @@ pub async fn update(
     update: &Update,
     params: Option<&ParamValues>,
 ) -> Result<PgOutput> {
-    let (sql, database, table) = update_sql(instance, session, update)?;
+    let (sql, database, table) = update_sql(instance, session, update).await?;
     instance.set_read_ts(session);
     let plan = instance.plan_sql(session, &sql).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "UPDATE rows").await?;
@@ -723,7 +722,7 @@ pub async fn update(
     }
 }
 
-fn delete_sql(
+async fn delete_sql(
     instance: &Instance,
     session: &SqlSession,
     delete: &Delete,
@@ -739,7 +738,7 @@ fn delete_sql(
     };
     let (name, alias) = single_table(table)?;
     let (database, table) = instance.resolve(session, name)?;
-    let schema = instance.engine().table(&database, &table)?.schema();
+    let schema = instance.describe_table(&database, &table).await?.schema;
     let columns = if delete.returning.is_some() {
         "*".to_string()
     } else {
@@ -762,7 +761,7 @@ pub async fn prepare_delete(
     session: &mut SqlSession,
     delete: &Delete,
 ) -> Result<Prepared> {
-    let (sql, database, table, _) = delete_sql(instance, session, delete)?;
+    let (sql, database, table, _) = delete_sql(instance, session, delete).await?;
     let returning = delete.returning.as_deref();
     prepare_selected(instance, session, &sql, (&database, &table), returning).await
 }
@@ -773,7 +772,7 @@ pub async fn delete(
     delete: &Delete,
     params: Option<&ParamValues>,
 ) -> Result<PgOutput> {
-    let (sql, database, table, pk_index) = delete_sql(instance, session, delete)?;
+    let (sql, database, table, pk_index) = delete_sql(instance, session, delete).await?;
     instance.set_read_ts(session);
     let plan = instance.plan_sql(session, &sql).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "DELETE keys").await?;
@@ -799,7 +798,7 @@ pub async fn delete_where(
     (database, table): (&str, &str),
     filter: datafusion::logical_expr::Expr,
 ) -> Result<usize> {
-    let schema = instance.engine().table(database, table)?.schema();
+    let schema = instance.describe_table(database, table).await?.schema;
     instance.set_read_ts(session);
     let plan = instance
         .scan_builder(session, database, table)
@@ -821,7 +820,7 @@ pub async fn truncate(
 ) -> Result<PgOutput> {
     for target in &truncate.table_names {
         let (database, table) = instance.resolve(session, &target.name)?;
-        let schema = instance.engine().table(&database, &table)?.schema();
+        let schema = instance.describe_table(&database, &table).await?.schema;
         instance.set_read_ts(session);
         let sql = format!(
             "SELECT {} FROM {}.{}",

@@ -17,7 +17,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use quiver_cluster::api::streaming::Streaming;
-use quiver_cluster::api::Coordinator;
+use quiver_cluster::api::{Coordinator, TableInfo, TableRef};
 use quiver_cluster::Engine;
 use quiver_common::schema::vector_dim;
 use quiver_exec::memory::ServerMemory;
@@ -87,6 +87,14 @@ impl Instance {
     /// The coordinator role's API.
     pub fn coordinator(&self) -> &Arc<dyn Coordinator> {
         &self.coordinator
+    }
+
+    /// One table's definition, asked of the coordinator.
+    pub async fn describe_table(&self, database: &str, table: &str) -> Result<TableInfo> {
+        Ok(self
+            .coordinator
+            .describe_table(TableRef::new(database, table))
+            .await?)
     }
 
     /// The streaming node's API (writes and deletes).

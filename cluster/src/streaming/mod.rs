@@ -1,6 +1,9 @@
 //! The streaming role: validates writes, stamps them with a TSO timestamp,
 //! appends them to the WAL (durable before acknowledging) and applies them to
-//! the table's growing segment.
+//! the table's growing segment; seals and flushes its shards' segments
+//! (`flush`).
+
+mod flush;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -13,11 +16,12 @@ use quiver_common::schema::{vector_dim, ColumnType, TableSchema};
 use quiver_common::vector::{validate, VectorError};
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_proto::WalRecord;
-use quiver_storage::Wal;
+use quiver_storage::{MetaStore, ObjectStoreRef, Wal};
 
 use crate::coordinator::Tso;
 use crate::error::{EngineError, Result};
 use crate::roles::{StreamingRole, WriteMode, WriteOutcome};
+use crate::segment_files::keys_batch;
 use crate::table::{with_timestamp, TableRuntime};
 
 /// Writes to tables through one WAL.
@@ -29,6 +33,10 @@ pub struct StreamingNode {
     /// timestamp); taken and registered under this lock, so
     /// [`StreamingRole::safe_timestamp`] never misses one.
     in_flight: Arc<Mutex<BTreeMap<u64, usize>>>,
+    /// Where flushed segments and delete logs are recorded.
+    meta: Arc<dyn MetaStore>,
+    /// Where flushed segments and delete logs are written.
+    objects: ObjectStoreRef,
 }
 
 /// A write's timestamp, registered in flight until dropped (applied, or
@@ -57,12 +65,20 @@ impl std::fmt::Debug for StreamingNode {
 }
 
 impl StreamingNode {
-    /// A node appending to `wal`, stamping writes with `tso`.
-    pub fn new(wal: Arc<dyn Wal>, tso: Arc<Tso>) -> Self {
+    /// A node appending to `wal`, stamping writes with `tso`, flushing
+    /// to `objects` and recording flushes in `meta`.
+    pub fn new(
+        wal: Arc<dyn Wal>,
+        tso: Arc<Tso>,
+        meta: Arc<dyn MetaStore>,
+        objects: ObjectStoreRef,
+    ) -> Self {
         Self {
             wal,
             tso,
             in_flight: Arc::default(),
+            meta,
+            objects,
         }
     }
 
@@ -83,7 +99,12 @@ impl StreamingNode {
     }
 }
 
+#[async_trait::async_trait]
 impl StreamingRole for StreamingNode {
+    async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
+        StreamingNode::flush_table(self, table).await
+    }
+
     /// The WAL.
     fn wal(&self) -> &Arc<dyn Wal> {
         &self.wal
@@ -209,40 +230,6 @@ impl StreamingRole for StreamingNode {
         table.apply(lsn, ts, &keys, None, true, &|_| true)?;
         Ok(keys.len())
     }
-}
-
-/// One-column batch of keys, typed as the primary key.
-pub fn keys_batch(schema: &TableSchema, keys: &[PkValue]) -> Result<Option<RecordBatch>> {
-    if keys.is_empty() {
-        return Ok(None);
-    }
-    let pk = schema.pk();
-    let array: ArrayRef = match pk.column_type {
-        ColumnType::Text { .. } => Arc::new(arrow::array::StringArray::from(
-            keys.iter()
-                .map(|k| match k {
-                    PkValue::Str(s) => Some(s.clone()),
-                    PkValue::Int(i) => Some(i.to_string()),
-                })
-                .collect::<Vec<_>>(),
-        )),
-        _ => {
-            let ints = Int64Array::from(
-                keys.iter()
-                    .map(|k| match k {
-                        PkValue::Int(i) => Some(*i),
-                        PkValue::Str(s) => s.parse().ok(),
-                    })
-                    .collect::<Vec<_>>(),
-            );
-            cast(&ints, &pk.column_type.arrow_type())?
-        }
-    };
-    let field = arrow::datatypes::Field::new(&pk.name, array.data_type().clone(), false);
-    Ok(Some(RecordBatch::try_new(
-        Arc::new(arrow::datatypes::Schema::new(vec![field])),
-        vec![array],
-    )?))
 }
 
 /// Decodes the keys of a delete batch.

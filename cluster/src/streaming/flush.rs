@@ -1,0 +1,129 @@
+//! The streaming node's flush: its shards' sealed segments written to
+//! object storage as Parquet and recorded in the meta store (the table
+//! record's per-shard checkpoint moving with them), and the deletes not yet
+//! in a delete log persisted as one — each step's records first, then the
+//! in-memory state, so a crash between them only keeps more WAL.
+
+use std::sync::Arc;
+
+use arrow::compute::concat_batches;
+use quiver_exec::pk::PkValue;
+use quiver_exec::source::adapt_batch;
+use quiver_exec::stats::segment_statistics;
+use quiver_storage::{put_bytes, MetaBatch};
+
+use super::StreamingNode;
+use crate::coordinator::{encode, keys, SegmentMeta};
+use crate::error::Result;
+use crate::segment_files::{delete_log_batch, deltalog_path, encode_parquet, segment_path};
+use crate::table::{SealedSegment, TableRuntime};
+
+impl StreamingNode {
+    /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
+    pub(super) async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
+        let mut flushed = 0;
+        loop {
+            let next = {
+                let data = table.data.read();
+                data.sealed.iter().find(|s| !s.flushed).cloned()
+            };
+            let Some(segment) = next else { break };
+            if !self.flush_segment(table, &segment).await? {
+                return Ok(flushed); // dropped meanwhile
+            }
+            flushed += 1;
+        }
+        self.flush_deletes(table).await?;
+        Ok(flushed)
+    }
+
+    /// Writes a sealed segment and records it; `false` when the table was
+    /// dropped meanwhile (nothing recorded).
+    async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<bool> {
+        let (table_id, storage) = {
+            let meta = table.meta.read();
+            (meta.id, meta.schema.storage_schema())
+        };
+        let batches = segment
+            .batches
+            .iter()
+            .map(|b| adapt_batch(b, &storage))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let merged = concat_batches(&storage, &batches)?;
+        let path = segment_path(table_id, segment.id);
+        put_bytes(self.objects.as_ref(), &path, encode_parquet(&merged)?).await?;
+        let record = SegmentMeta {
+            id: segment.id,
+            shard: segment.shard,
+            path,
+            rows: segment.rows,
+            first_lsn: segment.first_lsn,
+            last_lsn: segment.last_lsn,
+            indexes: Vec::new(),
+        };
+        // The records first (under the table's records lock), then the
+        // in-memory state, together under the data lock: until then the
+        // segment counts as unflushed, which only keeps more WAL.
+        let records = table.records.lock().await;
+        if records.dropped {
+            return Ok(false);
+        }
+        let mut table_record = table.meta.read().clone();
+        table_record.mark_shard_persisted(segment.shard, segment.last_lsn);
+        let batch = MetaBatch::new()
+            .put(keys::segment(table_id, segment.id), encode(&record))
+            .put(keys::table(table_id), encode(&table_record));
+        self.meta.apply(batch).await?;
+        let mut data = table.data.write();
+        {
+            let mut meta = table.meta.write();
+            meta.mark_shard_persisted(segment.shard, segment.last_lsn);
+        }
+        if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
+            s.flushed = true;
+            s.stats = Some(Arc::new(segment_statistics(
+                std::slice::from_ref(&merged),
+                &storage,
+            )));
+            s.batches = Arc::new(vec![merged]);
+        }
+        Ok(true)
+    }
+
+    /// Persists the table's pending deletes as a delete log.
+    async fn flush_deletes(&self, table: &TableRuntime) -> Result<()> {
+        let pending: Vec<(u64, PkValue, u64)> = table.data.read().pending_deletes.clone();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (table_id, schema) = {
+            let meta = table.meta.read();
+            (meta.id, meta.schema.clone())
+        };
+        let last_lsn = pending.iter().map(|p| p.0).max().unwrap_or(0);
+        let entries: Vec<(PkValue, u64)> = pending.iter().map(|p| (p.1.clone(), p.2)).collect();
+        let Some(batch) = delete_log_batch(&schema, &entries)? else {
+            return Ok(());
+        };
+        let n = last_lsn;
+        let path = deltalog_path(table_id, n);
+        put_bytes(self.objects.as_ref(), &path, encode_parquet(&batch)?).await?;
+        let records = table.records.lock().await;
+        if records.dropped {
+            return Ok(());
+        }
+        let mut table_record = table.meta.read().clone();
+        table_record.deletes_persisted_lsn = table_record.deletes_persisted_lsn.max(last_lsn);
+        let batch = MetaBatch::new()
+            .put(keys::deltalog(table_id, n), encode(&path))
+            .put(keys::table(table_id), encode(&table_record));
+        self.meta.apply(batch).await?;
+        let mut data = table.data.write();
+        {
+            let mut meta = table.meta.write();
+            meta.deletes_persisted_lsn = meta.deletes_persisted_lsn.max(last_lsn);
+        }
+        data.pending_deletes.retain(|p| p.0 > last_lsn);
+        Ok(())
+    }
+}
