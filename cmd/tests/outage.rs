@@ -35,8 +35,8 @@ use milvus::proto::schema::{
 };
 
 use support::{
-    connect, free_port, nanos, private_tempdir, service_binary, sigkill, signal, wait_for_port,
-    KillOnDrop,
+    connect, free_port, nanos, private_tempdir, service_binary, sigkill, signal,
+    wait_for_child_port, KillOnDrop,
 };
 
 /// Deadline of one etcd request and of one S3 attempt (and the S3 retry
@@ -164,8 +164,9 @@ impl Etcd {
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd starts");
-        self.process = Some(KillOnDrop(child));
-        wait_for_port(self.port, Duration::from_secs(30));
+        let mut process = KillOnDrop(child);
+        wait_for_child_port(&mut process.0, self.port, Duration::from_secs(30));
+        self.process = Some(process);
     }
 
     fn kill(&mut self) {
@@ -182,8 +183,8 @@ fn start_moto(binary: &PathBuf, port: u16) -> KillOnDrop {
         .stderr(Stdio::null())
         .spawn()
         .expect("moto starts");
-    let moto = KillOnDrop(child);
-    wait_for_port(port, Duration::from_secs(60));
+    let mut moto = KillOnDrop(child);
+    wait_for_child_port(&mut moto.0, port, Duration::from_secs(60));
     let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         http,

@@ -10,13 +10,24 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, below the kernel's ephemeral range
+/// (32768 and up) so that no outgoing connection takes it before the
+/// process it is meant for binds it, or binds it again after a restart;
+/// never the same port twice in one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    let start = (std::process::id().wrapping_mul(7_919)) % SPAN;
+    loop {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(step < SPAN, "no free port left below 32000");
+        let port = (FIRST + (start + step * 13) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A temporary directory only its owner may use (0700), as the server
@@ -129,10 +140,14 @@ pub fn service_binary(variable: &str) -> Option<std::path::PathBuf> {
     }
 }
 
-/// Waits up to `timeout` for something to listen on `port`.
-pub fn wait_for_port(port: u16, timeout: Duration) {
+/// Waits up to `timeout` for `child` to listen on `port`; fails at once,
+/// naming its exit status, if it exits first.
+pub fn wait_for_child_port(child: &mut Child, port: u16, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the process meant to listen on {port} exited: {status}");
+        }
         assert!(Instant::now() < deadline, "nothing listens on {port}");
         std::thread::sleep(Duration::from_millis(20));
     }
