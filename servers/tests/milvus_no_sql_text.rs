@@ -70,14 +70,14 @@ impl QueryHandler for NoSqlText {
     ) -> Result<Output> {
         Err(self.refuse(statement.to_string()))
     }
-    fn databases(&self) -> Vec<String> {
-        self.inner.databases()
+    async fn databases(&self) -> Result<Vec<String>> {
+        self.inner.databases().await
     }
-    fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
-        self.inner.table_schema(database, table)
+    async fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
+        self.inner.table_schema(database, table).await
     }
-    fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
-        self.inner.table_shards(database, table)
+    async fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
+        self.inner.table_shards(database, table).await
     }
     async fn table_scan(
         &self,
@@ -121,11 +121,11 @@ impl QueryHandler for NoSqlText {
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo> {
         self.inner.indexes(database, table)
     }
-    fn tables(&self, database: &str) -> Vec<String> {
-        self.inner.tables(database)
+    async fn tables(&self, database: &str) -> Result<Vec<String>> {
+        self.inner.tables(database).await
     }
-    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
-        self.inner.table_options(database, table)
+    async fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
+        self.inner.table_options(database, table).await
     }
     async fn set_table_options(
         &self,

@@ -276,13 +276,13 @@ pub trait QueryHandler: Send + Sync + 'static {
     ) -> Result<Output>;
 
     /// The databases (schemas) of the catalog.
-    fn databases(&self) -> Vec<String>;
+    async fn databases(&self) -> Result<Vec<String>>;
 
     /// The definition of a table (its columns, types and primary key).
-    fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema>;
+    async fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema>;
 
     /// The number of shards of a table (Milvus `shards_num`).
-    fn table_shards(&self, database: &str, table: &str) -> Result<u32>;
+    async fn table_shards(&self, database: &str, table: &str) -> Result<u32>;
 
     /// A scan of a table in the session's catalog, the start of a typed
     /// plan: a front end that builds DataFusion plans itself (the Milvus
@@ -344,11 +344,11 @@ pub trait QueryHandler: Send + Sync + 'static {
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;
 
     /// The names of a database's tables, sorted.
-    fn tables(&self, database: &str) -> Vec<String>;
+    async fn tables(&self, database: &str) -> Result<Vec<String>>;
 
     /// The named options a front end keeps with a table (see
     /// [`QueryHandler::set_table_options`]).
-    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>>;
+    async fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>>;
 
     /// Sets (`Some`) or removes (`None`) named options of a table, durably
     /// and all at once. Quiver itself gives them no meaning.

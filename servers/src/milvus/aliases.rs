@@ -95,12 +95,12 @@ fn alias_not_found(database: &str, alias: &str) -> DoorError {
 impl MilvusDoor {
     /// The request's database and the request, its collection name
     /// resolved when it is an alias.
-    pub(super) fn resolved<R: NamesCollection>(&self, r: Request<R>) -> (String, R) {
+    pub(super) async fn resolved<R: NamesCollection>(&self, r: Request<R>) -> (String, R) {
         let database = request_database(&r, r.get_ref().db_name());
         let mut request = r.into_inner();
         let name = request.collection_name_mut();
-        if self.handler.table_schema(&database, name).is_err() {
-            if let Some(target) = self.alias_target(&database, name) {
+        if self.handler.table_schema(&database, name).await.is_err() {
+            if let Some(target) = self.alias_target(&database, name).await {
                 *name = target;
             }
         }
@@ -108,18 +108,21 @@ impl MilvusDoor {
     }
 
     /// The collection an alias names, if one does.
-    pub(super) fn alias_target(&self, database: &str, alias: &str) -> Option<String> {
-        self.handler.tables(database).into_iter().find(|table| {
-            self.handler
-                .table_options(database, table)
-                .is_ok_and(|options| aliases_in(&options).iter().any(|a| a == alias))
-        })
+    pub(super) async fn alias_target(&self, database: &str, alias: &str) -> Option<String> {
+        for table in self.handler.tables(database).await.unwrap_or_default() {
+            let options = self.handler.table_options(database, &table).await;
+            if options.is_ok_and(|options| aliases_in(&options).iter().any(|a| a == alias)) {
+                return Some(table);
+            }
+        }
+        None
     }
 
     /// The aliases of one collection.
-    pub(super) fn aliases_of(&self, database: &str, collection: &str) -> Vec<String> {
+    pub(super) async fn aliases_of(&self, database: &str, collection: &str) -> Vec<String> {
         self.handler
             .table_options(database, collection)
+            .await
             .map(|options| aliases_in(&options))
             .unwrap_or_default()
     }
@@ -146,8 +149,8 @@ impl MilvusDoor {
     ) -> Result<(), DoorError> {
         let _changing = self.alias_changes.lock().await;
         super::validate::alias_name(&r.alias)?;
-        self.table(database, &r.collection_name)?;
-        if self.handler.table_schema(database, &r.alias).is_ok() {
+        self.table(database, &r.collection_name).await?;
+        if self.handler.table_schema(database, &r.alias).await.is_ok() {
             return Err(DoorError::new(
                 ALIAS_NAME_CONFLICT,
                 format!(
@@ -157,7 +160,7 @@ impl MilvusDoor {
                 ),
             ));
         }
-        match self.alias_target(database, &r.alias) {
+        match self.alias_target(database, &r.alias).await {
             Some(target) if target == r.collection_name => Ok(()),
             Some(target) => Err(DoorError::new(
                 ALIAS_EXISTS,
@@ -167,7 +170,7 @@ impl MilvusDoor {
                 ),
             )),
             None => {
-                let mut aliases = self.aliases_of(database, &r.collection_name);
+                let mut aliases = self.aliases_of(database, &r.collection_name).await;
                 aliases.push(r.alias.clone());
                 self.write_aliases(database, &r.collection_name, &aliases)
                     .await
@@ -178,7 +181,7 @@ impl MilvusDoor {
     /// `DropAlias`: dropping an alias that does not exist succeeds, as in Milvus.
     pub(super) async fn do_drop_alias(&self, database: &str, alias: &str) -> Result<(), DoorError> {
         let _changing = self.alias_changes.lock().await;
-        match self.alias_target(database, alias) {
+        match self.alias_target(database, alias).await {
             Some(target) => self.remove_alias(database, &target, alias).await,
             None => Ok(()),
         }
@@ -191,14 +194,15 @@ impl MilvusDoor {
         r: &AlterAliasRequest,
     ) -> Result<(), DoorError> {
         let _changing = self.alias_changes.lock().await;
-        self.table(database, &r.collection_name)?;
+        self.table(database, &r.collection_name).await?;
         let target = self
             .alias_target(database, &r.alias)
+            .await
             .ok_or_else(|| alias_not_found(database, &r.alias))?;
         if target == r.collection_name {
             return Ok(());
         }
-        let mut moved = self.aliases_of(database, &r.collection_name);
+        let mut moved = self.aliases_of(database, &r.collection_name).await;
         moved.push(r.alias.clone());
         self.write_aliases(database, &r.collection_name, &moved)
             .await?;
@@ -213,6 +217,7 @@ impl MilvusDoor {
     ) -> Result<(), DoorError> {
         let kept: Vec<String> = self
             .aliases_of(database, collection)
+            .await
             .into_iter()
             .filter(|a| a != alias)
             .collect();
@@ -220,45 +225,49 @@ impl MilvusDoor {
     }
 
     /// `DescribeAlias`: the collection an alias names.
-    pub(super) fn do_describe_alias(
+    pub(super) async fn do_describe_alias(
         &self,
         database: &str,
         alias: &str,
     ) -> Result<String, DoorError> {
         self.alias_target(database, alias)
+            .await
             .ok_or_else(|| alias_not_found(database, alias))
     }
 
     /// `ListAliases`: of one collection, or of the whole database.
-    pub(super) fn do_list_aliases(
+    pub(super) async fn do_list_aliases(
         &self,
         database: &str,
         collection: &str,
     ) -> Result<Vec<String>, DoorError> {
         if !collection.is_empty() {
-            self.table(database, collection)?;
-            return Ok(self.aliases_of(database, collection));
+            self.table(database, collection).await?;
+            return Ok(self.aliases_of(database, collection).await);
         }
-        Ok(self
-            .handler
-            .tables(database)
-            .iter()
-            .flat_map(|table| self.aliases_of(database, table))
-            .collect())
+        let mut aliases = Vec::new();
+        for table in self.handler.tables(database).await? {
+            aliases.extend(self.aliases_of(database, &table).await);
+        }
+        Ok(aliases)
     }
 
     /// A collection may be dropped only by its name, and only once it has
     /// no aliases (Milvus 2.4 and later).
-    pub(super) fn check_droppable(&self, database: &str, name: &str) -> Result<(), DoorError> {
-        if self.handler.table_schema(database, name).is_err() {
-            if self.alias_target(database, name).is_some() {
+    pub(super) async fn check_droppable(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<(), DoorError> {
+        if self.handler.table_schema(database, name).await.is_err() {
+            if self.alias_target(database, name).await.is_some() {
                 return Err(DoorError::invalid(format!(
                     "cannot drop the collection via alias = {name}"
                 )));
             }
             return Ok(());
         }
-        let aliases = self.aliases_of(database, name);
+        let aliases = self.aliases_of(database, name).await;
         if !aliases.is_empty() {
             return Err(DoorError::invalid(format!(
                 "unable to drop the collection [{name}] because it has associated aliases [{}], please remove all aliases before dropping the collection",
@@ -269,8 +278,12 @@ impl MilvusDoor {
     }
 
     /// A new collection's name must not be an alias.
-    pub(super) fn check_not_alias(&self, database: &str, name: &str) -> Result<(), DoorError> {
-        match self.alias_target(database, name) {
+    pub(super) async fn check_not_alias(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<(), DoorError> {
+        match self.alias_target(database, name).await {
             Some(target) => Err(DoorError::new(
                 ALIAS_NAME_CONFLICT,
                 format!("collection name [{name}] conflicts with an existing alias of collection {target}"),

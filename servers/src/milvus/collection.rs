@@ -18,9 +18,13 @@ pub(super) struct Collection {
 impl MilvusDoor {
     /// A collection's table and what its options add (partitions, Array
     /// fields), from one read of each.
-    pub(super) fn collection(&self, database: &str, name: &str) -> Result<Collection, DoorError> {
-        let table = self.table(database, name)?;
-        let options = self.handler.table_options(database, name)?;
+    pub(super) async fn collection(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Collection, DoorError> {
+        let table = self.table(database, name).await?;
+        let options = self.handler.table_options(database, name).await?;
         Ok(Collection {
             table,
             partitions: partitions::Partitions::from_options(name, &options)?,
@@ -38,7 +42,7 @@ impl MilvusDoor {
         consistency_level: i32,
         guarantee_timestamp: u64,
     ) -> Result<Collection, DoorError> {
-        let collection = self.collection(database, name)?;
+        let collection = self.collection(database, name).await?;
         consistency::checked_level(consistency_level)?;
         self.await_guarantee(guarantee_timestamp).await?;
         Ok(collection)

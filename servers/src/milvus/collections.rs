@@ -21,13 +21,13 @@ use super::{arrays, consistency, partitions, validate};
 impl MilvusDoor {
     /// The rows of a collection.
     pub(super) async fn row_count(&self, database: &str, name: &str) -> Result<i64, DoorError> {
-        self.table(database, name)?;
+        self.table(database, name).await?;
         self.count_rows(database, name, None).await
     }
 
     /// A database's collections, sorted by name.
-    pub(super) fn collections(&self, database: &str) -> Result<Vec<String>, DoorError> {
-        Ok(self.handler.tables(database))
+    pub(super) async fn collections(&self, database: &str) -> Result<Vec<String>, DoorError> {
+        Ok(self.handler.tables(database).await?)
     }
 
     pub(super) async fn do_create_collection(
@@ -36,7 +36,7 @@ impl MilvusDoor {
         r: &CreateCollectionRequest,
     ) -> Result<(), DoorError> {
         validate::collection_name(&r.collection_name)?;
-        self.check_not_alias(database, &r.collection_name)?;
+        self.check_not_alias(database, &r.collection_name).await?;
         let schema = milvus::proto::schema::CollectionSchema::decode(r.schema.as_slice())
             .map_err(|e| DoorError::invalid(format!("invalid collection schema: {e}")))?;
         if !schema.name.is_empty() && schema.name != r.collection_name {
@@ -56,7 +56,7 @@ impl MilvusDoor {
         }
         // Creating an existing collection with the same fields succeeds, as
         // in Milvus; with other fields it is an error.
-        if let Ok(existing) = self.collection(database, &r.collection_name) {
+        if let Ok(existing) = self.collection(database, &r.collection_name).await {
             let mut described = convert::collection_schema(&r.collection_name, &existing.table);
             existing.arrays.describe(&mut described);
             let existing = described;
@@ -118,9 +118,11 @@ impl MilvusDoor {
 
     /// The databases a client sees: the catalog's schemas without the
     /// system ones, `public` as `default`.
-    pub(super) fn database_names(&self) -> Vec<String> {
-        self.handler
+    pub(super) async fn database_names(&self) -> Result<Vec<String>, DoorError> {
+        Ok(self
+            .handler
             .databases()
+            .await?
             .iter()
             .filter(|d| {
                 !matches!(
@@ -129,13 +131,13 @@ impl MilvusDoor {
                 )
             })
             .map(|d| database_name(d))
-            .collect()
+            .collect())
     }
 
     /// The schema of database `db_name`, which must exist.
-    pub(super) fn existing_database(&self, db_name: &str) -> Result<String, DoorError> {
+    pub(super) async fn existing_database(&self, db_name: &str) -> Result<String, DoorError> {
         let database = schema_of(db_name);
-        if self.handler.databases().contains(&database) {
+        if self.handler.databases().await?.contains(&database) {
             Ok(database)
         } else {
             Err(DoorError::database_not_found(db_name))
@@ -168,8 +170,11 @@ impl MilvusDoor {
         .map(|_| ())
     }
 
-    pub(super) fn do_alter_database(&self, r: &AlterDatabaseRequest) -> Result<(), DoorError> {
-        self.existing_database(&r.db_name)?;
+    pub(super) async fn do_alter_database(
+        &self,
+        r: &AlterDatabaseRequest,
+    ) -> Result<(), DoorError> {
+        self.existing_database(&r.db_name).await?;
         no_properties("database", &r.properties, &r.delete_keys)
     }
 
@@ -179,7 +184,7 @@ impl MilvusDoor {
         name: &str,
     ) -> Result<(), DoorError> {
         validate::collection_name(name)?;
-        self.check_droppable(database, name)?;
+        self.check_droppable(database, name).await?;
         self.change_catalog(CatalogChange::DropTable(DropTable {
             table: TableRef::new(database, name),
             if_exists: true,
@@ -188,18 +193,22 @@ impl MilvusDoor {
         .map(|_| ())
     }
 
-    pub(super) fn do_has_collection(&self, database: &str, name: &str) -> Result<bool, DoorError> {
+    pub(super) async fn do_has_collection(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<bool, DoorError> {
         validate::collection_name(name)?;
-        Ok(self.handler.table_schema(database, name).is_ok())
+        Ok(self.handler.table_schema(database, name).await.is_ok())
     }
 
     /// A collection's schema as Milvus describes it, and its partition count.
-    pub(super) fn described(
+    pub(super) async fn described(
         &self,
         database: &str,
         name: &str,
     ) -> Result<(CollectionSchema, i64), DoorError> {
-        let c = self.collection(database, name)?;
+        let c = self.collection(database, name).await?;
         let mut schema = convert::collection_schema(name, &c.table);
         c.arrays.describe(&mut schema);
         if let Some(key) = &c.partitions.key {
@@ -220,9 +229,9 @@ impl MilvusDoor {
                 "renaming a collection into another database".to_string(),
             ));
         }
-        self.table(database, &q.old_name)?;
+        self.table(database, &q.old_name).await?;
         validate::collection_name(&q.new_name)?;
-        self.check_not_alias(database, &q.new_name)?;
+        self.check_not_alias(database, &q.new_name).await?;
         self.change_catalog(CatalogChange::RenameTable(RenameTable {
             table: TableRef::new(database, &q.old_name),
             new_name: q.new_name.clone(),
@@ -231,12 +240,12 @@ impl MilvusDoor {
         .map(|_| ())
     }
 
-    pub(super) fn do_alter_collection(
+    pub(super) async fn do_alter_collection(
         &self,
         database: &str,
         q: &AlterCollectionRequest,
     ) -> Result<(), DoorError> {
-        self.table(database, &q.collection_name)?;
+        self.table(database, &q.collection_name).await?;
         no_properties("collection", &q.properties, &q.delete_keys)
     }
 }

@@ -58,9 +58,10 @@ impl MilvusDoor {
     }
 
     /// A collection's declared consistency level (Strong if none was).
-    pub(super) fn consistency_level(&self, database: &str, collection: &str) -> i32 {
+    pub(super) async fn consistency_level(&self, database: &str, collection: &str) -> i32 {
         self.handler
             .table_options(database, collection)
+            .await
             .ok()
             .and_then(|o| o.get(CONSISTENCY_OPTION).and_then(|l| l.parse().ok()))
             .unwrap_or(ConsistencyLevel::Strong as i32)

@@ -24,7 +24,7 @@ impl MilvusDoor {
             table,
             partitions,
             arrays,
-        } = self.collection(database, collection)?;
+        } = self.collection(database, collection).await?;
         let target = partitions.insert_target(partition)?;
         let fields = arrays.encode_fields(fields)?;
         let partial = matches!(kind, WriteKind::Merge { .. });
@@ -88,7 +88,7 @@ impl MilvusDoor {
             table,
             partitions,
             arrays,
-        } = self.collection(database, &r.collection_name)?;
+        } = self.collection(database, &r.collection_name).await?;
         let scope = partitions.write_scope(&r.partition_name)?;
         let mut session = self.session()?;
         let result = async {
@@ -132,9 +132,9 @@ impl MilvusDoor {
         names: &[String],
     ) -> Result<u64, DoorError> {
         for name in names {
-            let name = match self.table(database, name) {
+            let name = match self.table(database, name).await {
                 Ok(_) => name.clone(),
-                Err(e) => self.alias_target(database, name).ok_or(e)?,
+                Err(e) => self.alias_target(database, name).await.ok_or(e)?,
             };
             self.handler.flush(database, &name).await?;
         }
@@ -144,14 +144,14 @@ impl MilvusDoor {
     /// Whether a flush at `flush_ts` is complete. Flush returns once the
     /// collection's data is in object storage, so every flush a client
     /// waits on is complete; a timestamp from the future is not flushed yet.
-    pub(super) fn flushed(
+    pub(super) async fn flushed(
         &self,
         database: &str,
         collection: &str,
         flush_ts: u64,
     ) -> Result<bool, DoorError> {
         if !collection.is_empty() {
-            self.table(database, collection)?;
+            self.table(database, collection).await?;
         }
         Ok(flush_ts <= self.handler.read_timestamp())
     }
@@ -163,7 +163,7 @@ impl MilvusDoor {
         database: &str,
         collection: &str,
     ) -> Result<(i64, usize), DoorError> {
-        self.table(database, collection)?;
+        self.table(database, collection).await?;
         let merged = self.handler.compact(database, collection).await?;
         Ok((self.handler.allocate_timestamp()? as i64, merged))
     }

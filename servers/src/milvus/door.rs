@@ -115,18 +115,24 @@ impl MilvusDoor {
 
     /// A collection's table. A collection of a database that does not
     /// exist is the database's error, as Milvus reports it.
-    pub(super) fn table(&self, database: &str, collection: &str) -> Result<TableSchema, DoorError> {
+    pub(super) async fn table(
+        &self,
+        database: &str,
+        collection: &str,
+    ) -> Result<TableSchema, DoorError> {
         validate::collection_name(collection)?;
-        self.handler
-            .table_schema(database, collection)
-            .map_err(|e| match e.status_code() {
-                StatusCode::TableNotFound
-                    if !self.handler.databases().iter().any(|d| d == database) =>
-                {
-                    DoorError::database_not_found(&database_name(database))
+        match self.handler.table_schema(database, collection).await {
+            Ok(table) => Ok(table),
+            Err(e) if e.status_code() == StatusCode::TableNotFound => {
+                let databases = self.handler.databases().await?;
+                if databases.iter().any(|d| d == database) {
+                    Err(e.into())
+                } else {
+                    Err(DoorError::database_not_found(&database_name(database)))
                 }
-                _ => e.into(),
-            })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The rows of a table that `filter` selects (all of them without

@@ -200,11 +200,11 @@ impl QueryHandler for Recorder {
         Ok(true)
     }
 
-    fn databases(&self) -> Vec<String> {
-        vec!["public".into()]
+    async fn databases(&self) -> Result<Vec<String>> {
+        Ok(vec!["public".into()])
     }
 
-    fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
+    async fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
         self.log(format!("table_schema {database}.{table}"));
         self.lookup(database, table)
     }
@@ -217,7 +217,7 @@ impl QueryHandler for Recorder {
         Ok(())
     }
 
-    fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
+    async fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
         // The stand-in's tables each have one shard.
         self.lookup(database, table).map(|_| 1)
     }
@@ -226,15 +226,15 @@ impl QueryHandler for Recorder {
         Vec::new()
     }
 
-    fn tables(&self, database: &str) -> Vec<String> {
-        if database == "public" {
+    async fn tables(&self, database: &str) -> Result<Vec<String>> {
+        Ok(if database == "public" {
             vec!["items".into()]
         } else {
             Vec::new()
-        }
+        })
     }
 
-    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
+    async fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
         self.lookup(database, table).map(|_| BTreeMap::new())
     }
 

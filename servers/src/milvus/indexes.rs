@@ -47,7 +47,7 @@ impl MilvusDoor {
         database: &str,
         r: &CreateIndexRequest,
     ) -> Result<(), DoorError> {
-        let table = self.table(database, &r.collection_name)?;
+        let table = self.table(database, &r.collection_name).await?;
         let column = table.column_index(&r.field_name).ok_or_else(|| {
             DoorError::invalid(format!(
                 "cannot create index on non-exist field: {}",
@@ -128,14 +128,14 @@ impl MilvusDoor {
         .map(|_| ())
     }
 
-    pub(super) fn index_descriptions(
+    pub(super) async fn index_descriptions(
         &self,
         database: &str,
         collection: &str,
         field: &str,
         index_name: &str,
     ) -> Result<Vec<IndexDescription>, DoorError> {
-        self.table(database, collection)?;
+        self.table(database, collection).await?;
         let field = (!field.is_empty()).then_some(field);
         let rows = self.vector_index(database, collection, field)?;
         let out: Vec<IndexDescription> = rows
@@ -185,12 +185,10 @@ impl MilvusDoor {
         database: &str,
         q: &DropIndexRequest,
     ) -> Result<(), DoorError> {
-        let found = match self.index_descriptions(
-            database,
-            &q.collection_name,
-            &q.field_name,
-            &q.index_name,
-        ) {
+        let found = match self
+            .index_descriptions(database, &q.collection_name, &q.field_name, &q.index_name)
+            .await
+        {
             Err(e) if e.code == code::INDEX_NOT_FOUND => Vec::new(),
             other => other?,
         };

@@ -334,13 +334,13 @@ fn text_key_partition(key: &str, partitions: u32) -> u32 {
 
 impl MilvusDoor {
     /// A collection's partitions (the collection must exist).
-    pub(super) fn partitions(
+    pub(super) async fn partitions(
         &self,
         database: &str,
         collection: &str,
     ) -> Result<Partitions, DoorError> {
-        self.table(database, collection)?;
-        let options = self.handler.table_options(database, collection)?;
+        self.table(database, collection).await?;
+        let options = self.handler.table_options(database, collection).await?;
         Partitions::from_options(collection, &options)
     }
 
@@ -361,13 +361,13 @@ impl MilvusDoor {
 
     /// The partitions `names` (all when empty), with the collection's
     /// partitions.
-    pub(super) fn shown_partitions(
+    pub(super) async fn shown_partitions(
         &self,
         database: &str,
         collection: &str,
         names: &[String],
     ) -> Result<(Partitions, Vec<Partition>), DoorError> {
-        let p = self.partitions(database, collection)?;
+        let p = self.partitions(database, collection).await?;
         let shown = if names.is_empty() {
             p.all.clone()
         } else {
@@ -394,7 +394,7 @@ impl MilvusDoor {
         name: &str,
     ) -> Result<(), DoorError> {
         let _changing = self.partition_changes.write().await;
-        let partitions = self.partitions(database, collection)?;
+        let partitions = self.partitions(database, collection).await?;
         partitions.refuse_in_key_mode("create")?;
         validate::partition_name(name)?;
         if partitions.exists(name) {
@@ -406,7 +406,7 @@ impl MilvusDoor {
                 partitions.all.len()
             )));
         }
-        let table = self.table(database, collection)?;
+        let table = self.table(database, collection).await?;
         if let Some(i) = table.column_index(PARTITION_COLUMN) {
             if !matches!(table.columns[i].column_type, ColumnType::Text { .. }) {
                 return Err(DoorError::invalid(format!(
@@ -440,7 +440,7 @@ impl MilvusDoor {
             self.write_loaded(
                 database,
                 collection,
-                &self.partitions(database, collection)?,
+                &self.partitions(database, collection).await?,
                 loaded,
             )
             .await?;
@@ -457,7 +457,7 @@ impl MilvusDoor {
         name: &str,
     ) -> Result<(), DoorError> {
         let _changing = self.partition_changes.write().await;
-        let partitions = self.partitions(database, collection)?;
+        let partitions = self.partitions(database, collection).await?;
         partitions.refuse_in_key_mode("drop")?;
         if name == DEFAULT_PARTITION {
             return Err(DoorError::invalid(
@@ -511,7 +511,7 @@ impl MilvusDoor {
         names: &[String],
     ) -> Result<(), DoorError> {
         let _changing = self.partition_changes.write().await;
-        let partitions = self.partitions(database, collection)?;
+        let partitions = self.partitions(database, collection).await?;
         partitions.check_named(names)?;
         let mut loaded = partitions.loaded.clone().unwrap_or_default();
         if names.is_empty() {
@@ -531,7 +531,7 @@ impl MilvusDoor {
         names: &[String],
     ) -> Result<(), DoorError> {
         let _changing = self.partition_changes.write().await;
-        let partitions = self.partitions(database, collection)?;
+        let partitions = self.partitions(database, collection).await?;
         partitions.check_named(names)?;
         let mut loaded = partitions
             .loaded
@@ -549,13 +549,13 @@ impl MilvusDoor {
     }
 
     /// `GetLoadState` of a collection (`partition` empty) or a partition.
-    pub(super) fn load_state(
+    pub(super) async fn load_state(
         &self,
         database: &str,
         collection: &str,
         names: &[String],
     ) -> Result<bool, DoorError> {
-        let partitions = self.partitions(database, collection)?;
+        let partitions = self.partitions(database, collection).await?;
         if names.is_empty() {
             return Ok(partitions.collection_loaded());
         }
@@ -572,7 +572,7 @@ impl MilvusDoor {
         collection: &str,
         name: &str,
     ) -> Result<i64, DoorError> {
-        let partitions = self.partitions(database, collection)?;
+        let partitions = self.partitions(database, collection).await?;
         if !partitions.exists(name) {
             return Err(partition_not_found(name));
         }

@@ -80,11 +80,18 @@ impl MilvusService for MilvusDoor {
         &self,
         _r: Request<ListDatabasesRequest>,
     ) -> RpcResult<ListDatabasesResponse> {
-        Ok(Response::new(ListDatabasesResponse {
-            status: Some(ok_status()),
-            db_names: self.database_names(),
-            ..Default::default()
-        }))
+        reply!(
+            self.database_names().await,
+            |db_names| ListDatabasesResponse {
+                status: Some(ok_status()),
+                db_names,
+                ..Default::default()
+            },
+            |s| ListDatabasesResponse {
+                status: Some(s),
+                ..Default::default()
+            }
+        )
     }
 
     async fn create_database(&self, r: Request<CreateDatabaseRequest>) -> RpcResult<Status> {
@@ -112,8 +119,8 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn has_collection(&self, r: Request<HasCollectionRequest>) -> RpcResult<BoolResponse> {
-        let (database, q) = self.resolved(r);
-        let result = self.do_has_collection(&database, &q.collection_name);
+        let (database, q) = self.resolved(r).await;
+        let result = self.do_has_collection(&database, &q.collection_name).await;
         reply!(
             result,
             |value| BoolResponse {
@@ -131,32 +138,30 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<DescribeCollectionRequest>,
     ) -> RpcResult<DescribeCollectionResponse> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let name = q.collection_name;
-        let result = self
-            .described(&database, &name)
-            .and_then(|(schema, partitions)| {
-                let shards = self.handler.table_shards(&database, &name)?;
-                Ok((schema, partitions, shards))
-            });
-        reply!(
-            result,
-            |(schema, num_partitions, shards)| DescribeCollectionResponse {
+        let result = async {
+            let (schema, num_partitions) = self.described(&database, &name).await?;
+            let shards = self.handler.table_shards(&database, &name).await?;
+            Ok::<_, DoorError>(DescribeCollectionResponse {
                 status: Some(ok_status()),
                 schema: Some(schema),
-                aliases: self.aliases_of(&database, &name),
+                aliases: self.aliases_of(&database, &name).await,
                 collection_name: name.clone(),
                 db_name: database_name(&database),
                 shards_num: shards as i32,
                 num_partitions,
-                consistency_level: self.consistency_level(&database, &name),
+                consistency_level: self.consistency_level(&database, &name).await,
                 ..Default::default()
-            },
-            |s| DescribeCollectionResponse {
+            })
+        }
+        .await;
+        reply!(result, |response| response, |s| {
+            DescribeCollectionResponse {
                 status: Some(s),
                 ..Default::default()
             }
-        )
+        })
     }
 
     #[allow(deprecated)] // in_memory_percentages: old clients still read it
@@ -165,7 +170,7 @@ impl MilvusService for MilvusDoor {
         r: Request<ShowCollectionsRequest>,
     ) -> RpcResult<ShowCollectionsResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
-        let result = self.collections(&database);
+        let result = self.collections(&database).await;
         reply!(
             result,
             |names: Vec<String>| ShowCollectionsResponse {
@@ -187,7 +192,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetCollectionStatisticsRequest>,
     ) -> RpcResult<GetCollectionStatisticsResponse> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let name = q.collection_name.clone();
         let result = self.row_count(&database, &name).await;
         reply!(
@@ -209,13 +214,13 @@ impl MilvusService for MilvusDoor {
     async fn load_collection(&self, r: Request<LoadCollectionRequest>) -> RpcResult<Status> {
         // Sealed segments and their indexes are always in memory in
         // Quiver; loading makes the collection readable again.
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_load(&database, &q.collection_name, &[]).await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn release_collection(&self, r: Request<ReleaseCollectionRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_release(&database, &q.collection_name, &[]).await;
         Ok(Response::new(status_of(result)))
     }
@@ -225,9 +230,12 @@ impl MilvusService for MilvusDoor {
         r: Request<GetLoadStateRequest>,
     ) -> RpcResult<GetLoadStateResponse> {
         use milvus::proto::common::LoadState;
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         // A missing collection is `NotExist`, as Milvus answers.
-        let result = match self.load_state(&database, &q.collection_name, &q.partition_names) {
+        let result = match self
+            .load_state(&database, &q.collection_name, &q.partition_names)
+            .await
+        {
             Ok(true) => Ok(LoadState::Loaded),
             Ok(false) => Ok(LoadState::NotLoad),
             Err(e) if e.code == code::COLLECTION_NOT_FOUND => Ok(LoadState::NotExist),
@@ -250,8 +258,8 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetLoadingProgressRequest>,
     ) -> RpcResult<GetLoadingProgressResponse> {
-        let (database, q) = self.resolved(r);
-        let result = self.table(&database, &q.collection_name);
+        let (database, q) = self.resolved(r).await;
+        let result = self.table(&database, &q.collection_name).await;
         reply!(
             result,
             |_| GetLoadingProgressResponse {
@@ -267,7 +275,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn create_index(&self, r: Request<CreateIndexRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_create_index(&database, &q).await;
         Ok(Response::new(status_of(result)))
     }
@@ -276,9 +284,10 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<DescribeIndexRequest>,
     ) -> RpcResult<DescribeIndexResponse> {
-        let (database, q) = self.resolved(r);
-        let result =
-            self.index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name);
+        let (database, q) = self.resolved(r).await;
+        let result = self
+            .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
+            .await;
         reply!(
             result,
             |index_descriptions| DescribeIndexResponse {
@@ -296,9 +305,10 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetIndexStateRequest>,
     ) -> RpcResult<GetIndexStateResponse> {
-        let (database, q) = self.resolved(r);
-        let result =
-            self.index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name);
+        let (database, q) = self.resolved(r).await;
+        let result = self
+            .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
+            .await;
         reply!(
             result,
             |d: Vec<IndexDescription>| GetIndexStateResponse {
@@ -317,9 +327,10 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetIndexBuildProgressRequest>,
     ) -> RpcResult<GetIndexBuildProgressResponse> {
-        let (database, q) = self.resolved(r);
-        let result =
-            self.index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name);
+        let (database, q) = self.resolved(r).await;
+        let result = self
+            .index_descriptions(&database, &q.collection_name, &q.field_name, &q.index_name)
+            .await;
         reply!(
             result,
             |d: Vec<IndexDescription>| GetIndexBuildProgressResponse {
@@ -335,13 +346,13 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn drop_index(&self, r: Request<DropIndexRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_drop_index(&database, &q).await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn insert(&self, r: Request<InsertRequest>) -> RpcResult<MutationResult> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self
             .do_insert(
                 &database,
@@ -359,7 +370,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn upsert(&self, r: Request<UpsertRequest>) -> RpcResult<MutationResult> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let kind = if q.partial_update {
             WriteKind::Merge {
                 columns: Vec::new(),
@@ -389,7 +400,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn delete(&self, r: Request<DeleteRequest>) -> RpcResult<MutationResult> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_delete(&database, &q).await;
         reply!(result, |m| m, |s| MutationResult {
             status: Some(s),
@@ -426,8 +437,10 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetFlushStateRequest>,
     ) -> RpcResult<GetFlushStateResponse> {
-        let (database, q) = self.resolved(r);
-        let result = self.flushed(&database, &q.collection_name, q.flush_ts);
+        let (database, q) = self.resolved(r).await;
+        let result = self
+            .flushed(&database, &q.collection_name, q.flush_ts)
+            .await;
         reply!(
             result,
             |flushed| GetFlushStateResponse {
@@ -448,8 +461,8 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn alter_collection(&self, r: Request<AlterCollectionRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
-        let result = self.do_alter_collection(&database, &q);
+        let (database, q) = self.resolved(r).await;
+        let result = self.do_alter_collection(&database, &q).await;
         Ok(Response::new(status_of(result)))
     }
 
@@ -457,7 +470,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<DescribeDatabaseRequest>,
     ) -> RpcResult<DescribeDatabaseResponse> {
-        let result = self.existing_database(&r.get_ref().db_name);
+        let result = self.existing_database(&r.get_ref().db_name).await;
         reply!(
             result,
             |db: String| DescribeDatabaseResponse {
@@ -473,12 +486,12 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn alter_database(&self, r: Request<AlterDatabaseRequest>) -> RpcResult<Status> {
-        let result = self.do_alter_database(r.get_ref());
+        let result = self.do_alter_database(r.get_ref()).await;
         Ok(Response::new(status_of(result)))
     }
 
     async fn create_partition(&self, r: Request<CreatePartitionRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self
             .do_create_partition(&database, &q.collection_name, &q.partition_name)
             .await;
@@ -486,7 +499,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn drop_partition(&self, r: Request<DropPartitionRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self
             .do_drop_partition(&database, &q.collection_name, &q.partition_name)
             .await;
@@ -494,9 +507,10 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn has_partition(&self, r: Request<HasPartitionRequest>) -> RpcResult<BoolResponse> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self
             .partitions(&database, &q.collection_name)
+            .await
             .map(|p| p.exists(&q.partition_name));
         reply!(
             result,
@@ -515,8 +529,10 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<ShowPartitionsRequest>,
     ) -> RpcResult<ShowPartitionsResponse> {
-        let (database, q) = self.resolved(r);
-        let result = self.shown_partitions(&database, &q.collection_name, &q.partition_names);
+        let (database, q) = self.resolved(r).await;
+        let result = self
+            .shown_partitions(&database, &q.collection_name, &q.partition_names)
+            .await;
         #[allow(deprecated)] // in_memory_percentages: old clients still read it
         let ok = |(p, shown): (partitions::Partitions, Vec<partitions::Partition>)| {
             ShowPartitionsResponse {
@@ -539,7 +555,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn load_partitions(&self, r: Request<LoadPartitionsRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = if q.partition_names.is_empty() {
             Err(DoorError::invalid("partition names are empty".to_string()))
         } else {
@@ -550,7 +566,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn release_partitions(&self, r: Request<ReleasePartitionsRequest>) -> RpcResult<Status> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = if q.partition_names.is_empty() {
             Err(DoorError::invalid("partition names are empty".to_string()))
         } else {
@@ -564,7 +580,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetPartitionStatisticsRequest>,
     ) -> RpcResult<GetPartitionStatisticsResponse> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self
             .partition_rows(&database, &q.collection_name, &q.partition_name)
             .await;
@@ -588,7 +604,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<ManualCompactionRequest>,
     ) -> RpcResult<ManualCompactionResponse> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_compact(&database, &q.collection_name).await;
         reply!(
             result,
@@ -648,7 +664,7 @@ impl MilvusService for MilvusDoor {
     ) -> RpcResult<DescribeAliasResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
         let alias = r.get_ref().alias.clone();
-        let result = self.do_describe_alias(&database, &alias);
+        let result = self.do_describe_alias(&database, &alias).await;
         reply!(
             result,
             |collection| DescribeAliasResponse {
@@ -667,7 +683,7 @@ impl MilvusService for MilvusDoor {
     async fn list_aliases(&self, r: Request<ListAliasesRequest>) -> RpcResult<ListAliasesResponse> {
         let database = request_database(&r, &r.get_ref().db_name);
         let collection = r.get_ref().collection_name.clone();
-        let result = self.do_list_aliases(&database, &collection);
+        let result = self.do_list_aliases(&database, &collection).await;
         reply!(
             result,
             |aliases| ListAliasesResponse {
@@ -684,7 +700,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn search(&self, r: Request<SearchRequest>) -> RpcResult<SearchResults> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_search(&database, &q).await;
         reply!(result, |s| s, |s| SearchResults {
             status: Some(s),
@@ -693,7 +709,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn hybrid_search(&self, r: Request<HybridSearchRequest>) -> RpcResult<SearchResults> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_hybrid_search(&database, &q).await;
         reply!(result, |s| s, |s| SearchResults {
             status: Some(s),
@@ -702,7 +718,7 @@ impl MilvusService for MilvusDoor {
     }
 
     async fn query(&self, r: Request<QueryRequest>) -> RpcResult<QueryResults> {
-        let (database, q) = self.resolved(r);
+        let (database, q) = self.resolved(r).await;
         let result = self.do_query(&database, &q).await;
         reply!(result, |q| q, |s| QueryResults {
             status: Some(s),

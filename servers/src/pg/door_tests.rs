@@ -209,15 +209,15 @@ impl QueryHandler for StandIn {
         )))
     }
 
-    fn databases(&self) -> Vec<String> {
-        vec!["public".into()]
+    async fn databases(&self) -> Result<Vec<String>> {
+        Ok(vec!["public".into()])
     }
 
-    fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
+    async fn table_schema(&self, database: &str, table: &str) -> Result<TableSchema> {
         Err(SqlError::table_not_found(database, table))
     }
 
-    fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
+    async fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
         Err(SqlError::table_not_found(database, table))
     }
 
@@ -231,11 +231,11 @@ impl QueryHandler for StandIn {
         Vec::new()
     }
 
-    fn tables(&self, _database: &str) -> Vec<String> {
-        vec!["items".into()]
+    async fn tables(&self, _database: &str) -> Result<Vec<String>> {
+        Ok(vec!["items".into()])
     }
 
-    fn table_options(
+    async fn table_options(
         &self,
         _database: &str,
         _table: &str,

@@ -250,8 +250,8 @@ impl QueryHandler for Instance {
         dml::write_batch(self, session, database, table, rows, sent, kind).await
     }
 
-    fn databases(&self) -> Vec<String> {
-        self.engine.databases()
+    async fn databases(&self) -> Result<Vec<String>> {
+        Ok(self.coordinator().catalog().await?.databases)
     }
 
     fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo> {
@@ -289,16 +289,16 @@ impl QueryHandler for Instance {
         Ok(self.engine.compact_table(database, table).await?)
     }
 
-    fn table_schema(
+    async fn table_schema(
         &self,
         database: &str,
         table: &str,
     ) -> Result<quiver_common::schema::TableSchema> {
-        Ok(self.engine.table(database, table)?.schema())
+        Ok(self.describe_table(database, table).await?.schema)
     }
 
-    fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
-        Ok(self.engine.table(database, table)?.shards())
+    async fn table_shards(&self, database: &str, table: &str) -> Result<u32> {
+        Ok(self.describe_table(database, table).await?.shards)
     }
 
     async fn table_scan(
@@ -354,12 +354,20 @@ impl QueryHandler for Instance {
         session_cmds::set_search_knobs(SqlSession::of(session)?, knobs)
     }
 
-    fn tables(&self, database: &str) -> Vec<String> {
-        self.engine.table_names(database)
+    async fn tables(&self, database: &str) -> Result<Vec<String>> {
+        let catalog = self.coordinator().catalog().await?;
+        let mut names: Vec<String> = catalog
+            .tables
+            .into_iter()
+            .filter(|t| t.table.database == database)
+            .map(|t| t.table.name)
+            .collect();
+        names.sort_unstable();
+        Ok(names)
     }
 
-    fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
-        Ok(self.engine.table_options(database, table)?)
+    async fn table_options(&self, database: &str, table: &str) -> Result<BTreeMap<String, String>> {
+        Ok(self.describe_table(database, table).await?.options)
     }
 
     async fn change_catalog(&self, _session: &mut Session, change: CatalogChange) -> Result<bool> {
