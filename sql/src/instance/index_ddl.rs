@@ -251,9 +251,17 @@ pub async fn define_index(
                     ));
                 }
             };
-            engine
+            let built = engine
                 .build_indexes(&table.database, &table.name, &progress)
                 .await?;
+            if built == 0 {
+                // Nothing was left to build: the table has no sealed segment,
+                // or the background pass indexed them all between the
+                // definition and this build. Either way every segment is.
+                let layout = instance.coordinator().layout(table).await?;
+                let sealed = layout.shards.iter().map(|s| s.sealed_segments.len()).sum();
+                progress(sealed, sealed);
+            }
         }
     }
     Ok(Some(name))
