@@ -127,6 +127,25 @@ async fn ddl_and_catalog_reads_through_the_api() {
     assert!(statuses
         .iter()
         .any(|s| s.name == "docs_v_idx" && s.table == "docs"));
+    // One table's are the same entries, and a missing table is an error.
+    let of_docs = over_the_wire(
+        coordinator
+            .table_index_statuses(docs.clone())
+            .await
+            .unwrap(),
+    );
+    let expected: Vec<_> = statuses
+        .iter()
+        .filter(|s| s.table == "docs")
+        .cloned()
+        .collect();
+    assert_eq!(of_docs, expected);
+    assert!(matches!(
+        coordinator
+            .table_index_statuses(TableRef::new("shop", "missing"))
+            .await,
+        Err(EngineError::TableNotFound { .. })
+    ));
     // The API and the engine agree.
     assert_eq!(snapshot.version, engine.catalog_version());
 
@@ -225,6 +244,8 @@ async fn timestamp_batches_never_overlap() {
     );
     // Later single timestamps (the engine's own) are above every batch.
     let last = ranges.last().unwrap().1;
+    // A strong read's timestamp is too: it sees every batch's writes.
+    assert!(coordinator.read_timestamp().await.unwrap() >= last);
     assert!(engine.now().unwrap() >= last);
     engine.shutdown().await.unwrap();
 }

@@ -118,8 +118,8 @@ impl QueryHandler for NoSqlText {
     async fn change_catalog(&self, session: &mut Session, change: CatalogChange) -> Result<bool> {
         self.inner.change_catalog(session, change).await
     }
-    fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo> {
-        self.inner.indexes(database, table)
+    async fn indexes(&self, database: &str, table: &str) -> Result<Vec<IndexInfo>> {
+        self.inner.indexes(database, table).await
     }
     async fn tables(&self, database: &str) -> Result<Vec<String>> {
         self.inner.tables(database).await
@@ -135,11 +135,11 @@ impl QueryHandler for NoSqlText {
     ) -> Result<()> {
         self.inner.set_table_options(database, table, changes).await
     }
-    fn allocate_timestamp(&self) -> Result<u64> {
-        self.inner.allocate_timestamp()
+    async fn allocate_timestamp(&self) -> Result<u64> {
+        self.inner.allocate_timestamp().await
     }
-    fn read_timestamp(&self) -> u64 {
-        self.inner.read_timestamp()
+    async fn read_timestamp(&self) -> Result<u64> {
+        self.inner.read_timestamp().await
     }
     async fn flush(&self, database: &str, table: &str) -> Result<()> {
         self.inner.flush(database, table).await

@@ -341,7 +341,7 @@ pub trait QueryHandler: Send + Sync + 'static {
     ) -> Result<bool>;
 
     /// The vector indexes of a table.
-    fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo>;
+    async fn indexes(&self, database: &str, table: &str) -> Result<Vec<IndexInfo>>;
 
     /// The names of a database's tables, sorted.
     async fn tables(&self, database: &str) -> Result<Vec<String>>;
@@ -359,14 +359,14 @@ pub trait QueryHandler: Send + Sync + 'static {
         changes: &[(String, Option<String>)],
     ) -> Result<()>;
 
-    /// A new timestamp from the engine's oracle (hybrid: physical
+    /// A new timestamp from the coordinator's oracle (hybrid: physical
     /// milliseconds << 18 | logical), later than every acknowledged write.
-    fn allocate_timestamp(&self) -> Result<u64>;
+    async fn allocate_timestamp(&self) -> Result<u64>;
 
     /// The timestamp a strong read reads at: a fresh one, or the newest
     /// handed out while none can be (the meta store is down). For "is this
     /// timestamp in the past" checks, which must keep answering then.
-    fn read_timestamp(&self) -> u64;
+    async fn read_timestamp(&self) -> Result<u64>;
 
     /// Seals a table's growing data and persists it to object storage.
     async fn flush(&self, database: &str, table: &str) -> Result<()>;

@@ -223,6 +223,8 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn drop_index(&self, request: DropIndex) -> Result<bool>;
     /// Every index with its build progress, by database, table and name.
     async fn index_statuses(&self) -> Result<Vec<IndexStatus>>;
+    /// One table's indexes with their build progress, by name.
+    async fn table_index_statuses(&self, table: TableRef) -> Result<Vec<IndexStatus>>;
     /// The whole catalog at its current version.
     async fn catalog(&self) -> Result<CatalogSnapshot>;
     /// The current catalog version (cheap: no snapshot).
@@ -232,6 +234,11 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn describe_table(&self, table: TableRef) -> Result<TableInfo>;
     /// `count` (at least 1) fresh timestamps.
     async fn allocate_timestamps(&self, count: u32) -> Result<TimestampBatch>;
+    /// The read timestamp of a strong read: a fresh timestamp, or — while
+    /// none can be handed out (the meta store is down) — the newest one
+    /// handed out, which every acknowledged write is at or below, so reads
+    /// of loaded data go on through a meta-store outage.
+    async fn read_timestamp(&self) -> Result<u64>;
     /// Where a table's data lives.
     async fn layout(&self, table: TableRef) -> Result<TableLayout>;
 }

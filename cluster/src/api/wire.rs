@@ -149,6 +149,16 @@ impl Coordinator for WireCoordinator {
         )
     }
 
+    async fn table_index_statuses(&self, table: TableRef) -> Result<Vec<IndexStatus>> {
+        let table = over_the_wire(table)?;
+        over_the_wire(
+            self.inner
+                .table_index_statuses(table)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
     async fn catalog(&self) -> Result<CatalogSnapshot> {
         over_the_wire(self.inner.catalog().await.map_err(error_over_the_wire)?)
     }
@@ -177,6 +187,15 @@ impl Coordinator for WireCoordinator {
         over_the_wire(
             self.inner
                 .allocate_timestamps(count)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn read_timestamp(&self) -> Result<u64> {
+        over_the_wire(
+            self.inner
+                .read_timestamp()
                 .await
                 .map_err(error_over_the_wire)?,
         )

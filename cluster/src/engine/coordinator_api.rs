@@ -109,6 +109,10 @@ impl Coordinator for Engine {
         Ok(Engine::index_statuses(self))
     }
 
+    async fn table_index_statuses(&self, table: TableRef) -> Result<Vec<IndexStatus>> {
+        Engine::table_index_statuses(self, &table.database, &table.name)
+    }
+
     async fn catalog(&self) -> Result<CatalogSnapshot> {
         // Read the version first: a change that starts after this read
         // moves it, so a snapshot is never newer than its version says
@@ -141,6 +145,10 @@ impl Coordinator for Engine {
         let count = count.max(1);
         let first = self.tso.next_batch(count)?;
         Ok(TimestampBatch { first, count })
+    }
+
+    async fn read_timestamp(&self) -> Result<u64> {
+        Ok(Engine::read_timestamp(self))
     }
 
     async fn layout(&self, table: TableRef) -> Result<TableLayout> {

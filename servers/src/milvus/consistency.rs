@@ -41,7 +41,7 @@ impl MilvusDoor {
         let (wanted_ms, _) = decompose(guarantee);
         let started = std::time::Instant::now();
         loop {
-            let now = self.handler.read_timestamp();
+            let now = self.handler.read_timestamp().await?;
             let (now_ms, _) = decompose(now);
             if now >= guarantee || now_ms > wanted_ms {
                 return Ok(());

@@ -138,7 +138,7 @@ impl MilvusDoor {
             };
             self.handler.flush(database, &name).await?;
         }
-        Ok(self.handler.allocate_timestamp()?)
+        Ok(self.handler.allocate_timestamp().await?)
     }
 
     /// Whether a flush at `flush_ts` is complete. Flush returns once the
@@ -153,7 +153,7 @@ impl MilvusDoor {
         if !collection.is_empty() {
             self.table(database, collection).await?;
         }
-        Ok(flush_ts <= self.handler.read_timestamp())
+        Ok(flush_ts <= self.handler.read_timestamp().await?)
     }
 
     /// Compaction runs to completion before the reply; the id is the
@@ -165,12 +165,12 @@ impl MilvusDoor {
     ) -> Result<(i64, usize), DoorError> {
         self.table(database, collection).await?;
         let merged = self.handler.compact(database, collection).await?;
-        Ok((self.handler.allocate_timestamp()? as i64, merged))
+        Ok((self.handler.allocate_timestamp().await? as i64, merged))
     }
 
     /// A compaction id is a timestamp: every one issued is completed.
-    pub(super) fn compaction_state(&self, id: i64) -> Result<(), DoorError> {
-        if id > 0 && (id as u64) < self.handler.read_timestamp() {
+    pub(super) async fn compaction_state(&self, id: i64) -> Result<(), DoorError> {
+        if id > 0 && (id as u64) < self.handler.read_timestamp().await? {
             Ok(())
         } else {
             Err(DoorError::invalid(format!("compaction {id} not found")))
@@ -178,7 +178,7 @@ impl MilvusDoor {
     }
 
     /// A new timestamp from the engine's oracle.
-    pub(super) fn timestamp(&self) -> Result<u64, DoorError> {
-        self.handler.allocate_timestamp().map_err(Into::into)
+    pub(super) async fn timestamp(&self) -> Result<u64, DoorError> {
+        self.handler.allocate_timestamp().await.map_err(Into::into)
     }
 }

@@ -222,8 +222,8 @@ impl QueryHandler for Recorder {
         self.lookup(database, table).map(|_| 1)
     }
 
-    fn indexes(&self, _database: &str, _table: &str) -> Vec<IndexInfo> {
-        Vec::new()
+    async fn indexes(&self, _database: &str, _table: &str) -> Result<Vec<IndexInfo>> {
+        Ok(Vec::new())
     }
 
     async fn tables(&self, database: &str) -> Result<Vec<String>> {
@@ -248,12 +248,12 @@ impl QueryHandler for Recorder {
         Ok(())
     }
 
-    fn allocate_timestamp(&self) -> Result<u64> {
+    async fn allocate_timestamp(&self) -> Result<u64> {
         Ok(1000 << 18)
     }
 
-    fn read_timestamp(&self) -> u64 {
-        1000 << 18
+    async fn read_timestamp(&self) -> Result<u64> {
+        Ok(1000 << 18)
     }
 
     async fn flush(&self, database: &str, table: &str) -> Result<()> {

@@ -16,7 +16,7 @@ use super::{index_names, validate};
 
 impl MilvusDoor {
     /// The index of a vector column: (name, kind, metric) from the catalog view.
-    pub(super) fn vector_index(
+    pub(super) async fn vector_index(
         &self,
         database: &str,
         collection: &str,
@@ -27,6 +27,7 @@ impl MilvusDoor {
         Ok(self
             .handler
             .indexes(database, collection)
+            .await?
             .into_iter()
             .filter(|ix| field.is_none_or(|f| ix.column == f))
             .map(|ix| IndexRow {
@@ -100,7 +101,9 @@ impl MilvusDoor {
         };
         // Milvus index names are per collection; Quiver's per schema.
         let sql_name = index_names::sql_index_name(&r.collection_name, &name)?;
-        let existing = self.vector_index(database, &r.collection_name, Some(&r.field_name))?;
+        let existing = self
+            .vector_index(database, &r.collection_name, Some(&r.field_name))
+            .await?;
         if let Some(ix) = existing.first() {
             if ix.name == sql_name && ix.metric.eq_ignore_ascii_case(metric) {
                 return Ok(());
@@ -137,7 +140,7 @@ impl MilvusDoor {
     ) -> Result<Vec<IndexDescription>, DoorError> {
         self.table(database, collection).await?;
         let field = (!field.is_empty()).then_some(field);
-        let rows = self.vector_index(database, collection, field)?;
+        let rows = self.vector_index(database, collection, field).await?;
         let out: Vec<IndexDescription> = rows
             .into_iter()
             .filter(|ix| {

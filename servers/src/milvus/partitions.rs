@@ -420,7 +420,7 @@ impl MilvusDoor {
             if_not_exists: true,
         }))
         .await?;
-        let created = self.handler.allocate_timestamp()?;
+        let created = self.handler.allocate_timestamp().await?;
         let mut listed: Vec<Partition> = partitions.all[1..].to_vec();
         listed.push(Partition {
             name: name.to_string(),

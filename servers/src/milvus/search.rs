@@ -91,11 +91,13 @@ impl MilvusDoor {
         };
         let (topk, offset) =
             validate::search_window(param(params, "topk"), param(params, "offset"))?;
-        let indexes = self.vector_index(
-            database,
-            &r.collection_name,
-            Some(&table.columns[anns].name),
-        )?;
+        let indexes = self
+            .vector_index(
+                database,
+                &r.collection_name,
+                Some(&table.columns[anns].name),
+            )
+            .await?;
         let metric = match param(params, "metric_type").filter(|m| !m.is_empty()) {
             Some(m) => m.to_ascii_uppercase(),
             None => indexes

@@ -62,7 +62,7 @@ impl MilvusService for MilvusDoor {
         &self,
         _r: Request<AllocTimestampRequest>,
     ) -> RpcResult<AllocTimestampResponse> {
-        let result = self.timestamp();
+        let result = self.timestamp().await;
         reply!(
             result,
             |timestamp| AllocTimestampResponse {
@@ -624,7 +624,7 @@ impl MilvusService for MilvusDoor {
         &self,
         r: Request<GetCompactionStateRequest>,
     ) -> RpcResult<GetCompactionStateResponse> {
-        let result = self.compaction_state(r.get_ref().compaction_id);
+        let result = self.compaction_state(r.get_ref().compaction_id).await;
         reply!(
             result,
             |_| GetCompactionStateResponse {

@@ -227,8 +227,8 @@ impl QueryHandler for StandIn {
         ))
     }
 
-    fn indexes(&self, _database: &str, _table: &str) -> Vec<IndexInfo> {
-        Vec::new()
+    async fn indexes(&self, _database: &str, _table: &str) -> Result<Vec<IndexInfo>> {
+        Ok(Vec::new())
     }
 
     async fn tables(&self, _database: &str) -> Result<Vec<String>> {
@@ -252,12 +252,12 @@ impl QueryHandler for StandIn {
         Err(SqlError::unsupported("table options"))
     }
 
-    fn allocate_timestamp(&self) -> Result<u64> {
+    async fn allocate_timestamp(&self) -> Result<u64> {
         Ok(1)
     }
 
-    fn read_timestamp(&self) -> u64 {
-        1
+    async fn read_timestamp(&self) -> Result<u64> {
+        Ok(1)
     }
 
     async fn flush(&self, _database: &str, _table: &str) -> Result<()> {

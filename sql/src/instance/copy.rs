@@ -171,7 +171,7 @@ pub async fn copy(
                 ),
                 CopySource::Query(query) => query.to_string(),
             };
-            instance.set_read_ts(session);
+            instance.set_read_ts(session).await?;
             let plan = instance.plan_sql(session, &sql).await?;
             let df = session.ctx.execute_logical_plan(plan).await?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());

@@ -389,7 +389,7 @@ pub async fn insert(
 ) -> Result<PgOutput> {
     let (database, name) = instance.resolve(session, insert_target(insert)?)?;
     let schema = instance.describe_table(&database, &name).await?.schema;
-    instance.set_read_ts(session);
+    instance.set_read_ts(session).await?;
     let plan = plan_insert_rows(instance, session, insert).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "INSERT rows").await?;
     let rows = apply_defaults(session, insert, &schema, rows).await?;
@@ -448,7 +448,7 @@ pub async fn write_batch(
         WriteKind::Insert => (WriteMode::Insert, rows),
         WriteKind::Upsert => (WriteMode::Upsert, rows),
         WriteKind::Merge { columns } => {
-            instance.set_read_ts(session);
+            instance.set_read_ts(session).await?;
             let assignments: Vec<Assignment> = columns
                 .iter()
                 .filter(|c| **c != schema.pk().name)
@@ -703,7 +703,7 @@ pub async fn update(
     params: Option<&ParamValues>,
 ) -> Result<PgOutput> {
     let (sql, database, table) = update_sql(instance, session, update).await?;
-    instance.set_read_ts(session);
+    instance.set_read_ts(session).await?;
     let plan = instance.plan_sql(session, &sql).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "UPDATE rows").await?;
     let count = rows.num_rows();
@@ -773,7 +773,7 @@ pub async fn delete(
     params: Option<&ParamValues>,
 ) -> Result<PgOutput> {
     let (sql, database, table, pk_index) = delete_sql(instance, session, delete).await?;
-    instance.set_read_ts(session);
+    instance.set_read_ts(session).await?;
     let plan = instance.plan_sql(session, &sql).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "DELETE keys").await?;
     let keys: Vec<PkValue> = pk_values(rows.column(pk_index))
@@ -799,7 +799,7 @@ pub async fn delete_where(
     filter: datafusion::logical_expr::Expr,
 ) -> Result<usize> {
     let schema = instance.describe_table(database, table).await?.schema;
-    instance.set_read_ts(session);
+    instance.set_read_ts(session).await?;
     let plan = instance
         .scan_builder(session, database, table)
         .await?
@@ -821,7 +821,7 @@ pub async fn truncate(
     for target in &truncate.table_names {
         let (database, table) = instance.resolve(session, &target.name)?;
         let schema = instance.describe_table(&database, &table).await?.schema;
-        instance.set_read_ts(session);
+        instance.set_read_ts(session).await?;
         let sql = format!(
             "SELECT {} FROM {}.{}",
             quote(&schema.pk().name),

@@ -140,7 +140,7 @@ impl QueryHandler for Instance {
             if let Some(inner) = catalog.schema("pg_catalog") {
                 let overlay = pg_types::PgCatalogOverlay {
                     inner,
-                    engine: self.engine.clone(),
+                    coordinator: self.coordinator().clone(),
                 };
                 catalog
                     .register_schema("pg_catalog", Arc::new(overlay))
@@ -151,7 +151,7 @@ impl QueryHandler for Instance {
             catalog
                 .register_schema(
                     system_views::SYSTEM_SCHEMA,
-                    system_views::system_schema(self.engine.clone()),
+                    system_views::system_schema(self.coordinator().clone()),
                 )
                 .map_err(|e| SqlError::Internal(format!("{}: {e}", system_views::SYSTEM_SCHEMA)))?;
         }
@@ -254,11 +254,13 @@ impl QueryHandler for Instance {
         Ok(self.coordinator().catalog().await?.databases)
     }
 
-    fn indexes(&self, database: &str, table: &str) -> Vec<IndexInfo> {
+    async fn indexes(&self, database: &str, table: &str) -> Result<Vec<IndexInfo>> {
         // One table's indexes (a Milvus search asks on every request).
-        self.engine
-            .table_index_statuses(database, table)
-            .unwrap_or_default()
+        let table = TableRef::new(database, table);
+        Ok(self
+            .coordinator()
+            .table_index_statuses(table)
+            .await?
             .into_iter()
             .map(|ix| IndexInfo {
                 ready: ix.state == "ready",
@@ -270,19 +272,20 @@ impl QueryHandler for Instance {
                 rows_indexed: ix.rows_indexed,
                 rows_total: ix.rows_total,
             })
-            .collect()
+            .collect())
     }
 
-    fn allocate_timestamp(&self) -> Result<u64> {
-        Ok(self.engine.now()?)
+    async fn allocate_timestamp(&self) -> Result<u64> {
+        Ok(self.coordinator().allocate_timestamps(1).await?.first)
     }
 
-    fn read_timestamp(&self) -> u64 {
-        self.engine.read_timestamp()
+    async fn read_timestamp(&self) -> Result<u64> {
+        Ok(self.coordinator().read_timestamp().await?)
     }
 
     async fn flush(&self, database: &str, table: &str) -> Result<()> {
-        Ok(self.engine.flush_table(database, table).await?)
+        let table = self.describe_table(database, table).await?;
+        Ok(self.streaming().flush(table.id).await?)
     }
 
     async fn compact(&self, database: &str, table: &str) -> Result<usize> {
@@ -318,7 +321,7 @@ impl QueryHandler for Instance {
 
     async fn execute_plan(&self, session: &mut Session, plan: LogicalPlan) -> Result<Output> {
         let session = SqlSession::of(session)?;
-        self.set_read_ts(session);
+        self.set_read_ts(session).await?;
         let df = session.ctx.execute_logical_plan(plan).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let stream = df.execute_stream().await?;

@@ -11,15 +11,15 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session};
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
 use datafusion::physical_plan::ExecutionPlan;
-use quiver_cluster::Engine;
-use quiver_common::schema::ColumnType;
+use quiver_cluster::api::Coordinator;
+use quiver_common::schema::{ColumnType, TableSchema};
 
 /// OID of pgvector's `vector` type as Quiver reports it.
 pub const VECTOR_OID: i32 = arrow_pg::datatypes::PG_VECTOR_TYPE_OID as i32;
@@ -41,11 +41,19 @@ pub fn pg_type_of(column_type: &ColumnType) -> (i32, i32) {
     }
 }
 
-/// The `pg_catalog` schema with a type-exact `pg_attribute`.
-#[derive(Debug)]
+/// The `pg_catalog` schema with a type-exact `pg_attribute` (the column
+/// types read from the coordinator's catalog).
 pub struct PgCatalogOverlay {
     pub inner: Arc<dyn SchemaProvider>,
-    pub engine: Arc<Engine>,
+    pub coordinator: Arc<dyn Coordinator>,
+}
+
+impl std::fmt::Debug for PgCatalogOverlay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCatalogOverlay")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]
@@ -77,7 +85,7 @@ impl SchemaProvider for PgCatalogOverlay {
             attributes,
             classes,
             namespaces,
-            engine: self.engine.clone(),
+            coordinator: self.coordinator.clone(),
         })))
     }
 
@@ -86,12 +94,17 @@ impl SchemaProvider for PgCatalogOverlay {
     }
 }
 
-#[derive(Debug)]
 struct PgAttribute {
     attributes: Arc<dyn TableProvider>,
     classes: Arc<dyn TableProvider>,
     namespaces: Arc<dyn TableProvider>,
-    engine: Arc<Engine>,
+    coordinator: Arc<dyn Coordinator>,
+}
+
+impl std::fmt::Debug for PgAttribute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgAttribute")
+    }
 }
 
 async fn scan_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
@@ -167,6 +180,16 @@ impl TableProvider for PgAttribute {
                 }
             }
         }
+        let catalog = self
+            .coordinator
+            .catalog()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let schemas: HashMap<(String, String), TableSchema> = catalog
+            .tables
+            .into_iter()
+            .map(|t| ((t.table.database, t.table.name), t.schema))
+            .collect();
         let mut out = Vec::new();
         for batch in scan_all(&self.attributes, state).await? {
             let relids = int_column(&batch, "attrelid")?;
@@ -181,9 +204,8 @@ impl TableProvider for PgAttribute {
             for row in 0..batch.num_rows() {
                 let exact = relids[row]
                     .and_then(|oid| relations.get(&oid))
-                    .and_then(|(db, table)| self.engine.table(db, table).ok())
-                    .and_then(|t| {
-                        let schema = t.schema();
+                    .and_then(|key| schemas.get(key))
+                    .and_then(|schema| {
                         let name = names[row].as_deref()?;
                         let index = schema.column_index(name)?;
                         Some(pg_type_of(&schema.columns[index].column_type))

@@ -29,7 +29,7 @@ impl Instance {
         statement: &Statement,
         params: Option<ParamValues>,
     ) -> Result<PgOutput> {
-        let read_ts = self.set_read_ts(session);
+        let read_ts = self.set_read_ts(session).await?;
         if let (Statement::Query(_), Some(params)) = (statement, params.as_ref()) {
             return self
                 .prepared_query(session, statement, params, read_ts)
@@ -67,7 +67,7 @@ impl Instance {
         let key = PlanKey {
             sql: statement.to_string(),
             schema: session_cmds::current_schema(session),
-            catalog_version: self.engine.catalog_version(),
+            catalog_version: self.coordinator().catalog_version().await?,
         };
         self.cached_query(
             session,
@@ -89,11 +89,11 @@ impl Instance {
         plan: KeyedPlan<'_>,
         params: &ParamValues,
     ) -> Result<PgOutput> {
-        let read_ts = self.set_read_ts(session);
+        let read_ts = self.set_read_ts(session).await?;
         let key = PlanKey {
             sql: format!("typed plan {}", plan.key),
             schema: String::new(),
-            catalog_version: self.engine.catalog_version(),
+            catalog_version: self.coordinator().catalog_version().await?,
         };
         self.cached_query(session, key, PlanSource::Typed(plan), params, read_ts)
             .await

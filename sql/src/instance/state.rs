@@ -109,17 +109,17 @@ impl Instance {
 }
 
 impl Instance {
-    /// Sets the session's read timestamp (a strong read's: see
-    /// `Engine::read_timestamp`) and returns it.
-    pub(crate) fn set_read_ts(&self, session: &SqlSession) -> u64 {
-        let ts = self.engine.read_timestamp();
+    /// Sets the session's read timestamp (a strong read's, from the
+    /// coordinator: see `Coordinator::read_timestamp`) and returns it.
+    pub(crate) async fn set_read_ts(&self, session: &SqlSession) -> Result<u64> {
+        let ts = self.coordinator().read_timestamp().await?;
         session
             .ctx
             .state_ref()
             .write()
             .config_mut()
             .set_extension(Arc::new(ReadTimestamp(ts)));
-        ts
+        Ok(ts)
     }
 
     /// The scan of a table in the session's catalog, the start of a typed
@@ -153,7 +153,7 @@ impl Instance {
         statement: &Statement,
     ) -> Result<LogicalPlan> {
         let state = session.ctx.state();
-        let statement = self.route_vector_avg(session, statement);
+        let statement = self.route_vector_avg(session, statement).await;
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
             .await?;
@@ -168,49 +168,76 @@ impl Instance {
         Ok(plan)
     }
 
-    /// `avg(<vector column>)` is pgvector's element-wise mean: route it to `vector_avg`.
-    fn route_vector_avg(&self, session: &SqlSession, statement: &Statement) -> Statement {
+    /// `avg(<vector column>)` is pgvector's element-wise mean: route it to
+    /// `vector_avg`. The tables' columns are asked of the coordinator only
+    /// when the statement calls `avg` at all.
+    async fn route_vector_avg(&self, session: &SqlSession, statement: &Statement) -> Statement {
         use std::ops::ControlFlow;
 
         use datafusion::sql::sqlparser::ast::{
-            visit_expressions_mut, visit_relations, Expr, FunctionArg, FunctionArgExpr,
-            FunctionArguments, Ident,
+            visit_expressions, visit_expressions_mut, visit_relations, Expr, FunctionArg,
+            FunctionArgExpr, FunctionArguments, Ident,
         };
-        let mut vector_columns: Vec<String> = Vec::new();
-        let _ = visit_relations(statement, |name| {
-            if let Ok((db, table)) = self.resolve(session, name) {
-                if let Ok(t) = self.engine.table(&db, &table) {
-                    for c in t.schema().columns {
-                        if matches!(
-                            c.column_type,
-                            quiver_common::schema::ColumnType::Vector { .. }
-                        ) {
-                            vector_columns.push(c.name);
-                        }
-                    }
+        // The column `avg(column)` averages, if `expr` is such a call.
+        fn averaged_column(expr: &Expr) -> Option<String> {
+            let Expr::Function(f) = expr else {
+                return None;
+            };
+            if f.name.0.len() != 1 || !f.name.to_string().eq_ignore_ascii_case("avg") {
+                return None;
+            }
+            let FunctionArguments::List(list) = &f.args else {
+                return None;
+            };
+            match list.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(i)))] => {
+                    Some(normalize_ident(i))
                 }
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(parts)))] => {
+                    parts.last().map(normalize_ident)
+                }
+                _ => None,
+            }
+        }
+        let calls_avg = visit_expressions(statement, |expr| match averaged_column(expr) {
+            Some(_) => ControlFlow::Break(()),
+            None => ControlFlow::Continue(()),
+        });
+        if calls_avg.is_continue() {
+            return statement.clone();
+        }
+        let mut relations = Vec::new();
+        let _ = visit_relations(statement, |name| {
+            if let Ok(relation) = self.resolve(session, name) {
+                relations.push(relation);
             }
             ControlFlow::<()>::Continue(())
         });
+        let mut vector_columns: Vec<String> = Vec::new();
+        for (db, table) in relations {
+            if let Ok(info) = self.describe_table(&db, &table).await {
+                vector_columns.extend(
+                    info.schema
+                        .columns
+                        .into_iter()
+                        .filter(|c| {
+                            matches!(
+                                c.column_type,
+                                quiver_common::schema::ColumnType::Vector { .. }
+                            )
+                        })
+                        .map(|c| c.name),
+                );
+            }
+        }
         if vector_columns.is_empty() {
             return statement.clone();
         }
         let mut statement = statement.clone();
         let _ = visit_expressions_mut(&mut statement, |expr| {
-            if let Expr::Function(f) = expr {
-                let is_avg = f.name.0.len() == 1 && f.name.to_string().eq_ignore_ascii_case("avg");
-                if let (true, FunctionArguments::List(list)) = (is_avg, &f.args) {
-                    if let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice()
-                    {
-                        let column = match arg {
-                            Expr::Identifier(i) => Some(normalize_ident(i)),
-                            Expr::CompoundIdentifier(parts) => parts.last().map(normalize_ident),
-                            _ => None,
-                        };
-                        if column.is_some_and(|c| vector_columns.contains(&c)) {
-                            f.name = ObjectName::from(vec![Ident::new("vector_avg")]);
-                        }
-                    }
+            if averaged_column(expr).is_some_and(|c| vector_columns.contains(&c)) {
+                if let Expr::Function(f) = expr {
+                    f.name = ObjectName::from(vec![Ident::new("vector_avg")]);
                 }
             }
             ControlFlow::<()>::Continue(())

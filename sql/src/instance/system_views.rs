@@ -1,4 +1,5 @@
-//! Quiver's system schema `quiver_catalog`, read live from the engine:
+//! Quiver's system schema `quiver_catalog`, read live from the
+//! coordinator:
 //!
 //! * `quiver_catalog.indexes` — every vector index with its type, metric,
 //!   parameters, state (`building` / `ready`) and rows indexed / total.
@@ -9,29 +10,34 @@ use arrow::array::{Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session as DfSession};
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use quiver_cluster::Engine;
+use quiver_cluster::api::{Coordinator, IndexStatus};
 
 /// Name of the system schema.
 pub const SYSTEM_SCHEMA: &str = "quiver_catalog";
 
-/// The `quiver_catalog` schema over `engine`.
-pub fn system_schema(engine: Arc<Engine>) -> Arc<dyn SchemaProvider> {
+/// The `quiver_catalog` schema, read from the coordinator.
+pub fn system_schema(coordinator: Arc<dyn Coordinator>) -> Arc<dyn SchemaProvider> {
     let schema = MemorySchemaProvider::new();
     schema
-        .register_table("indexes".into(), Arc::new(IndexesView { engine }))
+        .register_table("indexes".into(), Arc::new(IndexesView { coordinator }))
         .expect("a fresh schema accepts a table");
     Arc::new(schema)
 }
 
 /// `quiver_catalog.indexes`.
-#[derive(Debug)]
 struct IndexesView {
-    engine: Arc<Engine>,
+    coordinator: Arc<dyn Coordinator>,
+}
+
+impl std::fmt::Debug for IndexesView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexesView")
+    }
 }
 
 fn indexes_schema() -> SchemaRef {
@@ -70,11 +76,15 @@ impl TableProvider for IndexesView {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let rows = self.engine.index_statuses();
-        let text = |f: fn(&quiver_cluster::engine::IndexStatus) -> &str| {
+        let rows = self
+            .coordinator
+            .index_statuses()
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let text = |f: fn(&IndexStatus) -> &str| {
             Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as _
         };
-        let count = |f: fn(&quiver_cluster::engine::IndexStatus) -> usize| {
+        let count = |f: fn(&IndexStatus) -> usize| {
             Arc::new(Int64Array::from_iter_values(
                 rows.iter().map(|r| f(r) as i64),
             )) as _
