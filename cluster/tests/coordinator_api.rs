@@ -249,3 +249,68 @@ async fn timestamp_batches_never_overlap() {
     assert!(engine.now().unwrap() >= last);
     engine.shutdown().await.unwrap();
 }
+
+/// Rows of the one-column table `compact_me`.
+fn ids(range: std::ops::Range<i64>) -> arrow::array::RecordBatch {
+    use arrow::datatypes::{DataType, Field, Schema};
+    arrow::array::RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)])),
+        vec![Arc::new(arrow::array::Int64Array::from_iter_values(range))],
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_merges_a_tables_flushed_segments() {
+    use quiver_cluster::api::streaming::{Streaming, WriteRows};
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, coordinator) = open(dir.path()).await;
+    let table = TableRef::new("public", "compact_me");
+    engine
+        .create_sharded_table(
+            "public",
+            "compact_me",
+            TableSchema {
+                columns: vec![ColumnDef::new("id", ColumnType::Int64)],
+                primary_key: 0,
+            },
+            1,
+            false,
+        )
+        .await
+        .unwrap();
+    let table_id = coordinator.describe_table(table.clone()).await.unwrap().id;
+    let streaming: Arc<dyn Streaming> = engine.clone();
+    for round in 0..3 {
+        streaming
+            .write(WriteRows {
+                table_id,
+                rows: ids(round * 10..round * 10 + 10),
+                mode: quiver_cluster::WriteMode::Insert,
+            })
+            .await
+            .unwrap();
+        streaming.flush(table_id).await.unwrap();
+    }
+    let sealed = |layout: quiver_cluster::api::TableLayout| -> Vec<u64> {
+        layout.shards[0]
+            .sealed_segments
+            .iter()
+            .map(|s| s.rows)
+            .collect()
+    };
+    let before = sealed(coordinator.layout(table.clone()).await.unwrap());
+    assert_eq!(before, [10, 10, 10]);
+    assert_eq!(
+        over_the_wire(coordinator.compact(table.clone()).await.unwrap()),
+        3
+    );
+    assert_eq!(sealed(coordinator.layout(table).await.unwrap()), [30]);
+    assert!(matches!(
+        coordinator
+            .compact(TableRef::new("public", "missing"))
+            .await,
+        Err(EngineError::TableNotFound { .. })
+    ));
+    engine.shutdown().await.unwrap();
+}

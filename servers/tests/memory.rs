@@ -205,7 +205,7 @@ async fn a_milvus_query_over_the_limit_gets_the_out_of_memory_code() {
     };
     config.memory.query_limit_bytes = 1 << 20;
     let instance = Arc::new(Instance::new(Engine::open(config).await.unwrap()));
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,

@@ -53,8 +53,8 @@ impl NoSqlText {
 
 #[async_trait]
 impl QueryHandler for NoSqlText {
-    fn new_session(&self, info: SessionInfo) -> Result<Session> {
-        self.inner.new_session(info)
+    async fn new_session(&self, info: SessionInfo) -> Result<Session> {
+        self.inner.new_session(info).await
     }
     fn parse(&self, sql: &str) -> Result<Vec<Statement>> {
         Err(self.refuse(sql.to_string()))

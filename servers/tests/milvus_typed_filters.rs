@@ -157,6 +157,7 @@ async fn lowered_filters_select_what_their_sql_selects() {
             user: "t".into(),
             ..Default::default()
         })
+        .await
         .unwrap();
     let setup = format!(
         "CREATE TABLE t (id BIGINT PRIMARY KEY, age INT, name TEXT, score DOUBLE PRECISION, \

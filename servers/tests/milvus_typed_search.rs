@@ -67,7 +67,7 @@ async fn milvus_searches_are_typed_plans_made_once_per_shape() {
         ..Default::default()
     };
     let instance = Arc::new(Instance::new(Engine::open(config).await.unwrap()));
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     let rows: Vec<String> = (0..60)
         .map(|i| {
             format!(

@@ -258,7 +258,7 @@ pub struct KeyedPlan<'a> {
 #[async_trait]
 pub trait QueryHandler: Send + Sync + 'static {
     /// Opens a session.
-    fn new_session(&self, info: SessionInfo) -> Result<Session>;
+    async fn new_session(&self, info: SessionInfo) -> Result<Session>;
 
     /// Parses SQL text into statements (Postgres dialect, with the rewrites
     /// Postgres clients' catalog queries need).

@@ -60,6 +60,7 @@ async fn setup(dir: &std::path::Path) -> (Arc<Instance>, Session) {
             user: "t".into(),
             ..Default::default()
         })
+        .await
         .unwrap();
     run(
         &instance,

@@ -171,7 +171,7 @@ fn recall(found: &[i64], truth: &[i64]) -> f64 {
 async fn create_index_with_nothing_to_build_still_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
     let (_engine, instance) = open(dir.path(), 500).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -205,7 +205,7 @@ async fn create_index_reports_progress_and_survives_restart() {
     let queries = queries_near_data(n, 20);
     let (expected, vectors_len) = {
         let (engine, instance) = open(dir.path(), 500).await;
-        let mut s = session(&instance);
+        let mut s = session(&instance).await;
         let vectors = load(&engine, &instance, &mut s, n).await;
         let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
         s.set_notice_sink(Some(sink));
@@ -293,7 +293,7 @@ async fn create_index_reports_progress_and_survives_restart() {
         engine.recovery.indexes_loaded, 4,
         "indexes are loaded, not rebuilt"
     );
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     for (q, want) in queries.chunks_exact(DIM).zip(&expected) {
         let sql = format!(
             "SELECT id FROM items ORDER BY v <-> {} LIMIT 10",
@@ -345,7 +345,7 @@ async fn filtered_search_keeps_recall_at_every_selectivity() {
     let dir = tempfile::tempdir().unwrap();
     let n = 10_000;
     let (engine, instance) = open(dir.path(), 1_000_000).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     let vectors = load(&engine, &instance, &mut s, n).await;
     run(
         &instance,

@@ -37,7 +37,7 @@ fn text(batches: &[RecordBatch]) -> String {
 async fn explain_shows_the_vector_search_rewrite() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -88,7 +88,7 @@ async fn explain_shows_the_vector_search_rewrite() {
 async fn a_search_needs_no_sort_above_it() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -132,7 +132,7 @@ async fn a_search_needs_no_sort_above_it() {
 async fn errors_carry_status_codes() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -175,7 +175,7 @@ async fn data_survives_restart_through_segments_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     {
         let instance = instance(dir.path()).await;
-        let mut s = session(&instance);
+        let mut s = session(&instance).await;
         run(
             &instance,
             &mut s,
@@ -207,7 +207,7 @@ async fn data_survives_restart_through_segments_and_wal() {
         "{:?}",
         instance.engine().recovery
     );
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     let out = query(
         &instance,
         &mut s,
@@ -244,7 +244,7 @@ async fn sessions_are_opaque_handles_of_their_handler() {
 
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     assert_eq!(s.user(), "t");
     assert_eq!(s.statement_timeout(), None);
     run(&instance, &mut s, "SET statement_timeout = '2s'")
@@ -276,7 +276,7 @@ async fn typed_search_knobs_are_the_session_settings() {
 
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     let knobs = SearchKnobs {
         ef_search: Some(77),
         probes: Some(5),
@@ -311,7 +311,7 @@ async fn typed_search_knobs_are_the_session_settings() {
 async fn scans_push_their_filter_down_to_the_fragments() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,

@@ -88,7 +88,7 @@ fn vector_rows(rows: usize, dim: usize) -> String {
 async fn a_vector_search_over_the_limit_fails_and_passes_under_a_larger_one() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -126,7 +126,7 @@ async fn a_vector_search_over_the_limit_fails_and_passes_under_a_larger_one() {
 async fn a_growing_segment_scan_over_the_limit_fails_and_passes_under_a_larger_one() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -172,7 +172,7 @@ async fn a_growing_segment_scan_over_the_limit_fails_and_passes_under_a_larger_o
 async fn an_insert_buffering_more_than_the_limit_fails_before_writing() {
     let dir = tempfile::tempdir().unwrap();
     let instance = instance(dir.path()).await;
-    let mut s = session(&instance);
+    let mut s = session(&instance).await;
     run(
         &instance,
         &mut s,
@@ -204,8 +204,8 @@ async fn the_server_budget_bounds_all_sessions_together() {
     config.memory.query_limit_bytes = 8 << 20;
     config.memory.server_limit_bytes = 10 << 20;
     let instance = Instance::new(Engine::open(config).await.unwrap());
-    let mut a = session(&instance);
-    let mut b = session(&instance);
+    let mut a = session(&instance).await;
+    let mut b = session(&instance).await;
     run(
         &instance,
         &mut a,

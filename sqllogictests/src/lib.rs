@@ -68,13 +68,14 @@ pub struct EmbeddedDb {
 
 impl EmbeddedDb {
     /// A new session on `instance`.
-    pub fn new(instance: Arc<Instance>) -> Self {
+    pub async fn new(instance: Arc<Instance>) -> Self {
         let session = instance
             .new_session(SessionInfo {
                 user: "slt".into(),
                 database: Some("quiver".into()),
                 ..Default::default()
             })
+            .await
             .expect("session");
         Self { instance, session }
     }

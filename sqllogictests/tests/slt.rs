@@ -36,7 +36,7 @@ async fn slt_embedded_files() {
         let instance = EmbeddedDb::open_instance(dir.path()).await;
         let mut runner = sqllogictest::Runner::new(move || {
             let instance = instance.clone();
-            async move { Ok::<_, DbError>(EmbeddedDb::new(instance)) }
+            async move { Ok::<_, DbError>(EmbeddedDb::new(instance).await) }
         });
         if let Err(e) = runner.run_file_async(&file).await {
             panic!("{} (embedded):\n{e}", file.display());

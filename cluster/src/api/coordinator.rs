@@ -241,4 +241,9 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn read_timestamp(&self) -> Result<u64>;
     /// Where a table's data lives.
     async fn layout(&self, table: TableRef) -> Result<TableLayout>;
+    /// Compacts a table now, regardless of thresholds (Milvus
+    /// `ManualCompaction`): its growing data flushed, then every flushed
+    /// segment of a shard merged into one by the data node's leased tasks;
+    /// returns the segments merged.
+    async fn compact(&self, table: TableRef) -> Result<usize>;
 }

@@ -192,6 +192,16 @@ impl Coordinator for WireCoordinator {
         )
     }
 
+    async fn compact(&self, table: TableRef) -> Result<usize> {
+        let table = over_the_wire(table)?;
+        over_the_wire(
+            self.inner
+                .compact(table)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
     async fn read_timestamp(&self) -> Result<u64> {
         over_the_wire(
             self.inner

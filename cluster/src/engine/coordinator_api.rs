@@ -147,6 +147,10 @@ impl Coordinator for Engine {
         Ok(TimestampBatch { first, count })
     }
 
+    async fn compact(&self, table: TableRef) -> Result<usize> {
+        self.compact_table(&table.database, &table.name).await
+    }
+
     async fn read_timestamp(&self) -> Result<u64> {
         Ok(Engine::read_timestamp(self))
     }

@@ -51,7 +51,7 @@ impl MilvusDoor {
             WriteKind::Insert => WriteKind::Upsert,
             WriteKind::Upsert => WriteKind::Upsert,
         };
-        let mut session = self.session()?;
+        let mut session = self.session().await?;
         let result = self
             .handler
             .write(
@@ -90,7 +90,7 @@ impl MilvusDoor {
             arrays,
         } = self.collection(database, &r.collection_name).await?;
         let scope = partitions.write_scope(&r.partition_name)?;
-        let mut session = self.session()?;
+        let mut session = self.session().await?;
         let result = async {
             let Some(filter) = self.predicate_expr(
                 &mut session.session,

@@ -52,14 +52,17 @@ impl MilvusDoor {
         }
     }
 
-    pub(super) fn session(&self) -> Result<DoorSession, DoorError> {
+    pub(super) async fn session(&self) -> Result<DoorSession, DoorError> {
         if let Some(session) = self.sessions.lock().pop() {
             return Ok(session);
         }
-        let session = self.handler.new_session(SessionInfo {
-            user: "milvus".into(),
-            ..Default::default()
-        })?;
+        let session = self
+            .handler
+            .new_session(SessionInfo {
+                user: "milvus".into(),
+                ..Default::default()
+            })
+            .await?;
         Ok(DoorSession {
             session,
             ef: None,
@@ -85,7 +88,7 @@ impl MilvusDoor {
     where
         F: FnOnce(&mut Session, LogicalPlanBuilder) -> Result<LogicalPlan, DoorError>,
     {
-        let mut door = self.session()?;
+        let mut door = self.session().await?;
         let result = async {
             let scan = self
                 .handler
@@ -107,7 +110,7 @@ impl MilvusDoor {
 
     /// Makes a catalog change in a pooled session.
     pub(super) async fn change_catalog(&self, change: CatalogChange) -> Result<bool, DoorError> {
-        let mut door = self.session()?;
+        let mut door = self.session().await?;
         let result = self.handler.change_catalog(&mut door.session, change).await;
         self.give_back(door);
         Ok(result?)

@@ -96,7 +96,7 @@ impl SessionState for StandInSession {
 
 #[async_trait]
 impl QueryHandler for Recorder {
-    fn new_session(&self, info: SessionInfo) -> Result<Session> {
+    async fn new_session(&self, info: SessionInfo) -> Result<Session> {
         self.log(format!("new_session {}", info.user));
         Ok(Session::new(StandInSession { user: info.user }))
     }

@@ -475,7 +475,7 @@ impl MilvusDoor {
         }
         // Rows first: a crash in between leaves an empty listed partition,
         // never rows of an unlisted one.
-        let mut session = self.session()?;
+        let mut session = self.session().await?;
         let deleted = self
             .handler
             .delete_where(

@@ -187,7 +187,7 @@ impl MilvusDoor {
             scope,
         };
         let distance_at = fetched.len();
-        let mut session = self.session()?;
+        let mut session = self.session().await?;
         let result = if group.is_none() && range.is_none() {
             self.search_queries(
                 &mut session,

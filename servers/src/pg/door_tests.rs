@@ -113,7 +113,7 @@ impl StandIn {
 
 #[async_trait]
 impl QueryHandler for StandIn {
-    fn new_session(&self, info: SessionInfo) -> Result<Session> {
+    async fn new_session(&self, info: SessionInfo) -> Result<Session> {
         self.log(format!("new_session {} {:?}", info.user, info.database));
         Ok(Session::new(StandInSession { user: info.user }))
     }

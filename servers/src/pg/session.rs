@@ -95,7 +95,7 @@ impl ConnState {
                 database: metadata.get(METADATA_DATABASE).cloned(),
                 initial_settings: self.initial_settings.as_ref().clone(),
             };
-            *guard = Some(self.handler.new_session(info).map_err(sql_err)?);
+            *guard = Some(self.handler.new_session(info).await.map_err(sql_err)?);
         }
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| pg_error("XX000", "session missing"))
     }

@@ -116,11 +116,11 @@ fn join_vector_operators(
 
 #[async_trait]
 impl QueryHandler for Instance {
-    fn new_session(&self, info: SessionInfo) -> Result<Session> {
+    async fn new_session(&self, info: SessionInfo) -> Result<Session> {
         if let Some(db) = info.database.as_deref() {
             let known = DEFAULT_DATABASE_ALIASES.contains(&db)
                 || db == info.user
-                || self.engine.schema_names().iter().any(|s| s == db);
+                || self.databases().await?.iter().any(|s| s == db);
             if !known {
                 return Err(SqlError::Query {
                     code: StatusCode::DatabaseNotFound,
@@ -289,7 +289,8 @@ impl QueryHandler for Instance {
     }
 
     async fn compact(&self, database: &str, table: &str) -> Result<usize> {
-        Ok(self.engine.compact_table(database, table).await?)
+        let table = TableRef::new(database, table);
+        Ok(self.coordinator().compact(table).await?)
     }
 
     async fn table_schema(

@@ -10,12 +10,13 @@ use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
 use quiver_sql::Instance;
 
 /// A session of user `t` on the default database.
-pub fn session(instance: &Instance) -> Session {
+pub async fn session(instance: &Instance) -> Session {
     instance
         .new_session(SessionInfo {
             user: "t".into(),
             ..Default::default()
         })
+        .await
         .unwrap()
 }
 
