@@ -34,13 +34,15 @@ fn schema() -> TableSchema {
     }
 }
 
+/// An engine whose background maintenance runs only its first pass (at
+/// startup, before any table exists): what a test sees is the API's work.
 async fn open(dir: &std::path::Path) -> (Arc<Engine>, Arc<dyn Coordinator>) {
-    let engine = Engine::open(QuiverConfig {
+    let mut config = QuiverConfig {
         data_dir: dir.join("data"),
         ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
+    config.segment.maintenance_interval_ms = 3_600_000;
+    let engine = Engine::open(config).await.unwrap();
     let coordinator: Arc<dyn Coordinator> = engine.clone();
     (engine, coordinator)
 }
@@ -312,5 +314,82 @@ async fn compact_merges_a_tables_flushed_segments() {
             .await,
         Err(EngineError::TableNotFound { .. })
     ));
+    engine.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_is_built_step_by_step_through_the_api() {
+    use arrow::array::{FixedSizeListArray, Float32Array, Int64Array, RecordBatch};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use quiver_cluster::api::streaming::{Streaming, WriteRows};
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, coordinator) = open(dir.path()).await;
+    let table = TableRef::new("public", "steps");
+    engine
+        .create_sharded_table("public", "steps", schema(), 1, false)
+        .await
+        .unwrap();
+    let table_id = coordinator.describe_table(table.clone()).await.unwrap().id;
+    let streaming: Arc<dyn Streaming> = engine.clone();
+    let item = Arc::new(Field::new("item", DataType::Float32, true));
+    for round in 0..3i64 {
+        let ids: Vec<i64> = (round * 20..round * 20 + 20).collect();
+        let values: Vec<f32> = ids
+            .iter()
+            .flat_map(|&i| [i as f32, 1.0, 0.0, -1.0])
+            .collect();
+        let vectors =
+            FixedSizeListArray::new(item.clone(), 4, Arc::new(Float32Array::from(values)), None);
+        let rows = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Int64, true),
+                Field::new("v", DataType::FixedSizeList(item.clone(), 4), true),
+            ])),
+            vec![Arc::new(Int64Array::from(ids)), Arc::new(vectors)],
+        )
+        .unwrap();
+        streaming
+            .write(WriteRows {
+                table_id,
+                rows,
+                mode: quiver_cluster::WriteMode::Insert,
+            })
+            .await
+            .unwrap();
+        streaming.flush(table_id).await.unwrap();
+    }
+    coordinator
+        .create_index(over_the_wire(CreateIndex {
+            table: table.clone(),
+            definition: IndexDefinition {
+                name: Some("steps_hnsw".into()),
+                column: "v".into(),
+                kind: "hnsw".into(),
+                metric: "l2".into(),
+                params: BTreeMap::from([("m".into(), 8), ("ef_construction".into(), 32)]),
+            },
+            if_not_exists: false,
+        }))
+        .await
+        .unwrap();
+    let mut steps = Vec::new();
+    loop {
+        let step = over_the_wire(coordinator.build_index_step(table.clone()).await.unwrap());
+        steps.push((step.built, step.missing));
+        if step.built == 0 || step.missing == 0 {
+            break;
+        }
+    }
+    assert_eq!(steps, [(1, 2), (1, 1), (1, 0)]);
+    let status = coordinator
+        .table_index_statuses(table.clone())
+        .await
+        .unwrap();
+    assert_eq!(status[0].state, "ready");
+    assert_eq!(status[0].segments_indexed, 3);
+    // Nothing left: a step builds nothing.
+    let idle = coordinator.build_index_step(table).await.unwrap();
+    assert_eq!((idle.built, idle.missing), (0, 0));
+    coordinator.request_maintenance().await.unwrap();
     engine.shutdown().await.unwrap();
 }

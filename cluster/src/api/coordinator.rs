@@ -195,6 +195,14 @@ pub struct SegmentPlacement {
     pub query_node: String,
 }
 
+/// What one [`Coordinator::build_index_step`] did: (segment, index) builds
+/// done (0 or 1) and how many a table still lacks after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexBuildStep {
+    pub built: usize,
+    pub missing: usize,
+}
+
 /// Where a table's data lives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableLayout {
@@ -246,4 +254,12 @@ pub trait Coordinator: Send + Sync + 'static {
     /// segment of a shard merged into one by the data node's leased tasks;
     /// returns the segments merged.
     async fn compact(&self, table: TableRef) -> Result<usize>;
+    /// Builds one index a table's sealed segments lack (its growing data
+    /// flushed first), committed before it answers: a caller that waits
+    /// for an index (`CREATE INDEX`) drives the build step by step and
+    /// reports progress between steps; a crash keeps every finished step.
+    async fn build_index_step(&self, table: TableRef) -> Result<IndexBuildStep>;
+    /// Starts a maintenance pass (flushes, index builds, compaction) now
+    /// instead of at its next tick (`CREATE INDEX CONCURRENTLY`).
+    async fn request_maintenance(&self) -> Result<()>;
 }

@@ -24,7 +24,7 @@ pub mod wire_error;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexDefinition, IndexStatus, RenameTable,
+    DropDatabase, DropIndex, DropTable, IndexBuildStep, IndexDefinition, IndexStatus, RenameTable,
     SegmentPlacement, SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef,
     TimestampBatch,
 };

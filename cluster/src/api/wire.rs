@@ -18,8 +18,8 @@ use quiver_proto::fragments::{decode_batch, encode_batch};
 
 use super::coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SetTableOptions, TableInfo,
-    TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, IndexBuildStep, IndexStatus, RenameTable, SetTableOptions,
+    TableInfo, TableLayout, TableRef, TimestampBatch,
 };
 use super::data::{
     BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
@@ -200,6 +200,23 @@ impl Coordinator for WireCoordinator {
                 .await
                 .map_err(error_over_the_wire)?,
         )
+    }
+
+    async fn build_index_step(&self, table: TableRef) -> Result<IndexBuildStep> {
+        let table = over_the_wire(table)?;
+        over_the_wire(
+            self.inner
+                .build_index_step(table)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn request_maintenance(&self) -> Result<()> {
+        self.inner
+            .request_maintenance()
+            .await
+            .map_err(error_over_the_wire)
     }
 
     async fn read_timestamp(&self) -> Result<u64> {

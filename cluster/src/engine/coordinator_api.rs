@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use super::Engine;
 use crate::api::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexStatus, RenameTable, SegmentPlacement,
+    DropDatabase, DropIndex, DropTable, IndexBuildStep, IndexStatus, RenameTable, SegmentPlacement,
     SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
 };
 use crate::coordinator::TableMeta;
@@ -149,6 +149,20 @@ impl Coordinator for Engine {
 
     async fn compact(&self, table: TableRef) -> Result<usize> {
         self.compact_table(&table.database, &table.name).await
+    }
+
+    async fn build_index_step(&self, table: TableRef) -> Result<IndexBuildStep> {
+        let built = self
+            .build_indexes_limited(&table.database, &table.name, 1, &|_, _| {})
+            .await?;
+        let runtime = self.table(&table.database, &table.name)?;
+        let missing = self.missing_index_count(&runtime);
+        Ok(IndexBuildStep { built, missing })
+    }
+
+    async fn request_maintenance(&self) -> Result<()> {
+        self.wake_maintenance();
+        Ok(())
     }
 
     async fn read_timestamp(&self) -> Result<u64> {

@@ -237,28 +237,41 @@ pub async fn define_index(
     let Some(name) = instance.coordinator().create_index(request).await? else {
         return Ok(None);
     };
-    // Building the index over the table's segments is the data role's work
-    // (not a coordinator request yet).
-    let engine = instance.engine();
+    // The coordinator has the data nodes build it: in the background, or
+    // step by step here with the progress reported between steps.
+    let coordinator = instance.coordinator();
     match build {
-        IndexBuild::InBackground => engine.wake_maintenance(),
+        IndexBuild::InBackground => coordinator.request_maintenance().await?,
         IndexBuild::Now { notices } => {
-            let index = name.clone();
-            let progress = move |done: usize, total: usize| {
+            let progress = |done: usize, total: usize| {
                 if let Some(sink) = &notices {
                     let _ = sink.send(format!(
-                        "index \"{index}\": {done} of {total} segments indexed"
+                        "index \"{name}\": {done} of {total} segments indexed"
                     ));
                 }
             };
-            let built = engine
-                .build_indexes(&table.database, &table.name, &progress)
-                .await?;
-            if built == 0 {
+            // `total`: what was missing when the build started (more if
+            // segments were sealed meanwhile); the segments indexed are
+            // those no longer missing, whoever built them (the background
+            // pass may build some between two steps).
+            let (mut done, mut total) = (0, 0);
+            loop {
+                let step = coordinator.build_index_step(table.clone()).await?;
+                if step.built == 0 {
+                    break;
+                }
+                done += step.built;
+                total = total.max(done + step.missing);
+                progress(total - step.missing, total);
+                if step.missing == 0 {
+                    break;
+                }
+            }
+            if done == 0 {
                 // Nothing was left to build: the table has no sealed segment,
                 // or the background pass indexed them all between the
                 // definition and this build. Either way every segment is.
-                let layout = instance.coordinator().layout(table).await?;
+                let layout = coordinator.layout(table).await?;
                 let sealed = layout.shards.iter().map(|s| s.sealed_segments.len()).sum();
                 progress(sealed, sealed);
             }
