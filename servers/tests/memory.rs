@@ -204,7 +204,8 @@ async fn a_milvus_query_over_the_limit_gets_the_out_of_memory_code() {
         ..Default::default()
     };
     config.memory.query_limit_bytes = 1 << 20;
-    let instance = Arc::new(Instance::new(Engine::open(config).await.unwrap()));
+    let engine = Engine::open(config).await.unwrap();
+    let instance = Arc::new(Instance::new(engine.clone()));
     let mut s = session(&instance).await;
     run(
         &instance,
@@ -218,20 +219,14 @@ async fn a_milvus_query_over_the_limit_gets_the_out_of_memory_code() {
     let ids: Vec<i64> = (0..4000).collect();
     let bodies: Vec<String> = ids.iter().map(|_| "m".repeat(1000)).collect();
     let batch = RecordBatch::try_new(
-        instance
-            .engine()
-            .table("public", "g")
-            .unwrap()
-            .schema()
-            .arrow_schema(),
+        engine.table("public", "g").unwrap().schema().arrow_schema(),
         vec![
             Arc::new(Int64Array::from(ids)),
             Arc::new(StringArray::from(bodies)),
         ],
     )
     .unwrap();
-    instance
-        .engine()
+    engine
         .write("public", "g", batch, quiver_cluster::WriteMode::Insert)
         .await
         .unwrap();

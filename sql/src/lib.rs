@@ -13,7 +13,7 @@
 //! * [`complexity`] — the bound on expression trees, checked on a
 //!   statement's tokens before it is parsed (both doors: the Milvus door
 //!   holds its translated filters to it too);
-//! * [`instance`] — [`Instance`], the handler over a Quiver engine:
+//! * [`instance`] — [`Instance`], the handler over the roles' APIs:
 //!   statement routing (DDL and DML to the catalog and storage, COPY to the
 //!   COPY path, everything else planned once by DataFusion, prepared plans
 //!   cached per session).

@@ -14,13 +14,18 @@ use quiver_sql::handler::Session;
 use quiver_sql::Instance;
 
 async fn instance(dir: &std::path::Path) -> Arc<Instance> {
+    instance_and_engine(dir).await.0
+}
+
+/// The instance and the engine that serves its roles in process.
+async fn instance_and_engine(dir: &std::path::Path) -> (Arc<Instance>, Arc<Engine>) {
     let mut config = QuiverConfig {
         data_dir: dir.to_path_buf(),
         ..Default::default()
     };
     config.segment.seal_rows = 3;
     let engine = Engine::open(config).await.unwrap();
-    Arc::new(Instance::new(engine))
+    (Arc::new(Instance::new(engine.clone())), engine)
 }
 
 async fn query(instance: &Instance, session: &mut Session, sql: &str) -> String {
@@ -174,7 +179,7 @@ async fn errors_carry_status_codes() {
 async fn data_survives_restart_through_segments_and_wal() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let instance = instance(dir.path()).await;
+        let (instance, engine) = instance_and_engine(dir.path()).await;
         let mut s = session(&instance).await;
         run(
             &instance,
@@ -192,7 +197,7 @@ async fn data_survives_restart_through_segments_and_wal() {
             .await
             .unwrap();
         }
-        instance.engine().maintain().await.unwrap();
+        engine.maintain().await.unwrap();
         run(&instance, &mut s, "DELETE FROM r WHERE id < 3")
             .await
             .unwrap();
@@ -201,11 +206,11 @@ async fn data_survives_restart_through_segments_and_wal() {
             .unwrap();
         // no shutdown: the tail is only in the WAL
     }
-    let instance = instance(dir.path()).await;
+    let (instance, engine) = instance_and_engine(dir.path()).await;
     assert!(
-        instance.engine().recovery.segments_loaded >= 2,
+        engine.recovery.segments_loaded >= 2,
         "{:?}",
-        instance.engine().recovery
+        engine.recovery
     );
     let mut s = session(&instance).await;
     let out = query(

@@ -45,7 +45,6 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use quiver_cluster::api::{SetTableOptions, TableRef};
 use quiver_common::status::StatusCode;
-use quiver_exec::catalog::CatalogSource;
 use quiver_exec::memory::QueryMemoryPool;
 use quiver_planner::session::{new_session_context, CATALOG_NAME};
 
@@ -61,7 +60,7 @@ use session::SqlSession;
 use state::{first_words, parameter_types};
 
 pub use functions::version_string;
-pub use state::Instance;
+pub use state::{Instance, Roles};
 
 /// Database names that open the default database.
 const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
@@ -129,11 +128,8 @@ impl QueryHandler for Instance {
             }
         }
         let memory = QueryMemoryPool::new(self.server_memory.clone(), self.query_memory_limit);
-        let ctx = new_session_context(
-            self.engine.clone() as Arc<dyn CatalogSource>,
-            memory.clone(),
-        )
-        .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
+        let ctx = new_session_context(self.tables.clone(), memory.clone())
+            .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
         if let Some(catalog) = ctx.catalog(CATALOG_NAME) {

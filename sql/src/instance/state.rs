@@ -19,7 +19,9 @@ use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use quiver_cluster::api::streaming::Streaming;
 use quiver_cluster::api::{Coordinator, TableInfo, TableRef};
 use quiver_cluster::Engine;
+use quiver_common::config::MemoryConfig;
 use quiver_common::schema::vector_dim;
+use quiver_exec::catalog::CatalogSource;
 use quiver_exec::memory::ServerMemory;
 use quiver_exec::table::ReadTimestamp;
 use quiver_planner::functions::metric_of_function;
@@ -29,13 +31,25 @@ use super::session_cmds;
 use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
 
-/// The access layer over one engine.
+/// The roles an access layer talks to, each through its API.
+pub struct Roles {
+    /// DDL, catalog reads, timestamps, index builds, compaction.
+    pub coordinator: Arc<dyn Coordinator>,
+    /// Writes, deletes and flushes.
+    pub streaming: Arc<dyn Streaming>,
+    /// The table sources searches and scans plan over (their fragments
+    /// go to the nodes serving each part of a table).
+    pub tables: Arc<dyn CatalogSource>,
+}
+
+/// The access layer: sessions, planning and the doors' handler, over the
+/// roles' APIs.
 pub struct Instance {
-    pub(super) engine: Arc<Engine>,
     /// The coordinator role: DDL and catalog changes go through its API
     /// (in process, the engine serves it).
     pub(super) coordinator: Arc<dyn Coordinator>,
     pub(super) streaming: Arc<dyn Streaming>,
+    pub(super) tables: Arc<dyn CatalogSource>,
     /// The server-wide memory budget every session's statements draw from.
     pub(super) server_memory: Arc<ServerMemory>,
     /// Each statement's memory limit (`memory.query_limit_bytes`).
@@ -46,27 +60,39 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// A handler over `engine`.
+    /// Standalone: an access layer over the roles `engine` serves in
+    /// process — through encoded messages when `cluster.serialize_seams`.
     pub fn new(engine: Arc<Engine>) -> Self {
-        let memory = &engine.config().memory;
-        Self {
-            server_memory: ServerMemory::new(memory.server_limit()),
-            query_memory_limit: memory.query_limit(),
-            coordinator: if engine.config().cluster.serialize_seams {
+        let serialize = engine.config().cluster.serialize_seams;
+        let memory = engine.config().memory.clone();
+        let roles = Roles {
+            coordinator: if serialize {
                 Arc::new(quiver_cluster::api::wire::WireCoordinator::new(
                     engine.clone(),
                 ))
             } else {
                 engine.clone()
             },
-            streaming: if engine.config().cluster.serialize_seams {
+            streaming: if serialize {
                 Arc::new(quiver_cluster::api::wire::WireStreaming::new(
                     engine.clone(),
                 ))
             } else {
                 engine.clone()
             },
-            engine,
+            tables: engine,
+        };
+        Self::with_roles(roles, &memory)
+    }
+
+    /// An access layer over `roles`, its statements held to `memory`.
+    pub fn with_roles(roles: Roles, memory: &MemoryConfig) -> Self {
+        Self {
+            server_memory: ServerMemory::new(memory.server_limit()),
+            query_memory_limit: memory.query_limit(),
+            coordinator: roles.coordinator,
+            streaming: roles.streaming,
+            tables: roles.tables,
             parser: PostgresCompatibilityParser::new(),
             reused_search_plans: Default::default(),
         }
@@ -77,11 +103,6 @@ impl Instance {
     pub fn reused_search_plans(&self) -> u64 {
         self.reused_search_plans
             .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &Arc<Engine> {
-        &self.engine
     }
 
     /// The coordinator role's API.
