@@ -164,6 +164,19 @@ fn recall(found: &[i64], truth: &[i64]) -> f64 {
     found.iter().filter(|id| truth.contains(id)).count() as f64 / truth.len().max(1) as f64
 }
 
+/// The NOTICE messages `sql` sends while it runs.
+async fn notices_of(instance: &Instance, session: &mut Session, sql: &str) -> Vec<String> {
+    let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
+    session.set_notice_sink(Some(sink));
+    run(instance, session, sql).await;
+    session.set_notice_sink(None);
+    let mut messages = Vec::new();
+    while let Ok(m) = notices.try_recv() {
+        messages.push(m);
+    }
+    messages
+}
+
 /// A build that finds nothing left to do (no sealed segment here; in
 /// production also when the background pass got there first) still ends
 /// with the progress notice clients wait for.
@@ -178,19 +191,12 @@ async fn create_index_with_nothing_to_build_still_reports_progress() {
         &format!("CREATE TABLE empty_items (id BIGINT PRIMARY KEY, v vector({DIM}))"),
     )
     .await;
-    let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
-    s.set_notice_sink(Some(sink));
-    run(
+    let messages = notices_of(
         &instance,
         &mut s,
         "CREATE INDEX empty_hnsw ON empty_items USING hnsw (v vector_l2_ops)",
     )
     .await;
-    s.set_notice_sink(None);
-    let mut messages = Vec::new();
-    while let Ok(m) = notices.try_recv() {
-        messages.push(m);
-    }
     assert_eq!(
         messages,
         ["index \"empty_hnsw\": 0 of 0 segments indexed"],
@@ -207,19 +213,12 @@ async fn create_index_reports_progress_and_survives_restart() {
         let (engine, instance) = open(dir.path(), 500).await;
         let mut s = session(&instance).await;
         let vectors = load(&engine, &instance, &mut s, n).await;
-        let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
-        s.set_notice_sink(Some(sink));
-        run(
+        let messages = notices_of(
             &instance,
             &mut s,
             "CREATE INDEX items_hnsw ON items USING hnsw (v vector_l2_ops) WITH (m = 16, ef_construction = 100)",
         )
         .await;
-        s.set_notice_sink(None);
-        let mut messages = Vec::new();
-        while let Ok(m) = notices.try_recv() {
-            messages.push(m);
-        }
         assert_eq!(
             messages.last().map(String::as_str),
             Some("index \"items_hnsw\": 4 of 4 segments indexed"),
