@@ -460,6 +460,47 @@ async fn a_whole_milvus_workflow_sends_no_sql_text() {
     };
     assert_eq!(ids.data, [3, 0]);
 
+    // A filter over the expression limits is refused with Milvus' 1100
+    // naming the limit: by a search (lowered when its plan is built) as by
+    // a query (lowered at once).
+    let too_deep = format!("id{} > 0", " + 1".repeat(200));
+    let reply = door
+        .search(Request::new(SearchRequest {
+            collection_name: "docs".into(),
+            dsl: too_deep.clone(),
+            search_params: vec![
+                kv("anns_field", "v"),
+                kv("topk", "2"),
+                kv("metric_type", "L2"),
+            ],
+            search_input: Some(search_request::SearchInput::PlaceholderGroup(
+                group.encode_to_vec(),
+            )),
+            nq: 1,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let queried = door
+        .query(Request::new(QueryRequest {
+            collection_name: "docs".into(),
+            expr: too_deep,
+            output_fields: vec!["id".into()],
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    for status in [reply.status.unwrap(), queried.status.unwrap()] {
+        assert_eq!(status.code, 1100, "{}", status.reason);
+        assert!(
+            status.reason.contains("quiver limit max_expression_depth"),
+            "{}",
+            status.reason
+        );
+    }
+
     // A delete by filter, then a partition dropped with its rows.
     let deleted = door
         .delete(Request::new(DeleteRequest {

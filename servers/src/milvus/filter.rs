@@ -1,17 +1,23 @@
-//! Translation of Milvus boolean filter expressions into SQL
-//! ([`filter_to_sql`]) or straight into DataFusion expressions
-//! ([`filter_to_expr`], the door's typed plans; see `lower.rs`).
+//! Milvus boolean filter expressions, lowered straight into DataFusion
+//! expressions ([`filter_to_expr`], [`CheckedFilter::lower`]; see
+//! `lower.rs`) for the door's typed plans.
 //!
 //! This module owns the `filter` / `expr` string accepted by pymilvus
 //! `search`, `query` and `delete`: it tokenizes and parses the Milvus filter
 //! language, resolves field names against the collection schema, substitutes
-//! template placeholders (`{name}`), performs cheap type checks and renders a
-//! PostgreSQL-dialect SQL boolean expression that DataFusion's SQL parser
-//! (sqlparser, `PostgreSqlDialect`) accepts, e.g.
+//! template placeholders (`{name}`), performs cheap type checks and lowers
+//! the tree to a DataFusion boolean expression.
+//!
+//! The same tree also has a PostgreSQL-dialect SQL reading
+//! ([`filter_to_sql`], `emit.rs`), e.g.
 //!
 //! ```text
 //! age > 18 and name like "ab%"   =>   (("age" > 18) AND ("name" LIKE 'ab%'))
 //! ```
+//!
+//! The door never generates or sends it: it is the reference the tests
+//! compare the lowered expressions with (the same rows through SQL), and
+//! the notation the translation rules below are written in.
 //!
 //! Supported syntax:
 //! - literals: integers (decimal, `0x` hex, `0b` binary, `0o`/leading-zero
@@ -88,24 +94,19 @@
 //! bitwise operators, regex match (`=~`, `!~`), raw strings (`r"..."`),
 //! `iso` timestamp comparisons and hexadecimal floats.
 //!
-//! Output conventions: identifiers are always double-quoted, strings are
-//! single-quoted with `''` escaping (backslashes are literal in the
-//! PostgreSQL dialect), integers are printed in decimal, floats keep their
-//! decimal point or exponent, and every operator application is wrapped in
-//! parentheses so precedence never depends on the SQL dialect. The output
-//! is shaped to keep sqlparser fast and shallow:
-//! - chains of one precedence level (`a and b and c`, `a + b - c`,
-//!   `a * b / c`) are rendered flat inside one pair of parentheses, since
-//!   sqlparser's recursion limit (DataFusion default: 50) counts nesting;
-//! - `not x` is rendered `(NOT x)` when `x` is a field or literal and as the
-//!   equivalent (under three-valued logic) `(x = FALSE)` otherwise, because
-//!   sqlparser backtracks exponentially on nested `NOT (...)`;
-//! - `a ** b` becomes `power(a, b)`; nested function calls also parse in
-//!   exponential time, so at most [`MAX_POWER_NESTING`] may nest.
+//! Conventions of the SQL reading: identifiers are always double-quoted,
+//! strings are single-quoted with `''` escaping (backslashes are literal in
+//! the PostgreSQL dialect), integers are printed in decimal, floats keep
+//! their decimal point or exponent, and every operator application is
+//! wrapped in parentheses so precedence never depends on the SQL dialect.
+//! Chains of one precedence level are rendered flat; `not x` is `(NOT x)`
+//! when `x` is a field or literal and the equivalent (under three-valued
+//! logic) `(x = FALSE)` otherwise, which the lowering follows too; `a ** b`
+//! is `power(a, b)`, nested at most [`MAX_POWER_NESTING`] deep.
 //!
 //! Size: at most [`MAX_FILTER_OPERATORS`] operators, counted on the tokens
-//! before the tree is built; the translation is held to the SQL limits by
-//! [`check_translated`] (see `limits`).
+//! before the tree is built; the lowered expression is held to the
+//! expression limits by [`check_lowered`] (see `limits`).
 //!
 //! Positions in [`FilterError`] are 0-based `char` offsets into the input.
 //! The parser uses an explicit operator stack rather than recursion; input is
@@ -129,7 +130,7 @@ use operands::*;
 use parser::*;
 
 pub use error::FilterError;
-pub use limits::{check_translated, MAX_FILTER_OPERATORS, TRANSLATED_LIMITS};
+pub use limits::{check_lowered, LOWERED_LIMITS, MAX_FILTER_OPERATORS};
 use lower::Lowering;
 pub use lower::{FunctionSource, Registry};
 
@@ -139,9 +140,9 @@ pub const MAX_EXPR_LEN: usize = 64 * 1024;
 /// Maximum nesting depth (parentheses, unary operators, expression tree).
 pub const MAX_DEPTH: usize = 200;
 
-/// Maximum number of `**` operators nested inside one another. Each renders
-/// as a nested `power(..)` call, which sqlparser parses in time exponential
-/// in the nesting, so deeper chains are rejected.
+/// Maximum number of `**` operators nested inside one another. Each is a
+/// nested `power(..)` call (in SQL, which sqlparser parses in time
+/// exponential in the nesting), so deeper chains are rejected.
 pub const MAX_POWER_NESTING: usize = 8;
 
 /// Name of the dynamic field: a [`FieldKind::Json`] field with this name
@@ -228,43 +229,50 @@ pub fn filter_to_expr(
     check_filter(expr, fields, templates)?.lower(functions)
 }
 
-/// A filter that passed every check, ready to lower.
+/// A filter that passed the checks of syntax, fields and types, ready to
+/// lower.
 #[derive(Debug)]
 pub struct CheckedFilter {
     root: Expr,
-    /// Its SQL rendering: what the limits measure, and a canonical text of
-    /// the filter (template values substituted) for plan-cache keys. Never
-    /// parsed.
-    rendered: String,
+    /// The filter's input (its text and template values, in name order):
+    /// equal keys, equal filters over one catalog version.
+    key: String,
 }
 
 impl CheckedFilter {
-    /// The filter as a DataFusion expression.
+    /// The filter as a DataFusion expression, held to the expression limits
+    /// ([`check_lowered`]).
     pub fn lower(
         &self,
         functions: &dyn FunctionSource,
     ) -> std::result::Result<datafusion::logical_expr::Expr, FilterError> {
-        Lowering { functions }.lower(&self.root)
+        let lowered = Lowering { functions }.lower(&self.root)?;
+        check_lowered(&lowered)?;
+        Ok(lowered)
     }
 
-    /// A canonical text of the filter (equal filters, equal texts).
-    pub fn canonical(&self) -> &str {
-        &self.rendered
+    /// What the filter is made of, for plan-cache keys: its text and
+    /// template values. The fields it resolves against are the catalog's,
+    /// which plan-cache keys carry the version of.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 
 /// Parses and checks a Milvus filter expression: its syntax, its fields and
-/// types, and the limits of [`check_translated`].
+/// types. Its size is checked on its tokens here and on its lowered tree by
+/// [`CheckedFilter::lower`].
 pub fn check_filter(
     expr: &str,
     fields: &[FilterField<'_>],
     templates: &HashMap<String, TemplateValue>,
 ) -> std::result::Result<CheckedFilter, FilterError> {
     let root = parse_filter(expr, fields, templates)?;
-    let mut rendered = String::new();
-    emit(&root, &mut rendered);
-    check_translated(&rendered)?;
-    Ok(CheckedFilter { root, rendered })
+    let by_name: std::collections::BTreeMap<_, _> = templates.iter().collect();
+    Ok(CheckedFilter {
+        root,
+        key: format!("{expr:?} {by_name:?}"),
+    })
 }
 
 /// The checked, typed tree of a filter expression.

@@ -56,7 +56,7 @@ impl TypedSearch {
             self.select,
             self.vector,
             self.distance,
-            self.filter.as_ref().map(CheckedFilter::canonical).unwrap_or(""),
+            self.filter.as_ref().map(CheckedFilter::key).unwrap_or(""),
             self.scope.as_ref().map(ToString::to_string).unwrap_or_default(),
         )
     }
@@ -74,7 +74,7 @@ impl TypedSearch {
             Some(filter) => Some(
                 filter
                     .lower(&Registry(functions))
-                    .map_err(|e| SqlError::Internal(e.message))?,
+                    .map_err(|e| SqlError::InvalidParameter(e.to_string()))?,
             ),
             None => None,
         };

@@ -1,4 +1,6 @@
-//! Rendering a checked filter tree as the SQL predicate the door plans.
+//! The SQL reading of a checked filter tree ([`super::filter_to_sql`]):
+//! the reference the tests compare the lowered expressions with. The door
+//! never renders it.
 
 use super::*;
 

@@ -1,39 +1,42 @@
-//! Size bounds of Milvus filter expressions, on both sides of their
-//! translation to SQL.
+//! Size bounds of Milvus filter expressions, on their tokens and on the
+//! DataFusion expression they lower to.
 //!
 //! The filter parser keeps operators on an explicit stack and chains of one
 //! precedence level flat, and [`super::MAX_DEPTH`] bounds its nesting, so
-//! the filter's own tree is safe to build; what is not is the SQL it
-//! becomes: `a or b or ...` is rendered as one flat SQL chain, which
-//! sqlparser and DataFusion turn into a left-deep tree as deep as it is
-//! long. So:
+//! the filter's own tree is safe to build; what is not is the expression it
+//! lowers to, which DataFusion's planner and optimizer walk recursively:
+//! an arithmetic chain `a + 1 + 1 ...` lowers to a left-deep tree as deep as
+//! it is long. So:
 //! - [`check_tokens`] bounds the operators of the filter on its tokens,
 //!   before its tree is built ([`MAX_FILTER_OPERATORS`]; each becomes at
-//!   least one SQL operator);
-//! - [`check_translated`] holds the translated predicate to the SQL limits
-//!   of [`quiver_sql::complexity`], less the headroom the door's own predicates
-//!   (partition scope, ...) need in the statement around it, so that a
-//!   filter is refused with a filter error naming the limit rather than
-//!   when the statement is parsed.
+//!   least one operator of the lowered expression);
+//! - [`check_lowered`] holds the lowered expression to the statement
+//!   limits of `quiver_common::limits` (its height, its operators, its
+//!   function calls nested in one another, its list items), less the
+//!   headroom the door's own predicates (partition scope, ...) need in the
+//!   plan around it ([`LOWERED_LIMITS`]), so that a filter is refused with
+//!   a filter error naming the limit rather than overflowing a stack.
 //!
 //! Both errors are Milvus' 1100 (invalid parameter) through [`FilterError`].
 
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::Expr as DfExpr;
 use quiver_common::limits::{
     MAX_EXPRESSION_DEPTH, MAX_EXPRESSION_OPERATORS, MAX_FUNCTION_NESTING, MAX_LIST_ITEMS,
 };
-use quiver_sql::complexity::{self, ComplexityLimits, TooComplex};
+use quiver_sql::complexity::ComplexityLimits;
 
 use super::error::FilterError;
 use super::lexer::{Tok, Token};
 
 /// Most operators one filter may hold (comparisons, arithmetic, logical
 /// operators, `in`, `like`, `is`): the SQL limit, as each of them becomes
-/// at least one SQL operator.
+/// at least one operator of the lowered expression.
 pub const MAX_FILTER_OPERATORS: usize = MAX_EXPRESSION_OPERATORS;
 
-/// The SQL limits a translated filter must meet: those of a statement, less
-/// what the statement around the filter uses.
-pub const TRANSLATED_LIMITS: ComplexityLimits = ComplexityLimits {
+/// The limits a lowered filter must meet: those of a statement, less what
+/// the plan around the filter uses.
+pub const LOWERED_LIMITS: ComplexityLimits = ComplexityLimits {
     depth: MAX_EXPRESSION_DEPTH - 4,
     operators: MAX_EXPRESSION_OPERATORS - 16,
     function_nesting: MAX_FUNCTION_NESTING,
@@ -83,56 +86,108 @@ pub(super) fn check_tokens(tokens: &[Token]) -> Result<(), FilterError> {
     Ok(())
 }
 
-/// Refuses a translated filter (`sql`, from [`super::filter_to_sql`]) over
-/// [`TRANSLATED_LIMITS`].
-pub fn check_translated(sql: &str) -> Result<(), FilterError> {
-    complexity::check(sql, TRANSLATED_LIMITS).map_err(|e| {
-        let (what, name, statement_limit, limit) = match e {
-            TooComplex::Depth { limit } => (
-                format!("nests more than {limit} levels deep"),
-                "max_expression_depth",
-                MAX_EXPRESSION_DEPTH,
-                limit,
-            ),
-            TooComplex::Operators { limit } => (
-                format!("holds more than {limit} operators"),
-                "max_expression_operators",
-                MAX_EXPRESSION_OPERATORS,
-                limit,
-            ),
-            TooComplex::FunctionNesting { limit } => (
-                format!("nests function calls more than {limit} deep"),
-                "max_function_nesting",
-                MAX_FUNCTION_NESTING,
-                limit,
-            ),
-            TooComplex::ListItems { limit } => (
-                format!("holds more than {limit} list items"),
-                "max_list_items",
-                MAX_LIST_ITEMS,
-                limit,
-            ),
-            TooComplex::ParserRecursion { limit } => (
-                format!("nests more than {limit} levels deep"),
-                "the SQL parser's recursion limit",
-                limit,
-                limit,
-            ),
+/// What a lowered expression is made of, as [`check_lowered`] measures it.
+#[derive(Debug, Default)]
+struct Measure {
+    /// Nodes with operands: operators, function calls, casts, `IN`, ...
+    operators: usize,
+    /// Deepest nesting of function calls.
+    function_nesting: usize,
+    /// `IN` list items and function arguments.
+    list_items: usize,
+}
+
+impl Measure {
+    /// The height of `expr` (a leaf is 1), adding its nodes to the counts;
+    /// `calls` function calls enclose it.
+    fn height(&mut self, expr: &DfExpr, calls: usize) -> usize {
+        let calls = match expr {
+            DfExpr::ScalarFunction(call) => {
+                self.list_items += call.args.len();
+                calls + 1
+            }
+            DfExpr::InList(list) => {
+                self.list_items += list.list.len();
+                calls
+            }
+            _ => calls,
         };
-        let reserved = statement_limit - limit;
-        let headroom = if reserved > 0 {
-            format!(", less {reserved} for the request's own conditions")
-        } else {
-            String::new()
-        };
-        FilterError::new(
-            0,
+        self.function_nesting = self.function_nesting.max(calls);
+        let mut highest_child = 0;
+        // The closure never fails: the walk cannot end early.
+        let _ = expr.apply_children(|child| {
+            highest_child = highest_child.max(self.height(child, calls));
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if highest_child > 0 {
+            self.operators += 1;
+        }
+        highest_child + 1
+    }
+}
+
+/// Refuses a lowered filter over [`LOWERED_LIMITS`]. Its height is bounded
+/// before it is built (the filter's nesting by [`super::MAX_DEPTH`], its
+/// chains by [`MAX_FILTER_OPERATORS`]), so measuring it recursively is
+/// safe.
+pub fn check_lowered(expr: &DfExpr) -> Result<(), FilterError> {
+    let mut measure = Measure::default();
+    let height = measure.height(expr, 0);
+    let limits = LOWERED_LIMITS;
+    if height > limits.depth {
+        return Err(too_complex(
+            format!("nests more than {} levels deep", limits.depth),
+            "max_expression_depth",
+            MAX_EXPRESSION_DEPTH,
+            limits.depth,
+        ));
+    }
+    if measure.operators > limits.operators {
+        return Err(too_complex(
+            format!("holds more than {} operators", limits.operators),
+            "max_expression_operators",
+            MAX_EXPRESSION_OPERATORS,
+            limits.operators,
+        ));
+    }
+    if measure.function_nesting > limits.function_nesting {
+        return Err(too_complex(
             format!(
-                "expression is too complex: its SQL translation {what} \
-                 (quiver limit {name} = {statement_limit}{headroom})"
+                "nests function calls more than {} deep",
+                limits.function_nesting
             ),
-        )
-    })
+            "max_function_nesting",
+            MAX_FUNCTION_NESTING,
+            limits.function_nesting,
+        ));
+    }
+    if measure.list_items > limits.list_items {
+        return Err(too_complex(
+            format!("holds more than {} list items", limits.list_items),
+            "max_list_items",
+            MAX_LIST_ITEMS,
+            limits.list_items,
+        ));
+    }
+    Ok(())
+}
+
+/// The filter error of a lowered filter that `what` (is over `limit`, the
+/// statement limit `name` less the request's headroom).
+fn too_complex(what: String, name: &str, statement_limit: usize, limit: usize) -> FilterError {
+    let reserved = statement_limit - limit;
+    let headroom = if reserved > 0 {
+        format!(", less {reserved} for the request's own conditions")
+    } else {
+        String::new()
+    };
+    FilterError::new(
+        0,
+        format!(
+            "expression is too complex: it {what} \
+             (quiver limit {name} = {statement_limit}{headroom})"
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -1,14 +1,18 @@
 //! Milvus filters against the expression limits: hostile chains are
 //! refused quickly with a message naming the limit (Milvus 1100), the
-//! largest accepted ones translate to SQL the statement check accepts.
+//! largest accepted ones lower to expressions within the statement limits.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use quiver_sql::complexity::{self, ComplexityLimits};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::Expr as DfExpr;
 
-use super::super::{filter_to_sql, FieldKind, FilterError, FilterField, MAX_EXPR_LEN};
-use super::{check_translated, MAX_FILTER_OPERATORS};
+use super::super::{
+    check_filter, filter_to_sql, FieldKind, FilterError, FilterField, Registry, MAX_EXPR_LEN,
+};
+use super::{Measure, LOWERED_LIMITS, MAX_FILTER_OPERATORS};
 use crate::milvus::DoorError;
 
 fn fields() -> Vec<FilterField<'static>> {
@@ -28,11 +32,17 @@ fn fields() -> Vec<FilterField<'static>> {
     ]
 }
 
-/// Translates and checks `expr` as the door does.
-fn translate(expr: &str) -> Result<String, FilterError> {
-    let sql = filter_to_sql(expr, &fields(), &HashMap::new())?;
-    check_translated(&sql)?;
-    Ok(sql)
+/// A session's functions (the JSON getters among them), as the door's
+/// sessions have them.
+fn functions() -> SessionState {
+    let mut state = SessionStateBuilder::new().with_default_features().build();
+    datafusion_functions_json::register_all(&mut state).expect("JSON functions");
+    state
+}
+
+/// Checks and lowers `expr` as the door does.
+fn translate(expr: &str) -> Result<DfExpr, FilterError> {
+    check_filter(expr, &fields(), &HashMap::new())?.lower(&Registry(&functions()))
 }
 
 /// A filter of `n` terms.
@@ -93,8 +103,15 @@ fn the_issue_reports_are_refused_with_1100_naming_the_limit() {
 fn operators_are_counted_before_the_tree_is_built() {
     let at_limit = vec!["flag"; MAX_FILTER_OPERATORS + 1].join(" or ");
     let over = format!("{at_limit} or not flag");
-    // Under the operator limit, the depth limit of the translation applies.
+    // Under the operator limit, the limits of the lowered expression apply:
+    // its operators (an `or` list lowers to a balanced tree)...
     assert!(translate(&at_limit)
+        .unwrap_err()
+        .message
+        .contains("max_expression_operators"));
+    // ...and its depth (an arithmetic chain lowers to a left-deep one).
+    let deep = format!("id{} > 0", " + 1".repeat(MAX_FILTER_OPERATORS / 2));
+    assert!(translate(&deep)
         .unwrap_err()
         .message
         .contains("max_expression_depth"));
@@ -138,15 +155,18 @@ fn largest_accepted_filters_meet_the_statement_limits() {
         let n = largest_accepted(shape);
         // Long enough for real filters...
         assert!(n >= 60, "{name}: only {n} terms");
-        // ...and what is accepted passes the statement check around it.
-        let sql = translate(&shape(n)).unwrap();
-        let statement = format!(
-            "SELECT * FROM c WHERE ({sql}) AND (\"$partition\" IN ('_default')) ORDER BY id LIMIT 10"
-        );
-        assert_eq!(
-            complexity::check(&statement, ComplexityLimits::SQL),
-            Ok(()),
-            "{name}"
+        // ...and what is accepted, with the door's scope around it, is
+        // within the statement limits.
+        let lowered = translate(&shape(n)).unwrap();
+        let scope = datafusion::logical_expr::col("$partition")
+            .in_list(vec![datafusion::logical_expr::lit("_default")], false);
+        let mut measure = Measure::default();
+        let height = measure.height(&lowered.and(scope), 0);
+        assert!(height <= LOWERED_LIMITS.depth + 4, "{name}: {height} deep");
+        assert!(
+            measure.operators <= LOWERED_LIMITS.operators + 16,
+            "{name}: {} operators",
+            measure.operators
         );
         let err = translate(&shape(n + 1)).unwrap_err();
         assert!(
@@ -155,4 +175,21 @@ fn largest_accepted_filters_meet_the_statement_limits() {
             err.message
         );
     }
+}
+
+#[test]
+fn the_lowered_tree_is_measured_node_by_node() {
+    // `id + 1 + 1 > 0`: (((id + 1) + 1) > 0), four levels, three operators.
+    let lowered = translate("id + 1 + 1 > 0").unwrap();
+    let mut measure = Measure::default();
+    assert_eq!(measure.height(&lowered, 0), 4);
+    assert_eq!(measure.operators, 3);
+    assert_eq!(measure.function_nesting, 0);
+    // A JSON getter is a call with its column and key as arguments; `in`
+    // adds its items.
+    let lowered = translate("meta[\"k\"] in [1, 2, 3]").unwrap();
+    let mut measure = Measure::default();
+    measure.height(&lowered, 0);
+    assert_eq!(measure.function_nesting, 1);
+    assert_eq!(measure.list_items, 2 + 3);
 }
