@@ -31,6 +31,16 @@ pub enum StatusCode {
     DatabaseNotFound,
     /// A schema/database already exists.
     DatabaseAlreadyExists,
+    /// A database named the way PostgreSQL names one (a connection's
+    /// database, `CREATE`/`DROP DATABASE`) does not exist: SQLSTATE `3D000`
+    /// (a database is a schema in Quiver, so this is the same catalog
+    /// object as [`StatusCode::DatabaseNotFound`], named differently).
+    UndefinedDatabase,
+    /// The database of `CREATE DATABASE` already exists (`42P04`).
+    DuplicateDatabase,
+    /// The object is in use and cannot be dropped now (`55006`: the
+    /// database the session is connected to).
+    ObjectInUse,
     /// A column/field does not exist.
     ColumnNotFound,
     /// A column already exists.

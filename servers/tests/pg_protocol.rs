@@ -1,6 +1,8 @@
 //! The Postgres front end over real sockets: malformed messages close only
 //! their connection; clients keep working; settings stay per connection;
-//! DELETE over the extended protocol returns a tag and no rows.
+//! DELETE over the extended protocol returns a tag and no rows; databases
+//! are created, connected to (an unknown one refused at startup) and
+//! dropped as PostgreSQL does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -163,4 +165,123 @@ async fn cancel_request_stops_a_running_query() {
     assert_eq!(err.code().map(|c| c.code()), Some("57014"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(c.simple_query("SELECT 1").await.unwrap().len(), 3);
+}
+
+/// Connects as user `test` to `database`.
+async fn connect_to(
+    addr: std::net::SocketAddr,
+    database: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) =
+        tokio_postgres::connect(&format!("postgres://test@{addr}/{database}"), NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// The SQLSTATE and message of a statement's error.
+fn db_error(error: tokio_postgres::Error) -> (String, String) {
+    let db = error.as_db_error().expect("a server error");
+    (db.code().code().to_string(), db.message().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_are_created_connected_to_and_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    // A database that does not exist refuses the connection at startup.
+    let Err(refused) = connect_to(addr, "shop").await else {
+        panic!("connected to a database that does not exist");
+    };
+    let db = refused.as_db_error().expect("a server error");
+    assert_eq!(db.severity(), "FATAL");
+    assert_eq!(db.code().code(), "3D000");
+    assert_eq!(db.message(), "database \"shop\" does not exist");
+
+    let admin = client(addr).await;
+    admin.batch_execute("CREATE DATABASE shop").await.unwrap();
+    let again = admin
+        .batch_execute("CREATE DATABASE shop")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        db_error(again),
+        ("42P04".into(), "database \"shop\" already exists".into())
+    );
+    // The default database exists under each of its names.
+    let default = admin
+        .batch_execute("CREATE DATABASE postgres")
+        .await
+        .unwrap_err();
+    assert_eq!(db_error(default).0, "42P04");
+
+    // Connected to `shop`, unqualified names are `shop`'s first.
+    let shop = connect_to(addr, "shop").await.unwrap();
+    let path: String = shop
+        .query_one("SHOW search_path", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(path, "shop, public");
+    let name: String = shop
+        .query_one("SELECT current_database()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "shop");
+    shop.batch_execute(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, v vector(2)); \
+         INSERT INTO items VALUES (1, '[1,2]'), (2, '[3,4]')",
+    )
+    .await
+    .unwrap();
+    let count: i64 = admin
+        .query_one("SELECT count(*) FROM shop.items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2);
+    // RESET returns to the connection's path.
+    shop.batch_execute("SET search_path = public; RESET search_path")
+        .await
+        .unwrap();
+    let count: i64 = shop
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 2);
+
+    // The open database cannot be dropped; another session drops it with
+    // its tables.
+    let open = shop.batch_execute("DROP DATABASE shop").await.unwrap_err();
+    assert_eq!(
+        db_error(open),
+        (
+            "55006".into(),
+            "cannot drop the currently open database".into()
+        )
+    );
+    let current = admin
+        .batch_execute("DROP DATABASE quiver")
+        .await
+        .unwrap_err();
+    assert_eq!(db_error(current).0, "55006");
+    admin.batch_execute("DROP DATABASE shop").await.unwrap();
+    let gone = admin
+        .query_one("SELECT count(*) FROM shop.items", &[])
+        .await
+        .unwrap_err();
+    assert!(gone.as_db_error().is_some(), "{gone}");
+    let missing = admin.batch_execute("DROP DATABASE shop").await.unwrap_err();
+    assert_eq!(
+        db_error(missing),
+        ("3D000".into(), "database \"shop\" does not exist".into())
+    );
+    admin
+        .batch_execute("DROP DATABASE IF EXISTS shop")
+        .await
+        .unwrap();
+    assert!(connect_to(addr, "shop").await.is_err());
 }

@@ -102,7 +102,7 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
     match code {
         StatusCode::TableNotFound => code::COLLECTION_NOT_FOUND,
         StatusCode::IndexNotFound => code::INDEX_NOT_FOUND,
-        StatusCode::DatabaseNotFound => code::DATABASE_NOT_FOUND,
+        StatusCode::DatabaseNotFound | StatusCode::UndefinedDatabase => code::DATABASE_NOT_FOUND,
         StatusCode::Internal | StatusCode::StorageUnavailable | StatusCode::OutcomeUnknown => {
             code::SERVICE_INTERNAL
         }
@@ -111,6 +111,8 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::Unsupported
         | StatusCode::TableAlreadyExists
         | StatusCode::DatabaseAlreadyExists
+        | StatusCode::DuplicateDatabase
+        | StatusCode::ObjectInUse
         | StatusCode::ColumnNotFound
         | StatusCode::ColumnAlreadyExists
         | StatusCode::TypeMismatch

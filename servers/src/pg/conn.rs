@@ -57,6 +57,9 @@ pub enum ConnectionEnd {
     TimedOut(&'static str),
     /// Over the connection limit; told so with `53300`.
     TooManyConnections,
+    /// Its session could not open (a database that does not exist:
+    /// `3D000`); told so with a `FATAL` error of this code.
+    Refused(String),
     /// The socket failed.
     Io(io::Error),
 }
@@ -98,7 +101,6 @@ where
         Ok(Err(end)) => return fail(&mut socket, end).await,
         Err(_) => return ConnectionEnd::TimedOut("startup"),
     }
-    handlers.connection.open_session(&socket).await;
     loop {
         let idle = handlers.connection.idle_timeout(in_transaction(&socket));
         let frame = match frames.read_message(idle.map(|(after, _)| after)).await {
@@ -192,6 +194,16 @@ where
         return Ok(Startup::Done(ConnectionEnd::TooManyConnections));
     }
     let message = decode(packet, true, ProtocolVersion::default())?;
+    if let PgWireFrontendMessage::Startup(ref packet) = message {
+        if let Err(refusal) = handlers.connection.open(&packet.parameters).await {
+            let code = refusal.code.clone();
+            let _ = socket
+                .send(PgWireBackendMessage::ErrorResponse(refusal.into()))
+                .await;
+            let _ = socket.close().await;
+            return Ok(Startup::Done(ConnectionEnd::Refused(code)));
+        }
+    }
     if let Err(end) = dispatch(socket, handlers, message).await {
         return Ok(Startup::Done(end));
     }

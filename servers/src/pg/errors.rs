@@ -25,6 +25,9 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::TableAlreadyExists => "42P07",
         StatusCode::DatabaseNotFound => "3F000",
         StatusCode::DatabaseAlreadyExists => "42P06",
+        StatusCode::UndefinedDatabase => "3D000",
+        StatusCode::DuplicateDatabase => "42P04",
+        StatusCode::ObjectInUse => "55006",
         StatusCode::ColumnNotFound => "42703",
         StatusCode::ColumnAlreadyExists => "42701",
         StatusCode::IndexNotFound => "42704",
@@ -74,6 +77,17 @@ pub fn to_pg_error(err: &SqlError) -> PgWireError {
         }
         _ => pg_error(sqlstate(err.status_code()), err.to_string()),
     }
+}
+
+/// The `FATAL` error refusing a connection whose session could not open
+/// (PostgreSQL's `3D000` `database "x" does not exist` for a database that
+/// does not exist).
+pub(crate) fn startup_refusal(err: &SqlError) -> ErrorInfo {
+    ErrorInfo::new(
+        "FATAL".to_owned(),
+        sqlstate(err.status_code()).to_owned(),
+        err.to_string(),
+    )
 }
 
 /// Converts an owned access-layer error (for `map_err`).

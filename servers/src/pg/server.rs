@@ -220,6 +220,9 @@ fn log_end(peer: &str, end: ConnectionEnd) {
         ConnectionEnd::TooManyConnections => {
             tracing::warn!(peer, "postgres connection refused: too many connections");
         }
+        ConnectionEnd::Refused(code) => {
+            tracing::debug!(peer, %code, "postgres connection refused at startup");
+        }
         ConnectionEnd::Io(e) => {
             tracing::debug!(peer, error = %e, "postgres connection ended with an error");
         }

@@ -1,6 +1,7 @@
 //! Per-connection state and the pgwire query handlers: simple query,
 //! extended query (Parse/Bind/Describe/Execute) and COPY.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +42,7 @@ use super::encode::{
     cancel_signal, param_pg_type, pg_fields, query_response, reserve_statement_text, CancelSignal,
     Guard,
 };
-use super::errors::{pg_error, sql_err};
+use super::errors::{pg_error, sql_err, startup_refusal};
 use super::params::decode_params;
 
 /// A statement prepared with Parse: the AST and what `prepare` said about it.
@@ -166,11 +167,28 @@ impl Connection {
 }
 
 impl Connection {
-    /// Opens the session now (it is otherwise opened by the first
-    /// statement), so its settings — the idle timeouts among them — apply
-    /// from the start. A failure is left for the first statement to report.
-    pub async fn open_session<C: ClientInfo + ?Sized>(&self, client: &C) {
-        let _ = self.state.session(client).await;
+    /// Opens the session of a connection's startup packet (its `user` and
+    /// `database` parameters), before the client is told it may send
+    /// queries, so its settings (the idle timeouts among them) apply from
+    /// the start and a database that does not exist refuses the connection,
+    /// as PostgreSQL does: the `FATAL` error to send.
+    pub async fn open(&self, parameters: &BTreeMap<String, String>) -> Result<(), ErrorInfo> {
+        let info = SessionInfo {
+            user: parameters
+                .get("user")
+                .cloned()
+                .unwrap_or_else(|| "postgres".to_string()),
+            database: parameters.get("database").cloned(),
+            initial_settings: self.state.initial_settings.as_ref().clone(),
+        };
+        let session = self
+            .state
+            .handler
+            .new_session(info)
+            .await
+            .map_err(|e| startup_refusal(&e))?;
+        *self.state.session.lock().await = Some(session);
+        Ok(())
     }
 
     /// The idle timeout that applies now, if any: the session's

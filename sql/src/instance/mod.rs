@@ -18,6 +18,7 @@
 //! [`SessionState`](crate::handler::SessionState).
 
 mod copy;
+mod database_ddl;
 mod ddl;
 mod dml;
 mod functions;
@@ -40,7 +41,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use quiver_cluster::api::{SetTableOptions, TableRef};
@@ -116,16 +117,20 @@ fn join_vector_operators(
 #[async_trait]
 impl QueryHandler for Instance {
     async fn new_session(&self, info: SessionInfo) -> Result<Session> {
+        // A database named at startup: one of the default database's names,
+        // or a database (schema) of its own, searched first.
+        let mut database = None;
         if let Some(db) = info.database.as_deref() {
-            let known = DEFAULT_DATABASE_ALIASES.contains(&db)
-                || db == info.user
-                || self.databases().await?.iter().any(|s| s == db);
-            if !known {
+            let alias =
+                DEFAULT_DATABASE_ALIASES.contains(&db) || db == quiver_cluster::DEFAULT_DATABASE;
+            let own = !alias && self.databases().await?.iter().any(|s| s == db);
+            if !(alias || own || db == info.user) {
                 return Err(SqlError::Query {
-                    code: StatusCode::DatabaseNotFound,
+                    code: StatusCode::UndefinedDatabase,
                     message: format!("database \"{db}\" does not exist"),
                 });
             }
+            database = own.then(|| db.to_string());
         }
         let memory = QueryMemoryPool::new(self.server_memory.clone(), self.query_memory_limit);
         let ctx = new_session_context(self.tables.clone(), memory.clone())
@@ -151,11 +156,16 @@ impl QueryHandler for Instance {
                 )
                 .map_err(|e| SqlError::Internal(format!("{}: {e}", system_views::SYSTEM_SCHEMA)))?;
         }
+        if let Some(db) = database.as_deref() {
+            // `current_database()` names the database connected to.
+            ctx.register_udf(datafusion_pg_catalog::pg_catalog::create_current_database_udf(db));
+        }
         ctx.register_udf(pg_types::format_type());
         for udf in functions::system_functions() {
             ctx.register_udf(udf);
         }
-        let settings = session_cmds::default_settings(&info.user, memory.max_limit());
+        let settings =
+            session_cmds::default_settings(&info.user, database.as_deref(), memory.max_limit());
         ctx.register_udf(functions::current_setting_function(&settings));
         let mut session = SqlSession {
             ctx,
@@ -164,12 +174,14 @@ impl QueryHandler for Instance {
             idle_session_timeout: None,
             idle_in_transaction_session_timeout: None,
             user: info.user,
+            database,
             notices: None,
             plans: PlanCache::default(),
             memory,
         };
         session_cmds::sync_search_settings(&session);
         session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;
+        session_cmds::apply_database_search_path(&mut session)?;
         Ok(Session::new(session))
     }
 
@@ -409,6 +421,13 @@ impl PgHandler for Instance {
             Statement::Truncate(truncate) => dml::truncate(self, session, truncate).await,
             Statement::CreateTable(create) => ddl::create_table(self, session, create).await,
             Statement::CreateSchema { .. } => ddl::create_schema(self, statement).await,
+            Statement::CreateDatabase { .. } => {
+                database_ddl::create_database(self, session, statement).await
+            }
+            Statement::Drop {
+                object_type: ObjectType::Database,
+                ..
+            } => database_ddl::drop_database(self, session, statement).await,
             Statement::Drop { .. } => ddl::drop(self, session, statement).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
             Statement::CreateExtension(ext) => ddl::create_extension(ext),

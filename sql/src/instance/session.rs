@@ -26,6 +26,9 @@ pub(crate) struct SqlSession {
     /// `idle_in_transaction_session_timeout`: likewise inside a transaction block.
     pub(crate) idle_in_transaction_session_timeout: Option<Duration>,
     pub(crate) user: String,
+    /// The database (schema) the connection named at startup, when it is
+    /// one of its own: first on the default `search_path`.
+    pub(crate) database: Option<String>,
     /// Where NOTICE messages of the running statement go (set by the front end).
     pub(crate) notices: Option<NoticeSink>,
     /// Optimized plans of prepared queries, reused with new parameters.

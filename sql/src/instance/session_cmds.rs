@@ -21,8 +21,14 @@ use crate::handler::pg::{CommandTag, PgOutput};
 /// ([`quiver_common::limits::MAX_IDENTIFIER_LEN`]), not PostgreSQL's 63.
 pub(super) const MAX_IDENTIFIER_LENGTH_SETTING: &str = "255";
 
-/// The settings a new session starts with (and `RESET` returns to).
-pub(super) fn default_settings(user: &str, query_memory_limit: usize) -> BTreeMap<String, String> {
+/// The settings a new session starts with (and `RESET` returns to); a
+/// session connected to database `x` searches `x` first, then `public`.
+pub(super) fn default_settings(
+    user: &str,
+    database: Option<&str>,
+    query_memory_limit: usize,
+) -> BTreeMap<String, String> {
+    let search_path = database.map(|db| format!("{}, public", quote_schema(db)));
     [
         ("server_version", "16.0"),
         ("server_version_num", "160000"),
@@ -60,7 +66,38 @@ pub(super) fn default_settings(user: &str, query_memory_limit: usize) -> BTreeMa
             memory_setting::format_bytes(query_memory_limit),
         ),
     ])
+    .chain(search_path.map(|path| ("search_path".to_string(), path)))
     .collect()
+}
+
+/// A schema name as `search_path` lists it: bare when it is a plain
+/// lower-case identifier, double-quoted otherwise.
+fn quote_schema(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Applies the session's connected database's `search_path` (at session
+/// start: the default settings hold it, the session config not yet).
+pub(crate) fn apply_database_search_path(session: &mut SqlSession) -> Result<()> {
+    if let Some(path) = session
+        .database
+        .as_deref()
+        .map(|db| format!("{}, public", quote_schema(db)))
+    {
+        apply_setting(session, "search_path", path)?;
+    }
+    Ok(())
 }
 
 /// Settings reported to the client with ParameterStatus when they change.
@@ -351,7 +388,11 @@ pub(crate) fn set_search_knobs(
     session: &mut SqlSession,
     knobs: crate::handler::SearchKnobs,
 ) -> Result<()> {
-    let defaults = default_settings(&session.user, session.memory.max_limit());
+    let defaults = default_settings(
+        &session.user,
+        session.database.as_deref(),
+        session.memory.max_limit(),
+    );
     for (name, value) in [
         ("hnsw.ef_search", knobs.ef_search),
         ("ivfflat.probes", knobs.probes),
@@ -374,7 +415,11 @@ pub(crate) fn set_search_knobs(
 
 /// `RESET name` / `RESET ALL`.
 pub fn reset(session: &mut SqlSession, reset: &ResetStatement) -> Result<PgOutput> {
-    let defaults = default_settings(&session.user, session.memory.max_limit());
+    let defaults = default_settings(
+        &session.user,
+        session.database.as_deref(),
+        session.memory.max_limit(),
+    );
     let names: Vec<String> = match &reset.reset {
         Reset::ALL => defaults.keys().cloned().collect(),
         Reset::ConfigurationParameter(name) => {
