@@ -38,6 +38,10 @@ pub enum StatusCode {
     UndefinedDatabase,
     /// The database of `CREATE DATABASE` already exists (`42P04`).
     DuplicateDatabase,
+    /// A negative `LIMIT` (`2201W`).
+    InvalidRowCountInLimit,
+    /// A negative `OFFSET` (`2201X`).
+    InvalidRowCountInOffset,
     /// The object is in use and cannot be dropped now (`55006`: the
     /// database the session is connected to).
     ObjectInUse,

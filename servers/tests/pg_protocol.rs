@@ -242,6 +242,37 @@ async fn databases_are_created_connected_to_and_dropped() {
         .unwrap()
         .get(0);
     assert_eq!(count, 2);
+    // Further down the path: `public`'s tables, for reads and writes; a
+    // new table goes to the first schema, beside one of the same name in
+    // `public`; a WITH name is never looked up.
+    admin
+        .batch_execute("CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT)")
+        .await
+        .unwrap();
+    shop.batch_execute(
+        "INSERT INTO notes VALUES (1, 'a'), (2, 'b'); UPDATE notes SET body = 'c' WHERE id = 2",
+    )
+    .await
+    .unwrap();
+    let joined: i64 = shop
+        .query_one(
+            "WITH items AS (SELECT 7::BIGINT AS id) \
+             SELECT count(*) FROM notes JOIN items ON notes.id < items.id WHERE body = 'c'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(joined, 1);
+    shop.batch_execute("CREATE TABLE notes (id BIGINT PRIMARY KEY)")
+        .await
+        .unwrap();
+    let in_shop: i64 = admin
+        .query_one("SELECT count(*) FROM shop.notes", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(in_shop, 0);
     // RESET returns to the connection's path.
     shop.batch_execute("SET search_path = public; RESET search_path")
         .await
@@ -284,4 +315,49 @@ async fn databases_are_created_connected_to_and_dropped() {
         .await
         .unwrap();
     assert!(connect_to(addr, "shop").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_and_offset_take_parameters() {
+    use tokio_postgres::types::Type;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    c.batch_execute(
+        "CREATE TABLE n (id BIGINT PRIMARY KEY); INSERT INTO n VALUES (1), (2), (3), (4)",
+    )
+    .await
+    .unwrap();
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i64>>();
+    // As the server types them (bigint), and as ORMs declare them: int2,
+    // int4, text; in a subquery too.
+    let sql = "SELECT id FROM n ORDER BY id LIMIT $1 OFFSET $2";
+    assert_eq!(ids(c.query(sql, &[&2i64, &1i64]).await.unwrap()), [2, 3]);
+    let int2 = c
+        .prepare_typed(sql, &[Type::INT2, Type::INT4])
+        .await
+        .unwrap();
+    assert_eq!(ids(c.query(&int2, &[&1i16, &3i32]).await.unwrap()), [4]);
+    let text = c
+        .prepare_typed(sql, &[Type::TEXT, Type::TEXT])
+        .await
+        .unwrap();
+    assert_eq!(ids(c.query(&text, &[&"3", &"0"]).await.unwrap()), [1, 2, 3]);
+    let inner = "SELECT id FROM (SELECT id FROM n ORDER BY id DESC LIMIT $1) s ORDER BY id";
+    assert_eq!(ids(c.query(inner, &[&2i64]).await.unwrap()), [3, 4]);
+    // PostgreSQL's errors for counts that are negative or not integers.
+    for (params, expected) in [
+        (["-1", "0"], ("2201W", "LIMIT must not be negative")),
+        (["1", "-1"], ("2201X", "OFFSET must not be negative")),
+        (
+            ["x", "0"],
+            ("22P02", "invalid input syntax for type bigint: \"x\""),
+        ),
+    ] {
+        let error = c.query(&text, &[&params[0], &params[1]]).await.unwrap_err();
+        assert_eq!(
+            db_error(error),
+            (expected.0.to_string(), expected.1.to_string())
+        );
+    }
 }

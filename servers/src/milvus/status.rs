@@ -113,6 +113,8 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::DatabaseAlreadyExists
         | StatusCode::DuplicateDatabase
         | StatusCode::ObjectInUse
+        | StatusCode::InvalidRowCountInLimit
+        | StatusCode::InvalidRowCountInOffset
         | StatusCode::ColumnNotFound
         | StatusCode::ColumnAlreadyExists
         | StatusCode::TypeMismatch

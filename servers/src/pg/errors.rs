@@ -28,6 +28,8 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::UndefinedDatabase => "3D000",
         StatusCode::DuplicateDatabase => "42P04",
         StatusCode::ObjectInUse => "55006",
+        StatusCode::InvalidRowCountInLimit => "2201W",
+        StatusCode::InvalidRowCountInOffset => "2201X",
         StatusCode::ColumnNotFound => "42703",
         StatusCode::ColumnAlreadyExists => "42701",
         StatusCode::IndexNotFound => "42704",

@@ -144,7 +144,7 @@ pub async fn create_table(
     if create.temporary {
         return Err(SqlError::unsupported("temporary tables"));
     }
-    let (database, name) = instance.resolve(session, &create.name)?;
+    let (database, name) = instance.resolve_new(session, &create.name)?;
     let mut columns = Vec::new();
     let mut primary: Vec<String> = Vec::new();
     for def in &create.columns {

@@ -63,12 +63,12 @@ async fn plan_insert_rows(
     stripped.on = None;
     stripped.returning = None;
     wrap_vector_literals(instance, session, &mut stripped).await?;
+    let statement = Statement::Insert(stripped);
+    let statement = super::search_path::qualify_relations(session, &statement).into_owned();
     let plan = session
         .ctx
         .state()
-        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Insert(
-            stripped,
-        ))))
+        .statement_to_plan(DFStatement::Statement(Box::new(statement)))
         .await?;
     match plan {
         LogicalPlan::Dml(dml) => Ok(Arc::unwrap_or_clone(dml.input)),

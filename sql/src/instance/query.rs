@@ -141,7 +141,8 @@ impl Instance {
         let search_node = single_search_node(&plan);
         let bound = quiver_planner::vector_search::bind_search_vectors(plan, params)?;
         let only_vector_params = bound.get_parameter_types()?.is_empty();
-        let bound = bound.with_param_values(params.clone())?;
+        let bound =
+            super::limit_params::fold_limit_params(bound.with_param_values(params.clone())?)?;
         let state = session.ctx.state();
         let physical = state
             .query_planner()

@@ -174,7 +174,8 @@ impl Instance {
         statement: &Statement,
     ) -> Result<LogicalPlan> {
         let state = session.ctx.state();
-        let statement = self.route_vector_avg(session, statement).await;
+        let statement = super::search_path::qualify_relations(session, statement);
+        let statement = self.route_vector_avg(session, &statement).await;
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
             .await?;
@@ -279,12 +280,37 @@ impl Instance {
         self.plan(session, &statement).await
     }
 
-    /// The (database, table) an object name refers to in this session.
+    /// The (database, table) an object name refers to in this session: an
+    /// unqualified name is the first on `search_path` holding it.
     pub(crate) fn resolve(
         &self,
         session: &SqlSession,
         name: &ObjectName,
     ) -> Result<(String, String)> {
+        let (database, table, qualified) = Self::name_parts(name)?;
+        if qualified {
+            return Ok((database, table));
+        }
+        Ok((super::search_path::schema_of(session, &table), table))
+    }
+
+    /// The (database, table) a new relation's name makes: an unqualified
+    /// one goes to the current schema (the first on `search_path` that
+    /// exists).
+    pub(crate) fn resolve_new(
+        &self,
+        session: &SqlSession,
+        name: &ObjectName,
+    ) -> Result<(String, String)> {
+        let (database, table, qualified) = Self::name_parts(name)?;
+        if qualified {
+            return Ok((database, table));
+        }
+        Ok((session_cmds::current_schema(session), table))
+    }
+
+    /// (schema, table, whether the schema was named) of a relation name.
+    fn name_parts(name: &ObjectName) -> Result<(String, String, bool)> {
         let parts: Vec<String> = name
             .0
             .iter()
@@ -292,9 +318,9 @@ impl Instance {
             .map(normalize_ident)
             .collect();
         match parts.as_slice() {
-            [table] => Ok((session_cmds::current_schema(session), table.clone())),
-            [schema, table] => Ok((schema.clone(), table.clone())),
-            [_catalog, schema, table] => Ok((schema.clone(), table.clone())),
+            [table] => Ok((String::new(), table.clone(), false)),
+            [schema, table] => Ok((schema.clone(), table.clone(), true)),
+            [_catalog, schema, table] => Ok((schema.clone(), table.clone(), true)),
             _ => Err(SqlError::Syntax(format!("invalid name {name}"))),
         }
     }
@@ -312,7 +338,9 @@ pub(crate) fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) ->
 /// Substitutes bound parameters.
 pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<LogicalPlan> {
     match params {
-        Some(params) => Ok(plan.replace_params_with_values(params)?),
+        Some(params) => {
+            super::limit_params::fold_limit_params(plan.replace_params_with_values(params)?)
+        }
         None => Ok(plan),
     }
 }
@@ -321,6 +349,7 @@ pub(crate) fn bind(plan: LogicalPlan, params: Option<&ParamValues>) -> Result<Lo
 pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>>> {
     let fields = plan.get_parameter_fields()?;
     let vector_types = vector_placeholder_types(plan);
+    let counts = super::limit_params::count_parameters(plan);
     let mut ordered: Vec<(usize, Option<FieldRef>)> = fields
         .into_iter()
         .filter_map(|(id, field)| {
@@ -332,6 +361,9 @@ pub(crate) fn parameter_types(plan: &LogicalPlan) -> Result<Vec<Option<FieldRef>
                         .is_none_or(|f| vector_dim(f.data_type()).is_none()) =>
                 {
                     Some(Arc::new(Field::new(id.as_str(), vector.clone(), true)))
+                }
+                _ if field.is_none() && counts.contains(&id) => {
+                    Some(Arc::new(Field::new(id.as_str(), DataType::Int64, true)))
                 }
                 _ => field,
             };
