@@ -361,3 +361,62 @@ async fn limit_and_offset_take_parameters() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_columns_are_named_as_postgresql_names_them() {
+    use tokio_postgres::SimpleQueryMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    c.batch_execute("CREATE TABLE n (id BIGINT PRIMARY KEY); INSERT INTO n VALUES (1), (2)")
+        .await
+        .unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        (
+            "SELECT 1, 2 AS a, 3 AS a, NULL, NULL, 5::float8, 1::int, current_database()",
+            &[
+                "?column?",
+                "a",
+                "a",
+                "?column?",
+                "?column?",
+                "float8",
+                "int4",
+                "current_database",
+            ],
+        ),
+        (
+            "SELECT count(*), sum(id), max(n.id) AS top FROM n",
+            &["count", "sum", "top"],
+        ),
+        (
+            "SELECT *, id::text, id + 1 FROM n",
+            &["id", "id", "?column?"],
+        ),
+        ("SELECT id, id FROM n ORDER BY id", &["id", "id"]),
+    ];
+    for (sql, expected) in cases {
+        // Extended protocol: the names Describe reports.
+        let statement = c.prepare(sql).await.unwrap();
+        let described: Vec<&str> = statement.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(described, expected, "{sql}");
+        assert!(!c.query(&statement, &[]).await.unwrap().is_empty(), "{sql}");
+        // Simple protocol: the names of the rows' description.
+        let messages = c.simple_query(sql).await.unwrap();
+        let Some(SimpleQueryMessage::Row(row)) = messages
+            .iter()
+            .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
+        else {
+            panic!("{sql}: no rows");
+        };
+        let simple: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+        assert_eq!(simple, expected, "{sql}");
+    }
+    // With a bound parameter (the plan-cache path).
+    let counted = c
+        .query("SELECT count(*) FROM n WHERE id > $1", &[&0i64])
+        .await
+        .unwrap();
+    assert_eq!(counted[0].columns()[0].name(), "count");
+    assert_eq!(counted[0].get::<_, i64>("count"), 2);
+}

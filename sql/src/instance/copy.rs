@@ -11,8 +11,9 @@ use datafusion::sql::sqlparser::ast::{
 };
 use quiver_cluster::WriteMode;
 
+use super::names::normalize_ident;
 use super::session::SqlSession;
-use super::state::{normalize_ident, Instance};
+use super::state::Instance;
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CopyFormat, CopySpec, PgOutput};
 

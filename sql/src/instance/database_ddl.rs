@@ -10,9 +10,10 @@ use quiver_cluster::api::{CreateDatabase, DropDatabase};
 use quiver_cluster::{EngineError, DEFAULT_DATABASE};
 use quiver_common::status::StatusCode;
 
+use super::names::normalize_ident;
+use super::names::DEFAULT_DATABASE_ALIASES;
 use super::session::SqlSession;
-use super::state::{normalize_ident, Instance};
-use super::DEFAULT_DATABASE_ALIASES;
+use super::state::Instance;
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
 

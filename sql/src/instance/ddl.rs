@@ -14,8 +14,9 @@ use quiver_cluster::api::{
 };
 
 use super::index_ddl::{define_index, IndexBuild};
+use super::names::normalize_ident;
 use super::session::SqlSession;
-use super::state::{normalize_ident, Instance};
+use super::state::Instance;
 use crate::error::{Result, SqlError};
 use crate::handler::ddl::CatalogChange;
 use crate::handler::pg::{CommandTag, PgOutput};

@@ -35,8 +35,9 @@ use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_planner::session::CATALOG_NAME;
 
+use super::names::normalize_ident;
 use super::session::SqlSession;
-use super::state::{bind, normalize_ident, parameter_types, Instance};
+use super::state::{bind, parameter_types, Instance};
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
 use crate::handler::{Prepared, WriteKind, Written};

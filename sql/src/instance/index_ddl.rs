@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
 use quiver_cluster::api::{self, DropIndex, IndexDefinition, TableRef};
 
+use super::names::normalize_ident;
 use super::session::SqlSession;
-use super::state::{normalize_ident, Instance};
+use super::state::Instance;
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
 use crate::handler::NoticeSink;

@@ -26,6 +26,8 @@ mod identifiers;
 mod index_ddl;
 mod limit_params;
 mod memory_setting;
+mod names;
+mod output_names;
 mod pg_types;
 mod plan_cache;
 mod query;
@@ -64,9 +66,6 @@ use state::{first_words, parameter_types};
 
 pub use functions::version_string;
 pub use state::{Instance, Roles};
-
-/// Database names that open the default database.
-const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
 
 /// The tokenizer splits pgvector's `<+>` into `<`, `+`, `>`; join them back
 /// into one operator token (token-level, so strings and comments are untouched).
@@ -123,8 +122,8 @@ impl QueryHandler for Instance {
         // or a database (schema) of its own, searched first.
         let mut database = None;
         if let Some(db) = info.database.as_deref() {
-            let alias =
-                DEFAULT_DATABASE_ALIASES.contains(&db) || db == quiver_cluster::DEFAULT_DATABASE;
+            let alias = names::DEFAULT_DATABASE_ALIASES.contains(&db)
+                || db == quiver_cluster::DEFAULT_DATABASE;
             let own = !alias && self.databases().await?.iter().any(|s| s == db);
             if !(alias || own || db == info.user) {
                 return Err(SqlError::Query {
@@ -220,9 +219,10 @@ impl QueryHandler for Instance {
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 let plan = self.plan(session, statement).await?;
+                let schema = Arc::new(plan.schema().as_arrow().clone());
                 Ok(Prepared {
                     param_types: parameter_types(&plan)?,
-                    result_schema: Some(Arc::new(plan.schema().as_arrow().clone())),
+                    result_schema: Some(output_names::rename_schema(statement, schema)),
                 })
             }
             Statement::Insert(insert) => dml::prepare_insert(self, session, insert).await,

@@ -39,6 +39,7 @@ impl Instance {
         let plan = bind(plan, params.as_ref())?;
         let df = session.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let schema = super::output_names::rename_schema(statement, schema);
         let stream = df.execute_stream().await?;
         let command = match statement {
             Statement::Explain { .. } => "EXPLAIN",
@@ -69,14 +70,27 @@ impl Instance {
             schema: session_cmds::current_schema(session),
             catalog_version: self.coordinator().catalog_version().await?,
         };
-        self.cached_query(
-            session,
-            key,
-            PlanSource::Statement(statement),
-            params,
-            read_ts,
-        )
-        .await
+        let output = self
+            .cached_query(
+                session,
+                key,
+                PlanSource::Statement(statement),
+                params,
+                read_ts,
+            )
+            .await?;
+        Ok(match output {
+            PgOutput::Rows {
+                schema,
+                stream,
+                command,
+            } => PgOutput::Rows {
+                schema: super::output_names::rename_schema(statement, schema),
+                stream,
+                command,
+            },
+            other => other,
+        })
     }
 
     /// A typed plan with bound parameters (the Milvus door's searches),

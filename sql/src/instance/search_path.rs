@@ -13,9 +13,9 @@ use datafusion::sql::sqlparser::ast::{
     visit_relations_mut, Ident, ObjectName, ObjectNamePart, Query, Statement, Visit, Visitor,
 };
 
+use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::session_cmds::current_schema;
-use super::state::normalize_ident;
 
 /// The schemas of the session's `search_path` that exist, in order.
 /// `$user` is skipped, as the current schema skips it (`SET search_path`).

@@ -26,6 +26,7 @@ use quiver_exec::memory::ServerMemory;
 use quiver_exec::table::ReadTimestamp;
 use quiver_planner::functions::metric_of_function;
 
+use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::session_cmds;
 use crate::complexity::{self, ComplexityLimits};
@@ -174,8 +175,21 @@ impl Instance {
         statement: &Statement,
     ) -> Result<LogicalPlan> {
         let state = session.ctx.state();
-        let statement = super::search_path::qualify_relations(session, statement);
-        let statement = self.route_vector_avg(session, &statement).await;
+        // Boxed: a statement held across the awaits below would make every
+        // caller's future larger by its size.
+        let rewritten: Option<Box<Statement>> = {
+            let qualified = super::search_path::qualify_relations(session, statement);
+            match super::output_names::unique_aliases(&qualified) {
+                std::borrow::Cow::Owned(aliased) => Some(Box::new(aliased)),
+                std::borrow::Cow::Borrowed(_) => match qualified {
+                    std::borrow::Cow::Owned(qualified) => Some(Box::new(qualified)),
+                    std::borrow::Cow::Borrowed(_) => None,
+                },
+            }
+        };
+        let statement = self
+            .route_vector_avg(session, rewritten.as_deref().unwrap_or(statement))
+            .await;
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
             .await?;
@@ -323,15 +337,6 @@ impl Instance {
             [_catalog, schema, table] => Ok((schema.clone(), table.clone(), true)),
             _ => Err(SqlError::Syntax(format!("invalid name {name}"))),
         }
-    }
-}
-
-/// Postgres identifier rules: unquoted names fold to lower case.
-pub(crate) fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) -> String {
-    if ident.quote_style.is_some() {
-        ident.value.clone()
-    } else {
-        ident.value.to_lowercase()
     }
 }
 
