@@ -420,3 +420,32 @@ async fn output_columns_are_named_as_postgresql_names_them() {
     assert_eq!(counted[0].columns()[0].name(), "count");
     assert_eq!(counted[0].get::<_, i64>("count"), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floats_print_as_postgresql_prints_them() {
+    use tokio_postgres::SimpleQueryMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    let sql = "SELECT 5::float8, 1e20::float8, 'infinity'::float8, 'nan'::float8, \
+               1.5e-7::float8, 0.1::real, 1e6::real";
+    // Text (simple protocol): PostgreSQL's shortest forms.
+    let messages = c.simple_query(sql).await.unwrap();
+    let Some(SimpleQueryMessage::Row(row)) = messages
+        .iter()
+        .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
+    else {
+        panic!("no row");
+    };
+    let text: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap()).collect();
+    assert_eq!(
+        text,
+        ["5", "1e+20", "Infinity", "NaN", "1.5e-07", "0.1", "1e+06"]
+    );
+    // Binary (tokio-postgres' extended protocol): the values themselves.
+    let row = c.query_one(sql, &[]).await.unwrap();
+    assert_eq!(row.get::<_, f64>(0), 5.0);
+    assert_eq!(row.get::<_, f64>(1), 1e20);
+    assert!(row.get::<_, f64>(3).is_nan());
+    assert_eq!(row.get::<_, f32>(5), 0.1);
+}

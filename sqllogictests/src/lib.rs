@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
+use quiver_servers::pg::float_text::format_float;
 use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
 use quiver_sql::Instance;
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -271,20 +272,6 @@ pub fn format_batch(batch: &RecordBatch) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn format_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        }
-    } else {
-        format!("{v}")
-    }
-}
-
 fn format_value(col: &dyn Array, row: usize) -> String {
     if col.is_null(row) {
         return "NULL".into();
@@ -303,8 +290,11 @@ fn format_value(col: &dyn Array, row: usize) -> String {
             .as_primitive::<arrow::datatypes::UInt64Type>()
             .value(row)
             .to_string(),
-        DataType::Float32 => format_float(col.as_primitive::<Float32Type>().value(row) as f64),
-        DataType::Float64 => format_float(col.as_primitive::<Float64Type>().value(row)),
+        DataType::Float32 => format_float(
+            f64::from(col.as_primitive::<Float32Type>().value(row)),
+            true,
+        ),
+        DataType::Float64 => format_float(col.as_primitive::<Float64Type>().value(row), false),
         DataType::Utf8 => normalize_text(col.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => normalize_text(col.as_string::<i64>().value(row)),
         DataType::Utf8View => normalize_text(col.as_string_view().value(row)),

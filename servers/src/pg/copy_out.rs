@@ -22,6 +22,7 @@ use quiver_sql::handler::pg::{CopyFormat, CopySpec};
 
 use super::copy_cols::{is_json, pg_type_name, PG_EPOCH_OFFSET_MICROS};
 use super::copy_in::CopyError;
+use super::float_text::format_float;
 
 /// CopyData payloads of `COPY TO STDOUT` are cut at about this size.
 const COPY_OUT_CHUNK: usize = 64 * 1024;
@@ -368,37 +369,6 @@ pub(crate) fn text_value(
         }
     };
     Ok(Some(text))
-}
-
-/// Postgres' float output: shortest round-trip digits, exponent form
-/// outside 1e-4..1e15 (1e6 for `real`), `NaN`, `Infinity`, `-Infinity`.
-pub(crate) fn format_float(value: f64, single: bool) -> String {
-    if value.is_nan() {
-        return "NaN".into();
-    }
-    if value.is_infinite() {
-        return if value > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    let sci = if single {
-        format!("{:e}", value as f32)
-    } else {
-        format!("{value:e}")
-    };
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let limit = if single { 6 } else { 15 };
-    if value != 0.0 && (exponent < -4 || exponent >= limit) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exponent.abs())
-    } else if single {
-        format!("{}", value as f32)
-    } else {
-        format!("{value}")
-    }
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff][+00]` of microseconds since the Unix epoch (UTC).

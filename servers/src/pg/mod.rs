@@ -31,6 +31,8 @@ mod copy_in;
 mod copy_out;
 mod encode;
 pub mod errors;
+pub mod float_text;
+mod formats;
 pub mod frame;
 mod handlers;
 mod params;

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, Field, FieldRef};
 use arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
 use arrow_pg::datatypes::PG_VECTOR_TYPE_OID;
 use datafusion::common::{ParamValues, ScalarValue};
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::Portal;
 use pgwire::api::Type;
 use pgwire::error::PgWireResult;
 use quiver_common::schema::vector_dim;
@@ -21,15 +21,7 @@ use quiver_common::vector::{self, VectorError};
 use quiver_sql::error::SqlError;
 
 use super::errors::{pg_error, sql_err, PROTOCOL_VIOLATION};
-
-/// True when parameter `idx` is sent in binary.
-pub(crate) fn is_binary(format: &Format, idx: usize) -> bool {
-    match format {
-        Format::UnifiedText => false,
-        Format::UnifiedBinary => true,
-        Format::Individual(codes) => codes.get(idx) == Some(&1),
-    }
-}
+use super::formats::is_binary;
 
 /// Decodes pgvector's binary form: int16 dimension, int16 unused, then the
 /// float4 elements, all big-endian.
@@ -170,6 +162,7 @@ pub(crate) fn decode_params<S: Clone>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pgwire::api::portal::Format;
     use quiver_common::schema::vector_arrow_type;
 
     fn binary(values: &[f32]) -> Vec<u8> {
