@@ -422,13 +422,14 @@ async fn output_columns_are_named_as_postgresql_names_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn floats_print_as_postgresql_prints_them() {
+async fn floats_arrays_and_timestamps_print_as_postgresql_prints_them() {
     use tokio_postgres::SimpleQueryMessage;
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = server(dir.path()).await;
     let c = client(addr).await;
     let sql = "SELECT 5::float8, 1e20::float8, 'infinity'::float8, 'nan'::float8, \
-               1.5e-7::float8, 0.1::real, 1e6::real";
+               1.5e-7::float8, 0.1::real, 1e6::real, ARRAY[1.5, 2, NULL]::float8[], \
+               '2024-01-02 03:04:05.5'::timestamp";
     // Text (simple protocol): PostgreSQL's shortest forms.
     let messages = c.simple_query(sql).await.unwrap();
     let Some(SimpleQueryMessage::Row(row)) = messages
@@ -440,7 +441,17 @@ async fn floats_print_as_postgresql_prints_them() {
     let text: Vec<&str> = (0..row.len()).map(|i| row.get(i).unwrap()).collect();
     assert_eq!(
         text,
-        ["5", "1e+20", "Infinity", "NaN", "1.5e-07", "0.1", "1e+06"]
+        [
+            "5",
+            "1e+20",
+            "Infinity",
+            "NaN",
+            "1.5e-07",
+            "0.1",
+            "1e+06",
+            "{1.5,2,NULL}",
+            "2024-01-02 03:04:05.5"
+        ]
     );
     // Binary (tokio-postgres' extended protocol): the values themselves.
     let row = c.query_one(sql, &[]).await.unwrap();

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
-use quiver_servers::pg::float_text::format_float;
+use quiver_servers::pg::text_output::format_float;
 use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
 use quiver_sql::Instance;
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -184,7 +184,7 @@ impl sqllogictest::AsyncDB for PgDb {
                         (0..row.len())
                             .map(|i| {
                                 row.get(i)
-                                    .map(normalize_wire_float)
+                                    .map(normalize_text)
                                     .unwrap_or_else(|| "NULL".into())
                             })
                             .collect(),
@@ -218,27 +218,6 @@ fn normalize_text(value: &str) -> String {
         "(empty)".to_string()
     } else {
         value.to_string()
-    }
-}
-
-/// pgwire renders integral floats as `-32.0` where Postgres prints `-32`
-/// (a known formatting difference of the wire library); compare them as Postgres does.
-fn normalize_wire_float(value: &str) -> String {
-    if let Some(inner) = value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) {
-        let items: Vec<String> = inner.split(',').map(normalize_wire_float).collect();
-        return format!("{{{}}}", items.join(","));
-    }
-    match value.strip_suffix(".0") {
-        Some(int)
-            if !int.is_empty()
-                && int
-                    .trim_start_matches('-')
-                    .chars()
-                    .all(|c| c.is_ascii_digit()) =>
-        {
-            int.to_string()
-        }
-        _ => normalize_text(value),
     }
 }
 

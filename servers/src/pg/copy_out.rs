@@ -8,7 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, Schema,
-    TimeUnit, UInt16Type, UInt32Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt8Type,
 };
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use bytes::Bytes;
@@ -22,7 +22,7 @@ use quiver_sql::handler::pg::{CopyFormat, CopySpec};
 
 use super::copy_cols::{is_json, pg_type_name, PG_EPOCH_OFFSET_MICROS};
 use super::copy_in::CopyError;
-use super::float_text::format_float;
+use super::text_output::{format_float, format_timestamp, timestamp_micros};
 
 /// CopyData payloads of `COPY TO STDOUT` are cut at about this size.
 const COPY_OUT_CHUNK: usize = 64 * 1024;
@@ -237,30 +237,6 @@ fn is_float_list(data_type: &DataType) -> bool {
     matches!(data_type, DataType::FixedSizeList(item, _) | DataType::List(item) if item.data_type() == &DataType::Float32)
 }
 
-/// Microseconds since the Unix epoch of a timestamp value.
-fn timestamp_micros(column: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
-    let raw = match unit {
-        TimeUnit::Second => column
-            .as_primitive::<arrow::datatypes::TimestampSecondType>()
-            .value(row),
-        TimeUnit::Millisecond => column
-            .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
-            .value(row),
-        TimeUnit::Microsecond => column
-            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-            .value(row),
-        TimeUnit::Nanosecond => column
-            .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
-            .value(row),
-    };
-    match unit {
-        TimeUnit::Second => raw.saturating_mul(1_000_000),
-        TimeUnit::Millisecond => raw.saturating_mul(1_000),
-        TimeUnit::Microsecond => raw,
-        TimeUnit::Nanosecond => raw.div_euclid(1_000),
-    }
-}
-
 fn binary_value(
     column: &ArrayRef,
     field: &Field,
@@ -369,42 +345,4 @@ pub(crate) fn text_value(
         }
     };
     Ok(Some(text))
-}
-
-/// `YYYY-MM-DD HH:MM:SS[.ffffff][+00]` of microseconds since the Unix epoch (UTC).
-pub(crate) fn format_timestamp(micros: i64, with_zone: bool) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    let in_day = micros.rem_euclid(86_400_000_000);
-    let (year, month, day) = civil_from_days(days);
-    let secs = in_day / 1_000_000;
-    let frac = in_day % 1_000_000;
-    let mut out = format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
-    if frac != 0 {
-        let digits = format!("{frac:06}");
-        out.push('.');
-        out.push_str(digits.trim_end_matches('0'));
-    }
-    if with_zone {
-        out.push_str("+00");
-    }
-    out
-}
-
-/// Gregorian (year, month, day) of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }

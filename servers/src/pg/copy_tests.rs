@@ -14,8 +14,8 @@ use quiver_sql::handler::pg::{CopyFormat, CopySpec};
 
 use super::copy_cols::unescape_text;
 use super::copy_in::{CopyDecoder, CopyError, MAX_BATCH_ROWS};
-use super::copy_out::{format_timestamp, CopyEncoder};
-use super::float_text::format_float;
+use super::copy_out::CopyEncoder;
+use super::text_output::{format_float, format_timestamp};
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))

@@ -227,13 +227,12 @@ pub(crate) fn query_response(
 ) -> PgWireResult<QueryResponse> {
     let fields = pg_fields(schema, format)?;
     let row_fields = fields.clone();
-    let column_format = safe_format(format, schema.fields().len());
     let rows = batches
         .map(move |batch| {
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
                 Ok(batch) => encode_recordbatch(
                     row_fields.clone(),
-                    super::float_text::render_floats(batch, &column_format),
+                    super::text_output::render_text_columns(batch, &row_fields),
                 ),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };

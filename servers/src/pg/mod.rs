@@ -31,13 +31,13 @@ mod copy_in;
 mod copy_out;
 mod encode;
 pub mod errors;
-pub mod float_text;
 mod formats;
 pub mod frame;
 mod handlers;
 mod params;
 mod server;
 mod session;
+pub mod text_output;
 
 #[cfg(test)]
 mod copy_tests;
