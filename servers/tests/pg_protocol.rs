@@ -180,6 +180,20 @@ async fn connect_to(
     Ok(client)
 }
 
+/// `pg_database`'s names, sorted.
+async fn database_names(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT datname FROM pg_catalog.pg_database ORDER BY datname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
 /// The SQLSTATE and message of a statement's error.
 fn db_error(error: tokio_postgres::Error) -> (String, String) {
     let db = error.as_db_error().expect("a server error");
@@ -216,6 +230,8 @@ async fn databases_are_created_connected_to_and_dropped() {
         .unwrap_err();
     assert_eq!(db_error(default).0, "42P04");
 
+    // Listed where clients list databases (`psql -l`).
+    assert_eq!(database_names(&admin).await, ["postgres", "quiver", "shop"]);
     // Connected to `shop`, unqualified names are `shop`'s first.
     let shop = connect_to(addr, "shop").await.unwrap();
     let path: String = shop
@@ -314,6 +330,7 @@ async fn databases_are_created_connected_to_and_dropped() {
         .batch_execute("DROP DATABASE IF EXISTS shop")
         .await
         .unwrap();
+    assert_eq!(database_names(&admin).await, ["postgres", "quiver"]);
     assert!(connect_to(addr, "shop").await.is_err());
 }
 

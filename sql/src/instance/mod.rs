@@ -28,6 +28,7 @@ mod limit_params;
 mod memory_setting;
 mod names;
 mod output_names;
+mod pg_database;
 mod pg_types;
 mod plan_cache;
 mod query;

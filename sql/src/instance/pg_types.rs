@@ -2,6 +2,7 @@
 //! `pg_catalog.pg_attribute` reports each column's real type OID and type
 //! modifier (`vector(3)`, `character varying(20)`, `jsonb`, ...), and
 //! `format_type` prints pgvector's `vector(n)`; psql's `\d` relies on both.
+//! `pg_database` lists Quiver's databases (`pg_database`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +65,14 @@ impl SchemaProvider for PgCatalogOverlay {
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let table = self.inner.table(name).await?;
+        if name == "pg_database" {
+            return Ok(table.map(|inner| {
+                Arc::new(super::pg_database::PgDatabase {
+                    inner,
+                    coordinator: self.coordinator.clone(),
+                }) as Arc<dyn TableProvider>
+            }));
+        }
         if name == "pg_type" {
             let (Some(types), Some(namespaces)) = (table, self.inner.table("pg_namespace").await?)
             else {
