@@ -7,16 +7,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use datafusion::logical_expr::{col, lit, Expr, ScalarUDF};
+use datafusion::logical_expr::{col, lit, Expr};
 use futures::StreamExt;
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
 use quiver_common::limits::{MAX_EXPRESSION_OPERATORS, THREAD_STACK_BYTES};
-use quiver_servers::milvus::filter::{
-    filter_to_expr, FieldKind, FilterError, FilterField, FunctionSource,
-};
+use quiver_servers::milvus::filter::{filter_to_expr, FieldKind, FilterField};
 use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
 use quiver_sql::Instance;
+
+mod support;
+use support::SessionFunctions;
 
 /// CPU time of the calling thread (the statement is parsed, planned and
 /// run on it), wall time where the platform does not say.
@@ -90,24 +91,6 @@ async fn run(instance: &Instance, session: &mut Session, sql: &str) -> quiver_sq
 /// A Milvus filter of `n` terms.
 type FilterShape = fn(usize) -> String;
 
-/// The session's functions, as the door looks them up.
-struct Functions<'a> {
-    instance: &'a Instance,
-    session: Mutex<&'a mut Session>,
-}
-
-impl FunctionSource for Functions<'_> {
-    fn function(&self, name: &str) -> Result<Arc<ScalarUDF>, FilterError> {
-        let mut session = self.session.lock().unwrap();
-        self.instance
-            .scalar_function(&mut session, name)
-            .map_err(|e| FilterError {
-                position: 0,
-                message: e.to_string(),
-            })
-    }
-}
-
 /// The largest `n` for which `shape(n)` passes the Milvus door's filter
 /// checks, by bisection, with its lowered expression.
 fn largest_milvus_filter(
@@ -119,7 +102,7 @@ fn largest_milvus_filter(
         name: "id",
         kind: FieldKind::Int,
     }];
-    let functions = Functions {
+    let functions = SessionFunctions {
         instance,
         session: Mutex::new(session),
     };

@@ -6,20 +6,21 @@
 //! and a typed delete removes exactly what its filter selects.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use datafusion::common::Column;
-use datafusion::logical_expr::{Expr, ScalarUDF};
+use datafusion::logical_expr::Expr;
 use futures::TryStreamExt;
 use quiver_cluster::Engine;
 use quiver_common::config::QuiverConfig;
-use quiver_servers::milvus::filter::{
-    filter_to_expr, filter_to_sql, FieldKind, FilterError, FilterField, FunctionSource,
-};
+use quiver_servers::milvus::filter::{filter_to_expr, filter_to_sql, FieldKind, FilterField};
 use quiver_sql::handler::{Output, QueryHandler, Session, SessionInfo};
 use quiver_sql::Instance;
+
+mod support;
+use support::SessionFunctions;
 
 const ROWS: &str = r#"
     (1, 30, 'alice', 1.5, true, '{"a": 1, "s": "x", "b": true, "arr": [1, 2, 3], "tags": ["red", "blue"]}'),
@@ -100,24 +101,6 @@ fn fields() -> Vec<FilterField<'static>> {
     ]
 }
 
-/// The session's functions, as the door looks them up.
-struct Functions<'a> {
-    instance: &'a Instance,
-    session: Mutex<&'a mut Session>,
-}
-
-impl FunctionSource for Functions<'_> {
-    fn function(&self, name: &str) -> Result<Arc<ScalarUDF>, FilterError> {
-        let mut session = self.session.lock().unwrap();
-        self.instance
-            .scalar_function(&mut session, name)
-            .map_err(|e| FilterError {
-                position: 0,
-                message: e.to_string(),
-            })
-    }
-}
-
 /// `filter` lowered with the session's functions, as the door lowers it.
 fn lower(
     instance: &Instance,
@@ -125,7 +108,7 @@ fn lower(
     filter: &str,
     fields: &[FilterField<'_>],
 ) -> Expr {
-    let functions = Functions {
+    let functions = SessionFunctions {
         instance,
         session: Mutex::new(session),
     };

@@ -301,11 +301,7 @@ impl Instance {
         session: &SqlSession,
         name: &ObjectName,
     ) -> Result<(String, String)> {
-        let (database, table, qualified) = Self::name_parts(name)?;
-        if qualified {
-            return Ok((database, table));
-        }
-        Ok((super::search_path::schema_of(session, &table), table))
+        Self::resolve_with(name, |table| super::search_path::schema_of(session, table))
     }
 
     /// The (database, table) a new relation's name makes: an unqualified
@@ -316,11 +312,20 @@ impl Instance {
         session: &SqlSession,
         name: &ObjectName,
     ) -> Result<(String, String)> {
+        Self::resolve_with(name, |_| session_cmds::current_schema(session))
+    }
+
+    /// (schema, table) of a relation name; `unqualified` gives the schema
+    /// of a name without one.
+    fn resolve_with(
+        name: &ObjectName,
+        unqualified: impl FnOnce(&str) -> String,
+    ) -> Result<(String, String)> {
         let (database, table, qualified) = Self::name_parts(name)?;
         if qualified {
             return Ok((database, table));
         }
-        Ok((session_cmds::current_schema(session), table))
+        Ok((unqualified(&table), table))
     }
 
     /// (schema, table, whether the schema was named) of a relation name.

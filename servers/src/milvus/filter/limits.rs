@@ -134,40 +134,42 @@ pub fn check_lowered(expr: &DfExpr) -> Result<(), FilterError> {
     let mut measure = Measure::default();
     let height = measure.height(expr, 0);
     let limits = LOWERED_LIMITS;
-    if height > limits.depth {
-        return Err(too_complex(
-            format!("nests more than {} levels deep", limits.depth),
+    // (measured, its limit, what is over it, the setting, the statement limit)
+    let checks = [
+        (
+            height,
+            limits.depth,
+            "nests more than {} levels deep",
             "max_expression_depth",
             MAX_EXPRESSION_DEPTH,
-            limits.depth,
-        ));
-    }
-    if measure.operators > limits.operators {
-        return Err(too_complex(
-            format!("holds more than {} operators", limits.operators),
+        ),
+        (
+            measure.operators,
+            limits.operators,
+            "holds more than {} operators",
             "max_expression_operators",
             MAX_EXPRESSION_OPERATORS,
-            limits.operators,
-        ));
-    }
-    if measure.function_nesting > limits.function_nesting {
-        return Err(too_complex(
-            format!(
-                "nests function calls more than {} deep",
-                limits.function_nesting
-            ),
+        ),
+        (
+            measure.function_nesting,
+            limits.function_nesting,
+            "nests function calls more than {} deep",
             "max_function_nesting",
             MAX_FUNCTION_NESTING,
-            limits.function_nesting,
-        ));
-    }
-    if measure.list_items > limits.list_items {
-        return Err(too_complex(
-            format!("holds more than {} list items", limits.list_items),
+        ),
+        (
+            measure.list_items,
+            limits.list_items,
+            "holds more than {} list items",
             "max_list_items",
             MAX_LIST_ITEMS,
-            limits.list_items,
-        ));
+        ),
+    ];
+    for (measured, limit, what, name, statement_limit) in checks {
+        if measured > limit {
+            let what = what.replace("{}", &limit.to_string());
+            return Err(too_complex(what, name, statement_limit, limit));
+        }
     }
     Ok(())
 }
