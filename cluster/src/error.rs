@@ -71,6 +71,15 @@ pub enum EngineError {
     /// a table option out of bounds).
     #[error("value {shards} out of bounds for option \"shards\": valid values are between \"1\" and \"{max}\"")]
     TooManyShards { shards: u32, max: u32 },
+    /// An identity (auto-increment) key of a `smallint` / `integer` column
+    /// ran past its type's largest value (PostgreSQL's words for its
+    /// sequence).
+    #[error("nextval: reached maximum value of sequence \"{table}_{column}_seq\" ({max})")]
+    IdentityExhausted {
+        table: String,
+        column: String,
+        max: i64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
     /// An error a role raised on the other side of a seam, as its status
@@ -121,6 +130,7 @@ impl EngineError {
             EngineError::ShuttingDown => StatusCode::StorageUnavailable,
             EngineError::TimestampUnavailable => StatusCode::ServiceUnavailable,
             EngineError::TooManyShards { .. } => StatusCode::InvalidParameter,
+            EngineError::IdentityExhausted { .. } => StatusCode::LimitExceeded,
             EngineError::Internal(_) => StatusCode::Internal,
             EngineError::Remote { code, .. } => *code,
         }

@@ -392,7 +392,14 @@ fn coerce_vector(input: &ArrayRef, dim: usize) -> Result<ArrayRef> {
 pub async fn assign_auto_ids(table: &TableRuntime, batch: RecordBatch) -> Result<RecordBatch> {
     let schema = table.schema();
     let pk = schema.pk();
-    if !pk.auto_increment || pk.column_type.arrow_type() != DataType::Int64 {
+    let key_type = pk.column_type.arrow_type();
+    let largest = match key_type {
+        DataType::Int16 => i64::from(i16::MAX),
+        DataType::Int32 => i64::from(i32::MAX),
+        DataType::Int64 => i64::MAX,
+        _ => return Ok(batch),
+    };
+    if !pk.auto_increment {
         return Ok(batch);
     }
     let rows = batch.num_rows();
@@ -421,9 +428,18 @@ pub async fn assign_auto_ids(table: &TableRuntime, batch: RecordBatch) -> Result
             }))
         })
         .collect();
+    if next - 1 > largest {
+        return Err(EngineError::IdentityExhausted {
+            table: table.meta.read().name.clone(),
+            column: pk.name.clone(),
+            max: largest,
+        });
+    }
+    // The key column in its own type (`smallint`, `integer`): every id fits.
+    let filled = cast_column(&(Arc::new(filled) as ArrayRef), &key_type, &pk.name)?;
     let field = Arc::new(arrow::datatypes::Field::new(
         &pk.name,
-        DataType::Int64,
+        key_type.clone(),
         true,
     ));
     let mut fields = batch.schema().fields().to_vec();
@@ -431,11 +447,11 @@ pub async fn assign_auto_ids(table: &TableRuntime, batch: RecordBatch) -> Result
     match position {
         Some(i) => {
             fields[i] = field;
-            columns[i] = Arc::new(filled);
+            columns[i] = filled;
         }
         None => {
             fields.push(field);
-            columns.push(Arc::new(filled));
+            columns.push(filled);
         }
     }
     let schema =
