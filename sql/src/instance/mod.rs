@@ -37,6 +37,7 @@ mod session;
 mod session_cmds;
 mod state;
 mod system_views;
+mod token_fixes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -67,54 +68,6 @@ use state::{first_words, parameter_types};
 
 pub use functions::version_string;
 pub use state::{Instance, Roles};
-
-/// The tokenizer splits pgvector's `<+>` into `<`, `+`, `>`; join them back
-/// into one operator token (token-level, so strings and comments are untouched).
-fn join_vector_operators(
-    sql: &str,
-) -> Result<Option<Vec<datafusion::sql::sqlparser::tokenizer::Token>>> {
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-    if !sql.contains('<') || !sql.contains('+') {
-        return Ok(None);
-    }
-    let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .map_err(|e| SqlError::Syntax(e.to_string()))?;
-    let mut out: Vec<Token> = Vec::with_capacity(tokens.len());
-    let mut i = 0;
-    let mut changed = false;
-    while i < tokens.len() {
-        let mut joined = None;
-        for k in 2..=3 {
-            if i + k <= tokens.len() {
-                let text: String = tokens[i..i + k].iter().map(|t| t.to_string()).collect();
-                let operator_parts = tokens[i..i + k].iter().all(|t| {
-                    !matches!(
-                        t,
-                        Token::Whitespace(_) | Token::Word(_) | Token::SingleQuotedString(_)
-                    )
-                });
-                if operator_parts && text == "<+>" {
-                    joined = Some(k);
-                    break;
-                }
-            }
-        }
-        match joined {
-            Some(k) => {
-                out.push(Token::CustomBinaryOperator("<+>".into()));
-                i += k;
-                changed = true;
-            }
-            None => {
-                out.push(tokens[i].clone());
-                i += 1;
-            }
-        }
-    }
-    Ok(changed.then_some(out))
-}
 
 #[async_trait]
 impl QueryHandler for Instance {
@@ -191,7 +144,7 @@ impl QueryHandler for Instance {
         // Before any tree exists: a deep one overflows the stack even when
         // it is only dropped.
         complexity::check(sql, ComplexityLimits::SQL)?;
-        let statements = match join_vector_operators(sql)? {
+        let statements = match token_fixes::fix_tokens(sql)? {
             // `<+>` needs a token-level parse; the client-catalog query
             // substitutions of the compatibility parser never involve it.
             Some(tokens) => {
