@@ -88,17 +88,21 @@ impl ConnState {
         let mut guard = self.session.lock().await;
         if guard.is_none() {
             let metadata = client.metadata();
-            let info = SessionInfo {
-                user: metadata
-                    .get(METADATA_USER)
-                    .cloned()
-                    .unwrap_or_else(|| "postgres".to_string()),
-                database: metadata.get(METADATA_DATABASE).cloned(),
-                initial_settings: self.initial_settings.as_ref().clone(),
-            };
+            let info =
+                self.session_info(metadata.get(METADATA_USER), metadata.get(METADATA_DATABASE));
             *guard = Some(self.handler.new_session(info).await.map_err(sql_err)?);
         }
         MutexGuard::try_map(guard, Option::as_mut).map_err(|_| pg_error("XX000", "session missing"))
+    }
+
+    /// What a session of this connection opens with: the startup's user
+    /// (`postgres` when it names none) and database, the server's settings.
+    fn session_info(&self, user: Option<&String>, database: Option<&String>) -> SessionInfo {
+        SessionInfo {
+            user: user.cloned().unwrap_or_else(|| "postgres".to_string()),
+            database: database.cloned(),
+            initial_settings: self.initial_settings.as_ref().clone(),
+        }
     }
 
     /// Executes a statement under its statement timeout and cancel signal,
@@ -173,14 +177,9 @@ impl Connection {
     /// the start and a database that does not exist refuses the connection,
     /// as PostgreSQL does: the `FATAL` error to send.
     pub async fn open(&self, parameters: &BTreeMap<String, String>) -> Result<(), ErrorInfo> {
-        let info = SessionInfo {
-            user: parameters
-                .get("user")
-                .cloned()
-                .unwrap_or_else(|| "postgres".to_string()),
-            database: parameters.get("database").cloned(),
-            initial_settings: self.state.initial_settings.as_ref().clone(),
-        };
+        let info = self
+            .state
+            .session_info(parameters.get("user"), parameters.get("database"));
         let session = self
             .state
             .handler

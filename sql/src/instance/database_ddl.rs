@@ -10,8 +10,8 @@ use quiver_cluster::api::{CreateDatabase, DropDatabase};
 use quiver_cluster::{EngineError, DEFAULT_DATABASE};
 use quiver_common::status::StatusCode;
 
+use super::names::database_schema;
 use super::names::normalize_ident;
-use super::names::DEFAULT_DATABASE_ALIASES;
 use super::session::SqlSession;
 use super::state::Instance;
 use crate::error::{Result, SqlError};
@@ -30,11 +30,7 @@ fn database_name(name: &ObjectName) -> Result<String> {
         .and_then(|part| part.as_ident())
         .map(normalize_ident)
         .ok_or_else(|| SqlError::Syntax(format!("invalid database name {name}")))?;
-    Ok(if DEFAULT_DATABASE_ALIASES.contains(&name.as_str()) {
-        DEFAULT_DATABASE.to_string()
-    } else {
-        name
-    })
+    Ok(database_schema(&name).to_string())
 }
 
 /// `CREATE DATABASE name` (no options: PostgreSQL's `OWNER`, `TEMPLATE`,

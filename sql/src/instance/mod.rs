@@ -76,8 +76,7 @@ impl QueryHandler for Instance {
         // or a database (schema) of its own, searched first.
         let mut database = None;
         if let Some(db) = info.database.as_deref() {
-            let alias = names::DEFAULT_DATABASE_ALIASES.contains(&db)
-                || db == quiver_cluster::DEFAULT_DATABASE;
+            let alias = names::database_schema(db) == quiver_cluster::DEFAULT_DATABASE;
             let own = !alias && self.databases().await?.iter().any(|s| s == db);
             if !(alias || own || db == info.user) {
                 return Err(SqlError::Query {

@@ -10,6 +10,16 @@ pub(crate) fn normalize_ident(ident: &datafusion::sql::sqlparser::ast::Ident) ->
     }
 }
 
-/// The names a connection may give the default database (whose schema is
-/// `public`, Milvus' `default`).
-pub(crate) const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
+/// The names a connection may give the default database besides its
+/// schema's (`public`; Milvus calls it `default`).
+const DEFAULT_DATABASE_ALIASES: [&str; 3] = ["quiver", "postgres", "default"];
+
+/// The database (schema) a database name means: the default database's
+/// schema for each of its names, the name itself otherwise.
+pub(crate) fn database_schema(name: &str) -> &str {
+    if DEFAULT_DATABASE_ALIASES.contains(&name) {
+        quiver_cluster::DEFAULT_DATABASE
+    } else {
+        name
+    }
+}

@@ -8,6 +8,9 @@
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::catalog::SchemaProvider;
 
 use datafusion::sql::sqlparser::ast::{
     visit_relations_mut, Ident, ObjectName, ObjectNamePart, Query, Statement, Visit, Visitor,
@@ -17,49 +20,62 @@ use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::session_cmds::current_schema;
 
-/// The schemas of the session's `search_path` that exist, in order.
-/// `$user` is skipped, as the current schema skips it (`SET search_path`).
-pub(crate) fn path_schemas(session: &SqlSession) -> Vec<String> {
-    let Some(path) = session.settings.get("search_path") else {
-        return Vec::new();
-    };
-    let Some(catalog) = session.ctx.catalog(quiver_planner::session::CATALOG_NAME) else {
-        return Vec::new();
-    };
-    let mut schemas: Vec<String> = Vec::new();
-    for entry in path.split(',') {
-        // Read as `SET search_path` reads it for the current schema.
-        let name = entry.trim().trim_matches('"').to_string();
-        if name == "$user" {
-            continue;
-        }
-        if !name.is_empty() && !schemas.contains(&name) && catalog.schema(&name).is_some() {
-            schemas.push(name);
-        }
-    }
-    schemas
+/// A session's `search_path` when it lists more than one schema that
+/// exists (with one, unqualified names need no lookup: they are the
+/// current schema's), read once per statement.
+struct SearchPath {
+    /// The current schema (the first on the path that exists).
+    current: String,
+    /// The schemas on the path that exist, in order, with their providers.
+    schemas: Vec<(String, Arc<dyn SchemaProvider>)>,
 }
 
-/// The schema an unqualified `table` of an existing relation is in: the
-/// first on the path holding it, else the current schema (whose lookup
-/// then reports it missing).
-pub(crate) fn schema_of(session: &SqlSession, table: &str) -> String {
-    let current = current_schema(session);
-    let schemas = path_schemas(session);
-    if schemas.len() < 2 {
-        return current;
-    }
-    let Some(catalog) = session.ctx.catalog(quiver_planner::session::CATALOG_NAME) else {
-        return current;
-    };
-    schemas
-        .into_iter()
-        .find(|schema| {
-            catalog
-                .schema(schema)
-                .is_some_and(|provider| provider.table_exist(table))
+impl SearchPath {
+    /// The session's path; `None` when it lists fewer than two schemas
+    /// that exist. `$user` is skipped, as the current schema skips it
+    /// (`SET search_path`).
+    fn of(session: &SqlSession) -> Option<SearchPath> {
+        let path = session.settings.get("search_path")?;
+        // Read as `SET search_path` reads it for the current schema.
+        let mut names: Vec<String> = Vec::new();
+        for entry in path.split(',') {
+            let name = entry.trim().trim_matches('"').to_string();
+            if !name.is_empty() && name != "$user" && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        if names.len() < 2 {
+            return None;
+        }
+        let catalog = session.ctx.catalog(quiver_planner::session::CATALOG_NAME)?;
+        let schemas: Vec<(String, Arc<dyn SchemaProvider>)> = names
+            .into_iter()
+            .filter_map(|name| Some((name.clone(), catalog.schema(&name)?)))
+            .collect();
+        (schemas.len() >= 2).then(|| SearchPath {
+            current: current_schema(session),
+            schemas,
         })
-        .unwrap_or(current)
+    }
+
+    /// The schema an unqualified `table` of an existing relation is in:
+    /// the first on the path holding it, else the current schema (whose
+    /// lookup then reports it missing).
+    fn schema_of(&self, table: &str) -> &str {
+        self.schemas
+            .iter()
+            .find(|(_, provider)| provider.table_exist(table))
+            .map_or(self.current.as_str(), |(name, _)| name.as_str())
+    }
+}
+
+/// The schema an unqualified `table` of an existing relation is in (see
+/// [`SearchPath::schema_of`]).
+pub(crate) fn schema_of(session: &SqlSession, table: &str) -> String {
+    match SearchPath::of(session) {
+        Some(path) => path.schema_of(table).to_string(),
+        None => current_schema(session),
+    }
 }
 
 /// The names the statement's `WITH` clauses define (never qualified).
@@ -85,10 +101,9 @@ pub(crate) fn qualify_relations<'s>(
     session: &SqlSession,
     statement: &'s Statement,
 ) -> std::borrow::Cow<'s, Statement> {
-    if path_schemas(session).len() < 2 {
+    let Some(path) = SearchPath::of(session) else {
         return std::borrow::Cow::Borrowed(statement);
-    }
-    let current = current_schema(session);
+    };
     let mut common = CommonTableNames(HashSet::new());
     let _ = statement.visit(&mut common);
     let mut qualified = statement.clone();
@@ -96,8 +111,8 @@ pub(crate) fn qualify_relations<'s>(
         if let [ObjectNamePart::Identifier(ident)] = name.0.as_slice() {
             let table = normalize_ident(ident);
             if !common.0.contains(&table) {
-                let schema = schema_of(session, &table);
-                if schema != current {
+                let schema = path.schema_of(&table);
+                if schema != path.current {
                     name.0.insert(
                         0,
                         ObjectNamePart::Identifier(Ident::with_quote('"', schema)),
