@@ -175,3 +175,28 @@ def test_create_index_progress_notices_and_indexed_search(conn, data):
     conn.execute("DROP INDEX py_items_hnsw")
     with pytest.raises(psycopg.errors.UndefinedTable):
         conn.execute("DROP INDEX py_items_hnsw")
+
+
+def test_dict_rows_pagination_and_databases_as_orms_use_them(conn, data):
+    """What ORMs and dict-row drivers lean on: PostgreSQL's column names as
+    dict keys, LIMIT/OFFSET as bound parameters (psycopg sends ints as
+    int2/int8, server-side binding), a database connected to by name."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT count(*), max(id), 1, 5::float8 FROM py_items WHERE label = %s", (3,))
+        row = cur.fetchone()
+        assert set(row) == {"count", "max", "?column?", "float8"}
+        assert row["float8"] == 5.0
+        cur.execute("SELECT id FROM py_items ORDER BY id LIMIT %s OFFSET %s", (3, 5))
+        assert [r["id"] for r in cur.fetchall()] == [5, 6, 7]
+    conn.execute("DROP DATABASE IF EXISTS py_shop")
+    conn.execute("CREATE DATABASE py_shop")
+    shop_url = URL.rsplit("/", 1)[0] + "/py_shop"
+    with psycopg.connect(shop_url, autocommit=True) as shop:
+        assert shop.execute("SELECT current_database()").fetchone()[0] == "py_shop"
+        # public's tables are found after the database's own.
+        assert shop.execute("SELECT count(*) FROM py_items").fetchone()[0] == ROWS
+    with pytest.raises(psycopg.OperationalError, match='database "py_nowhere" does not exist'):
+        psycopg.connect(URL.rsplit("/", 1)[0] + "/py_nowhere")
+    conn.execute("DROP DATABASE py_shop")
