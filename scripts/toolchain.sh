@@ -5,8 +5,19 @@
 # link in rustup's toolchain directory: `rustup toolchain link` refuses
 # release names), so the pin resolves without a download. Does nothing when it already resolves or
 # when rustup is not used.
+#
+# It also installs protoc (Debian's protobuf-compiler) when missing: the
+# etcd client's build script compiles etcd's .proto files with it, and a
+# fresh machine has none.
 set -euo pipefail
 PINNED=1.95.0
+if ! command -v protoc >/dev/null 2>&1 && [ -z "${PROTOC:-}" ]; then
+  echo "installing protoc (protobuf-compiler), needed to build the etcd client"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq protobuf-compiler >/dev/null
+fi
 command -v rustup >/dev/null || exit 0
 if rustup toolchain list | grep -q "^$PINNED-"; then
   exit 0

@@ -39,6 +39,7 @@ use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
 use tokio::sync::Notify;
 
 use crate::api::data::DataNodeTasks;
+use crate::api::query::Query;
 pub use crate::api::{IndexDefinition, IndexStatus};
 use crate::coordinator::{
     apply_in_chunks, decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
@@ -46,9 +47,11 @@ use crate::coordinator::{
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
 use crate::indexes::IndexMeta;
-use crate::roles::{LocalQueryNode, QueryRole, StreamingRole, WriteMode, WriteOutcome};
+use crate::query_node::QueryNode;
+use crate::roles::{StreamingRole, WriteMode, WriteOutcome};
 use crate::streaming::StreamingNode;
 use crate::table::{SealPolicy, TableRuntime};
+use crate::table_view::TableView;
 use crate::task_leases::TaskLeases;
 
 /// The default database (Postgres schema `public`, Milvus database `default`).
@@ -105,7 +108,12 @@ pub struct Engine {
     task_leases: TaskLeases,
     /// Distinguishes this process's task outputs from a previous one's.
     task_nonce: u64,
-    query_node: Arc<dyn QueryRole>,
+    /// The query node in process: its served segments are read into
+    /// snapshots directly.
+    query_node: Arc<QueryNode>,
+    /// The same query node's API (segments loaded, released, indexes
+    /// attached).
+    query: Arc<dyn Query>,
     tso: Arc<Tso>,
     catalog: RwLock<CatalogState>,
     wake: Notify,
@@ -166,15 +174,15 @@ impl Engine {
         } else {
             data_node
         };
+        let query_node = Arc::new(QueryNode::new(objects.clone()));
         let mut engine = Engine {
+            query: query_node.clone(),
+            query_node,
             data_tasks,
             task_leases: TaskLeases::default(),
             task_nonce: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
-            query_node: Arc::new(LocalQueryNode {
-                objects: objects.clone(),
-            }),
             streaming: Arc::new(StreamingNode::new(
                 wal,
                 tso.clone(),
@@ -412,6 +420,7 @@ impl Engine {
                 )
                 .await?;
         }
+        self.query.release_table(id).await?;
         self.finish_table_drop(id).await?;
         Ok(true)
     }
@@ -555,7 +564,21 @@ impl Engine {
         Ok(true)
     }
 
-    /// A table by name.
+    /// The query node's API.
+    pub fn query_node(&self) -> Arc<dyn Query> {
+        self.query.clone()
+    }
+
+    /// A table by name, as execution reads it: its streaming node's state
+    /// with the segments its query node serves.
+    pub fn table_view(&self, database: &str, name: &str) -> Result<TableView> {
+        Ok(TableView::new(
+            self.table(database, name)?,
+            self.query_node.clone(),
+        ))
+    }
+
+    /// A table's state on its streaming node, by name.
     pub fn table(&self, database: &str, name: &str) -> Result<Arc<TableRuntime>> {
         let state = self.catalog.read();
         state
@@ -605,9 +628,10 @@ impl Engine {
     /// Row counts of a table: (visible rows now, sealed segments, growing rows).
     pub fn table_stats(&self, database: &str, name: &str) -> Result<(usize, usize, usize)> {
         let table = self.table(database, name)?;
+        let served = self.query_node.served(table.id()).len();
         let data = table.data.read();
         let growing = data.growing.iter().map(|g| g.rows).sum();
-        Ok((data.live.len(), data.sealed.len(), growing))
+        Ok((data.live.len(), data.sealed.len() + served, growing))
     }
 }
 
@@ -724,8 +748,8 @@ impl Engine {
     ) -> Result<usize> {
         let table = self.table(database, table_name)?;
         let _pass = self.maintenance_lock.lock().await;
-        self.streaming.flush_table(&table).await?;
-        let total = self.missing_index_count(&table).min(limit);
+        self.flush_and_hand_over(&table).await?;
+        let total = self.missing_index_count(&table).await?.min(limit);
         let mut done = 0;
         while done < total && !self.stopping.load(Ordering::Relaxed) {
             let step = self.build_next_index(&table).await?;
@@ -775,13 +799,8 @@ impl Engine {
             self.meta
                 .put(&keys::table(changed.id), encode(&changed))
                 .await?;
-            {
-                let mut data = table.data.write();
-                table.meta.write().indexes = changed.indexes;
-                for segment in &mut data.sealed {
-                    segment.indexes.retain(|ix| ix.index_id != index_id);
-                }
-            }
+            table.meta.write().indexes = changed.indexes;
+            self.query.detach_index(changed.id, index_id).await?;
             // Cleanup, in chunks: the segment records forget the index
             // (each rewrite conditional on the version read).
             let mut rewrites = Vec::new();
@@ -822,7 +841,7 @@ impl Engine {
         let mut out: Vec<IndexStatus> = self
             .tables()
             .iter()
-            .flat_map(|table| Self::indexes_of(table))
+            .flat_map(|table| self.indexes_of(table))
             .collect();
         out.sort_by(|a, b| (&a.database, &a.table, &a.name).cmp(&(&b.database, &b.table, &b.name)));
         out
@@ -831,21 +850,27 @@ impl Engine {
     /// The indexes of one table, with their build progress, by name.
     pub fn table_index_statuses(&self, database: &str, name: &str) -> Result<Vec<IndexStatus>> {
         let table = self.table(database, name)?;
-        let mut out = Self::indexes_of(&table);
+        let mut out = self.indexes_of(&table);
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
-    fn indexes_of(table: &TableRuntime) -> Vec<IndexStatus> {
+    fn indexes_of(&self, table: &TableRuntime) -> Vec<IndexStatus> {
         let mut out = Vec::new();
         let data = table.data.read();
+        let served = self.query_node.served(table.id());
         let meta = table.meta.read();
-        let rows_total = data.sealed.iter().map(|s| s.rows).sum::<usize>()
+        // Sealed segments still on the streaming node count as not indexed.
+        let own = data
+            .sealed
+            .iter()
+            .filter(|s| !served.iter().any(|x| x.id == s.id));
+        let sealed = || served.iter().chain(own.clone());
+        let rows_total = sealed().map(|s| s.rows).sum::<usize>()
             + data.growing.iter().map(|g| g.rows).sum::<usize>();
-        let segments_total = data.sealed.iter().filter(|s| s.rows > 0).count();
+        let segments_total = sealed().filter(|s| s.rows > 0).count();
         for ix in &meta.indexes {
-            let indexed: Vec<usize> = data
-                .sealed
+            let indexed: Vec<usize> = served
                 .iter()
                 .filter(|s| s.indexes.iter().any(|l| l.index_id == ix.id))
                 .map(|s| s.rows)
@@ -925,8 +950,8 @@ impl CatalogSource for Engine {
     }
 
     fn table(&self, schema: &str, name: &str) -> Option<Arc<dyn TableSource>> {
-        Engine::table(self, schema, name)
+        self.table_view(schema, name)
             .ok()
-            .map(|t| t as Arc<dyn TableSource>)
+            .map(|t| Arc::new(t) as Arc<dyn TableSource>)
     }
 }

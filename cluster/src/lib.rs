@@ -15,10 +15,13 @@
 //! * [`task_leases`] — the coordinator's leases of data-node tasks;
 //! * [`indexes`] — vector index definitions and per-segment index files
 //!   (built by the data role, loaded by the query role);
-//! * [`query_node`] — loading flushed segments and delete logs;
+//! * [`query_node`] — the query node: the flushed segments it serves, and
+//!   the readers of segment and delete-log objects;
 //! * [`shards`] — which shard of a table a row belongs to;
 //! * [`roles`] — the role traits the engine calls (in-process today, gRPC in cluster mode);
-//! * [`table`] — one table's run-time state, the execution layer's `TableSource`;
+//! * [`table`] — one table's run-time state on its streaming node;
+//! * [`table_view`] — a table as execution reads it (streaming and query
+//!   node together), the execution layer's `TableSource`;
 //! * [`engine`] — [`engine::Engine`], all roles in one process over the
 //!   embedded storage implementations, with recovery and background maintenance.
 //!
@@ -37,6 +40,7 @@ pub mod segment_files;
 pub mod shards;
 pub mod streaming;
 pub mod table;
+pub mod table_view;
 pub mod task_leases;
 
 pub use engine::{Engine, DEFAULT_DATABASE};

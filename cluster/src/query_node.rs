@@ -1,13 +1,191 @@
-//! The query-node role: loads flushed segments and delete logs from object
-//! storage into memory at startup.
+//! The query node ([`QueryNode`]): the flushed segments it serves, in its
+//! own registry keyed by table id and segment id — rows, loaded indexes and
+//! column statistics — loaded from object storage (or from rows the caller
+//! hands over in process) and released through its API
+//! ([`Query`](crate::api::query::Query)); and the readers of segment and
+//! delete-log objects.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use async_trait::async_trait;
 use bytes::Bytes;
+use parking_lot::RwLock;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use quiver_exec::pk::pk_values;
+use quiver_exec::stats::segment_statistics;
+use quiver_index::VectorIndex;
 use quiver_storage::{get_bytes, ObjectStoreRef};
 
-use crate::error::Result;
+use crate::api::query::{AttachIndex, LoadSegments, LoadedSegments, Query, ServedSegment};
+use crate::error::{EngineError, Result};
+use crate::indexes::LoadedIndex;
+use crate::table::SealedSegment;
+
+/// A query node in process.
+#[derive(Debug)]
+pub struct QueryNode {
+    objects: ObjectStoreRef,
+    /// Per table, the segments served, in load order.
+    tables: RwLock<HashMap<u64, Vec<SealedSegment>>>,
+}
+
+impl QueryNode {
+    /// A query node serving nothing yet, reading from `objects`.
+    pub fn new(objects: ObjectStoreRef) -> Self {
+        Self {
+            objects,
+            tables: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The segments served of a table, as the in-process read path takes
+    /// them into a snapshot (rows, indexes and statistics shared, not
+    /// copied).
+    pub fn served(&self, table_id: u64) -> Vec<SealedSegment> {
+        self.tables
+            .read()
+            .get(&table_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The rows of a served segment, for in-process tasks that need them
+    /// (the data node's, which else read the segment's object).
+    pub fn rows(&self, table_id: u64, segment_id: u64) -> Option<Arc<Vec<RecordBatch>>> {
+        self.tables
+            .read()
+            .get(&table_id)?
+            .iter()
+            .find(|s| s.id == segment_id)
+            .map(|s| s.batches.clone())
+    }
+
+    async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>> {
+        let bytes = get_bytes(self.objects.as_ref(), path).await?;
+        let index = quiver_index::load_index(&bytes)
+            .map_err(|e| EngineError::Index(format!("{path}: {e}")))?;
+        Ok(Arc::from(index))
+    }
+}
+
+#[async_trait]
+impl Query for QueryNode {
+    async fn load_segments(&self, request: LoadSegments) -> Result<LoadedSegments> {
+        let storage = request.schema.storage_schema();
+        let mut loaded = Vec::with_capacity(request.load.len());
+        let mut counts = LoadedSegments::default();
+        // Read everything first, then swap under the lock at once.
+        for segment in request.load {
+            let record = segment.record;
+            let batches = match segment.rows {
+                Some(rows) => rows,
+                None => Arc::new(read_parquet(&self.objects, &record.path).await?),
+            };
+            let mut indexes = Vec::new();
+            for ix in &record.indexes {
+                if !request.index_ids.contains(&ix.index_id) {
+                    continue;
+                }
+                indexes.push(LoadedIndex {
+                    index_id: ix.index_id,
+                    path: ix.path.clone(),
+                    index: self.load_index(&ix.path).await?,
+                });
+            }
+            counts.segments += 1;
+            counts.indexes += indexes.len();
+            let stats = segment_statistics(batches.as_slice(), &storage);
+            loaded.push(SealedSegment {
+                id: record.id,
+                shard: record.shard,
+                rows: batches.iter().map(|b| b.num_rows()).sum(),
+                batches,
+                first_lsn: record.first_lsn,
+                last_lsn: record.last_lsn,
+                indexes,
+                stats: Some(Arc::new(stats)),
+            });
+        }
+        // A segment loaded again (flushed again after a hand-off that did
+        // not finish) replaces its copy.
+        let replaced =
+            |id: &u64| request.release.contains(id) || loaded.iter().any(|l| l.id == *id);
+        let mut tables = self.tables.write();
+        let served = tables.entry(request.table_id).or_default();
+        let position = served
+            .iter()
+            .position(|s| replaced(&s.id))
+            .unwrap_or(served.len());
+        served.retain(|s| !replaced(&s.id));
+        let position = position.min(served.len());
+        served.splice(position..position, loaded);
+        Ok(counts)
+    }
+
+    async fn attach_index(&self, request: AttachIndex) -> Result<bool> {
+        let wanted = |tables: &HashMap<u64, Vec<SealedSegment>>| {
+            tables.get(&request.table_id).is_some_and(|served| {
+                served.iter().any(|s| {
+                    s.id == request.segment_id
+                        && !s
+                            .indexes
+                            .iter()
+                            .any(|l| l.index_id == request.index.index_id)
+                })
+            })
+        };
+        if !wanted(&self.tables.read()) {
+            return Ok(false);
+        }
+        let index = self.load_index(&request.index.path).await?;
+        let mut tables = self.tables.write();
+        if !wanted(&tables) {
+            return Ok(false);
+        }
+        let segment = tables
+            .get_mut(&request.table_id)
+            .and_then(|served| served.iter_mut().find(|s| s.id == request.segment_id))
+            .ok_or_else(|| EngineError::Internal("segment vanished under the lock".into()))?;
+        segment.indexes.push(LoadedIndex {
+            index_id: request.index.index_id,
+            path: request.index.path,
+            index,
+        });
+        Ok(true)
+    }
+
+    async fn detach_index(&self, table_id: u64, index_id: u64) -> Result<()> {
+        if let Some(served) = self.tables.write().get_mut(&table_id) {
+            for segment in served {
+                segment.indexes.retain(|ix| ix.index_id != index_id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_table(&self, table_id: u64) -> Result<()> {
+        self.tables.write().remove(&table_id);
+        Ok(())
+    }
+
+    async fn served_segments(&self, table_id: u64) -> Result<Vec<ServedSegment>> {
+        Ok(self
+            .served(table_id)
+            .iter()
+            .map(|s| ServedSegment {
+                id: s.id,
+                shard: s.shard,
+                rows: s.rows,
+                first_lsn: s.first_lsn,
+                last_lsn: s.last_lsn,
+                index_ids: s.indexes.iter().map(|ix| ix.index_id).collect(),
+                index_paths: s.indexes.iter().map(|ix| ix.path.clone()).collect(),
+            })
+            .collect())
+    }
+}
 
 /// Reads a Parquet object into batches.
 pub async fn read_parquet(objects: &ObjectStoreRef, path: &str) -> Result<Vec<RecordBatch>> {

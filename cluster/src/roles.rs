@@ -1,7 +1,8 @@
 //! The role interfaces still drawn inside the process (the data node's are
-//! its task API, [`crate::api::data`]). Standalone wires in-process
-//! implementations ([`StreamingNode`](crate::streaming::StreamingNode),
-//! [`LocalQueryNode`]); cluster mode adds implementations that call the
+//! its task API, [`crate::api::data`]; the query node's
+//! [`crate::api::query`]). Standalone wires in-process
+//! implementations ([`StreamingNode`](crate::streaming::StreamingNode));
+//! cluster mode adds implementations that call the
 //! roles over gRPC, without changing the [`Engine`](crate::Engine).
 
 use std::sync::Arc;
@@ -9,11 +10,11 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use quiver_exec::pk::PkValue;
-use quiver_storage::{ObjectStoreRef, Wal};
+use quiver_storage::Wal;
 
-use crate::error::{EngineError, Result};
+use crate::coordinator::SegmentMeta;
+use crate::error::Result;
 use crate::table::TableRuntime;
-use quiver_index::VectorIndex;
 
 /// How inserted rows treat existing keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,13 +37,24 @@ pub struct WriteOutcome {
     pub sealed: bool,
 }
 
+/// A segment flushed: its meta-store record, and its rows (storage
+/// schema) for a query node in the same process.
+#[derive(Debug, Clone)]
+pub struct FlushedSegment {
+    pub record: SegmentMeta,
+    pub rows: Arc<Vec<RecordBatch>>,
+}
+
 /// The streaming role: owns the WAL of its shards and their growing
 /// segments, seals and flushes them.
 #[async_trait]
 pub trait StreamingRole: Send + Sync {
     /// Flushes the table's sealed segments and pending deletes to object
-    /// storage (each recorded in the meta store); returns segments flushed.
-    async fn flush_table(&self, table: &TableRuntime) -> Result<usize>;
+    /// storage (each recorded in the meta store); returns the segments
+    /// flushed, which it keeps serving until they are forgotten.
+    async fn flush_table(&self, table: &TableRuntime) -> Result<Vec<FlushedSegment>>;
+    /// Forgets flushed segments once a query node serves them.
+    fn forget_segments(&self, table: &TableRuntime, segment_ids: &[u64]);
     /// Inserts or upserts rows; returns once they are durable and visible.
     fn write(
         &self,
@@ -57,39 +69,4 @@ pub trait StreamingRole: Send + Sync {
     /// The safe timestamp: every write stamped at or before it is applied
     /// (a read at it sees all of them).
     fn safe_timestamp(&self) -> u64;
-}
-
-/// The query role: loads flushed segments and delete logs.
-#[async_trait]
-pub trait QueryRole: Send + Sync {
-    /// Rows of a flushed segment.
-    async fn load_segment(&self, path: &str) -> Result<Vec<RecordBatch>>;
-    /// (key, timestamp) entries of a delete log.
-    async fn load_deltalog(&self, path: &str) -> Result<Vec<(PkValue, u64)>>;
-    /// A segment's index file.
-    async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>>;
-}
-
-/// The query role in process: reads Parquet objects from object storage.
-#[derive(Debug, Clone)]
-pub struct LocalQueryNode {
-    pub objects: ObjectStoreRef,
-}
-
-#[async_trait]
-impl QueryRole for LocalQueryNode {
-    async fn load_segment(&self, path: &str) -> Result<Vec<RecordBatch>> {
-        crate::query_node::read_parquet(&self.objects, path).await
-    }
-
-    async fn load_deltalog(&self, path: &str) -> Result<Vec<(PkValue, u64)>> {
-        crate::query_node::read_deltalog(&self.objects, path).await
-    }
-
-    async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>> {
-        let bytes = quiver_storage::get_bytes(self.objects.as_ref(), path).await?;
-        let index = quiver_index::load_index(&bytes)
-            .map_err(|e| EngineError::Index(format!("{path}: {e}")))?;
-        Ok(Arc::from(index))
-    }
 }

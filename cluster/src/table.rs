@@ -1,6 +1,8 @@
-//! The runtime state of one table: its growing segment (streaming role),
-//! sealed segments (query role), deletes and live primary keys. It is the
-//! [`TableSource`] execution reads snapshots from.
+//! The runtime state of one table on its streaming node: the growing
+//! segment of each shard, the sealed segments not yet flushed (a flushed
+//! one moves to the query node, [`crate::query_node`]), deletes and live
+//! primary keys; and the snapshot execution reads, over these and the
+//! query node's segments (see [`crate::table_view`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,7 +20,6 @@ use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::source::{
     adapt_batch, visible_mask, IndexDescription, Segment, SegmentIndex, SegmentKind, TableSnapshot,
 };
-use quiver_exec::table_source::TableSource;
 
 use crate::coordinator::{IdAllocator, TableMeta, Tso};
 use crate::error::{EngineError, Result};
@@ -35,8 +36,6 @@ pub struct SealedSegment {
     pub rows: usize,
     pub first_lsn: u64,
     pub last_lsn: u64,
-    /// Written to object storage and recorded in the meta store.
-    pub flushed: bool,
     /// Vector indexes built over this segment.
     pub indexes: Vec<LoadedIndex>,
     /// Column statistics (known once flushed).
@@ -62,6 +61,7 @@ pub struct GrowingSegment {
 pub struct TableData {
     /// One growing segment per shard, by shard number.
     pub growing: Vec<GrowingSegment>,
+    /// Sealed segments not yet handed to the query node, in seal order.
     pub sealed: Vec<SealedSegment>,
     /// Deletes not yet in a delete log: (lsn, key, ts).
     pub pending_deletes: Vec<(u64, PkValue, u64)>,
@@ -270,7 +270,6 @@ impl TableRuntime {
             rows: growing.rows,
             first_lsn: growing.first_lsn.unwrap_or(growing.last_lsn),
             last_lsn: growing.last_lsn,
-            flushed: false,
             indexes: Vec::new(),
             stats: None,
         });
@@ -281,9 +280,10 @@ impl TableRuntime {
         self.data.read().growing.iter().map(|g| g.rows).sum()
     }
 
-    /// Rebuilds the live key set from every stored row (after recovery).
-    pub fn rebuild_live_keys(&self) -> Result<()> {
-        let snapshot = self.snapshot(Some(u64::MAX));
+    /// Rebuilds the live key set from every stored row (after recovery):
+    /// its own and the query node's `served` segments.
+    pub fn rebuild_live_keys(&self, served: &dyn Fn() -> Vec<SealedSegment>) -> Result<()> {
+        let snapshot = self.snapshot_with(served, Some(u64::MAX));
         let storage = snapshot.schema.storage_schema();
         let pk_index = snapshot.schema.primary_key;
         let deletes = snapshot.deletes.read();
@@ -309,7 +309,7 @@ impl TableRuntime {
     pub fn first_unpersisted_lsn(&self) -> Option<u64> {
         let data = self.data.read();
         let mut min = data.growing.iter().filter_map(|g| g.first_lsn).min();
-        for s in data.sealed.iter().filter(|s| !s.flushed) {
+        for s in &data.sealed {
             min = Some(min.map_or(s.first_lsn, |m: u64| m.min(s.first_lsn)));
         }
         if let Some((lsn, _, _)) = data.pending_deletes.first() {
@@ -345,32 +345,45 @@ pub fn with_timestamp(batch: &RecordBatch, storage: &SchemaRef, ts: u64) -> Resu
     Ok(RecordBatch::try_new(storage.clone(), columns)?)
 }
 
-impl TableSource for TableRuntime {
-    fn table_schema(&self) -> TableSchema {
-        self.schema()
-    }
-
-    fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
+impl TableRuntime {
+    /// The table at `read_ts` (the TSO's read timestamp when `None`): the
+    /// query node's `served` segments, then the sealed segments not yet
+    /// handed over (minus any the query node serves already: a hand-off
+    /// loads there before it forgets here), then the growing segments.
+    /// `served` is asked once this table's data is locked: a segment
+    /// handed over before that is there, one handed over after it is still
+    /// here.
+    pub fn snapshot_with(
+        &self,
+        served: &dyn Fn() -> Vec<SealedSegment>,
+        read_ts: Option<u64>,
+    ) -> TableSnapshot {
         let read_ts = match read_ts {
             Some(ts) => ts,
             None => self.tso.read_timestamp(),
         };
         // Lock order everywhere: data, then meta.
         let data = self.data.read();
+        let served = served();
         let meta = self.meta.read();
         let definitions: Vec<(u64, IndexDescription)> = meta
             .indexes
             .iter()
             .filter_map(|ix| Some((ix.id, describe(ix, &meta.schema)?)))
             .collect();
-        let mut segments: Vec<Segment> = data
+        let handed_over: HashSet<u64> = served.iter().map(|s| s.id).collect();
+        let own = data
             .sealed
             .iter()
+            .filter(|s| !handed_over.contains(&s.id))
+            .cloned();
+        let mut segments: Vec<Segment> = served
+            .into_iter()
+            .chain(own)
             .map(|s| Segment {
                 id: s.id,
                 shard: s.shard,
                 kind: SegmentKind::Sealed,
-                batches: s.batches.clone(),
                 rows: s.rows,
                 indexes: s
                     .indexes
@@ -385,7 +398,8 @@ impl TableSource for TableRuntime {
                         })
                     })
                     .collect(),
-                stats: s.stats.clone(),
+                batches: s.batches,
+                stats: s.stats,
             })
             .collect();
         for growing in data.growing.iter().filter(|g| g.rows > 0) {
@@ -408,7 +422,8 @@ impl TableSource for TableRuntime {
         }
     }
 
-    fn vector_indexes(&self) -> Vec<IndexDescription> {
+    /// The vector indexes the table defines, as execution sees them.
+    pub fn vector_indexes(&self) -> Vec<IndexDescription> {
         let meta = self.meta.read();
         meta.indexes
             .iter()
@@ -416,13 +431,12 @@ impl TableSource for TableRuntime {
             .collect()
     }
 
-    /// Per shard, its sealed segments (the query node's) and its growing
-    /// segment (the streaming node's), of one snapshot; behind encoded
-    /// messages with `cluster.serialize_seams`.
-    fn fragments(&self, read_ts: Option<u64>) -> (u64, Vec<Arc<dyn TableFragment>>) {
-        let snapshot = self.snapshot(read_ts);
+    /// Per shard, the sealed segments and the growing segment of one
+    /// snapshot, as fragments; behind encoded messages with
+    /// `cluster.serialize_seams`.
+    pub fn fragments_of(&self, snapshot: TableSnapshot) -> Vec<Arc<dyn TableFragment>> {
         let storage = snapshot.schema.storage_schema();
-        let fragments = SnapshotFragment::split(&snapshot)
+        SnapshotFragment::split(&snapshot)
             .into_iter()
             .map(|fragment| {
                 let fragment: Arc<dyn TableFragment> = Arc::new(fragment);
@@ -432,8 +446,7 @@ impl TableSource for TableRuntime {
                     fragment
                 }
             })
-            .collect();
-        (snapshot.read_ts, fragments)
+            .collect()
     }
 }
 

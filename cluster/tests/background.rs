@@ -20,6 +20,8 @@ use quiver_cluster::{Engine, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::pk::PkValue;
+use quiver_exec::source::SegmentKind;
+use quiver_exec::table_source::TableSource;
 use support::visible_ids;
 
 const DIM: usize = 4;
@@ -348,8 +350,13 @@ async fn compaction_steps(serialize_seams: bool) {
         // merged segments plus the one left over, each merge committed with
         // its index; the left-over segment gets its index built. The
         // merged segments hold no deleted row.
-        let table = engine.table("public", "t").unwrap();
-        let sizes: Vec<usize> = table.data.read().sealed.iter().map(|s| s.rows).collect();
+        let snapshot = engine.table_view("public", "t").unwrap().snapshot(None);
+        let sizes: Vec<usize> = snapshot
+            .segments
+            .iter()
+            .filter(|s| s.kind == SegmentKind::Sealed)
+            .map(|s| s.rows)
+            .collect();
         assert_eq!(sizes.len(), 4, "{sizes:?}");
         assert_eq!(
             sizes.iter().sum::<usize>(),

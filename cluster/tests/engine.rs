@@ -50,7 +50,7 @@ fn rows(ids: std::ops::Range<i64>, tag: &str) -> RecordBatch {
 
 /// Visible (id, s) pairs at `ts` (None = now).
 fn visible(engine: &Engine, ts: Option<u64>) -> Vec<(i64, String)> {
-    let table = engine.table("public", "t").unwrap();
+    let table = engine.table_view("public", "t").unwrap();
     let snap = table.snapshot(ts);
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();
@@ -227,7 +227,7 @@ async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
         "WAL truncated behind the flushed segments: {before} -> {after}"
     );
 
-    let table = engine.table("public", "t").unwrap();
+    let table = engine.table_view("public", "t").unwrap();
     assert_eq!(
         table.snapshot(None).stored_rows(),
         200,

@@ -60,7 +60,7 @@ fn rows(ids: impl IntoIterator<Item = i64>, tag: &str) -> RecordBatch {
 
 /// Every visible (id, s) of `public.<table>`, by id.
 fn visible(engine: &Engine, table: &str) -> BTreeMap<i64, String> {
-    let table = engine.table("public", table).unwrap();
+    let table = engine.table_view("public", table).unwrap();
     let snap = table.snapshot(None);
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();
@@ -94,7 +94,7 @@ async fn rows_per_shard(engine: &Engine, table: &str) -> Vec<u64> {
 
 /// Every segment of the table holds only rows of its own shard.
 fn check_segments_hold_their_shard(engine: &Engine, table: &str, shards: u32) {
-    let snap = engine.table("public", table).unwrap().snapshot(None);
+    let snap = engine.table_view("public", table).unwrap().snapshot(None);
     for seg in &snap.segments {
         for b in seg.batches.iter() {
             let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -333,7 +333,7 @@ async fn serialized_seams_give_the_same_answers() {
             .unwrap(),
         10
     );
-    let table = engine.table("public", "t").unwrap();
+    let table = engine.table_view("public", "t").unwrap();
     let (_, fragments) = table.fragments(None);
     assert_eq!(fragments.len(), 4, "2 shards, sealed and growing each");
     for fragment in &fragments {

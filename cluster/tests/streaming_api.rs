@@ -43,7 +43,7 @@ fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
 
 /// Ids visible in `public.t` at `ts`.
 fn visible_at(engine: &Engine, ts: u64) -> Vec<i64> {
-    let snap = engine.table("public", "t").unwrap().snapshot(Some(ts));
+    let snap = engine.table_view("public", "t").unwrap().snapshot(Some(ts));
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();
     let mut out = Vec::new();

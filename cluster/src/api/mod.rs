@@ -8,7 +8,9 @@
 //!   oracle and the table layout;
 //! * [`streaming`] — writes and deletes by table id, flush, the safe
 //!   timestamp;
-//! * [`data`] — the data node's leased tasks (index builds);
+//! * [`query`] — the query node: loading and releasing the flushed
+//!   segments it serves;
+//! * [`data`] — the data node's leased tasks (index builds, compaction);
 //! * [`wire`] — the same APIs through encoded messages
 //!   (`cluster.serialize_seams`).
 //!
@@ -18,6 +20,7 @@
 
 pub mod coordinator;
 pub mod data;
+pub mod query;
 pub mod streaming;
 pub mod wire;
 pub mod wire_error;

@@ -3,26 +3,27 @@
 //! ([`DataNodeTasks::compact`](crate::api::data::DataNodeTasks::compact))
 //! with the deletes that may hide its rows, and committing the result —
 //! the merged segment's record in, the group's records out, in one
-//! meta-store transaction, then the same swap in memory — only while the
-//! task's lease holds and every segment of the group is still there; else
-//! the task's objects are deleted.
+//! meta-store transaction, then the same swap on the query node serving
+//! them (one load-and-release step) — only while the task's lease holds and
+//! every segment of the group is still served; else the task's objects are
+//! deleted.
 
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
 use quiver_exec::deletes::DeleteMap;
 use quiver_exec::pk::pk_ref;
-use quiver_exec::stats::segment_statistics;
 use quiver_storage::MetaBatch;
 
 use super::Engine;
 use crate::api::data::{CompactedSegment, CompactionInput, CompactionTask};
+use crate::api::query::{LoadSegments, SegmentToLoad, ServedSegment};
 use crate::coordinator::{encode, keys, SegmentMeta};
 use crate::data_node::{pick_merge, MAX_MERGE_SEGMENTS};
 use crate::error::Result;
-use crate::indexes::LoadedIndex;
+use crate::query_node::QueryNode;
 use crate::segment_files::{delete_log_batch, segment_path};
-use crate::table::{alloc_segment_id, SealedSegment, TableRuntime};
+use crate::table::{alloc_segment_id, TableRuntime};
 use crate::task_leases::{TaskKey, COMPACTION_LEASE};
 
 impl Engine {
@@ -41,7 +42,9 @@ impl Engine {
         small_rows: usize,
     ) -> Result<usize> {
         let table_id = table.id();
-        let Some((shard, group)) = pick_group(table, min_segments, small_rows) else {
+        let served = self.query.served_segments(table_id).await?;
+        let Some((shard, group)) = pick_group(table.shards(), &served, min_segments, small_rows)
+        else {
             return Ok(0);
         };
         let key = TaskKey::Compaction {
@@ -51,7 +54,14 @@ impl Engine {
         let Some(task_id) = self.task_leases.lease(key, COMPACTION_LEASE) else {
             return Ok(0);
         };
-        let task = compaction_task(table, task_id, shard, &group, compaction_ts)?;
+        let task = compaction_task(
+            table,
+            &self.query_node,
+            task_id,
+            shard,
+            &group,
+            compaction_ts,
+        )?;
         let committed = match self.data_tasks.compact(task).await {
             Ok(done) => {
                 self.commit_compaction(table, key, shard, &group, done)
@@ -64,46 +74,26 @@ impl Engine {
     }
 
     /// Swaps `group` for the merged segment, in the meta store (one
-    /// transaction) and in memory, if the task's lease still holds, the
-    /// table is there and so is every segment of the group; then deletes
-    /// the group's objects. Else deletes the task's objects and answers 0.
+    /// transaction) and on the query node, if the task's lease still holds,
+    /// the table is there and every segment of the group is still served;
+    /// then deletes the group's objects. Else deletes the task's objects
+    /// and answers 0.
     async fn commit_compaction(
         &self,
         table: &TableRuntime,
         key: TaskKey,
         shard: u32,
-        group: &[SealedSegment],
+        group: &[ServedSegment],
         done: CompactedSegment,
     ) -> Result<usize> {
         let table_id = table.id();
-        let storage = table.schema().storage_schema();
-        // Loaded before taking the records lock (flushes of the table wait
-        // on it), as a query node loads a new segment.
-        let mut loaded = None;
-        if self.task_leases.holds(key, done.task_id) {
-            let rows = match &done.merged {
-                Some(rows) => rows.clone(),
-                None => Arc::new(self.query_node.load_segment(&done.path).await?),
-            };
-            let mut indexes = Vec::new();
-            for record in &done.indexes {
-                indexes.push(LoadedIndex {
-                    index_id: record.index_id,
-                    path: record.path.clone(),
-                    index: self.query_node.load_index(&record.path).await?,
-                });
-            }
-            loaded = Some((rows, indexes));
-        }
         let old_ids: Vec<u64> = group.iter().map(|s| s.id).collect();
         let records = table.records.lock().await;
         let wanted = self.task_leases.holds(key, done.task_id) && !records.dropped && {
-            let data = table.data.read();
-            old_ids
-                .iter()
-                .all(|id| data.sealed.iter().any(|s| s.id == *id && s.flushed))
+            let served = self.query.served_segments(table_id).await?;
+            old_ids.iter().all(|id| served.iter().any(|s| s.id == *id))
         };
-        let Some((rows, indexes)) = loaded.filter(|_| wanted) else {
+        if !wanted {
             drop(records);
             let task_objects = std::iter::once(done.path.clone())
                 .chain(done.indexes.iter().map(|ix| ix.path.clone()))
@@ -115,8 +105,10 @@ impl Engine {
         // goes with the group's below).
         let (table_record, kept_indexes, dropped_indexes): (_, Vec<_>, Vec<_>) = {
             let meta = table.meta.read();
-            let (kept, dropped) = indexes
-                .into_iter()
+            let (kept, dropped) = done
+                .indexes
+                .iter()
+                .cloned()
                 .partition(|ix| meta.indexes.iter().any(|d| d.id == ix.index_id));
             (meta.clone(), kept, dropped)
         };
@@ -127,12 +119,7 @@ impl Engine {
             rows: done.rows,
             first_lsn: group.iter().map(|s| s.first_lsn).min().unwrap_or(0),
             last_lsn: group.iter().map(|s| s.last_lsn).max().unwrap_or(0),
-            indexes: done
-                .indexes
-                .iter()
-                .filter(|r| kept_indexes.iter().any(|ix| ix.index_id == r.index_id))
-                .cloned()
-                .collect(),
+            indexes: kept_indexes,
         };
         // One atomic swap: at most MAX_MERGE_SEGMENTS deletes + 2 puts.
         let mut batch = MetaBatch::new()
@@ -142,37 +129,25 @@ impl Engine {
             batch = batch.delete(keys::segment(table_id, *id));
         }
         self.meta.apply(batch).await?;
-        {
-            let stats = segment_statistics(rows.as_slice(), &storage);
-            let mut data = table.data.write();
-            let position = data
-                .sealed
-                .iter()
-                .position(|s| old_ids.contains(&s.id))
-                .unwrap_or(0);
-            data.sealed.retain(|s| !old_ids.contains(&s.id));
-            let position = position.min(data.sealed.len());
-            data.sealed.insert(
-                position,
-                SealedSegment {
-                    id: done.segment_id,
-                    shard,
-                    batches: rows,
-                    rows: done.rows,
-                    first_lsn: record.first_lsn,
-                    last_lsn: record.last_lsn,
-                    flushed: true,
-                    indexes: kept_indexes,
-                    stats: Some(Arc::new(stats)),
-                },
-            );
-        }
+        let index_ids = table_record.indexes.iter().map(|d| d.id).collect();
+        self.query
+            .load_segments(LoadSegments {
+                table_id,
+                schema: table_record.schema.clone(),
+                index_ids,
+                load: vec![SegmentToLoad {
+                    record,
+                    rows: done.merged.clone(),
+                }],
+                release: old_ids,
+            })
+            .await?;
         drop(records);
         let old_objects = group
             .iter()
             .flat_map(|segment| {
                 std::iter::once(segment_path(table_id, segment.id))
-                    .chain(segment.indexes.iter().map(|ix| ix.path.clone()))
+                    .chain(segment.index_paths.iter().cloned())
             })
             .chain(dropped_indexes.into_iter().map(|ix| ix.path))
             .collect();
@@ -203,9 +178,10 @@ impl Engine {
 /// deleted at `compaction_ts`, into a segment with a fresh id.
 fn compaction_task(
     table: &TableRuntime,
+    query_node: &QueryNode,
     task_id: u64,
     shard: u32,
-    group: &[SealedSegment],
+    group: &[ServedSegment],
     compaction_ts: u64,
 ) -> Result<CompactionTask> {
     let table_id = table.id();
@@ -213,9 +189,15 @@ fn compaction_task(
         let meta = table.meta.read();
         (meta.schema.clone(), meta.indexes.clone())
     };
+    // The group's rows where the query node in process holds them (the
+    // data node reads the others from object storage).
+    let rows: Vec<Option<Arc<Vec<arrow::array::RecordBatch>>>> = group
+        .iter()
+        .map(|segment| query_node.rows(table_id, segment.id))
+        .collect();
     let deletes = {
         let map = table.deletes.read();
-        deletes_hitting(group, schema.primary_key, &map, compaction_ts)
+        deletes_hitting(&rows, schema.primary_key, &map, compaction_ts)
     };
     let output_segment_id = alloc_segment_id(&mut table.meta.write());
     Ok(CompactionTask {
@@ -224,10 +206,11 @@ fn compaction_task(
         shard,
         inputs: group
             .iter()
-            .map(|segment| CompactionInput {
+            .zip(rows)
+            .map(|(segment, rows)| CompactionInput {
                 segment_id: segment.id,
                 path: segment_path(table_id, segment.id),
-                rows: Some(segment.batches.clone()),
+                rows,
                 first_lsn: segment.first_lsn,
                 last_lsn: segment.last_lsn,
             })
@@ -246,23 +229,21 @@ fn compaction_task(
 /// [`MAX_MERGE_SEGMENTS`] of it (the swap must stay one transaction), in
 /// table order.
 fn pick_group(
-    table: &TableRuntime,
+    shards: u32,
+    served: &[ServedSegment],
     min_segments: usize,
     small_rows: usize,
-) -> Option<(u32, Vec<SealedSegment>)> {
-    let data = table.data.read();
-    for shard in 0..table.shards() {
-        let sizes: Vec<(u64, usize, bool)> = data
-            .sealed
+) -> Option<(u32, Vec<ServedSegment>)> {
+    for shard in 0..shards {
+        let sizes: Vec<(u64, usize, bool)> = served
             .iter()
             .filter(|s| s.shard == shard)
-            .map(|s| (s.id, s.rows, s.flushed))
+            .map(|s| (s.id, s.rows, true))
             .collect();
         let mut group = pick_merge(&sizes, min_segments, small_rows);
         group.truncate(MAX_MERGE_SEGMENTS);
         if group.len() >= 2 {
-            let segments = data
-                .sealed
+            let segments = served
                 .iter()
                 .filter(|s| group.contains(&s.id))
                 .cloned()
@@ -276,7 +257,7 @@ fn pick_group(
 /// The delete entries at or before `compaction_ts` of every key stored in
 /// `group` (each once): all the data node needs to drop the deleted rows.
 fn deletes_hitting(
-    group: &[SealedSegment],
+    group: &[Option<Arc<Vec<arrow::array::RecordBatch>>>],
     primary_key: usize,
     deletes: &DeleteMap,
     compaction_ts: u64,
@@ -285,8 +266,16 @@ fn deletes_hitting(
     if deletes.is_empty() {
         return Vec::new();
     }
-    for segment in group {
-        for batch in segment.batches.iter() {
+    let Some(group) = group.iter().cloned().collect::<Option<Vec<_>>>() else {
+        // Rows not at hand: every delete up to the timestamp.
+        return deletes
+            .entries()
+            .into_iter()
+            .filter(|(_, ts)| *ts <= compaction_ts)
+            .collect();
+    };
+    for rows in group {
+        for batch in rows.iter() {
             let column = batch.column(primary_key);
             for row in 0..batch.num_rows() {
                 let Some(key) = pk_ref(column.as_ref(), row) else {
@@ -362,12 +351,22 @@ mod tests {
         }
         engine.flush_all().await.unwrap();
         let table = engine.table("public", "t").unwrap();
-        assert_eq!(sealed_ids(&table).len(), 3);
+        assert_eq!(sealed_ids(&engine, &table).len(), 3);
         (engine, table)
     }
 
-    fn sealed_ids(table: &TableRuntime) -> Vec<u64> {
-        table.data.read().sealed.iter().map(|s| s.id).collect()
+    /// The ids of the segments the query node serves.
+    fn sealed_ids(engine: &Engine, table: &TableRuntime) -> Vec<u64> {
+        engine
+            .query_node
+            .served(table.id())
+            .iter()
+            .map(|s| s.id)
+            .collect()
+    }
+
+    async fn served(engine: &Engine, table: &TableRuntime) -> Vec<ServedSegment> {
+        engine.query.served_segments(table.id()).await.unwrap()
     }
 
     /// Runs the data node's task for `group` under `task_id`.
@@ -375,10 +374,10 @@ mod tests {
         engine: &Engine,
         table: &TableRuntime,
         task_id: u64,
-        group: &[SealedSegment],
+        group: &[ServedSegment],
     ) -> CompactedSegment {
         let ts = engine.read_timestamp();
-        let task = compaction_task(table, task_id, 0, group, ts).unwrap();
+        let task = compaction_task(table, &engine.query_node, task_id, 0, group, ts).unwrap();
         engine.data_tasks.compact(task).await.unwrap()
     }
 
@@ -392,8 +391,8 @@ mod tests {
     async fn a_result_whose_lease_expired_is_refused_and_its_objects_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let (engine, table) = three_segments(dir.path()).await;
-        let before = sealed_ids(&table);
-        let group = table.data.read().sealed.clone();
+        let before = sealed_ids(&engine, &table);
+        let group = served(&engine, &table).await;
         let key = TaskKey::Compaction {
             table: table.id(),
             shard: 0,
@@ -411,7 +410,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(merged, 0, "refused");
-        assert_eq!(sealed_ids(&table), before, "the group stays");
+        assert_eq!(sealed_ids(&engine, &table), before, "the group stays");
         assert!(!object_exists(&engine, &done.path).await, "output deleted");
         for segment in &group {
             let path = segment_path(table.id(), segment.id);
@@ -424,7 +423,7 @@ mod tests {
     async fn a_result_whose_group_changed_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (engine, table) = three_segments(dir.path()).await;
-        let group = table.data.read().sealed.clone();
+        let group = served(&engine, &table).await;
         let key = TaskKey::Compaction {
             table: table.id(),
             shard: 0,
@@ -438,14 +437,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(merged, 2);
-        assert_eq!(sealed_ids(&table), [part.segment_id, group[2].id]);
+        assert_eq!(sealed_ids(&engine, &table), [part.segment_id, group[2].id]);
         // The result over the old group names segments that are gone.
         let refused = engine
             .commit_compaction(&table, key, 0, &group, whole.clone())
             .await
             .unwrap();
         assert_eq!(refused, 0);
-        assert_eq!(sealed_ids(&table), [part.segment_id, group[2].id]);
+        assert_eq!(sealed_ids(&engine, &table), [part.segment_id, group[2].id]);
         assert!(!object_exists(&engine, &whole.path).await);
         assert!(object_exists(&engine, &part.path).await);
         engine.task_leases.release(key, task_id);
@@ -455,8 +454,8 @@ mod tests {
         drop((engine, table));
         let reopened = Engine::open(config(dir.path())).await.unwrap();
         let table = reopened.table("public", "t").unwrap();
-        let rows: usize = table.data.read().sealed.iter().map(|s| s.rows).sum();
-        let mut ids = sealed_ids(&table);
+        let rows: usize = served(&reopened, &table).await.iter().map(|s| s.rows).sum();
+        let mut ids = sealed_ids(&reopened, &table);
         ids.sort_unstable();
         let mut expected = [part.segment_id, group[2].id];
         expected.sort_unstable();

@@ -156,7 +156,7 @@ impl Coordinator for Engine {
             .build_indexes_limited(&table.database, &table.name, 1, &|_, _| {})
             .await?;
         let runtime = self.table(&table.database, &table.name)?;
-        let missing = self.missing_index_count(&runtime);
+        let missing = self.missing_index_count(&runtime).await?;
         Ok(IndexBuildStep { built, missing })
     }
 
@@ -172,6 +172,7 @@ impl Coordinator for Engine {
     async fn layout(&self, table: TableRef) -> Result<TableLayout> {
         let runtime = self.table(&table.database, &table.name)?;
         let table_id = runtime.id();
+        let served = self.query.served_segments(table_id).await?;
         let data = runtime.data.read();
         // Every shard's channel is carried by the one WAL of the standalone
         // streaming node; its sealed segments are served by the one query node.
@@ -184,13 +185,21 @@ impl Coordinator for Engine {
                 streaming_node: STANDALONE_NODE.to_string(),
                 growing_segment: growing.id,
                 growing_rows: growing.rows as u64,
-                sealed_segments: data
-                    .sealed
+                // Sealed segments the query node serves, then those still on
+                // the streaming node (not flushed yet).
+                sealed_segments: served
                     .iter()
-                    .filter(|segment| segment.shard == growing.shard)
-                    .map(|segment| SegmentPlacement {
-                        segment: segment.id,
-                        rows: segment.rows as u64,
+                    .map(|segment| (segment.id, segment.shard, segment.rows))
+                    .chain(
+                        data.sealed
+                            .iter()
+                            .filter(|segment| !served.iter().any(|s| s.id == segment.id))
+                            .map(|segment| (segment.id, segment.shard, segment.rows)),
+                    )
+                    .filter(|(_, shard, _)| *shard == growing.shard)
+                    .map(|(segment, _, rows)| SegmentPlacement {
+                        segment,
+                        rows: rows as u64,
                         query_node: STANDALONE_NODE.to_string(),
                     })
                     .collect(),

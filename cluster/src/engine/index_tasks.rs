@@ -1,17 +1,19 @@
 //! The coordinator's side of index builds: which (segment, index) pairs
 //! are missing, leasing one as a task to the data node
 //! ([`DataNodeTasks`](crate::api::data::DataNodeTasks)), and committing the
-//! result — recorded on the segment's meta record, then loaded from object
-//! storage onto the in-memory segment, as a query node loads it — only
-//! while the task's lease holds and the index and segment still want it.
+//! result — recorded on the segment's meta record, then attached to the
+//! segment its query node serves, which loads it from object storage —
+//! only while the task's lease holds and the index and segment still want
+//! it.
 
 use super::Engine;
 use crate::api::data::{BuiltIndex, IndexBuildTask};
+use crate::api::query::{AttachIndex, ServedSegment};
 use crate::coordinator::{decode, encode, keys, SegmentMeta};
 use crate::error::{EngineError, Result};
-use crate::indexes::{task_index_path, IndexMeta, LoadedIndex};
+use crate::indexes::{task_index_path, IndexMeta};
 use crate::segment_files::segment_path;
-use crate::table::{SealedSegment, TableRuntime};
+use crate::table::TableRuntime;
 use crate::task_leases::{TaskKey, INDEX_BUILD_LEASE};
 use quiver_storage::MetaBatch;
 
@@ -21,28 +23,30 @@ impl Engine {
     /// it processed (0: none left to lease).
     pub(super) async fn build_next_index(&self, table: &TableRuntime) -> Result<usize> {
         let table_id = table.id();
-        let Some((task, key)) = missing_indexes(table)
-            .into_iter()
-            .find_map(|(segment, index)| {
-                let key = TaskKey::IndexBuild {
-                    table: table_id,
-                    segment: segment.id,
-                    index: index.id,
-                };
-                let task_id = self.task_leases.lease(key, INDEX_BUILD_LEASE)?;
-                let attempt = format!("{:x}-{task_id}", self.task_nonce);
-                let task = IndexBuildTask {
-                    task_id,
-                    table_id,
-                    segment_id: segment.id,
-                    segment_path: segment_path(table_id, segment.id),
-                    rows: Some(segment.batches.clone()),
-                    schema: table.schema(),
-                    output_path: task_index_path(table_id, segment.id, index.id, &attempt),
-                    index,
-                };
-                Some((task, key))
-            })
+        let served = self.query.served_segments(table_id).await?;
+        let Some((task, key)) =
+            missing_indexes(table, &served)
+                .into_iter()
+                .find_map(|(segment, index)| {
+                    let key = TaskKey::IndexBuild {
+                        table: table_id,
+                        segment: segment.id,
+                        index: index.id,
+                    };
+                    let task_id = self.task_leases.lease(key, INDEX_BUILD_LEASE)?;
+                    let attempt = format!("{:x}-{task_id}", self.task_nonce);
+                    let task = IndexBuildTask {
+                        task_id,
+                        table_id,
+                        segment_id: segment.id,
+                        segment_path: segment_path(table_id, segment.id),
+                        rows: self.query_node.rows(table_id, segment.id),
+                        schema: table.schema(),
+                        output_path: task_index_path(table_id, segment.id, index.id, &attempt),
+                        index,
+                    };
+                    Some((task, key))
+                })
         else {
             return Ok(0);
         };
@@ -56,8 +60,9 @@ impl Engine {
     }
 
     /// How many (segment, index) pairs of `table` miss their index.
-    pub(super) fn missing_index_count(&self, table: &TableRuntime) -> usize {
-        missing_indexes(table).len()
+    pub(super) async fn missing_index_count(&self, table: &TableRuntime) -> Result<usize> {
+        let served = self.query.served_segments(table.id()).await?;
+        Ok(missing_indexes(table, &served).len())
     }
 
     /// Records a built index on its segment and attaches it in memory, if
@@ -80,23 +85,17 @@ impl Engine {
             )));
         };
         let record = built.record;
-        // Loaded before taking the records lock (flushes of the table wait
-        // on it); dropped unused if the result is refused below.
-        let index = if self.task_leases.holds(key, built.task_id) {
-            Some(self.query_node.load_index(&record.path).await?)
-        } else {
-            None
-        };
         let records = table.records.lock().await;
-        let wanted = self.task_leases.holds(key, built.task_id) && !records.dropped && {
-            let data = table.data.read();
-            let meta = table.meta.read();
-            meta.indexes.iter().any(|d| d.id == index_id)
-                && data.sealed.iter().any(|s| {
-                    s.id == segment_id && !s.indexes.iter().any(|l| l.index_id == index_id)
-                })
-        };
-        let Some(index) = index.filter(|_| wanted) else {
+        let wanted = self.task_leases.holds(key, built.task_id)
+            && !records.dropped
+            && table.meta.read().indexes.iter().any(|d| d.id == index_id)
+            && self
+                .query
+                .served_segments(table_id)
+                .await?
+                .iter()
+                .any(|s| s.id == segment_id && !s.index_ids.contains(&index_id));
+        if !wanted {
             drop(records);
             // The segment was compacted away, the index dropped, or the
             // lease went to another node meanwhile.
@@ -119,14 +118,16 @@ impl Engine {
                     .put(segment_key, encode(&segment)),
             )
             .await?;
-        let mut data = table.data.write();
-        if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment_id) {
-            s.indexes.push(LoadedIndex {
-                index_id,
-                path: record.path,
-                index,
-            });
-        }
+        // Records and query node change under the records lock: a
+        // compaction's swap waits for the attach.
+        self.query
+            .attach_index(AttachIndex {
+                table_id,
+                segment_id,
+                index: record,
+            })
+            .await?;
+        drop(records);
         tracing::debug!(
             table_id,
             segment = segment_id,
@@ -138,17 +139,20 @@ impl Engine {
 }
 
 /// The (segment, index) pairs still to build: every index definition of
-/// the table missing on a flushed, non-empty segment, in segment order.
-fn missing_indexes(table: &TableRuntime) -> Vec<(SealedSegment, IndexMeta)> {
-    let data = table.data.read();
+/// the table missing on a served (flushed), non-empty segment, in segment
+/// order.
+fn missing_indexes(
+    table: &TableRuntime,
+    served: &[ServedSegment],
+) -> Vec<(ServedSegment, IndexMeta)> {
     let meta = table.meta.read();
-    data.sealed
+    served
         .iter()
-        .filter(|s| s.flushed && s.rows > 0)
+        .filter(|s| s.rows > 0)
         .flat_map(|s| {
             meta.indexes
                 .iter()
-                .filter(|d| !s.indexes.iter().any(|l| l.index_id == d.id))
+                .filter(|d| !s.index_ids.contains(&d.id))
                 .map(move |d| (s.clone(), d.clone()))
         })
         .collect()

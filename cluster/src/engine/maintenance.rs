@@ -25,8 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Engine;
+use crate::api::query::{LoadSegments, SegmentToLoad};
 use crate::coordinator::{encode, keys};
 use crate::error::Result;
+use crate::table::TableRuntime;
 
 impl Engine {
     fn stopping(&self) -> bool {
@@ -71,9 +73,52 @@ impl Engine {
     /// WAL (the caller holds the maintenance lock).
     pub(super) async fn checkpoint(&self) -> Result<()> {
         for table in self.tables() {
-            self.streaming.flush_table(&table).await?;
+            self.flush_and_hand_over(&table).await?;
         }
         self.truncate_wal().await
+    }
+
+    /// Flushes `table`'s sealed segments and deletes on its streaming node
+    /// and hands the flushed segments over to its query node: the query
+    /// node loads them, then the streaming node forgets them (a read in
+    /// between keeps the query node's copy). Returns the segments flushed.
+    /// The caller holds the maintenance lock (or runs recovery), so no two
+    /// flushes of a table overlap.
+    pub(super) async fn flush_and_hand_over(&self, table: &TableRuntime) -> Result<usize> {
+        let flushed = self.streaming.flush_table(table).await?;
+        if flushed.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<u64> = flushed.iter().map(|f| f.record.id).collect();
+        // Under the records lock: a drop either comes first (nothing is
+        // loaded) or waits and then releases what was.
+        let records = table.records.lock().await;
+        if records.dropped {
+            return Ok(0);
+        }
+        let (table_id, schema, index_ids) = {
+            let meta = table.meta.read();
+            let index_ids = meta.indexes.iter().map(|ix| ix.id).collect();
+            (meta.id, meta.schema.clone(), index_ids)
+        };
+        self.query
+            .load_segments(LoadSegments {
+                table_id,
+                schema,
+                index_ids,
+                load: flushed
+                    .into_iter()
+                    .map(|f| SegmentToLoad {
+                        record: f.record,
+                        rows: Some(f.rows),
+                    })
+                    .collect(),
+                release: Vec::new(),
+            })
+            .await?;
+        self.streaming.forget_segments(table, &ids);
+        drop(records);
+        Ok(ids.len())
     }
 
     /// Seals every growing segment and flushes everything (Milvus `Flush`).
@@ -94,13 +139,13 @@ impl Engine {
     }
 
     /// [`Engine::flush_table`] of a table at hand.
-    pub(super) async fn flush_runtime(&self, table: &crate::table::TableRuntime) -> Result<()> {
+    pub(super) async fn flush_runtime(&self, table: &TableRuntime) -> Result<()> {
         {
             let _guard = table.write_lock.lock();
             table.seal_now();
         }
         let _pass = self.maintenance_lock.lock().await;
-        self.streaming.flush_table(table).await?;
+        self.flush_and_hand_over(table).await?;
         self.truncate_wal().await
     }
 
@@ -110,7 +155,7 @@ impl Engine {
     pub async fn compact_table(&self, database: &str, name: &str) -> Result<usize> {
         let table = self.table(database, name)?;
         let _pass = self.maintenance_lock.lock().await;
-        self.streaming.flush_table(&table).await?;
+        self.flush_and_hand_over(&table).await?;
         self.compact_fully(&table).await
     }
 
@@ -128,11 +173,11 @@ impl Engine {
     /// the maintenance lock); returns how many segments went into it. One
     /// step merges at most `MAX_MERGE_SEGMENTS` (its swap is one
     /// meta-store transaction), so more take several committed steps.
-    async fn compact_fully(&self, table: &crate::table::TableRuntime) -> Result<usize> {
+    async fn compact_fully(&self, table: &TableRuntime) -> Result<usize> {
         // Flushed segments per shard (a merge stays inside its shard).
         let flushed = || {
             let mut per_shard = vec![0usize; table.shards() as usize];
-            for segment in table.data.read().sealed.iter().filter(|s| s.flushed) {
+            for segment in self.query_node.served(table.id()) {
                 if let Some(n) = per_shard.get_mut(segment.shard as usize) {
                     *n += 1;
                 }

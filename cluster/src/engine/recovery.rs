@@ -8,16 +8,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
-use quiver_exec::stats::segment_statistics;
 use quiver_proto::WalRecord;
 use quiver_storage::list_paths;
 
 use super::{CatalogState, Engine, RecoveryStats, DEFAULT_DATABASE};
+use crate::api::query::{LoadSegments, SegmentToLoad};
 use crate::coordinator::{decode, encode, keys, SegmentMeta, TableMeta};
 use crate::error::Result;
-use crate::indexes::LoadedIndex;
 use crate::streaming::keys_of;
-use crate::table::SealedSegment;
 
 impl Engine {
     /// Loads the catalog, segments, indexes and delete logs, replays the WAL
@@ -37,45 +35,41 @@ impl Engine {
         let mut referenced: HashSet<String> = HashSet::new();
         for kv in self.meta.scan_prefix("table/").await? {
             let mut meta: TableMeta = decode(&kv.key, &kv.value)?;
-            let mut sealed = Vec::new();
+            let index_ids: Vec<u64> = meta.indexes.iter().map(|d| d.id).collect();
+            let mut load = Vec::new();
             for seg_kv in self
                 .meta
                 .scan_prefix(&keys::segment_prefix(meta.id))
                 .await?
             {
                 let seg: SegmentMeta = decode(&seg_kv.key, &seg_kv.value)?;
-                let batches = self.query_node.load_segment(&seg.path).await?;
                 referenced.insert(seg.path.clone());
                 meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
-                let mut indexes = Vec::new();
-                for ix in &seg.indexes {
-                    if !meta.indexes.iter().any(|d| d.id == ix.index_id) {
-                        continue; // dropped: its object is an orphan now
-                    }
-                    let index = self.query_node.load_index(&ix.path).await?;
-                    referenced.insert(ix.path.clone());
-                    indexes.push(LoadedIndex {
-                        index_id: ix.index_id,
-                        path: ix.path.clone(),
-                        index,
-                    });
-                    stats.indexes_loaded += 1;
-                }
-                let storage = meta.schema.storage_schema();
-                let segment_stats = segment_statistics(&batches, &storage);
-                sealed.push(SealedSegment {
-                    id: seg.id,
-                    shard: seg.shard,
-                    rows: batches.iter().map(|b| b.num_rows()).sum(),
-                    batches: Arc::new(batches),
-                    first_lsn: seg.first_lsn,
-                    last_lsn: seg.last_lsn,
-                    flushed: true,
-                    indexes,
-                    stats: Some(Arc::new(segment_stats)),
+                // An index dropped since is not loaded: its object is an
+                // orphan now.
+                referenced.extend(
+                    seg.indexes
+                        .iter()
+                        .filter(|ix| index_ids.contains(&ix.index_id))
+                        .map(|ix| ix.path.clone()),
+                );
+                load.push(SegmentToLoad {
+                    record: seg,
+                    rows: None,
                 });
-                stats.segments_loaded += 1;
             }
+            let loaded = self
+                .query
+                .load_segments(LoadSegments {
+                    table_id: meta.id,
+                    schema: meta.schema.clone(),
+                    index_ids,
+                    load,
+                    release: Vec::new(),
+                })
+                .await?;
+            stats.segments_loaded += loaded.segments;
+            stats.indexes_loaded += loaded.indexes;
             let runtime = self.runtime(meta.clone()).await?;
             for dl_kv in self
                 .meta
@@ -83,14 +77,13 @@ impl Engine {
                 .await?
             {
                 let path: String = decode(&dl_kv.key, &dl_kv.value)?;
-                let entries = self.query_node.load_deltalog(&path).await?;
+                let entries = crate::query_node::read_deltalog(&self.objects, &path).await?;
                 let mut deletes = runtime.deletes.write();
                 for (pk, ts) in entries {
                     deletes.insert(&pk, ts);
                 }
                 referenced.insert(path);
             }
-            runtime.data.write().sealed = sealed;
             state
                 .by_name
                 .insert((meta.database.clone(), meta.name.clone()), meta.id);
@@ -134,7 +127,8 @@ impl Engine {
         }
         self.tso.observe(max_ts);
         for table in state.tables.values() {
-            table.rebuild_live_keys()?;
+            let table_id = table.id();
+            table.rebuild_live_keys(&|| self.query_node.served(table_id))?;
         }
         // Finish the cleanup of tables whose drop committed but whose
         // records and objects a crash left behind (see `drop_table`).
@@ -186,7 +180,7 @@ impl Engine {
             if sealed_now {
                 sealed += 1;
             }
-            flushed += self.streaming.flush_table(&table).await?;
+            flushed += self.flush_and_hand_over(&table).await?;
         }
         self.truncate_wal().await?;
         self.recovery.segments_sealed = sealed;

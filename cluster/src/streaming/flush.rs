@@ -2,44 +2,53 @@
 //! object storage as Parquet and recorded in the meta store (the table
 //! record's per-shard checkpoint moving with them), and the deletes not yet
 //! in a delete log persisted as one — each step's records first, then the
-//! in-memory state, so a crash between them only keeps more WAL.
+//! in-memory state, so a crash between them only keeps more WAL. A flushed
+//! segment stays here until its query node has loaded it (the engine hands
+//! it over and then [`StreamingNode::forget_segments`]); flushed again
+//! meanwhile, it is rewritten alike.
 
 use std::sync::Arc;
 
 use arrow::compute::concat_batches;
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::adapt_batch;
-use quiver_exec::stats::segment_statistics;
 use quiver_storage::{put_bytes, MetaBatch};
 
 use super::StreamingNode;
 use crate::coordinator::{encode, keys, SegmentMeta};
 use crate::error::Result;
+use crate::roles::FlushedSegment;
 use crate::segment_files::{delete_log_batch, deltalog_path, encode_parquet, segment_path};
 use crate::table::{SealedSegment, TableRuntime};
 
 impl StreamingNode {
-    /// Flushes every sealed, unflushed segment of `table` in order, then its pending deletes.
-    pub(super) async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
-        let mut flushed = 0;
-        loop {
-            let next = {
-                let data = table.data.read();
-                data.sealed.iter().find(|s| !s.flushed).cloned()
-            };
-            let Some(segment) = next else { break };
-            if !self.flush_segment(table, &segment).await? {
-                return Ok(flushed); // dropped meanwhile
+    /// Flushes every sealed segment of `table` in order (those sealed when
+    /// it starts), then its pending deletes; returns the segments flushed.
+    pub(super) async fn flush_table(&self, table: &TableRuntime) -> Result<Vec<FlushedSegment>> {
+        let sealed: Vec<SealedSegment> = table.data.read().sealed.clone();
+        let mut flushed = Vec::with_capacity(sealed.len());
+        for segment in &sealed {
+            match self.flush_segment(table, segment).await? {
+                Some(done) => flushed.push(done),
+                None => return Ok(flushed), // dropped meanwhile
             }
-            flushed += 1;
         }
         self.flush_deletes(table).await?;
         Ok(flushed)
     }
 
-    /// Writes a sealed segment and records it; `false` when the table was
+    /// Forgets sealed segments a query node serves now.
+    pub(super) fn forget_segments(&self, table: &TableRuntime, ids: &[u64]) {
+        table.data.write().sealed.retain(|s| !ids.contains(&s.id));
+    }
+
+    /// Writes a sealed segment and records it; `None` when the table was
     /// dropped meanwhile (nothing recorded).
-    async fn flush_segment(&self, table: &TableRuntime, segment: &SealedSegment) -> Result<bool> {
+    async fn flush_segment(
+        &self,
+        table: &TableRuntime,
+        segment: &SealedSegment,
+    ) -> Result<Option<FlushedSegment>> {
         let (table_id, storage) = {
             let meta = table.meta.read();
             (meta.id, meta.schema.storage_schema())
@@ -66,7 +75,7 @@ impl StreamingNode {
         // segment counts as unflushed, which only keeps more WAL.
         let records = table.records.lock().await;
         if records.dropped {
-            return Ok(false);
+            return Ok(None);
         }
         let mut table_record = table.meta.read().clone();
         table_record.mark_shard_persisted(segment.shard, segment.last_lsn);
@@ -74,20 +83,14 @@ impl StreamingNode {
             .put(keys::segment(table_id, segment.id), encode(&record))
             .put(keys::table(table_id), encode(&table_record));
         self.meta.apply(batch).await?;
-        let mut data = table.data.write();
-        {
-            let mut meta = table.meta.write();
-            meta.mark_shard_persisted(segment.shard, segment.last_lsn);
-        }
-        if let Some(s) = data.sealed.iter_mut().find(|s| s.id == segment.id) {
-            s.flushed = true;
-            s.stats = Some(Arc::new(segment_statistics(
-                std::slice::from_ref(&merged),
-                &storage,
-            )));
-            s.batches = Arc::new(vec![merged]);
-        }
-        Ok(true)
+        table
+            .meta
+            .write()
+            .mark_shard_persisted(segment.shard, segment.last_lsn);
+        Ok(Some(FlushedSegment {
+            record,
+            rows: Arc::new(vec![merged]),
+        }))
     }
 
     /// Persists the table's pending deletes as a delete log.

@@ -20,7 +20,7 @@ use quiver_storage::{MetaStore, ObjectStoreRef, Wal};
 
 use crate::coordinator::Tso;
 use crate::error::{EngineError, Result};
-use crate::roles::{StreamingRole, WriteMode, WriteOutcome};
+use crate::roles::{FlushedSegment, StreamingRole, WriteMode, WriteOutcome};
 use crate::segment_files::keys_batch;
 use crate::table::{with_timestamp, TableRuntime};
 
@@ -101,8 +101,12 @@ impl StreamingNode {
 
 #[async_trait::async_trait]
 impl StreamingRole for StreamingNode {
-    async fn flush_table(&self, table: &TableRuntime) -> Result<usize> {
+    async fn flush_table(&self, table: &TableRuntime) -> Result<Vec<FlushedSegment>> {
         StreamingNode::flush_table(self, table).await
+    }
+
+    fn forget_segments(&self, table: &TableRuntime, segment_ids: &[u64]) {
+        StreamingNode::forget_segments(self, table, segment_ids);
     }
 
     /// The WAL.

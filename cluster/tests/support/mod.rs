@@ -7,7 +7,7 @@ use quiver_exec::table_source::TableSource;
 
 /// The ids (first column, `bigint`) visible now in `public.<table>`, sorted.
 pub fn visible_ids(engine: &Engine, table: &str) -> Vec<i64> {
-    let table = engine.table("public", table).unwrap();
+    let table = engine.table_view("public", table).unwrap();
     let snap = table.snapshot(None);
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();

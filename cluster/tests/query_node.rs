@@ -1,0 +1,142 @@
+//! The query node serves flushed segments from its own registry: a flush
+//! hands segments over from the streaming node (which forgets them), a
+//! read while a segment is in both places sees its rows once, a segment
+//! loaded again replaces its copy, and a restart loads every flushed
+//! segment back onto the query node.
+
+mod support;
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
+use quiver_cluster::api::query::{LoadSegments, SegmentToLoad};
+use quiver_cluster::coordinator::SegmentMeta;
+use quiver_cluster::{Engine, WriteMode};
+use quiver_common::config::QuiverConfig;
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use support::visible_ids;
+
+fn config(dir: &std::path::Path) -> QuiverConfig {
+    let mut config = QuiverConfig {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    config.segment.seal_rows = 20;
+    config.segment.compaction_min_segments = 1_000;
+    config
+}
+
+fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(ids))]).unwrap()
+}
+
+async fn engine_with_table(dir: &std::path::Path) -> Arc<Engine> {
+    let engine = Engine::open(config(dir)).await.unwrap();
+    let schema = TableSchema {
+        columns: vec![ColumnDef::new("id", ColumnType::Int64)],
+        primary_key: 0,
+    };
+    engine
+        .create_table("public", "t", schema, false)
+        .await
+        .unwrap();
+    engine
+}
+
+/// Segment ids the query node serves of `public.t`.
+async fn served_ids(engine: &Engine) -> Vec<u64> {
+    let table_id = engine.table("public", "t").unwrap().id();
+    let served = engine.query_node().served_segments(table_id).await.unwrap();
+    served.iter().map(|s| s.id).collect()
+}
+
+#[tokio::test]
+async fn flushed_segments_move_to_the_query_node_and_are_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_table(dir.path()).await;
+    for ids in [0..20, 20..40, 40..50] {
+        engine
+            .write("public", "t", rows(ids), WriteMode::Insert)
+            .await
+            .unwrap();
+    }
+    let table = engine.table("public", "t").unwrap();
+    // Two segments sealed at 20 rows, still on the streaming node.
+    assert_eq!(table.data.read().sealed.len(), 2);
+    assert!(served_ids(&engine).await.is_empty());
+    assert_eq!(visible_ids(&engine, "t"), (0..50).collect::<Vec<_>>());
+
+    engine.flush_table("public", "t").await.unwrap();
+    assert!(
+        table.data.read().sealed.is_empty(),
+        "the streaming node forgets what it handed over"
+    );
+    assert_eq!(
+        served_ids(&engine).await.len(),
+        3,
+        "20 + 20 + the 10 sealed by the flush"
+    );
+    assert_eq!(visible_ids(&engine, "t"), (0..50).collect::<Vec<_>>());
+
+    // A hand-off cut in the middle: the query node has loaded a segment the
+    // streaming node still holds. Each row is read once.
+    engine
+        .write("public", "t", rows(50..70), WriteMode::Insert)
+        .await
+        .unwrap();
+    let sealed = table.data.read().sealed[0].clone();
+    let load = |rows: Option<Arc<Vec<RecordBatch>>>| LoadSegments {
+        table_id: table.id(),
+        schema: table.schema(),
+        index_ids: Vec::new(),
+        load: vec![SegmentToLoad {
+            record: SegmentMeta {
+                id: sealed.id,
+                shard: sealed.shard,
+                path: format!("not-read-{}", sealed.id),
+                rows: sealed.rows,
+                first_lsn: sealed.first_lsn,
+                last_lsn: sealed.last_lsn,
+                indexes: Vec::new(),
+            },
+            rows,
+        }],
+        release: Vec::new(),
+    };
+    engine
+        .query_node()
+        .load_segments(load(Some(sealed.batches.clone())))
+        .await
+        .unwrap();
+    assert_eq!(table.data.read().sealed.len(), 1);
+    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
+    // Loaded again (a flush retried after the cut): it replaces its copy.
+    engine
+        .query_node()
+        .load_segments(load(Some(sealed.batches.clone())))
+        .await
+        .unwrap();
+    assert_eq!(served_ids(&engine).await.len(), 4);
+    engine.flush_table("public", "t").await.unwrap();
+    assert!(table.data.read().sealed.is_empty());
+    assert_eq!(served_ids(&engine).await.len(), 4);
+    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
+
+    // A restart loads every flushed segment onto the query node again.
+    let before = served_ids(&engine).await;
+    engine.shutdown().await.unwrap();
+    drop((engine, table));
+    let engine = Engine::open(config(dir.path())).await.unwrap();
+    assert_eq!(engine.recovery.segments_loaded, 4);
+    assert_eq!(served_ids(&engine).await, before);
+    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
+
+    // A dropped table's segments are released.
+    let table_id = engine.table("public", "t").unwrap().id();
+    engine.drop_table("public", "t", false).await.unwrap();
+    let served = engine.query_node().served_segments(table_id).await.unwrap();
+    assert!(served.is_empty());
+    engine.shutdown().await.unwrap();
+}
