@@ -175,8 +175,13 @@ impl Engine {
             data_node
         };
         let query_node = Arc::new(QueryNode::new(objects.clone()));
+        let query: Arc<dyn Query> = if config.cluster.serialize_seams {
+            Arc::new(crate::api::wire::WireQuery::new(query_node.clone()))
+        } else {
+            query_node.clone()
+        };
         let mut engine = Engine {
-            query: query_node.clone(),
+            query,
             query_node,
             data_tasks,
             task_leases: TaskLeases::default(),

@@ -17,11 +17,12 @@ use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use support::visible_ids;
 
-fn config(dir: &std::path::Path) -> QuiverConfig {
+fn config(dir: &std::path::Path, serialize_seams: bool) -> QuiverConfig {
     let mut config = QuiverConfig {
         data_dir: dir.to_path_buf(),
         ..Default::default()
     };
+    config.cluster.serialize_seams = serialize_seams;
     config.segment.seal_rows = 20;
     config.segment.compaction_min_segments = 1_000;
     config
@@ -32,8 +33,8 @@ fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
     RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(ids))]).unwrap()
 }
 
-async fn engine_with_table(dir: &std::path::Path) -> Arc<Engine> {
-    let engine = Engine::open(config(dir)).await.unwrap();
+async fn engine_with_table(dir: &std::path::Path, serialize_seams: bool) -> Arc<Engine> {
+    let engine = Engine::open(config(dir, serialize_seams)).await.unwrap();
     let schema = TableSchema {
         columns: vec![ColumnDef::new("id", ColumnType::Int64)],
         primary_key: 0,
@@ -54,8 +55,19 @@ async fn served_ids(engine: &Engine) -> Vec<u64> {
 
 #[tokio::test]
 async fn flushed_segments_move_to_the_query_node_and_are_read_once() {
+    hand_off(false).await;
+}
+
+/// The same through encoded messages: the query node reads each segment
+/// handed over from its object.
+#[tokio::test]
+async fn flushed_segments_move_to_the_query_node_through_encoded_messages() {
+    hand_off(true).await;
+}
+
+async fn hand_off(serialize_seams: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let engine = engine_with_table(dir.path()).await;
+    let engine = engine_with_table(dir.path(), serialize_seams).await;
     for ids in [0..20, 20..40, 40..50] {
         engine
             .write("public", "t", rows(ids), WriteMode::Insert)
@@ -80,12 +92,42 @@ async fn flushed_segments_move_to_the_query_node_and_are_read_once() {
     );
     assert_eq!(visible_ids(&engine, "t"), (0..50).collect::<Vec<_>>());
 
-    // A hand-off cut in the middle: the query node has loaded a segment the
-    // streaming node still holds. Each row is read once.
     engine
         .write("public", "t", rows(50..70), WriteMode::Insert)
         .await
         .unwrap();
+    if !serialize_seams {
+        cut_hand_off(&engine).await;
+    }
+    engine.flush_table("public", "t").await.unwrap();
+    assert!(table.data.read().sealed.is_empty());
+    assert_eq!(served_ids(&engine).await.len(), 4);
+    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
+
+    // A restart loads every flushed segment onto the query node again.
+    let before = served_ids(&engine).await;
+    engine.shutdown().await.unwrap();
+    drop((engine, table));
+    let engine = Engine::open(config(dir.path(), serialize_seams))
+        .await
+        .unwrap();
+    assert_eq!(engine.recovery.segments_loaded, 4);
+    assert_eq!(served_ids(&engine).await, before);
+    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
+
+    // A dropped table's segments are released.
+    let table_id = engine.table("public", "t").unwrap().id();
+    engine.drop_table("public", "t", false).await.unwrap();
+    let served = engine.query_node().served_segments(table_id).await.unwrap();
+    assert!(served.is_empty());
+    engine.shutdown().await.unwrap();
+}
+
+/// A hand-off cut in the middle: the query node has loaded a segment the
+/// streaming node still holds (of rows 50..70). Each row is read once; a
+/// segment loaded again replaces its copy.
+async fn cut_hand_off(engine: &Engine) {
+    let table = engine.table("public", "t").unwrap();
     let sealed = table.data.read().sealed[0].clone();
     let load = |rows: Option<Arc<Vec<RecordBatch>>>| LoadSegments {
         table_id: table.id(),
@@ -111,32 +153,12 @@ async fn flushed_segments_move_to_the_query_node_and_are_read_once() {
         .await
         .unwrap();
     assert_eq!(table.data.read().sealed.len(), 1);
-    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
+    assert_eq!(visible_ids(engine, "t"), (0..70).collect::<Vec<_>>());
     // Loaded again (a flush retried after the cut): it replaces its copy.
     engine
         .query_node()
         .load_segments(load(Some(sealed.batches.clone())))
         .await
         .unwrap();
-    assert_eq!(served_ids(&engine).await.len(), 4);
-    engine.flush_table("public", "t").await.unwrap();
-    assert!(table.data.read().sealed.is_empty());
-    assert_eq!(served_ids(&engine).await.len(), 4);
-    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
-
-    // A restart loads every flushed segment onto the query node again.
-    let before = served_ids(&engine).await;
-    engine.shutdown().await.unwrap();
-    drop((engine, table));
-    let engine = Engine::open(config(dir.path())).await.unwrap();
-    assert_eq!(engine.recovery.segments_loaded, 4);
-    assert_eq!(served_ids(&engine).await, before);
-    assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
-
-    // A dropped table's segments are released.
-    let table_id = engine.table("public", "t").unwrap().id();
-    engine.drop_table("public", "t", false).await.unwrap();
-    let served = engine.query_node().served_segments(table_id).await.unwrap();
-    assert!(served.is_empty());
-    engine.shutdown().await.unwrap();
+    assert_eq!(served_ids(engine).await.len(), 4);
 }

@@ -3,7 +3,9 @@
 //! the coordinator sees it, and the reply likewise on its way back — the
 //! messages' serde form, as a transport would carry them; a
 //! [`WireStreaming`] does the same for the streaming node, its rows and
-//! keys as Arrow IPC, and a [`WireDataNode`] for the data node's tasks. Errors come back encoded too
+//! keys as Arrow IPC, a [`WireDataNode`] for the data node's tasks and a
+//! [`WireQuery`] for the query node (segments to load named by their
+//! records: the query node reads their objects, as across processes). Errors come back encoded too
 //! ([`error_over_the_wire`]): their structured fields, or their status code
 //! and message.
 
@@ -24,6 +26,7 @@ use super::coordinator::{
 use super::data::{
     BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
 };
+use super::query::{AttachIndex, LoadSegments, LoadedSegments, Query, ServedSegment};
 use super::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
 use super::wire_error::error_over_the_wire;
 use crate::error::{EngineError, Result};
@@ -376,4 +379,67 @@ fn rows_over_the_wire(rows: Option<&Vec<RecordBatch>>) -> Result<Option<Arc<Vec<
             .map(Arc::new)
     })
     .transpose()
+}
+
+/// A query node reached through encoded messages. The rows a caller in the
+/// same process could hand over do not cross: the query node reads each
+/// segment's object, as a query node of a cluster does.
+pub struct WireQuery {
+    inner: Arc<dyn Query>,
+}
+
+impl WireQuery {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn Query>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl Query for WireQuery {
+    async fn load_segments(&self, request: LoadSegments) -> Result<LoadedSegments> {
+        let request = over_the_wire(request)?;
+        over_the_wire(
+            self.inner
+                .load_segments(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn attach_index(&self, request: AttachIndex) -> Result<bool> {
+        let request = over_the_wire(request)?;
+        over_the_wire(
+            self.inner
+                .attach_index(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn detach_index(&self, table_id: u64, index_id: u64) -> Result<()> {
+        let (table_id, index_id) = over_the_wire((table_id, index_id))?;
+        self.inner
+            .detach_index(table_id, index_id)
+            .await
+            .map_err(error_over_the_wire)
+    }
+
+    async fn release_table(&self, table_id: u64) -> Result<()> {
+        let table_id = over_the_wire(table_id)?;
+        self.inner
+            .release_table(table_id)
+            .await
+            .map_err(error_over_the_wire)
+    }
+
+    async fn served_segments(&self, table_id: u64) -> Result<Vec<ServedSegment>> {
+        let table_id = over_the_wire(table_id)?;
+        over_the_wire(
+            self.inner
+                .served_segments(table_id)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
 }
