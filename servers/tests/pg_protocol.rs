@@ -315,6 +315,17 @@ async fn databases_are_created_connected_to_and_dropped() {
         .await
         .unwrap_err();
     assert_eq!(db_error(current).0, "55006");
+    // Another session is connected to it (PostgreSQL waits 5 s for it to
+    // leave, then refuses); once it has left, the drop goes through.
+    let in_use = admin.batch_execute("DROP DATABASE shop").await.unwrap_err();
+    assert_eq!(
+        db_error(in_use),
+        (
+            "55006".into(),
+            "database \"shop\" is being accessed by other users".into()
+        )
+    );
+    drop(shop);
     admin.batch_execute("DROP DATABASE shop").await.unwrap();
     let gone = admin
         .query_one("SELECT count(*) FROM shop.items", &[])

@@ -204,7 +204,12 @@ fn largest_accepted_statements_plan_quickly_on_the_server_stack() {
             // Measurements for docs/limits: `cargo test -- --nocapture`.
             eprintln!("{shape}: {spent:?} of CPU");
             assert_eq!(result.map_err(|e| e.to_string()), Ok(rows), "{shape}");
-            assert!(spent < Duration::from_secs(1), "{shape}: {spent:?} of CPU");
+            // The bar guards against the quadratic blow-ups the limits
+            // cut off (3.8 to 19.5 s before them). 1 s held on the machine
+            // the limits were measured on; the CI machine of 2026-12-06
+            // runs this debug build about 4x slower (the `+` chain 55 ms
+            // there, 243 ms here; the chain in a filter 1.1 s), so 2 s.
+            assert!(spent < Duration::from_secs(2), "{shape}: {spent:?} of CPU");
         }
     });
 }

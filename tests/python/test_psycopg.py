@@ -197,6 +197,22 @@ def test_dict_rows_pagination_and_databases_as_orms_use_them(conn, data):
         assert shop.execute("SELECT current_database()").fetchone()[0] == "py_shop"
         # public's tables are found after the database's own.
         assert shop.execute("SELECT count(*) FROM py_items").fetchone()[0] == ROWS
+        # Another session is connected to it: PostgreSQL refuses the drop.
+        with pytest.raises(psycopg.errors.ObjectInUse, match='database "py_shop" is being accessed by other users'):
+            conn.execute("DROP DATABASE py_shop")
+    # The default search_path "$user", public: a user whose name is a
+    # schema's finds that schema first, as PostgreSQL searches it.
+    conn.execute("CREATE TABLE py_shop.py_orders (id bigint PRIMARY KEY)")
+    user_url = URL.replace("//quiver@", "//py_shop@", 1)
+    assert user_url != URL
+    with psycopg.connect(user_url, autocommit=True) as owner:
+        assert owner.execute("SELECT current_schema(), current_schemas(true)").fetchone() == (
+            "py_shop",
+            ["pg_catalog", "py_shop", "public"],
+        )
+        assert owner.execute("SELECT count(*) FROM py_orders").fetchone()[0] == 0
+        owner.execute("SET search_path = public")
+        assert owner.execute("SELECT current_schema()").fetchone()[0] == "public"
     with pytest.raises(psycopg.OperationalError, match='database "py_nowhere" does not exist'):
         psycopg.connect(URL.rsplit("/", 1)[0] + "/py_nowhere")
     conn.execute("DROP DATABASE py_shop")

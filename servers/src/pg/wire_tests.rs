@@ -409,7 +409,7 @@ async fn copy_in_and_out() {
 async fn statement_timeout_and_cancel() {
     let server = Server::start().await;
     let client = server.connect().await;
-    let slow = "SELECT count(*) FROM generate_series(1, 2000000000) WHERE value % 7 = 3";
+    let slow = "SELECT count(*) FROM generate_series(1, 2000000000) WHERE generate_series % 7 = 3";
     client
         .batch_execute("SET statement_timeout = 100")
         .await

@@ -2,7 +2,8 @@
 //! which the SQL door sees as a schema (`CREATE SCHEMA` makes the same
 //! object). The statements answer as PostgreSQL does: `42P04` for a
 //! database that exists, `3D000` for one that does not, `55006` for the
-//! database the session is connected to; dropping a database drops what is
+//! database the session is connected to or other sessions still are after
+//! 5 s (PostgreSQL's wait); dropping a database drops what is
 //! in it.
 
 use datafusion::sql::sqlparser::ast::{ObjectName, ObjectType, Statement};
@@ -99,6 +100,21 @@ pub async fn drop_database(
             return Err(SqlError::Query {
                 code: StatusCode::ObjectInUse,
                 message: "cannot drop the currently open database".to_string(),
+            });
+        }
+        // As PostgreSQL does, give other sessions up to 5 s to leave.
+        let mut others = instance.database_uses.sessions(&name);
+        for _ in 0..50 {
+            if others == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            others = instance.database_uses.sessions(&name);
+        }
+        if others > 0 {
+            return Err(SqlError::Query {
+                code: StatusCode::ObjectInUse,
+                message: format!("database \"{name}\" is being accessed by other users"),
             });
         }
         let dropped = instance

@@ -1,5 +1,6 @@
 //! Postgres system functions clients call at connect time: `version()`,
-//! `to_regtype(text)`, `current_setting(text)`, `pg_typeof` helpers.
+//! `to_regtype(text)`, `current_setting(text)`, `pg_typeof(any)`,
+//! `current_schema()` and `current_schemas(bool)`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -75,6 +76,58 @@ macro_rules! simple_udf {
 
 simple_udf!(VersionUdf, "version");
 simple_udf!(ToRegtypeUdf, "to_regtype");
+simple_udf!(PgTypeofUdf, "pg_typeof");
+
+/// The PostgreSQL name of the type a value of `data_type` has, as
+/// `pg_typeof` answers it (`unknown` for an untyped NULL).
+pub fn pg_type_name(data_type: &DataType) -> String {
+    if quiver_common::schema::vector_dim(data_type).is_some() {
+        return "vector".to_string();
+    }
+    match data_type {
+        DataType::Null => "unknown",
+        DataType::Boolean => "boolean",
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => "smallint",
+        DataType::Int32 | DataType::UInt16 => "integer",
+        DataType::Int64 | DataType::UInt32 => "bigint",
+        DataType::UInt64 | DataType::Decimal128(..) | DataType::Decimal256(..) => "numeric",
+        DataType::Float16 | DataType::Float32 => "real",
+        DataType::Float64 => "double precision",
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "text",
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "bytea",
+        DataType::FixedSizeBinary(16) => "uuid",
+        DataType::Date32 | DataType::Date64 => "date",
+        DataType::Time32(_) | DataType::Time64(_) => "time without time zone",
+        DataType::Timestamp(_, None) => "timestamp without time zone",
+        DataType::Timestamp(_, Some(_)) => "timestamp with time zone",
+        DataType::Interval(_) | DataType::Duration(_) => "interval",
+        DataType::List(item)
+        | DataType::LargeList(item)
+        | DataType::ListView(item)
+        | DataType::FixedSizeList(item, _) => {
+            return format!("{}[]", pg_type_name(item.data_type()));
+        }
+        DataType::Struct(_) => "record",
+        _ => "unknown",
+    }
+    .to_string()
+}
+
+impl ScalarUDFImpl for PgTypeofUdf {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let name = pg_type_name(&args.args[0].data_type());
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(name))))
+    }
+}
 
 impl ScalarUDFImpl for VersionUdf {
     fn name(&self) -> &str {
@@ -178,6 +231,7 @@ pub fn system_functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(VersionUdf::new(Signature::nullary(Volatility::Stable))),
         ScalarUDF::from(ToRegtypeUdf::new(Signature::string(1, Volatility::Stable))),
+        ScalarUDF::from(PgTypeofUdf::new(Signature::any(1, Volatility::Immutable))),
     ]
 }
 
@@ -193,4 +247,65 @@ pub fn current_setting_function(settings: &BTreeMap<String, String>) -> ScalarUD
         ),
         settings: settings.clone(),
     })
+}
+
+/// `current_schema()` and `current_schemas(include_implicit)` of a session
+/// whose `search_path` names `schemas` that exist, in order: the first of
+/// them (NULL when none exists), and all of them (`pg_catalog` first when
+/// implicit schemas are asked for).
+pub fn current_schema_functions(schemas: &[String]) -> [ScalarUDF; 2] {
+    use arrow::array::ListArray;
+    use datafusion::logical_expr::create_udf;
+    let current = schemas.first().cloned();
+    let current_schema = create_udf(
+        "current_schema",
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(current.clone())))
+        }),
+    );
+    let schemas = schemas.to_vec();
+    let item = Arc::new(arrow::datatypes::Field::new("item", DataType::Utf8, true));
+    let list_type = DataType::List(item.clone());
+    let current_schemas = create_udf(
+        "current_schemas",
+        vec![DataType::Boolean],
+        list_type,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let implicit = arrays[0].as_boolean();
+            let lists: Vec<Option<Vec<Option<String>>>> = (0..implicit.len())
+                .map(|row| {
+                    if implicit.is_null(row) {
+                        return None;
+                    }
+                    let mut names: Vec<Option<String>> = Vec::new();
+                    if implicit.value(row) {
+                        names.push(Some("pg_catalog".to_string()));
+                    }
+                    names.extend(schemas.iter().cloned().map(Some));
+                    Some(names)
+                })
+                .collect();
+            let mut offsets = vec![0i32];
+            let mut values: Vec<Option<String>> = Vec::new();
+            let mut valid = Vec::with_capacity(lists.len());
+            for list in lists {
+                valid.push(list.is_some());
+                values.extend(list.unwrap_or_default());
+                offsets.push(values.len() as i32);
+            }
+            let array = ListArray::try_new(
+                item.clone(),
+                arrow::buffer::OffsetBuffer::new(offsets.into()),
+                Arc::new(StringArray::from(values)),
+                Some(valid.into()),
+            )?;
+            Ok(ColumnarValue::Array(Arc::new(array)))
+        }),
+    );
+    [current_schema, current_schemas]
 }

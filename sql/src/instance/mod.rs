@@ -19,6 +19,7 @@
 
 mod copy;
 mod database_ddl;
+mod database_use;
 mod ddl;
 mod dml;
 mod functions;
@@ -35,6 +36,7 @@ mod query;
 mod search_path;
 mod session;
 mod session_cmds;
+mod set_returning;
 mod state;
 mod system_views;
 mod token_fixes;
@@ -121,8 +123,10 @@ impl QueryHandler for Instance {
         let settings =
             session_cmds::default_settings(&info.user, database.as_deref(), memory.max_limit());
         ctx.register_udf(functions::current_setting_function(&settings));
+        let database_use = database.as_deref().map(|db| self.database_uses.enter(db));
         let mut session = SqlSession {
             ctx,
+            _database_use: database_use,
             settings,
             statement_timeout: None,
             idle_session_timeout: None,

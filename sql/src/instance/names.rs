@@ -23,3 +23,42 @@ pub(crate) fn database_schema(name: &str) -> &str {
         name
     }
 }
+
+/// The schemas a `search_path` value lists, in order, each once: quotes
+/// removed, `$user` read as the session user's name (a schema of that name
+/// is searched when it exists, as PostgreSQL does).
+pub(crate) fn search_path_entries(path: &str, user: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for entry in path.split(',') {
+        let entry = entry.trim();
+        let name = match entry {
+            "$user" | "\"$user\"" => user.to_string(),
+            quoted if quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"') => {
+                quoted[1..quoted.len() - 1].replace("\"\"", "\"")
+            }
+            plain => plain.to_ascii_lowercase(),
+        };
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::search_path_entries;
+
+    #[test]
+    fn search_path_entries_read_user_and_quotes() {
+        assert_eq!(
+            search_path_entries("\"$user\", public", "alice"),
+            ["alice", "public"]
+        );
+        assert_eq!(
+            search_path_entries("x, \"My Schema\", X, public", "u"),
+            ["x", "My Schema", "public"]
+        );
+        assert_eq!(search_path_entries("", "u"), Vec::<String>::new());
+    }
+}

@@ -39,7 +39,10 @@ pub(crate) fn column_name(expr: &Expr) -> String {
             kind,
             ..
         } => match column_name(expr) {
-            name if name != UNNAMED => name,
+            // Only a column's or a function's name wins over the cast's
+            // type name (`'[1]'::vector::real[]` is `float4`, `(CASE ...
+            // END)::text` is `text`), as in PostgreSQL's FigureColname.
+            name if strongly_named(expr) => name,
             _ if matches!(kind, CastKind::TryCast | CastKind::SafeCast) => "try_cast".into(),
             _ => type_name(data_type),
         },
@@ -59,6 +62,26 @@ pub(crate) fn column_name(expr: &Expr) -> String {
         Expr::Extract { .. } => "extract".into(),
         Expr::Interval(_) => "interval".into(),
         _ => UNNAMED.into(),
+    }
+}
+
+/// Whether PostgreSQL names `expr` after a column or a function (its
+/// strongest kind of name, which a cast around it keeps).
+fn strongly_named(expr: &Expr) -> bool {
+    match expr {
+        Expr::Identifier(_)
+        | Expr::CompoundIdentifier(_)
+        | Expr::Function(_)
+        | Expr::Subquery(_)
+        | Expr::Ceil { .. }
+        | Expr::Floor { .. }
+        | Expr::Position { .. }
+        | Expr::Substring { .. }
+        | Expr::Trim { .. }
+        | Expr::Overlay { .. }
+        | Expr::Extract { .. } => true,
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => strongly_named(expr),
+        _ => false,
     }
 }
 
@@ -247,6 +270,11 @@ mod tests {
             ("SELECT CAST(1 AS double precision)", "float8"),
             ("SELECT '1'::varchar(3)", "varchar"),
             ("SELECT id::text FROM t", "id"),
+            ("SELECT id::text::int4 FROM t", "id"),
+            ("SELECT '[1,2]'::vector::real[]", "float4"),
+            ("SELECT (CASE WHEN true THEN 1 END)::text", "text"),
+            ("SELECT (1 + 1)::int", "int4"),
+            ("SELECT count(*)::int FROM t", "count"),
             ("SELECT current_database()", "current_database"),
             ("SELECT CASE WHEN true THEN 1 END", "case"),
             ("SELECT EXISTS (SELECT 1)", "exists"),

@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::{
     visit_relations_mut, Ident, ObjectName, ObjectNamePart, Query, Statement, Visit, Visitor,
 };
 
-use super::names::normalize_ident;
+use super::names::{normalize_ident, search_path_entries};
 use super::session::SqlSession;
 use super::session_cmds::current_schema;
 
@@ -32,18 +32,11 @@ struct SearchPath {
 
 impl SearchPath {
     /// The session's path; `None` when it lists fewer than two schemas
-    /// that exist. `$user` is skipped, as the current schema skips it
-    /// (`SET search_path`).
+    /// that exist. `$user` is the session user's schema, when it exists.
     fn of(session: &SqlSession) -> Option<SearchPath> {
         let path = session.settings.get("search_path")?;
         // Read as `SET search_path` reads it for the current schema.
-        let mut names: Vec<String> = Vec::new();
-        for entry in path.split(',') {
-            let name = entry.trim().trim_matches('"').to_string();
-            if !name.is_empty() && name != "$user" && !names.contains(&name) {
-                names.push(name);
-            }
-        }
+        let names = search_path_entries(path, &session.user);
         if names.len() < 2 {
             return None;
         }

@@ -2,7 +2,7 @@
 //! behind the opaque [`Session`] a front end holds — its own DataFusion
 //! context (so `SET` stays in it), its settings and timeouts, its memory
 //! pool and its prepared plans. A leaf of the instance: it imports only the
-//! plan cache.
+//! plan cache and the database-use count.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::prelude::SessionContext;
 use quiver_exec::memory::QueryMemoryPool;
 
+use super::database_use::DatabaseUse;
 use super::plan_cache::PlanCache;
 use crate::error::{Result, SqlError};
 use crate::handler::{NoticeSink, Session, SessionState};
@@ -29,6 +30,9 @@ pub(crate) struct SqlSession {
     /// The database (schema) the connection named at startup, when it is
     /// one of its own: first on the default `search_path`.
     pub(crate) database: Option<String>,
+    /// Counts the session as connected to `database` while it lives (a
+    /// guard, never read).
+    pub(crate) _database_use: Option<DatabaseUse>,
     /// Where NOTICE messages of the running statement go (set by the front end).
     pub(crate) notices: Option<NoticeSink>,
     /// Optimized plans of prepared queries, reused with new parameters.

@@ -87,16 +87,21 @@ fn quote_schema(name: &str) -> String {
     }
 }
 
-/// Applies the session's connected database's `search_path` (at session
-/// start: the default settings hold it, the session config not yet).
+/// Applies the session's `search_path` at its start: its connected
+/// database's, else the one configured (the default settings hold it, the
+/// session config and `current_schema()` not yet).
 pub(crate) fn apply_database_search_path(session: &mut SqlSession) -> Result<()> {
-    if let Some(path) = session
-        .database
-        .as_deref()
-        .map(|db| format!("{}, public", quote_schema(db)))
-    {
-        apply_setting(session, "search_path", path)?;
-    }
+    let path = match session.database.as_deref() {
+        Some(db) => format!("{}, public", quote_schema(db)),
+        // The path as configured (`"$user", public` by default): `$user`
+        // is the user's schema when one exists.
+        None => session
+            .settings
+            .get("search_path")
+            .cloned()
+            .unwrap_or_else(|| "\"$user\", public".to_string()),
+    };
+    apply_setting(session, "search_path", path)?;
     Ok(())
 }
 
@@ -243,18 +248,19 @@ fn apply_setting(
         "quiver.rerank" => check_int_setting(name, &value, 1, 100)?,
         super::memory_setting::NAME => super::memory_setting::apply(session, &value)?,
         "search_path" => {
-            let schema = value
-                .split(',')
-                .map(|s| s.trim().trim_matches('"').to_string())
-                .find(|s| {
-                    !s.is_empty()
-                        && s != "$user"
-                        && session
-                            .ctx
-                            .catalog(quiver_planner::session::CATALOG_NAME)
-                            .and_then(|c| c.schema(s))
-                            .is_some()
-                })
+            let catalog = session.ctx.catalog(quiver_planner::session::CATALOG_NAME);
+            let existing: Vec<String> = super::names::search_path_entries(&value, &session.user)
+                .into_iter()
+                .filter(|s| catalog.as_ref().and_then(|c| c.schema(s)).is_some())
+                .collect();
+            for udf in functions::current_schema_functions(&existing) {
+                session.ctx.register_udf(udf);
+            }
+            // Unqualified new relations need somewhere to go: `public`
+            // when no schema on the path exists.
+            let schema = existing
+                .first()
+                .cloned()
                 .unwrap_or_else(|| quiver_cluster::DEFAULT_DATABASE.to_string());
             session
                 .ctx

@@ -58,6 +58,9 @@ pub struct Instance {
     pub(super) parser: PostgresCompatibilityParser,
     /// Executions that reused a cached physical search plan.
     pub(super) reused_search_plans: std::sync::atomic::AtomicU64,
+    /// The databases sessions are connected to (`DROP DATABASE` refuses
+    /// those in use).
+    pub(super) database_uses: super::database_use::DatabaseUses,
 }
 
 impl Instance {
@@ -96,6 +99,7 @@ impl Instance {
             tables: roles.tables,
             parser: PostgresCompatibilityParser::new(),
             reused_search_plans: Default::default(),
+            database_uses: Default::default(),
         }
     }
 
@@ -178,7 +182,9 @@ impl Instance {
         // Boxed: a statement held across the awaits below would make every
         // caller's future larger by its size.
         let rewritten: Option<Box<Statement>> = {
-            let qualified = super::search_path::qualify_relations(session, statement);
+            let qualified = super::set_returning::expand_generate_series(
+                super::search_path::qualify_relations(session, statement),
+            );
             match super::output_names::unique_aliases(&qualified) {
                 std::borrow::Cow::Owned(aliased) => Some(Box::new(aliased)),
                 std::borrow::Cow::Borrowed(_) => match qualified {
