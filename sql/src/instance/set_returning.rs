@@ -24,11 +24,7 @@ const GENERATE_SERIES: &str = "generate_series";
 /// `statement` with `generate_series` read as PostgreSQL reads it; the
 /// statement itself when it calls none.
 pub(crate) fn expand_generate_series(statement: Cow<'_, Statement>) -> Cow<'_, Statement> {
-    if !statement
-        .to_string()
-        .to_ascii_lowercase()
-        .contains(GENERATE_SERIES)
-    {
+    if !calls_generate_series(&statement) {
         return statement;
     }
     let mut rewritten = statement.clone().into_owned();
@@ -41,6 +37,25 @@ pub(crate) fn expand_generate_series(statement: Cow<'_, Statement>) -> Cow<'_, S
     } else {
         statement
     }
+}
+
+/// Whether any expression or relation of `statement` names
+/// `generate_series` (a walk of the tree, no text rendered).
+fn calls_generate_series(statement: &Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{visit_expressions, visit_relations};
+    use std::ops::ControlFlow;
+    let in_expressions = visit_expressions(statement, |expr| match expr {
+        Expr::Function(function) if is_generate_series(&function.name) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    let in_relations = visit_relations(statement, |name| {
+        if is_generate_series(name) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    in_expressions.is_break() || in_relations.is_break()
 }
 
 fn is_generate_series(name: &ObjectName) -> bool {
