@@ -16,6 +16,7 @@ import itertools
 import logging
 import os
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,29 @@ def lite_uri(tmp_path_factory) -> str:
     or the reference server's URI when one is given."""
     if REFERENCE_URI:
         return REFERENCE_URI
-    return str(tmp_path_factory.mktemp("lite") / "reference.db")
+    path = str(tmp_path_factory.mktemp("lite") / "reference.db")
+    _start_lite(path)
+    return path
+
+
+def _start_lite(path: str, deadline_s: float = 60.0) -> None:
+    """Starts milvus-lite for `path` and waits until its socket exists.
+
+    pymilvus 3 connects once and fails at once when the socket is not there
+    yet, and milvus-lite creates it only after it has opened its database,
+    which takes more than pymilvus' fixed half-second wait on a busy
+    machine. Later clients for the same path reuse this server."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    uri = server_manager_instance.start_and_get_uri(path)
+    if uri is None:
+        raise RuntimeError(f"milvus-lite did not start for {path} (see its log above)")
+    socket = uri.removeprefix("unix:")
+    start = time.monotonic()
+    while not os.path.exists(socket):
+        if time.monotonic() - start > deadline_s:
+            raise RuntimeError(f"milvus-lite did not open {socket} within {deadline_s:.0f} s")
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
