@@ -29,6 +29,10 @@ pub enum EngineError {
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
     NotNull { table: String, column: String },
+    /// A transaction's write to a key another write changed after the
+    /// transaction's snapshot.
+    #[error("could not serialize access due to concurrent update")]
+    SerializationFailure { table: String, key: String },
     #[error("duplicate key value violates unique constraint \"{table}_pkey\": Key ({column})=({key}) already exists.")]
     DuplicateKey {
         table: String,
@@ -102,6 +106,7 @@ impl EngineError {
             EngineError::ColumnNotFound { .. } => StatusCode::ColumnNotFound,
             EngineError::NotNull { .. } => StatusCode::NotNullViolation,
             EngineError::DuplicateKey { .. } => StatusCode::UniqueViolation,
+            EngineError::SerializationFailure { .. } => StatusCode::SerializationFailure,
             EngineError::Vector(e) => e.status_code(),
             EngineError::InvalidDefinition(_) => StatusCode::InvalidTableDefinition,
             EngineError::TypeMismatch { .. } => StatusCode::TypeMismatch,

@@ -64,9 +64,29 @@ pub trait StreamingRole: Send + Sync {
     ) -> Result<WriteOutcome>;
     /// Deletes rows by key; returns how many visible rows were deleted.
     fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize>;
+    /// Commits a transaction that read at `snapshot_ts` atomically (see
+    /// the streaming node's `transaction` module).
+    fn commit(&self, tables: Vec<TableCommit>, snapshot_ts: u64) -> Result<CommitOutcome>;
     /// The write-ahead log (replay, truncation, close).
     fn wal(&self) -> &Arc<dyn Wal>;
     /// The safe timestamp: every write stamped at or before it is applied
     /// (a read at it sees all of them).
     fn safe_timestamp(&self) -> u64;
+}
+
+/// One table's part of a commit.
+pub struct TableCommit {
+    pub table: Arc<TableRuntime>,
+    /// Keys the transaction saw at its snapshot and deleted or replaced.
+    pub seen: Vec<PkValue>,
+    /// The rows it leaves (user schema); keys not in `seen` are new.
+    pub rows: Option<RecordBatch>,
+}
+
+/// A committed transaction: the timestamp its writes are visible at (0
+/// when it wrote nothing) and whether a growing segment sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitOutcome {
+    pub ts: u64,
+    pub sealed: bool,
 }

@@ -45,6 +45,10 @@ impl Deref for TableView {
 }
 
 impl TableSource for TableView {
+    fn table_id(&self) -> u64 {
+        self.runtime.id()
+    }
+
     fn table_schema(&self) -> TableSchema {
         self.runtime.schema()
     }

@@ -85,6 +85,19 @@ pub enum StatusCode {
     IdleInTransactionTimeout,
     /// A session stayed idle past its timeout.
     IdleSessionTimeout,
+    /// A transaction's write conflicts with one committed after its
+    /// snapshot (`40001`).
+    SerializationFailure,
+    /// A statement that cannot run inside a transaction block (`25001`).
+    ActiveSqlTransaction,
+    /// A statement in a transaction block that an error aborted (`25P02`).
+    InFailedSqlTransaction,
+    /// A statement that needs a transaction block outside one (`25P01`).
+    NoActiveSqlTransaction,
+    /// A savepoint that does not exist (`3B001`).
+    InvalidSavepoint,
+    /// A write in a `READ ONLY` transaction (`25006`).
+    ReadOnlySqlTransaction,
 }
 
 impl StatusCode {

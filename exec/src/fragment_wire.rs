@@ -103,8 +103,22 @@ pub fn encode_search(request: &FragmentSearch) -> Result<Vec<u8>> {
         rerank: query.rerank as u64,
         filter: encode_filter(&request.filter)?,
         projection: columns(&request.projection),
+        hidden_keys: encode_keys(&request.hidden_keys)?,
     }
     .encode_to_vec())
+}
+
+fn encode_keys(keys: &Option<arrow::array::RecordBatch>) -> Result<Option<Vec<u8>>> {
+    keys.as_ref()
+        .map(|k| encode_batch(k).map_err(wire_error))
+        .transpose()
+}
+
+fn decode_keys(bytes: &Option<Vec<u8>>) -> Result<Option<arrow::array::RecordBatch>> {
+    bytes
+        .as_deref()
+        .map(|b| decode_batch(b).map_err(wire_error))
+        .transpose()
 }
 
 /// The search request from bytes, its filter resolved in `context`.
@@ -133,6 +147,7 @@ pub fn decode_search(
         },
         filter: decode_filter(&m.filter, context, schema)?,
         projection: m.projection.iter().map(|&c| c as usize).collect(),
+        hidden_keys: decode_keys(&m.hidden_keys)?,
     })
 }
 
@@ -171,6 +186,7 @@ fn encode_scan(request: &FragmentScan) -> Result<Vec<u8>> {
         limit: request.limit.map(|l| l as u64),
         part: request.part as u32,
         parts: request.parts as u32,
+        hidden_keys: encode_keys(&request.hidden_keys)?,
     }
     .encode_to_vec())
 }
@@ -184,6 +200,7 @@ fn decode_scan(bytes: &[u8], context: &TaskContext, schema: &SchemaRef) -> Resul
         limit: m.limit.map(|l| l as usize),
         part: m.part as usize,
         parts: m.parts as usize,
+        hidden_keys: decode_keys(&m.hidden_keys)?,
     })
 }
 

@@ -38,6 +38,7 @@ use futures::future::BoxFuture;
 use futures::stream;
 
 use crate::memory::reserve;
+use crate::pk::pk_values;
 use crate::pool::run_search;
 use crate::search::{plan_search, search_memory, search_snapshot, SearchStats, VectorQuery};
 use crate::source::{adapt_batch, visible_mask, SegmentKind, TableSnapshot};
@@ -55,6 +56,9 @@ pub struct FragmentSearch {
     pub query: VectorQuery,
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub projection: Vec<usize>,
+    /// Keys whose stored rows the reader does not see (one column, typed
+    /// as the key): a transaction's own writes replace them.
+    pub hidden_keys: Option<RecordBatch>,
 }
 
 /// A fragment's answer: at most `k` rows, closest first (ties by primary
@@ -80,6 +84,8 @@ pub struct FragmentScan {
     pub limit: Option<usize>,
     pub part: usize,
     pub parts: usize,
+    /// Keys whose stored rows the reader does not see, as in [`FragmentSearch`].
+    pub hidden_keys: Option<RecordBatch>,
 }
 
 /// One part of a table a node serves.
@@ -173,6 +179,16 @@ impl SnapshotFragment {
     }
 }
 
+impl SnapshotFragment {
+    /// The fragment under another label (shown by `EXPLAIN ANALYZE`).
+    pub fn labelled(self, label: &str) -> Self {
+        Self {
+            label: label.to_string(),
+            ..self
+        }
+    }
+}
+
 impl TableFragment for SnapshotFragment {
     fn label(&self) -> String {
         self.label.clone()
@@ -191,7 +207,12 @@ impl TableFragment for SnapshotFragment {
         request: FragmentScan,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        scan_snapshot(&self.snapshot, request, context.memory_pool().clone())
+        let snapshot = hiding(
+            &self.snapshot,
+            request.hidden_keys.as_ref(),
+            request.read_ts,
+        )?;
+        scan_snapshot(&snapshot, request, context.memory_pool().clone())
     }
 
     fn search(
@@ -200,9 +221,16 @@ impl TableFragment for SnapshotFragment {
         context: Arc<TaskContext>,
     ) -> BoxFuture<'static, Result<FragmentReply>> {
         let memory = context.memory_pool().clone();
-        let snapshot = TableSnapshot {
-            read_ts: request.read_ts,
-            ..self.snapshot.clone()
+        let snapshot = match hiding(
+            &self.snapshot,
+            request.hidden_keys.as_ref(),
+            request.read_ts,
+        ) {
+            Ok(snapshot) => TableSnapshot {
+                read_ts: request.read_ts,
+                ..snapshot
+            },
+            Err(e) => return Box::pin(async move { Err(e) }),
         };
         Box::pin(async move {
             let FragmentSearch {
@@ -238,6 +266,27 @@ impl TableFragment for SnapshotFragment {
     }
 }
 
+/// `snapshot` with the stored rows of `hidden_keys` deleted for its
+/// readers: a delete of each key at the read timestamp (a transaction's
+/// snapshot timestamp, which no stored row carries) hides every older row.
+fn hiding(
+    snapshot: &TableSnapshot,
+    hidden_keys: Option<&RecordBatch>,
+    read_ts: u64,
+) -> Result<TableSnapshot> {
+    let Some(keys) = hidden_keys else {
+        return Ok(snapshot.clone());
+    };
+    let mut deletes = snapshot.deletes.read().clone();
+    for key in pk_values(keys.column(0)).into_iter().flatten() {
+        deletes.insert(&key, read_ts);
+    }
+    Ok(TableSnapshot {
+        deletes: Arc::new(parking_lot::RwLock::new(deletes)),
+        ..snapshot.clone()
+    })
+}
+
 /// The rows of `snapshot`'s segments `request` asks for, as a stream.
 fn scan_snapshot(
     snapshot: &TableSnapshot,
@@ -251,6 +300,7 @@ fn scan_snapshot(
         limit,
         part,
         parts,
+        ..
     } = request;
     let storage_schema = snapshot.schema.storage_schema();
     let out_schema = Arc::new(snapshot.schema.arrow_schema().project(&projection)?);

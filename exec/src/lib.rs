@@ -34,4 +34,5 @@ pub mod source;
 pub mod stats;
 pub mod table;
 pub mod table_source;
+pub mod transaction_view;
 pub mod vector_search;

@@ -26,6 +26,7 @@ use quiver_common::schema::TableSchema;
 
 use crate::fragments::{FragmentScan, TableFragment};
 use crate::table_source::TableSource;
+use crate::transaction_view::{overlay, session_pending};
 
 /// Session-scoped read timestamp; when set in the session config, every scan
 /// of the statement reads at it (one consistent snapshot per statement).
@@ -129,6 +130,11 @@ impl TableProvider for QuiverTable {
         let (read_ts, fragments) = self.source.fragments(session_read_ts(state));
         let partitions = state.config().target_partitions().max(1);
         let table_schema = self.source.table_schema();
+        let table_id = self.source.table_id();
+        let fragments = match session_pending(state, table_id) {
+            Some(pending) => overlay(fragments, &pending, table_id, &table_schema, read_ts),
+            None => fragments,
+        };
         let filter = scan_filter(state, &table_schema.storage_schema(), filters);
         // With a filter, a limit counts rows after it: the filter above
         // the scan may drop rows the fragments let through.
@@ -329,6 +335,7 @@ impl ExecutionPlan for SegmentScanExec {
                         limit: self.limit,
                         part,
                         parts,
+                        hidden_keys: None,
                     },
                     context.clone(),
                 )

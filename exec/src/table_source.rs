@@ -11,6 +11,8 @@ use crate::source::{IndexDescription, TableSnapshot};
 
 /// Something that can hand out snapshots of one table.
 pub trait TableSource: Send + Sync + std::fmt::Debug {
+    /// The table's id.
+    fn table_id(&self) -> u64;
     /// The current definition of the table.
     fn table_schema(&self) -> TableSchema;
     /// A snapshot at `read_ts`, or at a fresh timestamp when `None`.

@@ -32,6 +32,7 @@ pub use crate::search::{
     plan_search, search_memory, search_snapshot, SearchPlan, SearchStats, VectorQuery,
 };
 use crate::table_source::TableSource;
+use crate::transaction_view::{overlay, PendingTable};
 
 /// Exact top-k vector search over a table snapshot.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct VectorSearchExec {
     table: String,
     source: Arc<dyn TableSource>,
     read_ts: Option<u64>,
+    /// The writes of the reading transaction, overlaid on the table.
+    pending: Option<Arc<PendingTable>>,
     query: VectorQuery,
     /// Filter over the storage schema (user columns, then the timestamp column).
     filter: Option<Arc<dyn PhysicalExpr>>,
@@ -66,6 +69,7 @@ impl VectorSearchExec {
             table,
             source,
             read_ts,
+            pending: None,
             query,
             filter,
             projection,
@@ -74,6 +78,12 @@ impl VectorSearchExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// Reads the table as a transaction with these pending writes sees it.
+    pub fn with_pending(mut self, pending: Option<Arc<PendingTable>>) -> Self {
+        self.pending = pending;
+        self
     }
 
     /// With `on`, the output gains a last column holding each row's
@@ -132,6 +142,7 @@ impl VectorSearchExec {
             table: self.table.clone(),
             source: self.source.clone(),
             read_ts,
+            pending: self.pending.clone(),
             query: VectorQuery {
                 vector,
                 ..self.query.clone()
@@ -260,11 +271,20 @@ impl ExecutionPlan for VectorSearchExec {
             )));
         }
         let (read_ts, fragments) = self.source.fragments(self.read_ts);
+        let fragments = match &self.pending {
+            Some(pending) => {
+                let table_id = self.source.table_id();
+                let schema = self.source.table_schema();
+                overlay(fragments, pending, table_id, &schema, read_ts)
+            }
+            None => fragments,
+        };
         let request = FragmentSearch {
             read_ts,
             query: self.query.clone(),
             filter: self.filter.clone(),
             projection: self.projection.clone(),
+            hidden_keys: None,
         };
         let k = self.query.k;
         let projected = self.projection.len();

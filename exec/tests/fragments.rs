@@ -177,6 +177,7 @@ async fn scatter_and_merge_equals_one_search_over_every_segment() {
                     query: q.clone(),
                     filter: None,
                     projection: projection.clone(),
+                    hidden_keys: None,
                 };
                 replies.push(
                     fragment
@@ -237,6 +238,7 @@ async fn scan_parts_apply_the_filter_and_cover_every_row_once() {
                             limit: None,
                             part,
                             parts: 2,
+                            hidden_keys: None,
                         },
                         memory.clone(),
                     )

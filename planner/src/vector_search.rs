@@ -33,6 +33,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use quiver_common::limits::MAX_TOP_K;
 use quiver_exec::table::{session_read_ts, session_search_settings, QuiverTable};
 use quiver_exec::table_source::TableSource;
+use quiver_exec::transaction_view::session_pending;
 use quiver_exec::vector_search::{VectorQuery, VectorSearchExec};
 use quiver_index::{Metric, SearchParams};
 
@@ -640,6 +641,7 @@ impl ExtensionPlanner for VectorSearchPlanner {
             filter,
             node.projection.clone(),
         )?
+        .with_pending(session_pending(session, node.source.table_id()))
         .with_distance_column(node.emit_distance)?;
         Ok(Some(Arc::new(exec)))
     }

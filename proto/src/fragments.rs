@@ -38,6 +38,9 @@ pub struct FragmentSearchRequest {
     /// Columns to return, in the user schema.
     #[prost(uint32, repeated, tag = "11")]
     pub projection: Vec<u32>,
+    /// Keys whose stored rows the reader does not see (Arrow IPC, one column).
+    #[prost(bytes = "vec", optional, tag = "12")]
+    pub hidden_keys: Option<Vec<u8>>,
 }
 
 /// A fragment's partial top-k and what the search did.
@@ -73,6 +76,9 @@ pub struct FragmentScanRequest {
     pub part: u32,
     #[prost(uint32, tag = "6")]
     pub parts: u32,
+    /// Keys whose stored rows the reader does not see (Arrow IPC, one column).
+    #[prost(bytes = "vec", optional, tag = "7")]
+    pub hidden_keys: Option<Vec<u8>>,
 }
 
 /// Encodes a batch as an Arrow IPC stream.
@@ -115,6 +121,7 @@ mod tests {
             rerank: 4,
             filter: Some(vec![1, 2, 3]),
             projection: vec![0, 2],
+            hidden_keys: Some(vec![4, 5]),
         };
         let decoded = FragmentSearchRequest::decode(request.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, request);

@@ -7,7 +7,10 @@
 //!
 //! A record is framed by the WAL (length + CRC); this crate only encodes the
 //! payload: a version byte, the record kind, ids and the timestamp, then the
-//! Arrow IPC streams of the deleted keys and of the inserted rows.
+//! Arrow IPC streams of the deleted keys and of the inserted rows. A
+//! transaction's commit is one payload holding one record per table it
+//! wrote, all at one timestamp ([`WalRecord::encode_transaction`]): the WAL
+//! frames it as one entry, so a crash keeps all of it or none.
 
 pub mod fragments;
 
@@ -32,6 +35,7 @@ pub enum ProtoError {
 
 const VERSION: u8 = 1;
 const KIND_WRITE: u8 = 1;
+const KIND_TRANSACTION: u8 = 2;
 
 /// One logged mutation of one table, applied atomically at `ts`: first the
 /// deletes (rows with these primary keys and an older timestamp become
@@ -59,6 +63,19 @@ impl WalRecord {
         Ok(out)
     }
 
+    /// Encodes the records of one transaction's commit (one per table, all
+    /// at the same timestamp) as one payload.
+    pub fn encode_transaction(records: &[WalRecord]) -> Result<Vec<u8>, ProtoError> {
+        let mut out = vec![VERSION, KIND_TRANSACTION];
+        out.extend_from_slice(&(records.len() as u64).to_le_bytes());
+        for record in records {
+            let bytes = record.encode()?;
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        Ok(out)
+    }
+
     /// Decodes a payload produced by [`WalRecord::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, ProtoError> {
         let mut reader = ByteReader { bytes, pos: 0 };
@@ -70,6 +87,32 @@ impl WalRecord {
         if kind != KIND_WRITE {
             return Err(ProtoError::Kind(kind));
         }
+        Self::decode_write(&mut reader)
+    }
+
+    /// Decodes any payload: one write, or a transaction's records.
+    pub fn decode_all(bytes: &[u8]) -> Result<Vec<Self>, ProtoError> {
+        let mut reader = ByteReader { bytes, pos: 0 };
+        let version = reader.u8()?;
+        if version != VERSION {
+            return Err(ProtoError::Version(version));
+        }
+        match reader.u8()? {
+            KIND_WRITE => Ok(vec![Self::decode_write(&mut reader)?]),
+            KIND_TRANSACTION => {
+                let count = reader.u64()?;
+                let mut records = Vec::new();
+                for _ in 0..count {
+                    let len = reader.u64()? as usize;
+                    records.push(Self::decode(reader.take(len)?)?);
+                }
+                Ok(records)
+            }
+            kind => Err(ProtoError::Kind(kind)),
+        }
+    }
+
+    fn decode_write(reader: &mut ByteReader<'_>) -> Result<Self, ProtoError> {
         let table_id = reader.u64()?;
         let ts = reader.u64()?;
         let deletes = reader.batch()?;
@@ -168,5 +211,18 @@ mod tests {
             assert!(WalRecord::decode(&bytes[..cut]).is_err());
         }
         assert!(WalRecord::decode(&[9, 9, 9]).is_err());
+        let other = WalRecord {
+            table_id: 8,
+            ..record.clone()
+        };
+        let both = WalRecord::encode_transaction(&[record.clone(), other.clone()]).unwrap();
+        assert_eq!(
+            WalRecord::decode_all(&both).unwrap(),
+            vec![record.clone(), other]
+        );
+        assert_eq!(WalRecord::decode_all(&bytes).unwrap(), vec![record]);
+        for cut in [0, 1, 5, 18, both.len() - 1] {
+            assert!(WalRecord::decode_all(&both[..cut]).is_err());
+        }
     }
 }

@@ -488,3 +488,102 @@ async fn floats_arrays_and_timestamps_print_as_postgresql_prints_them() {
     assert!(row.get::<_, f64>(3).is_nan());
     assert_eq!(row.get::<_, f32>(5), 0.1);
 }
+
+async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
+    c.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A transaction block reads at one snapshot with its own writes, and its
+/// writes stay invisible to others until COMMIT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_reads_its_snapshot_and_its_own_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let a = client(addr).await;
+    let b = client(addr).await;
+    a.batch_execute(
+        "CREATE TABLE snap (id BIGINT PRIMARY KEY, n INTEGER); \
+         INSERT INTO snap VALUES (1, 10), (2, 20)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("BEGIN").await.unwrap();
+    assert_eq!(count(&a, "snap").await, 2);
+    b.execute("INSERT INTO snap VALUES (3, 30)", &[])
+        .await
+        .unwrap();
+    assert_eq!(count(&a, "snap").await, 2, "a commit after the snapshot");
+    a.execute("INSERT INTO snap VALUES (4, 40)", &[])
+        .await
+        .unwrap();
+    a.execute("UPDATE snap SET n = n + 1 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    assert_eq!(count(&a, "snap").await, 3, "its own insert");
+    assert_eq!(count(&b, "snap").await, 3, "not a's uncommitted insert");
+    let n: i32 = b
+        .query_one("SELECT n FROM snap WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 10, "not a's uncommitted update");
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(count(&b, "snap").await, 4);
+    let n: i32 = b
+        .query_one("SELECT n FROM snap WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 11);
+}
+
+/// Two writers of one key: the block whose snapshot predates the other's
+/// commit fails at COMMIT with 40001, and nothing of it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_write_conflict_fails_with_40001() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let a = client(addr).await;
+    let b = client(addr).await;
+    a.batch_execute(
+        "CREATE TABLE conflict (id BIGINT PRIMARY KEY, n INTEGER); \
+         CREATE TABLE other (id BIGINT PRIMARY KEY); \
+         INSERT INTO conflict VALUES (1, 0), (2, 0)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("BEGIN; UPDATE conflict SET n = 1 WHERE id = 1; INSERT INTO other VALUES (7)")
+        .await
+        .unwrap();
+    b.execute("UPDATE conflict SET n = 2 WHERE id = 1", &[])
+        .await
+        .unwrap();
+    let err = a.batch_execute("COMMIT").await.unwrap_err();
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "40001", "{db:?}");
+    assert_eq!(
+        db.message(),
+        "could not serialize access due to concurrent update"
+    );
+    // All or nothing: b's value stands and a's other write is gone.
+    let n: i32 = a
+        .query_one("SELECT n FROM conflict WHERE id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    assert_eq!(count(&a, "other").await, 0);
+    // Keys nobody else touched commit.
+    a.batch_execute("BEGIN; UPDATE conflict SET n = 5 WHERE id = 2; COMMIT")
+        .await
+        .unwrap();
+    let n: i32 = b
+        .query_one("SELECT n FROM conflict WHERE id = 2", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 5);
+}

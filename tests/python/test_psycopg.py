@@ -216,3 +216,41 @@ def test_dict_rows_pagination_and_databases_as_orms_use_them(conn, data):
     with pytest.raises(psycopg.OperationalError, match='database "py_nowhere" does not exist'):
         psycopg.connect(URL.rsplit("/", 1)[0] + "/py_nowhere")
     conn.execute("DROP DATABASE py_shop")
+
+
+def test_transactions_commit_roll_back_and_abort():
+    """psycopg's own transaction handling (autocommit off: every statement
+    opens a block): rollback() discards, commit() keeps, an error leaves
+    the connection INERROR until rollback, and conn.transaction() nests
+    savepoints."""
+    from psycopg.pq import TransactionStatus
+
+    with psycopg.connect(URL, autocommit=True) as setup:
+        setup.execute("DROP TABLE IF EXISTS py_txn")
+        setup.execute("CREATE TABLE py_txn (id BIGINT PRIMARY KEY, note TEXT)")
+        setup.execute("INSERT INTO py_txn VALUES (1, 'one'), (2, 'two')")
+    with psycopg.connect(URL) as c:
+        c.execute("DELETE FROM py_txn")
+        assert c.info.transaction_status == TransactionStatus.INTRANS
+        assert c.execute("SELECT count(*) FROM py_txn").fetchone()[0] == 0
+        c.rollback()
+        assert c.execute("SELECT count(*) FROM py_txn").fetchone()[0] == 2
+        c.execute("INSERT INTO py_txn VALUES (3, 'three')")
+        c.commit()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            c.execute("INSERT INTO py_txn VALUES (3, 'again')")
+        assert c.info.transaction_status == TransactionStatus.INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            c.execute("SELECT 1")
+        c.rollback()
+        assert c.info.transaction_status == TransactionStatus.IDLE
+        with c.transaction():
+            c.execute("INSERT INTO py_txn VALUES (4, 'outer')")
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                with c.transaction():
+                    c.execute("INSERT INTO py_txn VALUES (5, 'inner')")
+                    c.execute("INSERT INTO py_txn VALUES (1, 'clash')")
+        c.commit()
+        ids = [r[0] for r in c.execute("SELECT id FROM py_txn ORDER BY id")]
+        assert ids == [1, 2, 3, 4]
+        c.rollback()

@@ -2,8 +2,10 @@
 //! its primary key hashes to, see [`crate::shards`]), acknowledged once
 //! durable in the WAL and applied, with the timestamp they are visible at;
 //! flushing a table's shards; and the **safe timestamp**, up to which
-//! every write is applied. Keyed by table id; rows and keys travel as Arrow
-//! record batches.
+//! every write is applied; and transactions: rows validated and keyed for
+//! a transaction's buffer ([`StageRows`]), and the atomic commit of its
+//! writes to several tables at one timestamp ([`CommitTransaction`]).
+//! Keyed by table id; rows and keys travel as Arrow record batches.
 
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
@@ -43,6 +45,39 @@ pub struct DeleteAck {
     pub deleted: u64,
 }
 
+/// Rows a transaction buffers, to be checked and keyed as a write would be
+/// (vectors and lengths validated, NOT NULL checked, auto ids assigned)
+/// without being written.
+#[derive(Debug, Clone)]
+pub struct StageRows {
+    pub table_id: u64,
+    pub rows: RecordBatch,
+}
+
+/// One table's part of a transaction's commit.
+#[derive(Debug, Clone)]
+pub struct TableChanges {
+    pub table_id: u64,
+    /// Keys the transaction saw at its snapshot and deleted or replaced
+    /// (one column, typed as the key): the commit fails with a
+    /// serialization failure when another write changed one of them after
+    /// the snapshot.
+    pub seen_keys: Option<RecordBatch>,
+    /// The rows the transaction leaves, in the table's user schema (keyed:
+    /// staged). A row whose key is not among `seen_keys` is new: the commit
+    /// fails with a duplicate key when the key exists by then.
+    pub rows: Option<RecordBatch>,
+}
+
+/// A transaction's writes, committed atomically: durable in one WAL entry
+/// and visible at one timestamp, or not at all.
+#[derive(Debug, Clone)]
+pub struct CommitTransaction {
+    /// The timestamp the transaction read at.
+    pub snapshot_ts: u64,
+    pub tables: Vec<TableChanges>,
+}
+
 /// The streaming node.
 #[async_trait]
 pub trait Streaming: Send + Sync + 'static {
@@ -52,4 +87,9 @@ pub trait Streaming: Send + Sync + 'static {
     async fn flush(&self, table_id: u64) -> Result<()>;
     /// Every write stamped at or before it is applied.
     async fn safe_timestamp(&self) -> Result<u64>;
+    /// Checks and keys rows for a transaction's buffer (see [`StageRows`]).
+    async fn stage(&self, request: StageRows) -> Result<RecordBatch>;
+    /// Commits a transaction; returns the timestamp its writes are visible
+    /// at (0 when it wrote nothing).
+    async fn commit(&self, request: CommitTransaction) -> Result<u64>;
 }

@@ -27,7 +27,10 @@ use super::data::{
     BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
 };
 use super::query::{AttachIndex, LoadSegments, LoadedSegments, Query, ServedSegment};
-use super::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
+use super::streaming::{
+    CommitTransaction, DeleteAck, DeleteKeys, StageRows, Streaming, TableChanges, WriteAck,
+    WriteRows,
+};
 use super::wire_error::error_over_the_wire;
 use crate::error::{EngineError, Result};
 
@@ -304,6 +307,44 @@ impl Streaming for WireStreaming {
         over_the_wire(
             self.inner
                 .safe_timestamp()
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
+        let request = StageRows {
+            table_id: over_the_wire(request.table_id)?,
+            rows: batch_over_the_wire(request.rows)?,
+        };
+        let rows = self
+            .inner
+            .stage(request)
+            .await
+            .map_err(error_over_the_wire)?;
+        batch_over_the_wire(rows)
+    }
+
+    async fn commit(&self, request: CommitTransaction) -> Result<u64> {
+        let optional = |b: Option<RecordBatch>| b.map(batch_over_the_wire).transpose();
+        let tables = request
+            .tables
+            .into_iter()
+            .map(|t| {
+                Ok(TableChanges {
+                    table_id: over_the_wire(t.table_id)?,
+                    seen_keys: optional(t.seen_keys)?,
+                    rows: optional(t.rows)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let request = CommitTransaction {
+            snapshot_ts: over_the_wire(request.snapshot_ts)?,
+            tables,
+        };
+        over_the_wire(
+            self.inner
+                .commit(request)
                 .await
                 .map_err(error_over_the_wire)?,
         )

@@ -40,6 +40,10 @@ enum WireError {
         column: String,
         key: String,
     },
+    SerializationFailure {
+        table: String,
+        key: String,
+    },
     InvalidDefinition(String),
     TypeMismatch {
         column: String,
@@ -84,6 +88,9 @@ impl From<EngineError> for WireError {
             EngineError::DuplicateKey { table, column, key } => {
                 Self::DuplicateKey { table, column, key }
             }
+            EngineError::SerializationFailure { table, key } => {
+                Self::SerializationFailure { table, key }
+            }
             EngineError::InvalidDefinition(m) => Self::InvalidDefinition(m),
             EngineError::TypeMismatch {
                 column,
@@ -127,6 +134,9 @@ impl From<WireError> for EngineError {
             WireError::NotNull { table, column } => Self::NotNull { table, column },
             WireError::DuplicateKey { table, column, key } => {
                 Self::DuplicateKey { table, column, key }
+            }
+            WireError::SerializationFailure { table, key } => {
+                Self::SerializationFailure { table, key }
             }
             WireError::InvalidDefinition(m) => Self::InvalidDefinition(m),
             WireError::TypeMismatch {

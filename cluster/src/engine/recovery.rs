@@ -98,8 +98,17 @@ impl Engine {
             .store(from, std::sync::atomic::Ordering::Release);
         stats.wal_replay_from = from;
         let mut max_ts = 0;
-        for (lsn, payload) in self.streaming.wal().read_from(from)? {
-            let record = WalRecord::decode(&payload)?;
+        let records = self
+            .streaming
+            .wal()
+            .read_from(from)?
+            .into_iter()
+            .map(|(lsn, payload)| Ok((lsn, WalRecord::decode_all(&payload)?)))
+            .collect::<Result<Vec<_>>>()?;
+        for (lsn, record) in records
+            .into_iter()
+            .flat_map(|(lsn, records)| records.into_iter().map(move |r| (lsn, r)))
+        {
             let Some(table) = state.tables.get(&record.table_id) else {
                 continue;
             };

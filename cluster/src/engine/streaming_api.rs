@@ -11,10 +11,12 @@ use async_trait::async_trait;
 use quiver_exec::pk::PkValue;
 
 use super::Engine;
-use crate::api::streaming::{DeleteAck, DeleteKeys, Streaming, WriteAck, WriteRows};
+use crate::api::streaming::{
+    CommitTransaction, DeleteAck, DeleteKeys, StageRows, Streaming, WriteAck, WriteRows,
+};
 use crate::error::{EngineError, Result};
-use crate::roles::{WriteMode, WriteOutcome};
-use crate::streaming::{assign_auto_ids, keys_of};
+use crate::roles::{TableCommit, WriteMode, WriteOutcome};
+use crate::streaming::{assign_auto_ids, check_not_null, coerce_batch, keys_of};
 use crate::table::TableRuntime;
 
 impl Engine {
@@ -94,5 +96,43 @@ impl Streaming for Engine {
 
     async fn safe_timestamp(&self) -> Result<u64> {
         Ok(self.streaming.safe_timestamp())
+    }
+
+    async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
+        let table = self.table_by_id(request.table_id)?;
+        let batch = assign_auto_ids(&table, request.rows).await?;
+        let (schema, name) = {
+            let meta = table.meta.read();
+            (meta.schema.clone(), meta.name.clone())
+        };
+        let batch = coerce_batch(&batch, &schema, &schema.arrow_schema())?;
+        check_not_null(&batch, &schema, &name)?;
+        Ok(batch)
+    }
+
+    async fn commit(&self, request: CommitTransaction) -> Result<u64> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let tables = request
+            .tables
+            .into_iter()
+            .map(|t| {
+                Ok(TableCommit {
+                    table: self.table_by_id(t.table_id)?,
+                    seen: t.seen_keys.as_ref().map(keys_of).unwrap_or_default(),
+                    rows: t.rows,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let streaming = self.streaming.clone();
+        let snapshot_ts = request.snapshot_ts;
+        let outcome = tokio::task::spawn_blocking(move || streaming.commit(tables, snapshot_ts))
+            .await
+            .map_err(|e| EngineError::Internal(format!("commit task failed: {e}")))??;
+        if outcome.sealed {
+            self.wake.notify_one();
+        }
+        Ok(outcome.ts)
     }
 }

@@ -4,6 +4,7 @@
 //! (`flush`).
 
 mod flush;
+pub mod transaction;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -206,6 +207,14 @@ impl StreamingRole for StreamingNode {
             lsn,
             sealed,
         })
+    }
+
+    fn commit(
+        &self,
+        tables: Vec<crate::roles::TableCommit>,
+        snapshot_ts: u64,
+    ) -> Result<crate::roles::CommitOutcome> {
+        self.commit_transaction(tables, snapshot_ts)
     }
 
     /// Deletes rows by key; returns how many visible rows were deleted.
@@ -467,7 +476,7 @@ pub async fn assign_auto_ids(table: &TableRuntime, batch: RecordBatch) -> Result
     )?)
 }
 
-fn check_not_null(batch: &RecordBatch, schema: &TableSchema, table: &str) -> Result<()> {
+pub(crate) fn check_not_null(batch: &RecordBatch, schema: &TableSchema, table: &str) -> Result<()> {
     for (i, def) in schema.columns.iter().enumerate() {
         let must = !def.nullable || i == schema.primary_key;
         if must && batch.column(i).null_count() > 0 {

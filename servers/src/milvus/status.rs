@@ -128,7 +128,14 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::LimitExceeded
         | StatusCode::StatementTooComplex
         | StatusCode::NameTooLong
-        | StatusCode::ProtocolViolation => code::PARAMETER_INVALID,
+        | StatusCode::ProtocolViolation
+        | StatusCode::ActiveSqlTransaction
+        | StatusCode::InFailedSqlTransaction
+        | StatusCode::NoActiveSqlTransaction
+        | StatusCode::InvalidSavepoint
+        | StatusCode::ReadOnlySqlTransaction => code::PARAMETER_INVALID,
+        // A write conflict: retry, as Milvus' "service unavailable".
+        StatusCode::SerializationFailure => code::SERVICE_UNAVAILABLE,
         // merr: ErrServiceMemoryLimitExceeded ("memory limit exceeded").
         StatusCode::OutOfMemory => 3,
         // merr: ErrServiceRequestLimitExceeded ("request limit exceeded").
@@ -399,6 +406,12 @@ mod tests {
             (StatusCode::ProtocolViolation, 1100),
             (StatusCode::IdleInTransactionTimeout, 1),
             (StatusCode::IdleSessionTimeout, 1),
+            (StatusCode::SerializationFailure, 2),
+            (StatusCode::ActiveSqlTransaction, 1100),
+            (StatusCode::InFailedSqlTransaction, 1100),
+            (StatusCode::NoActiveSqlTransaction, 1100),
+            (StatusCode::InvalidSavepoint, 1100),
+            (StatusCode::ReadOnlySqlTransaction, 1100),
         ];
         for (status, milvus) in expected {
             assert_eq!(milvus_code(status), milvus, "{status}");

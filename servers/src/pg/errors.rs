@@ -50,6 +50,12 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::ProtocolViolation => PROTOCOL_VIOLATION,
         StatusCode::IdleInTransactionTimeout => "25P03",
         StatusCode::IdleSessionTimeout => "57P05",
+        StatusCode::SerializationFailure => "40001",
+        StatusCode::ActiveSqlTransaction => "25001",
+        StatusCode::InFailedSqlTransaction => "25P02",
+        StatusCode::NoActiveSqlTransaction => "25P01",
+        StatusCode::InvalidSavepoint => "3B001",
+        StatusCode::ReadOnlySqlTransaction => "25006",
     }
 }
 

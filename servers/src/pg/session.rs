@@ -26,12 +26,12 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::extendedquery::{Bind, BindComplete, Execute};
-use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
 use quiver_sql::handler::pg::{
-    CommandTag, CopyFormat, CopySpec, PgHandlerRef, PgOutput, TransactionEffect,
+    CommandTag, CopyFormat, CopySpec, PgHandlerRef, PgOutput, TransactionEffect, TransactionState,
 };
 use quiver_sql::handler::{Prepared, Session, SessionInfo};
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
@@ -132,6 +132,47 @@ impl ConnState {
         session.set_notice_sink(None);
         let output = result?.map_err(sql_err)?;
         Ok((output, guard))
+    }
+
+    /// A statement failed: the handler aborts the session's transaction
+    /// block (if any).
+    async fn abort_transaction<C: ClientInfo + ?Sized>(&self, client: &C) {
+        if let Ok(mut session) = self.session(client).await {
+            self.handler.statement_failed(&mut session);
+        }
+    }
+
+    /// A statement of the extended protocol failed with `error`: aborts the
+    /// session's block and sets the status pgwire reports (it makes a
+    /// block's status an error state), then hands the error back.
+    async fn statement_failed<C: ClientInfo + ?Sized>(
+        &self,
+        client: &mut C,
+        status: TransactionStatus,
+        error: PgWireError,
+    ) -> PgWireError {
+        self.abort_transaction(&*client).await;
+        let status = self.transaction_status(&*client, status).await;
+        client.set_transaction_status(status);
+        error
+    }
+
+    /// The transaction status to report: the handler's, when it keeps one,
+    /// else `status` (what the command tags' effects made it).
+    async fn transaction_status<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        status: TransactionStatus,
+    ) -> TransactionStatus {
+        let Ok(mut session) = self.session(client).await else {
+            return status;
+        };
+        match self.handler.transaction_state(&mut session) {
+            Some(TransactionState::Idle) => TransactionStatus::Idle,
+            Some(TransactionState::InBlock) => TransactionStatus::Transaction,
+            Some(TransactionState::Failed) => TransactionStatus::Error,
+            None => status,
+        }
     }
 
     /// Remembers a COPY FROM STDIN and builds its CopyInResponse.
@@ -427,7 +468,12 @@ impl SimpleQueryHandler for Connection {
         let result = self
             .run_simple(client, &query.query, &mut status, cancel)
             .await;
-        // On error pgwire sends ErrorResponse and ReadyForQuery with this status.
+        if result.is_err() {
+            self.state.abort_transaction(&*client).await;
+        }
+        // On error pgwire sends ErrorResponse and ReadyForQuery with this
+        // status (made an error state when it is a block).
+        let status = self.state.transaction_status(&*client, status).await;
         client.set_transaction_status(status);
         result?;
         if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
@@ -590,10 +636,17 @@ impl ExtendedQueryHandler for Connection {
         client.set_state(PgWireConnectionState::QueryInProgress);
         let mut status = client.transaction_status();
         let cancel = start_query(client).await;
-        let response = self.run_portal(client, &portal, cancel).await?;
+        let response = match self.run_portal(client, &portal, cancel).await {
+            Ok(response) => response,
+            Err(e) => return Err(self.state.statement_failed(client, status, e).await),
+        };
         *portal.state().lock().await = PortalExecutionState::Finished;
         match response {
-            Response::Query(rows) => send_query_response(client, rows, false).await?,
+            Response::Query(rows) => {
+                if let Err(e) = send_query_response(client, rows, false).await {
+                    return Err(self.state.statement_failed(client, status, e).await);
+                }
+            }
             Response::EmptyQuery => {
                 client
                     .feed(PgWireBackendMessage::EmptyQueryResponse(
@@ -627,6 +680,7 @@ impl ExtendedQueryHandler for Connection {
         }
         if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
             client.set_state(PgWireConnectionState::ReadyForQuery);
+            let status = self.state.transaction_status(&*client, status).await;
             client.set_transaction_status(status);
         }
         Ok(())

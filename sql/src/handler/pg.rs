@@ -158,6 +158,28 @@ pub trait PgHandler: QueryHandler {
         spec: &CopySpec,
         rows: RecordBatch,
     ) -> Result<usize>;
+
+    /// A statement failed after [`PgHandler::execute_pg`] returned (while
+    /// its rows streamed): its transaction block, if any, is aborted.
+    fn statement_failed(&self, _session: &mut Session) {}
+
+    /// The session's transaction state, for `ReadyForQuery`; `None` when
+    /// the handler leaves it to the front end (which follows the
+    /// [`TransactionEffect`]s of the command tags).
+    fn transaction_state(&self, _session: &mut Session) -> Option<TransactionState> {
+        None
+    }
+}
+
+/// Where a session stands, as `ReadyForQuery` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionState {
+    /// Not in a transaction block (`I`).
+    Idle,
+    /// In a transaction block (`T`).
+    InBlock,
+    /// In a transaction block an error aborted (`E`).
+    Failed,
 }
 
 /// Shared Postgres handler.

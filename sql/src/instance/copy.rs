@@ -224,14 +224,14 @@ fn project(
 /// Inserts rows decoded from COPY data.
 pub async fn copy_in(
     instance: &Instance,
-    _session: &mut SqlSession,
+    session: &mut SqlSession,
     spec: &CopySpec,
     rows: RecordBatch,
 ) -> Result<usize> {
     let outcome = super::dml::write_rows(
         instance,
-        &spec.database,
-        &spec.table,
+        session,
+        (&spec.database, &spec.table),
         rows,
         WriteMode::Insert,
     )

@@ -38,6 +38,7 @@ use quiver_planner::session::CATALOG_NAME;
 use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::state::{bind, parameter_types, Instance};
+use super::transaction;
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
 use crate::handler::{Prepared, WriteKind, Written};
@@ -269,14 +270,19 @@ pub async fn prepare_insert(
 }
 
 /// Writes rows through the streaming node's API (durable and applied when
-/// it returns).
+/// it returns); inside a transaction block, into the block's buffer.
 pub async fn write_rows(
     instance: &Instance,
-    database: &str,
-    table: &str,
+    session: &mut SqlSession,
+    (database, table): (&str, &str),
     rows: RecordBatch,
     mode: WriteMode,
 ) -> Result<WriteAck> {
+    if transaction::in_block(session) {
+        let rows =
+            transaction::write_rows(instance, session, (database, table), rows, mode).await?;
+        return Ok(WriteAck { rows, ts: 0 });
+    }
     let table_id = instance.describe_table(database, table).await?.id;
     Ok(instance
         .streaming()
@@ -288,14 +294,18 @@ pub async fn write_rows(
         .await?)
 }
 
-/// Deletes rows by key through the streaming node's API; returns how many
-/// visible rows it deleted.
+/// Deletes rows by key through the streaming node's API (inside a
+/// transaction block, into its buffer); returns how many visible rows it
+/// deleted.
 async fn delete_keys(
     instance: &Instance,
-    database: &str,
-    table: &str,
+    session: &mut SqlSession,
+    (database, table): (&str, &str),
     keys: Vec<PkValue>,
 ) -> Result<usize> {
+    if transaction::in_block(session) {
+        return transaction::delete_keys(instance, session, (database, table), keys).await;
+    }
     let info = instance.describe_table(database, table).await?;
     let Some(keys) = quiver_cluster::segment_files::keys_batch(&info.schema, &keys)? else {
         return Ok(0);
@@ -419,7 +429,7 @@ pub async fn insert(
         }
         Some(other) => return Err(SqlError::unsupported(format!("{other}"))),
     };
-    let outcome = write_rows(instance, &database, &name, rows, mode).await?;
+    let outcome = write_rows(instance, session, (&database, &name), rows, mode).await?;
     match &insert.returning {
         Some(items) => returning(session, items, &name, outcome.rows, "INSERT").await,
         None => Ok(PgOutput::Command(CommandTag::insert(
@@ -468,7 +478,7 @@ pub async fn write_batch(
             (WriteMode::Upsert, merged)
         }
     };
-    let outcome = write_rows(instance, database, table, rows, mode).await?;
+    let outcome = write_rows(instance, session, (database, table), rows, mode).await?;
     Ok(Written {
         rows: outcome.rows,
         ts: outcome.ts,
@@ -709,9 +719,15 @@ pub async fn update(
     let (rows, _buffered) = collect_rows(session, plan, params, "UPDATE rows").await?;
     let count = rows.num_rows();
     let written = if count > 0 {
-        write_rows(instance, &database, &table, rows, WriteMode::Upsert)
-            .await?
-            .rows
+        write_rows(
+            instance,
+            session,
+            (&database, &table),
+            rows,
+            WriteMode::Upsert,
+        )
+        .await?
+        .rows
     } else {
         rows
     };
@@ -781,7 +797,7 @@ pub async fn delete(
         .into_iter()
         .flatten()
         .collect();
-    let deleted = delete_keys(instance, &database, &table, keys).await?;
+    let deleted = delete_keys(instance, session, (&database, &table), keys).await?;
     match &delete.returning {
         Some(items) => returning(session, items, &table, rows, "DELETE").await,
         None => Ok(PgOutput::Command(
@@ -811,7 +827,7 @@ pub async fn delete_where(
         .build()?;
     let (rows, _buffered) = collect_rows(session, plan, None, "DELETE keys").await?;
     let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
-    delete_keys(instance, database, table, keys).await
+    delete_keys(instance, session, (database, table), keys).await
 }
 
 pub async fn truncate(
@@ -832,7 +848,7 @@ pub async fn truncate(
         let plan = instance.plan_sql(session, &sql).await?;
         let (rows, _buffered) = collect_rows(session, plan, None, "TRUNCATE keys").await?;
         let keys: Vec<PkValue> = pk_values(rows.column(0)).into_iter().flatten().collect();
-        delete_keys(instance, &database, &table, keys).await?;
+        delete_keys(instance, session, (&database, &table), keys).await?;
     }
     Ok(PgOutput::Command(CommandTag::new("TRUNCATE TABLE")))
 }

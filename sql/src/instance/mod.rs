@@ -40,6 +40,8 @@ mod set_returning;
 mod state;
 mod system_views;
 mod token_fixes;
+mod transaction;
+mod transaction_block;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,7 +51,7 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
-use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
 use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use quiver_cluster::api::{SetTableOptions, TableRef};
@@ -60,7 +62,7 @@ use quiver_planner::session::{new_session_context, CATALOG_NAME};
 use crate::complexity::{self, ComplexityLimits};
 use crate::error::{Result, SqlError};
 use crate::handler::ddl::CatalogChange;
-use crate::handler::pg::{CommandTag, CopySpec, PgHandler, PgOutput, TransactionEffect};
+use crate::handler::pg::{CommandTag, CopySpec, PgHandler, PgOutput, TransactionState};
 use crate::handler::{
     IndexInfo, Output, Prepared, QueryHandler, Session, SessionInfo, WriteKind, Written,
 };
@@ -136,6 +138,7 @@ impl QueryHandler for Instance {
             notices: None,
             plans: PlanCache::default(),
             memory,
+            transaction: None,
         };
         session_cmds::sync_search_settings(&session);
         session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;
@@ -370,6 +373,47 @@ impl PgHandler for Instance {
         params: Option<ParamValues>,
     ) -> Result<PgOutput> {
         let session = SqlSession::of(session)?;
+        transaction::gate(session, statement)?;
+        let result = self.execute_statement(session, statement, params).await;
+        if result.is_err() {
+            transaction::fail(session);
+        }
+        result
+    }
+
+    fn statement_failed(&self, session: &mut Session) {
+        if let Ok(session) = SqlSession::of(session) {
+            transaction::fail(session);
+        }
+    }
+
+    fn transaction_state(&self, session: &mut Session) -> Option<TransactionState> {
+        let session = SqlSession::of(session).ok()?;
+        Some(match transaction::state(session) {
+            None => TransactionState::Idle,
+            Some(false) => TransactionState::InBlock,
+            Some(true) => TransactionState::Failed,
+        })
+    }
+
+    async fn copy_in(
+        &self,
+        session: &mut Session,
+        spec: &CopySpec,
+        rows: RecordBatch,
+    ) -> Result<usize> {
+        copy::copy_in(self, SqlSession::of(session)?, spec, rows).await
+    }
+}
+
+impl Instance {
+    /// Runs one statement of the Postgres door.
+    async fn execute_statement(
+        &self,
+        session: &mut SqlSession,
+        statement: &Statement,
+        params: Option<ParamValues>,
+    ) -> Result<PgOutput> {
         match statement {
             Statement::Query(_) | Statement::Explain { .. } => {
                 self.query(session, statement, params).await
@@ -392,18 +436,18 @@ impl PgHandler for Instance {
             Statement::CreateExtension(ext) => ddl::create_extension(ext),
             Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
             Statement::Copy { .. } => copy::copy(self, session, statement).await,
-            Statement::StartTransaction { .. } => Ok(PgOutput::Command(
-                CommandTag::new("BEGIN").with_transaction(TransactionEffect::Begin),
-            )),
-            Statement::Commit { .. } => Ok(PgOutput::Command(
-                CommandTag::new("COMMIT").with_transaction(TransactionEffect::End),
-            )),
-            Statement::Rollback { savepoint, .. } => Ok(PgOutput::Command(match savepoint {
-                Some(_) => CommandTag::new("ROLLBACK"),
-                None => CommandTag::new("ROLLBACK").with_transaction(TransactionEffect::End),
-            })),
-            Statement::Savepoint { .. } => Ok(PgOutput::Command(CommandTag::new("SAVEPOINT"))),
-            Statement::ReleaseSavepoint { .. } => Ok(PgOutput::Command(CommandTag::new("RELEASE"))),
+            Statement::StartTransaction { modes, .. } => transaction::begin(session, modes),
+            Statement::Set(Set::SetTransaction {
+                modes,
+                snapshot: None,
+                session: for_session,
+            }) => transaction::set_transaction(session, modes, *for_session),
+            Statement::Commit { .. } => transaction::commit(self, session).await,
+            Statement::Rollback { savepoint, .. } => {
+                transaction::rollback(session, savepoint.as_ref())
+            }
+            Statement::Savepoint { name } => transaction::savepoint(session, name),
+            Statement::ReleaseSavepoint { name } => transaction::release(session, name),
             Statement::Set(set) => session_cmds::set(session, set).await,
             Statement::ShowVariable { variable } => session_cmds::show(session, variable),
             Statement::Reset(reset) => session_cmds::reset(session, reset),
@@ -414,14 +458,5 @@ impl PgHandler for Instance {
                 first_words(other)
             ))),
         }
-    }
-
-    async fn copy_in(
-        &self,
-        session: &mut Session,
-        spec: &CopySpec,
-        rows: RecordBatch,
-    ) -> Result<usize> {
-        copy::copy_in(self, SqlSession::of(session)?, spec, rows).await
     }
 }

@@ -123,7 +123,10 @@ impl Instance {
         read_ts: u64,
     ) -> Result<PgOutput> {
         let settings = session_search_settings(&*session.ctx.state_ref().read());
-        if let Some(search) = session.plans.search(&key, settings) {
+        // A plan made in a transaction with writes holds them: neither
+        // reused nor kept.
+        let reusable = !super::transaction::has_writes(session);
+        if let Some(search) = session.plans.search(&key, settings).filter(|_| reusable) {
             let vector = bound_query_vector(&search.node, params)?;
             let physical = rebind_search(&search.physical, vector, read_ts)?;
             let stream = execute_stream(physical, search.task_ctx.clone())?;
@@ -164,7 +167,7 @@ impl Instance {
             .await?;
         let schema: SchemaRef = Arc::new(bound.schema().as_arrow().clone());
         let task_ctx = state.task_ctx();
-        if let Some(node) = search_node.filter(|_| only_vector_params) {
+        if let Some(node) = search_node.filter(|_| only_vector_params && reusable) {
             if searches_only(&physical) {
                 session.plans.set_search(
                     &key,

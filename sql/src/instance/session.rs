@@ -1,8 +1,9 @@
 //! [`SqlSession`]: what the [`Instance`](super::Instance) keeps per session
 //! behind the opaque [`Session`] a front end holds — its own DataFusion
 //! context (so `SET` stays in it), its settings and timeouts, its memory
-//! pool and its prepared plans. A leaf of the instance: it imports only the
-//! plan cache and the database-use count.
+//! pool, its prepared plans and its transaction block. A leaf of the
+//! instance: it imports only the plan cache, the database-use count and
+//! the transaction block.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use quiver_exec::memory::QueryMemoryPool;
 
 use super::database_use::DatabaseUse;
 use super::plan_cache::PlanCache;
+use super::transaction_block::TransactionBlock;
 use crate::error::{Result, SqlError};
 use crate::handler::{NoticeSink, Session, SessionState};
 
@@ -40,6 +42,8 @@ pub(crate) struct SqlSession {
     /// The memory budget of the session's running statement (its
     /// DataFusion memory pool), drawing from the server's.
     pub(crate) memory: Arc<QueryMemoryPool>,
+    /// The open transaction block, if any.
+    pub(crate) transaction: Option<TransactionBlock>,
 }
 
 impl SqlSession {

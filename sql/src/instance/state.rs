@@ -24,6 +24,7 @@ use quiver_common::schema::vector_dim;
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::memory::ServerMemory;
 use quiver_exec::table::ReadTimestamp;
+use quiver_exec::transaction_view::TransactionView;
 use quiver_planner::functions::metric_of_function;
 
 use super::names::normalize_ident;
@@ -136,15 +137,33 @@ impl Instance {
 
 impl Instance {
     /// Sets the session's read timestamp (a strong read's, from the
-    /// coordinator: see `Coordinator::read_timestamp`) and returns it.
-    pub(crate) async fn set_read_ts(&self, session: &SqlSession) -> Result<u64> {
-        let ts = self.coordinator().read_timestamp().await?;
-        session
-            .ctx
-            .state_ref()
-            .write()
-            .config_mut()
-            .set_extension(Arc::new(ReadTimestamp(ts)));
+    /// coordinator: see `Coordinator::read_timestamp`; in a transaction
+    /// block, the block's snapshot and its own writes) and returns it.
+    pub(crate) async fn set_read_ts(&self, session: &mut SqlSession) -> Result<u64> {
+        let (ts, view) = match &mut session.transaction {
+            None => (
+                self.coordinator().read_timestamp().await?,
+                Arc::new(TransactionView::default()),
+            ),
+            Some(block) => {
+                let snapshot = match block.snapshot {
+                    Some(ts) => ts,
+                    None => {
+                        // A timestamp of its own, which no write carries:
+                        // the view's rows and hidden keys are stamped with it.
+                        let ts = self.coordinator().allocate_timestamps(1).await?.first;
+                        block.snapshot = Some(ts);
+                        ts
+                    }
+                };
+                (snapshot, block.view(snapshot)?)
+            }
+        };
+        let state = session.ctx.state_ref();
+        let mut state = state.write();
+        let config = state.config_mut();
+        config.set_extension(Arc::new(ReadTimestamp(ts)));
+        config.set_extension(view);
         Ok(ts)
     }
 

@@ -1,0 +1,428 @@
+//! Transaction blocks: `BEGIN ... COMMIT`, `ROLLBACK`, savepoints, and the
+//! state PostgreSQL keeps per session.
+//!
+//! A block reads at one snapshot (a TSO timestamp taken by its first
+//! statement) and buffers its writes: rows are staged by the streaming node
+//! (validated, auto ids assigned) and kept here, deletes as keys. Every
+//! statement of the block sees the snapshot with the block's own writes
+//! (a `TransactionView` in the session's DataFusion config: the stored
+//! rows of the keys it wrote hidden, its rows added). `COMMIT` sends the net
+//! changes to the streaming node, which commits them atomically at one
+//! timestamp in one WAL entry, failing with `40001` when a key the block
+//! changed was changed by a commit after its snapshot. `ROLLBACK` drops the
+//! buffer; `ROLLBACK TO SAVEPOINT` cuts it back. An error aborts the block:
+//! every statement then fails with `25P02` until it ends. Statements that
+//! change the catalog are refused inside a block with `25001` (they are not
+//! transactional).
+
+use arrow::array::RecordBatch;
+use datafusion::sql::sqlparser::ast::{
+    Ident, ObjectType, Statement, TransactionAccessMode, TransactionMode,
+};
+use quiver_cluster::api::streaming::{CommitTransaction, StageRows, TableChanges};
+use quiver_cluster::segment_files::keys_batch;
+use quiver_cluster::{EngineError, WriteMode};
+use quiver_common::schema::TableSchema;
+use quiver_common::status::StatusCode;
+use quiver_exec::pk::{pk_values, PkValue};
+
+use super::names::normalize_ident;
+use super::session::SqlSession;
+use super::state::Instance;
+use super::transaction_block::{BufferedWrite, Change, TransactionBlock};
+use crate::error::{Result, SqlError};
+use crate::handler::pg::{CommandTag, PgOutput, TransactionEffect};
+
+fn txn_error(code: StatusCode, message: impl Into<String>) -> SqlError {
+    SqlError::Query {
+        code,
+        message: message.into(),
+    }
+}
+
+/// True for statements that change the catalog (refused inside a block).
+fn changes_catalog(statement: &Statement) -> Option<&'static str> {
+    Some(match statement {
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::CreateIndex(_) => "CREATE INDEX",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::AlterTable(_) => "ALTER TABLE",
+        Statement::Drop { object_type, .. } => match object_type {
+            ObjectType::Table => "DROP TABLE",
+            ObjectType::Index => "DROP INDEX",
+            ObjectType::Schema => "DROP SCHEMA",
+            ObjectType::Database => "DROP DATABASE",
+            _ => "DROP",
+        },
+        _ => return None,
+    })
+}
+
+/// Refuses a statement the session's block does not allow: any but
+/// `COMMIT`/`ROLLBACK` in an aborted block (`25P02`), a catalog change in a
+/// block (`25001`).
+pub(crate) fn gate(session: &SqlSession, statement: &Statement) -> Result<()> {
+    let Some(block) = &session.transaction else {
+        return Ok(());
+    };
+    let ends = matches!(
+        statement,
+        Statement::Commit { .. } | Statement::Rollback { .. }
+    );
+    if block.failed && !ends {
+        return Err(txn_error(
+            StatusCode::InFailedSqlTransaction,
+            "current transaction is aborted, commands ignored until end of transaction block",
+        ));
+    }
+    if let Some(what) = changes_catalog(statement) {
+        return Err(txn_error(
+            StatusCode::ActiveSqlTransaction,
+            format!("{what} cannot run inside a transaction block"),
+        ));
+    }
+    Ok(())
+}
+
+/// Marks the session's block aborted (a statement in it failed).
+pub(crate) fn fail(session: &mut SqlSession) {
+    if let Some(block) = &mut session.transaction {
+        block.failed = true;
+    }
+}
+
+/// Whether the session is in a block, and whether that block is aborted.
+pub(crate) fn state(session: &SqlSession) -> Option<bool> {
+    session.transaction.as_ref().map(|b| b.failed)
+}
+
+/// True when the session's block has buffered writes (plans made in it
+/// hold them and must not be cached).
+pub(crate) fn has_writes(session: &SqlSession) -> bool {
+    session
+        .transaction
+        .as_ref()
+        .is_some_and(|b| !b.writes.is_empty())
+}
+
+/// Buffers rows written in a block; returns them as written (staged:
+/// auto ids filled, the rows an insert-ignore skips left out). Fails as
+/// the write would: a key visible to the block on INSERT, a key twice.
+pub(crate) async fn write_rows(
+    instance: &Instance,
+    session: &mut SqlSession,
+    (database, table): (&str, &str),
+    rows: RecordBatch,
+    mode: WriteMode,
+) -> Result<RecordBatch> {
+    check_writable(
+        session,
+        if mode == WriteMode::Upsert {
+            "UPDATE"
+        } else {
+            "INSERT"
+        },
+    )?;
+    // The block's snapshot and view are current (a COPY sets no read
+    // timestamp of its own).
+    instance.set_read_ts(session).await?;
+    let info = instance.describe_table(database, table).await?;
+    let rows = instance
+        .streaming()
+        .stage(StageRows {
+            table_id: info.id,
+            rows,
+        })
+        .await?;
+    let schema = info.schema;
+    let keys: Vec<PkValue> = pk_values(rows.column(schema.primary_key))
+        .into_iter()
+        .flatten()
+        .collect();
+    let visible = visible_keys(session, (database, table), &schema, &keys).await?;
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    let mut keep = Vec::with_capacity(keys.len());
+    let mut existed = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let exists = visible.contains(key);
+        let duplicate = !seen.insert(key.clone()) || (exists && mode == WriteMode::Insert);
+        if duplicate {
+            return Err(EngineError::DuplicateKey {
+                table: table.to_string(),
+                column: schema.pk().name.clone(),
+                key: key.to_string(),
+            }
+            .into());
+        }
+        let kept = !(exists && mode == WriteMode::InsertIgnore);
+        keep.push(kept);
+        if kept {
+            existed.push(exists);
+        }
+    }
+    let rows = if keep.iter().all(|k| *k) {
+        rows
+    } else {
+        arrow::compute::filter_record_batch(&rows, &arrow::array::BooleanArray::from(keep))?
+    };
+    if rows.num_rows() > 0 {
+        buffer(
+            session,
+            BufferedWrite {
+                table_id: info.id,
+                schema,
+                change: Change::Rows {
+                    rows: rows.clone(),
+                    existed,
+                },
+            },
+        );
+    }
+    Ok(rows)
+}
+
+/// Buffers a delete of keys visible to the block; returns how many.
+pub(crate) async fn delete_keys(
+    instance: &Instance,
+    session: &mut SqlSession,
+    (database, table): (&str, &str),
+    keys: Vec<PkValue>,
+) -> Result<usize> {
+    check_writable(session, "DELETE")?;
+    let info = instance.describe_table(database, table).await?;
+    let mut unique = keys;
+    unique.sort_unstable();
+    unique.dedup();
+    let count = unique.len();
+    if count > 0 {
+        buffer(
+            session,
+            BufferedWrite {
+                table_id: info.id,
+                schema: info.schema,
+                change: Change::Delete(unique),
+            },
+        );
+    }
+    Ok(count)
+}
+
+/// Which of `keys` the session sees in a table (at its read timestamp,
+/// with its transaction's writes).
+async fn visible_keys(
+    session: &SqlSession,
+    (database, table): (&str, &str),
+    schema: &TableSchema,
+    keys: &[PkValue],
+) -> Result<std::collections::HashSet<PkValue>> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let pk = schema.pk().name.clone();
+    let list: Vec<_> = keys
+        .iter()
+        .map(|k| match k {
+            PkValue::Int(v) => datafusion::prelude::lit(*v),
+            PkValue::Str(s) => datafusion::prelude::lit(s.clone()),
+        })
+        .collect();
+    let found = session
+        .ctx
+        .table(datafusion::common::TableReference::full(
+            quiver_planner::session::CATALOG_NAME,
+            database,
+            table,
+        ))
+        .await?
+        .filter(
+            datafusion::prelude::col(format!("\"{}\"", pk.replace('"', "\"\"")))
+                .in_list(list, false),
+        )?
+        .select(vec![datafusion::prelude::col(format!(
+            "\"{}\"",
+            pk.replace('"', "\"\"")
+        ))])?
+        .collect()
+        .await?;
+    Ok(found
+        .iter()
+        .flat_map(|b| pk_values(b.column(0)))
+        .flatten()
+        .collect())
+}
+
+fn buffer(session: &mut SqlSession, write: BufferedWrite) {
+    if let Some(block) = &mut session.transaction {
+        block.writes.push(write);
+        block.view = None;
+    }
+}
+
+/// True when writes go to the session's block rather than straight out.
+pub(crate) fn in_block(session: &SqlSession) -> bool {
+    session.transaction.is_some()
+}
+
+fn command(tag: &str, effect: TransactionEffect) -> PgOutput {
+    PgOutput::Command(CommandTag::new(tag).with_transaction(effect))
+}
+
+/// The access mode `modes` ask for: `Some(true)` for `READ ONLY`. Every
+/// isolation level runs as snapshot isolation (PostgreSQL's `REPEATABLE
+/// READ`), which also gives `READ COMMITTED` and `SERIALIZABLE` programs
+/// their guarantees against lost updates (a conflict fails with `40001`).
+fn read_only(modes: &[TransactionMode]) -> Option<bool> {
+    modes.iter().rev().find_map(|m| match m {
+        TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => Some(true),
+        TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => Some(false),
+        TransactionMode::IsolationLevel(_) => None,
+    })
+}
+
+/// `BEGIN` / `START TRANSACTION [modes]`.
+pub(crate) fn begin(session: &mut SqlSession, modes: &[TransactionMode]) -> Result<PgOutput> {
+    if session.transaction.is_some() {
+        session.notice("there is already a transaction in progress");
+    } else {
+        session.transaction = Some(TransactionBlock {
+            read_only: read_only(modes).unwrap_or(false),
+            ..TransactionBlock::default()
+        });
+    }
+    Ok(command("BEGIN", TransactionEffect::Begin))
+}
+
+/// `SET TRANSACTION modes` (the block's, before its first query) and `SET
+/// SESSION CHARACTERISTICS AS TRANSACTION modes` (later blocks': only the
+/// isolation levels, which all run as snapshot isolation, are accepted).
+pub(crate) fn set_transaction(
+    session: &mut SqlSession,
+    modes: &[TransactionMode],
+    for_session: bool,
+) -> Result<PgOutput> {
+    let access = read_only(modes);
+    if for_session {
+        if access == Some(true) {
+            return Err(SqlError::unsupported("read-only sessions"));
+        }
+    } else {
+        let block = in_block_for(session, "SET TRANSACTION")?;
+        if block.snapshot.is_some() && !modes.is_empty() {
+            return Err(txn_error(
+                StatusCode::ActiveSqlTransaction,
+                "SET TRANSACTION ISOLATION LEVEL must be called before any query",
+            ));
+        }
+        if let Some(read_only) = access {
+            block.read_only = read_only;
+        }
+    }
+    Ok(command("SET", TransactionEffect::None))
+}
+
+/// Refuses a write in a `READ ONLY` block.
+fn check_writable(session: &SqlSession, what: &str) -> Result<()> {
+    if session.transaction.as_ref().is_some_and(|b| b.read_only) {
+        return Err(txn_error(
+            StatusCode::ReadOnlySqlTransaction,
+            format!("cannot execute {what} in a read-only transaction"),
+        ));
+    }
+    Ok(())
+}
+
+/// `COMMIT` / `END`: commits the block's writes atomically (an aborted
+/// block rolls back, as PostgreSQL does, answering `ROLLBACK`).
+pub(crate) async fn commit(instance: &Instance, session: &mut SqlSession) -> Result<PgOutput> {
+    let Some(block) = session.transaction.take() else {
+        session.notice("there is no transaction in progress");
+        return Ok(command("COMMIT", TransactionEffect::End));
+    };
+    if block.failed {
+        return Ok(command("ROLLBACK", TransactionEffect::End));
+    }
+    let (Some(snapshot), false) = (block.snapshot, block.writes.is_empty()) else {
+        return Ok(command("COMMIT", TransactionEffect::End));
+    };
+    let mut tables = Vec::new();
+    for (table_id, net) in block.net() {
+        let rows = block.rows_of(&net)?;
+        let seen: Vec<PkValue> = net
+            .keys
+            .iter()
+            .filter(|(_, k)| k.seen)
+            .map(|(key, _)| key.clone())
+            .collect();
+        tables.push(TableChanges {
+            table_id,
+            seen_keys: keys_batch(&net.schema, &seen)?,
+            rows,
+        });
+    }
+    instance
+        .streaming()
+        .commit(CommitTransaction {
+            snapshot_ts: snapshot,
+            tables,
+        })
+        .await?;
+    Ok(command("COMMIT", TransactionEffect::End))
+}
+
+/// `ROLLBACK` (drops the block) and `ROLLBACK TO SAVEPOINT` (cuts its
+/// writes back to the savepoint, which stays, and clears the abort).
+pub(crate) fn rollback(session: &mut SqlSession, savepoint: Option<&Ident>) -> Result<PgOutput> {
+    let Some(name) = savepoint else {
+        if session.transaction.take().is_none() {
+            session.notice("there is no transaction in progress");
+        }
+        return Ok(command("ROLLBACK", TransactionEffect::End));
+    };
+    let block = in_block_for(session, "ROLLBACK TO SAVEPOINT")?;
+    let at = find_savepoint(block, name)?;
+    let writes = block.savepoints[at].1;
+    block.savepoints.truncate(at + 1);
+    block.writes.truncate(writes);
+    block.view = None;
+    block.failed = false;
+    Ok(command("ROLLBACK", TransactionEffect::None))
+}
+
+/// `SAVEPOINT name`.
+pub(crate) fn savepoint(session: &mut SqlSession, name: &Ident) -> Result<PgOutput> {
+    let block = in_block_for(session, "SAVEPOINT")?;
+    let writes = block.writes.len();
+    block.savepoints.push((normalize_ident(name), writes));
+    Ok(command("SAVEPOINT", TransactionEffect::None))
+}
+
+/// `RELEASE [SAVEPOINT] name`: forgets it and every later one.
+pub(crate) fn release(session: &mut SqlSession, name: &Ident) -> Result<PgOutput> {
+    let block = in_block_for(session, "RELEASE SAVEPOINT")?;
+    let at = find_savepoint(block, name)?;
+    block.savepoints.truncate(at);
+    Ok(command("RELEASE", TransactionEffect::None))
+}
+
+fn in_block_for<'a>(session: &'a mut SqlSession, what: &str) -> Result<&'a mut TransactionBlock> {
+    session.transaction.as_mut().ok_or_else(|| {
+        txn_error(
+            StatusCode::NoActiveSqlTransaction,
+            format!("{what} can only be used in transaction blocks"),
+        )
+    })
+}
+
+fn find_savepoint(block: &TransactionBlock, name: &Ident) -> Result<usize> {
+    block
+        .savepoints
+        .iter()
+        .rposition(|(n, _)| *n == normalize_ident(name))
+        .ok_or_else(|| {
+            txn_error(
+                StatusCode::InvalidSavepoint,
+                format!("savepoint \"{}\" does not exist", normalize_ident(name)),
+            )
+        })
+}
