@@ -14,8 +14,9 @@ use quiver_cluster::api::wire::WireStreaming;
 use quiver_cluster::{Engine, EngineError, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
-use quiver_exec::source::{adapt_batch, visible_mask};
-use quiver_exec::table_source::TableSource;
+
+mod support;
+use support::visible_ids_at;
 
 fn schema() -> TableSchema {
     TableSchema {
@@ -45,7 +46,7 @@ fn rows(ids: std::ops::Range<i64>) -> RecordBatch {
 
 /// Ids visible in `public.t` at `ts`.
 fn visible_at(engine: &Engine, ts: u64) -> Vec<i64> {
-    visible_in(engine, "t", Some(ts))
+    visible_ids_at(engine, "t", Some(ts))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -228,7 +229,7 @@ async fn a_commit_is_atomic_checked_and_replayed_after_a_crash() {
             assert!(matches!(err, EngineError::DuplicateKey { .. }), "{err}");
         }
         assert_eq!(
-            visible_in(&engine, "u", None).len(),
+            visible_ids_at(&engine, "u", None).len(),
             0,
             "nothing of a refused commit"
         );
@@ -254,42 +255,22 @@ async fn a_commit_is_atomic_checked_and_replayed_after_a_crash() {
             .unwrap();
         assert!(ts > snapshot);
         assert_eq!(
-            visible_in(&engine, "t", Some(ts - 1)).len(),
+            visible_ids_at(&engine, "t", Some(ts - 1)).len(),
             10,
             "before it"
         );
-        assert_eq!(visible_in(&engine, "t", Some(ts)).len(), 12);
+        assert_eq!(visible_ids_at(&engine, "t", Some(ts)).len(), 12);
         assert_eq!(
-            visible_in(&engine, "u", Some(ts)),
+            visible_ids_at(&engine, "u", Some(ts)),
             (20..25).collect::<Vec<_>>()
         );
         // Not shut down: the commit must come back from the WAL.
     }
     let engine = Engine::open(config()).await.unwrap();
     let t: Vec<i64> = (3..10).chain(20..25).collect();
-    assert_eq!(visible_in(&engine, "t", None), t);
-    assert_eq!(visible_in(&engine, "u", None), (20..25).collect::<Vec<_>>());
-}
-
-/// Ids visible in `public.<table>` at `ts` (now when `None`).
-fn visible_in(engine: &Engine, table: &str, ts: Option<u64>) -> Vec<i64> {
-    let snap = engine.table_view("public", table).unwrap().snapshot(ts);
-    let ts = snap.read_ts;
-    let storage = snap.schema.storage_schema();
-    let deletes = snap.deletes.read();
-    let mut out = Vec::new();
-    for seg in &snap.segments {
-        for b in seg.batches.iter() {
-            let b = adapt_batch(b, &storage).unwrap();
-            let mask = visible_mask(&b, 0, &deletes, ts);
-            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..b.num_rows() {
-                if mask.as_ref().is_none_or(|m| m.value(i)) {
-                    out.push(ids.value(i));
-                }
-            }
-        }
-    }
-    out.sort();
-    out
+    assert_eq!(visible_ids_at(&engine, "t", None), t);
+    assert_eq!(
+        visible_ids_at(&engine, "u", None),
+        (20..25).collect::<Vec<_>>()
+    );
 }

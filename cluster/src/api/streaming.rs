@@ -69,6 +69,12 @@ pub struct TableChanges {
     pub rows: Option<RecordBatch>,
 }
 
+/// At most this many bytes of rows (in memory, keys included) one
+/// transaction buffers: its commit is one WAL entry, which holds at most
+/// `quiver_storage::wal::MAX_RECORD_BYTES` once encoded; half of it leaves
+/// room for the encoding.
+pub const MAX_TRANSACTION_BYTES: usize = quiver_storage::wal::MAX_RECORD_BYTES / 2;
+
 /// A transaction's writes, committed atomically: durable in one WAL entry
 /// and visible at one timestamp, or not at all.
 #[derive(Debug, Clone)]

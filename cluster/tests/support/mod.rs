@@ -6,9 +6,15 @@ use quiver_exec::source::{adapt_batch, visible_mask};
 use quiver_exec::table_source::TableSource;
 
 /// The ids (first column, `bigint`) visible now in `public.<table>`, sorted.
+#[allow(dead_code)] // not every test binary reads now
 pub fn visible_ids(engine: &Engine, table: &str) -> Vec<i64> {
+    visible_ids_at(engine, table, None)
+}
+
+/// The ids visible in `public.<table>` at `ts` (now when `None`), sorted.
+pub fn visible_ids_at(engine: &Engine, table: &str, ts: Option<u64>) -> Vec<i64> {
     let table = engine.table_view("public", table).unwrap();
-    let snap = table.snapshot(None);
+    let snap = table.snapshot(ts);
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();
     let mut out = Vec::new();

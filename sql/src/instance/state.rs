@@ -152,6 +152,7 @@ impl Instance {
                         // A timestamp of its own, which no write carries:
                         // the view's rows and hidden keys are stamped with it.
                         let ts = self.coordinator().allocate_timestamps(1).await?.first;
+                        self.await_applied(ts - 1).await?;
                         block.snapshot = Some(ts);
                         ts
                     }
@@ -165,6 +166,23 @@ impl Instance {
         config.set_extension(Arc::new(ReadTimestamp(ts)));
         config.set_extension(view);
         Ok(ts)
+    }
+
+    /// Waits until every write stamped at or before `ts` is applied (the
+    /// streaming node's safe timestamp reaches it): a transaction's
+    /// snapshot then holds every write before it, so a write in flight
+    /// when the snapshot was taken cannot slip under its conflict check.
+    async fn await_applied(&self, ts: u64) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.streaming.safe_timestamp().await? < ts {
+            if std::time::Instant::now() > deadline {
+                return Err(SqlError::Engine(
+                    quiver_cluster::EngineError::TimestampUnavailable,
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        Ok(())
     }
 
     /// The scan of a table in the session's catalog, the start of a typed

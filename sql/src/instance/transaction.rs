@@ -19,7 +19,9 @@ use arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
     Ident, ObjectType, Statement, TransactionAccessMode, TransactionMode,
 };
-use quiver_cluster::api::streaming::{CommitTransaction, StageRows, TableChanges};
+use quiver_cluster::api::streaming::{
+    CommitTransaction, StageRows, TableChanges, MAX_TRANSACTION_BYTES,
+};
 use quiver_cluster::segment_files::keys_batch;
 use quiver_cluster::{EngineError, WriteMode};
 use quiver_common::schema::TableSchema;
@@ -177,7 +179,7 @@ pub(crate) async fn write_rows(
                     existed,
                 },
             },
-        );
+        )?;
     }
     Ok(rows)
 }
@@ -203,7 +205,7 @@ pub(crate) async fn delete_keys(
                 schema: info.schema,
                 change: Change::Delete(unique),
             },
-        );
+        )?;
     }
     Ok(count)
 }
@@ -252,10 +254,12 @@ async fn visible_keys(
         .collect())
 }
 
-fn buffer(session: &mut SqlSession, write: BufferedWrite) {
-    if let Some(block) = &mut session.transaction {
-        block.writes.push(write);
-        block.view = None;
+/// Adds a write to the session's block, within the block's size limit
+/// (its commit is one WAL entry).
+fn buffer(session: &mut SqlSession, write: BufferedWrite) -> Result<()> {
+    match &mut session.transaction {
+        Some(block) => block.push(write, MAX_TRANSACTION_BYTES),
+        None => Ok(()),
     }
 }
 

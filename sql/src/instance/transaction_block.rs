@@ -12,6 +12,7 @@ use arrow::compute::interleave_record_batch;
 use quiver_cluster::segment_files::keys_batch;
 use quiver_cluster::table::with_timestamp;
 use quiver_common::schema::TableSchema;
+use quiver_common::status::StatusCode;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::transaction_view::{PendingTable, TransactionView};
 
@@ -32,6 +33,22 @@ pub(crate) struct TransactionBlock {
     pub(crate) read_only: bool,
     /// The view of the writes, built when a statement first needs it.
     pub(crate) view: Option<Arc<TransactionView>>,
+}
+
+impl BufferedWrite {
+    /// The memory it holds.
+    pub(crate) fn bytes(&self) -> usize {
+        match &self.change {
+            Change::Rows { rows, existed } => rows.get_array_memory_size() + existed.len(),
+            Change::Delete(keys) => keys
+                .iter()
+                .map(|k| match k {
+                    PkValue::Int(_) => 8,
+                    PkValue::Str(s) => s.len() + 24,
+                })
+                .sum(),
+        }
+    }
 }
 
 /// One buffered write.
@@ -68,6 +85,23 @@ pub(crate) struct TableNet {
 }
 
 impl TransactionBlock {
+    /// Buffers a write, unless the block would then hold more than
+    /// `limit` bytes (`54000`).
+    pub(crate) fn push(&mut self, write: BufferedWrite, limit: usize) -> Result<()> {
+        let held: usize = self.writes.iter().map(BufferedWrite::bytes).sum();
+        if held + write.bytes() > limit {
+            return Err(SqlError::Query {
+                code: StatusCode::LimitExceeded,
+                message: format!(
+                    "transaction too large: its writes would hold more than {limit} bytes; commit in smaller transactions"
+                ),
+            });
+        }
+        self.writes.push(write);
+        self.view = None;
+        Ok(())
+    }
+
     /// The net effect of the buffered writes, by table.
     pub(crate) fn net(&self) -> HashMap<u64, TableNet> {
         let mut tables: HashMap<u64, TableNet> = HashMap::new();
@@ -156,5 +190,97 @@ impl TransactionBlock {
         });
         self.view = Some(view.clone());
         Ok(view)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quiver_common::schema::{ColumnDef, ColumnType};
+
+    use super::*;
+
+    fn schema() -> TableSchema {
+        TableSchema {
+            columns: vec![
+                ColumnDef::new("id", ColumnType::Int64),
+                ColumnDef::new("n", ColumnType::Int64),
+            ],
+            primary_key: 0,
+        }
+    }
+
+    fn rows(ids: &[i64], n: i64) -> BufferedWrite {
+        let schema = schema();
+        let batch = RecordBatch::try_new(
+            schema.arrow_schema(),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(ids.to_vec())),
+                Arc::new(arrow::array::Int64Array::from(vec![n; ids.len()])),
+            ],
+        )
+        .unwrap();
+        BufferedWrite {
+            table_id: 1,
+            schema,
+            change: Change::Rows {
+                rows: batch,
+                existed: vec![false; ids.len()],
+            },
+        }
+    }
+
+    fn delete(ids: &[i64]) -> BufferedWrite {
+        BufferedWrite {
+            table_id: 1,
+            schema: schema(),
+            change: Change::Delete(ids.iter().map(|i| PkValue::Int(*i)).collect()),
+        }
+    }
+
+    #[test]
+    fn the_net_effect_keeps_the_last_write_of_each_key() {
+        let mut block = TransactionBlock::default();
+        block.push(rows(&[1, 2, 3], 10), usize::MAX).unwrap();
+        block.push(delete(&[2, 7]), usize::MAX).unwrap();
+        block.push(rows(&[3], 30), usize::MAX).unwrap();
+        let net = block.net().remove(&1).unwrap();
+        assert_eq!(net.keys.len(), 4);
+        assert!(!net.keys[&PkValue::Int(1)].seen, "inserted by the block");
+        assert!(net.keys[&PkValue::Int(7)].seen, "a stored row it deleted");
+        assert!(net.keys[&PkValue::Int(2)].row.is_none());
+        let rows = block.rows_of(&net).unwrap().unwrap();
+        let mut left: Vec<(i64, i64)> = (0..rows.num_rows())
+            .map(|r| {
+                let col = |c: usize| {
+                    rows.column(c)
+                        .as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .unwrap()
+                        .value(r)
+                };
+                (col(0), col(1))
+            })
+            .collect();
+        left.sort_unstable();
+        assert_eq!(left, [(1, 10), (3, 30)]);
+        let view = block.view(99).unwrap();
+        let pending = &view.tables[&1];
+        assert_eq!(pending.rows.as_ref().unwrap().num_rows(), 2);
+        assert_eq!(pending.hidden_keys.as_ref().unwrap().num_rows(), 4);
+    }
+
+    #[test]
+    fn a_block_over_its_size_limit_refuses_the_write() {
+        let mut block = TransactionBlock::default();
+        let write = rows(&[1, 2], 0);
+        let limit = write.bytes() + 8;
+        block.push(write, limit).unwrap();
+        let err = block.push(rows(&[3], 0), limit).unwrap_err();
+        assert_eq!(err.status_code(), StatusCode::LimitExceeded);
+        assert!(
+            err.to_string().starts_with("transaction too large"),
+            "{err}"
+        );
+        assert_eq!(block.writes.len(), 1, "nothing of the refused write");
     }
 }
