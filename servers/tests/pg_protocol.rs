@@ -587,3 +587,31 @@ async fn a_write_write_conflict_fails_with_40001() {
         .get(0);
     assert_eq!(n, 5);
 }
+
+/// A syntax error is worded as PostgreSQL words it and points at where the
+/// parser stopped (the position psql draws its `LINE n:` caret from).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syntax_errors_carry_their_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    for (sql, message, position) in [
+        ("SELECT 1 +", "syntax error at end of input", 11),
+        ("SELECT * FORM t", "syntax error at or near \"t\"", 15),
+        (
+            "SELECT 1;\nSELEC 2",
+            "syntax error at or near \"SELEC\"",
+            11,
+        ),
+    ] {
+        let err = c.simple_query(sql).await.unwrap_err();
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "42601", "{sql}");
+        assert_eq!(db.message(), message, "{sql}");
+        assert_eq!(
+            db.position(),
+            Some(&tokio_postgres::error::ErrorPosition::Original(position)),
+            "{sql}"
+        );
+    }
+}

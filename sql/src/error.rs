@@ -10,6 +10,11 @@ use quiver_common::vector::VectorError;
 pub enum SqlError {
     #[error("syntax error: {0}")]
     Syntax(String),
+    /// A statement text the parser stopped in, as PostgreSQL words it
+    /// (`syntax error at or near "x"`, `syntax error at end of input`),
+    /// with the 1-based character position in the text it stopped at.
+    #[error("{message}")]
+    SyntaxAt { message: String, position: usize },
     #[error("{0} is not supported")]
     Unsupported(String),
     #[error("{0}")]
@@ -54,7 +59,7 @@ impl SqlError {
     /// The status code of this error.
     pub fn status_code(&self) -> StatusCode {
         match self {
-            SqlError::Syntax(_) => StatusCode::SyntaxError,
+            SqlError::Syntax(_) | SqlError::SyntaxAt { .. } => StatusCode::SyntaxError,
             SqlError::Unsupported(_) => StatusCode::Unsupported,
             SqlError::Engine(e) => e.status_code(),
             SqlError::Vector(e) => e.status_code(),

@@ -83,6 +83,17 @@ pub fn to_pg_error(err: &SqlError) -> PgWireError {
             info.hint = hint.clone();
             PgWireError::UserError(Box::new(info))
         }
+        // The character the parser stopped at: psql shows `LINE n:` and a
+        // caret under it.
+        SqlError::SyntaxAt { message, position } => {
+            let mut info = ErrorInfo::new(
+                "ERROR".to_owned(),
+                sqlstate(err.status_code()).to_owned(),
+                message.clone(),
+            );
+            info.position = Some(position.to_string());
+            PgWireError::UserError(Box::new(info))
+        }
         _ => pg_error(sqlstate(err.status_code()), err.to_string()),
     }
 }

@@ -66,7 +66,10 @@ async fn plan_insert_rows(
     stripped.returning = None;
     wrap_vector_literals(instance, session, &mut stripped).await?;
     let statement = Statement::Insert(stripped);
-    let statement = super::search_path::qualify_relations(session, &statement).into_owned();
+    let statement = super::set_returning::expand_generate_series(
+        super::search_path::qualify_relations(session, &statement),
+    )
+    .into_owned();
     let plan = session
         .ctx
         .state()

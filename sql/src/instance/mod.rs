@@ -38,6 +38,7 @@ mod session;
 mod session_cmds;
 mod set_returning;
 mod state;
+mod syntax_position;
 mod system_views;
 mod token_fixes;
 mod transaction;
@@ -150,28 +151,8 @@ impl QueryHandler for Instance {
         // Before any tree exists: a deep one overflows the stack even when
         // it is only dropped.
         complexity::check(sql, ComplexityLimits::SQL)?;
-        let statements = match token_fixes::fix_tokens(sql)? {
-            // `<+>` needs a token-level parse; the client-catalog query
-            // substitutions of the compatibility parser never involve it.
-            Some(tokens) => {
-                use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-                use datafusion::sql::sqlparser::parser::Parser;
-                let statements = Parser::new(&PostgreSqlDialect {})
-                    .with_tokens(tokens)
-                    .parse_statements()?;
-                statements
-                    .into_iter()
-                    .map(|s| self.parser.rewrite(s))
-                    .collect()
-            }
-            None => self.parser.parse(sql)?,
-        };
-        // Names are checked once per statement text, not per execution of
-        // a prepared statement.
-        for statement in &statements {
-            identifiers::check(statement)?;
-        }
-        Ok(statements)
+        self.parse_checked(sql)
+            .map_err(|e| syntax_position::locate(sql, e))
     }
 
     async fn prepare(&self, session: &mut Session, statement: &Statement) -> Result<Prepared> {
@@ -407,6 +388,32 @@ impl PgHandler for Instance {
 }
 
 impl Instance {
+    /// Parses `sql` (checked for complexity by the caller) and checks its names.
+    fn parse_checked(&self, sql: &str) -> Result<Vec<Statement>> {
+        let statements = match token_fixes::fix_tokens(sql)? {
+            // `<+>` needs a token-level parse; the client-catalog query
+            // substitutions of the compatibility parser never involve it.
+            Some(tokens) => {
+                use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+                use datafusion::sql::sqlparser::parser::Parser;
+                let statements = Parser::new(&PostgreSqlDialect {})
+                    .with_tokens(tokens)
+                    .parse_statements()?;
+                statements
+                    .into_iter()
+                    .map(|s| self.parser.rewrite(s))
+                    .collect()
+            }
+            None => self.parser.parse(sql)?,
+        };
+        // Names are checked once per statement text, not per execution of
+        // a prepared statement.
+        for statement in &statements {
+            identifiers::check(statement)?;
+        }
+        Ok(statements)
+    }
+
     /// Runs one statement of the Postgres door.
     async fn execute_statement(
         &self,

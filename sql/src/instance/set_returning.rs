@@ -30,6 +30,7 @@ pub(crate) fn expand_generate_series(statement: Cow<'_, Statement>) -> Cow<'_, S
     let mut rewritten = statement.clone().into_owned();
     let changed = match &mut rewritten {
         Statement::Query(query) => rewrite_query(query),
+        Statement::Insert(insert) => insert.source.as_deref_mut().is_some_and(rewrite_query),
         _ => false,
     };
     if changed {
