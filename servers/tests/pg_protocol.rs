@@ -615,3 +615,49 @@ async fn syntax_errors_carry_their_position() {
         );
     }
 }
+
+/// A COPY or a Parse that fails inside a block aborts it, as any failed
+/// statement does: nothing the block buffered before can commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_or_parse_aborts_the_block() {
+    use futures::SinkExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    c.batch_execute("CREATE TABLE copied (id BIGINT PRIMARY KEY, v vector(2))")
+        .await
+        .unwrap();
+    let aborted = |err: tokio_postgres::Error| {
+        assert_eq!(
+            err.as_db_error().expect("a database error").code().code(),
+            "25P02",
+            "{err}"
+        );
+    };
+    c.batch_execute("BEGIN; INSERT INTO copied VALUES (1, '[1,1]')")
+        .await
+        .unwrap();
+    let sink = c.copy_in("COPY copied (id, v) FROM STDIN").await.unwrap();
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(b"2\t[1,2]\n3\t[1,2,3]\n"))
+        .await
+        .unwrap();
+    assert!(
+        sink.as_mut().finish().await.is_err(),
+        "a 3-d vector in a vector(2)"
+    );
+    aborted(c.simple_query("SELECT 1").await.unwrap_err());
+    c.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(
+        count(&c, "copied").await,
+        0,
+        "the aborted block committed nothing"
+    );
+    c.batch_execute("BEGIN; INSERT INTO copied VALUES (4, '[1,1]')")
+        .await
+        .unwrap();
+    assert!(c.prepare("SELECT nocol FROM copied").await.is_err());
+    aborted(c.simple_query("SELECT 1").await.unwrap_err());
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(count(&c, "copied").await, 0);
+}

@@ -48,6 +48,38 @@ impl CopyHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        let done = self.finish_copy_in(client).await;
+        if done.is_err() {
+            // A COPY that fails aborts the session's transaction block (what
+            // it buffered must not commit).
+            self.state.abort_transaction(&*client).await;
+        }
+        done
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.state.copy.lock().take();
+        self.state.abort_transaction(&*client).await;
+        pg_error(
+            QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        )
+    }
+}
+
+impl Connection {
+    /// Inserts the rows of a finished COPY FROM STDIN and answers its tag.
+    async fn finish_copy_in<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         let copy = self.state.copy.lock().take();
         let Some(CopyIn {
             spec,
@@ -89,18 +121,5 @@ impl CopyHandler for Connection {
             ))
             .await?;
         Ok(())
-    }
-
-    async fn on_copy_fail<C>(&self, _client: &mut C, fail: CopyFail) -> PgWireError
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        self.state.copy.lock().take();
-        pg_error(
-            QUERY_CANCELED,
-            format!("COPY from stdin failed: {}", fail.message),
-        )
     }
 }

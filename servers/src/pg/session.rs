@@ -136,7 +136,7 @@ impl ConnState {
 
     /// A statement failed: the handler aborts the session's transaction
     /// block (if any).
-    async fn abort_transaction<C: ClientInfo + ?Sized>(&self, client: &C) {
+    pub(super) async fn abort_transaction<C: ClientInfo + ?Sized>(&self, client: &C) {
         if let Ok(mut session) = self.session(client).await {
             self.handler.statement_failed(&mut session);
         }
@@ -500,23 +500,12 @@ pub(crate) struct Parser {
     state: Arc<ConnState>,
 }
 
-#[async_trait]
-impl QueryParser for Parser {
-    type Statement = PgStatement;
-
-    async fn parse_sql<C>(
-        &self,
-        client: &C,
-        sql: &str,
-        _types: &[Option<Type>],
-    ) -> PgWireResult<Option<PgStatement>>
+impl Parser {
+    /// Parses and describes the one statement of a Parse message.
+    async fn prepare_statement<C>(&self, client: &C, sql: &str) -> PgWireResult<Option<PgStatement>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let _text = {
-            let session = self.state.session(client).await?;
-            reserve_statement_text(&session.memory_pool(), sql)?
-        };
         let mut statements = self.state.handler.parse(sql).map_err(sql_err)?;
         match statements.len() {
             0 => return Ok(None),
@@ -541,6 +530,33 @@ impl QueryParser for Parser {
             statement: Arc::new(statement),
             prepared: Arc::new(prepared),
         }))
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = PgStatement;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<PgStatement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let _text = {
+            let session = self.state.session(client).await?;
+            reserve_statement_text(&session.memory_pool(), sql)?
+        };
+        let parsed = self.prepare_statement(client, sql).await;
+        if parsed.is_err() {
+            // As any failed statement, a Parse that fails aborts the
+            // session's transaction block.
+            self.state.abort_transaction(client).await;
+        }
+        parsed
     }
 
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
