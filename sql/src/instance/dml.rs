@@ -17,10 +17,10 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::SchemaRef;
-use datafusion::common::{ParamValues, ScalarValue, TableReference};
+use datafusion::common::{ParamValues, ScalarValue};
 use datafusion::execution::memory_pool::MemoryReservation;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::{col, lit, LogicalPlan};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{
@@ -33,19 +33,14 @@ use quiver_cluster::api::streaming::{DeleteKeys, WriteAck, WriteRows};
 use quiver_cluster::WriteMode;
 use quiver_common::schema::TableSchema;
 use quiver_exec::pk::{pk_values, PkValue};
-use quiver_planner::session::CATALOG_NAME;
 
-use super::names::normalize_ident;
+use super::names::{normalize_ident, quote};
 use super::session::SqlSession;
-use super::state::{bind, parameter_types, Instance};
+use super::state::{bind, parameter_types, rows_with_keys, Instance};
 use super::transaction;
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
 use crate::handler::{Prepared, WriteKind, Written};
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 fn insert_target(insert: &Insert) -> Result<&datafusion::sql::sqlparser::ast::ObjectName> {
     match &insert.table {
@@ -499,21 +494,11 @@ async fn merge_conflicts(
     assignments: &[Assignment],
 ) -> Result<RecordBatch> {
     let pk = schema.pk().name.clone();
-    let keys: Vec<_> = pk_values(proposed.column(schema.primary_key))
+    let keys: Vec<PkValue> = pk_values(proposed.column(schema.primary_key))
         .into_iter()
         .flatten()
-        .map(|k| match k {
-            PkValue::Int(v) => lit(v),
-            PkValue::Str(s) => lit(s),
-        })
         .collect();
-    let existing = session
-        .ctx
-        .table(TableReference::full(CATALOG_NAME, database, table))
-        .await?
-        .filter(col(quote(&pk)).in_list(keys, false))?
-        .collect()
-        .await?;
+    let existing = rows_with_keys(session, (database, table), schema, &keys, false).await?;
     let existing = concat_batches(&schema.arrow_schema(), &existing)?;
     let ctx = scratch_context(session)?;
     ctx.register_batch("excluded", proposed)?;

@@ -45,6 +45,11 @@ pub(crate) fn search_path_entries(path: &str, user: &str) -> Vec<String> {
     names
 }
 
+/// `name` as a quoted SQL identifier (`"a""b"`), read back exactly.
+pub(crate) fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::search_path_entries;

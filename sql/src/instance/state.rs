@@ -141,10 +141,9 @@ impl Instance {
     /// block, the block's snapshot and its own writes) and returns it.
     pub(crate) async fn set_read_ts(&self, session: &mut SqlSession) -> Result<u64> {
         let (ts, view) = match &mut session.transaction {
-            None => (
-                self.coordinator().read_timestamp().await?,
-                Arc::new(TransactionView::default()),
-            ),
+            // Outside a block: a view a block left behind is cleared (an
+            // empty one stays, so no statement allocates one).
+            None => (self.coordinator().read_timestamp().await?, None),
             Some(block) => {
                 let snapshot = match block.snapshot {
                     Some(ts) => ts,
@@ -157,14 +156,24 @@ impl Instance {
                         ts
                     }
                 };
-                (snapshot, block.view(snapshot)?)
+                (snapshot, Some(block.view(snapshot)?))
             }
         };
         let state = session.ctx.state_ref();
         let mut state = state.write();
         let config = state.config_mut();
         config.set_extension(Arc::new(ReadTimestamp(ts)));
-        config.set_extension(view);
+        match view {
+            Some(view) => config.set_extension(view),
+            None => {
+                let stale = config
+                    .get_extension::<TransactionView>()
+                    .is_some_and(|v| !v.tables.is_empty());
+                if stale {
+                    config.set_extension(Arc::new(TransactionView::default()));
+                }
+            }
+        }
         Ok(ts)
     }
 
@@ -487,4 +496,39 @@ pub(crate) fn first_words(statement: &Statement) -> String {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The rows of a table the session sees (at its read timestamp, with its
+/// transaction's writes) whose primary key is one of `keys`: whole rows, or
+/// only the key column with `key_only`.
+pub(crate) async fn rows_with_keys(
+    session: &SqlSession,
+    (database, table): (&str, &str),
+    schema: &quiver_common::schema::TableSchema,
+    keys: &[quiver_exec::pk::PkValue],
+    key_only: bool,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    use datafusion::prelude::{col, lit};
+    use quiver_exec::pk::PkValue;
+    let pk = col(super::names::quote(&schema.pk().name));
+    let list = keys
+        .iter()
+        .map(|k| match k {
+            PkValue::Int(v) => lit(*v),
+            PkValue::Str(s) => lit(s.clone()),
+        })
+        .collect();
+    let mut rows = session
+        .ctx
+        .table(datafusion::common::TableReference::full(
+            quiver_planner::session::CATALOG_NAME,
+            database,
+            table,
+        ))
+        .await?
+        .filter(pk.clone().in_list(list, false))?;
+    if key_only {
+        rows = rows.select(vec![pk])?;
+    }
+    Ok(rows.collect().await?)
 }

@@ -30,7 +30,7 @@ use quiver_exec::pk::{pk_values, PkValue};
 
 use super::names::normalize_ident;
 use super::session::SqlSession;
-use super::state::Instance;
+use super::state::{rows_with_keys, Instance};
 use super::transaction_block::{BufferedWrite, Change, TransactionBlock};
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput, TransactionEffect};
@@ -221,32 +221,7 @@ async fn visible_keys(
     if keys.is_empty() {
         return Ok(Default::default());
     }
-    let pk = schema.pk().name.clone();
-    let list: Vec<_> = keys
-        .iter()
-        .map(|k| match k {
-            PkValue::Int(v) => datafusion::prelude::lit(*v),
-            PkValue::Str(s) => datafusion::prelude::lit(s.clone()),
-        })
-        .collect();
-    let found = session
-        .ctx
-        .table(datafusion::common::TableReference::full(
-            quiver_planner::session::CATALOG_NAME,
-            database,
-            table,
-        ))
-        .await?
-        .filter(
-            datafusion::prelude::col(format!("\"{}\"", pk.replace('"', "\"\"")))
-                .in_list(list, false),
-        )?
-        .select(vec![datafusion::prelude::col(format!(
-            "\"{}\"",
-            pk.replace('"', "\"\"")
-        ))])?
-        .collect()
-        .await?;
+    let found = rows_with_keys(session, (database, table), schema, keys, true).await?;
     Ok(found
         .iter()
         .flat_map(|b| pk_values(b.column(0)))
