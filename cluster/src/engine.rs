@@ -39,7 +39,7 @@ use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
 use tokio::sync::Notify;
 
 use crate::api::data::DataNodeTasks;
-use crate::api::query::Query;
+use crate::api::query::{DeleteSubscriber, Query};
 pub use crate::api::{IndexDefinition, IndexStatus};
 use crate::coordinator::{
     apply_in_chunks, decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
@@ -221,9 +221,16 @@ impl Engine {
 
     async fn runtime(&self, meta: TableMeta) -> Result<TableRuntime> {
         let autoid = IdAllocator::open(self.meta.clone(), keys::autoid(meta.id)).await?;
+        let subscriber: Arc<dyn DeleteSubscriber> = if self.config.cluster.serialize_seams {
+            Arc::new(crate::api::wire::WireDeleteSubscriber::new(
+                self.query_node.clone(),
+            ))
+        } else {
+            self.query_node.clone()
+        };
         Ok(
             TableRuntime::new(meta, self.tso.clone(), autoid, self.seal_policy())
-                .with_serialized_seams(self.config.cluster.serialize_seams),
+                .with_delete_subscriber(subscriber),
         )
     }
 
@@ -577,10 +584,10 @@ impl Engine {
     /// A table by name, as execution reads it: its streaming node's state
     /// with the segments its query node serves.
     pub fn table_view(&self, database: &str, name: &str) -> Result<TableView> {
-        Ok(TableView::new(
-            self.table(database, name)?,
-            self.query_node.clone(),
-        ))
+        Ok(
+            TableView::new(self.table(database, name)?, self.query_node.clone())
+                .with_serialized_seams(self.config.cluster.serialize_seams),
+        )
     }
 
     /// A table's state on its streaming node, by name.
@@ -870,14 +877,19 @@ impl Engine {
             .sealed
             .iter()
             .filter(|s| !served.iter().any(|x| x.id == s.id));
-        let sealed = || served.iter().chain(own.clone());
-        let rows_total = sealed().map(|s| s.rows).sum::<usize>()
-            + data.growing.iter().map(|g| g.rows).sum::<usize>();
-        let segments_total = sealed().filter(|s| s.rows > 0).count();
+        let sealed_rows = || {
+            served
+                .iter()
+                .map(|s| s.rows)
+                .chain(own.clone().map(|s| s.rows))
+        };
+        let rows_total =
+            sealed_rows().sum::<usize>() + data.growing.iter().map(|g| g.rows).sum::<usize>();
+        let segments_total = sealed_rows().filter(|rows| *rows > 0).count();
         for ix in &meta.indexes {
             let indexed: Vec<usize> = served
                 .iter()
-                .filter(|s| s.indexes.iter().any(|l| l.index_id == ix.id))
+                .filter(|s| s.index_ids.contains(&ix.id))
                 .map(|s| s.rows)
                 .collect();
             let params: Vec<String> = ix.params.iter().map(|(k, v)| format!("{k}={v}")).collect();

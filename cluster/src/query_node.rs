@@ -1,24 +1,34 @@
 //! The query node ([`QueryNode`]): the flushed segments it serves, in its
 //! own registry keyed by table id and segment id — rows, loaded indexes and
-//! column statistics — loaded from object storage (or from rows the caller
-//! hands over in process) and released through its API
-//! ([`Query`](crate::api::query::Query)); and the readers of segment and
-//! delete-log objects.
+//! column statistics — with each table's deletes in a delete map of its
+//! own (fed by the streaming node, [`DeleteSubscriber`], and by delete logs
+//! on recovery), loaded from object storage (or from rows the caller hands
+//! over in process) and released through its API
+//! ([`Query`](crate::api::query::Query)); the snapshots of its own state
+//! that searches and scans read ([`QueryNode::snapshot`]); and the readers
+//! of segment and delete-log objects.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::compute::{concat, filter};
+use arrow::datatypes::{Field, Schema};
 use async_trait::async_trait;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use quiver_common::schema::TableSchema;
+use quiver_exec::deletes::DeleteMap;
 use quiver_exec::pk::pk_values;
+use quiver_exec::source::{adapt_batch, visible_mask, IndexDescription, TableSnapshot};
 use quiver_exec::stats::segment_statistics;
 use quiver_index::VectorIndex;
 use quiver_storage::{get_bytes, ObjectStoreRef};
 
-use crate::api::query::{AttachIndex, LoadSegments, LoadedSegments, Query, ServedSegment};
+use crate::api::query::{
+    ApplyDeletes, AttachIndex, DeleteSubscriber, LoadSegments, LoadedSegments, Query, ServedSegment,
+};
 use crate::error::{EngineError, Result};
 use crate::indexes::LoadedIndex;
 use crate::table::SealedSegment;
@@ -27,8 +37,20 @@ use crate::table::SealedSegment;
 #[derive(Debug)]
 pub struct QueryNode {
     objects: ObjectStoreRef,
-    /// Per table, the segments served, in load order.
-    tables: RwLock<HashMap<u64, Vec<SealedSegment>>>,
+    /// Per table, what the node holds of it.
+    tables: RwLock<HashMap<u64, ServedTable>>,
+}
+
+/// What a query node holds of one table.
+#[derive(Debug, Default)]
+struct ServedTable {
+    /// The segments served, in load order.
+    segments: Vec<SealedSegment>,
+    /// Every delete of the table the node was sent (a delete may hit a
+    /// row of a segment loaded later, so it is kept from the start).
+    deletes: Arc<RwLock<DeleteMap>>,
+    /// The table's schema as of the last load (its key column's type).
+    schema: Option<TableSchema>,
 }
 
 impl QueryNode {
@@ -40,14 +62,12 @@ impl QueryNode {
         }
     }
 
-    /// The segments served of a table, as the in-process read path takes
-    /// them into a snapshot (rows, indexes and statistics shared, not
-    /// copied).
-    pub fn served(&self, table_id: u64) -> Vec<SealedSegment> {
+    /// What the node serves of a table now (segment summaries, no rows).
+    pub fn served(&self, table_id: u64) -> Vec<ServedSegment> {
         self.tables
             .read()
             .get(&table_id)
-            .cloned()
+            .map(|table| table.segments.iter().map(summary).collect())
             .unwrap_or_default()
     }
 
@@ -57,9 +77,43 @@ impl QueryNode {
         self.tables
             .read()
             .get(&table_id)?
+            .segments
             .iter()
             .find(|s| s.id == segment_id)
             .map(|s| s.batches.clone())
+    }
+
+    /// The node's part of a table at `read_ts`, as its searches and scans
+    /// read it: the segments it serves (rows, statistics, and the indexes
+    /// `definitions` still define, by index id) with its own delete map;
+    /// `schema` is the table's definition now. Rows and indexes are shared,
+    /// not copied.
+    pub fn snapshot(
+        &self,
+        table_id: u64,
+        schema: &TableSchema,
+        definitions: &[(u64, IndexDescription)],
+        read_ts: u64,
+    ) -> TableSnapshot {
+        let tables = self.tables.read();
+        let (segments, deletes) = match tables.get(&table_id) {
+            Some(table) => (
+                table
+                    .segments
+                    .iter()
+                    .map(|s| s.as_segment(definitions))
+                    .collect(),
+                table.deletes.clone(),
+            ),
+            None => (Vec::new(), Arc::default()),
+        };
+        TableSnapshot {
+            table_id,
+            schema: schema.clone(),
+            segments,
+            deletes,
+            read_ts,
+        }
     }
 
     async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>> {
@@ -108,12 +162,24 @@ impl Query for QueryNode {
                 stats: Some(Arc::new(stats)),
             });
         }
+        let mut deleted = Vec::new();
+        for path in &request.deltalogs {
+            deleted.extend(read_deltalog(&self.objects, path).await?);
+        }
         // A segment loaded again (flushed again after a hand-off that did
         // not finish) replaces its copy.
         let replaced =
             |id: &u64| request.release.contains(id) || loaded.iter().any(|l| l.id == *id);
         let mut tables = self.tables.write();
-        let served = tables.entry(request.table_id).or_default();
+        let table = tables.entry(request.table_id).or_default();
+        table.schema = Some(request.schema);
+        if !deleted.is_empty() {
+            let mut deletes = table.deletes.write();
+            for (key, ts) in deleted {
+                deletes.insert(&key, ts);
+            }
+        }
+        let served = &mut table.segments;
         let position = served
             .iter()
             .position(|s| replaced(&s.id))
@@ -125,9 +191,9 @@ impl Query for QueryNode {
     }
 
     async fn attach_index(&self, request: AttachIndex) -> Result<bool> {
-        let wanted = |tables: &HashMap<u64, Vec<SealedSegment>>| {
+        let wanted = |tables: &HashMap<u64, ServedTable>| {
             tables.get(&request.table_id).is_some_and(|served| {
-                served.iter().any(|s| {
+                served.segments.iter().any(|s| {
                     s.id == request.segment_id
                         && !s
                             .indexes
@@ -146,7 +212,12 @@ impl Query for QueryNode {
         }
         let segment = tables
             .get_mut(&request.table_id)
-            .and_then(|served| served.iter_mut().find(|s| s.id == request.segment_id))
+            .and_then(|served| {
+                served
+                    .segments
+                    .iter_mut()
+                    .find(|s| s.id == request.segment_id)
+            })
             .ok_or_else(|| EngineError::Internal("segment vanished under the lock".into()))?;
         segment.indexes.push(LoadedIndex {
             index_id: request.index.index_id,
@@ -158,7 +229,7 @@ impl Query for QueryNode {
 
     async fn detach_index(&self, table_id: u64, index_id: u64) -> Result<()> {
         if let Some(served) = self.tables.write().get_mut(&table_id) {
-            for segment in served {
+            for segment in &mut served.segments {
                 segment.indexes.retain(|ix| ix.index_id != index_id);
             }
         }
@@ -171,19 +242,71 @@ impl Query for QueryNode {
     }
 
     async fn served_segments(&self, table_id: u64) -> Result<Vec<ServedSegment>> {
-        Ok(self
-            .served(table_id)
-            .iter()
-            .map(|s| ServedSegment {
-                id: s.id,
-                shard: s.shard,
-                rows: s.rows,
-                first_lsn: s.first_lsn,
-                last_lsn: s.last_lsn,
-                index_ids: s.indexes.iter().map(|ix| ix.index_id).collect(),
-                index_paths: s.indexes.iter().map(|ix| ix.path.clone()).collect(),
-            })
-            .collect())
+        Ok(self.served(table_id))
+    }
+
+    async fn live_keys(&self, table_id: u64) -> Result<Option<RecordBatch>> {
+        let tables = self.tables.read();
+        let Some(table) = tables.get(&table_id) else {
+            return Ok(None);
+        };
+        let Some(schema) = &table.schema else {
+            return Ok(None);
+        };
+        let storage = schema.storage_schema();
+        let pk_index = schema.primary_key;
+        let deletes = table.deletes.read();
+        let mut parts: Vec<ArrayRef> = Vec::new();
+        for segment in &table.segments {
+            for batch in segment.batches.iter() {
+                let batch = adapt_batch(batch, &storage)?;
+                let keys = batch.column(pk_index);
+                match visible_mask(&batch, pk_index, &deletes, u64::MAX) {
+                    Some(mask) => parts.push(filter(keys, &mask)?),
+                    None => parts.push(keys.clone()),
+                }
+            }
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let keys = concat(
+            &parts
+                .iter()
+                .map(|a| a.as_ref())
+                .collect::<Vec<&dyn Array>>(),
+        )?;
+        let field = Field::new("key", keys.data_type().clone(), true);
+        Ok(Some(RecordBatch::try_new(
+            Arc::new(Schema::new(vec![field])),
+            vec![keys],
+        )?))
+    }
+}
+
+impl DeleteSubscriber for QueryNode {
+    fn apply_deletes(&self, deletes: ApplyDeletes) -> Result<()> {
+        let keys = pk_values(deletes.keys.column(0));
+        let mut tables = self.tables.write();
+        let table = tables.entry(deletes.table_id).or_default();
+        let mut map = table.deletes.write();
+        for key in keys.into_iter().flatten() {
+            map.insert(&key, deletes.ts);
+        }
+        Ok(())
+    }
+}
+
+/// A served segment's summary.
+fn summary(s: &SealedSegment) -> ServedSegment {
+    ServedSegment {
+        id: s.id,
+        shard: s.shard,
+        rows: s.rows,
+        first_lsn: s.first_lsn,
+        last_lsn: s.last_lsn,
+        index_ids: s.indexes.iter().map(|ix| ix.index_id).collect(),
+        index_paths: s.indexes.iter().map(|ix| ix.path.clone()).collect(),
     }
 }
 

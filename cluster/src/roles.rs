@@ -16,16 +16,7 @@ use crate::coordinator::SegmentMeta;
 use crate::error::Result;
 use crate::table::TableRuntime;
 
-/// How inserted rows treat existing keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum WriteMode {
-    /// Fail on an existing key (`23505`).
-    Insert,
-    /// Replace rows with existing keys.
-    Upsert,
-    /// Skip rows whose key exists (`ON CONFLICT DO NOTHING`).
-    InsertIgnore,
-}
+pub use crate::api::streaming::WriteMode;
 
 /// The acknowledged result of a write.
 #[derive(Debug, Clone)]

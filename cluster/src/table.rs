@@ -1,8 +1,10 @@
 //! The runtime state of one table on its streaming node: the growing
 //! segment of each shard, the sealed segments not yet flushed (a flushed
 //! one moves to the query node, [`crate::query_node`]), deletes and live
-//! primary keys; and the snapshot execution reads, over these and the
-//! query node's segments (see [`crate::table_view`]).
+//! primary keys; and its snapshot of these (the query node's segments are
+//! read from the query node, see [`crate::table_view`]). Every delete it
+//! applies goes to the query node too ([`DeleteSubscriber`]), which keeps
+//! a delete map of its own.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -14,16 +16,16 @@ use datafusion::common::Statistics;
 use parking_lot::{Mutex, RwLock};
 use quiver_common::schema::{TableSchema, TS_COLUMN};
 use quiver_exec::deletes::DeleteMap;
-use quiver_exec::fragment_wire::WireFragment;
-use quiver_exec::fragments::{SnapshotFragment, TableFragment};
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::source::{
     adapt_batch, visible_mask, IndexDescription, Segment, SegmentIndex, SegmentKind, TableSnapshot,
 };
 
+use crate::api::query::{ApplyDeletes, DeleteSubscriber};
 use crate::coordinator::{IdAllocator, TableMeta, Tso};
 use crate::error::{EngineError, Result};
 use crate::indexes::{IndexMeta, LoadedIndex};
+use crate::segment_files::keys_batch;
 use crate::shards::split_by_shard;
 
 /// A sealed segment held in memory.
@@ -40,6 +42,34 @@ pub struct SealedSegment {
     pub indexes: Vec<LoadedIndex>,
     /// Column statistics (known once flushed).
     pub stats: Option<Arc<Statistics>>,
+}
+
+impl SealedSegment {
+    /// The segment as execution reads it: its indexes that `definitions`
+    /// (by index id) still define.
+    pub fn as_segment(&self, definitions: &[(u64, IndexDescription)]) -> Segment {
+        Segment {
+            id: self.id,
+            shard: self.shard,
+            kind: SegmentKind::Sealed,
+            rows: self.rows,
+            indexes: self
+                .indexes
+                .iter()
+                .filter_map(|loaded| {
+                    let (_, d) = definitions.iter().find(|(id, _)| *id == loaded.index_id)?;
+                    Some(SegmentIndex {
+                        name: d.name.clone(),
+                        column: d.column,
+                        metric: d.metric,
+                        index: loaded.index.clone(),
+                    })
+                })
+                .collect(),
+            batches: self.batches.clone(),
+            stats: self.stats.clone(),
+        }
+    }
 }
 
 /// A shard's growing segment.
@@ -93,9 +123,8 @@ pub struct TableRuntime {
     pub autoid: IdAllocator,
     tso: Arc<Tso>,
     seal: SealPolicy,
-    /// Searches and scans reach the fragments through encoded messages
-    /// (`cluster.serialize_seams`).
-    serialize_seams: bool,
+    /// Where every applied delete goes as well (the query node).
+    delete_subscriber: Option<Arc<dyn DeleteSubscriber>>,
 }
 
 /// State guarded by [`TableRuntime::records`].
@@ -128,15 +157,15 @@ impl TableRuntime {
             autoid,
             tso,
             seal,
-            serialize_seams: false,
+            delete_subscriber: None,
         };
         runtime.data.write().growing = growing;
         runtime
     }
 
-    /// Reaches the fragments through encoded messages when `on`.
-    pub fn with_serialized_seams(mut self, on: bool) -> Self {
-        self.serialize_seams = on;
+    /// Sends every delete it applies to `subscriber` as well.
+    pub fn with_delete_subscriber(mut self, subscriber: Arc<dyn DeleteSubscriber>) -> Self {
+        self.delete_subscriber = Some(subscriber);
         self
     }
 
@@ -183,14 +212,11 @@ impl TableRuntime {
         track_pending_deletes: bool,
         apply_inserts: &dyn Fn(u32) -> bool,
     ) -> Result<bool> {
-        let (storage_schema, pk_index, shards) = {
+        let (table_id, schema, shards) = {
             let meta = self.meta.read();
-            (
-                meta.schema.storage_schema(),
-                meta.schema.primary_key,
-                meta.shards.max(1),
-            )
+            (meta.id, meta.schema.clone(), meta.shards.max(1))
         };
+        let (storage_schema, pk_index) = (schema.storage_schema(), schema.primary_key);
         let mut data = self.data.write();
         if !deletes.is_empty() {
             let mut map = self.deletes.write();
@@ -200,6 +226,14 @@ impl TableRuntime {
                 if track_pending_deletes {
                     data.pending_deletes.push((lsn, pk.clone(), ts));
                 }
+            }
+            drop(map);
+            // Under the data lock, so the query node has the delete before
+            // a reader of this table's state could miss it.
+            if let (Some(subscriber), Some(keys)) =
+                (&self.delete_subscriber, keys_batch(&schema, deletes)?)
+            {
+                subscriber.apply_deletes(ApplyDeletes { table_id, ts, keys })?;
             }
         }
         let Some(batch) = inserts else {
@@ -281,13 +315,16 @@ impl TableRuntime {
     }
 
     /// Rebuilds the live key set from every stored row (after recovery):
-    /// its own and the query node's `served` segments.
-    pub fn rebuild_live_keys(&self, served: &dyn Fn() -> Vec<SealedSegment>) -> Result<()> {
-        let snapshot = self.snapshot_with(served, Some(u64::MAX));
+    /// its own segments' and the keys visible in the query node's
+    /// (`served_keys`, one column).
+    pub fn rebuild_live_keys(&self, served_keys: Option<&RecordBatch>) -> Result<()> {
+        let snapshot = self.own_snapshot(Some(u64::MAX));
         let storage = snapshot.schema.storage_schema();
         let pk_index = snapshot.schema.primary_key;
         let deletes = snapshot.deletes.read();
-        let mut live = HashSet::new();
+        let mut live: HashSet<PkValue> = served_keys
+            .map(|keys| pk_values(keys.column(0)).into_iter().flatten().collect())
+            .unwrap_or_default();
         for segment in &snapshot.segments {
             for batch in segment.batches.iter() {
                 let batch = adapt_batch(batch, &storage)?;
@@ -346,61 +383,25 @@ pub fn with_timestamp(batch: &RecordBatch, storage: &SchemaRef, ts: u64) -> Resu
 }
 
 impl TableRuntime {
-    /// The table at `read_ts` (the TSO's read timestamp when `None`): the
-    /// query node's `served` segments, then the sealed segments not yet
-    /// handed over (minus any the query node serves already: a hand-off
-    /// loads there before it forgets here), then the growing segments.
-    /// `served` is asked once this table's data is locked: a segment
-    /// handed over before that is there, one handed over after it is still
-    /// here.
-    pub fn snapshot_with(
-        &self,
-        served: &dyn Fn() -> Vec<SealedSegment>,
-        read_ts: Option<u64>,
-    ) -> TableSnapshot {
+    /// The streaming node's part of the table at `read_ts` (the TSO's read
+    /// timestamp when `None`): its sealed segments not yet flushed, then the
+    /// growing segments, with its delete map. A flushed segment may still
+    /// be here after the query node loaded it (a hand-off loads there
+    /// before it forgets here): take this first and the query node's
+    /// second, and keep the query node's copy of a segment in both.
+    pub fn own_snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
         let read_ts = match read_ts {
             Some(ts) => ts,
             None => self.tso.read_timestamp(),
         };
         // Lock order everywhere: data, then meta.
         let data = self.data.read();
-        let served = served();
         let meta = self.meta.read();
-        let definitions: Vec<(u64, IndexDescription)> = meta
-            .indexes
-            .iter()
-            .filter_map(|ix| Some((ix.id, describe(ix, &meta.schema)?)))
-            .collect();
-        let handed_over: HashSet<u64> = served.iter().map(|s| s.id).collect();
-        let own = data
+        let definitions = self.index_definitions_of(&meta);
+        let mut segments: Vec<Segment> = data
             .sealed
             .iter()
-            .filter(|s| !handed_over.contains(&s.id))
-            .cloned();
-        let mut segments: Vec<Segment> = served
-            .into_iter()
-            .chain(own)
-            .map(|s| Segment {
-                id: s.id,
-                shard: s.shard,
-                kind: SegmentKind::Sealed,
-                rows: s.rows,
-                indexes: s
-                    .indexes
-                    .iter()
-                    .filter_map(|loaded| {
-                        let (_, d) = definitions.iter().find(|(id, _)| *id == loaded.index_id)?;
-                        Some(SegmentIndex {
-                            name: d.name.clone(),
-                            column: d.column,
-                            metric: d.metric,
-                            index: loaded.index.clone(),
-                        })
-                    })
-                    .collect(),
-                batches: s.batches,
-                stats: s.stats,
-            })
+            .map(|s| s.as_segment(&definitions))
             .collect();
         for growing in data.growing.iter().filter(|g| g.rows > 0) {
             segments.push(Segment {
@@ -422,30 +423,25 @@ impl TableRuntime {
         }
     }
 
+    /// The table's index definitions as execution describes them, by index
+    /// id (an index no longer fitting the schema is left out).
+    pub fn index_definitions(&self) -> Vec<(u64, IndexDescription)> {
+        self.index_definitions_of(&self.meta.read())
+    }
+
+    fn index_definitions_of(&self, meta: &TableMeta) -> Vec<(u64, IndexDescription)> {
+        meta.indexes
+            .iter()
+            .filter_map(|ix| Some((ix.id, describe(ix, &meta.schema)?)))
+            .collect()
+    }
+
     /// The vector indexes the table defines, as execution sees them.
     pub fn vector_indexes(&self) -> Vec<IndexDescription> {
         let meta = self.meta.read();
         meta.indexes
             .iter()
             .filter_map(|ix| describe(ix, &meta.schema))
-            .collect()
-    }
-
-    /// Per shard, the sealed segments and the growing segment of one
-    /// snapshot, as fragments; behind encoded messages with
-    /// `cluster.serialize_seams`.
-    pub fn fragments_of(&self, snapshot: TableSnapshot) -> Vec<Arc<dyn TableFragment>> {
-        let storage = snapshot.schema.storage_schema();
-        SnapshotFragment::split(&snapshot)
-            .into_iter()
-            .map(|fragment| {
-                let fragment: Arc<dyn TableFragment> = Arc::new(fragment);
-                if self.serialize_seams {
-                    Arc::new(WireFragment::new(fragment, storage.clone()))
-                } else {
-                    fragment
-                }
-            })
             .collect()
     }
 }

@@ -1,14 +1,18 @@
 //! [`TableView`]: a table as execution reads it, the [`TableSource`] the
-//! engine hands the access layer — the streaming node's part of the table
-//! (growing segments, sealed segments not yet flushed, deletes) and the
-//! flushed segments its query node serves, put together in one snapshot.
+//! engine hands the access layer. Its fragments come from the two roles
+//! that hold the table's data, each over its own state: the streaming
+//! node's (per shard, its growing segment and the sealed segments it has
+//! not flushed yet, with its delete map) and the query node's (per shard,
+//! the flushed segments it serves, with its own delete map).
 
+use std::collections::HashSet;
 use std::ops::Deref;
 use std::sync::Arc;
 
 use quiver_common::schema::TableSchema;
-use quiver_exec::fragments::TableFragment;
-use quiver_exec::source::{IndexDescription, TableSnapshot};
+use quiver_exec::fragment_wire::WireFragment;
+use quiver_exec::fragments::{SnapshotFragment, TableFragment};
+use quiver_exec::source::{IndexDescription, SegmentKind, TableSnapshot};
 use quiver_exec::table_source::TableSource;
 
 use crate::query_node::QueryNode;
@@ -19,6 +23,9 @@ use crate::table::TableRuntime;
 pub struct TableView {
     runtime: Arc<TableRuntime>,
     query_node: Arc<QueryNode>,
+    /// Searches and scans reach the fragments through encoded messages
+    /// (`cluster.serialize_seams`).
+    serialize_seams: bool,
 }
 
 impl TableView {
@@ -27,12 +34,36 @@ impl TableView {
         Self {
             runtime,
             query_node,
+            serialize_seams: false,
         }
+    }
+
+    /// Reaches the fragments through encoded messages when `on`.
+    pub fn with_serialized_seams(mut self, on: bool) -> Self {
+        self.serialize_seams = on;
+        self
     }
 
     /// The streaming node's part of the table.
     pub fn runtime(&self) -> &Arc<TableRuntime> {
         &self.runtime
+    }
+
+    /// Both nodes' parts at one read timestamp: the streaming node's first,
+    /// then the query node's, the streaming node's copy of a segment the
+    /// query node serves already left out (see
+    /// [`TableRuntime::own_snapshot`]).
+    fn parts(&self, read_ts: Option<u64>) -> (TableSnapshot, TableSnapshot) {
+        let mut own = self.runtime.own_snapshot(read_ts);
+        let served = self.query_node.snapshot(
+            own.table_id,
+            &own.schema,
+            &self.runtime.index_definitions(),
+            own.read_ts,
+        );
+        let handed_over: HashSet<u64> = served.segments.iter().map(|s| s.id).collect();
+        own.segments.retain(|s| !handed_over.contains(&s.id));
+        (own, served)
     }
 }
 
@@ -53,21 +84,88 @@ impl TableSource for TableView {
         self.runtime.schema()
     }
 
+    /// The whole table in one snapshot, for inspection (tests, counts):
+    /// the query node's segments, then the streaming node's, under the
+    /// streaming node's delete map (it holds every delete of the table).
+    /// Searches and scans read [`TableSource::fragments`] instead.
     fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
-        let table_id = self.runtime.id();
-        self.runtime
-            .snapshot_with(&|| self.query_node.served(table_id), read_ts)
+        let (own, served) = self.parts(read_ts);
+        TableSnapshot {
+            segments: served.segments.into_iter().chain(own.segments).collect(),
+            ..own
+        }
     }
 
     fn vector_indexes(&self) -> Vec<IndexDescription> {
         self.runtime.vector_indexes()
     }
 
-    /// Per shard, its sealed segments (the query node's) and its growing
-    /// segment (the streaming node's), of one snapshot.
+    /// Per shard, the sealed segments the query node serves, then the
+    /// streaming node's sealed segments not flushed yet and its growing
+    /// segment, each fragment over its own node's state.
     fn fragments(&self, read_ts: Option<u64>) -> (u64, Vec<Arc<dyn TableFragment>>) {
-        let snapshot = self.snapshot(read_ts);
-        let read_ts = snapshot.read_ts;
-        (read_ts, self.runtime.fragments_of(snapshot))
+        let (own, served) = self.parts(read_ts);
+        let read_ts = own.read_ts;
+        let storage = own.schema.storage_schema();
+        let part = |snapshot: &TableSnapshot, shard: u32, kind: SegmentKind, label: String| {
+            let segments: Vec<_> = snapshot
+                .segments
+                .iter()
+                .filter(|s| s.shard == shard && s.kind == kind)
+                .cloned()
+                .collect();
+            (!segments.is_empty()).then(|| {
+                SnapshotFragment::new(
+                    label,
+                    TableSnapshot {
+                        segments,
+                        ..snapshot.clone()
+                    },
+                )
+            })
+        };
+        let mut shards: Vec<u32> = own
+            .segments
+            .iter()
+            .chain(&served.segments)
+            .map(|s| s.shard)
+            .collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let fragments = shards
+            .into_iter()
+            .flat_map(|shard| {
+                [
+                    part(
+                        &served,
+                        shard,
+                        SegmentKind::Sealed,
+                        format!("shard {shard} sealed"),
+                    ),
+                    part(
+                        &own,
+                        shard,
+                        SegmentKind::Sealed,
+                        format!("shard {shard} sealed, not flushed"),
+                    ),
+                    part(
+                        &own,
+                        shard,
+                        SegmentKind::Growing,
+                        format!("shard {shard} growing"),
+                    ),
+                ]
+            })
+            .flatten()
+            .map(|fragment| {
+                let fragment: Arc<dyn TableFragment> = Arc::new(fragment);
+                if self.serialize_seams {
+                    Arc::new(WireFragment::new(fragment, storage.clone()))
+                } else {
+                    fragment
+                }
+            })
+            .collect();
+        (read_ts, fragments)
     }
 }

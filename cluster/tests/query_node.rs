@@ -2,7 +2,9 @@
 //! hands segments over from the streaming node (which forgets them), a
 //! read while a segment is in both places sees its rows once, a segment
 //! loaded again replaces its copy, and a restart loads every flushed
-//! segment back onto the query node.
+//! segment back onto the query node; the query node holds the table's
+//! deletes in a map of its own, fed by the streaming node and, after a
+//! restart, by the delete logs and the WAL's replay.
 
 mod support;
 
@@ -15,6 +17,7 @@ use quiver_cluster::coordinator::SegmentMeta;
 use quiver_cluster::{Engine, WriteMode};
 use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use quiver_exec::pk::{pk_values, PkValue};
 use support::visible_ids;
 
 fn config(dir: &std::path::Path, serialize_seams: bool) -> QuiverConfig {
@@ -146,6 +149,7 @@ async fn cut_hand_off(engine: &Engine) {
             rows,
         }],
         release: Vec::new(),
+        deltalogs: Vec::new(),
     };
     engine
         .query_node()
@@ -161,4 +165,85 @@ async fn cut_hand_off(engine: &Engine) {
         .await
         .unwrap();
     assert_eq!(served_ids(engine).await.len(), 4);
+}
+
+/// The keys the query node sees visible in `public.t`, sorted.
+async fn query_node_keys(engine: &Engine) -> Vec<i64> {
+    let table_id = engine.table("public", "t").unwrap().id();
+    let keys = engine.query_node().live_keys(table_id).await.unwrap();
+    let mut keys: Vec<i64> = keys
+        .map(|batch| pk_values(batch.column(0)))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|key| match key {
+            Some(PkValue::Int(id)) => id,
+            other => panic!("unexpected key {other:?}"),
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn deletes_reach_the_query_node() {
+    query_node_deletes(false).await;
+}
+
+#[tokio::test]
+async fn deletes_reach_the_query_node_through_encoded_messages() {
+    query_node_deletes(true).await;
+}
+
+async fn query_node_deletes(serialize_seams: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine_with_table(dir.path(), serialize_seams).await;
+    engine
+        .write("public", "t", rows(0..40), WriteMode::Insert)
+        .await
+        .unwrap();
+    engine.flush_table("public", "t").await.unwrap();
+    assert_eq!(query_node_keys(&engine).await, (0..40).collect::<Vec<_>>());
+    // Rows of flushed segments deleted and replaced: the query node's own
+    // map hides them, for its scans and its live keys alike.
+    engine
+        .delete("public", "t", (0..5).map(PkValue::Int).collect())
+        .unwrap();
+    engine
+        .write("public", "t", rows(35..45), WriteMode::Upsert)
+        .await
+        .unwrap();
+    let expected: Vec<i64> = (5..45).collect();
+    assert_eq!(visible_ids(&engine, "t"), expected);
+    assert_eq!(query_node_keys(&engine).await, (5..35).collect::<Vec<_>>());
+    // A delete sent before the segment it hits is handed over still hides
+    // its row there (rows 40..45 are growing when 44 is deleted).
+    engine
+        .delete("public", "t", vec![PkValue::Int(44)])
+        .unwrap();
+    engine.flush_table("public", "t").await.unwrap();
+    let expected: Vec<i64> = (5..44).collect();
+    assert_eq!(query_node_keys(&engine).await, expected);
+    assert_eq!(visible_ids(&engine, "t"), expected);
+
+    // A restart without a clean stop: the deletes persisted in delete logs
+    // and the ones replayed from the WAL reach the new query node.
+    engine
+        .delete("public", "t", vec![PkValue::Int(10), PkValue::Int(20)])
+        .unwrap();
+    drop(engine);
+    let engine = Engine::open(config(dir.path(), serialize_seams))
+        .await
+        .unwrap();
+    let expected: Vec<i64> = (5..44).filter(|id| *id != 10 && *id != 20).collect();
+    assert_eq!(visible_ids(&engine, "t"), expected);
+    engine.flush_table("public", "t").await.unwrap();
+    assert_eq!(query_node_keys(&engine).await, expected);
+    engine.shutdown().await.unwrap();
+    drop(engine);
+    let engine = Engine::open(config(dir.path(), serialize_seams))
+        .await
+        .unwrap();
+    assert_eq!(query_node_keys(&engine).await, expected);
+    assert_eq!(visible_ids(&engine, "t"), expected);
+    engine.shutdown().await.unwrap();
 }

@@ -145,6 +145,11 @@ pub struct SnapshotFragment {
 }
 
 impl SnapshotFragment {
+    /// A fragment over `snapshot`'s segments, shown as `label`.
+    pub fn new(label: String, snapshot: TableSnapshot) -> Self {
+        Self { label, snapshot }
+    }
+
     /// Splits `snapshot` the way the nodes hold it: per shard, its sealed
     /// segments (query node) and its growing segment (streaming node), in
     /// shard order; parts without segments are left out.

@@ -5,6 +5,13 @@
 //! meta-store records (object paths); rows travel only as an optional
 //! Arrow shortcut when the caller already holds them in the same process.
 //!
+//! A query node holds every delete of the tables it serves in a delete map
+//! of its own: the streaming node sends it each applied delete
+//! ([`ApplyDeletes`], through a [`DeleteSubscriber`]) — the delete part of
+//! the WAL record, the same keys a query node of a cluster reads when it
+//! tails the shard's WAL channel — and recovery hands it the table's
+//! delete logs ([`LoadSegments::deltalogs`]).
+//!
 //! A flushed segment moves from the streaming node to a query node in two
 //! steps: the query node loads it, then the streaming node forgets it; a
 //! read between the two sees it in both places and keeps the query node's
@@ -49,6 +56,29 @@ pub struct LoadSegments {
     pub index_ids: Vec<u64>,
     pub load: Vec<SegmentToLoad>,
     pub release: Vec<u64>,
+    /// Delete-log objects of the table to read into the node's delete map
+    /// (recovery: the deletes persisted before the WAL's replay start).
+    #[serde(default)]
+    pub deltalogs: Vec<String>,
+}
+
+/// Deletes a streaming node applied to a table at `ts`: the keys (one
+/// column, typed as the key), as its WAL record holds them.
+#[derive(Debug, Clone)]
+pub struct ApplyDeletes {
+    pub table_id: u64,
+    pub ts: u64,
+    pub keys: RecordBatch,
+}
+
+/// Receives the deletes a streaming node applies. In one process the
+/// streaming node calls it while it applies the write, before the write's
+/// timestamp becomes safe, so a read at a safe timestamp finds every
+/// delete at or before it on the query node too. A query node of a cluster
+/// tails the shard's WAL channel instead and answers a read once it has
+/// applied the channel up to the read's timestamp.
+pub trait DeleteSubscriber: Send + Sync + std::fmt::Debug {
+    fn apply_deletes(&self, deletes: ApplyDeletes) -> Result<()>;
 }
 
 /// What a [`LoadSegments`] loaded.
@@ -96,4 +126,8 @@ pub trait Query: Send + Sync + 'static {
     /// The segments served of a table, in the order they were loaded
     /// (a merged segment takes its group's place).
     async fn served_segments(&self, table_id: u64) -> Result<Vec<ServedSegment>>;
+    /// The keys of the rows visible now in the segments served of a table
+    /// (one column, typed as the key; `None` when it serves none): the
+    /// streaming node's live-key set is rebuilt from them after recovery.
+    async fn live_keys(&self, table_id: u64) -> Result<Option<RecordBatch>>;
 }

@@ -11,7 +11,17 @@ use arrow::array::RecordBatch;
 use async_trait::async_trait;
 
 use crate::error::Result;
-use crate::roles::WriteMode;
+
+/// How inserted rows treat existing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum WriteMode {
+    /// Fail on an existing key (`23505`).
+    Insert,
+    /// Replace rows with existing keys.
+    Upsert,
+    /// Skip rows whose key exists (`ON CONFLICT DO NOTHING`).
+    InsertIgnore,
+}
 
 /// Inserts or upserts rows (the table's user columns, by name; auto ids
 /// missing are assigned).

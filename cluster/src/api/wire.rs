@@ -5,7 +5,8 @@
 //! [`WireStreaming`] does the same for the streaming node, its rows and
 //! keys as Arrow IPC, a [`WireDataNode`] for the data node's tasks and a
 //! [`WireQuery`] for the query node (segments to load named by their
-//! records: the query node reads their objects, as across processes). Errors come back encoded too
+//! records: the query node reads their objects, as across processes) and a
+//! [`WireDeleteSubscriber`] for the deletes it is sent. Errors come back encoded too
 //! ([`error_over_the_wire`]): their structured fields, or their status code
 //! and message.
 
@@ -26,7 +27,9 @@ use super::coordinator::{
 use super::data::{
     BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
 };
-use super::query::{AttachIndex, LoadSegments, LoadedSegments, Query, ServedSegment};
+use super::query::{
+    ApplyDeletes, AttachIndex, DeleteSubscriber, LoadSegments, LoadedSegments, Query, ServedSegment,
+};
 use super::streaming::{
     CommitTransaction, DeleteAck, DeleteKeys, StageRows, Streaming, TableChanges, WriteAck,
     WriteRows,
@@ -482,5 +485,39 @@ impl Query for WireQuery {
                 .await
                 .map_err(error_over_the_wire)?,
         )
+    }
+
+    async fn live_keys(&self, table_id: u64) -> Result<Option<RecordBatch>> {
+        let table_id = over_the_wire(table_id)?;
+        self.inner
+            .live_keys(table_id)
+            .await
+            .map_err(error_over_the_wire)?
+            .map(batch_over_the_wire)
+            .transpose()
+    }
+}
+
+/// A query node's delete feed reached through encoded messages: the table
+/// id and timestamp in serde form, the keys as Arrow IPC.
+#[derive(Debug)]
+pub struct WireDeleteSubscriber {
+    inner: Arc<dyn DeleteSubscriber>,
+}
+
+impl WireDeleteSubscriber {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn DeleteSubscriber>) -> Self {
+        Self { inner }
+    }
+}
+
+impl DeleteSubscriber for WireDeleteSubscriber {
+    fn apply_deletes(&self, deletes: ApplyDeletes) -> Result<()> {
+        let (table_id, ts) = over_the_wire((deletes.table_id, deletes.ts))?;
+        let keys = batch_over_the_wire(deletes.keys)?;
+        self.inner
+            .apply_deletes(ApplyDeletes { table_id, ts, keys })
+            .map_err(error_over_the_wire)
     }
 }

@@ -140,6 +140,7 @@ impl Engine {
                     rows: done.merged.clone(),
                 }],
                 release: old_ids,
+                deltalogs: Vec::new(),
             })
             .await?;
         drop(records);

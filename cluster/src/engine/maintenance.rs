@@ -114,6 +114,7 @@ impl Engine {
                     })
                     .collect(),
                 release: Vec::new(),
+                deltalogs: Vec::new(),
             })
             .await?;
         self.streaming.forget_segments(table, &ids);

@@ -58,6 +58,16 @@ impl Engine {
                     rows: None,
                 });
             }
+            let mut deltalogs = Vec::new();
+            for dl_kv in self
+                .meta
+                .scan_prefix(&keys::deltalog_prefix(meta.id))
+                .await?
+            {
+                let path: String = decode(&dl_kv.key, &dl_kv.value)?;
+                referenced.insert(path.clone());
+                deltalogs.push(path);
+            }
             let loaded = self
                 .query
                 .load_segments(LoadSegments {
@@ -66,23 +76,20 @@ impl Engine {
                     index_ids,
                     load,
                     release: Vec::new(),
+                    deltalogs: deltalogs.clone(),
                 })
                 .await?;
             stats.segments_loaded += loaded.segments;
             stats.indexes_loaded += loaded.indexes;
             let runtime = self.runtime(meta.clone()).await?;
-            for dl_kv in self
-                .meta
-                .scan_prefix(&keys::deltalog_prefix(meta.id))
-                .await?
-            {
-                let path: String = decode(&dl_kv.key, &dl_kv.value)?;
-                let entries = crate::query_node::read_deltalog(&self.objects, &path).await?;
+            // The streaming node's own copy of the persisted deletes (its
+            // growing rows replayed from the WAL may be older than them).
+            for path in &deltalogs {
+                let entries = crate::query_node::read_deltalog(&self.objects, path).await?;
                 let mut deletes = runtime.deletes.write();
                 for (pk, ts) in entries {
                     deletes.insert(&pk, ts);
                 }
-                referenced.insert(path);
             }
             state
                 .by_name
@@ -137,7 +144,8 @@ impl Engine {
         self.tso.observe(max_ts);
         for table in state.tables.values() {
             let table_id = table.id();
-            table.rebuild_live_keys(&|| self.query_node.served(table_id))?;
+            let served_keys = self.query.live_keys(table_id).await?;
+            table.rebuild_live_keys(served_keys.as_ref())?;
         }
         // Finish the cleanup of tables whose drop committed but whose
         // records and objects a crash left behind (see `drop_table`).
