@@ -98,6 +98,10 @@ pub enum StatusCode {
     InvalidSavepoint,
     /// A write in a `READ ONLY` transaction (`25006`).
     ReadOnlySqlTransaction,
+    /// An integer result outside its type (`22003`).
+    NumericValueOutOfRange,
+    /// A division or modulo by zero (`22012`).
+    DivisionByZero,
 }
 
 impl StatusCode {

@@ -1,5 +1,6 @@
 //! `quiver-planner` owns how SQL becomes a Quiver plan on top of DataFusion:
 //!
+//! * [`checked_arithmetic`] — integer `+ - *` that fail on overflow (`22003`);
 //! * [`functions`] — pgvector's functions as scalar UDFs;
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
 //! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
@@ -10,6 +11,7 @@
 //! * [`session`] — assembly of a DataFusion `SessionState` with all of the above
 //!   over a Quiver catalog.
 
+pub mod checked_arithmetic;
 pub mod functions;
 pub mod operators;
 pub mod session;

@@ -11,6 +11,7 @@ use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use quiver_exec::catalog::{CatalogSource, QuiverCatalog};
 
+use crate::checked_arithmetic::{CheckedArithmeticRule, ConstantArithmeticRule};
 use crate::functions::vector_functions;
 use crate::operators::VectorOperatorPlanner;
 use crate::vector_cast::VectorCastRule;
@@ -63,10 +64,12 @@ pub fn new_session_context(
         .with_catalog_list(catalogs)
         .with_expr_planners(expr_planners)
         .with_query_planner(Arc::new(QuiverQueryPlanner))
+        .with_physical_optimizer_rule(Arc::new(CheckedArithmeticRule))
         .build();
     datafusion_functions_json::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);
     ctx.add_analyzer_rule(Arc::new(VectorCastRule));
+    ctx.add_analyzer_rule(Arc::new(ConstantArithmeticRule));
     ctx.add_optimizer_rule(Arc::new(VectorSearchRule));
     for udf in vector_functions() {
         ctx.register_udf(udf);

@@ -4,6 +4,7 @@ use datafusion::error::DataFusionError;
 use quiver_cluster::EngineError;
 use quiver_common::status::StatusCode;
 use quiver_common::vector::VectorError;
+use quiver_planner::checked_arithmetic::IntegerOutOfRange;
 
 /// An access-layer error; every variant reports a [`StatusCode`].
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +175,14 @@ impl From<arrow::error::ArrowError> for SqlError {
     }
 }
 
+/// PostgreSQL's `division by zero` (`22012`).
+fn division_by_zero() -> SqlError {
+    SqlError::Query {
+        code: StatusCode::DivisionByZero,
+        message: "division by zero".into(),
+    }
+}
+
 /// Recovers the typed cause of a DataFusion error.
 fn classify_datafusion(err: DataFusionError) -> SqlError {
     // A memory pool refusal, however deep it is wrapped (a sort adds
@@ -190,6 +199,15 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             };
             let inner = match inner.downcast::<EngineError>() {
                 Ok(e) => return SqlError::Engine(*e),
+                Err(other) => other,
+            };
+            let inner = match inner.downcast::<IntegerOutOfRange>() {
+                Ok(e) => {
+                    return SqlError::Query {
+                        code: StatusCode::NumericValueOutOfRange,
+                        message: e.to_string(),
+                    }
+                }
                 Err(other) => other,
             };
             match inner.downcast::<DataFusionError>() {
@@ -256,12 +274,16 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             code: match e.as_ref() {
                 arrow::error::ArrowError::CastError(_)
                 | arrow::error::ArrowError::ParseError(_) => StatusCode::InvalidTextRepresentation,
-                arrow::error::ArrowError::DivideByZero => StatusCode::InvalidValue,
-                arrow::error::ArrowError::ArithmeticOverflow(_) => StatusCode::InvalidValue,
+                arrow::error::ArrowError::DivideByZero => return division_by_zero(),
+                arrow::error::ArrowError::ArithmeticOverflow(_) => {
+                    StatusCode::NumericValueOutOfRange
+                }
                 _ => StatusCode::Internal,
             },
             message: e.to_string(),
         },
+        // DataFusion's own kernels word it so (integer `/` and `%`).
+        DataFusionError::Execution(msg) if msg == "Divide by zero error" => division_by_zero(),
         DataFusionError::Execution(msg) => SqlError::Query {
             code: StatusCode::InvalidValue,
             message: msg,

@@ -133,7 +133,9 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::InFailedSqlTransaction
         | StatusCode::NoActiveSqlTransaction
         | StatusCode::InvalidSavepoint
-        | StatusCode::ReadOnlySqlTransaction => code::PARAMETER_INVALID,
+        | StatusCode::ReadOnlySqlTransaction
+        | StatusCode::NumericValueOutOfRange
+        | StatusCode::DivisionByZero => code::PARAMETER_INVALID,
         // A write conflict: retry, as Milvus' "service unavailable".
         StatusCode::SerializationFailure => code::SERVICE_UNAVAILABLE,
         // merr: ErrServiceMemoryLimitExceeded ("memory limit exceeded").
@@ -412,6 +414,8 @@ mod tests {
             (StatusCode::NoActiveSqlTransaction, 1100),
             (StatusCode::InvalidSavepoint, 1100),
             (StatusCode::ReadOnlySqlTransaction, 1100),
+            (StatusCode::NumericValueOutOfRange, 1100),
+            (StatusCode::DivisionByZero, 1100),
         ];
         for (status, milvus) in expected {
             assert_eq!(milvus_code(status), milvus, "{status}");

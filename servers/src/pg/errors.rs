@@ -56,6 +56,8 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::NoActiveSqlTransaction => "25P01",
         StatusCode::InvalidSavepoint => "3B001",
         StatusCode::ReadOnlySqlTransaction => "25006",
+        StatusCode::NumericValueOutOfRange => "22003",
+        StatusCode::DivisionByZero => "22012",
     }
 }
 
@@ -153,6 +155,8 @@ mod tests {
         assert_eq!(sqlstate(StatusCode::LimitExceeded), "54000");
         assert_eq!(sqlstate(StatusCode::OutcomeUnknown), "08007");
         assert_eq!(sqlstate(StatusCode::ServiceUnavailable), "57P03");
+        assert_eq!(sqlstate(StatusCode::NumericValueOutOfRange), "22003");
+        assert_eq!(sqlstate(StatusCode::DivisionByZero), "22012");
     }
 
     #[test]
