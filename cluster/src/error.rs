@@ -51,6 +51,9 @@ pub enum EngineError {
     },
     #[error("value too long for type character varying({0})")]
     ValueTooLong(u32),
+    /// A value for a `JSONB` column that is not JSON.
+    #[error("invalid input syntax for type json")]
+    InvalidJson { column: String },
     #[error("storage: {0}")]
     Storage(#[from] quiver_storage::StorageError),
     #[error("arrow: {0}")]
@@ -111,6 +114,7 @@ impl EngineError {
             EngineError::InvalidDefinition(_) => StatusCode::InvalidTableDefinition,
             EngineError::TypeMismatch { .. } => StatusCode::TypeMismatch,
             EngineError::ValueTooLong(_) => StatusCode::LimitExceeded,
+            EngineError::InvalidJson { .. } => StatusCode::InvalidTextRepresentation,
             EngineError::Storage(quiver_storage::StorageError::RecordTooLarge { .. }) => {
                 StatusCode::LimitExceeded
             }

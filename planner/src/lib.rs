@@ -2,6 +2,7 @@
 //!
 //! * [`checked_arithmetic`] — integer `+ - *` that fail on overflow (`22003`);
 //! * [`functions`] — pgvector's functions as scalar UDFs;
+//! * [`json`] — `json` / `jsonb` in casts and their operators;
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
 //! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
 //! * [`vector_cast`] — `::vector` casts;
@@ -13,6 +14,7 @@
 
 pub mod checked_arithmetic;
 pub mod functions;
+pub mod json;
 pub mod operators;
 pub mod session;
 pub mod vector_avg;

@@ -13,6 +13,7 @@ use quiver_exec::catalog::{CatalogSource, QuiverCatalog};
 
 use crate::checked_arithmetic::{CheckedArithmeticRule, ConstantArithmeticRule};
 use crate::functions::vector_functions;
+use crate::json::{JsonCastRule, JsonOperatorPlanner, JsonTypePlanner};
 use crate::operators::VectorOperatorPlanner;
 use crate::vector_cast::VectorCastRule;
 use crate::vector_search::{QuiverQueryPlanner, VectorSearchRule};
@@ -52,7 +53,10 @@ pub fn new_session_context(
         CATALOG_NAME.to_string(),
         Arc::new(QuiverCatalog::new(catalog)),
     );
-    let mut expr_planners: Vec<Arc<dyn ExprPlanner>> = vec![Arc::new(VectorOperatorPlanner)];
+    let mut expr_planners: Vec<Arc<dyn ExprPlanner>> = vec![
+        Arc::new(VectorOperatorPlanner),
+        Arc::new(JsonOperatorPlanner),
+    ];
     expr_planners.extend(SessionStateDefaults::default_expr_planners());
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(memory_pool)
@@ -65,11 +69,13 @@ pub fn new_session_context(
         .with_expr_planners(expr_planners)
         .with_query_planner(Arc::new(QuiverQueryPlanner))
         .with_physical_optimizer_rule(Arc::new(CheckedArithmeticRule))
+        .with_type_planner(Arc::new(JsonTypePlanner::default()))
         .build();
     datafusion_functions_json::register_all(&mut state)?;
     let ctx = SessionContext::new_with_state(state);
     ctx.add_analyzer_rule(Arc::new(VectorCastRule));
     ctx.add_analyzer_rule(Arc::new(ConstantArithmeticRule));
+    ctx.add_analyzer_rule(Arc::new(JsonCastRule));
     ctx.add_optimizer_rule(Arc::new(VectorSearchRule));
     for udf in vector_functions() {
         ctx.register_udf(udf);

@@ -5,6 +5,7 @@ use quiver_cluster::EngineError;
 use quiver_common::status::StatusCode;
 use quiver_common::vector::VectorError;
 use quiver_planner::checked_arithmetic::IntegerOutOfRange;
+use quiver_planner::json::InvalidJson;
 
 /// An access-layer error; every variant reports a [`StatusCode`].
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +200,15 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             };
             let inner = match inner.downcast::<EngineError>() {
                 Ok(e) => return SqlError::Engine(*e),
+                Err(other) => other,
+            };
+            let inner = match inner.downcast::<InvalidJson>() {
+                Ok(e) => {
+                    return SqlError::Query {
+                        code: StatusCode::InvalidTextRepresentation,
+                        message: e.to_string(),
+                    }
+                }
                 Err(other) => other,
             };
             let inner = match inner.downcast::<IntegerOutOfRange>() {

@@ -277,6 +277,20 @@ pub fn coerce_batch(
                 }
                 column
             }
+            ColumnType::Json => {
+                let column = cast_column(input, field.data_type(), &def.name)?;
+                // A JSONB column holds JSON: its text is checked here, on
+                // every write path (SQL, COPY, the Milvus door).
+                let texts = column.as_string::<i32>();
+                for text in texts.iter().flatten() {
+                    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                        return Err(EngineError::InvalidJson {
+                            column: def.name.clone(),
+                        });
+                    }
+                }
+                column
+            }
             _ => cast_column(input, field.data_type(), &def.name)?,
         };
         columns.push(column);

@@ -50,6 +50,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use datafusion::common::ParamValues;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, ScalarUDF};
 use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
@@ -58,6 +59,7 @@ use datafusion_pg_catalog::setup_pg_catalog;
 use quiver_cluster::api::{SetTableOptions, TableRef};
 use quiver_common::status::StatusCode;
 use quiver_exec::memory::QueryMemoryPool;
+use quiver_planner::json::JsonTypePlanner;
 use quiver_planner::session::{new_session_context, CATALOG_NAME};
 
 use crate::complexity::{self, ComplexityLimits};
@@ -96,6 +98,16 @@ impl QueryHandler for Instance {
             .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
+        {
+            // The catalog's setup put its own type planner (`regclass`, ...)
+            // in place of the session's: JSON types go first, then it.
+            let state = ctx.state_ref();
+            let existing = state.read().clone();
+            let mut builder = SessionStateBuilder::new_from_existing(existing);
+            let fallback = builder.type_planner().clone();
+            let planner = JsonTypePlanner::over(fallback);
+            *state.write() = builder.with_type_planner(Arc::new(planner)).build();
+        }
         if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
             if let Some(inner) = catalog.schema("pg_catalog") {
                 let overlay = pg_types::PgCatalogOverlay {
