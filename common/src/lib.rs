@@ -6,6 +6,7 @@
 //! * [`schema`] — column types, table schemas and their Arrow form
 //!   (a `vector(n)` column is a `FixedSizeList<Float32, n>`).
 //! * [`vector`] — the pgvector text format and its validation rules.
+//! * [`time_zone`] — the session setting `TimeZone` and `timestamptz` offsets.
 //! * [`timestamp`] — 64-bit hybrid timestamps (46 bits physical ms + 18 bits logical).
 //! * [`config`] — the one configuration struct, loaded as defaults < TOML < env < flags.
 //! * [`limits`] — documented hard limits (dimension, top-k, request size).
@@ -14,5 +15,6 @@ pub mod config;
 pub mod limits;
 pub mod schema;
 pub mod status;
+pub mod time_zone;
 pub mod timestamp;
 pub mod vector;

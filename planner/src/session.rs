@@ -42,6 +42,9 @@ pub fn new_session_context(
     // ("No field named ..." for `a % 3 = 0`, `a IS NOT NULL`, ...).
     let mut config = config;
     config.options_mut().optimizer.max_passes = 1;
+    // `timestamptz` values (casts, `now()`) carry a zone, as PostgreSQL's
+    // do; the session's `TimeZone` replaces it (`SET TIME ZONE`).
+    config.options_mut().execution.time_zone = Some("UTC".to_string());
     // Row estimates (a search's k) decide whether more partitions pay off:
     // a search's few rows are not spread over the cores.
     config

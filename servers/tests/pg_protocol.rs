@@ -661,3 +661,83 @@ async fn a_failed_copy_or_parse_aborts_the_block() {
     c.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(count(&c, "copied").await, 0);
 }
+
+/// The text of the first column of the first row of `sql` (simple protocol).
+async fn first_text(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    use tokio_postgres::SimpleQueryMessage;
+    let messages = c.simple_query(sql).await.unwrap();
+    let Some(SimpleQueryMessage::Row(row)) = messages
+        .iter()
+        .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
+    else {
+        panic!("{sql}: no rows");
+    };
+    (0..row.len())
+        .map(|i| row.get(i).unwrap_or("NULL").to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamptz_is_shown_in_the_session_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    c.batch_execute(
+        "CREATE TABLE tz (id BIGINT PRIMARY KEY, t TIMESTAMPTZ); \
+         INSERT INTO tz VALUES (1, '2024-01-02 03:04:05.5+00'), (2, '2024-07-02 03:04:05+00')",
+    )
+    .await
+    .unwrap();
+    let both = "SELECT (SELECT t FROM tz WHERE id = 1), (SELECT t FROM tz WHERE id = 2), \
+                '2024-01-02 03:04:05+00'::timestamptz, '2024-01-02 03:04:05'::timestamp";
+    assert_eq!(
+        first_text(&c, both).await,
+        [
+            "2024-01-02 03:04:05.5+00",
+            "2024-07-02 03:04:05+00",
+            "2024-01-02 03:04:05+00",
+            "2024-01-02 03:04:05"
+        ]
+    );
+    // A zone with daylight saving: each value with its offset then.
+    c.batch_execute("SET TIME ZONE 'America/New_York'")
+        .await
+        .unwrap();
+    assert_eq!(
+        first_text(&c, both).await,
+        [
+            "2024-01-01 22:04:05.5-05",
+            "2024-07-01 23:04:05-04",
+            "2024-01-01 22:04:05-05",
+            "2024-01-02 03:04:05"
+        ]
+    );
+    assert_eq!(first_text(&c, "SHOW TimeZone").await, ["America/New_York"]);
+    // Text without an offset reads in the session's zone.
+    assert_eq!(
+        first_text(&c, "SELECT '2024-01-02 03:04:05'::timestamptz").await,
+        ["2024-01-02 03:04:05-05"]
+    );
+    c.batch_execute("SET TIME ZONE 5.5").await.unwrap();
+    assert_eq!(
+        first_text(&c, "SELECT t FROM tz WHERE id = 2").await,
+        ["2024-07-02 08:34:05+05:30"]
+    );
+    let err = c
+        .batch_execute("SET TIME ZONE 'Foo/Bar'")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        db_error(err),
+        (
+            "22023".to_string(),
+            "invalid value for parameter \"TimeZone\": \"Foo/Bar\"".to_string()
+        )
+    );
+    // now() is a timestamptz, as PostgreSQL's.
+    let described = c.prepare("SELECT now()").await.unwrap();
+    assert_eq!(
+        described.columns()[0].type_(),
+        &tokio_postgres::types::Type::TIMESTAMPTZ
+    );
+}

@@ -23,6 +23,7 @@ use quiver_sql::handler::pg::{CopyFormat, CopySpec};
 use super::copy_cols::{is_json, pg_type_name, PG_EPOCH_OFFSET_MICROS};
 use super::copy_in::CopyError;
 use super::text_output::{format_float, format_timestamp, timestamp_micros};
+use quiver_common::time_zone::SessionTimeZone;
 
 /// CopyData payloads of `COPY TO STDOUT` are cut at about this size.
 const COPY_OUT_CHUNK: usize = 64 * 1024;
@@ -331,9 +332,10 @@ pub(crate) fn text_value(
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             string_value(column, row).to_string()
         }
-        DataType::Timestamp(unit, tz) => {
-            format_timestamp(timestamp_micros(column, *unit, row), tz.is_some())
-        }
+        DataType::Timestamp(unit, tz) => format_timestamp(
+            timestamp_micros(column, *unit, row),
+            tz.is_some().then_some(&SessionTimeZone::default()),
+        ),
         dt if is_float_list(dt) => match vector_values(column, row) {
             Some(values) => vector::format_text(&values),
             None => return Err(unsupported(field)),

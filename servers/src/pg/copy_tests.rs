@@ -506,14 +506,15 @@ fn formats_floats_and_timestamps_like_postgres() {
     assert_eq!(format_float(1234567.0, true), "1.234567e+06");
     assert_eq!(format_float(f64::NAN, false), "NaN");
     assert_eq!(format_float(f64::NEG_INFINITY, true), "-Infinity");
-    assert_eq!(format_timestamp(0, true), "1970-01-01 00:00:00+00");
+    let utc = quiver_common::time_zone::SessionTimeZone::default();
+    assert_eq!(format_timestamp(0, Some(&utc)), "1970-01-01 00:00:00+00");
     assert_eq!(
-        format_timestamp(1_704_164_645_500_000, true),
+        format_timestamp(1_704_164_645_500_000, Some(&utc)),
         "2024-01-02 03:04:05.5+00"
     );
-    assert_eq!(format_timestamp(-1, false), "1969-12-31 23:59:59.999999");
+    assert_eq!(format_timestamp(-1, None), "1969-12-31 23:59:59.999999");
     assert_eq!(
-        format_timestamp(951_782_400_000_000, true),
+        format_timestamp(951_782_400_000_000, Some(&utc)),
         "2000-02-29 00:00:00+00"
     );
 }

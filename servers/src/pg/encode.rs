@@ -23,6 +23,7 @@ use pgwire::api::Type;
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use quiver_common::schema::vector_dim;
+use quiver_common::time_zone::SessionTimeZone;
 use tokio::time::Instant;
 
 use super::errors::{cancel_error, df_err, timeout_error};
@@ -108,6 +109,9 @@ pub(crate) struct Guard {
     pub cancel: Option<CancelSignal>,
     /// Where the rows being encoded are reserved (none: not accounted).
     pub memory: Option<Arc<dyn MemoryPool>>,
+    /// The session's `TimeZone` once the statement ran: `timestamptz`
+    /// values are shown in it.
+    pub time_zone: SessionTimeZone,
 }
 
 impl Guard {
@@ -117,6 +121,7 @@ impl Guard {
             deadline: timeout.map(|t| Instant::now() + t),
             cancel,
             memory: None,
+            time_zone: SessionTimeZone::default(),
         }
     }
 
@@ -224,6 +229,7 @@ pub(crate) fn query_response(
     batches: BoxStream<'static, PgWireResult<RecordBatch>>,
     command: &str,
     format: &Format,
+    time_zone: SessionTimeZone,
 ) -> PgWireResult<QueryResponse> {
     let fields = pg_fields(schema, format)?;
     let row_fields = fields.clone();
@@ -232,7 +238,7 @@ pub(crate) fn query_response(
             let rows: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch {
                 Ok(batch) => encode_recordbatch(
                     row_fields.clone(),
-                    super::text_output::render_text_columns(batch, &row_fields),
+                    super::text_output::render_text_columns(batch, &row_fields, &time_zone),
                 ),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };

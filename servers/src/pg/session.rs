@@ -30,6 +30,7 @@ use pgwire::messages::response::{EmptyQueryResponse, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::startup::ParameterStatus;
 use pgwire::messages::PgWireBackendMessage;
+use quiver_common::time_zone::SessionTimeZone;
 use quiver_sql::handler::pg::{
     CommandTag, CopyFormat, CopySpec, PgHandlerRef, PgOutput, TransactionEffect, TransactionState,
 };
@@ -119,7 +120,7 @@ impl ConnState {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let mut session = self.session(&*client).await?;
-        let guard =
+        let mut guard =
             Guard::new(session.statement_timeout(), cancel).with_memory(session.memory_pool());
         let (sink, mut notices) = tokio::sync::mpsc::unbounded_channel();
         session.set_notice_sink(Some(sink));
@@ -131,6 +132,10 @@ impl ConnState {
         .await;
         session.set_notice_sink(None);
         let output = result?.map_err(sql_err)?;
+        guard.time_zone = session
+            .setting("timezone")
+            .and_then(SessionTimeZone::parse)
+            .unwrap_or_default();
         Ok((output, guard))
     }
 
@@ -377,6 +382,7 @@ impl Connection {
                         guard.stream(stream),
                         &command,
                         &Format::UnifiedText,
+                        guard.time_zone,
                     )?;
                     send_query_response(client, response, true).await?;
                 }
@@ -431,6 +437,7 @@ impl Connection {
                 guard.stream(stream),
                 &command,
                 &portal.result_column_format,
+                guard.time_zone,
             )?),
             PgOutput::Command(tag) => {
                 send_parameter_status(client, &tag).await?;

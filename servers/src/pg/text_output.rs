@@ -3,7 +3,8 @@
 //! `float8` ([`format_float`]: the shortest digits that read back as the
 //! same value, `1e+20`, `1.5e-07`, `Infinity`, `NaN`, `-0`, not `5.0`,
 //! `1e20`, `inf`), arrays of them (`{1.5,2}`), and `timestamp` /
-//! `timestamptz` (`2024-01-02 03:04:05.5+00`, not `...05.500000`).
+//! `timestamptz` (`2024-01-02 03:04:05.5+00`, not `...05.500000`; in the
+//! session's `TimeZone`).
 //! Columns sent in binary keep their bytes. COPY's text output uses the
 //! same functions (a leaf module: both ask it).
 
@@ -13,6 +14,7 @@ use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray
 use arrow::datatypes::{DataType, Float32Type, Float64Type, TimeUnit};
 use pgwire::api::results::{FieldFormat, FieldInfo};
 use pgwire::api::Type;
+use quiver_common::time_zone::{format_offset, SessionTimeZone};
 
 /// Microseconds since the Unix epoch of a timestamp value.
 pub(crate) fn timestamp_micros(column: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
@@ -69,8 +71,12 @@ pub fn format_float(value: f64, single: bool) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.ffffff][+00]` of microseconds since the Unix epoch (UTC).
-pub(crate) fn format_timestamp(micros: i64, with_zone: bool) -> String {
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` of microseconds since the Unix epoch:
+/// a `timestamp` as it is (`zone` `None`), a `timestamptz` in `zone` with
+/// its offset there (`+00`, `-05`, `+05:30`).
+pub(crate) fn format_timestamp(micros: i64, zone: Option<&SessionTimeZone>) -> String {
+    let offset = zone.map(|z| z.offset_at(micros));
+    let micros = micros.saturating_add(i64::from(offset.unwrap_or(0)) * 1_000_000);
     let days = micros.div_euclid(86_400_000_000);
     let in_day = micros.rem_euclid(86_400_000_000);
     let (year, month, day) = civil_from_days(days);
@@ -87,8 +93,8 @@ pub(crate) fn format_timestamp(micros: i64, with_zone: bool) -> String {
         out.push('.');
         out.push_str(digits.trim_end_matches('0'));
     }
-    if with_zone {
-        out.push_str("+00");
+    if let Some(offset) = offset {
+        out.push_str(&format_offset(offset));
     }
     out
 }
@@ -128,27 +134,29 @@ fn rendered_here(field: &FieldInfo, data_type: &DataType) -> bool {
     }
 }
 
-/// The text of value `row` of `column` (a type [`rendered_here`]).
-fn value_text(column: &ArrayRef, row: usize) -> String {
+/// The text of value `row` of `column` (a type [`rendered_here`]);
+/// `timestamptz` values in `zone`.
+fn value_text(column: &ArrayRef, row: usize, zone: &SessionTimeZone) -> String {
     match column.data_type() {
         DataType::Float64 => format_float(column.as_primitive::<Float64Type>().value(row), false),
         DataType::Float32 => format_float(
             f64::from(column.as_primitive::<Float32Type>().value(row)),
             true,
         ),
-        DataType::Timestamp(unit, zone) => {
-            format_timestamp(timestamp_micros(column, *unit, row), zone.is_some())
-        }
+        DataType::Timestamp(unit, with_zone) => format_timestamp(
+            timestamp_micros(column, *unit, row),
+            with_zone.is_some().then_some(zone),
+        ),
         _ => String::new(),
     }
 }
 
 /// A column's values as PostgreSQL's text; an array column's elements
 /// (the encoder writes the braces and separators).
-fn column_text(column: &ArrayRef) -> ArrayRef {
+fn column_text(column: &ArrayRef, zone: &SessionTimeZone) -> ArrayRef {
     let text = |values: &ArrayRef| -> StringArray {
         (0..values.len())
-            .map(|row| (!values.is_null(row)).then(|| value_text(values, row)))
+            .map(|row| (!values.is_null(row)).then(|| value_text(values, row, zone)))
             .collect()
     };
     match column.data_type() {
@@ -173,8 +181,12 @@ fn column_text(column: &ArrayRef) -> ArrayRef {
 /// `batch` with its columns sent as text whose encoder text is not
 /// PostgreSQL's rendered here, as text columns (the encoder writes their
 /// bytes under the column's own type). `fields` are the columns as the
-/// client was told of them.
-pub(crate) fn render_text_columns(batch: RecordBatch, fields: &[FieldInfo]) -> RecordBatch {
+/// client was told of them; `timestamptz` values are shown in `zone`.
+pub(crate) fn render_text_columns(
+    batch: RecordBatch,
+    fields: &[FieldInfo],
+    zone: &SessionTimeZone,
+) -> RecordBatch {
     let rendered = |(i, column): (usize, &ArrayRef)| {
         fields
             .get(i)
@@ -189,7 +201,7 @@ pub(crate) fn render_text_columns(batch: RecordBatch, fields: &[FieldInfo]) -> R
         .enumerate()
         .map(|(i, column)| {
             if rendered((i, column)) {
-                column_text(column)
+                column_text(column, zone)
             } else {
                 column.clone()
             }
@@ -255,7 +267,7 @@ mod tests {
             info(Type::INT8, FieldFormat::Text),
             info(Type::FLOAT8, FieldFormat::Binary),
         ];
-        let rendered = render_text_columns(batch, &fields);
+        let rendered = render_text_columns(batch, &fields, &SessionTimeZone::default());
         let text = |i: usize| -> Vec<Option<String>> {
             rendered
                 .column(i)
@@ -303,7 +315,7 @@ mod tests {
             info(Type::TIMESTAMPTZ, FieldFormat::Text),
             info(Type::TIMESTAMP, FieldFormat::Text),
         ];
-        let rendered = render_text_columns(batch, &fields);
+        let rendered = render_text_columns(batch, &fields, &SessionTimeZone::default());
         let first = |i: usize| rendered.column(i).as_string::<i32>().value(0).to_string();
         let items = rendered.column(0).as_list::<i32>().value(0);
         let items: Vec<Option<&str>> = items.as_string::<i32>().iter().collect();

@@ -10,6 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, Reset, ResetStatement, Set, Value};
 use quiver_common::status::StatusCode;
+use quiver_common::time_zone::SessionTimeZone;
 use quiver_exec::table::SearchSettings;
 
 use super::session::SqlSession;
@@ -247,6 +248,24 @@ fn apply_setting(
         "ivfflat.probes" => check_int_setting(name, &value, 1, 65536)?,
         "quiver.rerank" => check_int_setting(name, &value, 1, 100)?,
         super::memory_setting::NAME => super::memory_setting::apply(session, &value)?,
+        "timezone" => {
+            let zone = SessionTimeZone::parse(&value).ok_or_else(|| {
+                SqlError::InvalidParameter(format!(
+                    "invalid value for parameter \"TimeZone\": \"{}\"",
+                    value.trim_matches('\'')
+                ))
+            })?;
+            // DataFusion reads `timestamptz` text without an offset, and
+            // computes `now()` and date parts, in the session's zone.
+            session
+                .ctx
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .execution
+                .time_zone = Some(zone.arrow_name());
+        }
         "search_path" => {
             let catalog = session.ctx.catalog(quiver_planner::session::CATALOG_NAME);
             let existing: Vec<String> = super::names::search_path_entries(&value, &session.user)
@@ -273,6 +292,11 @@ fn apply_setting(
         }
         _ => {}
     }
+    let value = if name == "timezone" {
+        value.trim_matches('\'').to_string()
+    } else {
+        value
+    };
     session.settings.insert(name.to_string(), value.clone());
     sync_search_settings(session);
     session
