@@ -558,8 +558,10 @@ mod tests {
         let mut last = 0;
         let mut exhausted = false;
         let start = std::time::Instant::now();
-        // Busy, without yielding: the refill task cannot run.
-        while start.elapsed() < std::time::Duration::from_millis(20) {
+        // Busy, without yielding: the refill task cannot run. Until the
+        // limit's last millisecond is reached (a loaded machine can take
+        // the thread away for longer than the window lasts).
+        while decompose(last).0 + 1 < limit && start.elapsed() < std::time::Duration::from_secs(5) {
             match tso.next() {
                 Ok(ts) => {
                     assert!(ts > last);

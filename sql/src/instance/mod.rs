@@ -17,6 +17,8 @@
 //! ends hold the opaque [`Session`] and see only its
 //! [`SessionState`](crate::handler::SessionState).
 
+mod array_subquery;
+mod catalog_functions;
 mod copy;
 mod database_ddl;
 mod database_use;
@@ -132,7 +134,10 @@ impl QueryHandler for Instance {
             ctx.register_udf(datafusion_pg_catalog::pg_catalog::create_current_database_udf(db));
         }
         ctx.register_udf(pg_types::format_type());
-        for udf in functions::system_functions() {
+        for udf in functions::system_functions()
+            .into_iter()
+            .chain(catalog_functions::catalog_functions())
+        {
             ctx.register_udf(udf);
         }
         let settings =

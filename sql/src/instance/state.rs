@@ -228,8 +228,10 @@ impl Instance {
         // Boxed: a statement held across the awaits below would make every
         // caller's future larger by its size.
         let rewritten: Option<Box<Statement>> = {
-            let qualified = super::set_returning::expand_generate_series(
-                super::search_path::qualify_relations(session, statement),
+            let qualified = super::array_subquery::rewrite_array_subqueries(
+                super::set_returning::expand_generate_series(
+                    super::search_path::qualify_relations(session, statement),
+                ),
             );
             match super::output_names::unique_aliases(&qualified) {
                 std::borrow::Cow::Owned(aliased) => Some(Box::new(aliased)),

@@ -1,0 +1,141 @@
+//! PostgreSQL's array constructor from a subquery, `ARRAY(SELECT ...)`
+//! (psql's `\d+` and `\du` and many catalog queries use it), which
+//! DataFusion does not plan ("Invalid function 'array'"): it is read as an
+//! aggregating scalar subquery — `ARRAY(SELECT e FROM ... WHERE ... ORDER
+//! BY o)` as `(SELECT array_agg(e ORDER BY o) FROM ... WHERE ...)`, so
+//! correlated uses work as DataFusion's correlated subqueries do; a query
+//! of another shape (grouped, distinct, limited, a set operation) as
+//! `(SELECT array_agg(v) FROM (query) AS a(v))`. One difference: no rows
+//! give NULL where PostgreSQL gives `{}`.
+
+use std::borrow::Cow;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    visit_expressions, visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, OrderByKind,
+    Query, SelectItem, SetExpr, Statement, Value,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// The subquery of an `ARRAY(SELECT ...)` call, if `expr` is one.
+fn array_subquery(expr: &Expr) -> Option<&Query> {
+    let Expr::Function(function) = expr else {
+        return None;
+    };
+    let [name] = function.name.0.as_slice() else {
+        return None;
+    };
+    let name = name.as_ident()?;
+    if name.quote_style.is_some() || !name.value.eq_ignore_ascii_case("array") {
+        return None;
+    }
+    match &function.args {
+        FunctionArguments::Subquery(query) => Some(query),
+        _ => None,
+    }
+}
+
+/// `statement` with every `ARRAY(subquery)` read as an aggregate subquery;
+/// the statement itself when it has none.
+pub(crate) fn rewrite_array_subqueries(statement: Cow<'_, Statement>) -> Cow<'_, Statement> {
+    let found = visit_expressions(statement.as_ref(), |expr| match array_subquery(expr) {
+        Some(_) => ControlFlow::Break(()),
+        None => ControlFlow::Continue(()),
+    });
+    if found.is_continue() {
+        return statement;
+    }
+    let mut rewritten = statement.into_owned();
+    let _ = visit_expressions_mut(&mut rewritten, |expr| {
+        if let Some(replacement) = array_subquery(expr).and_then(aggregating) {
+            *expr = replacement;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Cow::Owned(rewritten)
+}
+
+fn parse_expr(text: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()
+}
+
+/// The aggregating scalar subquery `ARRAY(query)` reads as.
+fn aggregating(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return wrapped(query);
+    };
+    let plain = select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty())
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && query.with.is_none();
+    let item = match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(e)] | [SelectItem::ExprWithAlias { expr: e, .. }] if plain => e,
+        _ => return wrapped(query),
+    };
+    let order = match query.order_by.as_ref().map(|o| &o.kind) {
+        None => String::new(),
+        Some(OrderByKind::Expressions(exprs)) => {
+            // A position (`ORDER BY 1`) names the one output column.
+            let terms: Vec<String> = exprs
+                .iter()
+                .map(|term| {
+                    let mut term = term.clone();
+                    if matches!(&term.expr, Expr::Value(v) if matches!(v.value, Value::Number(..)))
+                    {
+                        term.expr = item.clone();
+                    }
+                    term.to_string()
+                })
+                .collect();
+            format!(" ORDER BY {}", terms.join(", "))
+        }
+        Some(OrderByKind::All(_)) => return wrapped(query),
+    };
+    let aggregate = parse_expr(&format!("array_agg({item}{order})"))?;
+    let mut query = query.clone();
+    query.order_by = None;
+    if let SetExpr::Select(select) = query.body.as_mut() {
+        select.projection = vec![SelectItem::UnnamedExpr(aggregate)];
+    }
+    Some(Expr::Subquery(Box::new(query)))
+}
+
+/// `(SELECT array_agg(v) FROM (query) AS a(v))`.
+fn wrapped(query: &Query) -> Option<Expr> {
+    parse_expr(&format!(
+        "(SELECT array_agg(__quiver_array_value) FROM ({query}) AS __quiver_array(__quiver_array_value))"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewrite(sql: &str) -> String {
+        let statement = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        rewrite_array_subqueries(Cow::Owned(statement)).to_string()
+    }
+
+    #[test]
+    fn array_of_a_subquery_becomes_an_aggregate_subquery() {
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT oid FROM pg_class WHERE relname = r.n ORDER BY 1) AS a FROM r"),
+            "SELECT (SELECT array_agg(oid ORDER BY oid) FROM pg_class WHERE relname = r.n) AS a FROM r"
+        );
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT DISTINCT oid FROM pg_class)"),
+            "SELECT (SELECT array_agg(__quiver_array_value) FROM (SELECT DISTINCT oid FROM \
+             pg_class) AS __quiver_array (__quiver_array_value))"
+        );
+        // An array literal and a quoted "array" function are left alone.
+        assert_eq!(rewrite("SELECT ARRAY[1, 2]"), "SELECT ARRAY[1, 2]");
+    }
+}
