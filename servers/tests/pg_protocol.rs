@@ -392,7 +392,6 @@ async fn limit_and_offset_take_parameters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_columns_are_named_as_postgresql_names_them() {
-    use tokio_postgres::SimpleQueryMessage;
     let dir = tempfile::tempdir().unwrap();
     let (addr, _stop) = server(dir.path()).await;
     let c = client(addr).await;
@@ -430,13 +429,7 @@ async fn output_columns_are_named_as_postgresql_names_them() {
         assert_eq!(described, expected, "{sql}");
         assert!(!c.query(&statement, &[]).await.unwrap().is_empty(), "{sql}");
         // Simple protocol: the names of the rows' description.
-        let messages = c.simple_query(sql).await.unwrap();
-        let Some(SimpleQueryMessage::Row(row)) = messages
-            .iter()
-            .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
-        else {
-            panic!("{sql}: no rows");
-        };
+        let row = first_row(&c, sql).await;
         let simple: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
         assert_eq!(simple, expected, "{sql}");
     }
@@ -662,16 +655,22 @@ async fn a_failed_copy_or_parse_aborts_the_block() {
     assert_eq!(count(&c, "copied").await, 0);
 }
 
-/// The text of the first column of the first row of `sql` (simple protocol).
-async fn first_text(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+/// The first row of `sql` (simple protocol).
+async fn first_row(c: &tokio_postgres::Client, sql: &str) -> tokio_postgres::SimpleQueryRow {
     use tokio_postgres::SimpleQueryMessage;
     let messages = c.simple_query(sql).await.unwrap();
-    let Some(SimpleQueryMessage::Row(row)) = messages
-        .iter()
-        .find(|m| matches!(m, SimpleQueryMessage::Row(_)))
-    else {
-        panic!("{sql}: no rows");
-    };
+    messages
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql}: no rows"))
+}
+
+/// The values of the first row of `sql` as text (simple protocol).
+async fn first_text(c: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    let row = first_row(c, sql).await;
     (0..row.len())
         .map(|i| row.get(i).unwrap_or("NULL").to_string())
         .collect()

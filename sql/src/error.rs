@@ -202,24 +202,20 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
                 Ok(e) => return SqlError::Engine(*e),
                 Err(other) => other,
             };
-            let inner = match inner.downcast::<InvalidJson>() {
-                Ok(e) => {
-                    return SqlError::Query {
-                        code: StatusCode::InvalidTextRepresentation,
-                        message: e.to_string(),
-                    }
-                }
-                Err(other) => other,
+            // The planner's value errors, worded as PostgreSQL words them.
+            let value_error = if inner.is::<InvalidJson>() {
+                Some(StatusCode::InvalidTextRepresentation)
+            } else if inner.is::<IntegerOutOfRange>() {
+                Some(StatusCode::NumericValueOutOfRange)
+            } else {
+                None
             };
-            let inner = match inner.downcast::<IntegerOutOfRange>() {
-                Ok(e) => {
-                    return SqlError::Query {
-                        code: StatusCode::NumericValueOutOfRange,
-                        message: e.to_string(),
-                    }
-                }
-                Err(other) => other,
-            };
+            if let Some(code) = value_error {
+                return SqlError::Query {
+                    code,
+                    message: inner.to_string(),
+                };
+            }
             match inner.downcast::<DataFusionError>() {
                 Ok(df) => classify_datafusion(*df),
                 Err(other) => SqlError::Query {

@@ -256,15 +256,10 @@ fn apply_setting(
                 ))
             })?;
             // DataFusion reads `timestamptz` text without an offset, and
-            // computes `now()` and date parts, in the session's zone.
-            session
-                .ctx
-                .state_ref()
-                .write()
-                .config_mut()
-                .options_mut()
-                .execution
-                .time_zone = Some(zone.arrow_name());
+            // computes `now()`, in the session's zone.
+            set_options(session, |options| {
+                options.execution.time_zone = Some(zone.arrow_name());
+            });
         }
         "search_path" => {
             let catalog = session.ctx.catalog(quiver_planner::session::CATALOG_NAME);
@@ -281,14 +276,7 @@ fn apply_setting(
                 .first()
                 .cloned()
                 .unwrap_or_else(|| quiver_cluster::DEFAULT_DATABASE.to_string());
-            session
-                .ctx
-                .state_ref()
-                .write()
-                .config_mut()
-                .options_mut()
-                .catalog
-                .default_schema = schema;
+            set_options(session, |options| options.catalog.default_schema = schema);
         }
         _ => {}
     }
@@ -305,6 +293,11 @@ fn apply_setting(
     Ok(REPORTED
         .contains(&name)
         .then(|| (reported_name(name), value)))
+}
+
+/// Changes the session's DataFusion options in place.
+fn set_options(session: &SqlSession, change: impl FnOnce(&mut datafusion::config::ConfigOptions)) {
+    change(session.ctx.state_ref().write().config_mut().options_mut());
 }
 
 /// Applies the settings a session starts with (the server's configured
