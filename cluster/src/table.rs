@@ -385,16 +385,30 @@ pub fn with_timestamp(batch: &RecordBatch, storage: &SchemaRef, ts: u64) -> Resu
 impl TableRuntime {
     /// The streaming node's part of the table at `read_ts` (the TSO's read
     /// timestamp when `None`): its sealed segments not yet flushed, then the
-    /// growing segments, with its delete map. A flushed segment may still
-    /// be here after the query node loaded it (a hand-off loads there
-    /// before it forgets here): take this first and the query node's
-    /// second, and keep the query node's copy of a segment in both.
+    /// growing segments, with its delete map.
     pub fn own_snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
+        self.own_snapshot_and(read_ts, |_, _| ()).0
+    }
+
+    /// [`TableRuntime::own_snapshot`], and `then` called with it and the
+    /// index definitions before this table's data is unlocked: a reader
+    /// takes the query node's part there. A flushed segment may still be
+    /// here after the query node loaded it (a hand-off loads there before
+    /// it forgets here, under the data lock): the reader keeps the query
+    /// node's copy of a segment in both. Taken under the lock, the query
+    /// node's part cannot have moved on past a segment still here (a
+    /// compaction's swap cannot run between a hand-off's two steps, both
+    /// under the table's records lock), so no row is read twice.
+    pub fn own_snapshot_and<T>(
+        &self,
+        read_ts: Option<u64>,
+        then: impl FnOnce(&TableSnapshot, &[(u64, IndexDescription)]) -> T,
+    ) -> (TableSnapshot, T) {
         let read_ts = match read_ts {
             Some(ts) => ts,
             None => self.tso.read_timestamp(),
         };
-        // Lock order everywhere: data, then meta.
+        // Lock order everywhere: data, then meta (then the query node's).
         let data = self.data.read();
         let meta = self.meta.read();
         let definitions = self.index_definitions_of(&meta);
@@ -414,13 +428,17 @@ impl TableRuntime {
                 stats: None,
             });
         }
-        TableSnapshot {
+        let own = TableSnapshot {
             table_id: meta.id,
             schema: meta.schema.clone(),
             segments,
             deletes: self.deletes.clone(),
             read_ts,
-        }
+        };
+        drop(meta);
+        let other = then(&own, &definitions);
+        drop(data);
+        (own, other)
     }
 
     /// The table's index definitions as execution describes them, by index

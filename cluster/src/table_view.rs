@@ -50,17 +50,14 @@ impl TableView {
     }
 
     /// Both nodes' parts at one read timestamp: the streaming node's first,
-    /// then the query node's, the streaming node's copy of a segment the
-    /// query node serves already left out (see
-    /// [`TableRuntime::own_snapshot`]).
+    /// then the query node's (before the streaming node's data is
+    /// unlocked), the streaming node's copy of a segment the query node
+    /// serves already left out (see [`TableRuntime::own_snapshot_and`]).
     fn parts(&self, read_ts: Option<u64>) -> (TableSnapshot, TableSnapshot) {
-        let mut own = self.runtime.own_snapshot(read_ts);
-        let served = self.query_node.snapshot(
-            own.table_id,
-            &own.schema,
-            &self.runtime.index_definitions(),
-            own.read_ts,
-        );
+        let (mut own, served) = self.runtime.own_snapshot_and(read_ts, |own, definitions| {
+            self.query_node
+                .snapshot(own.table_id, &own.schema, definitions, own.read_ts)
+        });
         let handed_over: HashSet<u64> = served.segments.iter().map(|s| s.id).collect();
         own.segments.retain(|s| !handed_over.contains(&s.id));
         (own, served)

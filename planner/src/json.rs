@@ -10,7 +10,8 @@
 //!   then bytes, one per name, `", "` and `": "` between items);
 //! * [`JsonOperatorPlanner`] plans the operators over the functions of
 //!   `datafusion-functions-json` (`->` an element as JSON text, `->>` as
-//!   text) and [`jsonb_contains`] (`@>`, `<@`: PostgreSQL's containment).
+//!   text) and [`JsonbPredicate`] (`@>`, `<@`: PostgreSQL's containment,
+//!   [`contains`]; `?`: a key or a string element, [`exists`]).
 
 use std::sync::Arc;
 
@@ -204,41 +205,83 @@ fn write_jsonb(value: &Value, out: &mut String) {
     }
 }
 
-/// PostgreSQL's `jsonb` containment: does `outer` contain `inner`?
+/// PostgreSQL's `jsonb` containment: does `outer` contain `inner`? A
+/// top-level array also contains a scalar it holds.
 pub fn contains(outer: &Value, inner: &Value) -> bool {
     match (outer, inner) {
-        (Value::Object(o), Value::Object(i)) => i
-            .iter()
-            .all(|(k, v)| o.get(k).is_some_and(|ov| contains(ov, v))),
-        (Value::Array(o), Value::Array(i)) => i.iter().all(|v| {
-            o.iter().any(|ov| match (ov, v) {
-                (Value::Array(_) | Value::Object(_), _) => contains(ov, v),
-                _ => ov == v,
-            })
-        }),
-        // A top-level array contains a scalar it holds.
-        (Value::Array(o), scalar) if !scalar.is_object() => o.iter().any(|ov| ov == scalar),
-        (a, b) => a == b,
+        (Value::Array(o), scalar) if !scalar.is_array() && !scalar.is_object() => {
+            o.iter().any(|ov| same_scalar(ov, scalar))
+        }
+        _ => contains_nested(outer, inner),
     }
 }
 
-/// `jsonb_contains(a, b)`: `a @> b`.
+fn contains_nested(outer: &Value, inner: &Value) -> bool {
+    match (outer, inner) {
+        (Value::Object(o), Value::Object(i)) => i
+            .iter()
+            .all(|(k, v)| o.get(k).is_some_and(|ov| contains_nested(ov, v))),
+        (Value::Array(o), Value::Array(i)) => {
+            i.iter().all(|v| o.iter().any(|ov| contains_nested(ov, v)))
+        }
+        (a, b) => same_scalar(a, b),
+    }
+}
+
+/// Equal scalars, numbers by value (`1` and `1.0` are the same number).
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Value::Array(_) | Value::Object(_), _) | (_, Value::Array(_) | Value::Object(_)) => false,
+        _ => a == b,
+    }
+}
+
+/// Does `doc` have `key`: as an object key, a string element of an
+/// array, or as the string itself (PostgreSQL's `?`)?
+pub fn exists(doc: &Value, key: &str) -> bool {
+    match doc {
+        Value::Object(map) => map.contains_key(key),
+        Value::Array(items) => items.iter().any(|v| v.as_str() == Some(key)),
+        Value::String(s) => s == key,
+        _ => false,
+    }
+}
+
+/// A predicate over a `jsonb` and a second operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum JsonbTest {
+    /// `a @> b` (`b` JSON).
+    Contains,
+    /// `a ? b` (`b` text).
+    Exists,
+}
+
+/// `jsonb_contains(a, b)` (`a @> b`) and `jsonb_exists(a, key)` (`a ? key`).
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct JsonbContains {
+pub struct JsonbPredicate {
+    test: JsonbTest,
     signature: Signature,
 }
 
-impl Default for JsonbContains {
-    fn default() -> Self {
+impl JsonbPredicate {
+    fn new(test: JsonbTest) -> Self {
         Self {
+            test,
             signature: Signature::any(2, Volatility::Immutable),
         }
     }
 }
 
-impl ScalarUDFImpl for JsonbContains {
+impl ScalarUDFImpl for JsonbPredicate {
     fn name(&self) -> &str {
-        "jsonb_contains"
+        match self.test {
+            JsonbTest::Contains => "jsonb_contains",
+            JsonbTest::Exists => "jsonb_exists",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -270,10 +313,11 @@ impl ScalarUDFImpl for JsonbContains {
                 out.push(None);
                 continue;
             }
-            out.push(Some(contains(
-                &parse(outer.value(i))?,
-                &parse(inner.value(i))?,
-            )));
+            let doc = parse(outer.value(i))?;
+            out.push(Some(match self.test {
+                JsonbTest::Contains => contains(&doc, &parse(inner.value(i))?),
+                JsonbTest::Exists => exists(&doc, inner.value(i)),
+            }));
         }
         let out = BooleanArray::from(out);
         Ok(if scalar {
@@ -366,6 +410,10 @@ fn path_keys(path: &Expr) -> Result<Vec<Expr>> {
         .collect())
 }
 
+fn predicate(test: JsonbTest) -> Arc<ScalarUDF> {
+    Arc::new(ScalarUDF::from(JsonbPredicate::new(test)))
+}
+
 fn call(udf: Arc<ScalarUDF>, args: Vec<Expr>) -> Expr {
     Expr::ScalarFunction(ScalarFunction::new_udf(udf, args))
 }
@@ -404,15 +452,9 @@ impl ExprPlanner for JsonOperatorPlanner {
                 args.extend(path_keys(&right)?);
                 call(udfs::json_as_text_udf(), args)
             }
-            BinaryOperator::Question => call(udfs::json_contains_udf(), vec![left, right]),
-            BinaryOperator::AtArrow => call(
-                Arc::new(ScalarUDF::from(JsonbContains::default())),
-                vec![left, right],
-            ),
-            _ => call(
-                Arc::new(ScalarUDF::from(JsonbContains::default())),
-                vec![right, left],
-            ),
+            BinaryOperator::Question => call(predicate(JsonbTest::Exists), vec![left, right]),
+            BinaryOperator::AtArrow => call(predicate(JsonbTest::Contains), vec![left, right]),
+            _ => call(predicate(JsonbTest::Contains), vec![right, left]),
         };
         Ok(PlannerResult::Planned(planned))
     }
@@ -445,5 +487,12 @@ mod tests {
         assert!(contains(&json("[1,2,[3]]"), &json("[[3],1]")));
         assert!(contains(&json(r#"["a","b"]"#), &json(r#""a""#)));
         assert!(!contains(&json(r#"{"a":{"b":1}}"#), &json(r#"{"b":1}"#)));
+        // The scalar exception is for a top-level array only.
+        assert!(!contains(&json("[[1,2]]"), &json("[1]")));
+        assert!(!contains(&json(r#"{"a":["x"]}"#), &json(r#"{"a":"x"}"#)));
+        assert!(contains(&json("[1.0]"), &json("[1]")));
+        assert!(exists(&json(r#"["a","b"]"#), "a"));
+        assert!(exists(&json(r#"{"a":1}"#), "a"));
+        assert!(!exists(&json(r#"{"b":{"a":1}}"#), "a"));
     }
 }
