@@ -410,6 +410,17 @@ fn path_keys(path: &Expr) -> Result<Vec<Expr>> {
         .collect())
 }
 
+/// The functions the JSON casts and operators are planned into, for the
+/// session's registry (a fragment's filter is decoded on its node by
+/// function name).
+pub fn json_functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(JsonbIn::default()),
+        ScalarUDF::from(JsonbPredicate::new(JsonbTest::Contains)),
+        ScalarUDF::from(JsonbPredicate::new(JsonbTest::Exists)),
+    ]
+}
+
 fn predicate(test: JsonbTest) -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(JsonbPredicate::new(test)))
 }

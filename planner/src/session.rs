@@ -13,7 +13,7 @@ use quiver_exec::catalog::{CatalogSource, QuiverCatalog};
 
 use crate::checked_arithmetic::{CheckedArithmeticRule, ConstantArithmeticRule};
 use crate::functions::vector_functions;
-use crate::json::{JsonCastRule, JsonOperatorPlanner, JsonTypePlanner};
+use crate::json::{json_functions, JsonCastRule, JsonOperatorPlanner, JsonTypePlanner};
 use crate::operators::VectorOperatorPlanner;
 use crate::vector_cast::VectorCastRule;
 use crate::vector_search::{QuiverQueryPlanner, VectorSearchRule};
@@ -80,7 +80,7 @@ pub fn new_session_context(
     ctx.add_analyzer_rule(Arc::new(ConstantArithmeticRule));
     ctx.add_analyzer_rule(Arc::new(JsonCastRule));
     ctx.add_optimizer_rule(Arc::new(VectorSearchRule));
-    for udf in vector_functions() {
+    for udf in vector_functions().into_iter().chain(json_functions()) {
         ctx.register_udf(udf);
     }
     ctx.register_udaf(crate::vector_avg::vector_avg());
