@@ -25,7 +25,6 @@ use crate::api::query::{ApplyDeletes, DeleteSubscriber};
 use crate::coordinator::{IdAllocator, TableMeta, Tso};
 use crate::error::{EngineError, Result};
 use crate::indexes::{IndexMeta, LoadedIndex};
-use crate::segment_files::keys_batch;
 use crate::shards::split_by_shard;
 
 /// A sealed segment held in memory.
@@ -198,7 +197,8 @@ impl TableRuntime {
         self.meta.read().shards.max(1)
     }
 
-    /// Applies a logged write: deletes of `deletes` keys, then `inserts`, at
+    /// Applies a logged write: deletes of the `deletes` keys (one column,
+    /// the WAL record's batch, sent on to the query node as it is), then `inserts`, at
     /// `ts`, each inserted row to its shard's growing segment — for the
     /// shards `apply_inserts` accepts (a replay skips the shards whose rows
     /// of this record are already in flushed segments). Returns true when a
@@ -207,33 +207,39 @@ impl TableRuntime {
         &self,
         lsn: u64,
         ts: u64,
-        deletes: &[PkValue],
+        deletes: Option<&RecordBatch>,
         inserts: Option<&RecordBatch>,
         track_pending_deletes: bool,
         apply_inserts: &dyn Fn(u32) -> bool,
     ) -> Result<bool> {
-        let (table_id, schema, shards) = {
+        let (table_id, storage_schema, pk_index, shards) = {
             let meta = self.meta.read();
-            (meta.id, meta.schema.clone(), meta.shards.max(1))
+            (
+                meta.id,
+                meta.schema.storage_schema(),
+                meta.schema.primary_key,
+                meta.shards.max(1),
+            )
         };
-        let (storage_schema, pk_index) = (schema.storage_schema(), schema.primary_key);
         let mut data = self.data.write();
-        if !deletes.is_empty() {
+        if let Some(keys) = deletes.filter(|k| k.num_rows() > 0) {
             let mut map = self.deletes.write();
-            for pk in deletes {
-                map.insert(pk, ts);
-                data.live.remove(pk);
+            for pk in pk_values(keys.column(0)).into_iter().flatten() {
+                map.insert(&pk, ts);
+                data.live.remove(&pk);
                 if track_pending_deletes {
-                    data.pending_deletes.push((lsn, pk.clone(), ts));
+                    data.pending_deletes.push((lsn, pk, ts));
                 }
             }
             drop(map);
             // Under the data lock, so the query node has the delete before
             // a reader of this table's state could miss it.
-            if let (Some(subscriber), Some(keys)) =
-                (&self.delete_subscriber, keys_batch(&schema, deletes)?)
-            {
-                subscriber.apply_deletes(ApplyDeletes { table_id, ts, keys })?;
+            if let Some(subscriber) = &self.delete_subscriber {
+                subscriber.apply_deletes(ApplyDeletes {
+                    table_id,
+                    ts,
+                    keys: keys.clone(),
+                })?;
             }
         }
         let Some(batch) = inserts else {

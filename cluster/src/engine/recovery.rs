@@ -15,7 +15,6 @@ use super::{CatalogState, Engine, RecoveryStats, DEFAULT_DATABASE};
 use crate::api::query::{LoadSegments, SegmentToLoad};
 use crate::coordinator::{decode, encode, keys, SegmentMeta, TableMeta};
 use crate::error::Result;
-use crate::streaming::keys_of;
 
 impl Engine {
     /// Loads the catalog, segments, indexes and delete logs, replays the WAL
@@ -126,14 +125,12 @@ impl Engine {
                     .collect();
                 (persisted, meta.deletes_persisted_lsn)
             };
-            let deletes = match (&record.deletes, lsn > dpl) {
-                (Some(batch), true) => keys_of(batch),
-                _ => Vec::new(),
-            };
+            // Deletes at or before the delete logs' checkpoint are in them.
+            let deletes = record.deletes.as_ref().filter(|_| lsn > dpl);
             table.apply(
                 lsn,
                 record.ts,
-                &deletes,
+                deletes,
                 record.inserts.as_ref(),
                 true,
                 &|shard| lsn > persisted.get(shard as usize).copied().unwrap_or(0),

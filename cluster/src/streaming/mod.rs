@@ -93,7 +93,7 @@ impl StreamingNode {
         Ok(InFlight { ts, node: self })
     }
 
-    fn append(&self, record: WalRecord) -> Result<u64> {
+    fn append(&self, record: &WalRecord) -> Result<u64> {
         let payload = record.encode()?;
         let lsns = self.wal.append(vec![payload])?;
         Ok(lsns[0])
@@ -192,15 +192,21 @@ impl StreamingRole for StreamingNode {
         let write = self.begin_write()?;
         let ts = write.ts;
         let stored = with_timestamp(&batch, &schema.storage_schema(), ts)?;
-        let delete_batch = keys_batch(&schema, &deletes)?;
         let record = WalRecord {
             table_id: table.id(),
             ts,
-            deletes: delete_batch,
-            inserts: Some(stored.clone()),
+            deletes: keys_batch(&schema, &deletes)?,
+            inserts: Some(stored),
         };
-        let lsn = self.append(record)?;
-        let sealed = table.apply(lsn, ts, &deletes, Some(&stored), true, &|_| true)?;
+        let lsn = self.append(&record)?;
+        let sealed = table.apply(
+            lsn,
+            ts,
+            record.deletes.as_ref(),
+            record.inserts.as_ref(),
+            true,
+            &|_| true,
+        )?;
         Ok(WriteOutcome {
             rows: batch,
             ts,
@@ -239,8 +245,8 @@ impl StreamingRole for StreamingNode {
             deletes: keys_batch(&schema, &keys)?,
             inserts: None,
         };
-        let lsn = self.append(record)?;
-        table.apply(lsn, ts, &keys, None, true, &|_| true)?;
+        let lsn = self.append(&record)?;
+        table.apply(lsn, ts, record.deletes.as_ref(), None, true, &|_| true)?;
         Ok(keys.len())
     }
 }

@@ -67,7 +67,6 @@ impl StreamingNode {
         let write = self.begin_write()?;
         let ts = write.ts;
         let mut records = Vec::with_capacity(plans.len());
-        let mut stored = Vec::with_capacity(plans.len());
         for plan in &plans {
             let schema = plan.table.schema();
             let rows = plan
@@ -79,17 +78,21 @@ impl StreamingNode {
                 table_id: plan.table.id(),
                 ts,
                 deletes: keys_batch(&schema, &plan.deletes)?,
-                inserts: rows.clone(),
+                inserts: rows,
             });
-            stored.push(rows);
         }
         let payload = WalRecord::encode_transaction(&records)?;
         let lsn = self.wal.append(vec![payload])?[0];
         let mut sealed = false;
-        for (plan, rows) in plans.iter().zip(&stored) {
-            sealed |= plan
-                .table
-                .apply(lsn, ts, &plan.deletes, rows.as_ref(), true, &|_| true)?;
+        for (plan, record) in plans.iter().zip(&records) {
+            sealed |= plan.table.apply(
+                lsn,
+                ts,
+                record.deletes.as_ref(),
+                record.inserts.as_ref(),
+                true,
+                &|_| true,
+            )?;
         }
         Ok(CommitOutcome { ts, sealed })
     }
