@@ -7,6 +7,8 @@
 //! * `segment/<table id>/<segment id>` — a flushed [`SegmentMeta`];
 //! * `deltalog/<table id>/<n>` — a persisted delete log object path;
 //! * `tso/limit`, `seq/table_id`, `seq/autoid/<table id>` — allocators' high-water marks;
+//! * `channel/<table id>` — the streaming node's checkpoints of a table's
+//!   shards (`ShardCheckpoints`), written by its flushes;
 //! * `wal/replay_from` — the first WAL LSN recovery reads (every earlier
 //!   record is persisted in segments and delete logs);
 //! * `gc/table/<id>` — a dropped table whose records and objects may still
@@ -42,6 +44,14 @@ pub struct TableMeta {
     pub schema: TableSchema,
     /// Insert records with an LSN up to this one are in flushed segments,
     /// in every shard (the smallest of [`TableMeta::shard_inserts_persisted_lsn`]).
+    ///
+    /// This field, `shard_inserts_persisted_lsn`, `deletes_persisted_lsn`
+    /// and `next_segment_id` are what records written before streaming
+    /// nodes kept their own checkpoints (`channel/<table id>`, see
+    /// [`ShardCheckpoints`](crate::api::streaming::ShardCheckpoints)) hold;
+    /// they are read only as the fallback of those
+    /// ([`recorded_checkpoints`](crate::catalog_table::recorded_checkpoints))
+    /// and no longer move.
     pub inserts_persisted_lsn: u64,
     /// Per shard: its rows of insert records with an LSN up to this one
     /// are in flushed segments. Empty in records written before tables had
@@ -91,27 +101,6 @@ impl TableMeta {
             options: BTreeMap::new(),
         }
     }
-
-    /// The shard's rows of insert records up to this LSN are persisted.
-    pub fn shard_persisted_lsn(&self, shard: u32) -> u64 {
-        self.shard_inserts_persisted_lsn
-            .get(shard as usize)
-            .copied()
-            .unwrap_or(self.inserts_persisted_lsn)
-    }
-
-    /// Records that `shard`'s rows up to `lsn` are in flushed segments.
-    pub fn mark_shard_persisted(&mut self, shard: u32, lsn: u64) {
-        let shards = self.shards.max(1) as usize;
-        if self.shard_inserts_persisted_lsn.len() != shards {
-            self.shard_inserts_persisted_lsn = vec![self.inserts_persisted_lsn; shards];
-        }
-        if let Some(at) = self.shard_inserts_persisted_lsn.get_mut(shard as usize) {
-            *at = (*at).max(lsn);
-        }
-        let lowest = self.shard_inserts_persisted_lsn.iter().copied().min();
-        self.inserts_persisted_lsn = self.inserts_persisted_lsn.max(lowest.unwrap_or(0));
-    }
 }
 
 /// A flushed (sealed) segment recorded in the meta store.
@@ -152,6 +141,10 @@ pub mod keys {
     }
     pub fn autoid(table: u64) -> String {
         format!("seq/autoid/{table:020}")
+    }
+    /// A streaming node's checkpoints of a table's shards.
+    pub fn channel(table: u64) -> String {
+        format!("channel/{table:020}")
     }
     pub const TSO_LIMIT: &str = "tso/limit";
     pub const TABLE_ID: &str = "seq/table_id";

@@ -14,6 +14,13 @@
 //! the table's `records` lock across their meta-store writes, never a
 //! synchronous lock, and update the in-memory catalog only once the write
 //! is durable.
+//!
+//! The coordinator's catalog holds each table's record
+//! ([`CatalogTable`]); the streaming node and the query node hold the
+//! table's data in registries of their own, keyed by the table id, and are
+//! told of a table through their APIs ([`StreamingRole::open_table`],
+//! [`Query::load_segments`], ...). No role holds a reference into
+//! another's state.
 
 mod compaction_tasks;
 mod coordinator_api;
@@ -36,21 +43,23 @@ use quiver_exec::catalog::CatalogSource;
 use quiver_exec::pk::PkValue;
 use quiver_exec::table_source::TableSource;
 use quiver_storage::{MetaBatch, MetaStore, ObjectStoreRef, Wal};
+
+use crate::api::streaming::{OpenTable, StreamingRole, WriteMode, WriteOutcome};
+use crate::catalog_table::{recorded_checkpoints, streaming_definition, CatalogTable};
 use tokio::sync::Notify;
 
 use crate::api::data::DataNodeTasks;
 use crate::api::query::{DeleteSubscriber, Query};
 pub use crate::api::{IndexDefinition, IndexStatus};
 use crate::coordinator::{
-    apply_in_chunks, decode, encode, keys, next_table_id, IdAllocator, SegmentMeta, TableMeta, Tso,
+    apply_in_chunks, decode, encode, keys, next_table_id, SegmentMeta, TableMeta, Tso,
 };
 use crate::data_node::DataNode;
 use crate::error::{EngineError, Result};
 use crate::indexes::IndexMeta;
 use crate::query_node::QueryNode;
-use crate::roles::{StreamingRole, WriteMode, WriteOutcome};
 use crate::streaming::StreamingNode;
-use crate::table::{SealPolicy, TableRuntime};
+use crate::table::SealPolicy;
 use crate::table_view::TableView;
 use crate::task_leases::TaskLeases;
 
@@ -60,7 +69,7 @@ pub const DEFAULT_DATABASE: &str = "public";
 #[derive(Debug, Default)]
 struct CatalogState {
     databases: BTreeSet<String>,
-    tables: BTreeMap<u64, Arc<TableRuntime>>,
+    tables: BTreeMap<u64, Arc<CatalogTable>>,
     by_name: HashMap<(String, String), u64>,
 }
 
@@ -100,7 +109,11 @@ pub struct Engine {
     config: QuiverConfig,
     meta: Arc<dyn MetaStore>,
     objects: ObjectStoreRef,
+    /// The streaming node's API, as the coordinator drives it.
     streaming: Arc<dyn StreamingRole>,
+    /// The same streaming node in process: the read path takes its part
+    /// of a table from it (the fragments over its growing data).
+    streaming_node: Arc<StreamingNode>,
     /// The data node's task API (index builds), behind encoded messages
     /// with `cluster.serialize_seams`.
     data_tasks: Arc<dyn DataNodeTasks>,
@@ -126,8 +139,6 @@ pub struct Engine {
     /// Bumped by every change of databases, tables or columns; plans cached
     /// by the access layer are valid for one version.
     catalog_version: AtomicU64,
-    /// The WAL replay start last persisted (`keys::WAL_REPLAY_FROM`).
-    replay_from: AtomicU64,
     pub recovery: RecoveryStats,
 }
 
@@ -180,6 +191,24 @@ impl Engine {
         } else {
             query_node.clone()
         };
+        let delete_subscriber: Arc<dyn DeleteSubscriber> = if config.cluster.serialize_seams {
+            Arc::new(crate::api::wire::WireDeleteSubscriber::new(
+                query_node.clone(),
+            ))
+        } else {
+            query_node.clone()
+        };
+        let streaming_node = Arc::new(StreamingNode::new(
+            wal,
+            tso.clone(),
+            meta.clone(),
+            objects.clone(),
+            delete_subscriber,
+            SealPolicy {
+                rows: config.segment.seal_rows,
+                bytes: config.segment.seal_bytes,
+            },
+        ));
         let mut engine = Engine {
             query,
             query_node,
@@ -188,12 +217,14 @@ impl Engine {
             task_nonce: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as u64),
-            streaming: Arc::new(StreamingNode::new(
-                wal,
-                tso.clone(),
-                meta.clone(),
-                objects.clone(),
-            )),
+            streaming: if config.cluster.serialize_seams {
+                Arc::new(crate::api::wire_streaming::WireStreamingRole::new(
+                    streaming_node.clone(),
+                ))
+            } else {
+                streaming_node.clone()
+            },
+            streaming_node,
             config,
             meta,
             objects,
@@ -204,7 +235,6 @@ impl Engine {
             maintenance_lock: tokio::sync::Mutex::new(()),
             ddl_lock: tokio::sync::Mutex::new(()),
             catalog_version: AtomicU64::new(1),
-            replay_from: AtomicU64::new(0),
             recovery: RecoveryStats::default(),
         };
         engine.recover().await?;
@@ -212,26 +242,22 @@ impl Engine {
         Ok(Arc::new(engine))
     }
 
-    fn seal_policy(&self) -> SealPolicy {
-        SealPolicy {
-            rows: self.config.segment.seal_rows,
-            bytes: self.config.segment.seal_bytes,
-        }
-    }
-
-    async fn runtime(&self, meta: TableMeta) -> Result<TableRuntime> {
-        let autoid = IdAllocator::open(self.meta.clone(), keys::autoid(meta.id)).await?;
-        let subscriber: Arc<dyn DeleteSubscriber> = if self.config.cluster.serialize_seams {
-            Arc::new(crate::api::wire::WireDeleteSubscriber::new(
-                self.query_node.clone(),
-            ))
-        } else {
-            self.query_node.clone()
-        };
-        Ok(
-            TableRuntime::new(meta, self.tso.clone(), autoid, self.seal_policy())
-                .with_delete_subscriber(subscriber),
-        )
+    /// Opens a table on the streaming node: its definition, the
+    /// checkpoints `recorded` elsewhere (see [`OpenTable::recorded`]) and
+    /// its delete logs.
+    async fn open_on_streaming(
+        &self,
+        meta: &TableMeta,
+        recorded: crate::api::streaming::ShardCheckpoints,
+        deltalogs: Vec<String>,
+    ) -> Result<()> {
+        self.streaming
+            .open_table(OpenTable {
+                table: streaming_definition(meta),
+                recorded,
+                deltalogs,
+            })
+            .await
     }
 
     /// The catalog version: changes whenever a database, table or column is
@@ -374,10 +400,11 @@ impl Engine {
         let id = next_table_id(self.meta.as_ref()).await?;
         let meta = TableMeta::new(id, database, name, schema, shards);
         self.meta.put(&keys::table(id), encode(&meta)).await?;
-        let runtime = self.runtime(meta).await?;
+        self.open_on_streaming(&meta, recorded_checkpoints(&meta), Vec::new())
+            .await?;
         let mut state = self.catalog.write();
         state.by_name.insert(key, id);
-        state.tables.insert(id, Arc::new(runtime));
+        state.tables.insert(id, Arc::new(CatalogTable::new(meta)));
         Ok(true)
     }
 
@@ -412,26 +439,28 @@ impl Engine {
         // One table can have any number of segment and delete-log records,
         // more than one meta-store transaction may hold (128 writes), so
         // the drop is not one batch. It commits in one small transaction:
-        // the table record and its id allocator go, and a drop intent
-        // (`gc/table/<id>`) is recorded; from then on the table does not
-        // exist (recovery loads tables from `table/` records). The rest is
-        // idempotent cleanup (`finish_table_drop`): the segment and
-        // delete-log records in chunks, the objects, then the intent.
-        // Recovery finishes the cleanup of an intent a crash left behind.
+        // the table record goes, and a drop intent (`gc/table/<id>`) is
+        // recorded; from then on the table does not exist (recovery loads
+        // tables from `table/` records). The rest is idempotent cleanup:
+        // the streaming node closes the table (no flush of it records
+        // anything after that; its own keys go), the query node releases
+        // it, then `finish_table_drop` deletes the segment and delete-log
+        // records in chunks, the objects, then the intent. Recovery
+        // finishes the cleanup of an intent a crash left behind.
         {
             let mut records = table.records.lock().await;
-            // A flush or index build finishing late must not write the
+            // A hand-over or index build finishing late must not write the
             // table's records again.
             records.dropped = true;
             self.meta
                 .apply(
                     MetaBatch::new()
                         .delete(keys::table(id))
-                        .delete(keys::autoid(id))
                         .put(keys::dropped_table(id), encode(&true)),
                 )
                 .await?;
         }
+        self.streaming.close_table(id).await?;
         self.query.release_table(id).await?;
         self.finish_table_drop(id).await?;
         Ok(true)
@@ -485,6 +514,8 @@ impl Engine {
             self.meta
                 .put(&keys::table(changed.id), encode(&changed))
                 .await?;
+            self.streaming
+                .update_table(streaming_definition(&changed))?;
             table.meta.write().name = changed.name;
         }
         let mut state = self.catalog.write();
@@ -570,8 +601,10 @@ impl Engine {
         self.meta
             .put(&keys::table(changed.id), encode(&changed))
             .await?;
-        // The new schema takes effect between two writes.
-        let _guard = table.write_lock.lock();
+        // The streaming node takes the new schema (between two writes)
+        // before any plan can use it.
+        self.streaming
+            .update_table(streaming_definition(&changed))?;
         table.meta.write().schema = changed.schema;
         Ok(true)
     }
@@ -581,17 +614,25 @@ impl Engine {
         self.query.clone()
     }
 
-    /// A table by name, as execution reads it: its streaming node's state
-    /// with the segments its query node serves.
+    /// A table by name, as execution reads it: its catalog record, its
+    /// streaming node's part and the segments its query node serves.
     pub fn table_view(&self, database: &str, name: &str) -> Result<TableView> {
-        Ok(
-            TableView::new(self.table(database, name)?, self.query_node.clone())
-                .with_serialized_seams(self.config.cluster.serialize_seams),
+        Ok(TableView::new(
+            self.table(database, name)?,
+            self.streaming_node.clone(),
+            self.query_node.clone(),
         )
+        .with_serialized_seams(self.config.cluster.serialize_seams))
     }
 
-    /// A table's state on its streaming node, by name.
-    pub fn table(&self, database: &str, name: &str) -> Result<Arc<TableRuntime>> {
+    /// The streaming node in process (its checkpoints, for tests and
+    /// inspection).
+    pub fn streaming_node(&self) -> &Arc<StreamingNode> {
+        &self.streaming_node
+    }
+
+    /// A table in the catalog, by name.
+    pub fn table(&self, database: &str, name: &str) -> Result<Arc<CatalogTable>> {
         let state = self.catalog.read();
         state
             .by_name
@@ -614,17 +655,17 @@ impl Engine {
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
         let table = self.table(database, name)?;
-        self.write_table(table, batch, mode).await
+        self.write_table(table.id(), batch, mode).await
     }
 
-    /// Deletes rows of `database.name` by primary key (blocking until
-    /// durable); returns rows deleted.
-    pub fn delete(&self, database: &str, name: &str, keys: Vec<PkValue>) -> Result<usize> {
+    /// Deletes rows of `database.name` by primary key (once durable);
+    /// returns rows deleted.
+    pub async fn delete(&self, database: &str, name: &str, keys: Vec<PkValue>) -> Result<usize> {
         let table = self.table(database, name)?;
-        self.delete_table(&table, keys)
+        self.delete_table(&table, keys).await
     }
 
-    fn tables(&self) -> Vec<Arc<TableRuntime>> {
+    fn tables(&self) -> Vec<Arc<CatalogTable>> {
         self.catalog.read().tables.values().cloned().collect()
     }
 
@@ -633,17 +674,24 @@ impl Engine {
         self.stopping.store(true, Ordering::Relaxed);
         self.wake.notify_one();
         let result = self.flush_all().await;
-        self.streaming.wal().close()?;
+        self.streaming.close_wal()?;
         result
     }
 
     /// Row counts of a table: (visible rows now, sealed segments, growing rows).
     pub fn table_stats(&self, database: &str, name: &str) -> Result<(usize, usize, usize)> {
         let table = self.table(database, name)?;
-        let served = self.query_node.served(table.id()).len();
-        let data = table.data.read();
-        let growing = data.growing.iter().map(|g| g.rows).sum();
-        Ok((data.live.len(), data.sealed.len() + served, growing))
+        // The streaming node's part first: a segment handed over meanwhile
+        // is then in both, and counted once.
+        let own = self.streaming.table_stats(table.id())?;
+        let served = self.query_node.served(table.id());
+        let not_served = own
+            .sealed
+            .iter()
+            .filter(|s| !served.iter().any(|x| x.id == s.segment))
+            .count();
+        let growing = own.growing.iter().map(|g| g.rows as usize).sum();
+        Ok((own.live_rows as usize, not_served + served.len(), growing))
     }
 }
 
@@ -721,15 +769,11 @@ impl Engine {
             self.meta
                 .put(&keys::table(changed.id), encode(&changed))
                 .await?;
-            let _guard = table.write_lock.lock();
             let mut meta = table.meta.write();
             meta.next_index_id = changed.next_index_id;
             meta.indexes = changed.indexes;
         }
-        {
-            let _guard = table.write_lock.lock();
-            table.seal_now();
-        }
+        self.streaming.seal(table.id())?;
         Ok(Some(name))
     }
 
@@ -867,24 +911,24 @@ impl Engine {
         Ok(out)
     }
 
-    fn indexes_of(&self, table: &TableRuntime) -> Vec<IndexStatus> {
+    fn indexes_of(&self, table: &CatalogTable) -> Vec<IndexStatus> {
         let mut out = Vec::new();
-        let data = table.data.read();
+        let own = self.streaming.table_stats(table.id()).unwrap_or_default();
         let served = self.query_node.served(table.id());
         let meta = table.meta.read();
         // Sealed segments still on the streaming node count as not indexed.
-        let own = data
+        let own_sealed = own
             .sealed
             .iter()
-            .filter(|s| !served.iter().any(|x| x.id == s.id));
+            .filter(|s| !served.iter().any(|x| x.id == s.segment));
         let sealed_rows = || {
             served
                 .iter()
                 .map(|s| s.rows)
-                .chain(own.clone().map(|s| s.rows))
+                .chain(own_sealed.clone().map(|s| s.rows as usize))
         };
-        let rows_total =
-            sealed_rows().sum::<usize>() + data.growing.iter().map(|g| g.rows).sum::<usize>();
+        let rows_total = sealed_rows().sum::<usize>()
+            + own.growing.iter().map(|g| g.rows as usize).sum::<usize>();
         let segments_total = sealed_rows().filter(|rows| *rows > 0).count();
         for ix in &meta.indexes {
             let indexed: Vec<usize> = served

@@ -18,8 +18,9 @@
 //! * [`query_node`] — the query node: the flushed segments it serves, and
 //!   the readers of segment and delete-log objects;
 //! * [`shards`] — which shard of a table a row belongs to;
-//! * [`roles`] — the role traits the engine calls (in-process today, gRPC in cluster mode);
 //! * [`table`] — one table's run-time state on its streaming node;
+//! * [`catalog_table`] — one table in the coordinator's catalog (its
+//!   record and the lock its record writers take);
 //! * [`table_view`] — a table as execution reads it (streaming and query
 //!   node together), the execution layer's `TableSource`;
 //! * [`engine`] — [`engine::Engine`], all roles in one process over the
@@ -29,13 +30,13 @@
 //! embedded storage with etcd/S3 implementations of the same storage traits.
 
 pub mod api;
+pub mod catalog_table;
 pub mod coordinator;
 pub mod data_node;
 pub mod engine;
 pub mod error;
 pub mod indexes;
 pub mod query_node;
-pub mod roles;
 pub mod segment_files;
 pub mod shards;
 pub mod streaming;
@@ -43,6 +44,6 @@ pub mod table;
 pub mod table_view;
 pub mod task_leases;
 
+pub use api::streaming::{WriteMode, WriteOutcome};
 pub use engine::{Engine, DEFAULT_DATABASE};
 pub use error::{EngineError, Result};
-pub use roles::{WriteMode, WriteOutcome};

@@ -83,6 +83,13 @@ impl QueryNode {
             .map(|s| s.batches.clone())
     }
 
+    /// The node's delete map of a table, for in-process tasks that need
+    /// the deletes hitting a segment (a compaction's, which else would
+    /// read them from the delete logs and the WAL channel).
+    pub fn deletes(&self, table_id: u64) -> Option<Arc<RwLock<DeleteMap>>> {
+        Some(self.tables.read().get(&table_id)?.deletes.clone())
+    }
+
     /// The node's part of a table at `read_ts`, as its searches and scans
     /// read it: the segments it serves (rows, statistics, and the indexes
     /// `definitions` still define, by index id) with its own delete map;

@@ -1,10 +1,11 @@
-//! The runtime state of one table on its streaming node: the growing
-//! segment of each shard, the sealed segments not yet flushed (a flushed
-//! one moves to the query node, [`crate::query_node`]), deletes and live
-//! primary keys; and its snapshot of these (the query node's segments are
-//! read from the query node, see [`crate::table_view`]). Every delete it
-//! applies goes to the query node too ([`DeleteSubscriber`]), which keeps
-//! a delete map of its own.
+//! The runtime state of one table on its streaming node, in the node's own
+//! registry: its copy of the table's definition, its channel checkpoints,
+//! the growing segment of each shard, the sealed segments not yet flushed
+//! (a flushed one moves to the query node, [`crate::query_node`]), deletes
+//! and live primary keys; and its snapshot of these (the query node's
+//! segments are read from the query node, see [`crate::table_view`]).
+//! Every delete it applies goes to the query node too
+//! ([`DeleteSubscriber`]), which keeps a delete map of its own.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,9 +23,10 @@ use quiver_exec::source::{
 };
 
 use crate::api::query::{ApplyDeletes, DeleteSubscriber};
-use crate::coordinator::{IdAllocator, TableMeta, Tso};
-use crate::error::{EngineError, Result};
-use crate::indexes::{IndexMeta, LoadedIndex};
+use crate::api::streaming::{ShardCheckpoints, StreamingTable};
+use crate::coordinator::{IdAllocator, Tso};
+use crate::error::Result;
+use crate::indexes::LoadedIndex;
 use crate::shards::split_by_shard;
 
 /// A sealed segment held in memory.
@@ -105,20 +107,23 @@ pub struct SealPolicy {
     pub bytes: usize,
 }
 
-/// One table at run time.
+/// One table at run time on its streaming node.
 #[derive(Debug)]
 pub struct TableRuntime {
-    pub meta: RwLock<TableMeta>,
+    /// The node's copy of the table's definition (the coordinator sends
+    /// changes, applied between two writes).
+    pub definition: RwLock<StreamingTable>,
+    /// The node's checkpoints of the table (persisted with each flush).
+    pub checkpoints: RwLock<ShardCheckpoints>,
     pub data: RwLock<TableData>,
     pub deletes: Arc<RwLock<DeleteMap>>,
     /// Serializes writers of this table (validation, timestamp, WAL, apply).
     pub write_lock: Mutex<()>,
-    /// Serializes the writers of this table's meta-store records (the table
-    /// record, its segment and delete-log records) across their async
-    /// meta-store writes: each reads the in-memory state, writes the
-    /// records, then updates the in-memory state, holding this lock
-    /// throughout, so no record write is lost to a concurrent one.
-    pub records: tokio::sync::Mutex<Records>,
+    /// Serializes this table's flushes (their records written, then the
+    /// in-memory state) with its close: true once closed (dropped), after
+    /// which a flush finishing late records nothing.
+    pub flushing: tokio::sync::Mutex<bool>,
+    /// The table's auto-id allocator (the node's own key).
     pub autoid: IdAllocator,
     tso: Arc<Tso>,
     seal: SealPolicy,
@@ -126,33 +131,32 @@ pub struct TableRuntime {
     delete_subscriber: Option<Arc<dyn DeleteSubscriber>>,
 }
 
-/// State guarded by [`TableRuntime::records`].
-#[derive(Debug, Default)]
-pub struct Records {
-    /// The table was dropped: its records are gone and must not be written
-    /// again (a flush or build finishing late skips its commit).
-    pub dropped: bool,
-}
-
 const SMALL_BATCH_ROWS: usize = 1024;
 const MAX_SMALL_TAIL: usize = 32;
 
 impl TableRuntime {
     /// A table with no data yet.
-    pub fn new(mut meta: TableMeta, tso: Arc<Tso>, autoid: IdAllocator, seal: SealPolicy) -> Self {
-        let growing: Vec<GrowingSegment> = (0..meta.shards.max(1))
+    pub fn new(
+        definition: StreamingTable,
+        mut checkpoints: ShardCheckpoints,
+        tso: Arc<Tso>,
+        autoid: IdAllocator,
+        seal: SealPolicy,
+    ) -> Self {
+        let growing: Vec<GrowingSegment> = (0..definition.shards.max(1))
             .map(|shard| GrowingSegment {
-                id: alloc_segment_id(&mut meta),
+                id: checkpoints.allocate_segment_id(),
                 shard,
                 ..Default::default()
             })
             .collect();
         let runtime = Self {
-            meta: RwLock::new(meta),
+            definition: RwLock::new(definition),
+            checkpoints: RwLock::new(checkpoints),
             data: RwLock::new(TableData::default()),
             deletes: Arc::new(RwLock::new(DeleteMap::default())),
             write_lock: Mutex::new(()),
-            records: tokio::sync::Mutex::new(Records::default()),
+            flushing: tokio::sync::Mutex::new(false),
             autoid,
             tso,
             seal,
@@ -168,33 +172,19 @@ impl TableRuntime {
         self
     }
 
-    /// Locks [`TableRuntime::records`] for a catalog change; fails with
-    /// [`EngineError::TableNotFound`] once the table is dropped.
-    pub async fn lock_records(&self) -> Result<tokio::sync::MutexGuard<'_, Records>> {
-        let records = self.records.lock().await;
-        if records.dropped {
-            let meta = self.meta.read();
-            return Err(EngineError::TableNotFound {
-                database: meta.database.clone(),
-                table: meta.name.clone(),
-            });
-        }
-        Ok(records)
-    }
-
     /// The table id.
     pub fn id(&self) -> u64 {
-        self.meta.read().id
+        self.definition.read().id
     }
 
     /// The current schema.
     pub fn schema(&self) -> TableSchema {
-        self.meta.read().schema.clone()
+        self.definition.read().schema.clone()
     }
 
-    /// The number of shards.
-    pub fn shards(&self) -> u32 {
-        self.meta.read().shards.max(1)
+    /// The table's name (for errors).
+    pub fn name(&self) -> String {
+        self.definition.read().name.clone()
     }
 
     /// Applies a logged write: deletes of the `deletes` keys (one column,
@@ -213,12 +203,12 @@ impl TableRuntime {
         apply_inserts: &dyn Fn(u32) -> bool,
     ) -> Result<bool> {
         let (table_id, storage_schema, pk_index, shards) = {
-            let meta = self.meta.read();
+            let definition = self.definition.read();
             (
-                meta.id,
-                meta.schema.storage_schema(),
-                meta.schema.primary_key,
-                meta.shards.max(1),
+                definition.id,
+                definition.schema.storage_schema(),
+                definition.schema.primary_key,
+                definition.shards.max(1),
             )
         };
         let mut data = self.data.write();
@@ -294,7 +284,7 @@ impl TableRuntime {
     }
 
     fn seal_growing(&self, data: &mut TableData, shard: u32) {
-        let next_id = alloc_segment_id(&mut self.meta.write());
+        let next_id = self.checkpoints.write().allocate_segment_id();
         let growing = std::mem::replace(
             &mut data.growing[shard as usize],
             GrowingSegment {
@@ -362,14 +352,6 @@ impl TableRuntime {
     }
 }
 
-/// Hands out a segment id never used before in this table (growing, sealed
-/// and compacted segments all draw from it).
-pub fn alloc_segment_id(meta: &mut TableMeta) -> u64 {
-    let id = meta.next_segment_id.max(1);
-    meta.next_segment_id = id + 1;
-    id
-}
-
 fn merge_tail(growing: &mut GrowingSegment, schema: &SchemaRef) -> Result<()> {
     let start = growing.batches.len() - growing.small_tail;
     let tail: Vec<RecordBatch> = growing.batches.drain(start..).collect();
@@ -393,36 +375,33 @@ impl TableRuntime {
     /// timestamp when `None`): its sealed segments not yet flushed, then the
     /// growing segments, with its delete map.
     pub fn own_snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
-        self.own_snapshot_and(read_ts, |_, _| ()).0
+        self.own_snapshot_and(read_ts, |_| ()).0
     }
 
-    /// [`TableRuntime::own_snapshot`], and `then` called with it and the
-    /// index definitions before this table's data is unlocked: a reader
-    /// takes the query node's part there. A flushed segment may still be
-    /// here after the query node loaded it (a hand-off loads there before
-    /// it forgets here, under the data lock): the reader keeps the query
-    /// node's copy of a segment in both. Taken under the lock, the query
-    /// node's part cannot have moved on past a segment still here (a
-    /// compaction's swap cannot run between a hand-off's two steps, both
-    /// under the table's records lock), so no row is read twice.
+    /// [`TableRuntime::own_snapshot`], and `then` called with it before
+    /// this table's data is unlocked: a reader takes the query node's part
+    /// there. A flushed segment may still be here after the query node
+    /// loaded it (a hand-off loads there before it forgets here, under the
+    /// data lock): the reader keeps the query node's copy of a segment in
+    /// both. Taken under the lock, the query node's part cannot have moved
+    /// on past a segment still here (a compaction's swap cannot run
+    /// between a hand-off's two steps, both under the coordinator's
+    /// records lock of the table), so no row is read twice.
     pub fn own_snapshot_and<T>(
         &self,
         read_ts: Option<u64>,
-        then: impl FnOnce(&TableSnapshot, &[(u64, IndexDescription)]) -> T,
+        then: impl FnOnce(&TableSnapshot) -> T,
     ) -> (TableSnapshot, T) {
         let read_ts = match read_ts {
             Some(ts) => ts,
             None => self.tso.read_timestamp(),
         };
-        // Lock order everywhere: data, then meta (then the query node's).
+        // Lock order everywhere: data, then definition (then the query node's).
         let data = self.data.read();
-        let meta = self.meta.read();
-        let definitions = self.index_definitions_of(&meta);
-        let mut segments: Vec<Segment> = data
-            .sealed
-            .iter()
-            .map(|s| s.as_segment(&definitions))
-            .collect();
+        let definition = self.definition.read();
+        // Segments on the streaming node have no indexes (the query node
+        // loads them with a flushed segment).
+        let mut segments: Vec<Segment> = data.sealed.iter().map(|s| s.as_segment(&[])).collect();
         for growing in data.growing.iter().filter(|g| g.rows > 0) {
             segments.push(Segment {
                 id: growing.id,
@@ -435,47 +414,15 @@ impl TableRuntime {
             });
         }
         let own = TableSnapshot {
-            table_id: meta.id,
-            schema: meta.schema.clone(),
+            table_id: definition.id,
+            schema: definition.schema.clone(),
             segments,
             deletes: self.deletes.clone(),
             read_ts,
         };
-        drop(meta);
-        let other = then(&own, &definitions);
+        drop(definition);
+        let other = then(&own);
         drop(data);
         (own, other)
     }
-
-    /// The table's index definitions as execution describes them, by index
-    /// id (an index no longer fitting the schema is left out).
-    pub fn index_definitions(&self) -> Vec<(u64, IndexDescription)> {
-        self.index_definitions_of(&self.meta.read())
-    }
-
-    fn index_definitions_of(&self, meta: &TableMeta) -> Vec<(u64, IndexDescription)> {
-        meta.indexes
-            .iter()
-            .filter_map(|ix| Some((ix.id, describe(ix, &meta.schema)?)))
-            .collect()
-    }
-
-    /// The vector indexes the table defines, as execution sees them.
-    pub fn vector_indexes(&self) -> Vec<IndexDescription> {
-        let meta = self.meta.read();
-        meta.indexes
-            .iter()
-            .filter_map(|ix| describe(ix, &meta.schema))
-            .collect()
-    }
-}
-
-/// How execution sees an index definition; `None` if it no longer fits the schema.
-fn describe(ix: &IndexMeta, schema: &TableSchema) -> Option<IndexDescription> {
-    Some(IndexDescription {
-        name: ix.name.clone(),
-        column: schema.column_index(&ix.column)?,
-        metric: ix.index_metric().ok()?,
-        kind: ix.index_kind().ok()?,
-    })
 }

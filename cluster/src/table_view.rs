@@ -1,12 +1,12 @@
 //! [`TableView`]: a table as execution reads it, the [`TableSource`] the
-//! engine hands the access layer. Its fragments come from the two roles
-//! that hold the table's data, each over its own state: the streaming
-//! node's (per shard, its growing segment and the sealed segments it has
-//! not flushed yet, with its delete map) and the query node's (per shard,
-//! the flushed segments it serves, with its own delete map).
+//! engine hands the access layer: the table's catalog record (schema,
+//! index definitions) and, by table id, the fragments of the two roles
+//! that hold its data, each over its own state: the streaming node's (per
+//! shard, its growing segment and the sealed segments it has not flushed
+//! yet, with its delete map) and the query node's (per shard, the flushed
+//! segments it serves, with its own delete map).
 
 use std::collections::HashSet;
-use std::ops::Deref;
 use std::sync::Arc;
 
 use quiver_common::schema::TableSchema;
@@ -15,13 +15,15 @@ use quiver_exec::fragments::{SnapshotFragment, TableFragment};
 use quiver_exec::source::{IndexDescription, SegmentKind, TableSnapshot};
 use quiver_exec::table_source::TableSource;
 
+use crate::catalog_table::CatalogTable;
 use crate::query_node::QueryNode;
-use crate::table::TableRuntime;
+use crate::streaming::StreamingNode;
 
 /// One table over its streaming node's state and its query node.
 #[derive(Debug, Clone)]
 pub struct TableView {
-    runtime: Arc<TableRuntime>,
+    table: Arc<CatalogTable>,
+    streaming_node: Arc<StreamingNode>,
     query_node: Arc<QueryNode>,
     /// Searches and scans reach the fragments through encoded messages
     /// (`cluster.serialize_seams`).
@@ -29,10 +31,16 @@ pub struct TableView {
 }
 
 impl TableView {
-    /// The table `runtime` with the segments `query_node` serves of it.
-    pub fn new(runtime: Arc<TableRuntime>, query_node: Arc<QueryNode>) -> Self {
+    /// The table `table` of the catalog, its data read from
+    /// `streaming_node` and `query_node`.
+    pub fn new(
+        table: Arc<CatalogTable>,
+        streaming_node: Arc<StreamingNode>,
+        query_node: Arc<QueryNode>,
+    ) -> Self {
         Self {
-            runtime,
+            table,
+            streaming_node,
             query_node,
             serialize_seams: false,
         }
@@ -44,41 +52,47 @@ impl TableView {
         self
     }
 
-    /// The streaming node's part of the table.
-    pub fn runtime(&self) -> &Arc<TableRuntime> {
-        &self.runtime
-    }
-
     /// Both nodes' parts at one read timestamp: the streaming node's first,
     /// then the query node's (before the streaming node's data is
     /// unlocked), the streaming node's copy of a segment the query node
-    /// serves already left out (see [`TableRuntime::own_snapshot_and`]).
+    /// serves already left out (see
+    /// [`TableRuntime::own_snapshot_and`](crate::table::TableRuntime::own_snapshot_and)).
+    /// A table dropped meanwhile reads as empty.
     fn parts(&self, read_ts: Option<u64>) -> (TableSnapshot, TableSnapshot) {
-        let (mut own, served) = self.runtime.own_snapshot_and(read_ts, |own, definitions| {
-            self.query_node
-                .snapshot(own.table_id, &own.schema, definitions, own.read_ts)
-        });
+        let definitions = self.table.index_definitions();
+        let snapshot = self
+            .streaming_node
+            .snapshot_and(self.table.id(), read_ts, |own| {
+                self.query_node
+                    .snapshot(own.table_id, &own.schema, &definitions, own.read_ts)
+            });
+        let (mut own, served) = match snapshot {
+            Ok(parts) => parts,
+            Err(_) => {
+                let read_ts = read_ts.unwrap_or(0);
+                let empty = TableSnapshot {
+                    table_id: self.table.id(),
+                    schema: self.table.schema(),
+                    segments: Vec::new(),
+                    deletes: Default::default(),
+                    read_ts,
+                };
+                (empty.clone(), empty)
+            }
+        };
         let handed_over: HashSet<u64> = served.segments.iter().map(|s| s.id).collect();
         own.segments.retain(|s| !handed_over.contains(&s.id));
         (own, served)
     }
 }
 
-impl Deref for TableView {
-    type Target = TableRuntime;
-
-    fn deref(&self) -> &TableRuntime {
-        &self.runtime
-    }
-}
-
 impl TableSource for TableView {
     fn table_id(&self) -> u64 {
-        self.runtime.id()
+        self.table.id()
     }
 
     fn table_schema(&self) -> TableSchema {
-        self.runtime.schema()
+        self.table.schema()
     }
 
     /// The whole table in one snapshot, for inspection (tests, counts):
@@ -94,7 +108,7 @@ impl TableSource for TableView {
     }
 
     fn vector_indexes(&self) -> Vec<IndexDescription> {
-        self.runtime.vector_indexes()
+        self.table.vector_indexes()
     }
 
     /// Per shard, the sealed segments the query node serves, then the

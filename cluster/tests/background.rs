@@ -233,6 +233,7 @@ async fn the_checkpoint_after_recovery_keeps_the_next_replay_small() {
         }
         engine
             .delete("public", "t", (0..10).map(PkValue::Int).collect())
+            .await
             .unwrap();
         // Crash: 51 records only in the WAL, nothing sealed or flushed.
     }
@@ -342,6 +343,7 @@ async fn compaction_steps(serialize_seams: bool) {
         write_rows(&engine, 0..200).await;
         engine
             .delete("public", "t", deleted.map(PkValue::Int).to_vec())
+            .await
             .unwrap();
         engine.flush_all().await.unwrap();
         assert_eq!(engine.table_stats("public", "t").unwrap().1, 10);

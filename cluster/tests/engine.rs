@@ -98,11 +98,15 @@ async fn writes_are_visible_versioned_flushed_compacted_and_recovered() {
         assert_eq!(
             engine
                 .delete("public", "t", (0..5).map(PkValue::Int).collect())
+                .await
                 .unwrap(),
             5
         );
         assert_eq!(
-            engine.delete("public", "t", vec![PkValue::Int(0)]).unwrap(),
+            engine
+                .delete("public", "t", vec![PkValue::Int(0)])
+                .await
+                .unwrap(),
             0,
             "already deleted"
         );
@@ -219,6 +223,7 @@ async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
     assert!(before > 3, "small WAL segments roll: {before}");
     engine
         .delete("public", "t", (0..50).map(PkValue::Int).collect())
+        .await
         .unwrap();
     engine.flush_all().await.unwrap();
     let after = wal_files(dir.path());

@@ -186,7 +186,10 @@ async fn changes_touching_more_segments_than_a_transaction_holds() {
         .unwrap();
     write_segments(&engine, "u", SEGMENTS).await;
     for i in 0..3 {
-        engine.delete("public", "u", vec![PkValue::Int(i)]).unwrap();
+        engine
+            .delete("public", "u", vec![PkValue::Int(i)])
+            .await
+            .unwrap();
         engine.flush_table("public", "u").await.unwrap();
     }
     let u = engine.table("public", "u").unwrap().id();

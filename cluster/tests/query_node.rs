@@ -79,13 +79,30 @@ async fn hand_off(serialize_seams: bool) {
     }
     let table = engine.table("public", "t").unwrap();
     // Two segments sealed at 20 rows, still on the streaming node.
-    assert_eq!(table.data.read().sealed.len(), 2);
+    assert_eq!(
+        engine
+            .streaming_node()
+            .table(table.id())
+            .unwrap()
+            .data
+            .read()
+            .sealed
+            .len(),
+        2
+    );
     assert!(served_ids(&engine).await.is_empty());
     assert_eq!(visible_ids(&engine, "t"), (0..50).collect::<Vec<_>>());
 
     engine.flush_table("public", "t").await.unwrap();
     assert!(
-        table.data.read().sealed.is_empty(),
+        engine
+            .streaming_node()
+            .table(table.id())
+            .unwrap()
+            .data
+            .read()
+            .sealed
+            .is_empty(),
         "the streaming node forgets what it handed over"
     );
     assert_eq!(
@@ -103,7 +120,14 @@ async fn hand_off(serialize_seams: bool) {
         cut_hand_off(&engine).await;
     }
     engine.flush_table("public", "t").await.unwrap();
-    assert!(table.data.read().sealed.is_empty());
+    assert!(engine
+        .streaming_node()
+        .table(table.id())
+        .unwrap()
+        .data
+        .read()
+        .sealed
+        .is_empty());
     assert_eq!(served_ids(&engine).await.len(), 4);
     assert_eq!(visible_ids(&engine, "t"), (0..70).collect::<Vec<_>>());
 
@@ -131,7 +155,14 @@ async fn hand_off(serialize_seams: bool) {
 /// segment loaded again replaces its copy.
 async fn cut_hand_off(engine: &Engine) {
     let table = engine.table("public", "t").unwrap();
-    let sealed = table.data.read().sealed[0].clone();
+    let sealed = engine
+        .streaming_node()
+        .table(table.id())
+        .unwrap()
+        .data
+        .read()
+        .sealed[0]
+        .clone();
     let load = |rows: Option<Arc<Vec<RecordBatch>>>| LoadSegments {
         table_id: table.id(),
         schema: table.schema(),
@@ -156,7 +187,17 @@ async fn cut_hand_off(engine: &Engine) {
         .load_segments(load(Some(sealed.batches.clone())))
         .await
         .unwrap();
-    assert_eq!(table.data.read().sealed.len(), 1);
+    assert_eq!(
+        engine
+            .streaming_node()
+            .table(table.id())
+            .unwrap()
+            .data
+            .read()
+            .sealed
+            .len(),
+        1
+    );
     assert_eq!(visible_ids(engine, "t"), (0..70).collect::<Vec<_>>());
     // Loaded again (a flush retried after the cut): it replaces its copy.
     engine
@@ -207,6 +248,7 @@ async fn query_node_deletes(serialize_seams: bool) {
     // map hides them, for its scans and its live keys alike.
     engine
         .delete("public", "t", (0..5).map(PkValue::Int).collect())
+        .await
         .unwrap();
     engine
         .write("public", "t", rows(35..45), WriteMode::Upsert)
@@ -219,6 +261,7 @@ async fn query_node_deletes(serialize_seams: bool) {
     // its row there (rows 40..45 are growing when 44 is deleted).
     engine
         .delete("public", "t", vec![PkValue::Int(44)])
+        .await
         .unwrap();
     engine.flush_table("public", "t").await.unwrap();
     let expected: Vec<i64> = (5..44).collect();
@@ -229,6 +272,7 @@ async fn query_node_deletes(serialize_seams: bool) {
     // and the ones replayed from the WAL reach the new query node.
     engine
         .delete("public", "t", vec![PkValue::Int(10), PkValue::Int(20)])
+        .await
         .unwrap();
     drop(engine);
     let engine = Engine::open(config(dir.path(), serialize_seams))

@@ -149,6 +149,7 @@ async fn rows_spread_over_every_shard_and_writes_behave_as_with_one() {
             .unwrap();
         let deleted = engine
             .delete("public", table, (100..150).map(PkValue::Int).collect())
+            .await
             .unwrap();
         assert_eq!(deleted, 50);
     }
@@ -274,9 +275,9 @@ async fn a_crash_replays_each_shard_from_its_own_checkpoint() {
             sealed >= 3 && growing > 0,
             "sealed {sealed}, growing {growing}"
         );
-        let table = engine.table("public", "t").unwrap();
-        let meta = table.meta.read().clone();
-        let checkpoints: Vec<u64> = (0..3).map(|s| meta.shard_persisted_lsn(s)).collect();
+        let table_id = engine.table("public", "t").unwrap().id();
+        let own = engine.streaming_node().checkpoints(table_id).unwrap();
+        let checkpoints: Vec<u64> = (0..3).map(|s| own.shard_persisted_lsn(s)).collect();
         assert!(
             checkpoints.iter().any(|&c| c != checkpoints[0]),
             "the shards' checkpoints differ: {checkpoints:?}"
@@ -330,6 +331,7 @@ async fn serialized_seams_give_the_same_answers() {
     assert_eq!(
         engine
             .delete("public", "t", (0..10).map(PkValue::Int).collect())
+            .await
             .unwrap(),
         10
     );

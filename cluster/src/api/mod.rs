@@ -24,6 +24,7 @@ pub mod query;
 pub mod streaming;
 pub mod wire;
 pub mod wire_error;
+pub mod wire_streaming;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,

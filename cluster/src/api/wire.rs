@@ -6,7 +6,8 @@
 //! keys as Arrow IPC, a [`WireDataNode`] for the data node's tasks and a
 //! [`WireQuery`] for the query node (segments to load named by their
 //! records: the query node reads their objects, as across processes) and a
-//! [`WireDeleteSubscriber`] for the deletes it is sent. Errors come back encoded too
+//! [`WireDeleteSubscriber`] for the deletes it is sent; the streaming node
+//! as the coordinator drives it is in `wire_streaming`. Errors come back encoded too
 //! ([`error_over_the_wire`]): their structured fields, or their status code
 //! and message.
 
@@ -50,7 +51,7 @@ impl WireCoordinator {
 }
 
 /// `value` encoded and decoded again.
-fn over_the_wire<T: Serialize + DeserializeOwned>(value: T) -> Result<T> {
+pub(super) fn over_the_wire<T: Serialize + DeserializeOwned>(value: T) -> Result<T> {
     let bytes = serde_json::to_vec(&value)
         .map_err(|e| EngineError::Internal(format!("encoding a coordinator message: {e}")))?;
     serde_json::from_slice(&bytes)
@@ -261,7 +262,7 @@ impl WireStreaming {
 }
 
 /// `batch` as Arrow IPC and back.
-fn batch_over_the_wire(batch: RecordBatch) -> Result<RecordBatch> {
+pub(super) fn batch_over_the_wire(batch: RecordBatch) -> Result<RecordBatch> {
     Ok(decode_batch(&encode_batch(&batch)?)?)
 }
 

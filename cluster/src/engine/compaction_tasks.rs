@@ -18,12 +18,12 @@ use quiver_storage::MetaBatch;
 use super::Engine;
 use crate::api::data::{CompactedSegment, CompactionInput, CompactionTask};
 use crate::api::query::{LoadSegments, SegmentToLoad, ServedSegment};
+use crate::catalog_table::CatalogTable;
 use crate::coordinator::{encode, keys, SegmentMeta};
 use crate::data_node::{pick_merge, MAX_MERGE_SEGMENTS};
 use crate::error::Result;
 use crate::query_node::QueryNode;
 use crate::segment_files::{delete_log_batch, segment_path};
-use crate::table::{alloc_segment_id, TableRuntime};
 use crate::task_leases::{TaskKey, COMPACTION_LEASE};
 
 impl Engine {
@@ -36,7 +36,7 @@ impl Engine {
     /// shard's step is leased elsewhere).
     pub(super) async fn compact_step(
         &self,
-        table: &TableRuntime,
+        table: &CatalogTable,
         compaction_ts: u64,
         min_segments: usize,
         small_rows: usize,
@@ -54,13 +54,16 @@ impl Engine {
         let Some(task_id) = self.task_leases.lease(key, COMPACTION_LEASE) else {
             return Ok(0);
         };
+        // Segment ids come from the streaming node's allocator of the
+        // table (growing segments draw from it too).
+        let output_segment_id = self.streaming.allocate_segment_id(table_id)?;
         let task = compaction_task(
             table,
             &self.query_node,
             task_id,
             shard,
             &group,
-            compaction_ts,
+            (compaction_ts, output_segment_id),
         )?;
         let committed = match self.data_tasks.compact(task).await {
             Ok(done) => {
@@ -80,7 +83,7 @@ impl Engine {
     /// and answers 0.
     async fn commit_compaction(
         &self,
-        table: &TableRuntime,
+        table: &CatalogTable,
         key: TaskKey,
         shard: u32,
         group: &[ServedSegment],
@@ -103,14 +106,15 @@ impl Engine {
         };
         // An index dropped while the step ran is not recorded (its object
         // goes with the group's below).
-        let (table_record, kept_indexes, dropped_indexes): (_, Vec<_>, Vec<_>) = {
+        let (schema, index_ids, kept_indexes, dropped_indexes): (_, Vec<u64>, Vec<_>, Vec<_>) = {
             let meta = table.meta.read();
             let (kept, dropped) = done
                 .indexes
                 .iter()
                 .cloned()
                 .partition(|ix| meta.indexes.iter().any(|d| d.id == ix.index_id));
-            (meta.clone(), kept, dropped)
+            let index_ids = meta.indexes.iter().map(|d| d.id).collect();
+            (meta.schema.clone(), index_ids, kept, dropped)
         };
         let record = SegmentMeta {
             id: done.segment_id,
@@ -121,19 +125,17 @@ impl Engine {
             last_lsn: group.iter().map(|s| s.last_lsn).max().unwrap_or(0),
             indexes: kept_indexes,
         };
-        // One atomic swap: at most MAX_MERGE_SEGMENTS deletes + 2 puts.
-        let mut batch = MetaBatch::new()
-            .put(keys::segment(table_id, done.segment_id), encode(&record))
-            .put(keys::table(table_id), encode(&table_record));
+        // One atomic swap: at most MAX_MERGE_SEGMENTS deletes + 1 put.
+        let mut batch =
+            MetaBatch::new().put(keys::segment(table_id, done.segment_id), encode(&record));
         for id in &old_ids {
             batch = batch.delete(keys::segment(table_id, *id));
         }
         self.meta.apply(batch).await?;
-        let index_ids = table_record.indexes.iter().map(|d| d.id).collect();
         self.query
             .load_segments(LoadSegments {
                 table_id,
-                schema: table_record.schema.clone(),
+                schema,
                 index_ids,
                 load: vec![SegmentToLoad {
                     record,
@@ -176,14 +178,14 @@ impl Engine {
 }
 
 /// The task merging `group` (segments of `shard`) without the rows
-/// deleted at `compaction_ts`, into a segment with a fresh id.
+/// deleted at `compaction_ts`, into segment `output_segment_id` (fresh).
 fn compaction_task(
-    table: &TableRuntime,
+    table: &CatalogTable,
     query_node: &QueryNode,
     task_id: u64,
     shard: u32,
     group: &[ServedSegment],
-    compaction_ts: u64,
+    (compaction_ts, output_segment_id): (u64, u64),
 ) -> Result<CompactionTask> {
     let table_id = table.id();
     let (schema, indexes) = {
@@ -196,11 +198,11 @@ fn compaction_task(
         .iter()
         .map(|segment| query_node.rows(table_id, segment.id))
         .collect();
-    let deletes = {
-        let map = table.deletes.read();
-        deletes_hitting(&rows, schema.primary_key, &map, compaction_ts)
+    // The query node holds every delete of the table.
+    let deletes = match query_node.deletes(table_id) {
+        Some(map) => deletes_hitting(&rows, schema.primary_key, &map.read(), compaction_ts),
+        None => Vec::new(),
     };
-    let output_segment_id = alloc_segment_id(&mut table.meta.write());
     Ok(CompactionTask {
         task_id,
         table_id,
@@ -306,7 +308,7 @@ mod tests {
     use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 
     use super::*;
-    use crate::roles::WriteMode;
+    use crate::api::streaming::WriteMode;
 
     /// Segments seal at 20 rows; no compaction but the test's.
     fn config(dir: &std::path::Path) -> QuiverConfig {
@@ -321,7 +323,7 @@ mod tests {
 
     /// An engine with table `public.t` in three flushed segments of 20
     /// rows.
-    async fn three_segments(dir: &std::path::Path) -> (Arc<Engine>, Arc<TableRuntime>) {
+    async fn three_segments(dir: &std::path::Path) -> (Arc<Engine>, Arc<CatalogTable>) {
         let engine = Engine::open(config(dir)).await.unwrap();
         let schema = TableSchema {
             columns: vec![
@@ -357,7 +359,7 @@ mod tests {
     }
 
     /// The ids of the segments the query node serves.
-    fn sealed_ids(engine: &Engine, table: &TableRuntime) -> Vec<u64> {
+    fn sealed_ids(engine: &Engine, table: &CatalogTable) -> Vec<u64> {
         engine
             .query_node
             .served(table.id())
@@ -366,19 +368,21 @@ mod tests {
             .collect()
     }
 
-    async fn served(engine: &Engine, table: &TableRuntime) -> Vec<ServedSegment> {
+    async fn served(engine: &Engine, table: &CatalogTable) -> Vec<ServedSegment> {
         engine.query.served_segments(table.id()).await.unwrap()
     }
 
     /// Runs the data node's task for `group` under `task_id`.
     async fn run_task(
         engine: &Engine,
-        table: &TableRuntime,
+        table: &CatalogTable,
         task_id: u64,
         group: &[ServedSegment],
     ) -> CompactedSegment {
         let ts = engine.read_timestamp();
-        let task = compaction_task(table, &engine.query_node, task_id, 0, group, ts).unwrap();
+        let output = engine.streaming.allocate_segment_id(table.id()).unwrap();
+        let task =
+            compaction_task(table, &engine.query_node, task_id, 0, group, (ts, output)).unwrap();
         engine.data_tasks.compact(task).await.unwrap()
     }
 

@@ -170,36 +170,37 @@ impl Coordinator for Engine {
     }
 
     async fn layout(&self, table: TableRef) -> Result<TableLayout> {
-        let runtime = self.table(&table.database, &table.name)?;
-        let table_id = runtime.id();
+        let table_id = self.table(&table.database, &table.name)?.id();
+        // The streaming node's part first: a segment handed over meanwhile
+        // is then in both, and listed once.
+        let own = self.streaming.table_stats(table_id)?;
         let served = self.query.served_segments(table_id).await?;
-        let data = runtime.data.read();
         // Every shard's channel is carried by the one WAL of the standalone
         // streaming node; its sealed segments are served by the one query node.
-        let shards = data
+        let shards = own
             .growing
             .iter()
             .map(|growing| ShardLayout {
                 shard: growing.shard,
                 channel: channel_name(table_id, growing.shard),
                 streaming_node: STANDALONE_NODE.to_string(),
-                growing_segment: growing.id,
-                growing_rows: growing.rows as u64,
+                growing_segment: growing.segment,
+                growing_rows: growing.rows,
                 // Sealed segments the query node serves, then those still on
                 // the streaming node (not flushed yet).
                 sealed_segments: served
                     .iter()
-                    .map(|segment| (segment.id, segment.shard, segment.rows))
+                    .map(|segment| (segment.id, segment.shard, segment.rows as u64))
                     .chain(
-                        data.sealed
+                        own.sealed
                             .iter()
-                            .filter(|segment| !served.iter().any(|s| s.id == segment.id))
-                            .map(|segment| (segment.id, segment.shard, segment.rows)),
+                            .filter(|segment| !served.iter().any(|s| s.id == segment.segment))
+                            .map(|segment| (segment.segment, segment.shard, segment.rows)),
                     )
                     .filter(|(_, shard, _)| *shard == growing.shard)
                     .map(|(segment, _, rows)| SegmentPlacement {
                         segment,
-                        rows: rows as u64,
+                        rows,
                         query_node: STANDALONE_NODE.to_string(),
                     })
                     .collect(),

@@ -9,11 +9,11 @@
 use super::Engine;
 use crate::api::data::{BuiltIndex, IndexBuildTask};
 use crate::api::query::{AttachIndex, ServedSegment};
+use crate::catalog_table::CatalogTable;
 use crate::coordinator::{decode, encode, keys, SegmentMeta};
 use crate::error::{EngineError, Result};
 use crate::indexes::{task_index_path, IndexMeta};
 use crate::segment_files::segment_path;
-use crate::table::TableRuntime;
 use crate::task_leases::{TaskKey, INDEX_BUILD_LEASE};
 use quiver_storage::MetaBatch;
 
@@ -21,7 +21,7 @@ impl Engine {
     /// Builds the first missing (segment, index) pair of `table` that no
     /// other task holds, as a leased data-node task; returns how many pairs
     /// it processed (0: none left to lease).
-    pub(super) async fn build_next_index(&self, table: &TableRuntime) -> Result<usize> {
+    pub(super) async fn build_next_index(&self, table: &CatalogTable) -> Result<usize> {
         let table_id = table.id();
         let served = self.query.served_segments(table_id).await?;
         let Some((task, key)) =
@@ -60,7 +60,7 @@ impl Engine {
     }
 
     /// How many (segment, index) pairs of `table` miss their index.
-    pub(super) async fn missing_index_count(&self, table: &TableRuntime) -> Result<usize> {
+    pub(super) async fn missing_index_count(&self, table: &CatalogTable) -> Result<usize> {
         let served = self.query.served_segments(table.id()).await?;
         Ok(missing_indexes(table, &served).len())
     }
@@ -70,7 +70,7 @@ impl Engine {
     /// still there and the segment lacks it; else deletes its object.
     async fn commit_index(
         &self,
-        table: &TableRuntime,
+        table: &CatalogTable,
         key: TaskKey,
         built: BuiltIndex,
     ) -> Result<()> {
@@ -142,7 +142,7 @@ impl Engine {
 /// the table missing on a served (flushed), non-empty segment, in segment
 /// order.
 fn missing_indexes(
-    table: &TableRuntime,
+    table: &CatalogTable,
     served: &[ServedSegment],
 ) -> Vec<(ServedSegment, IndexMeta)> {
     let meta = table.meta.read();

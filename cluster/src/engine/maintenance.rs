@@ -26,9 +26,8 @@ use std::time::Duration;
 
 use super::Engine;
 use crate::api::query::{LoadSegments, SegmentToLoad};
-use crate::coordinator::{encode, keys};
-use crate::error::Result;
-use crate::table::TableRuntime;
+use crate::catalog_table::CatalogTable;
+use crate::error::{EngineError, Result};
 
 impl Engine {
     fn stopping(&self) -> bool {
@@ -84,8 +83,12 @@ impl Engine {
     /// between keeps the query node's copy). Returns the segments flushed.
     /// The caller holds the maintenance lock (or runs recovery), so no two
     /// flushes of a table overlap.
-    pub(super) async fn flush_and_hand_over(&self, table: &TableRuntime) -> Result<usize> {
-        let flushed = self.streaming.flush_table(table).await?;
+    pub(super) async fn flush_and_hand_over(&self, table: &CatalogTable) -> Result<usize> {
+        let flushed = match self.streaming.flush_table(table.id()).await {
+            // Dropped meanwhile.
+            Err(EngineError::TableIdNotFound(_)) => return Ok(0),
+            other => other?,
+        };
         if flushed.is_empty() {
             return Ok(0);
         }
@@ -110,14 +113,14 @@ impl Engine {
                     .into_iter()
                     .map(|f| SegmentToLoad {
                         record: f.record,
-                        rows: Some(f.rows),
+                        rows: f.rows,
                     })
                     .collect(),
                 release: Vec::new(),
                 deltalogs: Vec::new(),
             })
             .await?;
-        self.streaming.forget_segments(table, &ids);
+        self.streaming.forget_segments(table_id, &ids)?;
         drop(records);
         Ok(ids.len())
     }
@@ -125,8 +128,13 @@ impl Engine {
     /// Seals every growing segment and flushes everything (Milvus `Flush`).
     pub async fn flush_all(&self) -> Result<()> {
         for table in self.tables() {
-            let _guard = table.write_lock.lock();
-            table.seal_now();
+            match self.streaming.seal(table.id()) {
+                // Dropped meanwhile.
+                Err(EngineError::TableIdNotFound(_)) => {}
+                other => {
+                    other?;
+                }
+            }
         }
         let _pass = self.maintenance_lock.lock().await;
         self.checkpoint().await
@@ -140,11 +148,8 @@ impl Engine {
     }
 
     /// [`Engine::flush_table`] of a table at hand.
-    pub(super) async fn flush_runtime(&self, table: &TableRuntime) -> Result<()> {
-        {
-            let _guard = table.write_lock.lock();
-            table.seal_now();
-        }
+    pub(super) async fn flush_runtime(&self, table: &CatalogTable) -> Result<()> {
+        self.streaming.seal(table.id())?;
         let _pass = self.maintenance_lock.lock().await;
         self.flush_and_hand_over(table).await?;
         self.truncate_wal().await
@@ -174,7 +179,7 @@ impl Engine {
     /// the maintenance lock); returns how many segments went into it. One
     /// step merges at most `MAX_MERGE_SEGMENTS` (its swap is one
     /// meta-store transaction), so more take several committed steps.
-    async fn compact_fully(&self, table: &TableRuntime) -> Result<usize> {
+    async fn compact_fully(&self, table: &CatalogTable) -> Result<usize> {
         // Flushed segments per shard (a merge stays inside its shard).
         let flushed = || {
             let mut per_shard = vec![0usize; table.shards() as usize];
@@ -209,28 +214,10 @@ impl Engine {
             .sum())
     }
 
-    /// Deletes the WAL files no table needs any more, after persisting the
-    /// new replay start (the smallest LSN a table still needs: a growing
-    /// segment, an unflushed sealed segment or unpersisted deletes), so a
-    /// restart reads the WAL only from there.
+    /// Has the streaming node truncate the WAL (what every table it
+    /// carries has persisted).
     pub(super) async fn truncate_wal(&self) -> Result<()> {
-        let wal = self.streaming.wal();
-        let last = wal.last_lsn();
-        let mut min = last + 1;
-        for table in self.tables() {
-            // Holding the write lock: every record appended before `last` was read is applied.
-            let _guard = table.write_lock.lock();
-            if let Some(lsn) = table.first_unpersisted_lsn() {
-                min = min.min(lsn);
-            }
-        }
-        // Records appended from now on have LSNs above `last`, so `min` only grows.
-        if min > self.replay_from.load(Ordering::Acquire) {
-            self.meta.put(keys::WAL_REPLAY_FROM, encode(&min)).await?;
-            self.replay_from.store(min, Ordering::Release);
-        }
-        wal.truncate_before(min)?;
-        Ok(())
+        self.streaming.truncate_wal().await
     }
 
     /// Runs maintenance in the background until [`Engine::shutdown`]: a

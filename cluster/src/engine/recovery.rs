@@ -1,24 +1,27 @@
 //! Startup recovery of the [`Engine`]: the catalog and flushed segments (with
-//! their indexes and delete logs) from the meta store and object storage, the
-//! WAL tail from the persisted replay start, orphan objects removed, then a
-//! checkpoint that persists what was replayed and truncates the WAL, so the
-//! next start (after a crash as much as after a clean stop) replays little.
+//! their indexes and delete logs, loaded by the query node) from the meta
+//! store and object storage, every table opened on the streaming node,
+//! which replays the WAL tail from its persisted replay start, orphan
+//! objects removed, then a checkpoint that persists what was replayed and
+//! truncates the WAL, so the next start (after a crash as much as after a
+//! clean stop) replays little.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use object_store::ObjectStoreExt;
-use quiver_proto::WalRecord;
 use quiver_storage::list_paths;
 
 use super::{CatalogState, Engine, RecoveryStats, DEFAULT_DATABASE};
 use crate::api::query::{LoadSegments, SegmentToLoad};
+use crate::catalog_table::{recorded_checkpoints, CatalogTable};
 use crate::coordinator::{decode, encode, keys, SegmentMeta, TableMeta};
 use crate::error::Result;
 
 impl Engine {
-    /// Loads the catalog, segments, indexes and delete logs, replays the WAL
-    /// from the persisted replay start and removes orphan objects.
+    /// Loads the catalog, segments, indexes and delete logs, has the
+    /// streaming node replay the WAL from its persisted replay start and
+    /// removes orphan objects.
     pub(super) async fn recover(&mut self) -> Result<()> {
         let mut stats = RecoveryStats::default();
         let mut state = CatalogState::default();
@@ -33,7 +36,8 @@ impl Engine {
         }
         let mut referenced: HashSet<String> = HashSet::new();
         for kv in self.meta.scan_prefix("table/").await? {
-            let mut meta: TableMeta = decode(&kv.key, &kv.value)?;
+            let meta: TableMeta = decode(&kv.key, &kv.value)?;
+            let mut recorded = recorded_checkpoints(&meta);
             let index_ids: Vec<u64> = meta.indexes.iter().map(|d| d.id).collect();
             let mut load = Vec::new();
             for seg_kv in self
@@ -43,7 +47,7 @@ impl Engine {
             {
                 let seg: SegmentMeta = decode(&seg_kv.key, &seg_kv.value)?;
                 referenced.insert(seg.path.clone());
-                meta.next_segment_id = meta.next_segment_id.max(seg.id + 1);
+                recorded.next_segment_id = recorded.next_segment_id.max(seg.id + 1);
                 // An index dropped since is not loaded: its object is an
                 // orphan now.
                 referenced.extend(
@@ -80,69 +84,21 @@ impl Engine {
                 .await?;
             stats.segments_loaded += loaded.segments;
             stats.indexes_loaded += loaded.indexes;
-            let runtime = self.runtime(meta.clone()).await?;
-            // The streaming node's own copy of the persisted deletes (its
-            // growing rows replayed from the WAL may be older than them).
-            for path in &deltalogs {
-                let entries = crate::query_node::read_deltalog(&self.objects, path).await?;
-                let mut deletes = runtime.deletes.write();
-                for (pk, ts) in entries {
-                    deletes.insert(&pk, ts);
-                }
-            }
+            self.open_on_streaming(&meta, recorded, deltalogs).await?;
             state
                 .by_name
                 .insert((meta.database.clone(), meta.name.clone()), meta.id);
-            state.tables.insert(meta.id, Arc::new(runtime));
+            state
+                .tables
+                .insert(meta.id, Arc::new(CatalogTable::new(meta)));
             stats.tables += 1;
         }
-        // Replay the WAL tail: records before the persisted replay start are
-        // persisted everywhere (see `Engine::truncate_wal`), so they are not
-        // even read.
-        let from = self.read_replay_start().await?;
-        self.replay_from
-            .store(from, std::sync::atomic::Ordering::Release);
-        stats.wal_replay_from = from;
-        let mut max_ts = 0;
-        let records = self
-            .streaming
-            .wal()
-            .read_from(from)?
-            .into_iter()
-            .map(|(lsn, payload)| Ok((lsn, WalRecord::decode_all(&payload)?)))
-            .collect::<Result<Vec<_>>>()?;
-        for (lsn, record) in records
-            .into_iter()
-            .flat_map(|(lsn, records)| records.into_iter().map(move |r| (lsn, r)))
-        {
-            let Some(table) = state.tables.get(&record.table_id) else {
-                continue;
-            };
-            let (persisted, dpl) = {
-                let meta = table.meta.read();
-                let persisted: Vec<u64> = (0..meta.shards.max(1))
-                    .map(|shard| meta.shard_persisted_lsn(shard))
-                    .collect();
-                (persisted, meta.deletes_persisted_lsn)
-            };
-            // Deletes at or before the delete logs' checkpoint are in them.
-            let deletes = record.deletes.as_ref().filter(|_| lsn > dpl);
-            table.apply(
-                lsn,
-                record.ts,
-                deletes,
-                record.inserts.as_ref(),
-                true,
-                &|shard| lsn > persisted.get(shard as usize).copied().unwrap_or(0),
-            )?;
-            max_ts = max_ts.max(record.ts);
-            stats.wal_records_replayed += 1;
-        }
-        self.tso.observe(max_ts);
-        for table in state.tables.values() {
-            let table_id = table.id();
+        let replay = self.streaming.replay_wal().await?;
+        stats.wal_replay_from = replay.from;
+        stats.wal_records_replayed = replay.records;
+        for &table_id in state.tables.keys() {
             let served_keys = self.query.live_keys(table_id).await?;
-            table.rebuild_live_keys(served_keys.as_ref())?;
+            self.streaming.rebuild_live_keys(table_id, served_keys)?;
         }
         // Finish the cleanup of tables whose drop committed but whose
         // records and objects a crash left behind (see `drop_table`).
@@ -150,6 +106,7 @@ impl Engine {
             let id: u64 = kv.key[keys::DROPPED_TABLE_PREFIX.len()..]
                 .parse()
                 .map_err(|e| crate::error::EngineError::CorruptMeta(format!("{}: {e}", kv.key)))?;
+            self.streaming.close_table(id).await?;
             self.finish_table_drop(id).await?;
             stats.dropped_tables_cleaned += 1;
         }
@@ -169,14 +126,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The first LSN recovery has to read (1 when none was persisted).
-    async fn read_replay_start(&self) -> Result<u64> {
-        Ok(match self.meta.get_value(keys::WAL_REPLAY_FROM).await? {
-            Some(bytes) => decode::<u64>(keys::WAL_REPLAY_FROM, &bytes)?.max(1),
-            None => 1,
-        })
-    }
-
     /// The checkpoint right after recovery: seals the growing segments the
     /// replay rebuilt, flushes them and the replayed deletes, and truncates
     /// the WAL (persisting the new replay start). Each flush is committed on
@@ -187,11 +136,7 @@ impl Engine {
         let mut sealed = 0;
         let mut flushed = 0;
         for table in self.tables() {
-            let sealed_now = {
-                let _guard = table.write_lock.lock();
-                table.seal_now()
-            };
-            if sealed_now {
+            if self.streaming.seal(table.id())? {
                 sealed += 1;
             }
             flushed += self.flush_and_hand_over(&table).await?;
@@ -209,7 +154,7 @@ impl Engine {
             orphan_objects_removed = stats.orphan_objects_removed,
             segments_sealed = stats.segments_sealed,
             segments_flushed = stats.segments_flushed,
-            wal_replay_from_next = self.replay_from.load(std::sync::atomic::Ordering::Acquire),
+            wal_replay_from_next = self.streaming_node.replay_from(),
             "recovered"
         );
         Ok(())

@@ -1,7 +1,9 @@
-//! The streaming node's API ([`Streaming`]) served in process by the
-//! [`Engine`], and the engine's write path by table: auto ids assigned,
-//! then the streaming role's write (which blocks until the WAL fsync) on
-//! the blocking pool.
+//! The streaming node's API ([`Streaming`]) as the access layer reaches it
+//! in standalone: the [`Engine`] forwards each request by table id to its
+//! streaming node's [`StreamingRole`] — refusing writes once shutting down,
+//! waking maintenance when a growing segment sealed — and a flush goes
+//! through the coordinator, which hands the flushed segments over to the
+//! query node.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -12,16 +14,16 @@ use quiver_exec::pk::PkValue;
 
 use super::Engine;
 use crate::api::streaming::{
-    CommitTransaction, DeleteAck, DeleteKeys, StageRows, Streaming, WriteAck, WriteRows,
+    CommitTransaction, DeleteAck, DeleteKeys, StageRows, Streaming, WriteAck, WriteMode,
+    WriteOutcome, WriteRows,
 };
+use crate::catalog_table::CatalogTable;
 use crate::error::{EngineError, Result};
-use crate::roles::{TableCommit, WriteMode, WriteOutcome};
-use crate::streaming::{assign_auto_ids, check_not_null, coerce_batch, keys_of};
-use crate::table::TableRuntime;
+use crate::segment_files::keys_batch;
 
 impl Engine {
-    /// The table with this id.
-    pub fn table_by_id(&self, table_id: u64) -> Result<Arc<TableRuntime>> {
+    /// The table with this id, in the catalog.
+    pub fn table_by_id(&self, table_id: u64) -> Result<Arc<CatalogTable>> {
         self.catalog
             .read()
             .tables
@@ -30,44 +32,57 @@ impl Engine {
             .ok_or(EngineError::TableIdNotFound(table_id))
     }
 
-    /// Inserts or upserts rows; returns once they are durable and applied.
-    /// Auto ids are assigned first (async: the allocator may persist a new
-    /// block), then the streaming role's write, which blocks until the WAL
-    /// fsync, runs on the blocking pool.
-    pub async fn write_table(
-        &self,
-        table: Arc<TableRuntime>,
-        batch: RecordBatch,
-        mode: WriteMode,
-    ) -> Result<WriteOutcome> {
+    fn refuse_when_stopping(&self) -> Result<()> {
         if self.stopping.load(Ordering::Relaxed) {
             return Err(EngineError::ShuttingDown);
         }
-        let batch = assign_auto_ids(&table, batch).await?;
-        let streaming = self.streaming.clone();
-        let outcome = tokio::task::spawn_blocking(move || streaming.write(&table, batch, mode))
-            .await
-            .map_err(|e| EngineError::Internal(format!("write task failed: {e}")))??;
+        Ok(())
+    }
+
+    /// Inserts or upserts rows; returns once they are durable and applied.
+    pub async fn write_table(
+        &self,
+        table_id: u64,
+        rows: RecordBatch,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        self.refuse_when_stopping()?;
+        let outcome = self
+            .streaming
+            .write(WriteRows {
+                table_id,
+                rows,
+                mode,
+            })
+            .await?;
         if outcome.sealed {
             self.wake.notify_one();
         }
         Ok(outcome)
     }
 
-    /// Deletes rows by primary key (blocking until durable); returns rows deleted.
-    pub fn delete_table(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err(EngineError::ShuttingDown);
-        }
-        self.streaming.delete(table, keys)
+    /// Deletes rows by primary key (once durable); returns rows deleted.
+    pub async fn delete_table(&self, table: &CatalogTable, keys: Vec<PkValue>) -> Result<usize> {
+        self.refuse_when_stopping()?;
+        let keys = keys_batch(&table.schema(), &keys)?;
+        let Some(keys) = keys else {
+            return Ok(0);
+        };
+        self.streaming
+            .delete(DeleteKeys {
+                table_id: table.id(),
+                keys,
+            })
+            .await
     }
 }
 
 #[async_trait]
 impl Streaming for Engine {
     async fn write(&self, request: WriteRows) -> Result<WriteAck> {
-        let table = self.table_by_id(request.table_id)?;
-        let outcome = self.write_table(table, request.rows, request.mode).await?;
+        let outcome = self
+            .write_table(request.table_id, request.rows, request.mode)
+            .await?;
         Ok(WriteAck {
             rows: outcome.rows,
             ts: outcome.ts,
@@ -75,15 +90,8 @@ impl Streaming for Engine {
     }
 
     async fn delete(&self, request: DeleteKeys) -> Result<DeleteAck> {
-        let table = self.table_by_id(request.table_id)?;
-        let keys = keys_of(&request.keys);
-        let streaming = self.streaming.clone();
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err(EngineError::ShuttingDown);
-        }
-        let deleted = tokio::task::spawn_blocking(move || streaming.delete(&table, keys))
-            .await
-            .map_err(|e| EngineError::Internal(format!("delete task failed: {e}")))??;
+        self.refuse_when_stopping()?;
+        let deleted = self.streaming.delete(request).await?;
         Ok(DeleteAck {
             deleted: deleted as u64,
         })
@@ -99,37 +107,12 @@ impl Streaming for Engine {
     }
 
     async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
-        let table = self.table_by_id(request.table_id)?;
-        let batch = assign_auto_ids(&table, request.rows).await?;
-        let (schema, name) = {
-            let meta = table.meta.read();
-            (meta.schema.clone(), meta.name.clone())
-        };
-        let batch = coerce_batch(&batch, &schema, &schema.arrow_schema())?;
-        check_not_null(&batch, &schema, &name)?;
-        Ok(batch)
+        self.streaming.stage(request).await
     }
 
     async fn commit(&self, request: CommitTransaction) -> Result<u64> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Err(EngineError::ShuttingDown);
-        }
-        let tables = request
-            .tables
-            .into_iter()
-            .map(|t| {
-                Ok(TableCommit {
-                    table: self.table_by_id(t.table_id)?,
-                    seen: t.seen_keys.as_ref().map(keys_of).unwrap_or_default(),
-                    rows: t.rows,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let streaming = self.streaming.clone();
-        let snapshot_ts = request.snapshot_ts;
-        let outcome = tokio::task::spawn_blocking(move || streaming.commit(tables, snapshot_ts))
-            .await
-            .map_err(|e| EngineError::Internal(format!("commit task failed: {e}")))??;
+        self.refuse_when_stopping()?;
+        let outcome = self.streaming.commit(request).await?;
         if outcome.sealed {
             self.wake.notify_one();
         }

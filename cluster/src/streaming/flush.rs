@@ -1,11 +1,11 @@
 //! The streaming node's flush: its shards' sealed segments written to
-//! object storage as Parquet and recorded in the meta store (the table
-//! record's per-shard checkpoint moving with them), and the deletes not yet
-//! in a delete log persisted as one — each step's records first, then the
-//! in-memory state, so a crash between them only keeps more WAL. A flushed
-//! segment stays here until its query node has loaded it (the engine hands
-//! it over and then [`StreamingNode::forget_segments`]); flushed again
-//! meanwhile, it is rewritten alike.
+//! object storage as Parquet and recorded in the meta store (the node's
+//! checkpoint record of the table, `channel/<table id>`, moving with them),
+//! and the deletes not yet in a delete log persisted as one — each step's
+//! records first, then the in-memory state, so a crash between them only
+//! keeps more WAL. A flushed segment stays here until its query node has
+//! loaded it (the coordinator hands it over and then has the node forget
+//! it); flushed again meanwhile, it is rewritten alike.
 
 use std::sync::Arc;
 
@@ -15,16 +15,19 @@ use quiver_exec::source::adapt_batch;
 use quiver_storage::{put_bytes, MetaBatch};
 
 use super::StreamingNode;
+use crate::api::streaming::FlushedSegment;
 use crate::coordinator::{encode, keys, SegmentMeta};
 use crate::error::Result;
-use crate::roles::FlushedSegment;
 use crate::segment_files::{delete_log_batch, deltalog_path, encode_parquet, segment_path};
 use crate::table::{SealedSegment, TableRuntime};
 
 impl StreamingNode {
     /// Flushes every sealed segment of `table` in order (those sealed when
     /// it starts), then its pending deletes; returns the segments flushed.
-    pub(super) async fn flush_table(&self, table: &TableRuntime) -> Result<Vec<FlushedSegment>> {
+    pub(super) async fn flush_sealed_and_deletes(
+        &self,
+        table: &TableRuntime,
+    ) -> Result<Vec<FlushedSegment>> {
         let sealed: Vec<SealedSegment> = table.data.read().sealed.clone();
         let mut flushed = Vec::with_capacity(sealed.len());
         for segment in &sealed {
@@ -37,11 +40,6 @@ impl StreamingNode {
         Ok(flushed)
     }
 
-    /// Forgets sealed segments a query node serves now.
-    pub(super) fn forget_segments(&self, table: &TableRuntime, ids: &[u64]) {
-        table.data.write().sealed.retain(|s| !ids.contains(&s.id));
-    }
-
     /// Writes a sealed segment and records it; `None` when the table was
     /// dropped meanwhile (nothing recorded).
     async fn flush_segment(
@@ -50,8 +48,8 @@ impl StreamingNode {
         segment: &SealedSegment,
     ) -> Result<Option<FlushedSegment>> {
         let (table_id, storage) = {
-            let meta = table.meta.read();
-            (meta.id, meta.schema.storage_schema())
+            let definition = table.definition.read();
+            (definition.id, definition.schema.storage_schema())
         };
         let batches = segment
             .batches
@@ -70,26 +68,27 @@ impl StreamingNode {
             last_lsn: segment.last_lsn,
             indexes: Vec::new(),
         };
-        // The records first (under the table's records lock), then the
-        // in-memory state, together under the data lock: until then the
-        // segment counts as unflushed, which only keeps more WAL.
-        let records = table.records.lock().await;
-        if records.dropped {
+        // The records first (under the table's flush lock), then the
+        // in-memory state: until then the segment counts as unflushed,
+        // which only keeps more WAL.
+        let closed = table.flushing.lock().await;
+        if *closed {
             return Ok(None);
         }
-        let mut table_record = table.meta.read().clone();
-        table_record.mark_shard_persisted(segment.shard, segment.last_lsn);
+        let mut checkpoints = table.checkpoints.read().clone();
+        checkpoints.mark_shard_persisted(segment.shard, segment.last_lsn);
         let batch = MetaBatch::new()
             .put(keys::segment(table_id, segment.id), encode(&record))
-            .put(keys::table(table_id), encode(&table_record));
+            .put(keys::channel(table_id), encode(&checkpoints));
         self.meta.apply(batch).await?;
         table
-            .meta
+            .checkpoints
             .write()
             .mark_shard_persisted(segment.shard, segment.last_lsn);
+        drop(closed);
         Ok(Some(FlushedSegment {
             record,
-            rows: Arc::new(vec![merged]),
+            rows: Some(Arc::new(vec![merged])),
         }))
     }
 
@@ -100,8 +99,8 @@ impl StreamingNode {
             return Ok(());
         }
         let (table_id, schema) = {
-            let meta = table.meta.read();
-            (meta.id, meta.schema.clone())
+            let definition = table.definition.read();
+            (definition.id, definition.schema.clone())
         };
         let last_lsn = pending.iter().map(|p| p.0).max().unwrap_or(0);
         let entries: Vec<(PkValue, u64)> = pending.iter().map(|p| (p.1.clone(), p.2)).collect();
@@ -111,22 +110,24 @@ impl StreamingNode {
         let n = last_lsn;
         let path = deltalog_path(table_id, n);
         put_bytes(self.objects.as_ref(), &path, encode_parquet(&batch)?).await?;
-        let records = table.records.lock().await;
-        if records.dropped {
+        let closed = table.flushing.lock().await;
+        if *closed {
             return Ok(());
         }
-        let mut table_record = table.meta.read().clone();
-        table_record.deletes_persisted_lsn = table_record.deletes_persisted_lsn.max(last_lsn);
+        let mut checkpoints = table.checkpoints.read().clone();
+        checkpoints.deletes_persisted_lsn = checkpoints.deletes_persisted_lsn.max(last_lsn);
         let batch = MetaBatch::new()
             .put(keys::deltalog(table_id, n), encode(&path))
-            .put(keys::table(table_id), encode(&table_record));
+            .put(keys::channel(table_id), encode(&checkpoints));
         self.meta.apply(batch).await?;
         let mut data = table.data.write();
         {
-            let mut meta = table.meta.write();
-            meta.deletes_persisted_lsn = meta.deletes_persisted_lsn.max(last_lsn);
+            let mut own = table.checkpoints.write();
+            own.deletes_persisted_lsn = own.deletes_persisted_lsn.max(last_lsn);
         }
         data.pending_deletes.retain(|p| p.0 > last_lsn);
+        drop(data);
+        drop(closed);
         Ok(())
     }
 }

@@ -1,29 +1,35 @@
 //! The streaming role: validates writes, stamps them with a TSO timestamp,
 //! appends them to the WAL (durable before acknowledging) and applies them to
 //! the table's growing segment; seals and flushes its shards' segments
-//! (`flush`).
+//! (`flush`). It carries its tables in a registry of its own, keyed by
+//! table id (`node`: the [`StreamingRole`](crate::api::streaming::StreamingRole)
+//! the coordinator drives, the WAL's replay and truncation).
 
 mod flush;
+mod node;
 pub mod transaction;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float32Type, Int64Type, SchemaRef};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use quiver_common::schema::{vector_dim, ColumnType, TableSchema};
 use quiver_common::vector::{validate, VectorError};
 use quiver_exec::pk::{pk_values, PkValue};
+use quiver_exec::source::TableSnapshot;
 use quiver_proto::WalRecord;
 use quiver_storage::{MetaStore, ObjectStoreRef, Wal};
 
+use crate::api::query::DeleteSubscriber;
+use crate::api::streaming::{WriteMode, WriteOutcome};
 use crate::coordinator::Tso;
 use crate::error::{EngineError, Result};
-use crate::roles::{FlushedSegment, StreamingRole, WriteMode, WriteOutcome};
 use crate::segment_files::keys_batch;
-use crate::table::{with_timestamp, TableRuntime};
+use crate::table::{with_timestamp, SealPolicy, TableRuntime};
 
 /// Writes to tables through one WAL.
 #[derive(Clone)]
@@ -32,12 +38,20 @@ pub struct StreamingNode {
     tso: Arc<Tso>,
     /// Timestamps of writes taken but not yet applied (a count per
     /// timestamp); taken and registered under this lock, so
-    /// [`StreamingRole::safe_timestamp`] never misses one.
+    /// [`StreamingNode::safe_timestamp`] never misses one.
     in_flight: Arc<Mutex<BTreeMap<u64, usize>>>,
-    /// Where flushed segments and delete logs are recorded.
+    /// Where flushed segments, delete logs and checkpoints are recorded.
     meta: Arc<dyn MetaStore>,
     /// Where flushed segments and delete logs are written.
     objects: ObjectStoreRef,
+    /// The tables the node carries, by id.
+    tables: Arc<RwLock<HashMap<u64, Arc<TableRuntime>>>>,
+    /// Where every applied delete goes as well (the query node).
+    delete_subscriber: Arc<dyn DeleteSubscriber>,
+    /// When a growing segment seals.
+    seal: SealPolicy,
+    /// The WAL replay start last persisted (`keys::WAL_REPLAY_FROM`).
+    replay_from: Arc<AtomicU64>,
 }
 
 /// A write's timestamp, registered in flight until dropped (applied, or
@@ -67,12 +81,16 @@ impl std::fmt::Debug for StreamingNode {
 
 impl StreamingNode {
     /// A node appending to `wal`, stamping writes with `tso`, flushing
-    /// to `objects` and recording flushes in `meta`.
+    /// to `objects`, recording flushes in `meta`, sending every delete it
+    /// applies to `delete_subscriber` and sealing growing segments at
+    /// `seal`.
     pub fn new(
         wal: Arc<dyn Wal>,
         tso: Arc<Tso>,
         meta: Arc<dyn MetaStore>,
         objects: ObjectStoreRef,
+        delete_subscriber: Arc<dyn DeleteSubscriber>,
+        seal: SealPolicy,
     ) -> Self {
         Self {
             wal,
@@ -80,7 +98,37 @@ impl StreamingNode {
             in_flight: Arc::default(),
             meta,
             objects,
+            tables: Arc::default(),
+            delete_subscriber,
+            seal,
+            replay_from: Arc::default(),
         }
+    }
+
+    /// A table the node carries.
+    pub fn table(&self, table_id: u64) -> Result<Arc<TableRuntime>> {
+        self.tables
+            .read()
+            .get(&table_id)
+            .cloned()
+            .ok_or(EngineError::TableIdNotFound(table_id))
+    }
+
+    /// Every table the node carries.
+    fn all_tables(&self) -> Vec<Arc<TableRuntime>> {
+        self.tables.read().values().cloned().collect()
+    }
+
+    /// The node's part of a table at `read_ts` (see
+    /// [`TableRuntime::own_snapshot_and`]): the read path of its growing
+    /// and unflushed data, `then` called before the table's data unlocks.
+    pub fn snapshot_and<T>(
+        &self,
+        table_id: u64,
+        read_ts: Option<u64>,
+        then: impl FnOnce(&TableSnapshot) -> T,
+    ) -> Result<(TableSnapshot, T)> {
+        Ok(self.table(table_id)?.own_snapshot_and(read_ts, then))
     }
 
     /// A timestamp for a write, in flight until the guard drops. Taken
@@ -98,26 +146,10 @@ impl StreamingNode {
         let lsns = self.wal.append(vec![payload])?;
         Ok(lsns[0])
     }
-}
-
-#[async_trait::async_trait]
-impl StreamingRole for StreamingNode {
-    async fn flush_table(&self, table: &TableRuntime) -> Result<Vec<FlushedSegment>> {
-        StreamingNode::flush_table(self, table).await
-    }
-
-    fn forget_segments(&self, table: &TableRuntime, segment_ids: &[u64]) {
-        StreamingNode::forget_segments(self, table, segment_ids);
-    }
-
-    /// The WAL.
-    fn wal(&self) -> &Arc<dyn Wal> {
-        &self.wal
-    }
 
     /// Just below the oldest write still in flight, or the newest
     /// timestamp handed out when none is.
-    fn safe_timestamp(&self) -> u64 {
+    pub fn safe_timestamp(&self) -> u64 {
         let in_flight = self.in_flight.lock();
         match in_flight.keys().next() {
             Some(oldest) => oldest - 1,
@@ -125,20 +157,31 @@ impl StreamingRole for StreamingNode {
         }
     }
 
-    /// Inserts (or upserts) rows; returns once they are durable and visible.
-    fn write(
+    /// Inserts (or upserts) rows (auto ids assigned); returns once they are
+    /// durable and visible. Blocks until the WAL fsync.
+    fn write_blocking(
         &self,
         table: &TableRuntime,
         batch: RecordBatch,
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
         let (schema, name) = {
-            let meta = table.meta.read();
-            (meta.schema.clone(), meta.name.clone())
+            let definition = table.definition.read();
+            (definition.schema.clone(), definition.name.clone())
         };
         let user_schema = schema.arrow_schema();
         let mut batch = coerce_batch(&batch, &schema, &user_schema)?;
         let _guard = table.write_lock.lock();
+        // The definition may have changed while this write waited for the
+        // lock (a column added): the batch is reshaped to the one it
+        // applies under.
+        let schema = {
+            let now = table.definition.read().schema.clone();
+            if now != schema {
+                batch = coerce_batch(&batch, &now, &now.arrow_schema())?;
+            }
+            now
+        };
         check_not_null(&batch, &schema, &name)?;
         let keys: Vec<PkValue> = pk_values(batch.column(schema.primary_key))
             .into_iter()
@@ -215,16 +258,9 @@ impl StreamingRole for StreamingNode {
         })
     }
 
-    fn commit(
-        &self,
-        tables: Vec<crate::roles::TableCommit>,
-        snapshot_ts: u64,
-    ) -> Result<crate::roles::CommitOutcome> {
-        self.commit_transaction(tables, snapshot_ts)
-    }
-
     /// Deletes rows by key; returns how many visible rows were deleted.
-    fn delete(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
+    /// Blocks until the WAL fsync.
+    fn delete_blocking(&self, table: &TableRuntime, keys: Vec<PkValue>) -> Result<usize> {
         let schema = table.schema();
         let _guard = table.write_lock.lock();
         let keys: Vec<PkValue> = {
@@ -463,7 +499,7 @@ pub async fn assign_auto_ids(table: &TableRuntime, batch: RecordBatch) -> Result
         .collect();
     if next - 1 > largest {
         return Err(EngineError::IdentityExhausted {
-            table: table.meta.read().name.clone(),
+            table: table.name(),
             column: pk.name.clone(),
             max: largest,
         });

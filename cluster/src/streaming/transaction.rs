@@ -11,9 +11,9 @@ use arrow::array::RecordBatch;
 use quiver_exec::pk::{pk_values, PkRef, PkValue};
 use quiver_proto::WalRecord;
 
-use super::{check_not_null, coerce_batch, StreamingNode};
+use super::{check_not_null, coerce_batch, keys_of, StreamingNode};
+use crate::api::streaming::{CommitOutcome, TableChanges};
 use crate::error::{EngineError, Result};
-use crate::roles::{CommitOutcome, TableCommit};
 use crate::segment_files::keys_batch;
 use crate::table::{with_timestamp, TableRuntime};
 
@@ -35,25 +35,27 @@ impl StreamingNode {
     /// Commits a transaction that read at `snapshot_ts`: fails with a
     /// serialization failure when a key it saw changed after the snapshot,
     /// with a duplicate key when a key it added exists by now.
+    /// `tables` pairs each part with the table it names. Blocks until the
+    /// WAL fsync.
     pub fn commit_transaction(
         &self,
-        mut tables: Vec<TableCommit>,
+        mut tables: Vec<(Arc<TableRuntime>, TableChanges)>,
         snapshot_ts: u64,
     ) -> Result<CommitOutcome> {
-        tables.sort_by_key(|t| t.table.id());
+        tables.sort_by_key(|(_, part)| part.table_id);
         if tables
             .windows(2)
-            .any(|w| w[0].table.id() == w[1].table.id())
+            .any(|w| w[0].1.table_id == w[1].1.table_id)
         {
             return Err(EngineError::Internal(
                 "a commit names one table twice".into(),
             ));
         }
-        let locked: Vec<Arc<TableRuntime>> = tables.iter().map(|t| t.table.clone()).collect();
+        let locked: Vec<Arc<TableRuntime>> = tables.iter().map(|(t, _)| t.clone()).collect();
         let _guards: Vec<_> = locked.iter().map(|t| t.write_lock.lock()).collect();
         let mut plans = Vec::with_capacity(tables.len());
-        for part in tables {
-            plans.push(check(part, snapshot_ts)?);
+        for (table, part) in tables {
+            plans.push(check(table, part, snapshot_ts)?);
         }
         if plans
             .iter()
@@ -99,11 +101,12 @@ impl StreamingNode {
 }
 
 /// Checks one table's part of a commit under its write lock.
-fn check(part: TableCommit, snapshot_ts: u64) -> Result<TablePlan> {
-    let TableCommit { table, seen, rows } = part;
+fn check(table: Arc<TableRuntime>, part: TableChanges, snapshot_ts: u64) -> Result<TablePlan> {
+    let seen: Vec<PkValue> = part.seen_keys.as_ref().map(keys_of).unwrap_or_default();
+    let rows = part.rows;
     let (schema, name) = {
-        let meta = table.meta.read();
-        (meta.schema.clone(), meta.name.clone())
+        let definition = table.definition.read();
+        (definition.schema.clone(), definition.name.clone())
     };
     {
         let deletes = table.deletes.read();
