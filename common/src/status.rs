@@ -102,6 +102,8 @@ pub enum StatusCode {
     NumericValueOutOfRange,
     /// A division or modulo by zero (`22012`).
     DivisionByZero,
+    /// A scalar subquery that returned more than one row (`21000`).
+    CardinalityViolation,
 }
 
 impl StatusCode {

@@ -16,6 +16,7 @@ pub mod checked_arithmetic;
 pub mod functions;
 pub mod json;
 pub mod operators;
+pub mod search_subqueries;
 pub mod session;
 pub mod vector_avg;
 pub mod vector_cast;

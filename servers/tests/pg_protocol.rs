@@ -740,3 +740,47 @@ async fn timestamptz_is_shown_in_the_session_time_zone() {
         &tokio_postgres::types::Type::TIMESTAMPTZ
     );
 }
+
+/// A search's query vector from a scalar subquery, prepared with a
+/// parameter inside the subquery: each execution evaluates the subquery
+/// with its own parameter (the plan is never reused with an old value),
+/// then searches; more than one row is PostgreSQL's 21000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subquery_gives_each_execution_its_query_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, _stop) = server(dir.path()).await;
+    let c = client(addr).await;
+    c.batch_execute(
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, emb vector(2)); \
+         INSERT INTO items VALUES (1, '[0,0]'), (2, '[10,10]'), (3, '[1,0]'), (4, '[11,10]'), \
+         (5, '[0,1]'), (6, '[10,11]')",
+    )
+    .await
+    .unwrap();
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get(0)).collect::<Vec<i64>>();
+    let search = c
+        .prepare(
+            "SELECT id FROM items \
+             ORDER BY emb <-> (SELECT emb FROM items WHERE id = $1) LIMIT 3",
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(ids(c.query(&search, &[&1i64]).await.unwrap()), [1, 3, 5]);
+        assert_eq!(ids(c.query(&search, &[&2i64]).await.unwrap()), [2, 4, 6]);
+    }
+    let error = c
+        .query(
+            "SELECT id FROM items ORDER BY emb <-> (SELECT emb FROM items WHERE id > $1) LIMIT 3",
+            &[&1i64],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        db_error(error),
+        (
+            "21000".to_string(),
+            "more than one row returned by a subquery used as an expression".to_string()
+        )
+    );
+}

@@ -6,6 +6,7 @@ use quiver_common::status::StatusCode;
 use quiver_common::vector::VectorError;
 use quiver_planner::checked_arithmetic::IntegerOutOfRange;
 use quiver_planner::json::InvalidJson;
+use quiver_planner::search_subqueries::SubqueryReturnedRows;
 
 /// An access-layer error; every variant reports a [`StatusCode`].
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +208,8 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
                 Some(StatusCode::InvalidTextRepresentation)
             } else if inner.is::<IntegerOutOfRange>() {
                 Some(StatusCode::NumericValueOutOfRange)
+            } else if inner.is::<SubqueryReturnedRows>() {
+                Some(StatusCode::CardinalityViolation)
             } else {
                 None
             };

@@ -85,6 +85,68 @@ async fn explain_shows_the_vector_search_rewrite() {
     assert!(rows.contains("| 1  |") && rows.contains("| 3  |"), "{rows}");
 }
 
+/// A search's query vector may come from a scalar subquery: it runs once,
+/// before the search, which then uses the index (PostgreSQL's InitPlan);
+/// no row gives a NULL vector, more than one row PostgreSQL's 21000.
+#[tokio::test]
+async fn a_scalar_subquery_gives_a_search_its_query_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance).await;
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE e (id BIGINT PRIMARY KEY, v vector(2)); \
+         INSERT INTO e VALUES (1, '[0,0]'), (2, '[5,5]'), (3, '[1,1]'), (4, '[6,5]'), (5, '[9,9]'); \
+         CREATE INDEX ON e USING hnsw (v vector_l2_ops)",
+    )
+    .await
+    .unwrap();
+    let search = "SELECT id FROM e ORDER BY v <-> (SELECT v FROM e WHERE id = 2) LIMIT 2";
+    let plan = query(&instance, &mut s, &format!("EXPLAIN {search}")).await;
+    assert!(plan.contains("VectorSearchExec"), "{plan}");
+    assert!(!plan.contains("SortExec"), "{plan}");
+    let rows = query(&instance, &mut s, search).await;
+    assert_eq!(ids_of(&rows), ["2", "4"], "{rows}");
+    // Under a cast, and in the select list as well as the ORDER BY.
+    let rows = query(
+        &instance,
+        &mut s,
+        "SELECT id, v <-> (SELECT v FROM e WHERE id = 5)::vector AS d FROM e ORDER BY d LIMIT 1",
+    )
+    .await;
+    assert_eq!(ids_of(&rows), ["5"], "{rows}");
+    let error = run(
+        &instance,
+        &mut s,
+        "SELECT id FROM e ORDER BY v <-> (SELECT v FROM e WHERE id > 1) LIMIT 2",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.status_code(), StatusCode::CardinalityViolation);
+    assert_eq!(
+        error.to_string(),
+        "more than one row returned by a subquery used as an expression"
+    );
+    // No row: the distance is NULL for every row, and the rows come anyway.
+    let rows = query(
+        &instance,
+        &mut s,
+        "SELECT count(*) FROM (SELECT id FROM e ORDER BY v <-> (SELECT v FROM e WHERE id = 99) LIMIT 2) s",
+    )
+    .await;
+    assert!(rows.contains("| 2 "), "{rows}");
+}
+
+/// The first column of a pretty-printed result, row by row.
+fn ids_of(pretty: &str) -> Vec<String> {
+    pretty
+        .lines()
+        .skip(3)
+        .filter_map(|l| l.strip_prefix("| ")?.split(' ').next().map(str::to_string))
+        .collect()
+}
+
 /// A search emits its rows by distance, then primary key, and says so: the
 /// sort planned above it is dropped (a LIMIT remains), and the rows come out
 /// exactly as that sort would order them, ties included, across segments.

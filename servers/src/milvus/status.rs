@@ -135,7 +135,8 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::InvalidSavepoint
         | StatusCode::ReadOnlySqlTransaction
         | StatusCode::NumericValueOutOfRange
-        | StatusCode::DivisionByZero => code::PARAMETER_INVALID,
+        | StatusCode::DivisionByZero
+        | StatusCode::CardinalityViolation => code::PARAMETER_INVALID,
         // A write conflict: retry, as Milvus' "service unavailable".
         StatusCode::SerializationFailure => code::SERVICE_UNAVAILABLE,
         // merr: ErrServiceMemoryLimitExceeded ("memory limit exceeded").
@@ -416,6 +417,7 @@ mod tests {
             (StatusCode::ReadOnlySqlTransaction, 1100),
             (StatusCode::NumericValueOutOfRange, 1100),
             (StatusCode::DivisionByZero, 1100),
+            (StatusCode::CardinalityViolation, 1100),
         ];
         for (status, milvus) in expected {
             assert_eq!(milvus_code(status), milvus, "{status}");

@@ -58,6 +58,7 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::ReadOnlySqlTransaction => "25006",
         StatusCode::NumericValueOutOfRange => "22003",
         StatusCode::DivisionByZero => "22012",
+        StatusCode::CardinalityViolation => "21000",
     }
 }
 
@@ -157,6 +158,7 @@ mod tests {
         assert_eq!(sqlstate(StatusCode::ServiceUnavailable), "57P03");
         assert_eq!(sqlstate(StatusCode::NumericValueOutOfRange), "22003");
         assert_eq!(sqlstate(StatusCode::DivisionByZero), "22012");
+        assert_eq!(sqlstate(StatusCode::CardinalityViolation), "21000");
     }
 
     #[test]

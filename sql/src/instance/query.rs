@@ -12,6 +12,7 @@ use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use datafusion::sql::sqlparser::ast::Statement;
 use quiver_exec::table::session_search_settings;
 use quiver_exec::vector_search::VectorSearchExec;
+use quiver_planner::search_subqueries::{evaluate_search_subqueries, has_search_subquery};
 use quiver_planner::vector_search::{bound_query_vector, single_search_node};
 
 use super::plan_cache::{CachedSearch, PlanKey};
@@ -37,6 +38,7 @@ impl Instance {
         }
         let plan = self.plan(session, statement).await?;
         let plan = bind(plan, params.as_ref())?;
+        let plan = evaluate_search_subqueries(plan, &session.ctx).await?;
         let df = session.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let schema = super::output_names::rename_schema(statement, schema);
@@ -150,6 +152,11 @@ impl Instance {
                         (typed.build)(scan, &session.ctx)?
                     }
                 };
+                if has_search_subquery(&plan) {
+                    // The subquery's value is part of the plan: made
+                    // again for every execution, never cached.
+                    return self.uncached_query(session, plan, params).await;
+                }
                 let optimized = session.ctx.state().optimize(&plan)?;
                 session.plans.insert(key.clone(), optimized.clone());
                 optimized
@@ -182,6 +189,30 @@ impl Instance {
             }
         }
         let stream = execute_stream(physical, task_ctx)?;
+        Ok(PgOutput::Rows {
+            schema,
+            stream,
+            command: "SELECT".to_string(),
+        })
+    }
+}
+
+impl Instance {
+    /// A query whose plan holds values of this execution (a search's
+    /// query vector from a scalar subquery): parameters bound, the
+    /// subqueries evaluated, then planned and run as a plain query.
+    async fn uncached_query(
+        &self,
+        session: &mut SqlSession,
+        plan: datafusion::logical_expr::LogicalPlan,
+        params: &ParamValues,
+    ) -> Result<PgOutput> {
+        let plan = quiver_planner::vector_search::bind_search_vectors(plan, params)?;
+        let plan = super::limit_params::fold_limit_params(plan.with_param_values(params.clone())?)?;
+        let plan = evaluate_search_subqueries(plan, &session.ctx).await?;
+        let df = session.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let stream = df.execute_stream().await?;
         Ok(PgOutput::Rows {
             schema,
             stream,
