@@ -9,6 +9,7 @@ use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::logical_expr::expr::{Cast, ScalarFunction, TryCast};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{lit, Expr, LogicalPlan, ScalarUDF};
 use datafusion::optimizer::AnalyzerRule;
 use quiver_common::schema::vector_dim;
@@ -52,9 +53,21 @@ fn rewrite(expr: Expr) -> Result<Transformed<Expr>> {
 }
 
 /// Applies the rewrite to every expression of a plan (including subqueries).
+/// A rewritten expression keeps its name where the plan's output names
+/// it (a projection's unaliased `x::vector` is still the column the plan
+/// above refers to: an `INSERT ... SELECT`'s, for one).
 pub fn rewrite_vector_casts(plan: LogicalPlan) -> Result<LogicalPlan> {
     let rewritten = plan.transform_up_with_subqueries(|plan| {
-        let changed = plan.map_expressions(|e| e.transform_up(rewrite))?;
+        let names = NamePreserver::new(&plan);
+        let changed = plan.map_expressions(|e| {
+            let name = names.save(&e);
+            let rewritten = e.transform_up(rewrite)?;
+            Ok(if rewritten.transformed {
+                rewritten.update_data(|e| name.restore(e))
+            } else {
+                rewritten
+            })
+        })?;
         if changed.transformed {
             changed.map_data(|p| p.recompute_schema())
         } else {

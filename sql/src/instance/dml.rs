@@ -112,11 +112,30 @@ async fn wrap_vector_literals(
     let Some(source) = insert.source.as_mut() else {
         return Ok(());
     };
-    let SetExpr::Values(values) = source.body.as_mut() else {
-        return Ok(());
+    // The rows' expressions by target position: each VALUES row, or the
+    // select list of `INSERT ... SELECT` (a text literal there is of
+    // unknown type too, and takes the column's type as in PostgreSQL).
+    let mut rows: Vec<Vec<&mut Expr>> = match source.body.as_mut() {
+        SetExpr::Values(values) => values
+            .rows
+            .iter_mut()
+            .map(|row| row.iter_mut().collect())
+            .collect(),
+        SetExpr::Select(select) => vec![select
+            .projection
+            .iter_mut()
+            .map_while(|item| match item {
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                    Some(expr)
+                }
+                _ => None,
+            })
+            .collect()],
+        _ => return Ok(()),
     };
-    for row in &mut values.rows {
+    for row in &mut rows {
         for (position, expr) in row.iter_mut().enumerate() {
+            let expr: &mut Expr = expr;
             let Some(Some(column)) = targets.get(position) else {
                 continue;
             };
