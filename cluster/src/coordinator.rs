@@ -173,6 +173,41 @@ async fn read_u64(meta: &dyn MetaStore, key: &str) -> Result<u64> {
     }
 }
 
+/// The timestamp oracle as a streaming node uses it: a fresh timestamp
+/// for each write (taken under the table's write lock, so one table's
+/// writes are ordered), the newest one handed out (the safe timestamp when
+/// no write is in flight), a strong read's timestamp, and the newest one a
+/// WAL replay found (the oracle never hands out one at or below it). The
+/// node holds this interface, not the oracle: in process it is the
+/// coordinator's [`Tso`]; a streaming node of a cluster leases batches of
+/// timestamps from the coordinator
+/// ([`Coordinator::allocate_timestamps`](crate::api::Coordinator::allocate_timestamps))
+/// behind it.
+pub trait TimestampSource: Send + Sync + std::fmt::Debug {
+    fn next(&self) -> Result<Timestamp>;
+    fn last(&self) -> Timestamp;
+    fn read_timestamp(&self) -> Timestamp;
+    fn observe(&self, ts: Timestamp);
+}
+
+impl TimestampSource for Tso {
+    fn next(&self) -> Result<Timestamp> {
+        Tso::next(self)
+    }
+
+    fn last(&self) -> Timestamp {
+        Tso::last(self)
+    }
+
+    fn read_timestamp(&self) -> Timestamp {
+        Tso::read_timestamp(self)
+    }
+
+    fn observe(&self, ts: Timestamp) {
+        Tso::observe(self, ts);
+    }
+}
+
 /// How far ahead of the clock the persisted TSO limit is kept (ms).
 const TSO_WINDOW_MS: u64 = 3_000;
 

@@ -617,12 +617,11 @@ impl Engine {
     /// A table by name, as execution reads it: its catalog record, its
     /// streaming node's part and the segments its query node serves.
     pub fn table_view(&self, database: &str, name: &str) -> Result<TableView> {
-        Ok(TableView::new(
-            self.table(database, name)?,
-            self.streaming_node.clone(),
-            self.query_node.clone(),
+        let table = self.table(database, name)?;
+        Ok(
+            TableView::new(&table, self.streaming_node.clone(), self.query_node.clone())
+                .with_serialized_seams(self.config.cluster.serialize_seams),
         )
-        .with_serialized_seams(self.config.cluster.serialize_seams))
     }
 
     /// The streaming node in process (its checkpoints, for tests and

@@ -24,7 +24,7 @@ use quiver_exec::source::{
 
 use crate::api::query::{ApplyDeletes, DeleteSubscriber};
 use crate::api::streaming::{ShardCheckpoints, StreamingTable};
-use crate::coordinator::{IdAllocator, Tso};
+use crate::coordinator::{IdAllocator, TimestampSource};
 use crate::error::Result;
 use crate::indexes::LoadedIndex;
 use crate::shards::split_by_shard;
@@ -125,7 +125,7 @@ pub struct TableRuntime {
     pub flushing: tokio::sync::Mutex<bool>,
     /// The table's auto-id allocator (the node's own key).
     pub autoid: IdAllocator,
-    tso: Arc<Tso>,
+    tso: Arc<dyn TimestampSource>,
     seal: SealPolicy,
     /// Where every applied delete goes as well (the query node).
     delete_subscriber: Option<Arc<dyn DeleteSubscriber>>,
@@ -139,7 +139,7 @@ impl TableRuntime {
     pub fn new(
         definition: StreamingTable,
         mut checkpoints: ShardCheckpoints,
-        tso: Arc<Tso>,
+        tso: Arc<dyn TimestampSource>,
         autoid: IdAllocator,
         seal: SealPolicy,
     ) -> Self {

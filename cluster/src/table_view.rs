@@ -1,6 +1,8 @@
 //! [`TableView`]: a table as execution reads it, the [`TableSource`] the
-//! engine hands the access layer: the table's catalog record (schema,
-//! index definitions) and, by table id, the fragments of the two roles
+//! engine hands the access layer: the table's definition as the
+//! coordinator's catalog gave it when the view was made (id, schema, index
+//! definitions: a statement plans over one version of them) and, by table
+//! id, the fragments of the two roles
 //! that hold its data, each over its own state: the streaming node's (per
 //! shard, its growing segment and the sealed segments it has not flushed
 //! yet, with its delete map) and the query node's (per shard, the flushed
@@ -22,7 +24,10 @@ use crate::streaming::StreamingNode;
 /// One table over its streaming node's state and its query node.
 #[derive(Debug, Clone)]
 pub struct TableView {
-    table: Arc<CatalogTable>,
+    table_id: u64,
+    schema: TableSchema,
+    /// The index definitions, by index id.
+    indexes: Vec<(u64, IndexDescription)>,
     streaming_node: Arc<StreamingNode>,
     query_node: Arc<QueryNode>,
     /// Searches and scans reach the fragments through encoded messages
@@ -31,15 +36,17 @@ pub struct TableView {
 }
 
 impl TableView {
-    /// The table `table` of the catalog, its data read from
+    /// The table `table` of the catalog as it is now, its data read from
     /// `streaming_node` and `query_node`.
     pub fn new(
-        table: Arc<CatalogTable>,
+        table: &CatalogTable,
         streaming_node: Arc<StreamingNode>,
         query_node: Arc<QueryNode>,
     ) -> Self {
         Self {
-            table,
+            table_id: table.id(),
+            schema: table.schema(),
+            indexes: table.index_definitions(),
             streaming_node,
             query_node,
             serialize_seams: false,
@@ -59,20 +66,19 @@ impl TableView {
     /// [`TableRuntime::own_snapshot_and`](crate::table::TableRuntime::own_snapshot_and)).
     /// A table dropped meanwhile reads as empty.
     fn parts(&self, read_ts: Option<u64>) -> (TableSnapshot, TableSnapshot) {
-        let definitions = self.table.index_definitions();
         let snapshot = self
             .streaming_node
-            .snapshot_and(self.table.id(), read_ts, |own| {
+            .snapshot_and(self.table_id, read_ts, |own| {
                 self.query_node
-                    .snapshot(own.table_id, &own.schema, &definitions, own.read_ts)
+                    .snapshot(own.table_id, &own.schema, &self.indexes, own.read_ts)
             });
         let (mut own, served) = match snapshot {
             Ok(parts) => parts,
             Err(_) => {
                 let read_ts = read_ts.unwrap_or(0);
                 let empty = TableSnapshot {
-                    table_id: self.table.id(),
-                    schema: self.table.schema(),
+                    table_id: self.table_id,
+                    schema: self.schema.clone(),
                     segments: Vec::new(),
                     deletes: Default::default(),
                     read_ts,
@@ -88,11 +94,11 @@ impl TableView {
 
 impl TableSource for TableView {
     fn table_id(&self) -> u64 {
-        self.table.id()
+        self.table_id
     }
 
     fn table_schema(&self) -> TableSchema {
-        self.table.schema()
+        self.schema.clone()
     }
 
     /// The whole table in one snapshot, for inspection (tests, counts):
@@ -108,7 +114,7 @@ impl TableSource for TableView {
     }
 
     fn vector_indexes(&self) -> Vec<IndexDescription> {
-        self.table.vector_indexes()
+        self.indexes.iter().map(|(_, d)| d.clone()).collect()
     }
 
     /// Per shard, the sealed segments the query node serves, then the

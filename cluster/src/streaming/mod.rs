@@ -26,7 +26,7 @@ use quiver_storage::{MetaStore, ObjectStoreRef, Wal};
 
 use crate::api::query::DeleteSubscriber;
 use crate::api::streaming::{WriteMode, WriteOutcome};
-use crate::coordinator::Tso;
+use crate::coordinator::TimestampSource;
 use crate::error::{EngineError, Result};
 use crate::segment_files::keys_batch;
 use crate::table::{with_timestamp, SealPolicy, TableRuntime};
@@ -35,7 +35,7 @@ use crate::table::{with_timestamp, SealPolicy, TableRuntime};
 #[derive(Clone)]
 pub struct StreamingNode {
     wal: Arc<dyn Wal>,
-    tso: Arc<Tso>,
+    tso: Arc<dyn TimestampSource>,
     /// Timestamps of writes taken but not yet applied (a count per
     /// timestamp); taken and registered under this lock, so
     /// [`StreamingNode::safe_timestamp`] never misses one.
@@ -86,7 +86,7 @@ impl StreamingNode {
     /// `seal`.
     pub fn new(
         wal: Arc<dyn Wal>,
-        tso: Arc<Tso>,
+        tso: Arc<dyn TimestampSource>,
         meta: Arc<dyn MetaStore>,
         objects: ObjectStoreRef,
         delete_subscriber: Arc<dyn DeleteSubscriber>,
