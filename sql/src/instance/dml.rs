@@ -65,6 +65,19 @@ async fn plan_insert_rows(
         super::search_path::qualify_relations(session, &statement),
     )
     .into_owned();
+    let nested = match &statement {
+        // Output names made unique, as a query's are (`SELECT x, x`).
+        Statement::Insert(qualified) => {
+            super::insert_source::nested_values_source(qualified).map(|source| {
+                let query = Statement::Query(Box::new(source.clone()));
+                super::output_names::unique_aliases(&query).into_owned()
+            })
+        }
+        _ => None,
+    };
+    if let Some(query) = nested {
+        return Box::pin(plan_nested_values_insert(instance, session, insert, query)).await;
+    }
     let plan = session
         .ctx
         .state()
@@ -77,6 +90,44 @@ async fn plan_insert_rows(
             other.display()
         ))),
     }
+}
+
+/// The rows of an INSERT whose source `query` holds a nested VALUES list
+/// (see `insert_source`).
+async fn plan_nested_values_insert(
+    instance: &Instance,
+    session: &SqlSession,
+    insert: &Insert,
+    query: Statement,
+) -> Result<LogicalPlan> {
+    let (database, name) = instance.resolve(session, insert_target(insert)?)?;
+    let table = instance.describe_table(&database, &name).await?.schema;
+    let targets = target_columns(insert, &table, &name)?;
+    let named = !insert.columns.is_empty();
+    super::insert_source::plan_rows(&session.ctx, query, &table, &targets, named).await
+}
+
+/// The table columns an INSERT writes, in its order: those it names, or
+/// all of them.
+fn target_columns(insert: &Insert, schema: &TableSchema, table: &str) -> Result<Vec<usize>> {
+    if insert.columns.is_empty() {
+        return Ok((0..schema.columns.len()).collect());
+    }
+    insert
+        .columns
+        .iter()
+        .map(|c| {
+            let name =
+                c.0.last()
+                    .and_then(|p| p.as_ident())
+                    .map(normalize_ident)
+                    .unwrap_or_default();
+            schema.column_index(&name).ok_or_else(|| SqlError::Query {
+                code: quiver_common::status::StatusCode::ColumnNotFound,
+                message: format!("column \"{name}\" of relation \"{table}\" does not exist"),
+            })
+        })
+        .collect()
 }
 
 /// `VALUES` rows give text literals for vector columns; DataFusion cannot

@@ -27,6 +27,7 @@ mod dml;
 mod functions;
 mod identifiers;
 mod index_ddl;
+mod insert_source;
 mod limit_params;
 mod memory_setting;
 mod names;
