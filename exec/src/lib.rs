@@ -14,6 +14,8 @@
 //!   merged ([`fragment_wire`]: the same calls through encoded messages).
 //!   Segments are searched in parallel on the bounded [`pool`];
 //!   [`stats`] skips segments by min/max statistics.
+//! * [`lateral_search`] — [`lateral_search::LateralSearchExec`], a lateral
+//!   k-nearest-neighbour join: one search plan run for each probe row.
 //! * [`memory`] — the per-statement and server-wide memory budgets (a
 //!   DataFusion `MemoryPool`), which the search and scan operators reserve
 //!   against in bulk.
@@ -26,6 +28,7 @@ pub mod catalog;
 pub mod deletes;
 pub mod fragment_wire;
 pub mod fragments;
+pub mod lateral_search;
 pub mod memory;
 pub mod pk;
 pub mod pool;

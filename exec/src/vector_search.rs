@@ -134,6 +134,12 @@ impl VectorSearchExec {
 }
 
 impl VectorSearchExec {
+    /// The same search with another query vector (same read timestamp),
+    /// with fresh metrics: a lateral search's plan run for one probe.
+    pub fn with_vector(&self, vector: Vec<f32>) -> Self {
+        self.rebound(vector, self.read_ts)
+    }
+
     /// The same search with another query vector, reading at another
     /// timestamp, with fresh metrics: how a cached prepared search runs
     /// again without being planned again.

@@ -15,6 +15,7 @@
 pub mod checked_arithmetic;
 pub mod functions;
 pub mod json;
+pub mod lateral_search;
 pub mod operators;
 pub mod search_subqueries;
 pub mod session;

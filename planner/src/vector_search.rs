@@ -620,8 +620,14 @@ impl ExtensionPlanner for VectorSearchPlanner {
                 None => None,
             };
         let knobs = session_search_settings(session);
-        let vector = evaluate_query_vector(&node.query, session.execution_props())?;
-        check_query_dimension(node, &vector)?;
+        // A lateral search's vector comes with each probe row.
+        let vector = if crate::lateral_search::is_probe_vector(&node.query) {
+            Vec::new()
+        } else {
+            let vector = evaluate_query_vector(&node.query, session.execution_props())?;
+            check_query_dimension(node, &vector)?;
+            vector
+        };
         let exec = VectorSearchExec::new(
             node.table_name.to_string(),
             node.source.clone(),
@@ -658,8 +664,10 @@ impl QueryPlanner for QuiverQueryPlanner {
         logical_plan: &LogicalPlan,
         session: &dyn Session,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let planner =
-            DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(VectorSearchPlanner)]);
+        let planner = DefaultPhysicalPlanner::with_extension_planners(vec![
+            Arc::new(VectorSearchPlanner),
+            Arc::new(crate::lateral_search::LateralSearchPlanner),
+        ]);
         planner.create_physical_plan(logical_plan, session).await
     }
 }

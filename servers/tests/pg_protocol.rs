@@ -769,6 +769,28 @@ async fn a_subquery_gives_each_execution_its_query_vector() {
         assert_eq!(ids(c.query(&search, &[&1i64]).await.unwrap()), [1, 3, 5]);
         assert_eq!(ids(c.query(&search, &[&2i64]).await.unwrap()), [2, 4, 6]);
     }
+    // A lateral search, prepared with a parameter inside the subquery.
+    c.batch_execute(
+        "CREATE TABLE probes (pid BIGINT PRIMARY KEY, q vector(2)); \
+         INSERT INTO probes VALUES (1, '[0,0]'), (2, '[10,10]')",
+    )
+    .await
+    .unwrap();
+    let lateral = c
+        .prepare(
+            "SELECT nn.id FROM probes p CROSS JOIN LATERAL \
+             (SELECT id FROM items WHERE id > $1 ORDER BY emb <-> p.q LIMIT 2) nn ORDER BY p.pid, nn.id",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(c.query(&lateral, &[&0i64]).await.unwrap()),
+        [1, 3, 2, 4]
+    );
+    assert_eq!(
+        ids(c.query(&lateral, &[&2i64]).await.unwrap()),
+        [3, 5, 4, 6]
+    );
     let error = c
         .query(
             "SELECT id FROM items ORDER BY emb <-> (SELECT emb FROM items WHERE id > $1) LIMIT 3",

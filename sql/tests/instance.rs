@@ -138,6 +138,61 @@ async fn a_scalar_subquery_gives_a_search_its_query_vector() {
     assert!(rows.contains("| 2 "), "{rows}");
 }
 
+/// "For each row, its k nearest": a LATERAL subquery ordered by the
+/// distance to the outer row's vector is one lateral search — the search
+/// planned once over the index and run for each probe row — and gives
+/// each probe what its own search gives. A NULL probe gets no rows (as
+/// pgvector's index scan gives none).
+#[tokio::test]
+async fn a_lateral_join_searches_the_index_for_each_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance).await;
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, v vector(2)); \
+         INSERT INTO items VALUES (1, '[0,0]'), (2, '[5,5]'), (3, '[1,1]'), (4, '[6,5]'), \
+         (5, '[9,9]'), (6, '[0,1]'), (7, '[8,9]'); \
+         CREATE INDEX ON items USING hnsw (v vector_l2_ops); \
+         CREATE TABLE probes (pid BIGINT PRIMARY KEY, q vector(2)); \
+         INSERT INTO probes VALUES (1, '[0,0]'), (2, '[9,9]'), (3, NULL), (4, '[5,5]')",
+    )
+    .await
+    .unwrap();
+    let lateral = "SELECT p.pid, nn.id FROM probes p CROSS JOIN LATERAL \
+                   (SELECT id FROM items ORDER BY items.v <-> p.q LIMIT 2) nn ORDER BY 1, 2";
+    let plan = query(&instance, &mut s, &format!("EXPLAIN {lateral}")).await;
+    assert!(plan.contains("LateralSearch: probe=p.q"), "{plan}");
+    assert!(plan.contains("LateralSearchExec"), "{plan}");
+    assert!(plan.contains("VectorSearchExec"), "{plan}");
+    let rows = query(&instance, &mut s, lateral).await;
+    let pairs: Vec<String> = rows
+        .lines()
+        .skip(3)
+        .filter(|l| l.starts_with("| "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter(|w| *w != "|")
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    assert_eq!(pairs, ["1,1", "1,6", "2,5", "2,7", "4,2", "4,4"], "{rows}");
+    // The distance in the select list, ordered by its alias, a comma join,
+    // a filter inside the subquery.
+    let rows = query(
+        &instance,
+        &mut s,
+        "SELECT p.pid, nn.id, nn.d FROM probes p, LATERAL \
+         (SELECT id, v <-> p.q AS d FROM items WHERE id <> 5 ORDER BY d LIMIT 1) nn ORDER BY 1",
+    )
+    .await;
+    let firsts: Vec<String> = ids_of(&rows);
+    assert_eq!(firsts, ["1", "2", "4"], "{rows}");
+    assert!(rows.contains("| 2   | 7  | 1.0 |"), "{rows}");
+}
+
 /// The first column of a pretty-printed result, row by row.
 fn ids_of(pretty: &str) -> Vec<String> {
     pretty
