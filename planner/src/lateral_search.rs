@@ -32,6 +32,7 @@ use datafusion::catalog::Session;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchemaRef, DataFusionError, Result};
+use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::UserDefinedLogicalNode;
@@ -43,6 +44,7 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_planner::{ExtensionPlanner, PhysicalPlanner};
 use quiver_exec::lateral_search::LateralSearchExec;
+use quiver_exec::table::QuiverTable;
 
 use crate::functions::metric_of_function;
 
@@ -239,14 +241,28 @@ fn lateral_search(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     })))
 }
 
-/// True when `subquery` refers to `probe` only as the query vector of its
-/// first sort key (a distance function's argument), and that sort has a
-/// `LIMIT` above it: the shape the vector-search rule plans as a search.
+/// True when `subquery` scans one Quiver table and refers to `probe` only
+/// as the query vector of its first sort key (a distance function's
+/// argument), and that sort has a `LIMIT` above it: the shape the
+/// vector-search rule plans as a search.
 fn searched_by(subquery: &LogicalPlan, probe: &Column) -> bool {
     let mut in_sort_key = false;
     let mut limited = false;
+    let mut quiver_scans = 0;
+    let mut other_scans = 0;
     let _ = subquery.apply(|node| {
         match node {
+            LogicalPlan::TableScan(scan) => {
+                let quiver = source_as_provider(&scan.source).is_ok_and(|p| {
+                    let provider: &dyn std::any::Any = p.as_ref();
+                    provider.downcast_ref::<QuiverTable>().is_some()
+                });
+                if quiver {
+                    quiver_scans += 1;
+                } else {
+                    other_scans += 1;
+                }
+            }
             LogicalPlan::Limit(limit) => {
                 limited |= limit.fetch.is_some();
             }
@@ -262,7 +278,13 @@ fn searched_by(subquery: &LogicalPlan, probe: &Column) -> bool {
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    in_sort_key && limited && only_in_distances(subquery, probe)
+    // One table scanned, a Quiver table: the vector-search rule makes it
+    // a search.
+    in_sort_key
+        && limited
+        && quiver_scans == 1
+        && other_scans == 0
+        && only_in_distances(subquery, probe)
 }
 
 /// The expression a projection right below computes for the column

@@ -20,6 +20,7 @@ use datafusion::common::{DataFusionError, Result, ScalarValue};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan, Subquery};
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 
 use crate::functions::metric_of_function;
 
@@ -85,9 +86,15 @@ async fn evaluate(subquery: &Subquery, ctx: &SessionContext) -> Result<Expr> {
         ));
     }
     let field = schema.field(0).clone();
-    let batches = ctx.execute_logical_plan(plan).await?.collect().await?;
+    // Streamed: a second row ends it (not every row held first).
+    let mut stream = ctx
+        .execute_logical_plan(plan)
+        .await?
+        .execute_stream()
+        .await?;
     let mut value: Option<ScalarValue> = None;
-    for batch in &batches {
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
         let column = batch.column(0);
         for row in 0..column.len() {
             if value.is_some() {

@@ -266,14 +266,61 @@ pub(super) fn batch_over_the_wire(batch: RecordBatch) -> Result<RecordBatch> {
     Ok(decode_batch(&encode_batch(&batch)?)?)
 }
 
+/// An optional batch as Arrow IPC and back.
+pub(super) fn optional_batch_over_the_wire(
+    batch: Option<RecordBatch>,
+) -> Result<Option<RecordBatch>> {
+    batch.map(batch_over_the_wire).transpose()
+}
+
+/// A write request encoded and decoded (its rows as Arrow IPC).
+pub(super) fn write_over_the_wire(request: WriteRows) -> Result<WriteRows> {
+    Ok(WriteRows {
+        table_id: over_the_wire(request.table_id)?,
+        rows: batch_over_the_wire(request.rows)?,
+        mode: over_the_wire(request.mode)?,
+    })
+}
+
+/// A delete request encoded and decoded (its keys as Arrow IPC).
+pub(super) fn delete_over_the_wire(request: DeleteKeys) -> Result<DeleteKeys> {
+    Ok(DeleteKeys {
+        table_id: over_the_wire(request.table_id)?,
+        keys: batch_over_the_wire(request.keys)?,
+    })
+}
+
+/// A staging request encoded and decoded (its rows as Arrow IPC).
+pub(super) fn stage_over_the_wire(request: StageRows) -> Result<StageRows> {
+    Ok(StageRows {
+        table_id: over_the_wire(request.table_id)?,
+        rows: batch_over_the_wire(request.rows)?,
+    })
+}
+
+/// A commit request encoded and decoded (keys and rows as Arrow IPC).
+pub(super) fn commit_over_the_wire(request: CommitTransaction) -> Result<CommitTransaction> {
+    let tables = request
+        .tables
+        .into_iter()
+        .map(|t| {
+            Ok(TableChanges {
+                table_id: over_the_wire(t.table_id)?,
+                seen_keys: optional_batch_over_the_wire(t.seen_keys)?,
+                rows: optional_batch_over_the_wire(t.rows)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(CommitTransaction {
+        snapshot_ts: over_the_wire(request.snapshot_ts)?,
+        tables,
+    })
+}
+
 #[async_trait]
 impl Streaming for WireStreaming {
     async fn write(&self, request: WriteRows) -> Result<WriteAck> {
-        let request = WriteRows {
-            table_id: over_the_wire(request.table_id)?,
-            rows: batch_over_the_wire(request.rows)?,
-            mode: over_the_wire(request.mode)?,
-        };
+        let request = write_over_the_wire(request)?;
         let ack = self
             .inner
             .write(request)
@@ -286,10 +333,7 @@ impl Streaming for WireStreaming {
     }
 
     async fn delete(&self, request: DeleteKeys) -> Result<DeleteAck> {
-        let request = DeleteKeys {
-            table_id: over_the_wire(request.table_id)?,
-            keys: batch_over_the_wire(request.keys)?,
-        };
+        let request = delete_over_the_wire(request)?;
         let ack = self
             .inner
             .delete(request)
@@ -317,10 +361,7 @@ impl Streaming for WireStreaming {
     }
 
     async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
-        let request = StageRows {
-            table_id: over_the_wire(request.table_id)?,
-            rows: batch_over_the_wire(request.rows)?,
-        };
+        let request = stage_over_the_wire(request)?;
         let rows = self
             .inner
             .stage(request)
@@ -330,22 +371,7 @@ impl Streaming for WireStreaming {
     }
 
     async fn commit(&self, request: CommitTransaction) -> Result<u64> {
-        let optional = |b: Option<RecordBatch>| b.map(batch_over_the_wire).transpose();
-        let tables = request
-            .tables
-            .into_iter()
-            .map(|t| {
-                Ok(TableChanges {
-                    table_id: over_the_wire(t.table_id)?,
-                    seen_keys: optional(t.seen_keys)?,
-                    rows: optional(t.rows)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let request = CommitTransaction {
-            snapshot_ts: over_the_wire(request.snapshot_ts)?,
-            tables,
-        };
+        let request = commit_over_the_wire(request)?;
         over_the_wire(
             self.inner
                 .commit(request)

@@ -13,10 +13,12 @@ use async_trait::async_trait;
 
 use super::streaming::{
     CommitOutcome, CommitTransaction, DeleteKeys, FlushedSegment, OpenTable, StageRows,
-    StreamingRole, StreamingTable, StreamingTableStats, TableChanges, WalReplay, WriteOutcome,
-    WriteRows,
+    StreamingRole, StreamingTable, StreamingTableStats, WalReplay, WriteOutcome, WriteRows,
 };
-use super::wire::{batch_over_the_wire, over_the_wire};
+use super::wire::{
+    batch_over_the_wire, commit_over_the_wire, delete_over_the_wire, optional_batch_over_the_wire,
+    over_the_wire, stage_over_the_wire, write_over_the_wire,
+};
 use super::wire_error::error_over_the_wire;
 use crate::error::Result;
 
@@ -31,10 +33,6 @@ impl WireStreamingRole {
     pub fn new(inner: Arc<dyn StreamingRole>) -> Self {
         Self { inner }
     }
-}
-
-fn optional_batch(batch: Option<RecordBatch>) -> Result<Option<RecordBatch>> {
-    batch.map(batch_over_the_wire).transpose()
 }
 
 #[async_trait]
@@ -65,7 +63,10 @@ impl StreamingRole for WireStreamingRole {
 
     fn rebuild_live_keys(&self, table_id: u64, served_keys: Option<RecordBatch>) -> Result<()> {
         self.inner
-            .rebuild_live_keys(over_the_wire(table_id)?, optional_batch(served_keys)?)
+            .rebuild_live_keys(
+                over_the_wire(table_id)?,
+                optional_batch_over_the_wire(served_keys)?,
+            )
             .map_err(error_over_the_wire)
     }
 
@@ -79,10 +80,7 @@ impl StreamingRole for WireStreamingRole {
     }
 
     async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
-        let request = StageRows {
-            table_id: over_the_wire(request.table_id)?,
-            rows: batch_over_the_wire(request.rows)?,
-        };
+        let request = stage_over_the_wire(request)?;
         let rows = self
             .inner
             .stage(request)
@@ -92,11 +90,7 @@ impl StreamingRole for WireStreamingRole {
     }
 
     async fn write(&self, request: WriteRows) -> Result<WriteOutcome> {
-        let request = WriteRows {
-            table_id: over_the_wire(request.table_id)?,
-            rows: batch_over_the_wire(request.rows)?,
-            mode: over_the_wire(request.mode)?,
-        };
+        let request = write_over_the_wire(request)?;
         let outcome = self
             .inner
             .write(request)
@@ -111,10 +105,7 @@ impl StreamingRole for WireStreamingRole {
     }
 
     async fn delete(&self, request: DeleteKeys) -> Result<usize> {
-        let request = DeleteKeys {
-            table_id: over_the_wire(request.table_id)?,
-            keys: batch_over_the_wire(request.keys)?,
-        };
+        let request = delete_over_the_wire(request)?;
         over_the_wire(
             self.inner
                 .delete(request)
@@ -124,21 +115,7 @@ impl StreamingRole for WireStreamingRole {
     }
 
     async fn commit(&self, request: CommitTransaction) -> Result<CommitOutcome> {
-        let tables = request
-            .tables
-            .into_iter()
-            .map(|part| {
-                Ok(TableChanges {
-                    table_id: over_the_wire(part.table_id)?,
-                    seen_keys: optional_batch(part.seen_keys)?,
-                    rows: optional_batch(part.rows)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let request = CommitTransaction {
-            snapshot_ts: over_the_wire(request.snapshot_ts)?,
-            tables,
-        };
+        let request = commit_over_the_wire(request)?;
         let outcome = self
             .inner
             .commit(request)
