@@ -276,9 +276,6 @@ pub trait StreamingRole: Send + Sync + 'static {
     /// rows and the keys visible in the segments a query node serves
     /// (`served_keys`, one column).
     fn rebuild_live_keys(&self, table_id: u64, served_keys: Option<RecordBatch>) -> Result<()>;
-    /// Assigns auto ids missing in `batch` (see
-    /// [`assign_auto_ids`](crate::streaming::assign_auto_ids)).
-    async fn assign_auto_ids(&self, table_id: u64, batch: RecordBatch) -> Result<RecordBatch>;
     /// Checks and keys rows for a transaction's buffer (see [`StageRows`]).
     async fn stage(&self, request: StageRows) -> Result<RecordBatch>;
     /// Inserts or upserts rows (auto ids assigned); returns once they are

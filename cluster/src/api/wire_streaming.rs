@@ -70,15 +70,6 @@ impl StreamingRole for WireStreamingRole {
             .map_err(error_over_the_wire)
     }
 
-    async fn assign_auto_ids(&self, table_id: u64, batch: RecordBatch) -> Result<RecordBatch> {
-        let rows = self
-            .inner
-            .assign_auto_ids(over_the_wire(table_id)?, batch_over_the_wire(batch)?)
-            .await
-            .map_err(error_over_the_wire)?;
-        batch_over_the_wire(rows)
-    }
-
     async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
         let request = stage_over_the_wire(request)?;
         let rows = self

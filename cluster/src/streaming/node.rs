@@ -166,11 +166,6 @@ impl StreamingRole for StreamingNode {
             .rebuild_live_keys(served_keys.as_ref())
     }
 
-    async fn assign_auto_ids(&self, table_id: u64, batch: RecordBatch) -> Result<RecordBatch> {
-        let table = self.table(table_id)?;
-        assign_auto_ids(&table, batch).await
-    }
-
     async fn stage(&self, request: StageRows) -> Result<RecordBatch> {
         let table = self.table(request.table_id)?;
         let batch = assign_auto_ids(&table, request.rows).await?;
