@@ -127,6 +127,9 @@ echo "$OUT" | grep -q "vector(3)" || { echo "psql \\d does not show vector(3)"; 
 echo "$OUT" | grep -q "VectorSearch" || { echo "EXPLAIN does not show the VectorSearch node"; exit 1; }
 echo "$OUT" | grep -q "NOTICE:  index \"psql_items_embedding_idx\": 1 of 1 segments indexed" || { echo "CREATE INDEX sent no progress NOTICE"; exit 1; }
 echo "$OUT" | grep -q "index=psql_items_embedding_idx (hnsw)" || { echo "EXPLAIN does not show the index"; exit 1; }
+echo "$OUT" | grep -qF '"psql_items_pkey" PRIMARY KEY, btree (id)' || { echo "psql \\d does not show the primary key index"; exit 1; }
+echo "$OUT" | grep -qF '"psql_items_embedding_idx" hnsw (embedding vector_l2_ops) WITH (m='"'"'16'"'"', ef_construction='"'"'64'"'"')' || { echo "psql \\d does not show the vector index"; exit 1; }
+echo "$OUT" | grep -qE '^ public \| psql_items_embedding_idx +\| index +\| [a-z]+ +\| psql_items$' || { echo "psql \\di does not list the vector index"; exit 1; }
 # psql's usual way in: the Unix socket in a directory (-h DIR -p PORT).
 SOCK_OUT=$(psql -h "$DATA" -p "$PORT" -U quiver -d quiver -X -A -t -v ON_ERROR_STOP=1 \
   -c "SELECT 2 + 3" 2>&1)

@@ -10,7 +10,6 @@ use quiver_exec::source::IndexDescription;
 use crate::api::streaming::{ShardCheckpoints, StreamingTable};
 use crate::coordinator::TableMeta;
 use crate::error::{EngineError, Result};
-use crate::indexes::IndexMeta;
 
 /// A table as the coordinator knows it.
 #[derive(Debug)]
@@ -83,7 +82,7 @@ impl CatalogTable {
         let meta = self.meta.read();
         meta.indexes
             .iter()
-            .filter_map(|ix| Some((ix.id, describe(ix, &meta.schema)?)))
+            .filter_map(|ix| Some((ix.id, ix.describe(&meta.schema)?)))
             .collect()
     }
 
@@ -105,16 +104,6 @@ pub fn streaming_definition(meta: &TableMeta) -> StreamingTable {
         schema: meta.schema.clone(),
         shards: meta.shards.max(1),
     }
-}
-
-/// How execution sees an index definition; `None` if it no longer fits the schema.
-fn describe(ix: &IndexMeta, schema: &TableSchema) -> Option<IndexDescription> {
-    Some(IndexDescription {
-        name: ix.name.clone(),
-        column: schema.column_index(&ix.column)?,
-        metric: ix.index_metric().ok()?,
-        kind: ix.index_kind().ok()?,
-    })
 }
 
 /// The streaming checkpoints a table record holds (written before

@@ -3,6 +3,7 @@
 //!
 //! Meta store keys:
 //! * `db/<name>` — a database (Postgres schema);
+//! * `ext/<database>/<name>` — an extension installed in a database;
 //! * `table/<id>` — a [`TableMeta`];
 //! * `segment/<table id>/<segment id>` — a flushed [`SegmentMeta`];
 //! * `deltalog/<table id>/<n>` — a persisted delete log object path;
@@ -123,6 +124,10 @@ pub struct SegmentMeta {
 pub mod keys {
     pub fn db(name: &str) -> String {
         format!("db/{name}")
+    }
+    /// An extension installed in a database.
+    pub fn extension(database: &str, name: &str) -> String {
+        format!("ext/{database}/{name}")
     }
     pub fn table(id: u64) -> String {
         format!("table/{id:020}")

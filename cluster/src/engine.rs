@@ -33,12 +33,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crate::api::coordinator::ExtensionOutcome;
 use arrow::array::RecordBatch;
 use object_store::ObjectStoreExt;
 use parking_lot::RwLock;
 use quiver_common::config::QuiverConfig;
 use quiver_common::limits::MAX_SHARDS;
-use quiver_common::schema::{ColumnDef, TableSchema};
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::catalog::CatalogSource;
 use quiver_exec::pk::PkValue;
 use quiver_exec::table_source::TableSource;
@@ -50,6 +51,8 @@ use tokio::sync::Notify;
 
 use crate::api::data::DataNodeTasks;
 use crate::api::query::{DeleteSubscriber, Query};
+use crate::api::reads::TableReads;
+use crate::api::wire::WireTableReads;
 pub use crate::api::{IndexDefinition, IndexStatus};
 use crate::coordinator::{
     apply_in_chunks, decode, encode, keys, next_table_id, SegmentMeta, TableMeta, Tso,
@@ -62,6 +65,7 @@ use crate::streaming::StreamingNode;
 use crate::table::SealPolicy;
 use crate::table_view::TableView;
 use crate::task_leases::TaskLeases;
+use quiver_exec::source::TableSnapshot;
 
 /// The default database (Postgres schema `public`, Milvus database `default`).
 pub const DEFAULT_DATABASE: &str = "public";
@@ -69,6 +73,8 @@ pub const DEFAULT_DATABASE: &str = "public";
 #[derive(Debug, Default)]
 struct CatalogState {
     databases: BTreeSet<String>,
+    /// (database, extension) installed.
+    extensions: BTreeSet<(String, String)>,
     tables: BTreeMap<u64, Arc<CatalogTable>>,
     by_name: HashMap<(String, String), u64>,
 }
@@ -111,8 +117,9 @@ pub struct Engine {
     objects: ObjectStoreRef,
     /// The streaming node's API, as the coordinator drives it.
     streaming: Arc<dyn StreamingRole>,
-    /// The same streaming node in process: the read path takes its part
-    /// of a table from it (the fragments over its growing data).
+    /// The same streaming node in process, for inspection only (tests,
+    /// [`Engine::inspect_snapshot`]); nothing of the coordinator's work or
+    /// the read path goes through it.
     streaming_node: Arc<StreamingNode>,
     /// The data node's task API (index builds), behind encoded messages
     /// with `cluster.serialize_seams`.
@@ -121,12 +128,15 @@ pub struct Engine {
     task_leases: TaskLeases,
     /// Distinguishes this process's task outputs from a previous one's.
     task_nonce: u64,
-    /// The query node in process: its served segments are read into
-    /// snapshots directly.
+    /// The query node in process, for inspection only (as
+    /// `streaming_node`).
     query_node: Arc<QueryNode>,
     /// The same query node's API (segments loaded, released, indexes
     /// attached).
     query: Arc<dyn Query>,
+    /// The read sides of the streaming node and the query node.
+    streaming_reads: Arc<dyn TableReads>,
+    query_reads: Arc<dyn TableReads>,
     tso: Arc<Tso>,
     catalog: RwLock<CatalogState>,
     wake: Notify,
@@ -209,8 +219,19 @@ impl Engine {
                 bytes: config.segment.seal_bytes,
             },
         ));
+        let (streaming_reads, query_reads): (Arc<dyn TableReads>, Arc<dyn TableReads>) =
+            if config.cluster.serialize_seams {
+                (
+                    Arc::new(WireTableReads::new(streaming_node.clone())),
+                    Arc::new(WireTableReads::new(query_node.clone())),
+                )
+            } else {
+                (streaming_node.clone(), query_node.clone())
+            };
         let mut engine = Engine {
             query,
+            streaming_reads,
+            query_reads,
             query_node,
             data_tasks,
             task_leases: TaskLeases::default(),
@@ -343,9 +364,80 @@ impl Engine {
         for table in tables {
             self.drop_table_locked(name, &table, true).await?;
         }
+        let extensions: Vec<String> = self
+            .catalog
+            .read()
+            .extensions
+            .iter()
+            .filter(|(db, _)| db == name)
+            .map(|(_, ext)| ext.clone())
+            .collect();
+        for extension in &extensions {
+            self.meta.delete(&keys::extension(name, extension)).await?;
+        }
         self.meta.delete(&keys::db(name)).await?;
-        self.catalog.write().databases.remove(name);
+        let mut state = self.catalog.write();
+        state.databases.remove(name);
+        state.extensions.retain(|(db, _)| db != name);
         Ok(true)
+    }
+
+    /// Records extension `name` as installed in `database`.
+    pub async fn create_extension(&self, database: &str, name: &str) -> Result<ExtensionOutcome> {
+        let _ddl = self.ddl_lock.lock().await;
+        let _change = self.catalog_change();
+        let key = (database.to_string(), name.to_string());
+        {
+            let state = self.catalog.read();
+            if !state.databases.contains(database) {
+                return Err(EngineError::DatabaseNotFound(database.to_string()));
+            }
+            if state.extensions.contains(&key) {
+                return Ok(ExtensionOutcome::AlreadyInstalled);
+            }
+        }
+        self.meta
+            .put(&keys::extension(database, name), encode(&true))
+            .await?;
+        self.catalog.write().extensions.insert(key);
+        Ok(ExtensionOutcome::Created)
+    }
+
+    /// Removes extension `name` of `database`, unless a table of the
+    /// database has a column of its types (`vector`).
+    pub async fn drop_extension(&self, database: &str, name: &str) -> Result<ExtensionOutcome> {
+        let _ddl = self.ddl_lock.lock().await;
+        let _change = self.catalog_change();
+        let key = (database.to_string(), name.to_string());
+        let in_use: Vec<String> = {
+            let state = self.catalog.read();
+            if !state.extensions.contains(&key) {
+                return Ok(ExtensionOutcome::NotInstalled);
+            }
+            let mut tables: Vec<String> = state
+                .tables
+                .values()
+                .filter(|table| {
+                    let meta = table.meta.read();
+                    meta.database == database
+                        && name == "vector"
+                        && meta
+                            .schema
+                            .columns
+                            .iter()
+                            .any(|c| matches!(c.column_type, ColumnType::Vector { .. }))
+                })
+                .map(|table| table.meta.read().name.clone())
+                .collect();
+            tables.sort();
+            tables
+        };
+        if !in_use.is_empty() {
+            return Ok(ExtensionOutcome::InUse { tables: in_use });
+        }
+        self.meta.delete(&keys::extension(database, name)).await?;
+        self.catalog.write().extensions.remove(&key);
+        Ok(ExtensionOutcome::Dropped)
     }
 
     /// Creates a table with one shard; `Ok(false)` when it existed and
@@ -618,16 +710,50 @@ impl Engine {
     /// streaming node's part and the segments its query node serves.
     pub fn table_view(&self, database: &str, name: &str) -> Result<TableView> {
         let table = self.table(database, name)?;
-        Ok(
-            TableView::new(&table, self.streaming_node.clone(), self.query_node.clone())
-                .with_serialized_seams(self.config.cluster.serialize_seams),
-        )
+        Ok(TableView::new(
+            &table,
+            self.streaming_reads.clone(),
+            self.query_reads.clone(),
+        ))
     }
 
     /// The streaming node in process (its checkpoints, for tests and
     /// inspection).
     pub fn streaming_node(&self) -> &Arc<StreamingNode> {
         &self.streaming_node
+    }
+
+    /// The whole of `database.name` at `read_ts` (now when `None`) in one
+    /// snapshot, for tests and inspection: the segments the query node in
+    /// this process serves, then the streaming node's not among them,
+    /// under the streaming node's delete map (it holds every delete of the
+    /// table). Searches and scans read [`TableView`]'s fragments instead.
+    pub fn inspect_snapshot(
+        &self,
+        database: &str,
+        name: &str,
+        read_ts: Option<u64>,
+    ) -> Result<TableSnapshot> {
+        let table = self.table(database, name)?;
+        let own = self.streaming_node.table(table.id())?.own_snapshot(read_ts);
+        let served = self.query_node.snapshot(
+            table.id(),
+            &own.schema,
+            &table.index_definitions(),
+            own.read_ts,
+        );
+        let segments = served
+            .segments
+            .iter()
+            .cloned()
+            .chain(
+                own.segments
+                    .iter()
+                    .filter(|s| !served.segments.iter().any(|x| x.id == s.id))
+                    .cloned(),
+            )
+            .collect();
+        Ok(TableSnapshot { segments, ..own })
     }
 
     /// A table in the catalog, by name.
@@ -678,12 +804,12 @@ impl Engine {
     }
 
     /// Row counts of a table: (visible rows now, sealed segments, growing rows).
-    pub fn table_stats(&self, database: &str, name: &str) -> Result<(usize, usize, usize)> {
+    pub async fn table_stats(&self, database: &str, name: &str) -> Result<(usize, usize, usize)> {
         let table = self.table(database, name)?;
         // The streaming node's part first: a segment handed over meanwhile
         // is then in both, and counted once.
         let own = self.streaming.table_stats(table.id())?;
-        let served = self.query_node.served(table.id());
+        let served = self.query.served_segments(table.id()).await?;
         let not_served = own
             .sealed
             .iter()
@@ -892,28 +1018,31 @@ impl Engine {
     }
 
     /// Every index of every table, with its build progress.
-    pub fn index_statuses(&self) -> Vec<IndexStatus> {
-        let mut out: Vec<IndexStatus> = self
-            .tables()
-            .iter()
-            .flat_map(|table| self.indexes_of(table))
-            .collect();
+    pub async fn index_statuses(&self) -> Result<Vec<IndexStatus>> {
+        let mut out: Vec<IndexStatus> = Vec::new();
+        for table in self.tables() {
+            out.extend(self.indexes_of(&table).await?);
+        }
         out.sort_by(|a, b| (&a.database, &a.table, &a.name).cmp(&(&b.database, &b.table, &b.name)));
-        out
+        Ok(out)
     }
 
     /// The indexes of one table, with their build progress, by name.
-    pub fn table_index_statuses(&self, database: &str, name: &str) -> Result<Vec<IndexStatus>> {
+    pub async fn table_index_statuses(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Vec<IndexStatus>> {
         let table = self.table(database, name)?;
-        let mut out = self.indexes_of(&table);
+        let mut out = self.indexes_of(&table).await?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
-    fn indexes_of(&self, table: &CatalogTable) -> Vec<IndexStatus> {
+    async fn indexes_of(&self, table: &CatalogTable) -> Result<Vec<IndexStatus>> {
         let mut out = Vec::new();
         let own = self.streaming.table_stats(table.id()).unwrap_or_default();
-        let served = self.query_node.served(table.id());
+        let served = self.query.served_segments(table.id()).await?;
         let meta = table.meta.read();
         // Sealed segments still on the streaming node count as not indexed.
         let own_sealed = own
@@ -956,7 +1085,7 @@ impl Engine {
                 segments_total,
             });
         }
-        out
+        Ok(out)
     }
 }
 

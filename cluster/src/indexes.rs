@@ -13,7 +13,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Float32Type;
 use quiver_common::schema::{vector_dim, TableSchema};
-use quiver_exec::source::adapt_batch;
+use quiver_exec::source::{adapt_batch, IndexDescription};
 use quiver_index::{build_index, BuildOptions, IndexKind, Metric, VectorIndex};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,17 @@ pub fn build_threads() -> usize {
 }
 
 impl IndexMeta {
+    /// The index as execution describes it over `schema`; `None` when its
+    /// column, metric or type is not (any longer) valid there.
+    pub fn describe(&self, schema: &TableSchema) -> Option<IndexDescription> {
+        Some(IndexDescription {
+            name: self.name.clone(),
+            column: schema.column_index(&self.column)?,
+            metric: self.index_metric().ok()?,
+            kind: self.index_kind().ok()?,
+        })
+    }
+
     /// The index type.
     pub fn index_kind(&self) -> Result<IndexKind> {
         IndexKind::parse(&self.kind).ok_or_else(|| {

@@ -8,7 +8,7 @@
 //! that searches and scans read ([`QueryNode::snapshot`]); and the readers
 //! of segment and delete-log objects.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, RecordBatch};
@@ -20,17 +20,20 @@ use parking_lot::RwLock;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use quiver_common::schema::TableSchema;
 use quiver_exec::deletes::DeleteMap;
-use quiver_exec::pk::pk_values;
+use quiver_exec::pk::{pk_ref, pk_values, PkValue};
 use quiver_exec::source::{adapt_batch, visible_mask, IndexDescription, TableSnapshot};
 use quiver_exec::stats::segment_statistics;
 use quiver_index::VectorIndex;
 use quiver_storage::{get_bytes, ObjectStoreRef};
 
 use crate::api::query::{
-    ApplyDeletes, AttachIndex, DeleteSubscriber, LoadSegments, LoadedSegments, Query, ServedSegment,
+    ApplyDeletes, AttachIndex, CompactionSource, DeleteSubscriber, LoadSegments, LoadedSegments,
+    Query, ReadCompactionSource, ServedSegment,
 };
+use crate::api::reads::{snapshot_fragments, ReadTable, TablePart, TableReads};
 use crate::error::{EngineError, Result};
 use crate::indexes::LoadedIndex;
+use crate::segment_files::delete_log_batch;
 use crate::table::SealedSegment;
 
 /// A query node in process.
@@ -51,6 +54,11 @@ struct ServedTable {
     deletes: Arc<RwLock<DeleteMap>>,
     /// The table's schema as of the last load (its key column's type).
     schema: Option<TableSchema>,
+    /// The ids of the segments released by a load that merged them into
+    /// another ([`TablePart::covered`]: a reader drops a streaming node's
+    /// copy of them). Kept while the table is served: a few bytes per
+    /// compacted segment.
+    merged_away: HashSet<u64>,
 }
 
 impl QueryNode {
@@ -123,6 +131,19 @@ impl QueryNode {
         }
     }
 
+    /// The ids a reader finds here ([`TablePart::covered`]).
+    fn covered(&self, table_id: u64) -> Vec<u64> {
+        let tables = self.tables.read();
+        tables.get(&table_id).map_or_else(Vec::new, |table| {
+            table
+                .segments
+                .iter()
+                .map(|s| s.id)
+                .chain(table.merged_away.iter().copied())
+                .collect()
+        })
+    }
+
     async fn load_index(&self, path: &str) -> Result<Arc<dyn VectorIndex>> {
         let bytes = get_bytes(self.objects.as_ref(), path).await?;
         let index = quiver_index::load_index(&bytes)
@@ -186,6 +207,12 @@ impl Query for QueryNode {
                 deletes.insert(&key, ts);
             }
         }
+        table.merged_away.extend(
+            request
+                .release
+                .iter()
+                .filter(|id| !loaded.iter().any(|l| l.id == **id)),
+        );
         let served = &mut table.segments;
         let position = served
             .iter()
@@ -250,6 +277,48 @@ impl Query for QueryNode {
 
     async fn served_segments(&self, table_id: u64) -> Result<Vec<ServedSegment>> {
         Ok(self.served(table_id))
+    }
+
+    async fn segment_rows(
+        &self,
+        table_id: u64,
+        segment_id: u64,
+    ) -> Result<Option<Arc<Vec<RecordBatch>>>> {
+        Ok(self.rows(table_id, segment_id))
+    }
+
+    async fn compaction_source(&self, request: ReadCompactionSource) -> Result<CompactionSource> {
+        let (rows, deletes) = {
+            let tables = self.tables.read();
+            let Some(table) = tables.get(&request.table_id) else {
+                return Ok(CompactionSource {
+                    rows: vec![None; request.segment_ids.len()],
+                    deletes: None,
+                });
+            };
+            let rows: Vec<_> = request
+                .segment_ids
+                .iter()
+                .map(|id| {
+                    table
+                        .segments
+                        .iter()
+                        .find(|s| s.id == *id)
+                        .map(|s| s.batches.clone())
+                })
+                .collect();
+            (rows, table.deletes.clone())
+        };
+        let hitting = deletes_hitting(
+            &rows,
+            request.schema.primary_key,
+            &deletes.read(),
+            request.ts,
+        );
+        Ok(CompactionSource {
+            deletes: delete_log_batch(&request.schema, &hitting)?,
+            rows,
+        })
     }
 
     async fn live_keys(&self, table_id: u64) -> Result<Option<RecordBatch>> {
@@ -353,4 +422,70 @@ pub fn delete_entries(batch: &RecordBatch) -> Vec<(quiver_exec::pk::PkValue, u64
         .enumerate()
         .filter_map(|(i, key)| Some((key?, ts.value(i))))
         .collect()
+}
+
+#[async_trait]
+impl TableReads for QueryNode {
+    /// Per shard, the segments it serves (one fragment) under its own
+    /// delete map, searched through the indexes the table still defines.
+    async fn read_table(&self, request: ReadTable) -> Result<TablePart> {
+        let read_ts = request.read_ts.ok_or_else(|| {
+            EngineError::Internal("a query node reads at a given timestamp".into())
+        })?;
+        let definitions: Vec<_> = request
+            .indexes
+            .iter()
+            .filter_map(|ix| Some((ix.id, ix.describe(&request.schema)?)))
+            .collect();
+        // Covered first: a segment merged between the two reads is then
+        // covered and its merged segment read (never the reverse).
+        let covered = self.covered(request.table_id);
+        let snapshot = self.snapshot(request.table_id, &request.schema, &definitions, read_ts);
+        Ok(TablePart {
+            read_ts,
+            fragments: snapshot_fragments(&snapshot, "", false),
+            covered,
+        })
+    }
+}
+
+/// The delete entries at or before `compaction_ts` of every key stored in
+/// `group` (each once): all the data node needs to drop the deleted rows.
+fn deletes_hitting(
+    group: &[Option<Arc<Vec<arrow::array::RecordBatch>>>],
+    primary_key: usize,
+    deletes: &DeleteMap,
+    compaction_ts: u64,
+) -> Vec<(PkValue, u64)> {
+    let mut hitting = DeleteMap::default();
+    if deletes.is_empty() {
+        return Vec::new();
+    }
+    let Some(group) = group.iter().cloned().collect::<Option<Vec<_>>>() else {
+        // Rows not at hand: every delete up to the timestamp.
+        return deletes
+            .entries()
+            .into_iter()
+            .filter(|(_, ts)| *ts <= compaction_ts)
+            .collect();
+    };
+    for rows in group {
+        for batch in rows.iter() {
+            let column = batch.column(primary_key);
+            for row in 0..batch.num_rows() {
+                let Some(key) = pk_ref(column.as_ref(), row) else {
+                    continue;
+                };
+                let stamps = deletes.timestamps(key);
+                if stamps.is_empty() {
+                    continue;
+                }
+                let owned = key.to_value();
+                for ts in stamps.iter().filter(|ts| **ts <= compaction_ts) {
+                    hitting.insert(&owned, *ts);
+                }
+            }
+        }
+    }
+    hitting.entries()
 }

@@ -375,28 +375,11 @@ impl TableRuntime {
     /// timestamp when `None`): its sealed segments not yet flushed, then the
     /// growing segments, with its delete map.
     pub fn own_snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
-        self.own_snapshot_and(read_ts, |_| ()).0
-    }
-
-    /// [`TableRuntime::own_snapshot`], and `then` called with it before
-    /// this table's data is unlocked: a reader takes the query node's part
-    /// there. A flushed segment may still be here after the query node
-    /// loaded it (a hand-off loads there before it forgets here, under the
-    /// data lock): the reader keeps the query node's copy of a segment in
-    /// both. Taken under the lock, the query node's part cannot have moved
-    /// on past a segment still here (a compaction's swap cannot run
-    /// between a hand-off's two steps, both under the coordinator's
-    /// records lock of the table), so no row is read twice.
-    pub fn own_snapshot_and<T>(
-        &self,
-        read_ts: Option<u64>,
-        then: impl FnOnce(&TableSnapshot) -> T,
-    ) -> (TableSnapshot, T) {
         let read_ts = match read_ts {
             Some(ts) => ts,
             None => self.tso.read_timestamp(),
         };
-        // Lock order everywhere: data, then definition (then the query node's).
+        // Lock order everywhere: data, then definition.
         let data = self.data.read();
         let definition = self.definition.read();
         // Segments on the streaming node have no indexes (the query node
@@ -413,16 +396,12 @@ impl TableRuntime {
                 stats: None,
             });
         }
-        let own = TableSnapshot {
+        TableSnapshot {
             table_id: definition.id,
             schema: definition.schema.clone(),
             segments,
             deletes: self.deletes.clone(),
             read_ts,
-        };
-        drop(definition);
-        let other = then(&own);
-        drop(data);
-        (own, other)
+        }
     }
 }

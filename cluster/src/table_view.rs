@@ -2,96 +2,69 @@
 //! engine hands the access layer: the table's definition as the
 //! coordinator's catalog gave it when the view was made (id, schema, index
 //! definitions: a statement plans over one version of them) and, by table
-//! id, the fragments of the two roles
-//! that hold its data, each over its own state: the streaming node's (per
-//! shard, its growing segment and the sealed segments it has not flushed
-//! yet, with its delete map) and the query node's (per shard, the flushed
-//! segments it serves, with its own delete map).
+//! id, the read sides ([`TableReads`]) of the two roles that hold its
+//! data: the streaming node's part (per shard its growing segment, and
+//! its sealed segments not flushed yet) and the query node's (per shard
+//! the flushed segments it serves), each over its own node's state and
+//! delete map, merged as [`crate::api::reads`] describes.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use datafusion::error::{DataFusionError, Result};
 use quiver_common::schema::TableSchema;
-use quiver_exec::fragment_wire::WireFragment;
-use quiver_exec::fragments::{SnapshotFragment, TableFragment};
-use quiver_exec::source::{IndexDescription, SegmentKind, TableSnapshot};
+use quiver_exec::fragments::TableFragment;
+use quiver_exec::source::IndexDescription;
 use quiver_exec::table_source::TableSource;
 
+use crate::api::reads::{ReadTable, TableReads};
 use crate::catalog_table::CatalogTable;
-use crate::query_node::QueryNode;
-use crate::streaming::StreamingNode;
+use crate::indexes::IndexMeta;
 
-/// One table over its streaming node's state and its query node.
+/// One table over its streaming node's and its query node's read sides.
 #[derive(Debug, Clone)]
 pub struct TableView {
     table_id: u64,
     schema: TableSchema,
-    /// The index definitions, by index id.
-    indexes: Vec<(u64, IndexDescription)>,
-    streaming_node: Arc<StreamingNode>,
-    query_node: Arc<QueryNode>,
-    /// Searches and scans reach the fragments through encoded messages
-    /// (`cluster.serialize_seams`).
-    serialize_seams: bool,
+    /// The index records of the table.
+    indexes: Vec<IndexMeta>,
+    streaming: Arc<dyn TableReads>,
+    query: Arc<dyn TableReads>,
 }
 
 impl TableView {
     /// The table `table` of the catalog as it is now, its data read from
-    /// `streaming_node` and `query_node`.
+    /// the streaming node's and the query node's read sides.
     pub fn new(
         table: &CatalogTable,
-        streaming_node: Arc<StreamingNode>,
-        query_node: Arc<QueryNode>,
+        streaming: Arc<dyn TableReads>,
+        query: Arc<dyn TableReads>,
     ) -> Self {
         Self {
             table_id: table.id(),
             schema: table.schema(),
-            indexes: table.index_definitions(),
-            streaming_node,
-            query_node,
-            serialize_seams: false,
+            indexes: table.meta.read().indexes.clone(),
+            streaming,
+            query,
         }
     }
 
-    /// Reaches the fragments through encoded messages when `on`.
-    pub fn with_serialized_seams(mut self, on: bool) -> Self {
-        self.serialize_seams = on;
-        self
-    }
-
-    /// Both nodes' parts at one read timestamp: the streaming node's first,
-    /// then the query node's (before the streaming node's data is
-    /// unlocked), the streaming node's copy of a segment the query node
-    /// serves already left out (see
-    /// [`TableRuntime::own_snapshot_and`](crate::table::TableRuntime::own_snapshot_and)).
-    /// A table dropped meanwhile reads as empty.
-    fn parts(&self, read_ts: Option<u64>) -> (TableSnapshot, TableSnapshot) {
-        let snapshot = self
-            .streaming_node
-            .snapshot_and(self.table_id, read_ts, |own| {
-                self.query_node
-                    .snapshot(own.table_id, &own.schema, &self.indexes, own.read_ts)
-            });
-        let (mut own, served) = match snapshot {
-            Ok(parts) => parts,
-            Err(_) => {
-                let read_ts = read_ts.unwrap_or(0);
-                let empty = TableSnapshot {
-                    table_id: self.table_id,
-                    schema: self.schema.clone(),
-                    segments: Vec::new(),
-                    deletes: Default::default(),
-                    read_ts,
-                };
-                (empty.clone(), empty)
-            }
-        };
-        let handed_over: HashSet<u64> = served.segments.iter().map(|s| s.id).collect();
-        own.segments.retain(|s| !handed_over.contains(&s.id));
-        (own, served)
+    fn request(&self, read_ts: Option<u64>) -> ReadTable {
+        ReadTable {
+            table_id: self.table_id,
+            read_ts,
+            schema: self.schema.clone(),
+            indexes: self.indexes.clone(),
+        }
     }
 }
 
+fn read_error(e: crate::error::EngineError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+#[async_trait]
 impl TableSource for TableView {
     fn table_id(&self) -> u64 {
         self.table_id
@@ -101,88 +74,39 @@ impl TableSource for TableView {
         self.schema.clone()
     }
 
-    /// The whole table in one snapshot, for inspection (tests, counts):
-    /// the query node's segments, then the streaming node's, under the
-    /// streaming node's delete map (it holds every delete of the table).
-    /// Searches and scans read [`TableSource::fragments`] instead.
-    fn snapshot(&self, read_ts: Option<u64>) -> TableSnapshot {
-        let (own, served) = self.parts(read_ts);
-        TableSnapshot {
-            segments: served.segments.into_iter().chain(own.segments).collect(),
-            ..own
-        }
-    }
-
     fn vector_indexes(&self) -> Vec<IndexDescription> {
-        self.indexes.iter().map(|(_, d)| d.clone()).collect()
+        self.indexes
+            .iter()
+            .filter_map(|ix| ix.describe(&self.schema))
+            .collect()
     }
 
-    /// Per shard, the sealed segments the query node serves, then the
-    /// streaming node's sealed segments not flushed yet and its growing
-    /// segment, each fragment over its own node's state.
-    fn fragments(&self, read_ts: Option<u64>) -> (u64, Vec<Arc<dyn TableFragment>>) {
-        let (own, served) = self.parts(read_ts);
-        let read_ts = own.read_ts;
-        let storage = own.schema.storage_schema();
-        let part = |snapshot: &TableSnapshot, shard: u32, kind: SegmentKind, label: String| {
-            let segments: Vec<_> = snapshot
-                .segments
-                .iter()
-                .filter(|s| s.shard == shard && s.kind == kind)
-                .cloned()
-                .collect();
-            (!segments.is_empty()).then(|| {
-                SnapshotFragment::new(
-                    label,
-                    TableSnapshot {
-                        segments,
-                        ..snapshot.clone()
-                    },
-                )
-            })
-        };
-        let mut shards: Vec<u32> = own
-            .segments
-            .iter()
-            .chain(&served.segments)
-            .map(|s| s.shard)
-            .collect();
-        shards.sort_unstable();
-        shards.dedup();
-        let fragments = shards
+    /// The streaming node's part first (it picks the read timestamp when
+    /// none is given), then the query node's at the same timestamp; per
+    /// shard, the query node's sealed segments, then the streaming node's
+    /// sealed segments not flushed yet and its growing segment, leaving
+    /// out every streaming fragment whose segments the query node covers
+    /// already.
+    async fn fragments(&self, read_ts: Option<u64>) -> Result<(u64, Vec<Arc<dyn TableFragment>>)> {
+        let own = self
+            .streaming
+            .read_table(self.request(read_ts))
+            .await
+            .map_err(read_error)?;
+        let served = self
+            .query
+            .read_table(self.request(Some(own.read_ts)))
+            .await
+            .map_err(read_error)?;
+        let covered: HashSet<u64> = served.covered.iter().copied().collect();
+        let own_fragments = own
+            .fragments
             .into_iter()
-            .flat_map(|shard| {
-                [
-                    part(
-                        &served,
-                        shard,
-                        SegmentKind::Sealed,
-                        format!("shard {shard} sealed"),
-                    ),
-                    part(
-                        &own,
-                        shard,
-                        SegmentKind::Sealed,
-                        format!("shard {shard} sealed, not flushed"),
-                    ),
-                    part(
-                        &own,
-                        shard,
-                        SegmentKind::Growing,
-                        format!("shard {shard} growing"),
-                    ),
-                ]
-            })
-            .flatten()
-            .map(|fragment| {
-                let fragment: Arc<dyn TableFragment> = Arc::new(fragment);
-                if self.serialize_seams {
-                    Arc::new(WireFragment::new(fragment, storage.clone()))
-                } else {
-                    fragment
-                }
-            })
-            .collect();
-        (read_ts, fragments)
+            .filter(|f| !f.segment_ids.iter().any(|id| covered.contains(id)));
+        let mut parts: Vec<_> = served.fragments.into_iter().chain(own_fragments).collect();
+        // Per shard (a stable sort): sealed (query node), sealed not
+        // flushed, growing.
+        parts.sort_by_key(|f| f.shard);
+        Ok((own.read_ts, parts.into_iter().map(|f| f.fragment).collect()))
     }
 }

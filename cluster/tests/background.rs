@@ -21,7 +21,6 @@ use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::SegmentKind;
-use quiver_exec::table_source::TableSource;
 use support::visible_ids;
 
 const DIM: usize = 4;
@@ -106,8 +105,8 @@ fn index_files(dir: &std::path::Path) -> BTreeMap<String, std::time::SystemTime>
         .collect()
 }
 
-fn segments_indexed(engine: &Engine) -> (usize, usize) {
-    let status = engine.table_index_statuses("public", "t").unwrap();
+async fn segments_indexed(engine: &Engine) -> (usize, usize) {
+    let status = engine.table_index_statuses("public", "t").await.unwrap();
     (status[0].segments_indexed, status[0].segments_total)
 }
 
@@ -122,7 +121,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
             .unwrap();
         write_rows(&engine, 0..100).await;
         engine.flush_all().await.unwrap();
-        assert_eq!(engine.table_stats("public", "t").unwrap().1, 5);
+        assert_eq!(engine.table_stats("public", "t").await.unwrap().1, 5);
         engine
             .create_index("public", "t", hnsw(), false)
             .await
@@ -136,7 +135,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
             .unwrap();
         assert_eq!(built, 2);
         assert_eq!(*progress.lock().unwrap(), [(1, 2), (2, 2)]);
-        assert_eq!(segments_indexed(&engine), (2, 5));
+        assert_eq!(segments_indexed(&engine).await, (2, 5));
         let files = index_files(dir.path());
         assert_eq!(
             files.len(),
@@ -151,7 +150,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
         engine.recovery.indexes_loaded, 2,
         "the two finished segment indexes are loaded, not rebuilt"
     );
-    assert_eq!(segments_indexed(&engine), (2, 5));
+    assert_eq!(segments_indexed(&engine).await, (2, 5));
     assert_eq!(
         index_files(dir.path()),
         before_crash,
@@ -169,7 +168,7 @@ async fn finished_segment_indexes_survive_a_crash_and_the_build_resumes() {
         "the build resumes with the next segment without one"
     );
     assert_eq!(*progress.lock().unwrap(), [(1, 3), (2, 3), (3, 3)]);
-    assert_eq!(segments_indexed(&engine), (5, 5));
+    assert_eq!(segments_indexed(&engine).await, (5, 5));
     let after = index_files(dir.path());
     assert_eq!(after.len(), 5);
     for (name, modified) in &before_crash {
@@ -204,11 +203,11 @@ async fn background_maintenance_resumes_an_interrupted_build_right_after_startup
     assert_eq!(engine.recovery.indexes_loaded, 3);
     let maintenance = engine.spawn_maintenance();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while segments_indexed(&engine) != (5, 5) {
+    while segments_indexed(&engine).await != (5, 5) {
         assert!(
             std::time::Instant::now() < deadline,
             "the first maintenance pass after startup finishes the build: {:?}",
-            segments_indexed(&engine)
+            segments_indexed(&engine).await
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -346,13 +345,13 @@ async fn compaction_steps(serialize_seams: bool) {
             .await
             .unwrap();
         engine.flush_all().await.unwrap();
-        assert_eq!(engine.table_stats("public", "t").unwrap().1, 10);
+        assert_eq!(engine.table_stats("public", "t").await.unwrap().1, 10);
         engine.maintain().await.unwrap();
         // Ten segments of 20 rows merge three at a time (60 >= 50): three
         // merged segments plus the one left over, each merge committed with
         // its index; the left-over segment gets its index built. The
         // merged segments hold no deleted row.
-        let snapshot = engine.table_view("public", "t").unwrap().snapshot(None);
+        let snapshot = engine.inspect_snapshot("public", "t", None).unwrap();
         let sizes: Vec<usize> = snapshot
             .segments
             .iter()
@@ -365,7 +364,7 @@ async fn compaction_steps(serialize_seams: bool) {
             200 - deleted.len(),
             "{sizes:?}"
         );
-        assert_eq!(segments_indexed(&engine), (4, 4));
+        assert_eq!(segments_indexed(&engine).await, (4, 4));
         assert_eq!(
             index_files(dir.path()).len(),
             4,

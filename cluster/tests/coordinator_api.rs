@@ -393,3 +393,97 @@ async fn an_index_is_built_step_by_step_through_the_api() {
     coordinator.request_maintenance().await.unwrap();
     engine.shutdown().await.unwrap();
 }
+
+/// Extensions are catalog facts of a database: recorded, listed in the
+/// catalog snapshot, kept across a restart, refused a drop while a table
+/// uses their types, and gone with their database.
+#[tokio::test]
+async fn extensions_are_recorded_per_database() {
+    use quiver_cluster::api::{ExtensionOutcome, ExtensionRef};
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, coordinator) = open(dir.path()).await;
+    let vector = |database: &str| {
+        over_the_wire(ExtensionRef {
+            database: database.into(),
+            name: "vector".into(),
+        })
+    };
+    let installed = |snapshot: quiver_cluster::api::CatalogSnapshot| snapshot.extensions;
+    assert_eq!(
+        coordinator
+            .create_extension(vector("public"))
+            .await
+            .unwrap(),
+        ExtensionOutcome::Created
+    );
+    assert_eq!(
+        over_the_wire(
+            coordinator
+                .create_extension(vector("public"))
+                .await
+                .unwrap()
+        ),
+        ExtensionOutcome::AlreadyInstalled
+    );
+    assert!(coordinator
+        .create_extension(vector("missing"))
+        .await
+        .is_err());
+    coordinator
+        .create_table(CreateTable {
+            table: TableRef::new("public", "t"),
+            schema: schema(),
+            shards: 1,
+            if_not_exists: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        coordinator.drop_extension(vector("public")).await.unwrap(),
+        ExtensionOutcome::InUse {
+            tables: vec!["t".into()]
+        }
+    );
+    engine.shutdown().await.unwrap();
+    drop((engine, coordinator));
+
+    let (engine, coordinator) = open(dir.path()).await;
+    assert_eq!(
+        installed(coordinator.catalog().await.unwrap()),
+        vec![vector("public")]
+    );
+    coordinator
+        .drop_table(DropTable {
+            table: TableRef::new("public", "t"),
+            if_exists: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        coordinator.drop_extension(vector("public")).await.unwrap(),
+        ExtensionOutcome::Dropped
+    );
+    assert_eq!(
+        coordinator.drop_extension(vector("public")).await.unwrap(),
+        ExtensionOutcome::NotInstalled
+    );
+    // A database's extensions go with it.
+    coordinator
+        .create_database(CreateDatabase {
+            name: "shop".into(),
+            if_not_exists: false,
+        })
+        .await
+        .unwrap();
+    coordinator.create_extension(vector("shop")).await.unwrap();
+    coordinator
+        .drop_database(DropDatabase {
+            name: "shop".into(),
+            if_exists: false,
+            cascade: false,
+        })
+        .await
+        .unwrap();
+    assert!(installed(coordinator.catalog().await.unwrap()).is_empty());
+    engine.shutdown().await.unwrap();
+}

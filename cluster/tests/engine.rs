@@ -9,7 +9,6 @@ use quiver_common::config::QuiverConfig;
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 use quiver_exec::pk::PkValue;
 use quiver_exec::source::{adapt_batch, visible_mask};
-use quiver_exec::table_source::TableSource;
 
 fn config(dir: &std::path::Path) -> QuiverConfig {
     let mut c = QuiverConfig {
@@ -50,8 +49,7 @@ fn rows(ids: std::ops::Range<i64>, tag: &str) -> RecordBatch {
 
 /// Visible (id, s) pairs at `ts` (None = now).
 fn visible(engine: &Engine, ts: Option<u64>) -> Vec<(i64, String)> {
-    let table = engine.table_view("public", "t").unwrap();
-    let snap = table.snapshot(ts);
+    let snap = engine.inspect_snapshot("public", "t", ts).unwrap();
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();
     let mut out = Vec::new();
@@ -119,7 +117,7 @@ async fn writes_are_visible_versioned_flushed_compacted_and_recovered() {
         assert_eq!(now[0], (5, "a5".to_string()));
         assert_eq!(now.last().unwrap(), &(29, "b29".to_string()));
         engine.maintain().await.unwrap();
-        let (_, sealed, _) = engine.table_stats("public", "t").unwrap();
+        let (_, sealed, _) = engine.table_stats("public", "t").await.unwrap();
         assert!(sealed >= 1);
         assert!(engine.compact_all().await.unwrap() > 0 || sealed == 1);
         assert_eq!(
@@ -232,15 +230,20 @@ async fn flush_truncates_the_wal_and_compaction_drops_deleted_rows() {
         "WAL truncated behind the flushed segments: {before} -> {after}"
     );
 
-    let table = engine.table_view("public", "t").unwrap();
     assert_eq!(
-        table.snapshot(None).stored_rows(),
+        engine
+            .inspect_snapshot("public", "t", None)
+            .unwrap()
+            .stored_rows(),
         200,
         "deleted rows still stored before compaction"
     );
     assert!(engine.compact_all().await.unwrap() >= 2);
     assert_eq!(
-        table.snapshot(None).stored_rows(),
+        engine
+            .inspect_snapshot("public", "t", None)
+            .unwrap()
+            .stored_rows(),
         150,
         "compaction dropped the 50 deleted rows"
     );

@@ -135,7 +135,7 @@ async fn changes_touching_more_segments_than_a_transaction_holds() {
             .unwrap();
         write_segments(&engine, "t", SEGMENTS).await;
         assert_eq!(
-            engine.table_stats("public", "t").unwrap().1,
+            engine.table_stats("public", "t").await.unwrap().1,
             SEGMENTS as usize
         );
         assert_eq!(segment_records(&meta, 1).await.len(), SEGMENTS as usize);
@@ -168,7 +168,7 @@ async fn changes_touching_more_segments_than_a_transaction_holds() {
             engine.compact_table("public", "t").await.unwrap(),
             SEGMENTS as usize
         );
-        assert_eq!(engine.table_stats("public", "t").unwrap().1, 1);
+        assert_eq!(engine.table_stats("public", "t").await.unwrap().1, 1);
         assert_eq!(segment_records(&meta, 1).await.len(), 1);
         assert_eq!(objects_under(dir.path(), "tables/1/segments"), 1);
         assert_eq!(visible_ids(&engine, "t"), all);

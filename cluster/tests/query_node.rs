@@ -1,6 +1,7 @@
 //! The query node serves flushed segments from its own registry: a flush
 //! hands segments over from the streaming node (which forgets them), a
-//! read while a segment is in both places sees its rows once, a segment
+//! read while a segment is in both places sees its rows once (also when
+//! the query node merged it into another meanwhile), a segment
 //! loaded again replaces its copy, and a restart loads every flushed
 //! segment back onto the query node; the query node holds the table's
 //! deletes in a map of its own, fed by the streaming node and, after a
@@ -199,13 +200,37 @@ async fn cut_hand_off(engine: &Engine) {
         1
     );
     assert_eq!(visible_ids(engine, "t"), (0..70).collect::<Vec<_>>());
-    // Loaded again (a flush retried after the cut): it replaces its copy.
+    // Merged into another segment while the streaming node still holds it
+    // (a reader's two calls straddling a hand-off and a compaction): the
+    // query node covers it, so its rows are read once, from the merged
+    // segment.
+    let merged = LoadSegments {
+        load: vec![SegmentToLoad {
+            record: SegmentMeta {
+                id: 10_000,
+                path: "not-read-merged".into(),
+                ..load(None).load[0].record.clone()
+            },
+            rows: Some(sealed.batches.clone()),
+        }],
+        release: vec![sealed.id],
+        ..load(None)
+    };
+    engine.query_node().load_segments(merged).await.unwrap();
+    assert!(!served_ids(engine).await.contains(&sealed.id));
+    assert_eq!(visible_ids(engine, "t"), (0..70).collect::<Vec<_>>());
+    // Loaded again (a flush retried after the cut), in the merged
+    // segment's place: it replaces its copy.
     engine
         .query_node()
-        .load_segments(load(Some(sealed.batches.clone())))
+        .load_segments(LoadSegments {
+            release: vec![10_000],
+            ..load(Some(sealed.batches.clone()))
+        })
         .await
         .unwrap();
     assert_eq!(served_ids(engine).await.len(), 4);
+    assert_eq!(visible_ids(engine, "t"), (0..70).collect::<Vec<_>>());
 }
 
 /// The keys the query node sees visible in `public.t`, sorted.

@@ -60,8 +60,7 @@ fn rows(ids: impl IntoIterator<Item = i64>, tag: &str) -> RecordBatch {
 
 /// Every visible (id, s) of `public.<table>`, by id.
 fn visible(engine: &Engine, table: &str) -> BTreeMap<i64, String> {
-    let table = engine.table_view("public", table).unwrap();
-    let snap = table.snapshot(None);
+    let snap = engine.inspect_snapshot("public", table, None).unwrap();
     let storage = snap.schema.storage_schema();
     let deletes = snap.deletes.read();
     let mut out = BTreeMap::new();
@@ -94,7 +93,7 @@ async fn rows_per_shard(engine: &Engine, table: &str) -> Vec<u64> {
 
 /// Every segment of the table holds only rows of its own shard.
 fn check_segments_hold_their_shard(engine: &Engine, table: &str, shards: u32) {
-    let snap = engine.table_view("public", table).unwrap().snapshot(None);
+    let snap = engine.inspect_snapshot("public", table, None).unwrap();
     for seg in &snap.segments {
         for b in seg.batches.iter() {
             let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
@@ -270,7 +269,7 @@ async fn a_crash_replays_each_shard_from_its_own_checkpoint() {
             }
         }
         engine.maintain().await.unwrap();
-        let (_, sealed, growing) = engine.table_stats("public", "t").unwrap();
+        let (_, sealed, growing) = engine.table_stats("public", "t").await.unwrap();
         assert!(
             sealed >= 3 && growing > 0,
             "sealed {sealed}, growing {growing}"
@@ -336,7 +335,7 @@ async fn serialized_seams_give_the_same_answers() {
         10
     );
     let table = engine.table_view("public", "t").unwrap();
-    let (_, fragments) = table.fragments(None);
+    let (_, fragments) = table.fragments(None).await.unwrap();
     assert_eq!(fragments.len(), 4, "2 shards, sealed and growing each");
     for fragment in &fragments {
         assert!(

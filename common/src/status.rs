@@ -104,6 +104,13 @@ pub enum StatusCode {
     DivisionByZero,
     /// A scalar subquery that returned more than one row (`21000`).
     CardinalityViolation,
+    /// An object (an extension) that exists already (`42710`).
+    DuplicateObject,
+    /// An object (an extension) that does not exist (`42704`).
+    UndefinedObject,
+    /// A drop refused because other objects depend on the object
+    /// (`2BP01`).
+    DependentObjectsStillExist,
 }
 
 impl StatusCode {

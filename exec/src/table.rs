@@ -127,7 +127,7 @@ impl TableProvider for QuiverTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let (read_ts, fragments) = self.source.fragments(session_read_ts(state));
+        let (read_ts, fragments) = self.source.fragments(session_read_ts(state)).await?;
         let partitions = state.config().target_partitions().max(1);
         let table_schema = self.source.table_schema();
         let table_id = self.source.table_id();

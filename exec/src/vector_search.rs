@@ -276,22 +276,12 @@ impl ExecutionPlan for VectorSearchExec {
                 "VectorSearchExec has one partition, asked for {partition}"
             )));
         }
-        let (read_ts, fragments) = self.source.fragments(self.read_ts);
-        let fragments = match &self.pending {
-            Some(pending) => {
-                let table_id = self.source.table_id();
-                let schema = self.source.table_schema();
-                overlay(fragments, pending, table_id, &schema, read_ts)
-            }
-            None => fragments,
-        };
-        let request = FragmentSearch {
-            read_ts,
-            query: self.query.clone(),
-            filter: self.filter.clone(),
-            projection: self.projection.clone(),
-            hidden_keys: None,
-        };
+        let source = self.source.clone();
+        let source_read_ts = self.read_ts;
+        let pending = self.pending.clone();
+        let query = self.query.clone();
+        let filter = self.filter.clone();
+        let projection = self.projection.clone();
         let k = self.query.k;
         let projected = self.projection.len();
         let pk = self.source.table_schema().primary_key;
@@ -308,17 +298,35 @@ impl ExecutionPlan for VectorSearchExec {
         let pruned = counter("segments_pruned");
         let index_searches = counter("index_searches");
         let exact_scans = counter("exact_scans");
-        counter("fragments").add(fragments.len());
+        let fragment_count = counter("fragments");
         let elapsed = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
         let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let memory = context.memory_pool().clone();
-        // Scatter: every fragment searches at once; then the merge.
-        let searches: Vec<_> = fragments
-            .iter()
-            .map(|fragment| fragment.search(request.clone(), context.clone()))
-            .collect();
         let fut = async move {
             let _timer = elapsed.timer();
+            // The nodes' parts of the table at the read timestamp.
+            let (read_ts, fragments) = source.fragments(source_read_ts).await?;
+            let fragments = match &pending {
+                Some(pending) => {
+                    let table_id = source.table_id();
+                    let schema = source.table_schema();
+                    overlay(fragments, pending, table_id, &schema, read_ts)
+                }
+                None => fragments,
+            };
+            fragment_count.add(fragments.len());
+            let request = FragmentSearch {
+                read_ts,
+                query,
+                filter,
+                projection,
+                hidden_keys: None,
+            };
+            // Scatter: every fragment searches at once; then the merge.
+            let searches: Vec<_> = fragments
+                .iter()
+                .map(|fragment| fragment.search(request.clone(), context.clone()))
+                .collect();
             let replies = futures::future::try_join_all(searches).await?;
             let mut batches = Vec::with_capacity(replies.len());
             for reply in replies {

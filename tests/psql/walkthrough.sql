@@ -12,6 +12,8 @@ COPY (SELECT id, embedding FROM psql_items WHERE id > 2 ORDER BY id) TO STDOUT;
 \dt
 CREATE INDEX ON psql_items USING hnsw (embedding vector_l2_ops) WITH (m = 16, ef_construction = 64);
 SELECT index_name, index_type, state, rows_indexed, rows_total FROM quiver_catalog.indexes;
+\d psql_items
+\di
 SET hnsw.ef_search = 100;
 EXPLAIN SELECT id FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;
 SELECT id, name FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;

@@ -161,6 +161,34 @@ pub struct CatalogSnapshot {
     pub version: u64,
     pub databases: Vec<String>,
     pub tables: Vec<TableInfo>,
+    /// The extensions installed, per database.
+    #[serde(default)]
+    pub extensions: Vec<ExtensionRef>,
+}
+
+/// An extension of a database (`CREATE EXTENSION vector` records one; the
+/// types it names are built in).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExtensionRef {
+    pub database: String,
+    pub name: String,
+}
+
+/// What [`Coordinator::create_extension`] or
+/// [`Coordinator::drop_extension`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExtensionOutcome {
+    Created,
+    /// Nothing done: it was installed already.
+    AlreadyInstalled,
+    Dropped,
+    /// Nothing done: it was not installed.
+    NotInstalled,
+    /// Nothing done: these tables of the database have columns of its
+    /// types.
+    InUse {
+        tables: Vec<String>,
+    },
 }
 
 /// Consecutive timestamps `first .. first + count`, each later than every
@@ -217,6 +245,10 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn create_database(&self, request: CreateDatabase) -> Result<bool>;
     /// `Ok(false)`: it was missing and `if_exists`.
     async fn drop_database(&self, request: DropDatabase) -> Result<bool>;
+    /// Records an extension as installed in a database.
+    async fn create_extension(&self, extension: ExtensionRef) -> Result<ExtensionOutcome>;
+    /// Removes an extension of a database, unless its tables use its types.
+    async fn drop_extension(&self, extension: ExtensionRef) -> Result<ExtensionOutcome>;
     /// `Ok(false)`: it existed and `if_not_exists`.
     async fn create_table(&self, request: CreateTable) -> Result<bool>;
     /// `Ok(false)`: it was missing and `if_exists`.

@@ -10,6 +10,8 @@
 //!   timestamp;
 //! * [`query`] — the query node: loading and releasing the flushed
 //!   segments it serves;
+//! * [`reads`] — a node's part of a table at a read timestamp, as the
+//!   fragments searches and scans scatter to (streaming and query nodes);
 //! * [`data`] — the data node's leased tasks (index builds, compaction);
 //! * [`wire`] — the same APIs through encoded messages
 //!   (`cluster.serialize_seams`).
@@ -21,6 +23,7 @@
 pub mod coordinator;
 pub mod data;
 pub mod query;
+pub mod reads;
 pub mod streaming;
 pub mod wire;
 pub mod wire_error;
@@ -28,7 +31,7 @@ pub mod wire_streaming;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexBuildStep, IndexDefinition, IndexStatus, RenameTable,
-    SegmentPlacement, SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef,
-    TimestampBatch,
+    DropDatabase, DropIndex, DropTable, ExtensionOutcome, ExtensionRef, IndexBuildStep,
+    IndexDefinition, IndexStatus, RenameTable, SegmentPlacement, SetTableOptions, ShardLayout,
+    TableInfo, TableLayout, TableRef, TimestampBatch,
 };

@@ -111,6 +111,31 @@ pub struct ServedSegment {
     pub index_paths: Vec<String>,
 }
 
+/// What a compaction of some served segments of a table reads off the
+/// query node serving them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadCompactionSource {
+    pub table_id: u64,
+    /// The table's schema (the delete entries are keyed by its key
+    /// column).
+    pub schema: TableSchema,
+    pub segment_ids: Vec<u64>,
+    /// The compaction's timestamp: deletes after it stay in force.
+    pub ts: u64,
+}
+
+/// What a compaction reads off the query node.
+#[derive(Debug, Clone, Default)]
+pub struct CompactionSource {
+    /// Per segment asked for, its rows when the caller is in the same
+    /// process (else the data node reads the segment's object).
+    pub rows: Vec<Option<Arc<Vec<RecordBatch>>>>,
+    /// The delete entries at or before the timestamp of every key stored
+    /// in those segments (each once), as a delete-log batch (the keys,
+    /// then their timestamps); `None` when there are none.
+    pub deletes: Option<RecordBatch>,
+}
+
 /// A query node.
 #[async_trait]
 pub trait Query: Send + Sync + 'static {
@@ -130,4 +155,15 @@ pub trait Query: Send + Sync + 'static {
     /// (one column, typed as the key; `None` when it serves none): the
     /// streaming node's live-key set is rebuilt from them after recovery.
     async fn live_keys(&self, table_id: u64) -> Result<Option<RecordBatch>>;
+    /// The rows of a served segment, when the caller is in the same
+    /// process (an index build's shortcut; `None` across processes or when
+    /// the segment is not served: the data node reads its object).
+    async fn segment_rows(
+        &self,
+        table_id: u64,
+        segment_id: u64,
+    ) -> Result<Option<Arc<Vec<RecordBatch>>>>;
+    /// What a compaction of served segments reads: their deletes (and,
+    /// in process, their rows).
+    async fn compaction_source(&self, request: ReadCompactionSource) -> Result<CompactionSource>;
 }

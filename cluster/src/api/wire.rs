@@ -6,7 +6,9 @@
 //! keys as Arrow IPC, a [`WireDataNode`] for the data node's tasks and a
 //! [`WireQuery`] for the query node (segments to load named by their
 //! records: the query node reads their objects, as across processes) and a
-//! [`WireDeleteSubscriber`] for the deletes it is sent; the streaming node
+//! [`WireDeleteSubscriber`] for the deletes it is sent, a [`WireTableReads`]
+//! for a node's read side (its fragments searched and scanned through
+//! encoded messages); the streaming node
 //! as the coordinator drives it is in `wire_streaming`. Errors come back encoded too
 //! ([`error_over_the_wire`]): their structured fields, or their status code
 //! and message.
@@ -18,19 +20,22 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use arrow::array::RecordBatch;
+use quiver_exec::fragment_wire::WireFragment;
 use quiver_proto::fragments::{decode_batch, encode_batch};
 
 use super::coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexBuildStep, IndexStatus, RenameTable, SetTableOptions,
-    TableInfo, TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, ExtensionOutcome, ExtensionRef, IndexBuildStep,
+    IndexStatus, RenameTable, SetTableOptions, TableInfo, TableLayout, TableRef, TimestampBatch,
 };
 use super::data::{
     BuiltIndex, CompactedSegment, CompactionInput, CompactionTask, DataNodeTasks, IndexBuildTask,
 };
 use super::query::{
-    ApplyDeletes, AttachIndex, DeleteSubscriber, LoadSegments, LoadedSegments, Query, ServedSegment,
+    ApplyDeletes, AttachIndex, CompactionSource, DeleteSubscriber, LoadSegments, LoadedSegments,
+    Query, ReadCompactionSource, ServedSegment,
 };
+use super::reads::{PartFragment, ReadTable, TablePart, TableReads};
 use super::streaming::{
     CommitTransaction, DeleteAck, DeleteKeys, StageRows, Streaming, TableChanges, WriteAck,
     WriteRows,
@@ -65,6 +70,26 @@ impl Coordinator for WireCoordinator {
         over_the_wire(
             self.inner
                 .create_database(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn create_extension(&self, extension: ExtensionRef) -> Result<ExtensionOutcome> {
+        let extension = over_the_wire(extension)?;
+        over_the_wire(
+            self.inner
+                .create_extension(extension)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn drop_extension(&self, extension: ExtensionRef) -> Result<ExtensionOutcome> {
+        let extension = over_the_wire(extension)?;
+        over_the_wire(
+            self.inner
+                .drop_extension(extension)
                 .await
                 .map_err(error_over_the_wire)?,
         )
@@ -523,6 +548,31 @@ impl Query for WireQuery {
             .map(batch_over_the_wire)
             .transpose()
     }
+
+    /// Rows do not cross: the data node reads the segment's object.
+    async fn segment_rows(
+        &self,
+        _table_id: u64,
+        _segment_id: u64,
+    ) -> Result<Option<Arc<Vec<RecordBatch>>>> {
+        Ok(None)
+    }
+
+    /// The deletes cross as Arrow IPC; the rows do not (the data node
+    /// reads the segments' objects, as across processes).
+    async fn compaction_source(&self, request: ReadCompactionSource) -> Result<CompactionSource> {
+        let request = over_the_wire(request)?;
+        let segments = request.segment_ids.len();
+        let source = self
+            .inner
+            .compaction_source(request)
+            .await
+            .map_err(error_over_the_wire)?;
+        Ok(CompactionSource {
+            rows: vec![None; segments],
+            deletes: optional_batch_over_the_wire(source.deletes)?,
+        })
+    }
 }
 
 /// A query node's delete feed reached through encoded messages: the table
@@ -546,5 +596,56 @@ impl DeleteSubscriber for WireDeleteSubscriber {
         self.inner
             .apply_deletes(ApplyDeletes { table_id, ts, keys })
             .map_err(error_over_the_wire)
+    }
+}
+
+/// A node's read side reached through encoded messages: the request and
+/// the part's plain data (timestamp, shards, segment ids, covered ids)
+/// cross encoded, and every fragment is reached through
+/// [`WireFragment`]'s encoded searches and scans, as a fragment on another
+/// process would be.
+#[derive(Debug)]
+pub struct WireTableReads {
+    inner: Arc<dyn TableReads>,
+}
+
+impl WireTableReads {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn TableReads>) -> Self {
+        Self { inner }
+    }
+}
+
+#[async_trait]
+impl TableReads for WireTableReads {
+    async fn read_table(&self, request: ReadTable) -> Result<TablePart> {
+        let request = over_the_wire(request)?;
+        let storage = request.schema.storage_schema();
+        let part = self
+            .inner
+            .read_table(request)
+            .await
+            .map_err(error_over_the_wire)?;
+        let placement: Vec<(u32, Vec<u64>)> = part
+            .fragments
+            .iter()
+            .map(|f| (f.shard, f.segment_ids.clone()))
+            .collect();
+        let (read_ts, covered, placement) = over_the_wire((part.read_ts, part.covered, placement))?;
+        let fragments = part
+            .fragments
+            .into_iter()
+            .zip(placement)
+            .map(|(f, (shard, segment_ids))| PartFragment {
+                shard,
+                segment_ids,
+                fragment: Arc::new(WireFragment::new(f.fragment, storage.clone())),
+            })
+            .collect();
+        Ok(TablePart {
+            read_ts,
+            fragments,
+            covered,
+        })
     }
 }

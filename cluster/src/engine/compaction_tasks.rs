@@ -8,22 +8,17 @@
 //! every segment of the group is still served; else the task's objects are
 //! deleted.
 
-use std::sync::Arc;
-
 use object_store::ObjectStoreExt;
-use quiver_exec::deletes::DeleteMap;
-use quiver_exec::pk::pk_ref;
 use quiver_storage::MetaBatch;
 
 use super::Engine;
 use crate::api::data::{CompactedSegment, CompactionInput, CompactionTask};
-use crate::api::query::{LoadSegments, SegmentToLoad, ServedSegment};
+use crate::api::query::{LoadSegments, Query, ReadCompactionSource, SegmentToLoad, ServedSegment};
 use crate::catalog_table::CatalogTable;
 use crate::coordinator::{encode, keys, SegmentMeta};
 use crate::data_node::{pick_merge, MAX_MERGE_SEGMENTS};
 use crate::error::Result;
-use crate::query_node::QueryNode;
-use crate::segment_files::{delete_log_batch, segment_path};
+use crate::segment_files::segment_path;
 use crate::task_leases::{TaskKey, COMPACTION_LEASE};
 
 impl Engine {
@@ -59,12 +54,13 @@ impl Engine {
         let output_segment_id = self.streaming.allocate_segment_id(table_id)?;
         let task = compaction_task(
             table,
-            &self.query_node,
+            self.query.as_ref(),
             task_id,
             shard,
             &group,
             (compaction_ts, output_segment_id),
-        )?;
+        )
+        .await?;
         let committed = match self.data_tasks.compact(task).await {
             Ok(done) => {
                 self.commit_compaction(table, key, shard, &group, done)
@@ -178,10 +174,12 @@ impl Engine {
 }
 
 /// The task merging `group` (segments of `shard`) without the rows
-/// deleted at `compaction_ts`, into segment `output_segment_id` (fresh).
-fn compaction_task(
+/// deleted at `compaction_ts`, into segment `output_segment_id` (fresh):
+/// the deletes hitting the group (and in process its rows) come from the
+/// query node serving it.
+async fn compaction_task(
     table: &CatalogTable,
-    query_node: &QueryNode,
+    query: &dyn Query,
     task_id: u64,
     shard: u32,
     group: &[ServedSegment],
@@ -192,17 +190,19 @@ fn compaction_task(
         let meta = table.meta.read();
         (meta.schema.clone(), meta.indexes.clone())
     };
-    // The group's rows where the query node in process holds them (the
-    // data node reads the others from object storage).
-    let rows: Vec<Option<Arc<Vec<arrow::array::RecordBatch>>>> = group
-        .iter()
-        .map(|segment| query_node.rows(table_id, segment.id))
-        .collect();
-    // The query node holds every delete of the table.
-    let deletes = match query_node.deletes(table_id) {
-        Some(map) => deletes_hitting(&rows, schema.primary_key, &map.read(), compaction_ts),
-        None => Vec::new(),
-    };
+    let source = query
+        .compaction_source(ReadCompactionSource {
+            table_id,
+            schema: schema.clone(),
+            segment_ids: group.iter().map(|s| s.id).collect(),
+            ts: compaction_ts,
+        })
+        .await?;
+    let rows = source
+        .rows
+        .into_iter()
+        .chain(std::iter::repeat(None))
+        .take(group.len());
     Ok(CompactionTask {
         task_id,
         table_id,
@@ -219,7 +219,7 @@ fn compaction_task(
             })
             .collect(),
         compaction_ts,
-        deletes: delete_log_batch(&schema, &deletes)?,
+        deletes: source.deletes,
         schema,
         indexes,
         output_segment_id,
@@ -257,49 +257,9 @@ fn pick_group(
     None
 }
 
-/// The delete entries at or before `compaction_ts` of every key stored in
-/// `group` (each once): all the data node needs to drop the deleted rows.
-fn deletes_hitting(
-    group: &[Option<Arc<Vec<arrow::array::RecordBatch>>>],
-    primary_key: usize,
-    deletes: &DeleteMap,
-    compaction_ts: u64,
-) -> Vec<(quiver_exec::pk::PkValue, u64)> {
-    let mut hitting = DeleteMap::default();
-    if deletes.is_empty() {
-        return Vec::new();
-    }
-    let Some(group) = group.iter().cloned().collect::<Option<Vec<_>>>() else {
-        // Rows not at hand: every delete up to the timestamp.
-        return deletes
-            .entries()
-            .into_iter()
-            .filter(|(_, ts)| *ts <= compaction_ts)
-            .collect();
-    };
-    for rows in group {
-        for batch in rows.iter() {
-            let column = batch.column(primary_key);
-            for row in 0..batch.num_rows() {
-                let Some(key) = pk_ref(column.as_ref(), row) else {
-                    continue;
-                };
-                let stamps = deletes.timestamps(key);
-                if stamps.is_empty() {
-                    continue;
-                }
-                let owned = key.to_value();
-                for ts in stamps.iter().filter(|ts| **ts <= compaction_ts) {
-                    hitting.insert(&owned, *ts);
-                }
-            }
-        }
-    }
-    hitting.entries()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use arrow::array::{Int64Array, RecordBatch};
@@ -354,18 +314,13 @@ mod tests {
         }
         engine.flush_all().await.unwrap();
         let table = engine.table("public", "t").unwrap();
-        assert_eq!(sealed_ids(&engine, &table).len(), 3);
+        assert_eq!(sealed_ids(&engine, &table).await.len(), 3);
         (engine, table)
     }
 
     /// The ids of the segments the query node serves.
-    fn sealed_ids(engine: &Engine, table: &CatalogTable) -> Vec<u64> {
-        engine
-            .query_node
-            .served(table.id())
-            .iter()
-            .map(|s| s.id)
-            .collect()
+    async fn sealed_ids(engine: &Engine, table: &CatalogTable) -> Vec<u64> {
+        served(engine, table).await.iter().map(|s| s.id).collect()
     }
 
     async fn served(engine: &Engine, table: &CatalogTable) -> Vec<ServedSegment> {
@@ -381,8 +336,16 @@ mod tests {
     ) -> CompactedSegment {
         let ts = engine.read_timestamp();
         let output = engine.streaming.allocate_segment_id(table.id()).unwrap();
-        let task =
-            compaction_task(table, &engine.query_node, task_id, 0, group, (ts, output)).unwrap();
+        let task = compaction_task(
+            table,
+            engine.query.as_ref(),
+            task_id,
+            0,
+            group,
+            (ts, output),
+        )
+        .await
+        .unwrap();
         engine.data_tasks.compact(task).await.unwrap()
     }
 
@@ -396,7 +359,7 @@ mod tests {
     async fn a_result_whose_lease_expired_is_refused_and_its_objects_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let (engine, table) = three_segments(dir.path()).await;
-        let before = sealed_ids(&engine, &table);
+        let before = sealed_ids(&engine, &table).await;
         let group = served(&engine, &table).await;
         let key = TaskKey::Compaction {
             table: table.id(),
@@ -415,7 +378,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(merged, 0, "refused");
-        assert_eq!(sealed_ids(&engine, &table), before, "the group stays");
+        assert_eq!(sealed_ids(&engine, &table).await, before, "the group stays");
         assert!(!object_exists(&engine, &done.path).await, "output deleted");
         for segment in &group {
             let path = segment_path(table.id(), segment.id);
@@ -442,14 +405,20 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(merged, 2);
-        assert_eq!(sealed_ids(&engine, &table), [part.segment_id, group[2].id]);
+        assert_eq!(
+            sealed_ids(&engine, &table).await,
+            [part.segment_id, group[2].id]
+        );
         // The result over the old group names segments that are gone.
         let refused = engine
             .commit_compaction(&table, key, 0, &group, whole.clone())
             .await
             .unwrap();
         assert_eq!(refused, 0);
-        assert_eq!(sealed_ids(&engine, &table), [part.segment_id, group[2].id]);
+        assert_eq!(
+            sealed_ids(&engine, &table).await,
+            [part.segment_id, group[2].id]
+        );
         assert!(!object_exists(&engine, &whole.path).await);
         assert!(object_exists(&engine, &part.path).await);
         engine.task_leases.release(key, task_id);
@@ -460,7 +429,7 @@ mod tests {
         let reopened = Engine::open(config(dir.path())).await.unwrap();
         let table = reopened.table("public", "t").unwrap();
         let rows: usize = served(&reopened, &table).await.iter().map(|s| s.rows).sum();
-        let mut ids = sealed_ids(&reopened, &table);
+        let mut ids = sealed_ids(&reopened, &table).await;
         ids.sort_unstable();
         let mut expected = [part.segment_id, group[2].id];
         expected.sort_unstable();

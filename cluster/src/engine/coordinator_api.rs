@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use super::Engine;
 use crate::api::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, IndexBuildStep, IndexStatus, RenameTable, SegmentPlacement,
-    SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, ExtensionOutcome, ExtensionRef, IndexBuildStep,
+    IndexStatus, RenameTable, SegmentPlacement, SetTableOptions, ShardLayout, TableInfo,
+    TableLayout, TableRef, TimestampBatch,
 };
 use crate::coordinator::TableMeta;
 use crate::error::Result;
@@ -101,16 +102,24 @@ impl Coordinator for Engine {
         .await
     }
 
+    async fn create_extension(&self, extension: ExtensionRef) -> Result<ExtensionOutcome> {
+        Engine::create_extension(self, &extension.database, &extension.name).await
+    }
+
+    async fn drop_extension(&self, extension: ExtensionRef) -> Result<ExtensionOutcome> {
+        Engine::drop_extension(self, &extension.database, &extension.name).await
+    }
+
     async fn drop_index(&self, request: DropIndex) -> Result<bool> {
         Engine::drop_index(self, &request.database, &request.name, request.if_exists).await
     }
 
     async fn index_statuses(&self) -> Result<Vec<IndexStatus>> {
-        Ok(Engine::index_statuses(self))
+        Engine::index_statuses(self).await
     }
 
     async fn table_index_statuses(&self, table: TableRef) -> Result<Vec<IndexStatus>> {
-        Engine::table_index_statuses(self, &table.database, &table.name)
+        Engine::table_index_statuses(self, &table.database, &table.name).await
     }
 
     async fn catalog(&self) -> Result<CatalogSnapshot> {
@@ -128,6 +137,14 @@ impl Coordinator for Engine {
             version,
             databases: state.databases.iter().cloned().collect(),
             tables,
+            extensions: state
+                .extensions
+                .iter()
+                .map(|(database, name)| ExtensionRef {
+                    database: database.clone(),
+                    name: name.clone(),
+                })
+                .collect(),
         })
     }
 

@@ -24,7 +24,7 @@ impl Engine {
     pub(super) async fn build_next_index(&self, table: &CatalogTable) -> Result<usize> {
         let table_id = table.id();
         let served = self.query.served_segments(table_id).await?;
-        let Some((task, key)) =
+        let Some((mut task, key)) =
             missing_indexes(table, &served)
                 .into_iter()
                 .find_map(|(segment, index)| {
@@ -40,7 +40,7 @@ impl Engine {
                         table_id,
                         segment_id: segment.id,
                         segment_path: segment_path(table_id, segment.id),
-                        rows: self.query_node.rows(table_id, segment.id),
+                        rows: None,
                         schema: table.schema(),
                         output_path: task_index_path(table_id, segment.id, index.id, &attempt),
                         index,
@@ -51,6 +51,14 @@ impl Engine {
             return Ok(0);
         };
         let task_id = task.task_id;
+        // In process the query node hands the rows over (else, or when it
+        // cannot, the data node reads the segment's object).
+        task.rows = self
+            .query
+            .segment_rows(table_id, task.segment_id)
+            .await
+            .ok()
+            .flatten();
         let committed = match self.data_tasks.build_index(task).await {
             Ok(built) => self.commit_index(table, key, built).await,
             Err(e) => Err(e),

@@ -181,16 +181,16 @@ impl Engine {
     /// meta-store transaction), so more take several committed steps.
     async fn compact_fully(&self, table: &CatalogTable) -> Result<usize> {
         // Flushed segments per shard (a merge stays inside its shard).
-        let flushed = || {
+        let flushed = || async {
             let mut per_shard = vec![0usize; table.shards() as usize];
-            for segment in self.query_node.served(table.id()) {
+            for segment in self.query.served_segments(table.id()).await? {
                 if let Some(n) = per_shard.get_mut(segment.shard as usize) {
                     *n += 1;
                 }
             }
-            per_shard
+            Result::Ok(per_shard)
         };
-        let before = flushed();
+        let before = flushed().await?;
         let mut steps = 0;
         while !self.stopping() {
             let ts = self.tso.next()?;
@@ -205,7 +205,7 @@ impl Engine {
         if steps == 0 {
             return Ok(0);
         }
-        let after = flushed();
+        let after = flushed().await?;
         Ok(before
             .iter()
             .zip(&after)

@@ -28,6 +28,13 @@ impl Engine {
         for kv in self.meta.scan_prefix("db/").await? {
             state.databases.insert(kv.key["db/".len()..].to_string());
         }
+        for kv in self.meta.scan_prefix("ext/").await? {
+            if let Some((database, name)) = kv.key["ext/".len()..].split_once('/') {
+                state
+                    .extensions
+                    .insert((database.to_string(), name.to_string()));
+            }
+        }
         if !state.databases.contains(DEFAULT_DATABASE) {
             self.meta
                 .put(&keys::db(DEFAULT_DATABASE), encode(&true))

@@ -20,7 +20,6 @@ use parking_lot::{Mutex, RwLock};
 use quiver_common::schema::{vector_dim, ColumnType, TableSchema};
 use quiver_common::vector::{validate, VectorError};
 use quiver_exec::pk::{pk_values, PkValue};
-use quiver_exec::source::TableSnapshot;
 use quiver_proto::WalRecord;
 use quiver_storage::{MetaStore, ObjectStoreRef, Wal};
 
@@ -117,18 +116,6 @@ impl StreamingNode {
     /// Every table the node carries.
     fn all_tables(&self) -> Vec<Arc<TableRuntime>> {
         self.tables.read().values().cloned().collect()
-    }
-
-    /// The node's part of a table at `read_ts` (see
-    /// [`TableRuntime::own_snapshot_and`]): the read path of its growing
-    /// and unflushed data, `then` called before the table's data unlocks.
-    pub fn snapshot_and<T>(
-        &self,
-        table_id: u64,
-        read_ts: Option<u64>,
-        then: impl FnOnce(&TableSnapshot) -> T,
-    ) -> Result<(TableSnapshot, T)> {
-        Ok(self.table(table_id)?.own_snapshot_and(read_ts, then))
     }
 
     /// A timestamp for a write, in flight until the guard drops. Taken

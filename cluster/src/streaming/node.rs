@@ -14,6 +14,7 @@ use quiver_proto::WalRecord;
 use quiver_storage::MetaBatch;
 
 use super::{assign_auto_ids, check_not_null, coerce_batch, keys_of, StreamingNode};
+use crate::api::reads::{snapshot_fragments, ReadTable, TablePart, TableReads};
 use crate::api::streaming::{
     CommitOutcome, CommitTransaction, DeleteKeys, FlushedSegment, OpenTable, SegmentPart,
     ShardCheckpoints, StageRows, StreamingRole, StreamingTable, StreamingTableStats, WalReplay,
@@ -298,5 +299,27 @@ impl StreamingNode {
     /// The replay start persisted last (recovery logs it).
     pub fn replay_from(&self) -> u64 {
         self.replay_from.load(Ordering::Acquire)
+    }
+}
+
+#[async_trait]
+impl TableReads for StreamingNode {
+    /// Its sealed segments not flushed yet (each a fragment of its own: a
+    /// reader drops those the query node covers already) and per shard its
+    /// growing segment, with its delete map; the table's definition is
+    /// the node's own.
+    async fn read_table(&self, request: ReadTable) -> Result<TablePart> {
+        let Ok(table) = self.table(request.table_id) else {
+            return Ok(TablePart {
+                read_ts: request.read_ts.unwrap_or_else(|| self.tso.read_timestamp()),
+                ..TablePart::default()
+            });
+        };
+        let snapshot = table.own_snapshot(request.read_ts);
+        Ok(TablePart {
+            read_ts: snapshot.read_ts,
+            fragments: snapshot_fragments(&snapshot, ", not flushed", true),
+            covered: Vec::new(),
+        })
     }
 }

@@ -20,7 +20,7 @@ pub fn visible_ids(engine: &Engine, table: &str) -> Vec<i64> {
 /// own node's segments and deletes.
 pub fn visible_ids_at(engine: &Engine, table: &str, ts: Option<u64>) -> Vec<i64> {
     let table = engine.table_view("public", table).unwrap();
-    let (read_ts, fragments) = table.fragments(ts);
+    let (read_ts, fragments) = futures::executor::block_on(table.fragments(ts)).unwrap();
     let mut out = Vec::new();
     for fragment in fragments {
         let request = FragmentScan {

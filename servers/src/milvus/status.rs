@@ -136,7 +136,10 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::ReadOnlySqlTransaction
         | StatusCode::NumericValueOutOfRange
         | StatusCode::DivisionByZero
-        | StatusCode::CardinalityViolation => code::PARAMETER_INVALID,
+        | StatusCode::CardinalityViolation
+        | StatusCode::DuplicateObject
+        | StatusCode::UndefinedObject
+        | StatusCode::DependentObjectsStillExist => code::PARAMETER_INVALID,
         // A write conflict: retry, as Milvus' "service unavailable".
         StatusCode::SerializationFailure => code::SERVICE_UNAVAILABLE,
         // merr: ErrServiceMemoryLimitExceeded ("memory limit exceeded").
@@ -418,6 +421,9 @@ mod tests {
             (StatusCode::NumericValueOutOfRange, 1100),
             (StatusCode::DivisionByZero, 1100),
             (StatusCode::CardinalityViolation, 1100),
+            (StatusCode::DuplicateObject, 1100),
+            (StatusCode::UndefinedObject, 1100),
+            (StatusCode::DependentObjectsStillExist, 1100),
         ];
         for (status, milvus) in expected {
             assert_eq!(milvus_code(status), milvus, "{status}");

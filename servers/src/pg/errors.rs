@@ -59,6 +59,9 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::NumericValueOutOfRange => "22003",
         StatusCode::DivisionByZero => "22012",
         StatusCode::CardinalityViolation => "21000",
+        StatusCode::DuplicateObject => "42710",
+        StatusCode::UndefinedObject => "42704",
+        StatusCode::DependentObjectsStillExist => "2BP01",
     }
 }
 
@@ -159,6 +162,9 @@ mod tests {
         assert_eq!(sqlstate(StatusCode::NumericValueOutOfRange), "22003");
         assert_eq!(sqlstate(StatusCode::DivisionByZero), "22012");
         assert_eq!(sqlstate(StatusCode::CardinalityViolation), "21000");
+        assert_eq!(sqlstate(StatusCode::DuplicateObject), "42710");
+        assert_eq!(sqlstate(StatusCode::UndefinedObject), "42704");
+        assert_eq!(sqlstate(StatusCode::DependentObjectsStillExist), "2BP01");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! primary key (`BIGINT` or `TEXT`/`VARCHAR`); a schema is a Milvus database.
 
 use datafusion::sql::sqlparser::ast::{
-    AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateExtension,
-    CreateTable, CreateTableOptions, Expr, ObjectType, RenameTableNameKind, SchemaName, SqlOption,
-    Statement, TableConstraint, Value,
+    AlterTable, AlterTableOperation, ColumnDef as SqlColumnDef, ColumnOption, CreateTable,
+    CreateTableOptions, Expr, ObjectType, RenameTableNameKind, SchemaName, SqlOption, Statement,
+    TableConstraint, Value,
 };
 use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
 
@@ -399,16 +399,4 @@ pub async fn change_catalog(instance: &Instance, change: CatalogChange) -> Resul
         }
         CatalogChange::DropIndex(request) => coordinator.drop_index(request).await?,
     })
-}
-
-/// `CREATE EXTENSION vector`: the vector type is built in.
-pub fn create_extension(ext: &CreateExtension) -> Result<PgOutput> {
-    if normalize_ident(&ext.name) == "vector" {
-        Ok(PgOutput::Command(CommandTag::new("CREATE EXTENSION")))
-    } else {
-        Err(SqlError::unsupported(format!(
-            "extension \"{}\"",
-            ext.name.value
-        )))
-    }
 }

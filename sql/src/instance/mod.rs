@@ -24,6 +24,7 @@ mod database_ddl;
 mod database_use;
 mod ddl;
 mod dml;
+mod extensions;
 mod functions;
 mod identifiers;
 mod index_ddl;
@@ -32,7 +33,9 @@ mod limit_params;
 mod memory_setting;
 mod names;
 mod output_names;
+mod pg_catalog_rows;
 mod pg_database;
+mod pg_indexes;
 mod pg_types;
 mod plan_cache;
 mod query;
@@ -111,11 +114,17 @@ impl QueryHandler for Instance {
             let planner = JsonTypePlanner::over(fallback);
             *state.write() = builder.with_type_planner(Arc::new(planner)).build();
         }
+        let index_mirror = Arc::new(pg_indexes::IndexMirror::default());
+        ctx.register_udf(pg_indexes::pg_get_indexdef(index_mirror.clone()));
         if let Some(catalog) = ctx.catalog(CATALOG_NAME) {
             if let Some(inner) = catalog.schema("pg_catalog") {
                 let overlay = pg_types::PgCatalogOverlay {
                     inner,
                     coordinator: self.coordinator().clone(),
+                    indexes: index_mirror,
+                    database: database
+                        .clone()
+                        .unwrap_or_else(|| quiver_cluster::DEFAULT_DATABASE.to_string()),
                 };
                 catalog
                     .register_schema("pg_catalog", Arc::new(overlay))
@@ -458,7 +467,10 @@ impl Instance {
             } => database_ddl::drop_database(self, session, statement).await,
             Statement::Drop { .. } => ddl::drop(self, session, statement).await,
             Statement::AlterTable(alter) => ddl::alter_table(self, session, alter).await,
-            Statement::CreateExtension(ext) => ddl::create_extension(ext),
+            Statement::CreateExtension(ext) => {
+                extensions::create_extension(self, session, ext).await
+            }
+            Statement::DropExtension(drop) => extensions::drop_extension(self, session, drop).await,
             Statement::CreateIndex(create) => index_ddl::create_index(self, session, create).await,
             Statement::Copy { .. } => copy::copy(self, session, statement).await,
             Statement::StartTransaction { modes, .. } => transaction::begin(session, modes),

@@ -2,7 +2,9 @@
 //! `pg_catalog.pg_attribute` reports each column's real type OID and type
 //! modifier (`vector(3)`, `character varying(20)`, `jsonb`, ...), and
 //! `format_type` prints pgvector's `vector(n)`; psql's `\d` relies on both.
-//! `pg_database` lists Quiver's databases (`pg_database`).
+//! `pg_database` lists Quiver's databases (`pg_database`); `pg_class`,
+//! `pg_index` and `pg_am` list Quiver's indexes (`pg_indexes`);
+//! `pg_extension` the extensions installed (`extensions`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +23,10 @@ use datafusion::logical_expr::{
 use datafusion::physical_plan::ExecutionPlan;
 use quiver_cluster::api::Coordinator;
 use quiver_common::schema::{ColumnType, TableSchema};
+
+use super::extensions::PgExtension;
+use super::pg_catalog_rows::{int_column, namespace_names, scan_all, string_column};
+use super::pg_indexes::{ExtendedCatalogTable, Extension, IndexMirror};
 
 /// OID of pgvector's `vector` type as Quiver reports it.
 pub const VECTOR_OID: i32 = arrow_pg::datatypes::PG_VECTOR_TYPE_OID as i32;
@@ -47,6 +53,11 @@ pub fn pg_type_of(column_type: &ColumnType) -> (i32, i32) {
 pub struct PgCatalogOverlay {
     pub inner: Arc<dyn SchemaProvider>,
     pub coordinator: Arc<dyn Coordinator>,
+    /// The indexes `pg_get_indexdef` describes, as the last scan of
+    /// `pg_class` or `pg_index` found them.
+    pub indexes: Arc<IndexMirror>,
+    /// The session's database (its installed extensions are listed).
+    pub database: String,
 }
 
 impl std::fmt::Debug for PgCatalogOverlay {
@@ -73,12 +84,47 @@ impl SchemaProvider for PgCatalogOverlay {
                 }) as Arc<dyn TableProvider>
             }));
         }
+        if name == "pg_extension" {
+            let (Some(inner), Some(namespaces)) = (table, self.inner.table("pg_namespace").await?)
+            else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(PgExtension {
+                inner,
+                namespaces,
+                coordinator: self.coordinator.clone(),
+                database: self.database.clone(),
+            })));
+        }
         if name == "pg_type" {
             let (Some(types), Some(namespaces)) = (table, self.inner.table("pg_namespace").await?)
             else {
                 return Ok(None);
             };
             return Ok(Some(Arc::new(PgType { types, namespaces })));
+        }
+        let extension = match name {
+            "pg_class" => Some(Extension::Class),
+            "pg_index" => Some(Extension::Index),
+            "pg_am" => Some(Extension::AccessMethod),
+            _ => None,
+        };
+        if let Some(kind) = extension {
+            let (Some(inner), Some(classes), Some(namespaces)) = (
+                table,
+                self.inner.table("pg_class").await?,
+                self.inner.table("pg_namespace").await?,
+            ) else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::new(ExtendedCatalogTable {
+                inner,
+                classes,
+                namespaces,
+                coordinator: self.coordinator.clone(),
+                mirror: self.indexes.clone(),
+                kind,
+            })));
         }
         if name != "pg_attribute" {
             return Ok(table);
@@ -114,48 +160,6 @@ impl std::fmt::Debug for PgAttribute {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PgAttribute")
     }
-}
-
-async fn scan_all(table: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
-    let plan = table.scan(state, None, &[], None).await?;
-    datafusion::physical_plan::collect(plan, state.task_ctx()).await
-}
-
-/// `pg_namespace` as oid → name.
-async fn namespace_names(
-    namespaces: &Arc<dyn TableProvider>,
-    state: &dyn Session,
-) -> Result<HashMap<i64, String>> {
-    let mut out = HashMap::new();
-    for batch in scan_all(namespaces, state).await? {
-        let names = string_column(&batch, "nspname")?;
-        for (oid, name) in int_column(&batch, "oid")?.into_iter().zip(names) {
-            if let (Some(oid), Some(name)) = (oid, name) {
-                out.insert(oid, name);
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn int_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<i64>>> {
-    let column = batch.column_by_name(name).ok_or_else(|| {
-        datafusion::error::DataFusionError::Internal(format!("pg_catalog column {name} missing"))
-    })?;
-    let ints = cast(column, &DataType::Int64)?;
-    Ok(ints.as_primitive::<Int64Type>().iter().collect())
-}
-
-fn string_column(batch: &RecordBatch, name: &str) -> Result<Vec<Option<String>>> {
-    let column = batch.column_by_name(name).ok_or_else(|| {
-        datafusion::error::DataFusionError::Internal(format!("pg_catalog column {name} missing"))
-    })?;
-    let strings = cast(column, &DataType::Utf8)?;
-    Ok(strings
-        .as_string::<i32>()
-        .iter()
-        .map(|s| s.map(str::to_string))
-        .collect())
 }
 
 #[async_trait]
