@@ -1,12 +1,13 @@
 //! pgvector's SQL functions as DataFusion scalar UDFs: the distances
 //! (`l2_distance`, `cosine_distance`, `inner_product`, `negative_inner_product`,
 //! `l1_distance`), `vector_dims`, `vector_norm`, `l2_normalize`, `subvector`,
-//! and `to_vector`, the cast helper behind `::vector`.
+//! `to_vector`, the cast helper behind `::vector`, and `vector_to_text`, the
+//! one behind a vector's `::text`.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, ListArray,
+    ArrayRef, FixedSizeListArray, Float32Array, Float64Array, Int32Array, ListArray, StringArray,
 };
 use arrow::buffer::{NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, Field, FieldRef};
@@ -16,7 +17,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use quiver_common::schema::{vector_arrow_type, vector_dim};
-use quiver_common::vector::{check_dimension, parse_text, VectorError};
+use quiver_common::vector::{check_dimension, format_text, parse_text, VectorError};
 use quiver_index::distance::norm;
 use quiver_index::Metric;
 
@@ -35,6 +36,7 @@ pub fn vector_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(VectorUnary::new(UnaryKind::Normalize)),
         ScalarUDF::from(Subvector::default()),
         ScalarUDF::from(ToVector::default()),
+        ScalarUDF::from(VectorToText::default()),
     ]
 }
 
@@ -497,5 +499,47 @@ impl ScalarUDFImpl for ToVector {
         let rows = rows_of(&arg, n);
         let dim = vector_dim(args.return_field.data_type());
         output(build_vectors(rows, dim)?, scalar)
+    }
+}
+
+/// `vector_to_text(vector)`: a vector's text as pgvector prints it
+/// (`[1,2.5]`), what `::text` of a vector becomes.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct VectorToText {
+    signature: Signature,
+}
+
+impl Default for VectorToText {
+    fn default() -> Self {
+        Self {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for VectorToText {
+    fn name(&self) -> &str {
+        "vector_to_text"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        match arg_types {
+            [vector] if is_vector_like(vector) => Ok(arg_types.to_vec()),
+            _ => plan_err!("vector_to_text expects one vector"),
+        }
+    }
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = matches!(args.args[0], ColumnarValue::Scalar(_));
+        let n = if scalar { 1 } else { args.number_rows };
+        let arg = VectorArg::from_value(&args.args[0])?;
+        let texts: StringArray = (0..n)
+            .map(|i| arg.row(i).map(|v| format_text(&v)))
+            .collect();
+        output(Arc::new(texts), scalar)
     }
 }

@@ -5,7 +5,7 @@
 //! * [`json`] — `json` / `jsonb` in casts and their operators;
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
 //! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
-//! * [`vector_cast`] — `::vector` casts;
+//! * [`vector_cast`] — `::vector` casts and casts of vectors to other types;
 //! * [`vector_field`] — the pgvector marker on Arrow fields, shared by all of the above;
 //! * [`vector_search`] — the logical `VectorSearch` node, the optimizer rule
 //!   that introduces it under `ORDER BY distance LIMIT k`, and its physical planner;

@@ -247,6 +247,7 @@ impl Instance {
         let plan = state
             .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
             .await?;
+        let plan = quiver_planner::vector_cast::retype_casts_from_vectors(plan)?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
