@@ -1,4 +1,5 @@
-//! The identifier-length limit of SQL statements: every name a statement
+//! Identifiers: [`quote_ident`] (PostgreSQL's quoting), and the
+//! identifier-length limit of SQL statements: every name a statement
 //! gives or references (tables, schemas, indexes, columns, column
 //! references in expressions) is at most [`MAX_IDENTIFIER_LEN`] bytes.
 //!
@@ -32,6 +33,23 @@ pub(crate) fn check(statement: &Statement) -> Result<()> {
         return Err(too_long_error(&ident.value));
     }
     Ok(())
+}
+
+/// An identifier as PostgreSQL's `quote_ident` writes it: bare when it is
+/// a plain lower-case identifier, double-quoted otherwise (`"Mixed"`).
+pub(crate) fn quote_ident(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
 }
 
 /// The error for an identifier `value` over the limit.

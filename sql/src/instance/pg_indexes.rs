@@ -15,6 +15,7 @@
 //! query that joins them — every client's does — scans them while it is
 //! planned, before the function runs.
 
+use super::identifiers::quote_ident;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -113,22 +114,6 @@ impl PgIndex {
             out.push_str(&format!(" WITH ({})", params.join(", ")));
         }
         out
-    }
-}
-
-/// An identifier as PostgreSQL's `quote_ident` writes it.
-fn quote_ident(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
     }
 }
 

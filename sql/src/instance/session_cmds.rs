@@ -1,6 +1,7 @@
 //! Session commands: `SET`, `SHOW`, `RESET`. Settings live in the session,
 //! never in shared state, so one connection's `SET` never leaks into another.
 
+use super::identifiers::quote_ident;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub(super) fn default_settings(
     database: Option<&str>,
     query_memory_limit: usize,
 ) -> BTreeMap<String, String> {
-    let search_path = database.map(|db| format!("{}, public", quote_schema(db)));
+    let search_path = database.map(|db| format!("{}, public", quote_ident(db)));
     [
         ("server_version", "16.0"),
         ("server_version_num", "160000"),
@@ -71,29 +72,12 @@ pub(super) fn default_settings(
     .collect()
 }
 
-/// A schema name as `search_path` lists it: bare when it is a plain
-/// lower-case identifier, double-quoted otherwise.
-fn quote_schema(name: &str) -> String {
-    let plain = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
 /// Applies the session's `search_path` at its start: its connected
 /// database's, else the one configured (the default settings hold it, the
 /// session config and `current_schema()` not yet).
 pub(crate) fn apply_database_search_path(session: &mut SqlSession) -> Result<()> {
     let path = match session.database.as_deref() {
-        Some(db) => format!("{}, public", quote_schema(db)),
+        Some(db) => format!("{}, public", quote_ident(db)),
         // The path as configured (`"$user", public` by default): `$user`
         // is the user's schema when one exists.
         None => session
