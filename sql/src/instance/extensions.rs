@@ -12,21 +12,17 @@
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::datasource::TableProvider;
 use datafusion::sql::sqlparser::ast::{CreateExtension, DropExtension, ReferentialAction};
 use quiver_cluster::api::{Coordinator, ExtensionOutcome, ExtensionRef};
 use quiver_common::status::StatusCode;
 
 use super::names::normalize_ident;
-use super::pg_catalog_rows::{namespace_names, scan_all};
+use super::pg_catalog_rows::{namespace_names, scan_all, CatalogRows};
 use super::pg_indexes::rows_of;
 use super::session::SqlSession;
 use super::state::Instance;
@@ -163,29 +159,15 @@ pub(super) struct PgExtension {
     pub database: String,
 }
 
-impl std::fmt::Debug for PgExtension {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PgExtension")
-    }
-}
-
 #[async_trait]
-impl TableProvider for PgExtension {
+impl CatalogRows for PgExtension {
+    const NAME: &'static str = "PgExtension";
+
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self, state: &dyn Session) -> DfResult<Vec<RecordBatch>> {
         let mut batches: Vec<RecordBatch> = scan_all(&self.inner, state).await?;
         let catalog = self
             .coordinator
@@ -222,11 +204,6 @@ impl TableProvider for PgExtension {
                 _ => None,
             },
         )?);
-        let batch = concat_batches(&schema, &batches)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            schema,
-            projection.cloned(),
-        )?)
+        Ok(batches)
     }
 }

@@ -13,11 +13,10 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
-use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::datasource::TableProvider;
 use quiver_cluster::api::Coordinator;
+
+use super::pg_catalog_rows::{scan_all, CatalogRows};
 
 /// `pg_database` with a row for each database.
 pub(super) struct PgDatabase {
@@ -25,31 +24,16 @@ pub(super) struct PgDatabase {
     pub coordinator: Arc<dyn Coordinator>,
 }
 
-impl std::fmt::Debug for PgDatabase {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PgDatabase")
-    }
-}
-
 #[async_trait]
-impl TableProvider for PgDatabase {
+impl CatalogRows for PgDatabase {
+    const NAME: &'static str = "PgDatabase";
+
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let scan = self.inner.scan(state, None, &[], None).await?;
-        let batches = datafusion::physical_plan::collect(scan, state.task_ctx()).await?;
+    async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+        let batches = scan_all(&self.inner, state).await?;
         let schema = self.schema();
         let listed = concat_batches(&schema, &batches)?;
         let catalog = self
@@ -57,12 +41,7 @@ impl TableProvider for PgDatabase {
             .catalog()
             .await
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let rows = with_databases(&listed, catalog.databases)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![rows]],
-            schema,
-            projection.cloned(),
-        )?)
+        Ok(vec![with_databases(&listed, catalog.databases)?])
     }
 }
 

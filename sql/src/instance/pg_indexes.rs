@@ -15,26 +15,24 @@
 //! query that joins them — every client's does — scans them while it is
 //! planned, before the function runs.
 
-use super::identifiers::quote_ident;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::{cast, concat_batches};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
+use datafusion::datasource::TableProvider;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
     Volatility,
 };
-use datafusion::physical_plan::ExecutionPlan;
 use quiver_cluster::api::Coordinator;
 
-use super::pg_catalog_rows::{int_column, namespace_names, scan_all, string_column};
+use super::identifiers::quote_ident;
+use super::pg_catalog_rows::{int_column, namespace_names, scan_all, string_column, CatalogRows};
 
 /// `pg_am` OIDs of the access methods Quiver adds (`btree` is PostgreSQL's
 /// own, 403). pgvector's are assigned when the extension is created; these
@@ -305,15 +303,14 @@ pub enum Extension {
     AccessMethod,
 }
 
-impl std::fmt::Debug for ExtendedCatalogTable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ExtendedCatalogTable")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
+#[async_trait]
+impl CatalogRows for ExtendedCatalogTable {
+    const NAME: &'static str = "ExtendedCatalogTable";
 
-impl ExtendedCatalogTable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
     async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let mut batches = scan_all(&self.inner, state).await?;
         let schema = self.inner.schema();
@@ -405,33 +402,6 @@ fn mark_indexed(
     let mut columns = batch.columns().to_vec();
     columns[at] = Arc::new(marked);
     Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-#[async_trait]
-impl TableProvider for ExtendedCatalogTable {
-    fn schema(&self) -> SchemaRef {
-        self.inner.schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batches = self.rows(state).await?;
-        let batch = concat_batches(&self.schema(), &batches)?;
-        Ok(MemorySourceConfig::try_new_exec(
-            &[vec![batch]],
-            self.schema(),
-            projection.cloned(),
-        )?)
-    }
 }
 
 /// `pg_get_indexdef(index oid[, column, pretty])`: the index's `CREATE

@@ -15,17 +15,17 @@ use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, Session};
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::{TableProvider, TableType};
+use datafusion::datasource::TableProvider;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
 };
-use datafusion::physical_plan::ExecutionPlan;
 use quiver_cluster::api::Coordinator;
 use quiver_common::schema::{ColumnType, TableSchema};
 
 use super::extensions::PgExtension;
-use super::pg_catalog_rows::{int_column, namespace_names, scan_all, string_column};
+use super::pg_catalog_rows::{
+    int_column, namespace_names, scan_all, string_column, CatalogRows, RowsTable,
+};
 use super::pg_indexes::{ExtendedCatalogTable, Extension, IndexMirror};
 
 /// OID of pgvector's `vector` type as Quiver reports it.
@@ -78,10 +78,10 @@ impl SchemaProvider for PgCatalogOverlay {
         let table = self.inner.table(name).await?;
         if name == "pg_database" {
             return Ok(table.map(|inner| {
-                Arc::new(super::pg_database::PgDatabase {
+                Arc::new(RowsTable(super::pg_database::PgDatabase {
                     inner,
                     coordinator: self.coordinator.clone(),
-                }) as Arc<dyn TableProvider>
+                })) as Arc<dyn TableProvider>
             }));
         }
         if name == "pg_extension" {
@@ -89,19 +89,19 @@ impl SchemaProvider for PgCatalogOverlay {
             else {
                 return Ok(None);
             };
-            return Ok(Some(Arc::new(PgExtension {
+            return Ok(Some(Arc::new(RowsTable(PgExtension {
                 inner,
                 namespaces,
                 coordinator: self.coordinator.clone(),
                 database: self.database.clone(),
-            })));
+            }))));
         }
         if name == "pg_type" {
             let (Some(types), Some(namespaces)) = (table, self.inner.table("pg_namespace").await?)
             else {
                 return Ok(None);
             };
-            return Ok(Some(Arc::new(PgType { types, namespaces })));
+            return Ok(Some(Arc::new(RowsTable(PgType { types, namespaces }))));
         }
         let extension = match name {
             "pg_class" => Some(Extension::Class),
@@ -117,14 +117,14 @@ impl SchemaProvider for PgCatalogOverlay {
             ) else {
                 return Ok(None);
             };
-            return Ok(Some(Arc::new(ExtendedCatalogTable {
+            return Ok(Some(Arc::new(RowsTable(ExtendedCatalogTable {
                 inner,
                 classes,
                 namespaces,
                 coordinator: self.coordinator.clone(),
                 mirror: self.indexes.clone(),
                 kind,
-            })));
+            }))));
         }
         if name != "pg_attribute" {
             return Ok(table);
@@ -136,12 +136,12 @@ impl SchemaProvider for PgCatalogOverlay {
         ) else {
             return Ok(None);
         };
-        Ok(Some(Arc::new(PgAttribute {
+        Ok(Some(Arc::new(RowsTable(PgAttribute {
             attributes,
             classes,
             namespaces,
             coordinator: self.coordinator.clone(),
-        })))
+        }))))
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -156,29 +156,15 @@ struct PgAttribute {
     coordinator: Arc<dyn Coordinator>,
 }
 
-impl std::fmt::Debug for PgAttribute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PgAttribute")
-    }
-}
-
 #[async_trait]
-impl TableProvider for PgAttribute {
+impl CatalogRows for PgAttribute {
+    const NAME: &'static str = "PgAttribute";
+
     fn schema(&self) -> SchemaRef {
         self.attributes.schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let namespaces = namespace_names(&self.namespaces, state).await?;
         let mut relations = HashMap::new();
         for batch in scan_all(&self.classes, state).await? {
@@ -241,39 +227,26 @@ impl TableProvider for PgAttribute {
             )?;
             out.push(RecordBatch::try_new(schema.clone(), columns)?);
         }
-        Ok(MemorySourceConfig::try_new_exec(
-            &[out],
-            self.schema(),
-            projection.cloned(),
-        )?)
+        Ok(out)
     }
 }
 
 /// `pg_type` with pgvector's `vector` in schema `public`, where
 /// `CREATE EXTENSION vector` puts it (asyncpg looks it up as `public.vector`).
-#[derive(Debug)]
 struct PgType {
     types: Arc<dyn TableProvider>,
     namespaces: Arc<dyn TableProvider>,
 }
 
 #[async_trait]
-impl TableProvider for PgType {
+impl CatalogRows for PgType {
+    const NAME: &'static str = "PgType";
+
     fn schema(&self) -> SchemaRef {
         self.types.schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::View
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let public = namespace_names(&self.namespaces, state)
             .await?
             .into_iter()
@@ -303,11 +276,7 @@ impl TableProvider for PgType {
             columns[ns_index] = cast(&patched, schema.field(ns_index).data_type())?;
             out.push(RecordBatch::try_new(schema.clone(), columns)?);
         }
-        Ok(MemorySourceConfig::try_new_exec(
-            &[out],
-            self.schema(),
-            projection.cloned(),
-        )?)
+        Ok(out)
     }
 }
 

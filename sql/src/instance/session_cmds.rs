@@ -1,7 +1,6 @@
 //! Session commands: `SET`, `SHOW`, `RESET`. Settings live in the session,
 //! never in shared state, so one connection's `SET` never leaks into another.
 
-use super::identifiers::quote_ident;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use quiver_common::status::StatusCode;
 use quiver_common::time_zone::SessionTimeZone;
 use quiver_exec::table::SearchSettings;
 
+use super::identifiers::quote_ident;
 use super::session::SqlSession;
 use super::{functions, memory_setting};
 use crate::error::{Result, SqlError};
