@@ -135,6 +135,32 @@ SOCK_OUT=$(psql -h "$DATA" -p "$PORT" -U quiver -d quiver -X -A -t -v ON_ERROR_S
   -c "SELECT 2 + 3" 2>&1)
 [ "$SOCK_OUT" = "5" ] || { echo "psql over the Unix socket: $SOCK_OUT"; exit 1; }
 QUIVER_URL="$URL" "$VENV/bin/python" -m pytest -q tests/python
+step "slt files marked '# reference: PostgreSQL 15' against PostgreSQL 15"
+# Their expected output is PostgreSQL's: each runs on a fresh database of a
+# real PostgreSQL 15 (Debian's package), as it runs on Quiver above.
+PG_BIN=/usr/lib/postgresql/15/bin
+if [ ! -x "$PG_BIN/initdb" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+  fi
+fi
+as_pg_user() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+REF_PG=$(mktemp -d); chmod 755 "$REF_PG"
+[ "$(id -u)" != 0 ] || chown postgres "$REF_PG"
+REF_PG_PORT=$((PORT + 7))
+as_pg_user "$PG_BIN/initdb" -D "$REF_PG/data" -U postgres --auth=trust >/dev/null
+as_pg_user "$PG_BIN/pg_ctl" -D "$REF_PG/data" -o "-p $REF_PG_PORT -k $REF_PG -c listen_addresses=127.0.0.1" \
+  -l "$REF_PG/log" -w start >/dev/null
+REF_PG_FILES=$(grep -l '^# reference: PostgreSQL 15' sqllogictests/slt/*.slt)
+[ -n "$REF_PG_FILES" ] || { echo "no slt file is marked for PostgreSQL 15"; exit 1; }
+for file in $REF_PG_FILES; do
+  psql -X -q -h 127.0.0.1 -p "$REF_PG_PORT" -U postgres -d postgres -c "DROP DATABASE IF EXISTS slt" -c "CREATE DATABASE slt"
+  "$CARGO_TARGET_DIR/debug/quiver-slt" --url "postgres://postgres@127.0.0.1:$REF_PG_PORT/slt" "$file"
+done
+as_pg_user "$PG_BIN/pg_ctl" -D "$REF_PG/data" -m fast -w stop >/dev/null
+rm -rf "$REF_PG"
 step "pymilvus tests against quiver standalone (and milvus-lite)"
 wait_for_milvus_door
 for MVENV in "${MILVUS_VENVS[@]}"; do

@@ -14,6 +14,13 @@ use parking_lot::RwLock;
 use crate::table::QuiverTable;
 use crate::table_source::TableSource;
 
+/// Appended to a table's name, names the same table with its hidden
+/// columns ([`QuiverTable::with_hidden_columns`]). A NUL cannot be part of
+/// a name a client sends (the Postgres protocol ends strings with it), so
+/// no user table can be shadowed; only statements the server writes itself
+/// (the key lookups of `UPDATE`/`DELETE`) name it.
+pub const WITH_HIDDEN_COLUMNS: &str = "\u{0}with_hidden_columns";
+
 /// The live catalog: schemas (Milvus databases) and their tables.
 pub trait CatalogSource: Send + Sync + std::fmt::Debug {
     /// Names of all schemas.
@@ -104,6 +111,11 @@ impl SchemaProvider for QuiverSchema {
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        if let Some(table) = name.strip_suffix(WITH_HIDDEN_COLUMNS) {
+            return Ok(self.source.table(&self.schema, table).map(|source| {
+                Arc::new(QuiverTable::with_hidden_columns(table, source)) as Arc<dyn TableProvider>
+            }));
+        }
         Ok(self
             .source
             .table(&self.schema, name)

@@ -593,6 +593,7 @@ mod tests {
             nullable: false,
             default_sql: None,
             auto_increment: false,
+            hidden: false,
         }
     }
 

@@ -67,16 +67,42 @@ pub struct QuiverTable {
     name: String,
     source: Arc<dyn TableSource>,
     schema: SchemaRef,
+    /// The table column (position in the [`TableSchema`]) of each column
+    /// of [`Self::schema`].
+    positions: Vec<usize>,
 }
 
 impl QuiverTable {
-    /// Wraps a table source.
+    /// Wraps a table source, as SQL sees it: its declared columns (a
+    /// hidden row id left out).
     pub fn new(name: impl Into<String>, source: Arc<dyn TableSource>) -> Self {
-        let schema = source.table_schema().arrow_schema();
+        let table_schema = source.table_schema();
         Self {
             name: name.into(),
+            schema: table_schema.visible_arrow_schema(),
+            positions: table_schema.visible_positions(),
             source,
-            schema,
+        }
+    }
+
+    /// Wraps a table source with every column, its hidden row id included
+    /// (the Milvus door's view, and the key lookups of `UPDATE`/`DELETE`).
+    pub fn with_hidden_columns(name: impl Into<String>, source: Arc<dyn TableSource>) -> Self {
+        let table_schema = source.table_schema();
+        Self {
+            name: name.into(),
+            schema: table_schema.arrow_schema(),
+            positions: (0..table_schema.columns.len()).collect(),
+            source,
+        }
+    }
+
+    /// The table columns of a projection over [`TableProvider::schema`]
+    /// (all of its columns when `None`).
+    pub fn table_positions(&self, projection: Option<&Vec<usize>>) -> Vec<usize> {
+        match projection {
+            Some(projection) => projection.iter().map(|&i| self.positions[i]).collect(),
+            None => self.positions.clone(),
         }
     }
 
@@ -149,7 +175,7 @@ impl TableProvider for QuiverTable {
             read_ts,
             fragments,
             ScanParts {
-                projection: projection.cloned(),
+                projection: Some(self.table_positions(projection)),
                 filter,
                 limit,
                 max_partitions: partitions,

@@ -25,6 +25,7 @@ fn schema() -> TableSchema {
         nullable: true,
         default_sql: None,
         auto_increment: false,
+        hidden: false,
     };
     TableSchema {
         columns: vec![

@@ -24,6 +24,7 @@ fn column(name: &str, column_type: ColumnType) -> ColumnDef {
         nullable: false,
         default_sql: None,
         auto_increment: false,
+        hidden: false,
     }
 }
 

@@ -301,10 +301,7 @@ fn replace_scan(plan: &LogicalPlan, key: &DistanceKey, k: usize) -> Result<Optio
                     filters.push(filter.clone());
                 }
             }
-            let projection = scan
-                .projection
-                .clone()
-                .unwrap_or_else(|| (0..table_schema.columns.len()).collect());
+            let projection = table.table_positions(scan.projection.as_ref());
             let node = VectorSearchNode {
                 table_name: scan.table_name.clone(),
                 source: table.source().clone(),

@@ -122,3 +122,31 @@ def test_sql_table_is_a_pymilvus_collection(quiver):
         assert count[0]["count(*)"] == 10
     finally:
         quiver.drop_collection(name)
+
+
+def test_sql_table_without_key_is_an_auto_id_collection(quiver):
+    """A SQL table declared without a primary key is a collection whose
+    primary key is the hidden, generated row id (auto_id): pymilvus inserts
+    without it, and its ids delete the rows SQL sees."""
+    name = _name("door_nokey")
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name} (label BIGINT, vec vector(2))")
+        try:
+            conn.execute(f"INSERT INTO {name} VALUES (1, '[1,0]'), (2, '[2,0]')")
+            described = quiver.describe_collection(name)
+            key = [f for f in described["fields"] if f.get("is_primary")]
+            assert [f["name"] for f in key] == ["__quiver_row_id"]
+            assert described["auto_id"] is True
+            quiver.insert(name, [{"label": 3, "vec": [3.0, 0.0]}])
+            rows = quiver.query(name, filter="label >= 1", output_fields=["label"])
+            ids = {r["label"]: r["__quiver_row_id"] for r in rows}
+            assert sorted(ids) == [1, 2, 3] and len(set(ids.values())) == 3
+            # SQL shows the declared columns only.
+            cur = conn.execute(f"SELECT * FROM {name} ORDER BY label")
+            assert [d.name for d in cur.description] == ["label", "vec"]
+            assert [r[0] for r in cur.fetchall()] == [1, 2, 3]
+            quiver.delete(name, ids=[ids[2]])
+            got = conn.execute(f"SELECT label FROM {name} ORDER BY label").fetchall()
+            assert got == [(1,), (3,)]
+        finally:
+            conn.execute(f"DROP TABLE {name}")

@@ -147,7 +147,7 @@ pub async fn copy(
                 .describe_table(&database, &table)
                 .await?
                 .schema
-                .arrow_schema();
+                .visible_arrow_schema();
             let schema = project(&full, columns, &table)?;
             Ok(PgOutput::CopyIn(spec(
                 session, database, table, schema, options,

@@ -7,7 +7,7 @@ use datafusion::sql::sqlparser::ast::{
     CreateTableOptions, Expr, ObjectType, RenameTableNameKind, SchemaName, SqlOption, Statement,
     TableConstraint, Value,
 };
-use quiver_common::schema::{ColumnDef, ColumnType, TableSchema};
+use quiver_common::schema::{ColumnDef, ColumnType, TableSchema, ROW_ID_COLUMN};
 
 use quiver_cluster::api::{
     self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
@@ -93,6 +93,12 @@ pub fn column_type(
 pub fn column_def(def: &SqlColumnDef) -> Result<(ColumnDef, bool)> {
     let (column_type, serial) = column_type(&def.data_type)?;
     let mut column = ColumnDef::new(normalize_ident(&def.name), column_type);
+    if column.name == ROW_ID_COLUMN {
+        return Err(SqlError::Query {
+            code: quiver_common::status::StatusCode::ColumnAlreadyExists,
+            message: format!("column name \"{ROW_ID_COLUMN}\" conflicts with a system column name"),
+        });
+    }
     column.auto_increment = serial;
     let mut primary = false;
     for option in &def.options {
@@ -172,23 +178,25 @@ pub async fn create_table(
             other => return Err(SqlError::unsupported(format!("table constraint {other}"))),
         }
     }
-    let pk_name = match primary.as_slice() {
-        [one] => one.clone(),
+    let primary_key = match primary.as_slice() {
+        [pk_name] => {
+            let position = columns
+                .iter()
+                .position(|c| &c.name == pk_name)
+                .ok_or_else(|| SqlError::Query {
+                    code: quiver_common::status::StatusCode::ColumnNotFound,
+                    message: format!("column \"{pk_name}\" named in key does not exist"),
+                })?;
+            columns[position].nullable = false;
+            position
+        }
+        // No primary key: the table gets a hidden, generated one.
         [] => {
-            return Err(SqlError::Engine(quiver_cluster::EngineError::InvalidDefinition(format!(
-                "table \"{name}\" needs a PRIMARY KEY column (BIGINT or TEXT): every Quiver table is a Milvus collection"
-            ))))
+            columns.push(ColumnDef::hidden_row_id());
+            columns.len() - 1
         }
         _ => return Err(SqlError::unsupported("composite primary keys")),
     };
-    let primary_key = columns
-        .iter()
-        .position(|c| c.name == pk_name)
-        .ok_or_else(|| SqlError::Query {
-            code: quiver_common::status::StatusCode::ColumnNotFound,
-            message: format!("column \"{pk_name}\" named in key does not exist"),
-        })?;
-    columns[primary_key].nullable = false;
     let schema = TableSchema {
         columns,
         primary_key,

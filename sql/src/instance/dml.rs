@@ -31,7 +31,8 @@ use datafusion::sql::sqlparser::ast::{
 use futures::StreamExt;
 use quiver_cluster::api::streaming::{DeleteKeys, WriteAck, WriteRows};
 use quiver_cluster::WriteMode;
-use quiver_common::schema::TableSchema;
+use quiver_common::schema::{TableSchema, ROW_ID_COLUMN};
+use quiver_exec::catalog::WITH_HIDDEN_COLUMNS;
 use quiver_exec::pk::{pk_values, PkValue};
 
 use super::names::{normalize_ident, quote};
@@ -111,7 +112,7 @@ async fn plan_nested_values_insert(
 /// all of them.
 fn target_columns(insert: &Insert, schema: &TableSchema, table: &str) -> Result<Vec<usize>> {
     if insert.columns.is_empty() {
-        return Ok((0..schema.columns.len()).collect());
+        return Ok(schema.visible_positions());
     }
     insert
         .columns
@@ -256,7 +257,7 @@ async fn collect_rows(
 
 async fn returning_schema(table: &TableSchema, items: &[SelectItem]) -> Result<SchemaRef> {
     let ctx = with_vector_functions(SessionContext::new());
-    let empty = RecordBatch::new_empty(table.arrow_schema());
+    let empty = RecordBatch::new_empty(table.visible_arrow_schema());
     ctx.register_batch("returning_rows", empty)?;
     let sql = format!("SELECT {} FROM returning_rows", join_items(items));
     Ok(Arc::new(ctx.sql(&sql).await?.schema().as_arrow().clone()))
@@ -299,7 +300,12 @@ async fn returning(
     command: &str,
 ) -> Result<PgOutput> {
     let ctx = scratch_context(session)?;
-    ctx.register_batch("returning_rows", rows)?;
+    // The written rows as the table's declared columns: a hidden row id
+    // is not the statement's to return (`RETURNING *`).
+    let declared: Vec<usize> = (0..rows.num_columns())
+        .filter(|&i| rows.schema().field(i).name() != ROW_ID_COLUMN)
+        .collect();
+    ctx.register_batch("returning_rows", rows.project(&declared)?)?;
     let mut items = items.to_vec();
     for item in &mut items {
         let _ = visit_expressions_mut(item, |expr| {
@@ -652,15 +658,20 @@ fn single_table(
     }
 }
 
+/// The `FROM` of the statement that reads the rows an `UPDATE`/`DELETE`
+/// changes: the table with its hidden columns (the key of a table declared
+/// without one), under the statement's alias or the table's own name.
 fn from_clause(
-    name: &datafusion::sql::sqlparser::ast::ObjectName,
+    (database, table): (&str, &str),
     alias: &Option<String>,
     selection: &Option<Expr>,
 ) -> String {
-    let mut sql = format!(" FROM {name}");
-    if let Some(alias) = alias {
-        sql.push_str(&format!(" AS {alias}"));
-    }
+    let mut sql = format!(
+        " FROM {}.{} AS {}",
+        quote(database),
+        quote(&format!("{table}{WITH_HIDDEN_COLUMNS}")),
+        alias.clone().unwrap_or_else(|| quote(table))
+    );
     if let Some(selection) = selection {
         sql.push_str(&format!(" WHERE {selection}"));
     }
@@ -718,7 +729,7 @@ async fn update_sql(
     let sql = format!(
         "SELECT {}{}",
         select.join(", "),
-        from_clause(name, &alias, &update.selection)
+        from_clause((&database, &table), &alias, &update.selection)
     );
     Ok((sql, database, table))
 }
@@ -826,7 +837,7 @@ async fn delete_sql(
     };
     let sql = format!(
         "SELECT {columns}{}",
-        from_clause(name, &alias, &delete.selection)
+        from_clause((&database, &table), &alias, &delete.selection)
     );
     Ok((sql, database, table, pk_index))
 }
@@ -898,10 +909,9 @@ pub async fn truncate(
         let schema = instance.describe_table(&database, &table).await?.schema;
         instance.set_read_ts(session).await?;
         let sql = format!(
-            "SELECT {} FROM {}.{}",
+            "SELECT {}{}",
             quote(&schema.pk().name),
-            quote(&database),
-            quote(&table)
+            from_clause((&database, &table), &None, &None)
         );
         let plan = instance.plan_sql(session, &sql).await?;
         let (rows, _buffered) = collect_rows(session, plan, None, "TRUNCATE keys").await?;

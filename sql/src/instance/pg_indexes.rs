@@ -181,7 +181,13 @@ async fn current_indexes(
             continue;
         };
         let schema = &table.schema;
-        let attnum = |name: &str| schema.column_index(name).map(|i| i as i16 + 1);
+        // Attribute numbers count the declared columns, as pg_attribute does.
+        let attnum = |name: &str| {
+            schema
+                .visible_columns()
+                .position(|c| c.name == name)
+                .map(|i| i as i16 + 1)
+        };
         let base = PgIndex {
             oid: index_oid(table.id, 0),
             name: format!("{}_pkey", table.table.name),
@@ -192,8 +198,8 @@ async fn current_indexes(
             owner,
             primary: true,
             column: (
-                schema.columns[schema.primary_key].name.clone(),
-                schema.primary_key as i16 + 1,
+                schema.pk().name.clone(),
+                attnum(&schema.pk().name).unwrap_or(0),
             ),
             method: "btree".into(),
             opclass: None,
@@ -218,7 +224,10 @@ async fn current_indexes(
                 ..base.clone()
             });
         }
-        out.push(base);
+        // A hidden row id is a key, not an index the table declared.
+        if !schema.has_hidden_key() {
+            out.push(base);
+        }
     }
     out.sort_by_key(|ix| ix.oid);
     mirror.replace(&out);

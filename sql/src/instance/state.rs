@@ -203,12 +203,14 @@ impl Instance {
         table: &str,
     ) -> Result<datafusion::logical_expr::LogicalPlanBuilder> {
         use datafusion::common::TableReference;
+        // Every column, a hidden row id included: the Milvus door's
+        // collection has it as its primary key.
         let provider = session
             .ctx
             .table_provider(TableReference::full(
                 quiver_planner::session::CATALOG_NAME,
                 database,
-                table,
+                format!("{table}{}", quiver_exec::catalog::WITH_HIDDEN_COLUMNS),
             ))
             .await?;
         Ok(datafusion::logical_expr::LogicalPlanBuilder::scan(
