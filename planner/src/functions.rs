@@ -348,7 +348,13 @@ impl ScalarUDFImpl for Subvector {
         if arg_types.len() != 3 || !is_vector_like(&arg_types[0]) {
             return plan_err!("function subvector requires (vector, integer, integer)");
         }
-        Ok(vec![arg_types[0].clone(), DataType::Int64, DataType::Int64])
+        // An integer of any width as it is: a cast would hide a constant
+        // count from `return_field_from_args`.
+        Ok(vec![
+            arg_types[0].clone(),
+            integer_argument_type(&arg_types[1]),
+            integer_argument_type(&arg_types[2]),
+        ])
     }
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(DataType::List(Arc::new(Field::new_list_field(
@@ -357,11 +363,17 @@ impl ScalarUDFImpl for Subvector {
         ))))
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
-        if let Some(Some(ScalarValue::Int64(Some(count)))) = args.scalar_arguments.get(2) {
-            if *count > 0 {
+        if let Some(count) = args
+            .scalar_arguments
+            .get(2)
+            .copied()
+            .flatten()
+            .and_then(integer_constant)
+        {
+            if count > 0 {
                 return Ok(Arc::new(Field::new(
                     "subvector",
-                    vector_arrow_type(*count as i32),
+                    vector_arrow_type(count as i32),
                     true,
                 )));
             }
@@ -467,10 +479,13 @@ impl ScalarUDFImpl for ToVector {
         ))))
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs<'_>) -> Result<FieldRef> {
-        let declared = match args.scalar_arguments.get(1) {
-            Some(Some(ScalarValue::Int64(Some(d)))) => Some(*d as usize),
-            _ => None,
-        };
+        let declared = args
+            .scalar_arguments
+            .get(1)
+            .copied()
+            .flatten()
+            .and_then(integer_constant)
+            .map(|d| d as usize);
         let dim = declared
             .or_else(|| vector_dim(args.arg_fields[0].data_type()))
             .or_else(|| {
@@ -541,5 +556,29 @@ impl ScalarUDFImpl for VectorToText {
             .map(|i| arg.row(i).map(|v| format_text(&v)))
             .collect();
         output(Arc::new(texts), scalar)
+    }
+}
+
+/// The value of an integer constant argument of any integer type (a
+/// constant is `integer` or `bigint` depending on its size, as in
+/// PostgreSQL: `crate::integer_literals`).
+fn integer_constant(value: &ScalarValue) -> Option<i64> {
+    value_as_i64(value)
+}
+
+/// An integer argument's type as it is; any other coerced to `bigint`.
+fn integer_argument_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Int16 | DataType::Int32 | DataType::Int64 => data_type.clone(),
+        _ => DataType::Int64,
+    }
+}
+
+fn value_as_i64(value: &ScalarValue) -> Option<i64> {
+    match value {
+        ScalarValue::Int16(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::Int32(Some(v)) => Some(i64::from(*v)),
+        ScalarValue::Int64(Some(v)) => Some(*v),
+        _ => None,
     }
 }

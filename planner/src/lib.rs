@@ -2,6 +2,7 @@
 //!
 //! * [`checked_arithmetic`] — integer `+ - *` that fail on overflow (`22003`);
 //! * [`functions`] — pgvector's functions as scalar UDFs;
+//! * [`integer_literals`] — integer constants typed `integer` when they fit, as PostgreSQL does;
 //! * [`json`] — `json` / `jsonb` in casts and their operators;
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
 //! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
@@ -14,6 +15,7 @@
 
 pub mod checked_arithmetic;
 pub mod functions;
+pub mod integer_literals;
 pub mod json;
 pub mod lateral_search;
 pub mod operators;

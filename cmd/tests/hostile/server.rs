@@ -123,7 +123,7 @@ impl Server {
         .await
         .expect("answered in time")
         .expect("a normal query is answered");
-        assert_eq!(row.get::<_, i64>(0), 42);
+        assert_eq!(row.get::<_, i32>(0), 42);
     }
 }
 

@@ -117,7 +117,7 @@ async fn expect_fatal(port: u16, bytes: &[u8], code: &str) -> String {
 async fn still_serves(port: u16) {
     let (client, _) = connect(port).await.unwrap();
     let row = client.query_one("SELECT 40 + 2", &[]).await.unwrap();
-    assert_eq!(row.get::<_, i64>(0), 42);
+    assert_eq!(row.get::<_, i32>(0), 42);
 }
 
 #[tokio::test]

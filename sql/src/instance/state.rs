@@ -250,6 +250,7 @@ impl Instance {
             .statement_to_plan(DFStatement::Statement(Box::new(statement.clone())))
             .await?;
         let plan = quiver_planner::vector_cast::retype_casts_from_vectors(plan)?;
+        let plan = quiver_planner::integer_literals::type_integer_literals(plan)?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
