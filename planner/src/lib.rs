@@ -3,6 +3,7 @@
 //! * [`checked_arithmetic`] — integer `+ - *` that fail on overflow (`22003`);
 //! * [`functions`] — pgvector's functions as scalar UDFs;
 //! * [`integer_literals`] — integer constants typed `integer` when they fit, as PostgreSQL does;
+//! * [`join_search`] — a cross join sorted by the distance between its sides as a lateral search;
 //! * [`json`] — `json` / `jsonb` in casts and their operators;
 //! * [`operators`] — the `<->`, `<=>`, `<#>`, `<+>` operators and parameter typing;
 //! * [`vector_avg`] — `avg(vector)` (as `vector_avg`);
@@ -16,6 +17,7 @@
 pub mod checked_arithmetic;
 pub mod functions;
 pub mod integer_literals;
+pub mod join_search;
 pub mod json;
 pub mod lateral_search;
 pub mod operators;

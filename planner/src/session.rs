@@ -80,6 +80,7 @@ pub fn new_session_context(
     ctx.add_analyzer_rule(Arc::new(ConstantArithmeticRule));
     ctx.add_analyzer_rule(Arc::new(JsonCastRule));
     ctx.add_analyzer_rule(Arc::new(crate::lateral_search::LateralSearchRule));
+    ctx.add_optimizer_rule(Arc::new(crate::join_search::JoinSearchRule));
     ctx.add_optimizer_rule(Arc::new(VectorSearchRule));
     for udf in vector_functions().into_iter().chain(json_functions()) {
         ctx.register_udf(udf);

@@ -344,10 +344,8 @@ fn rewrite_sort(sort: &Sort) -> Result<Option<LogicalPlan>> {
     // `ORDER BY <distance call> LIMIT k` straight over the search: sort by
     // the distance the search computed, then drop that column again.
     if distance_key(&first.expr).is_some() {
-        if let LogicalPlan::Extension(ext) = &new_input {
-            if let Some(node) = ext.node.as_any().downcast_ref::<VectorSearchNode>() {
-                return sort_by_emitted_distance(sort, node).map(Some);
-            }
+        if let Some(plan) = sort_under_column_projections(sort, &new_input)? {
+            return Ok(Some(plan));
         }
     }
     // `SELECT ..., col <op> q AS d ... ORDER BY d LIMIT k`: the projected
@@ -522,6 +520,32 @@ fn with_emitted_distance(node: &VectorSearchNode) -> Result<VectorSearchNode> {
 }
 
 /// `Projection(original columns) ← Sort(distance, pk; fetch) ← VectorSearch(+distance)`.
+/// [`sort_by_emitted_distance`] under the projections of plain columns
+/// between the sort and the search (a filter's column the output drops):
+/// they pass the sort's other keys through, so the sort goes below them and
+/// the distance is never computed again above the search (a lateral
+/// search's probe vector exists only inside it). `None` for another shape.
+fn sort_under_column_projections(sort: &Sort, input: &LogicalPlan) -> Result<Option<LogicalPlan>> {
+    match input {
+        LogicalPlan::Extension(ext) => match ext.node.as_any().downcast_ref::<VectorSearchNode>() {
+            Some(node) => sort_by_emitted_distance(sort, node).map(Some),
+            None => Ok(None),
+        },
+        LogicalPlan::Projection(projection)
+            if projection.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+        {
+            let Some(sorted) = sort_under_column_projections(sort, &projection.input)? else {
+                return Ok(None);
+            };
+            Ok(Some(LogicalPlan::Projection(Projection::try_new(
+                projection.expr.clone(),
+                Arc::new(sorted),
+            )?)))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn sort_by_emitted_distance(sort: &Sort, node: &VectorSearchNode) -> Result<LogicalPlan> {
     let original: Vec<Expr> = node
         .schema

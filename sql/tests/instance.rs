@@ -193,6 +193,42 @@ async fn a_lateral_join_searches_the_index_for_each_probe() {
     assert!(rows.contains("| 2   | 7  | 1.0 |"), "{rows}");
 }
 
+/// The query vector from a CTE joined to the table, the join sorted by
+/// the distance: the CTE's rows are the probes of a lateral search over
+/// the index (not a cross join of exact distances), with or without a
+/// filter on the table.
+#[tokio::test]
+async fn a_join_sorted_by_distance_searches_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance(dir.path()).await;
+    let mut s = session(&instance).await;
+    run(
+        &instance,
+        &mut s,
+        "CREATE TABLE items (id BIGINT PRIMARY KEY, cat INTEGER, v vector(2)); \
+         INSERT INTO items VALUES (1, 1, '[0,0]'), (2, 2, '[5,5]'), (3, 1, '[1,1]'), (4, 2, '[6,5]'), \
+         (5, 1, '[9,9]'), (6, 2, '[0,1]'), (7, 1, '[8,9]'); \
+         CREATE INDEX ON items USING hnsw (v vector_l2_ops)",
+    )
+    .await
+    .unwrap();
+    for (filter, expected) in [
+        ("", ["2", "4", "7"]),
+        ("WHERE items.cat = 1", ["7", "3", "5"]),
+    ] {
+        let sql = format!(
+            "WITH q AS (SELECT v FROM items WHERE id = 2) SELECT items.id FROM items, q \
+             {filter} ORDER BY items.v <-> q.v, items.id LIMIT 3"
+        );
+        let plan = query(&instance, &mut s, &format!("EXPLAIN {sql}")).await;
+        assert!(plan.contains("LateralSearchExec"), "{plan}");
+        assert!(plan.contains("VectorSearchExec"), "{plan}");
+        assert!(!plan.contains("CrossJoinExec"), "{plan}");
+        let rows = query(&instance, &mut s, &sql).await;
+        assert_eq!(ids_of(&rows), expected, "{rows}");
+    }
+}
+
 /// The first column of a pretty-printed result, row by row.
 fn ids_of(pretty: &str) -> Vec<String> {
     pretty
