@@ -252,7 +252,8 @@ pub fn format_batch(batch: &RecordBatch) -> Vec<Vec<String>> {
 }
 
 fn format_value(col: &dyn Array, row: usize) -> String {
-    if col.is_null(row) {
+    // Logical nulls: a column of untyped NULLs has no validity buffer.
+    if col.logical_nulls().is_some_and(|nulls| nulls.is_null(row)) {
         return "NULL".into();
     }
     match col.data_type() {

@@ -14,6 +14,10 @@ CREATE INDEX ON psql_items USING hnsw (embedding vector_l2_ops) WITH (m = 16, ef
 SELECT index_name, index_type, state, rows_indexed, rows_total FROM quiver_catalog.indexes;
 \d psql_items
 \di
+DROP TABLE IF EXISTS psql_sharded;
+CREATE TABLE psql_sharded (id BIGINT PRIMARY KEY, note TEXT) WITH (shards = 4);
+\d+ psql_sharded
+DROP TABLE psql_sharded;
 SET hnsw.ef_search = 100;
 EXPLAIN SELECT id FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;
 SELECT id, name FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;

@@ -7,13 +7,20 @@
 //! of another shape (grouped, distinct, limited, a set operation) as
 //! `(SELECT array_agg(v) FROM (query) AS a(v))`. One difference: no rows
 //! give NULL where PostgreSQL gives `{}`.
+//!
+//! An array mapped element by element, `ARRAY(SELECT e(x) FROM unnest(a)
+//! x)` (psql's `\d+` over `pg_class.reloptions`, pg_dump's catalog
+//! queries), is correlated through its `FROM`, which DataFusion cannot
+//! plan; it reads as `array_transform(a, x -> e(x))` (NULL for a NULL
+//! array).
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, Expr, FunctionArguments, GroupByExpr, OrderByKind,
-    Query, SelectItem, SetExpr, Statement, Value,
+    visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
+    OneOrManyWithParens, OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -48,7 +55,9 @@ pub(crate) fn rewrite_array_subqueries(statement: Cow<'_, Statement>) -> Cow<'_,
     }
     let mut rewritten = statement.into_owned();
     let _ = visit_expressions_mut(&mut rewritten, |expr| {
-        if let Some(replacement) = array_subquery(expr).and_then(aggregating) {
+        if let Some(replacement) =
+            array_subquery(expr).and_then(|query| element_map(query).or_else(|| aggregating(query)))
+        {
             *expr = replacement;
         }
         ControlFlow::<()>::Continue(())
@@ -61,6 +70,118 @@ fn parse_expr(text: &str) -> Option<Expr> {
         .try_with_sql(text)
         .and_then(|mut parser| parser.parse_expr())
         .ok()
+}
+
+/// `ARRAY(SELECT e(x) FROM [pg_catalog.]unnest(a) [AS] t[(x)])`, nothing
+/// else in the query: `array_transform(a, element -> e(element))`.
+fn element_map(query: &Query) -> Option<Expr> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let plain = query.order_by.is_none()
+        && query.limit_clause.is_none()
+        && query.fetch.is_none()
+        && query.with.is_none()
+        && select.selection.is_none()
+        && select.distinct.is_none()
+        && select.having.is_none()
+        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
+    let (item, [from]) = (select.projection.as_slice(), select.from.as_slice()) else {
+        return None;
+    };
+    let ([SelectItem::UnnamedExpr(item)] | [SelectItem::ExprWithAlias { expr: item, .. }]) = item
+    else {
+        return None;
+    };
+    if !plain || !from.joins.is_empty() {
+        return None;
+    }
+    let (array, alias) = match &from.relation {
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => match array_exprs.as_slice() {
+            [array] => (array.clone(), alias.as_ref()?),
+            _ => return None,
+        },
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } => {
+            let parts: Vec<String> = name
+                .0
+                .iter()
+                .map(|p| p.as_ident().map(|i| i.value.to_ascii_lowercase()))
+                .collect::<Option<_>>()?;
+            let unnest = matches!(
+                parts
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                ["unnest"] | ["pg_catalog", "unnest"]
+            );
+            match args.args.as_slice() {
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] if unnest => {
+                    (array.clone(), alias.as_ref()?)
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    let table = alias.name.value.to_ascii_lowercase();
+    let column = match alias.columns.as_slice() {
+        [] => table.clone(),
+        [column] => column.name.value.to_ascii_lowercase(),
+        _ => return None,
+    };
+    let element = Ident::new("__quiver_element");
+    let mut body = item.clone();
+    let mut subquery = false;
+    let _ = visit_expressions_mut(&mut body, |e| {
+        match e {
+            Expr::Identifier(ident) if ident.value.to_ascii_lowercase() == column => {
+                *e = Expr::Identifier(element.clone());
+            }
+            Expr::CompoundIdentifier(parts)
+                if parts.len() == 2
+                    && parts[0].value.to_ascii_lowercase() == table
+                    && parts[1].value.to_ascii_lowercase() == column =>
+            {
+                *e = Expr::Identifier(element.clone());
+            }
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => subquery = true,
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if subquery {
+        return None;
+    }
+    let lambda = Expr::Lambda(LambdaFunction {
+        params: OneOrManyWithParens::One(LambdaFunctionParameter {
+            name: element,
+            data_type: None,
+        }),
+        body: Box::new(body),
+        syntax: LambdaSyntax::Arrow,
+    });
+    let mut call = parse_expr("array_transform(a, b)")?;
+    if let Expr::Function(function) = &mut call {
+        if let FunctionArguments::List(list) = &mut function.args {
+            list.args = vec![
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(lambda)),
+            ];
+        }
+    }
+    Some(call)
 }
 
 /// The aggregating scalar subquery `ARRAY(query)` reads as.
@@ -134,6 +255,15 @@ mod tests {
             rewrite("SELECT ARRAY(SELECT DISTINCT oid FROM pg_class)"),
             "SELECT (SELECT array_agg(__quiver_array_value) FROM (SELECT DISTINCT oid FROM \
              pg_class) AS __quiver_array (__quiver_array_value))"
+        );
+        // An array mapped element by element.
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT 'toast.' || x FROM pg_catalog.unnest(tc.reloptions) x) FROM tc"),
+            "SELECT array_transform(tc.reloptions, __quiver_element -> 'toast.' || __quiver_element) FROM tc"
+        );
+        assert_eq!(
+            rewrite("SELECT ARRAY(SELECT quote_literal(t.x) FROM unnest(e.tags) AS t(x)) FROM e"),
+            "SELECT array_transform(e.tags, __quiver_element -> quote_literal(__quiver_element)) FROM e"
         );
         // An array literal and a quoted "array" function are left alone.
         assert_eq!(rewrite("SELECT ARRAY[1, 2]"), "SELECT ARRAY[1, 2]");

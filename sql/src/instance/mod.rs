@@ -34,6 +34,7 @@ mod memory_setting;
 mod names;
 mod output_names;
 mod pg_catalog_rows;
+mod pg_class_options;
 mod pg_database;
 mod pg_indexes;
 mod pg_types;

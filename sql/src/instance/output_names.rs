@@ -197,14 +197,51 @@ fn internal_alias(position: usize) -> Ident {
 /// PostgreSQL's names of them repeat, the items without an alias when a
 /// wildcard's columns are listed too (`SELECT *, id::text`, whose cast
 /// DataFusion names after its column); itself otherwise. Aliases the user
-/// wrote stay when nothing repeats, so `ORDER BY` may name them.
+/// wrote stay when nothing repeats, so `ORDER BY` may name them. Each
+/// branch of a set operation is one such select list (psql's `\d+` asks
+/// `SELECT pubname, NULL, NULL ... UNION ...`); the operation's columns are
+/// named after its first branch, as PostgreSQL names them.
 pub(crate) fn unique_aliases(statement: &Statement) -> Cow<'_, Statement> {
     let Statement::Query(query) = statement else {
         return Cow::Borrowed(statement);
     };
-    let SetExpr::Select(select) = query.body.as_ref() else {
+    if !needs_aliases(&query.body) {
         return Cow::Borrowed(statement);
-    };
+    }
+    let mut rewritten = statement.clone();
+    if let Statement::Query(query) = &mut rewritten {
+        alias_set_expr(&mut query.body);
+    }
+    Cow::Owned(rewritten)
+}
+
+/// True when some select list of `body` (a branch of a set operation)
+/// needs internal aliases.
+fn needs_aliases(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Select(select) => select_needs_aliases(select).is_some(),
+        SetExpr::SetOperation { left, right, .. } => needs_aliases(left) || needs_aliases(right),
+        SetExpr::Query(query) => needs_aliases(&query.body),
+        _ => false,
+    }
+}
+
+fn alias_set_expr(body: &mut SetExpr) {
+    match body {
+        SetExpr::Select(select) => alias_select(select),
+        SetExpr::SetOperation { left, right, .. } => {
+            alias_set_expr(left);
+            alias_set_expr(right);
+        }
+        SetExpr::Query(query) => alias_set_expr(&mut query.body),
+        _ => {}
+    }
+}
+
+/// `Some(repeated)` when the select list needs internal aliases: every
+/// item's when names repeat (`Some(true)`), the unnamed items' when a
+/// wildcard is listed with them (`Some(false)`).
+fn select_needs_aliases(select: &Select) -> Option<bool> {
     let item_names = item_names(select);
     let wildcard = item_names.iter().any(Option::is_none);
     let names: Vec<&String> = item_names.iter().flatten().collect();
@@ -214,31 +251,27 @@ pub(crate) fn unique_aliases(statement: &Statement) -> Cow<'_, Statement> {
         .projection
         .iter()
         .any(|item| matches!(item, SelectItem::UnnamedExpr(_)));
-    if !(repeated || (wildcard && unnamed)) {
-        return Cow::Borrowed(statement);
+    (repeated || (wildcard && unnamed)).then_some(repeated)
+}
+
+fn alias_select(select: &mut Select) {
+    let Some(repeated) = select_needs_aliases(select) else {
+        return;
+    };
+    for (position, item) in select.projection.iter_mut().enumerate() {
+        let placeholder = SelectItem::Wildcard(Default::default());
+        *item = match std::mem::replace(item, placeholder) {
+            SelectItem::UnnamedExpr(expr) => SelectItem::ExprWithAlias {
+                expr,
+                alias: internal_alias(position),
+            },
+            SelectItem::ExprWithAlias { expr, .. } if repeated => SelectItem::ExprWithAlias {
+                expr,
+                alias: internal_alias(position),
+            },
+            other => other,
+        };
     }
-    let mut rewritten = statement.clone();
-    if let Statement::Query(query) = &mut rewritten {
-        if let SetExpr::Select(select) = query.body.as_mut() {
-            for (position, item) in select.projection.iter_mut().enumerate() {
-                let placeholder = SelectItem::Wildcard(Default::default());
-                *item = match std::mem::replace(item, placeholder) {
-                    SelectItem::UnnamedExpr(expr) => SelectItem::ExprWithAlias {
-                        expr,
-                        alias: internal_alias(position),
-                    },
-                    SelectItem::ExprWithAlias { expr, .. } if repeated => {
-                        SelectItem::ExprWithAlias {
-                            expr,
-                            alias: internal_alias(position),
-                        }
-                    }
-                    other => other,
-                };
-            }
-        }
-    }
-    Cow::Owned(rewritten)
 }
 
 #[cfg(test)]

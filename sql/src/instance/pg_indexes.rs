@@ -33,6 +33,7 @@ use quiver_cluster::api::Coordinator;
 
 use super::identifiers::quote_ident;
 use super::pg_catalog_rows::{int_column, namespace_names, scan_all, string_column, CatalogRows};
+use super::pg_class_options::{with_reloptions, with_reloptions_field};
 
 /// `pg_am` OIDs of the access methods Quiver adds (`btree` is PostgreSQL's
 /// own, 403). pgvector's are assigned when the extension is created; these
@@ -317,7 +318,10 @@ impl CatalogRows for ExtendedCatalogTable {
     const NAME: &'static str = "ExtendedCatalogTable";
 
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        match self.kind {
+            Extension::Class => with_reloptions_field(&self.inner.schema()),
+            _ => self.inner.schema(),
+        }
     }
 
     async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
@@ -367,6 +371,11 @@ impl CatalogRows for ExtendedCatalogTable {
                     "reltuples" => Some(ScalarValue::Float64(Some(-1.0))),
                     _ => None,
                 })?);
+                let shards = table_shards(&self.coordinator, &self.namespaces, state).await?;
+                batches = batches
+                    .into_iter()
+                    .map(|batch| with_reloptions(batch, &shards))
+                    .collect::<Result<_>>()?;
             }
             Extension::Index => {
                 batches.push(rows_of(&schema, &indexes, |column, ix| match column {
@@ -384,6 +393,31 @@ impl CatalogRows for ExtendedCatalogTable {
         }
         Ok(batches)
     }
+}
+
+/// Each table's shard count, by namespace OID and name.
+async fn table_shards(
+    coordinator: &Arc<dyn Coordinator>,
+    namespaces: &Arc<dyn TableProvider>,
+    state: &dyn Session,
+) -> Result<HashMap<(i64, String), u32>> {
+    let namespace_oids: HashMap<String, i64> = namespace_names(namespaces, state)
+        .await?
+        .into_iter()
+        .map(|(oid, name)| (name, oid))
+        .collect();
+    let catalog = coordinator
+        .catalog()
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    Ok(catalog
+        .tables
+        .into_iter()
+        .filter_map(|t| {
+            let namespace = *namespace_oids.get(&t.table.database)?;
+            Some(((namespace, t.table.name), t.shards))
+        })
+        .collect())
 }
 
 /// `batch` (of `pg_class`) with `relhasindex` true for the tables in
