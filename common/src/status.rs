@@ -59,6 +59,8 @@ pub enum StatusCode {
     InvalidValue,
     /// A literal's text cannot be read as its type (`'[1,x]'::vector`).
     InvalidTextRepresentation,
+    /// A date or time text cannot be read as its type (`22007`).
+    InvalidDatetimeFormat,
     /// A parameter (top-k, index option, setting) is out of range.
     InvalidParameter,
     /// A NOT NULL column got NULL.

@@ -279,10 +279,19 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
                 message: msg,
             }
         }
+        DataFusionError::ArrowError(e, _)
+            if matches!(
+                e.as_ref(),
+                arrow::error::ArrowError::CastError(_) | arrow::error::ArrowError::ParseError(_)
+            ) =>
+        {
+            // In PostgreSQL's words when Arrow's are one of its known shapes.
+            let (code, message) = crate::cast_errors::postgres_cast_error(&e.to_string())
+                .unwrap_or((StatusCode::InvalidTextRepresentation, e.to_string()));
+            SqlError::Query { code, message }
+        }
         DataFusionError::ArrowError(e, _) => SqlError::Query {
             code: match e.as_ref() {
-                arrow::error::ArrowError::CastError(_)
-                | arrow::error::ArrowError::ParseError(_) => StatusCode::InvalidTextRepresentation,
                 arrow::error::ArrowError::DivideByZero => return division_by_zero(),
                 arrow::error::ArrowError::ArithmeticOverflow(_) => {
                     StatusCode::NumericValueOutOfRange

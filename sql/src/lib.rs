@@ -18,6 +18,7 @@
 //!   COPY path, everything else planned once by DataFusion, prepared plans
 //!   cached per session).
 
+pub mod cast_errors;
 pub mod complexity;
 pub mod error;
 pub mod handler;

@@ -121,6 +121,7 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::DimensionMismatch
         | StatusCode::InvalidValue
         | StatusCode::InvalidTextRepresentation
+        | StatusCode::InvalidDatetimeFormat
         | StatusCode::InvalidParameter
         | StatusCode::NotNullViolation
         | StatusCode::UniqueViolation
@@ -399,6 +400,7 @@ mod tests {
             (StatusCode::DimensionMismatch, 1100),
             (StatusCode::InvalidValue, 1100),
             (StatusCode::InvalidTextRepresentation, 1100),
+            (StatusCode::InvalidDatetimeFormat, 1100),
             (StatusCode::InvalidParameter, 1100),
             (StatusCode::NotNullViolation, 1100),
             (StatusCode::UniqueViolation, 1100),

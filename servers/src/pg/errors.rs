@@ -37,6 +37,7 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::DimensionMismatch => "22000",
         StatusCode::InvalidValue => "22000",
         StatusCode::InvalidTextRepresentation => "22P02",
+        StatusCode::InvalidDatetimeFormat => "22007",
         StatusCode::InvalidParameter => "22023",
         StatusCode::NotNullViolation => "23502",
         StatusCode::UniqueViolation => "23505",
