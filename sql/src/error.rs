@@ -26,6 +26,9 @@ pub enum SqlError {
     Vector(#[from] VectorError),
     #[error("{message}")]
     Query { code: StatusCode, message: String },
+    /// A column the statement names does not exist (`42703`).
+    #[error("column \"{column}\" does not exist")]
+    UndefinedColumn { column: String },
     #[error("{0}")]
     InvalidParameter(String),
     /// An identifier over [`MAX_IDENTIFIER_LEN`] bytes (PostgreSQL's
@@ -67,6 +70,7 @@ impl SqlError {
             SqlError::Engine(e) => e.status_code(),
             SqlError::Vector(e) => e.status_code(),
             SqlError::Query { code, .. } => *code,
+            SqlError::UndefinedColumn { .. } => StatusCode::ColumnNotFound,
             SqlError::InvalidParameter(_) => StatusCode::InvalidParameter,
             SqlError::IdentifierTooLong { .. } => StatusCode::NameTooLong,
             SqlError::Timeout => StatusCode::Cancelled,
@@ -88,6 +92,17 @@ impl SqlError {
             database: database.into(),
             table: table.into(),
         })
+    }
+
+    /// The name the statement's text wrote for what the error is about,
+    /// when it is a relation or column that does not exist: a front end
+    /// points at it in the text (PostgreSQL's error position).
+    pub fn named_in_statement(&self) -> Option<&str> {
+        match self {
+            SqlError::Engine(EngineError::TableNotFound { table, .. }) => Some(table),
+            SqlError::UndefinedColumn { column } => Some(column),
+            _ => None,
+        }
     }
 
     /// What the error is about, from its data, when it is one of the
@@ -244,7 +259,9 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
             };
             let message = match e.as_ref() {
                 SchemaError::FieldNotFound { field, .. } => {
-                    format!("column \"{}\" does not exist", field.name)
+                    return SqlError::UndefinedColumn {
+                        column: field.name.clone(),
+                    }
                 }
                 other => other.to_string(),
             };

@@ -116,6 +116,23 @@ pub(crate) fn startup_refusal(err: &SqlError) -> ErrorInfo {
     )
 }
 
+/// The error of a statement of `text`, with the position in `text` of the
+/// relation or column it is about (see `error_position`).
+pub(crate) fn sql_err_in(text: &str) -> impl Fn(SqlError) -> PgWireError + '_ {
+    move |err| {
+        let Some(position) = super::error_position::error_position(text, &err) else {
+            return to_pg_error(&err);
+        };
+        let mut info = ErrorInfo::new(
+            "ERROR".to_owned(),
+            sqlstate(err.status_code()).to_owned(),
+            err.to_string(),
+        );
+        info.position = Some(position.to_string());
+        PgWireError::UserError(Box::new(info))
+    }
+}
+
 /// Converts an owned access-layer error (for `map_err`).
 pub(crate) fn sql_err(err: SqlError) -> PgWireError {
     to_pg_error(&err)

@@ -30,6 +30,7 @@ mod copy_cols;
 mod copy_in;
 mod copy_out;
 mod encode;
+mod error_position;
 pub mod errors;
 mod formats;
 pub mod frame;

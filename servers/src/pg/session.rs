@@ -43,7 +43,7 @@ use super::encode::{
     cancel_signal, param_pg_type, pg_fields, query_response, reserve_statement_text, CancelSignal,
     Guard,
 };
-use super::errors::{pg_error, sql_err, startup_refusal};
+use super::errors::{pg_error, sql_err, sql_err_in, startup_refusal};
 use super::params::decode_params;
 
 /// A statement prepared with Parse: the AST and what `prepare` said about it.
@@ -111,7 +111,7 @@ impl ConnState {
     async fn execute<C>(
         &self,
         client: &mut C,
-        statement: &Statement,
+        (statement, text): (&Statement, Option<&str>),
         params: Option<ParamValues>,
         cancel: Option<CancelSignal>,
     ) -> PgWireResult<(PgOutput, Guard)>
@@ -131,7 +131,10 @@ impl ConnState {
         )
         .await;
         session.set_notice_sink(None);
-        let output = result?.map_err(sql_err)?;
+        let output = match text {
+            Some(text) => result?.map_err(sql_err_in(text))?,
+            None => result?.map_err(sql_err)?,
+        };
         guard.time_zone = session
             .setting("timezone")
             .and_then(SessionTimeZone::parse)
@@ -369,7 +372,7 @@ impl Connection {
         for statement in &statements {
             let (output, guard) = self
                 .state
-                .execute(client, statement, None, cancel.clone())
+                .execute(client, (statement, Some(sql)), None, cancel.clone())
                 .await?;
             match output {
                 PgOutput::Rows {
@@ -425,7 +428,7 @@ impl Connection {
         let params = decode_params(portal, &statement.prepared.param_types)?;
         let (output, guard) = self
             .state
-            .execute(client, &statement.statement, params, cancel)
+            .execute(client, (&statement.statement, None), params, cancel)
             .await?;
         Ok(match output {
             PgOutput::Rows {
@@ -531,7 +534,7 @@ impl Parser {
                 .handler
                 .prepare(&mut session, &statement)
                 .await
-                .map_err(sql_err)?
+                .map_err(sql_err_in(sql))?
         };
         Ok(Some(PgStatement {
             statement: Arc::new(statement),

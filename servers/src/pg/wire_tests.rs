@@ -69,6 +69,14 @@ fn code(err: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("not a db error: {err}"))
 }
 
+/// The error's position in the query string, when it has one.
+fn position(err: &tokio_postgres::Error) -> Option<u32> {
+    match err.as_db_error()?.position()? {
+        tokio_postgres::error::ErrorPosition::Original(n) => Some(*n),
+        tokio_postgres::error::ErrorPosition::Internal { .. } => None,
+    }
+}
+
 fn simple_rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
     messages
         .iter()
@@ -115,6 +123,20 @@ async fn simple_protocol() {
         .await
         .unwrap_err();
     assert_eq!(code(&err), "42P01");
+    // Where the missing relation is written in the query string (psql's
+    // LINE n: and caret).
+    assert_eq!(position(&err), Some(25));
+    let err = client
+        .simple_query("SELECT nosuch FROM items")
+        .await
+        .unwrap_err();
+    assert_eq!((code(&err), position(&err)), ("42703".into(), Some(8)));
+    // The extended protocol's Parse reports it too.
+    let err = client
+        .prepare("SELECT id FROM public.nope")
+        .await
+        .unwrap_err();
+    assert_eq!((code(&err), position(&err)), ("42P01".into(), Some(16)));
     let rows = client
         .simple_query("SELECT count(*) FROM items WHERE id = 9")
         .await
