@@ -11,6 +11,7 @@
 //! * [`vector_field`] — the pgvector marker on Arrow fields, shared by all of the above;
 //! * [`vector_search`] — the logical `VectorSearch` node, the optimizer rule
 //!   that introduces it under `ORDER BY distance LIMIT k`, and its physical planner;
+//! * [`subquery_value`] — the one value of a scalar subquery (so a correlated one aggregates);
 //! * [`session`] — assembly of a DataFusion `SessionState` with all of the above
 //!   over a Quiver catalog.
 
@@ -23,6 +24,7 @@ pub mod lateral_search;
 pub mod operators;
 pub mod search_subqueries;
 pub mod session;
+pub mod subquery_value;
 pub mod vector_avg;
 pub mod vector_cast;
 pub mod vector_field;

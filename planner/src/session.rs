@@ -86,5 +86,7 @@ pub fn new_session_context(
         ctx.register_udf(udf);
     }
     ctx.register_udaf(crate::vector_avg::vector_avg());
+    ctx.register_udaf(crate::subquery_value::subquery_value());
+    ctx.register_udf(crate::subquery_value::subquery_check());
     Ok(ctx)
 }

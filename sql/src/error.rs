@@ -208,6 +208,15 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
         let (detail, hint) = quiver_exec::memory::out_of_memory_parts(message);
         return SqlError::OutOfMemory { detail, hint };
     }
+    // An uncorrelated scalar subquery DataFusion runs, however wrapped.
+    if matches!(err.find_root(), DataFusionError::Execution(msg)
+        if msg == "Scalar subquery returned more than one row")
+    {
+        return SqlError::Query {
+            code: StatusCode::CardinalityViolation,
+            message: SubqueryReturnedRows.to_string(),
+        };
+    }
     match err {
         DataFusionError::External(inner) => {
             let inner = match inner.downcast::<VectorError>() {

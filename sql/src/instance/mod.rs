@@ -39,7 +39,9 @@ mod pg_database;
 mod pg_indexes;
 mod pg_types;
 mod plan_cache;
+mod projection_subqueries;
 mod query;
+mod scalar_subquery;
 mod search_path;
 mod session;
 mod session_cmds;
@@ -429,10 +431,18 @@ impl Instance {
                     .parse_statements()?;
                 statements
                     .into_iter()
-                    .map(|s| self.parser.rewrite(s))
+                    .map(|s| {
+                        if projection_subqueries::has_projection_subquery(&s) {
+                            self.projection_rules.rewrite_without_projection_rule(s)
+                        } else {
+                            self.parser.rewrite(s)
+                        }
+                    })
                     .collect()
             }
-            None => self.parser.parse(sql)?,
+            None => self
+                .projection_rules
+                .keep_projection_subqueries(sql, self.parser.parse(sql)?),
         };
         // Names are checked once per statement text, not per execution of
         // a prepared statement.

@@ -57,6 +57,9 @@ pub struct Instance {
     /// Each statement's memory limit (`memory.query_limit_bytes`).
     pub(super) query_memory_limit: usize,
     pub(super) parser: PostgresCompatibilityParser,
+    /// The compatibility parser's rules but the one dropping select-list
+    /// subqueries.
+    pub(super) projection_rules: super::projection_subqueries::ProjectionSafeRules,
     /// Executions that reused a cached physical search plan.
     pub(super) reused_search_plans: std::sync::atomic::AtomicU64,
     /// The databases sessions are connected to (`DROP DATABASE` refuses
@@ -99,6 +102,7 @@ impl Instance {
             streaming: roles.streaming,
             tables: roles.tables,
             parser: PostgresCompatibilityParser::new(),
+            projection_rules: Default::default(),
             reused_search_plans: Default::default(),
             database_uses: Default::default(),
         }
@@ -221,7 +225,38 @@ impl Instance {
     }
 
     /// Plans a statement with DataFusion (queries only: DDL/DML are routed before).
+    ///
+    /// A subquery of a select list DataFusion cannot decorrelate (psql's
+    /// `\d` asks `(SELECT ... WHERE d.adrelid = a.attrelid AND a.atthasdef)`)
+    /// is NULL in a query of the system catalogs only, as the compatibility
+    /// parser reads it ([`super::projection_subqueries`]); in any other
+    /// query it is refused (`0A000`), never answered NULL.
     pub(crate) async fn plan(
+        &self,
+        session: &SqlSession,
+        statement: &Statement,
+    ) -> Result<LogicalPlan> {
+        let plan = self.plan_as_written(session, statement).await?;
+        if !super::projection_subqueries::has_projection_subquery(statement) {
+            return Ok(plan);
+        }
+        let decorrelated =
+            session.ctx.state().optimize(&plan).is_ok_and(|optimized| {
+                !super::projection_subqueries::has_scalar_subquery(&optimized)
+            });
+        if decorrelated {
+            return Ok(plan);
+        }
+        if super::projection_subqueries::reads_system_catalogs_only(statement) {
+            let lossy = super::projection_subqueries::without_projection_subqueries(statement);
+            return self.plan_as_written(session, &lossy).await;
+        }
+        Err(SqlError::unsupported(
+            "a correlated subquery in the select list of this shape",
+        ))
+    }
+
+    async fn plan_as_written(
         &self,
         session: &SqlSession,
         statement: &Statement,
@@ -230,9 +265,11 @@ impl Instance {
         // Boxed: a statement held across the awaits below would make every
         // caller's future larger by its size.
         let rewritten: Option<Box<Statement>> = {
-            let qualified = super::array_subquery::rewrite_array_subqueries(
-                super::set_returning::expand_generate_series(
-                    super::search_path::qualify_relations(session, statement),
+            let qualified = super::scalar_subquery::rewrite_scalar_subqueries(
+                super::array_subquery::rewrite_array_subqueries(
+                    super::set_returning::expand_generate_series(
+                        super::search_path::qualify_relations(session, statement),
+                    ),
                 ),
             );
             match super::output_names::unique_aliases(&qualified) {
