@@ -27,14 +27,12 @@ use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ExprSchema, Result};
-use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::expr::{ScalarFunction, Sort as SortExpr};
 use datafusion::logical_expr::{Expr, Extension, JoinType, Limit, LogicalPlan, Projection, Sort};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
-use quiver_exec::table::QuiverTable;
 
 use crate::functions::metric_of_function;
-use crate::lateral_search::{probe_vector, LateralSearchNode};
+use crate::lateral_search::{probe_vector, scans_quiver_table, LateralSearchNode};
 use crate::vector_search::{VectorSearchNode, VectorSearchRule};
 
 /// Optimizer rule turning a cross join sorted by distance into a lateral
@@ -234,11 +232,7 @@ fn scans_one_quiver_table(plan: &LogicalPlan) -> bool {
     let _ = plan.apply(|node| {
         match node {
             LogicalPlan::TableScan(scan) => {
-                let quiver = source_as_provider(&scan.source).is_ok_and(|p| {
-                    let provider: &dyn std::any::Any = p.as_ref();
-                    provider.downcast_ref::<QuiverTable>().is_some()
-                });
-                if quiver {
+                if scans_quiver_table(scan) {
                     quiver_scans += 1;
                 } else {
                     other = true;

@@ -38,7 +38,8 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::UserDefinedLogicalNode;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, Extension, JoinType, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Subquery, SubqueryAlias, UserDefinedLogicalNodeCore, Volatility,
+    ScalarUDFImpl, Signature, Subquery, SubqueryAlias, TableScan, UserDefinedLogicalNodeCore,
+    Volatility,
 };
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::physical_plan::ExecutionPlan;
@@ -253,11 +254,7 @@ fn searched_by(subquery: &LogicalPlan, probe: &Column) -> bool {
     let _ = subquery.apply(|node| {
         match node {
             LogicalPlan::TableScan(scan) => {
-                let quiver = source_as_provider(&scan.source).is_ok_and(|p| {
-                    let provider: &dyn std::any::Any = p.as_ref();
-                    provider.downcast_ref::<QuiverTable>().is_some()
-                });
-                if quiver {
+                if scans_quiver_table(scan) {
                     quiver_scans += 1;
                 } else {
                     other_scans += 1;
@@ -285,6 +282,15 @@ fn searched_by(subquery: &LogicalPlan, probe: &Column) -> bool {
         && quiver_scans == 1
         && other_scans == 0
         && only_in_distances(subquery, probe)
+}
+
+/// True when `scan` reads a Quiver table (what the vector-search rule can
+/// replace by a search).
+pub(crate) fn scans_quiver_table(scan: &TableScan) -> bool {
+    source_as_provider(&scan.source).is_ok_and(|p| {
+        let provider: &dyn std::any::Any = p.as_ref();
+        provider.downcast_ref::<QuiverTable>().is_some()
+    })
 }
 
 /// The expression a projection right below computes for the column

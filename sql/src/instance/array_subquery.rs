@@ -20,7 +20,8 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
     FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
-    OneOrManyWithParens, OrderByKind, Query, SelectItem, SetExpr, Statement, TableFactor, Value,
+    OneOrManyWithParens, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
+    Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -72,9 +73,10 @@ fn parse_expr(text: &str) -> Option<Expr> {
         .ok()
 }
 
-/// `ARRAY(SELECT e(x) FROM [pg_catalog.]unnest(a) [AS] t[(x)])`, nothing
-/// else in the query: `array_transform(a, element -> e(element))`.
-fn element_map(query: &Query) -> Option<Expr> {
+/// The select of `query` and its one item, when `query` is a plain
+/// `SELECT e FROM ... [WHERE ...]`: no ordering, limit, `WITH`,
+/// `DISTINCT`, grouping or `TOP`.
+pub(super) fn plain_single_item(query: &Query) -> Option<(&Select, &Expr)> {
     let SetExpr::Select(select) = query.body.as_ref() else {
         return None;
     };
@@ -82,18 +84,28 @@ fn element_map(query: &Query) -> Option<Expr> {
         && query.limit_clause.is_none()
         && query.fetch.is_none()
         && query.with.is_none()
-        && select.selection.is_none()
         && select.distinct.is_none()
         && select.having.is_none()
+        && select.top.is_none()
         && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
-    let (item, [from]) = (select.projection.as_slice(), select.from.as_slice()) else {
+    match select.projection.as_slice() {
+        [SelectItem::UnnamedExpr(item)] | [SelectItem::ExprWithAlias { expr: item, .. }]
+            if plain =>
+        {
+            Some((select, item))
+        }
+        _ => None,
+    }
+}
+
+/// `ARRAY(SELECT e(x) FROM [pg_catalog.]unnest(a) [AS] t[(x)])`, nothing
+/// else in the query: `array_transform(a, element -> e(element))`.
+fn element_map(query: &Query) -> Option<Expr> {
+    let (select, item) = plain_single_item(query)?;
+    let [from] = select.from.as_slice() else {
         return None;
     };
-    let ([SelectItem::UnnamedExpr(item)] | [SelectItem::ExprWithAlias { expr: item, .. }]) = item
-    else {
-        return None;
-    };
-    if !plain || !from.joins.is_empty() {
+    if select.selection.is_some() || !from.joins.is_empty() {
         return None;
     }
     let (array, alias) = match &from.relation {

@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
     visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, Statement, TableFactor,
+    FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -77,23 +77,8 @@ fn wrappable(expr: &Expr) -> Option<&Expr> {
     let Expr::Subquery(query) = expr else {
         return None;
     };
-    let SetExpr::Select(select) = query.body.as_ref() else {
-        return None;
-    };
-    let plain = query.order_by.is_none()
-        && query.limit_clause.is_none()
-        && query.fetch.is_none()
-        && query.with.is_none()
-        && select.distinct.is_none()
-        && select.having.is_none()
-        && select.top.is_none()
-        && matches!(&select.group_by, GroupByExpr::Expressions(e, m) if e.is_empty() && m.is_empty());
-    let ([SelectItem::UnnamedExpr(item)] | [SelectItem::ExprWithAlias { expr: item, .. }]) =
-        select.projection.as_slice()
-    else {
-        return None;
-    };
-    if !plain || aggregates(item) || !correlated(query) {
+    let (_, item) = super::array_subquery::plain_single_item(query)?;
+    if aggregates(item) || !correlated(query) {
         return None;
     }
     Some(item)
