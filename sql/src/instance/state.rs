@@ -563,10 +563,12 @@ pub(crate) async fn rows_with_keys(
         .collect();
     let mut rows = session
         .ctx
+        // Every column: the key may be a hidden row id, and whole rows
+        // are the table's rows as written.
         .table(datafusion::common::TableReference::full(
             quiver_planner::session::CATALOG_NAME,
             database,
-            table,
+            format!("{table}{}", quiver_exec::catalog::WITH_HIDDEN_COLUMNS),
         ))
         .await?
         .filter(pk.clone().in_list(list, false))?;
