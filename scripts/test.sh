@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Works on a fresh machine with the Rust toolchain:
-# installs what the tests need (psql client, a Python venv with psycopg and
+# installs what the tests need (psql client, PostgreSQL 15 as the reference
+# server of the slt files marked for it, a Python venv with psycopg and
 # pgvector, etcd, an S3 server), starts etcd and S3 on loopback ports, then runs format and lint checks, the layering check, every
 # crate's tests (including the SQL logic tests embedded and over pgwire and the
 # SIGKILL crash-recovery test), and the client tests against a started
