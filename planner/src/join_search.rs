@@ -28,11 +28,11 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, ExprSchema, Result};
 use datafusion::logical_expr::expr::{ScalarFunction, Sort as SortExpr};
-use datafusion::logical_expr::{Expr, Extension, JoinType, Limit, LogicalPlan, Projection, Sort};
+use datafusion::logical_expr::{Expr, Extension, Limit, LogicalPlan, Projection, Sort};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
 use crate::functions::metric_of_function;
-use crate::lateral_search::{probe_vector, scans_quiver_table, LateralSearchNode};
+use crate::lateral_search::{is_cross_join, probe_vector, scans_quiver_table, LateralSearchNode};
 use crate::vector_search::{VectorSearchNode, VectorSearchRule};
 
 /// Optimizer rule turning a cross join sorted by distance into a lateral
@@ -95,12 +95,7 @@ fn join_search(plan: &LogicalPlan, config: &dyn OptimizerConfig) -> Result<Optio
         }
         _ => return Ok(None),
     };
-    let no_condition = join.on.is_empty()
-        && join
-            .filter
-            .as_ref()
-            .is_none_or(|f| matches!(f, Expr::Literal(v, _) if v == &true.into()));
-    if join.join_type != JoinType::Inner || !no_condition {
+    if !is_cross_join(join) {
         return Ok(None);
     }
     let Some(first) = sort.expr.first() else {

@@ -37,7 +37,7 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::UserDefinedLogicalNode;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, Extension, JoinType, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
+    ColumnarValue, Expr, Extension, Join, JoinType, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Subquery, SubqueryAlias, TableScan, UserDefinedLogicalNodeCore,
     Volatility,
 };
@@ -181,12 +181,7 @@ fn lateral_search(plan: &LogicalPlan) -> Result<Option<LogicalPlan>> {
     let LogicalPlan::Join(join) = plan else {
         return Ok(None);
     };
-    let no_condition = join.on.is_empty()
-        && join
-            .filter
-            .as_ref()
-            .is_none_or(|f| matches!(f, Expr::Literal(v, _) if v == &true.into()));
-    if join.join_type != JoinType::Inner || !no_condition {
+    if !is_cross_join(join) {
         return Ok(None);
     }
     let LogicalPlan::SubqueryAlias(alias) = join.right.as_ref() else {
@@ -282,6 +277,17 @@ fn searched_by(subquery: &LogicalPlan, probe: &Column) -> bool {
         && quiver_scans == 1
         && other_scans == 0
         && only_in_distances(subquery, probe)
+}
+
+/// True when `join` pairs every row with every row: an inner join with no
+/// condition (or a `true` one).
+pub(crate) fn is_cross_join(join: &Join) -> bool {
+    let no_condition = join.on.is_empty()
+        && join
+            .filter
+            .as_ref()
+            .is_none_or(|f| matches!(f, Expr::Literal(v, _) if v == &true.into()));
+    join.join_type == JoinType::Inner && no_condition
 }
 
 /// True when `scan` reads a Quiver table (what the vector-search rule can
