@@ -184,15 +184,22 @@ fn element_map(query: &Query) -> Option<Expr> {
         body: Box::new(body),
         syntax: LambdaSyntax::Arrow,
     });
-    let mut call = parse_expr("array_transform(a, b)")?;
-    if let Expr::Function(function) = &mut call {
-        if let FunctionArguments::List(list) = &mut function.args {
-            list.args = vec![
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(array)),
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(lambda)),
-            ];
-        }
-    }
+    function_call("array_transform", vec![array, lambda])
+}
+
+/// `name(args...)`, a call of a function by its plain name.
+pub(super) fn function_call(name: &str, args: Vec<Expr>) -> Option<Expr> {
+    let mut call = parse_expr(&format!("{name}()"))?;
+    let Expr::Function(function) = &mut call else {
+        return None;
+    };
+    let FunctionArguments::List(list) = &mut function.args else {
+        return None;
+    };
+    list.args = args
+        .into_iter()
+        .map(|arg| FunctionArg::Unnamed(FunctionArgExpr::Expr(arg)))
+        .collect();
     Some(call)
 }
 

@@ -16,12 +16,12 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, Query, SelectItem, SetExpr, Statement, TableFactor,
+    visit_expressions, visit_expressions_mut, Expr, Query, SelectItem, SetExpr, Statement,
+    TableFactor,
 };
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-use datafusion::sql::sqlparser::parser::Parser;
 use quiver_planner::subquery_value::{SUBQUERY_CHECK, SUBQUERY_VALUE};
+
+use super::array_subquery::{function_call, plain_single_item};
 
 /// Aggregate functions: a subquery calling one already aggregates.
 const AGGREGATES: &[&str] = &[
@@ -77,7 +77,7 @@ fn wrappable(expr: &Expr) -> Option<&Expr> {
     let Expr::Subquery(query) = expr else {
         return None;
     };
-    let (_, item) = super::array_subquery::plain_single_item(query)?;
+    let (_, item) = plain_single_item(query)?;
     if aggregates(item) || !correlated(query) {
         return None;
     }
@@ -158,34 +158,18 @@ fn wrapped(expr: &Expr, item: Expr) -> Option<Expr> {
         return None;
     };
     let mut query = query.clone();
-    let mut value = call(SUBQUERY_VALUE)?;
-    set_argument(&mut value, item);
+    let value = function_call(SUBQUERY_VALUE, vec![item])?;
     if let SetExpr::Select(select) = query.body.as_mut() {
         select.projection = vec![SelectItem::UnnamedExpr(value)];
     }
-    let mut check = call(SUBQUERY_CHECK)?;
-    set_argument(&mut check, Expr::Subquery(query));
-    Some(check)
-}
-
-/// `name(NULL)`, parsed.
-fn call(name: &str) -> Option<Expr> {
-    Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(&format!("{name}(NULL)"))
-        .and_then(|mut parser| parser.parse_expr())
-        .ok()
-}
-
-fn set_argument(call: &mut Expr, argument: Expr) {
-    if let Expr::Function(function) = call {
-        if let FunctionArguments::List(list) = &mut function.args {
-            list.args = vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))];
-        }
-    }
+    function_call(SUBQUERY_CHECK, vec![Expr::Subquery(query)])
 }
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
     use super::*;
 
     fn rewrite(sql: &str) -> String {
