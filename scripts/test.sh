@@ -132,6 +132,7 @@ echo "$OUT" | grep -qF '"psql_items_pkey" PRIMARY KEY, btree (id)' || { echo "ps
 echo "$OUT" | grep -qF '"psql_items_embedding_idx" hnsw (embedding vector_l2_ops) WITH (m='"'"'16'"'"', ef_construction='"'"'64'"'"')' || { echo "psql \\d does not show the vector index"; exit 1; }
 echo "$OUT" | grep -qE '^ public \| psql_items_embedding_idx +\| index +\| [a-z]+ +\| psql_items$' || { echo "psql \\di does not list the vector index"; exit 1; }
 echo "$OUT" | grep -qF 'Options: shards=4' || { echo "psql \\d+ does not show the table's shards"; exit 1; }
+echo "$OUT" | grep -qE '^ public +\| vector +\| *$' || { echo "psql \\dT does not list the vector type"; exit 1; }
 # psql's usual way in: the Unix socket in a directory (-h DIR -p PORT).
 SOCK_OUT=$(psql -h "$DATA" -p "$PORT" -U quiver -d quiver -X -A -t -v ON_ERROR_STOP=1 \
   -c "SELECT 2 + 3" 2>&1)

@@ -17,6 +17,7 @@ SELECT index_name, index_type, state, rows_indexed, rows_total FROM quiver_catal
 DROP TABLE IF EXISTS psql_sharded;
 CREATE TABLE psql_sharded (id BIGINT PRIMARY KEY, note TEXT) WITH (shards = 4);
 \d+ psql_sharded
+\dT
 DROP TABLE psql_sharded;
 SET hnsw.ef_search = 100;
 EXPLAIN SELECT id FROM psql_items ORDER BY embedding <-> '[1,0,0]' LIMIT 2;

@@ -254,3 +254,30 @@ def test_transactions_commit_roll_back_and_abort():
         ids = [r[0] for r in c.execute("SELECT id FROM py_txn ORDER BY id")]
         assert ids == [1, 2, 3, 4]
         c.rollback()
+
+
+def test_keyless_table_and_integer_types_as_psycopg_sees_them(conn):
+    """A table declared without a primary key, through psycopg's own
+    cursor description and binary parameters; integer constants described
+    as PostgreSQL describes them (int4 below 2^31, int8 above)."""
+    cur = conn.execute("SELECT 1 AS small, 2147483648 AS big")
+    assert [d.type_code for d in cur.description] == [23, 20]
+    assert cur.fetchone() == (1, 2147483648)
+    conn.execute("DROP TABLE IF EXISTS py_keyless")
+    conn.execute("CREATE TABLE py_keyless (label TEXT, score INTEGER, embedding vector(2))")
+    try:
+        with conn.cursor() as c:
+            c.executemany(
+                "INSERT INTO py_keyless VALUES (%s, %s, %b)",
+                [("a", 1, np.array([1, 0], dtype=np.float32))] * 2
+                + [("b", 2, np.array([0, 1], dtype=np.float32))],
+            )
+        cur = conn.execute("SELECT * FROM py_keyless ORDER BY label")
+        assert [d.name for d in cur.description] == ["label", "score", "embedding"]
+        assert [r[:2] for r in cur.fetchall()] == [("a", 1), ("a", 1), ("b", 2)]
+        assert conn.execute("DELETE FROM py_keyless WHERE label = %s", ("a",)).rowcount == 2
+        with pytest.raises(psycopg.errors.UndefinedColumn) as err:
+            conn.execute("SELECT nope FROM py_keyless")
+        assert err.value.diag.statement_position == "8"
+    finally:
+        conn.execute("DROP TABLE py_keyless")
