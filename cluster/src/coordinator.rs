@@ -36,6 +36,50 @@ use tokio::sync::Notify;
 use crate::error::{EngineError, Result};
 use crate::indexes::{IndexMeta, SegmentIndexMeta};
 
+/// A catalog change a transaction block made and has not ended: the
+/// block's id (unique: a timestamp of the oracle) and what it did.
+///
+/// A table a block creates exists at once, under the name
+/// [`pending_table_name`] (never a name a client can send, so only the
+/// block names it: no other session sees it, no other block can create a
+/// table of that name meanwhile); a table a block drops stays for every
+/// other session. [`Coordinator::end_block`](crate::api::Coordinator::end_block) applies or discards every
+/// change of the block in one meta-store transaction. The block's COMMIT
+/// first appends its WAL entry marked with the block's id (with the
+/// block's row changes, or none), then ends the block: recovery ends a
+/// pending block as committed exactly when its marked WAL entry is
+/// durable, so the catalog changes and the writes of a block are kept or
+/// lost together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingChange {
+    pub block: u64,
+    pub kind: PendingKind,
+}
+
+/// What a block did to a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingKind {
+    Create,
+    Drop,
+}
+
+/// The name a table created by transaction block `block` has until the
+/// block commits. It holds a NUL, which no client can send.
+pub fn pending_table_name(name: &str, block: u64) -> String {
+    format!("{name}\u{0}block{block}")
+}
+
+/// True for a name made by [`pending_table_name`].
+pub fn is_pending_name(name: &str) -> bool {
+    name.contains('\u{0}')
+}
+
+/// The name a client gave a table, without the pending suffix of
+/// [`pending_table_name`].
+pub fn client_table_name(name: &str) -> &str {
+    name.split('\u{0}').next().unwrap_or(name)
+}
+
 /// The persisted definition and checkpoints of a table.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TableMeta {
@@ -78,6 +122,11 @@ pub struct TableMeta {
     /// Milvus door's aliases, for one); the engine only stores them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// A change of a transaction block that has not ended: the table is
+    /// being created (named [`pending_table_name`])
+    /// or dropped by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingChange>,
 }
 
 fn one_shard() -> u32 {
@@ -100,6 +149,7 @@ impl TableMeta {
             indexes: Vec::new(),
             next_index_id: 1,
             options: BTreeMap::new(),
+            pending: None,
         }
     }
 }

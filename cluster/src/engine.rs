@@ -22,6 +22,7 @@
 //! [`Query::load_segments`], ...). No role holds a reference into
 //! another's state.
 
+mod blocks;
 mod compaction_tasks;
 mod coordinator_api;
 mod index_tasks;
@@ -33,7 +34,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::api::coordinator::ExtensionOutcome;
+use crate::api::coordinator::{
+    client_table_name, is_pending_name, pending_table_name, ExtensionOutcome, PendingChange,
+    PendingKind,
+};
 use arrow::array::RecordBatch;
 use object_store::ObjectStoreExt;
 use parking_lot::RwLock;
@@ -103,6 +107,9 @@ pub struct RecoveryStats {
     pub orphan_objects_removed: usize,
     /// Dropped tables whose cleanup a crash had cut short, finished.
     pub dropped_tables_cleaned: usize,
+    /// Transaction blocks a crash left with pending catalog changes, ended
+    /// (committed or aborted by their WAL entry).
+    pub pending_blocks_ended: usize,
     /// Growing segments rebuilt by the replay and sealed by the checkpoint
     /// right after recovery.
     pub segments_sealed: usize,
@@ -463,22 +470,63 @@ impl Engine {
         shards: u32,
         if_not_exists: bool,
     ) -> Result<bool> {
+        let _ddl = self.ddl_lock.lock().await;
+        self.create_table_locked(database, name, schema, shards, if_not_exists, None)
+            .await
+    }
+
+    /// Creates a table (pending for a transaction block when `pending` is
+    /// set: see [`Engine::create_table_in_block`]), the caller holding
+    /// `ddl_lock`.
+    async fn create_table_locked(
+        &self,
+        database: &str,
+        name: &str,
+        schema: TableSchema,
+        shards: u32,
+        if_not_exists: bool,
+        pending: Option<PendingChange>,
+    ) -> Result<bool> {
         if shards == 0 || shards > MAX_SHARDS {
             return Err(EngineError::TooManyShards {
                 shards,
                 max: MAX_SHARDS,
             });
         }
-        let _ddl = self.ddl_lock.lock().await;
         let _change = self.catalog_change();
         validate_schema(&schema)?;
-        let key = (database.to_string(), name.to_string());
+        let stored_name = match pending {
+            Some(p) => pending_table_name(name, p.block),
+            None => name.to_string(),
+        };
         {
             let state = self.catalog.read();
             if !state.databases.contains(database) {
                 return Err(EngineError::DatabaseNotFound(database.to_string()));
             }
-            if state.by_name.contains_key(&key) {
+            // A name a block is creating is taken too (that block may
+            // commit it).
+            let taken = state
+                .by_name
+                .iter()
+                .filter(|((db, n), _)| db == database && client_table_name(n) == name)
+                .map(|(_, id)| *id)
+                .next();
+            if let Some(id) = taken {
+                let dropped_by_this_block = pending.is_some_and(|p| {
+                    state.tables.get(&id).is_some_and(|t| {
+                        t.meta.read().pending
+                            == Some(PendingChange {
+                                block: p.block,
+                                kind: PendingKind::Drop,
+                            })
+                    })
+                });
+                if dropped_by_this_block {
+                    return Err(EngineError::Unsupported(format!(
+                        "creating table \"{name}\" in the transaction block that dropped a table of that name"
+                    )));
+                }
                 return if if_not_exists {
                     Ok(false)
                 } else {
@@ -490,12 +538,15 @@ impl Engine {
             }
         }
         let id = next_table_id(self.meta.as_ref()).await?;
-        let meta = TableMeta::new(id, database, name, schema, shards);
+        let mut meta = TableMeta::new(id, database, &stored_name, schema, shards);
+        meta.pending = pending;
         self.meta.put(&keys::table(id), encode(&meta)).await?;
         self.open_on_streaming(&meta, recorded_checkpoints(&meta), Vec::new())
             .await?;
         let mut state = self.catalog.write();
-        state.by_name.insert(key, id);
+        state
+            .by_name
+            .insert((database.to_string(), stored_name), id);
         state.tables.insert(id, Arc::new(CatalogTable::new(meta)));
         Ok(true)
     }
@@ -622,7 +673,8 @@ impl Engine {
         let mut names: Vec<String> = state
             .by_name
             .keys()
-            .filter(|(db, _)| db == database)
+            // A table a block is creating is the block's alone.
+            .filter(|(db, name)| db == database && !is_pending_name(name))
             .map(|(_, name)| name.clone())
             .collect();
         names.sort();
@@ -858,7 +910,11 @@ impl Engine {
                 name.clone()
             }
             None => {
-                let base = format!("{table_name}_{}_idx", definition.column);
+                let base = format!(
+                    "{}_{}_idx",
+                    client_table_name(table_name),
+                    definition.column
+                );
                 (0..)
                     .map(|i| {
                         if i == 0 {
@@ -1131,7 +1187,7 @@ impl CatalogSource for Engine {
         let mut names: Vec<String> = state
             .by_name
             .keys()
-            .filter(|(db, _)| db == schema)
+            .filter(|(db, name)| db == schema && !is_pending_name(name))
             .map(|(_, t)| t.clone())
             .collect();
         names.sort();

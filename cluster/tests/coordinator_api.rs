@@ -68,10 +68,12 @@ async fn ddl_and_catalog_reads_through_the_api() {
         schema: schema(),
         shards: 1,
         if_not_exists: false,
+        in_block: None,
     });
     assert!(coordinator.create_table(create.clone()).await.unwrap());
     let again = CreateTable {
         if_not_exists: true,
+        in_block: None,
         ..create
     };
     assert!(!coordinator.create_table(again).await.unwrap());
@@ -192,6 +194,7 @@ async fn ddl_and_catalog_reads_through_the_api() {
         .drop_table(over_the_wire(DropTable {
             table: articles.clone(),
             if_exists: false,
+            in_block: None,
         }))
         .await
         .unwrap());
@@ -435,6 +438,7 @@ async fn extensions_are_recorded_per_database() {
             schema: schema(),
             shards: 1,
             if_not_exists: false,
+            in_block: None,
         })
         .await
         .unwrap();
@@ -456,6 +460,7 @@ async fn extensions_are_recorded_per_database() {
         .drop_table(DropTable {
             table: TableRef::new("public", "t"),
             if_exists: false,
+            in_block: None,
         })
         .await
         .unwrap();

@@ -314,6 +314,7 @@ async fn serialized_seams_give_the_same_answers() {
             schema: schema(),
             shards: 2,
             if_not_exists: false,
+            in_block: None,
         })
         .await
         .unwrap());

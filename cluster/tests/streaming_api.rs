@@ -195,6 +195,7 @@ async fn a_commit_is_atomic_checked_and_replayed_after_a_crash() {
             let err = node
                 .commit(CommitTransaction {
                     snapshot_ts: snapshot,
+                    catalog_block: None,
                     tables: vec![
                         TableChanges {
                             table_id: u,
@@ -218,6 +219,7 @@ async fn a_commit_is_atomic_checked_and_replayed_after_a_crash() {
             let err = node
                 .commit(CommitTransaction {
                     snapshot_ts: snapshot,
+                    catalog_block: None,
                     tables: vec![TableChanges {
                         table_id: t,
                         seen_keys: None,
@@ -238,6 +240,7 @@ async fn a_commit_is_atomic_checked_and_replayed_after_a_crash() {
         let ts = nodes[1]
             .commit(CommitTransaction {
                 snapshot_ts: snapshot,
+                catalog_block: None,
                 tables: vec![
                     TableChanges {
                         table_id: t,

@@ -333,3 +333,59 @@ async fn crash_loop(kills: usize, env: &[(String, String)]) {
     sigkill(&mut child.0);
     eprintln!("crash test: {kills} kills, {total_checked} row checks, 0 rows lost");
 }
+
+/// A transaction block that creates and drops tables: killed before its
+/// COMMIT, none of it is there after the restart (the name it took is free
+/// again); committed before the kill, all of it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_with_catalog_changes_is_all_or_nothing_across_sigkill() {
+    let dir = private_tempdir();
+    let port = free_port();
+    let mut child = KillOnDrop(start(dir.path(), port, &[]));
+    let client = connect(port).await;
+    client
+        .batch_execute(
+            "CREATE TABLE kept (id BIGINT PRIMARY KEY); INSERT INTO kept VALUES (1); \
+             CREATE TABLE committed_drop (id BIGINT PRIMARY KEY); \
+             BEGIN; CREATE TABLE made (id BIGINT PRIMARY KEY, v vector(2)); \
+             INSERT INTO made VALUES (1, '[1,2]'), (2, '[3,4]'); DROP TABLE committed_drop; \
+             INSERT INTO kept VALUES (2); COMMIT; \
+             BEGIN; CREATE TABLE unfinished (id BIGINT PRIMARY KEY); \
+             INSERT INTO unfinished VALUES (1); DROP TABLE kept; INSERT INTO made VALUES (3, '[5,6]');",
+        )
+        .await
+        .unwrap();
+    sigkill(&mut child.0);
+    child.0 = start(dir.path(), port, &[]);
+    let client = connect(port).await;
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'public' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tables, ["kept", "made"]);
+    let ids = |table: &'static str| {
+        let client = &client;
+        async move {
+            client
+                .query(&format!("SELECT id FROM {table} ORDER BY id"), &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(ids("kept").await, [1, 2]);
+    assert_eq!(ids("made").await, [1, 2]);
+    client
+        .batch_execute("CREATE TABLE unfinished (id BIGINT PRIMARY KEY)")
+        .await
+        .unwrap();
+}

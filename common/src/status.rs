@@ -45,6 +45,8 @@ pub enum StatusCode {
     /// The object is in use and cannot be dropped now (`55006`: the
     /// database the session is connected to).
     ObjectInUse,
+    /// An object another transaction holds (`55P03`).
+    LockNotAvailable,
     /// A column/field does not exist.
     ColumnNotFound,
     /// A column already exists.

@@ -36,6 +36,16 @@ pub enum ProtoError {
 const VERSION: u8 = 1;
 const KIND_WRITE: u8 = 1;
 const KIND_TRANSACTION: u8 = 2;
+const KIND_BLOCK_TRANSACTION: u8 = 3;
+
+/// One WAL entry decoded: its records, and the transaction block whose
+/// commit it is when the block changed the catalog (see
+/// [`WalRecord::encode_block_transaction`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WalEntry {
+    pub records: Vec<WalRecord>,
+    pub block: Option<u64>,
+}
 
 /// One logged mutation of one table, applied atomically at `ts`: first the
 /// deletes (rows with these primary keys and an older timestamp become
@@ -76,6 +86,20 @@ impl WalRecord {
         Ok(out)
     }
 
+    /// Encodes the commit of a transaction block that changed the catalog:
+    /// its records (none when it wrote no rows) and the block's id, which
+    /// makes the entry the block's commit point (the coordinator keeps the
+    /// block's catalog changes exactly when this entry is durable).
+    pub fn encode_block_transaction(
+        records: &[WalRecord],
+        block: u64,
+    ) -> Result<Vec<u8>, ProtoError> {
+        let mut out = vec![VERSION, KIND_BLOCK_TRANSACTION];
+        out.extend_from_slice(&block.to_le_bytes());
+        out.extend_from_slice(&Self::encode_transaction(records)?[2..]);
+        Ok(out)
+    }
+
     /// Decodes a payload produced by [`WalRecord::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, ProtoError> {
         let mut reader = ByteReader { bytes, pos: 0 };
@@ -92,24 +116,37 @@ impl WalRecord {
 
     /// Decodes any payload: one write, or a transaction's records.
     pub fn decode_all(bytes: &[u8]) -> Result<Vec<Self>, ProtoError> {
+        Ok(Self::decode_entry(bytes)?.records)
+    }
+
+    /// Decodes any payload with the block it commits, if any.
+    pub fn decode_entry(bytes: &[u8]) -> Result<WalEntry, ProtoError> {
         let mut reader = ByteReader { bytes, pos: 0 };
         let version = reader.u8()?;
         if version != VERSION {
             return Err(ProtoError::Version(version));
         }
-        match reader.u8()? {
-            KIND_WRITE => Ok(vec![Self::decode_write(&mut reader)?]),
-            KIND_TRANSACTION => {
-                let count = reader.u64()?;
-                let mut records = Vec::new();
-                for _ in 0..count {
-                    let len = reader.u64()? as usize;
-                    records.push(Self::decode(reader.take(len)?)?);
-                }
-                Ok(records)
+        let mut block = None;
+        let records = match reader.u8()? {
+            KIND_WRITE => vec![Self::decode_write(&mut reader)?],
+            KIND_TRANSACTION => Self::decode_records(&mut reader)?,
+            KIND_BLOCK_TRANSACTION => {
+                block = Some(reader.u64()?);
+                Self::decode_records(&mut reader)?
             }
-            kind => Err(ProtoError::Kind(kind)),
+            kind => return Err(ProtoError::Kind(kind)),
+        };
+        Ok(WalEntry { records, block })
+    }
+
+    fn decode_records(reader: &mut ByteReader<'_>) -> Result<Vec<Self>, ProtoError> {
+        let count = reader.u64()?;
+        let mut records = Vec::new();
+        for _ in 0..count {
+            let len = reader.u64()? as usize;
+            records.push(Self::decode(reader.take(len)?)?);
         }
+        Ok(records)
     }
 
     fn decode_write(reader: &mut ByteReader<'_>) -> Result<Self, ProtoError> {

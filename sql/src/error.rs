@@ -440,3 +440,49 @@ mod tests {
         assert_eq!(SqlError::Engine(EngineError::ShuttingDown).subject(), None);
     }
 }
+
+/// `message` with the names only the server uses made client names again:
+/// a table a transaction block is creating (`name\0block<id>`) and a table
+/// named with its hidden columns (`name\0with_hidden_columns`). A NUL
+/// never reaches a client (the Postgres protocol ends strings with it).
+pub fn client_text(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.contains('\u{0}') {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find('\u{0}') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 1..];
+        rest = if let Some(after) = tail.strip_prefix("with_hidden_columns") {
+            after
+        } else if let Some(after) = tail.strip_prefix("block") {
+            after.trim_start_matches(|c: char| c.is_ascii_digit())
+        } else {
+            tail
+        };
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod client_text_tests {
+    use super::client_text;
+
+    #[test]
+    fn server_only_names_read_as_the_clients() {
+        assert_eq!(
+            client_text("relation \"t\" does not exist"),
+            "relation \"t\" does not exist"
+        );
+        assert_eq!(
+            client_text("duplicate key value violates unique constraint \"made\u{0}block42_pkey\""),
+            "duplicate key value violates unique constraint \"made_pkey\""
+        );
+        assert_eq!(
+            client_text("\"t\u{0}with_hidden_columns\" and \u{0}x"),
+            "\"t\" and x"
+        );
+    }
+}

@@ -5,6 +5,7 @@ names it. Data is generated here, deterministically.
 """
 
 import os
+import time
 
 import numpy as np
 import psycopg
@@ -281,3 +282,26 @@ def test_keyless_table_and_integer_types_as_psycopg_sees_them(conn):
         assert err.value.diag.statement_position == "8"
     finally:
         conn.execute("DROP TABLE py_keyless")
+
+
+def test_a_session_ending_mid_block_discards_its_catalog_changes():
+    # psycopg opens a block before the first statement (autocommit off).
+    unfinished = psycopg.connect(URL)
+    unfinished.execute("CREATE TABLE py_unfinished (id BIGINT PRIMARY KEY)")
+    unfinished.execute("INSERT INTO py_unfinished VALUES (1)")
+    with psycopg.connect(URL, autocommit=True) as other:
+        # Not there for anyone else while the block is open.
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            other.execute("SELECT * FROM py_unfinished")
+        unfinished.close()
+        # The server aborts the block's changes once the session is gone.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                other.execute("CREATE TABLE py_unfinished (id BIGINT PRIMARY KEY)")
+                break
+            except psycopg.errors.DuplicateTable:
+                assert time.monotonic() < deadline, "the ended session's table stayed"
+                time.sleep(0.05)
+        assert other.execute("SELECT count(*) FROM py_unfinished").fetchone() == (0,)
+        other.execute("DROP TABLE py_unfinished")

@@ -60,6 +60,11 @@ pub struct CreateTable {
     pub shards: u32,
     /// An existing table is no error (the reply is `false`).
     pub if_not_exists: bool,
+    /// Created by a transaction block: the table is pending (see
+    /// [`PendingChange`]) until [`Coordinator::end_block`] commits or
+    /// aborts the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_block: Option<u64>,
 }
 
 /// Drops a table, its segments, indexes and delete logs.
@@ -67,6 +72,22 @@ pub struct CreateTable {
 pub struct DropTable {
     pub table: TableRef,
     pub if_exists: bool,
+    /// Dropped by a transaction block: the table stays (for every other
+    /// session) until [`Coordinator::end_block`] commits the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_block: Option<u64>,
+}
+
+pub use crate::coordinator::{
+    client_table_name, is_pending_name, pending_table_name, PendingChange, PendingKind,
+};
+
+/// Ends a transaction block's catalog changes: applies them (`commit`) or
+/// discards them, all in one meta-store transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndBlock {
+    pub block: u64,
+    pub commit: bool,
 }
 
 /// Renames a table within its database.
@@ -253,6 +274,9 @@ pub trait Coordinator: Send + Sync + 'static {
     async fn create_table(&self, request: CreateTable) -> Result<bool>;
     /// `Ok(false)`: it was missing and `if_exists`.
     async fn drop_table(&self, request: DropTable) -> Result<bool>;
+    /// Commits or aborts the pending catalog changes of a transaction
+    /// block (see [`PendingChange`]); a block with none is no error.
+    async fn end_block(&self, request: EndBlock) -> Result<()>;
     async fn rename_table(&self, request: RenameTable) -> Result<()>;
     /// `Ok(false)`: the column existed and `if_not_exists`.
     async fn add_column(&self, request: AddColumn) -> Result<bool>;

@@ -31,7 +31,7 @@ pub mod wire_streaming;
 
 pub use coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, ExtensionOutcome, ExtensionRef, IndexBuildStep,
-    IndexDefinition, IndexStatus, RenameTable, SegmentPlacement, SetTableOptions, ShardLayout,
-    TableInfo, TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, EndBlock, ExtensionOutcome, ExtensionRef, IndexBuildStep,
+    IndexDefinition, IndexStatus, PendingChange, PendingKind, RenameTable, SegmentPlacement,
+    SetTableOptions, ShardLayout, TableInfo, TableLayout, TableRef, TimestampBatch,
 };

@@ -104,6 +104,11 @@ pub struct CommitTransaction {
     /// The timestamp the transaction read at.
     pub snapshot_ts: u64,
     pub tables: Vec<TableChanges>,
+    /// The transaction block, when it changed the catalog: the commit then
+    /// writes a WAL entry marked with it even without row changes (the
+    /// block's commit point, see
+    /// [`PendingChange`](crate::api::coordinator::PendingChange)).
+    pub catalog_block: Option<u64>,
 }
 
 /// The streaming node.
@@ -221,13 +226,17 @@ pub struct StreamingTableStats {
 }
 
 /// What a WAL replay did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalReplay {
     /// The LSN the WAL was read from (the replay start persisted by the
     /// last truncation; 1 when there was none).
     pub from: u64,
     /// Records read and applied.
     pub records: usize,
+    /// The transaction blocks whose commit entries the replay read (see
+    /// [`CommitTransaction::catalog_block`]).
+    #[serde(default)]
+    pub committed_blocks: Vec<u64>,
 }
 
 /// The acknowledged result of a write.

@@ -25,7 +25,7 @@ use quiver_proto::fragments::{decode_batch, encode_batch};
 
 use super::coordinator::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, ExtensionOutcome, ExtensionRef, IndexBuildStep,
+    DropDatabase, DropIndex, DropTable, EndBlock, ExtensionOutcome, ExtensionRef, IndexBuildStep,
     IndexStatus, RenameTable, SetTableOptions, TableInfo, TableLayout, TableRef, TimestampBatch,
 };
 use super::data::{
@@ -120,6 +120,16 @@ impl Coordinator for WireCoordinator {
         over_the_wire(
             self.inner
                 .drop_table(request)
+                .await
+                .map_err(error_over_the_wire)?,
+        )
+    }
+
+    async fn end_block(&self, request: EndBlock) -> Result<()> {
+        let request = over_the_wire(request)?;
+        over_the_wire(
+            self.inner
+                .end_block(request)
                 .await
                 .map_err(error_over_the_wire)?,
         )
@@ -339,6 +349,7 @@ pub(super) fn commit_over_the_wire(request: CommitTransaction) -> Result<CommitT
     Ok(CommitTransaction {
         snapshot_ts: over_the_wire(request.snapshot_ts)?,
         tables,
+        catalog_block: over_the_wire(request.catalog_block)?,
     })
 }
 

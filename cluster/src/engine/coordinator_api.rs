@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use super::Engine;
 use crate::api::{
     AddColumn, CatalogSnapshot, Coordinator, CreateDatabase, CreateIndex, CreateTable,
-    DropDatabase, DropIndex, DropTable, ExtensionOutcome, ExtensionRef, IndexBuildStep,
-    IndexStatus, RenameTable, SegmentPlacement, SetTableOptions, ShardLayout, TableInfo,
-    TableLayout, TableRef, TimestampBatch,
+    DropDatabase, DropIndex, DropTable, EndBlock, ExtensionOutcome, ExtensionRef, IndexBuildStep,
+    IndexStatus, PendingKind, RenameTable, SegmentPlacement, SetTableOptions, ShardLayout,
+    TableInfo, TableLayout, TableRef, TimestampBatch,
 };
 use crate::coordinator::TableMeta;
 use crate::error::Result;
@@ -35,26 +35,46 @@ impl Coordinator for Engine {
             schema,
             shards,
             if_not_exists,
+            in_block,
         } = request;
-        Engine::create_sharded_table(
-            self,
-            &table.database,
-            &table.name,
-            schema,
-            shards,
-            if_not_exists,
-        )
-        .await
+        match in_block {
+            None => {
+                Engine::create_sharded_table(
+                    self,
+                    &table.database,
+                    &table.name,
+                    schema,
+                    shards,
+                    if_not_exists,
+                )
+                .await
+            }
+            Some(block) => {
+                Engine::create_table_in_block(self, &table, schema, shards, if_not_exists, block)
+                    .await
+            }
+        }
     }
 
     async fn drop_table(&self, request: DropTable) -> Result<bool> {
-        Engine::drop_table(
-            self,
-            &request.table.database,
-            &request.table.name,
-            request.if_exists,
-        )
-        .await
+        match request.in_block {
+            None => {
+                Engine::drop_table(
+                    self,
+                    &request.table.database,
+                    &request.table.name,
+                    request.if_exists,
+                )
+                .await
+            }
+            Some(block) => {
+                Engine::drop_table_in_block(self, &request.table, request.if_exists, block).await
+            }
+        }
+    }
+
+    async fn end_block(&self, request: EndBlock) -> Result<()> {
+        Engine::end_block(self, request.block, request.commit).await
     }
 
     async fn rename_table(&self, request: RenameTable) -> Result<()> {
@@ -131,7 +151,10 @@ impl Coordinator for Engine {
         let tables = state
             .tables
             .values()
-            .map(|table| table_info(&table.meta.read()))
+            .map(|table| table.meta.read())
+            // A table a block is creating is the block's alone.
+            .filter(|meta| !meta.pending.is_some_and(|p| p.kind == PendingKind::Create))
+            .map(|meta| table_info(&meta))
             .collect();
         Ok(CatalogSnapshot {
             version,

@@ -92,6 +92,7 @@ impl Engine {
             stats.segments_loaded += loaded.segments;
             stats.indexes_loaded += loaded.indexes;
             self.open_on_streaming(&meta, recorded, deltalogs).await?;
+            // A table a block is creating is found under its pending name.
             state
                 .by_name
                 .insert((meta.database.clone(), meta.name.clone()), meta.id);
@@ -128,8 +129,13 @@ impl Engine {
                 }
             }
         }
-        self.recovery = stats;
         *self.catalog.write() = state;
+        // Blocks a crash left with pending catalog changes: committed when
+        // their marked WAL entry was replayed, else aborted (before the
+        // checkpoint truncates the WAL).
+        let committed: HashSet<u64> = replay.committed_blocks.iter().copied().collect();
+        stats.pending_blocks_ended = self.end_pending_blocks(&committed).await?;
+        self.recovery = stats;
         Ok(())
     }
 

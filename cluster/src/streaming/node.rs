@@ -126,14 +126,18 @@ impl StreamingRole for StreamingNode {
             .wal
             .read_from(from)?
             .into_iter()
-            .map(|(lsn, payload)| Ok((lsn, WalRecord::decode_all(&payload)?)))
+            .map(|(lsn, payload)| Ok((lsn, WalRecord::decode_entry(&payload)?)))
             .collect::<Result<Vec<_>>>()?;
+        let committed_blocks = records
+            .iter()
+            .filter_map(|(_, entry)| entry.block)
+            .collect();
         let mut replayed = 0;
         let mut max_ts = 0;
         let tables = self.tables.read().clone();
         for (lsn, record) in records
             .into_iter()
-            .flat_map(|(lsn, records)| records.into_iter().map(move |r| (lsn, r)))
+            .flat_map(|(lsn, entry)| entry.records.into_iter().map(move |r| (lsn, r)))
         {
             let Some(table) = tables.get(&record.table_id) else {
                 continue;
@@ -159,6 +163,7 @@ impl StreamingRole for StreamingNode {
         Ok(WalReplay {
             from,
             records: replayed,
+            committed_blocks,
         })
     }
 
@@ -196,13 +201,14 @@ impl StreamingRole for StreamingNode {
 
     async fn commit(&self, request: CommitTransaction) -> Result<CommitOutcome> {
         let snapshot_ts = request.snapshot_ts;
+        let catalog_block = request.catalog_block;
         let tables = request
             .tables
             .into_iter()
             .map(|part| Ok((self.table(part.table_id)?, part)))
             .collect::<Result<Vec<_>>>()?;
         self.blocking("commit", move |node| {
-            node.commit_transaction(tables, snapshot_ts)
+            node.commit_transaction(tables, snapshot_ts, catalog_block)
         })
         .await
     }

@@ -36,11 +36,13 @@ impl StreamingNode {
     /// serialization failure when a key it saw changed after the snapshot,
     /// with a duplicate key when a key it added exists by now.
     /// `tables` pairs each part with the table it names. Blocks until the
-    /// WAL fsync.
+    /// WAL fsync. A block that changed the catalog (`catalog_block`) always
+    /// gets its marked WAL entry, rows or none.
     pub fn commit_transaction(
         &self,
         mut tables: Vec<(Arc<TableRuntime>, TableChanges)>,
         snapshot_ts: u64,
+        catalog_block: Option<u64>,
     ) -> Result<CommitOutcome> {
         tables.sort_by_key(|(_, part)| part.table_id);
         if tables
@@ -57,9 +59,10 @@ impl StreamingNode {
         for (table, part) in tables {
             plans.push(check(table, part, snapshot_ts)?);
         }
-        if plans
-            .iter()
-            .all(|p| p.deletes.is_empty() && p.rows.is_none())
+        if catalog_block.is_none()
+            && plans
+                .iter()
+                .all(|p| p.deletes.is_empty() && p.rows.is_none())
         {
             return Ok(CommitOutcome {
                 ts: 0,
@@ -83,7 +86,10 @@ impl StreamingNode {
                 inserts: rows,
             });
         }
-        let payload = WalRecord::encode_transaction(&records)?;
+        let payload = match catalog_block {
+            Some(block) => WalRecord::encode_block_transaction(&records, block)?,
+            None => WalRecord::encode_transaction(&records)?,
+        };
         let lsn = self.wal.append(vec![payload])?[0];
         let mut sealed = false;
         for (plan, record) in plans.iter().zip(&records) {

@@ -103,6 +103,7 @@ impl MilvusDoor {
             schema: convert::table_schema(&stored)?,
             shards,
             if_not_exists: false,
+            in_block: None,
         }))
         .await?;
         // What the table's columns do not say, written at once.
@@ -188,6 +189,7 @@ impl MilvusDoor {
         self.change_catalog(CatalogChange::DropTable(DropTable {
             table: TableRef::new(database, name),
             if_exists: true,
+            in_block: None,
         }))
         .await
         .map(|_| ())

@@ -399,7 +399,7 @@ async fn drop_is_a_catalog_change_and_statistics_a_typed_count() {
     assert_eq!(
         asked,
         [
-            "change_catalog DropTable(DropTable { table: TableRef { database: \"public\", name: \"items\" }, if_exists: true })",
+            "change_catalog DropTable(DropTable { table: TableRef { database: \"public\", name: \"items\" }, if_exists: true, in_block: None })",
             "table_scan public.items",
             "execute_plan",
         ]

@@ -113,6 +113,7 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::DatabaseAlreadyExists
         | StatusCode::DuplicateDatabase
         | StatusCode::ObjectInUse
+        | StatusCode::LockNotAvailable
         | StatusCode::InvalidRowCountInLimit
         | StatusCode::InvalidRowCountInOffset
         | StatusCode::ColumnNotFound

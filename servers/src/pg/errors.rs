@@ -28,6 +28,7 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::UndefinedDatabase => "3D000",
         StatusCode::DuplicateDatabase => "42P04",
         StatusCode::ObjectInUse => "55006",
+        StatusCode::LockNotAvailable => "55P03",
         StatusCode::InvalidRowCountInLimit => "2201W",
         StatusCode::InvalidRowCountInOffset => "2201X",
         StatusCode::ColumnNotFound => "42703",
@@ -68,10 +69,11 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
 
 /// An `ERROR` with the given SQLSTATE and message.
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
+    let message = message.into();
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".to_owned(),
         code.to_owned(),
-        message.into(),
+        quiver_sql::error::client_text(&message).into_owned(),
     )))
 }
 

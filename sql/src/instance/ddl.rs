@@ -12,11 +12,14 @@ use quiver_common::schema::{ColumnDef, ColumnType, TableSchema, ROW_ID_COLUMN};
 use quiver_cluster::api::{
     self, AddColumn, CreateDatabase, DropDatabase, DropTable, RenameTable, TableRef,
 };
+use quiver_cluster::EngineError;
 
+use super::block_catalog::BlockName;
 use super::index_ddl::{define_index, IndexBuild};
 use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::state::Instance;
+use super::transaction;
 use crate::error::{Result, SqlError};
 use crate::handler::ddl::CatalogChange;
 use crate::handler::pg::{CommandTag, PgOutput};
@@ -142,7 +145,7 @@ fn default_text(expr: &Expr) -> String {
 /// `CREATE TABLE`.
 pub async fn create_table(
     instance: &Instance,
-    session: &SqlSession,
+    session: &mut SqlSession,
     create: &CreateTable,
 ) -> Result<PgOutput> {
     if create.query.is_some() {
@@ -202,15 +205,35 @@ pub async fn create_table(
         primary_key,
     };
     let shards = table_shards(&create.table_options)?;
-    instance
+    if let BlockName::Created(_) = session.block_tables.read().lookup(&database, &name) {
+        // The coordinator knows it by its pending name only.
+        return if create.if_not_exists {
+            session.notice(format!("relation \"{name}\" already exists, skipping"));
+            Ok(PgOutput::Command(CommandTag::new("CREATE TABLE")))
+        } else {
+            Err(SqlError::Engine(EngineError::TableAlreadyExists {
+                database,
+                table: name,
+            }))
+        };
+    }
+    let in_block = transaction::catalog_block(instance, session, "CREATE TABLE").await?;
+    let created = instance
         .coordinator()
         .create_table(api::CreateTable {
-            table: TableRef::new(database, name),
+            table: TableRef::new(database.clone(), name.clone()),
             schema,
             shards,
             if_not_exists: create.if_not_exists,
+            in_block,
         })
         .await?;
+    if created && in_block.is_some() {
+        session.block_tables.write().created(&database, &name);
+    }
+    if !created {
+        session.notice(format!("relation \"{name}\" already exists, skipping"));
+    }
     Ok(PgOutput::Command(CommandTag::new("CREATE TABLE")))
 }
 
@@ -283,7 +306,7 @@ pub async fn create_schema(instance: &Instance, statement: &Statement) -> Result
 /// `DROP TABLE` / `DROP SCHEMA`.
 pub async fn drop(
     instance: &Instance,
-    session: &SqlSession,
+    session: &mut SqlSession,
     statement: &Statement,
 ) -> Result<PgOutput> {
     let Statement::Drop {
@@ -299,14 +322,36 @@ pub async fn drop(
     match object_type {
         ObjectType::Table => {
             for name in names {
-                let (database, table) = instance.resolve(session, name)?;
-                instance
+                let (database, table) = instance.resolve_client_name(session, name)?;
+                let stored = match session.block_tables.read().lookup(&database, &table) {
+                    BlockName::Unchanged => table.clone(),
+                    BlockName::Created(pending) => pending,
+                    BlockName::Dropped if *if_exists => {
+                        session.notice(format!("table \"{table}\" does not exist, skipping"));
+                        continue;
+                    }
+                    BlockName::Dropped => {
+                        return Err(SqlError::Engine(EngineError::TableNotFound {
+                            database,
+                            table,
+                        }))
+                    }
+                };
+                let in_block = transaction::catalog_block(instance, session, "DROP TABLE").await?;
+                let dropped = instance
                     .coordinator()
                     .drop_table(DropTable {
-                        table: TableRef::new(database, table),
+                        table: TableRef::new(database.clone(), stored),
                         if_exists: *if_exists,
+                        in_block,
                     })
                     .await?;
+                if dropped && in_block.is_some() {
+                    session.block_tables.write().dropped(&database, &table);
+                }
+                if !dropped {
+                    session.notice(format!("table \"{table}\" does not exist, skipping"));
+                }
             }
             Ok(PgOutput::Command(CommandTag::new("DROP TABLE")))
         }

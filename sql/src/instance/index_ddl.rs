@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr, IndexType, ObjectName, Value};
+use quiver_cluster::api::coordinator::is_pending_name;
 use quiver_cluster::api::{self, DropIndex, IndexDefinition, TableRef};
+use quiver_common::status::StatusCode;
 
 use super::names::normalize_ident;
 use super::session::SqlSession;
@@ -179,6 +181,21 @@ pub async fn create_index(
     };
     let params = with_params(&create.with)?;
     let (database, table) = instance.resolve(session, &create.table_name)?;
+    let in_block = session.transaction.is_some();
+    if in_block && create.concurrently {
+        return Err(SqlError::Query {
+            code: StatusCode::ActiveSqlTransaction,
+            message: "CREATE INDEX CONCURRENTLY cannot run inside a transaction block".into(),
+        });
+    }
+    if in_block && !is_pending_name(&table) {
+        // Transactional only on a table the block created (which goes
+        // with the block when it aborts).
+        return Err(SqlError::Query {
+            code: StatusCode::ActiveSqlTransaction,
+            message: "CREATE INDEX cannot run inside a transaction block on a table the block did not create".into(),
+        });
+    }
     let request = api::CreateIndex {
         table: TableRef::new(database, table),
         definition: IndexDefinition {
@@ -197,6 +214,9 @@ pub async fn create_index(
             notices: session.notice_sink(),
         }
     };
+    if in_block {
+        session.block_tables.write().changed();
+    }
     if define_index(instance, request, build).await?.is_none() {
         session.notice(format!(
             "relation \"{}\" already exists, skipping",

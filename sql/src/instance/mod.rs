@@ -18,6 +18,7 @@
 //! [`SessionState`](crate::handler::SessionState).
 
 mod array_subquery;
+mod block_catalog;
 mod catalog_functions;
 mod copy;
 mod database_ddl;
@@ -103,7 +104,12 @@ impl QueryHandler for Instance {
             database = own.then(|| db.to_string());
         }
         let memory = QueryMemoryPool::new(self.server_memory.clone(), self.query_memory_limit);
-        let ctx = new_session_context(self.tables.clone(), memory.clone())
+        let block_tables = block_catalog::SharedBlockTables::default();
+        let catalog = block_catalog::SessionCatalog {
+            shared: self.tables.clone(),
+            block: block_tables.clone(),
+        };
+        let ctx = new_session_context(Arc::new(catalog), memory.clone())
             .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
@@ -170,6 +176,7 @@ impl QueryHandler for Instance {
             plans: PlanCache::default(),
             memory,
             transaction: None,
+            block_tables,
         };
         session_cmds::sync_search_settings(&session);
         session_cmds::apply_initial_settings(&mut session, &info.initial_settings)?;
@@ -492,7 +499,7 @@ impl Instance {
             }) => transaction::set_transaction(session, modes, *for_session),
             Statement::Commit { .. } => transaction::commit(self, session).await,
             Statement::Rollback { savepoint, .. } => {
-                transaction::rollback(session, savepoint.as_ref())
+                transaction::rollback(session, savepoint.as_ref()).await
             }
             Statement::Savepoint { name } => transaction::savepoint(session, name),
             Statement::ReleaseSavepoint { name } => transaction::release(session, name),

@@ -127,7 +127,7 @@ impl Instance {
         let settings = session_search_settings(&*session.ctx.state_ref().read());
         // A plan made in a transaction with writes holds them: neither
         // reused nor kept.
-        let reusable = !super::transaction::has_writes(session);
+        let reusable = !super::transaction::holds_changes(session);
         if let Some(search) = session.plans.search(&key, settings).filter(|_| reusable) {
             let vector = bound_query_vector(&search.node, params)?;
             let physical = rebind_search(&search.physical, vector, read_ts)?;

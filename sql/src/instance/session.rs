@@ -13,6 +13,7 @@ use datafusion::execution::memory_pool::MemoryPool;
 use datafusion::prelude::SessionContext;
 use quiver_exec::memory::QueryMemoryPool;
 
+use super::block_catalog::SharedBlockTables;
 use super::database_use::DatabaseUse;
 use super::plan_cache::PlanCache;
 use super::transaction_block::TransactionBlock;
@@ -44,6 +45,9 @@ pub(crate) struct SqlSession {
     pub(crate) memory: Arc<QueryMemoryPool>,
     /// The open transaction block, if any.
     pub(crate) transaction: Option<TransactionBlock>,
+    /// The catalog changes of the open block, shared with the session's
+    /// DataFusion catalog (which shows them to this session only).
+    pub(crate) block_tables: SharedBlockTables,
 }
 
 impl SqlSession {

@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{ObjectName, Statement};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use quiver_cluster::api::streaming::Streaming;
 use quiver_cluster::api::{Coordinator, TableInfo, TableRef};
-use quiver_cluster::Engine;
+use quiver_cluster::{Engine, EngineError};
 use quiver_common::config::MemoryConfig;
 use quiver_common::schema::vector_dim;
 use quiver_exec::catalog::CatalogSource;
@@ -27,6 +27,7 @@ use quiver_exec::table::ReadTimestamp;
 use quiver_exec::transaction_view::TransactionView;
 use quiver_planner::functions::metric_of_function;
 
+use super::block_catalog::BlockName;
 use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::session_cmds;
@@ -390,8 +391,30 @@ impl Instance {
     }
 
     /// The (database, table) an object name refers to in this session: an
-    /// unqualified name is the first on `search_path` holding it.
+    /// unqualified name is the first on `search_path` holding it. A table
+    /// the session's transaction block created is named by its pending
+    /// name (as the coordinator knows it); one the block dropped does not
+    /// exist.
     pub(crate) fn resolve(
+        &self,
+        session: &SqlSession,
+        name: &ObjectName,
+    ) -> Result<(String, String)> {
+        let (database, table) = self.resolve_client_name(session, name)?;
+        let lookup = session.block_tables.read().lookup(&database, &table);
+        match lookup {
+            BlockName::Unchanged => Ok((database, table)),
+            BlockName::Created(pending) => Ok((database, pending)),
+            BlockName::Dropped => Err(SqlError::Engine(EngineError::TableNotFound {
+                database,
+                table,
+            })),
+        }
+    }
+
+    /// [`Instance::resolve`] without the block's view: the names as the
+    /// client wrote them.
+    pub(crate) fn resolve_client_name(
         &self,
         session: &SqlSession,
         name: &ObjectName,

@@ -11,9 +11,16 @@
 //! timestamp in one WAL entry, failing with `40001` when a key the block
 //! changed was changed by a commit after its snapshot. `ROLLBACK` drops the
 //! buffer; `ROLLBACK TO SAVEPOINT` cuts it back. An error aborts the block:
-//! every statement then fails with `25P02` until it ends. Statements that
-//! change the catalog are refused inside a block with `25001` (they are not
-//! transactional).
+//! every statement then fails with `25P02` until it ends.
+//!
+//! `CREATE TABLE`, `DROP TABLE` and `CREATE INDEX` on a table the block
+//! created are transactional: the coordinator keeps them pending for the
+//! block (seen by its statements only, see [`super::block_catalog`]);
+//! `COMMIT` appends the block's WAL entry marked with its id — the commit
+//! point of its rows and its catalog changes alike — then has the
+//! coordinator apply the changes; `ROLLBACK` discards them. Other
+//! statements that change the catalog are refused inside a block with
+//! `25001`.
 
 use arrow::array::RecordBatch;
 use datafusion::sql::sqlparser::ast::{
@@ -28,6 +35,7 @@ use quiver_common::schema::TableSchema;
 use quiver_common::status::StatusCode;
 use quiver_exec::pk::{pk_values, PkValue};
 
+use super::block_catalog::CatalogBlock;
 use super::names::normalize_ident;
 use super::session::SqlSession;
 use super::state::{rows_with_keys, Instance};
@@ -42,16 +50,18 @@ fn txn_error(code: StatusCode, message: impl Into<String>) -> SqlError {
     }
 }
 
-/// True for statements that change the catalog (refused inside a block).
+/// True for statements that change the catalog and are refused inside a
+/// block (`CREATE TABLE` without `AS`, `DROP TABLE` and `CREATE INDEX`
+/// are transactional).
 fn changes_catalog(statement: &Statement) -> Option<&'static str> {
     Some(match statement {
-        Statement::CreateTable(_) => "CREATE TABLE",
-        Statement::CreateIndex(_) => "CREATE INDEX",
+        Statement::CreateTable(create) if create.query.is_some() => "CREATE TABLE AS",
+        Statement::CreateTable(_) | Statement::CreateIndex(_) => return None,
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         Statement::CreateDatabase { .. } => "CREATE DATABASE",
         Statement::AlterTable(_) => "ALTER TABLE",
         Statement::Drop { object_type, .. } => match object_type {
-            ObjectType::Table => "DROP TABLE",
+            ObjectType::Table => return None,
             ObjectType::Index => "DROP INDEX",
             ObjectType::Schema => "DROP SCHEMA",
             ObjectType::Database => "DROP DATABASE",
@@ -101,11 +111,43 @@ pub(crate) fn state(session: &SqlSession) -> Option<bool> {
 
 /// True when the session's block has buffered writes (plans made in it
 /// hold them and must not be cached).
-pub(crate) fn has_writes(session: &SqlSession) -> bool {
+fn has_writes(session: &SqlSession) -> bool {
     session
         .transaction
         .as_ref()
         .is_some_and(|b| !b.writes.is_empty())
+}
+
+/// True when plans made in the session's block must not be cached: it
+/// holds writes, or catalog changes only it sees.
+pub(crate) fn holds_changes(session: &SqlSession) -> bool {
+    has_writes(session) || session.block_tables.read().block.is_some()
+}
+
+/// The id of the session's block for a catalog change made in it
+/// (allocated by its first one: a fresh timestamp, unique); `None` outside
+/// a block. A `READ ONLY` block refuses the change (`25006`).
+pub(crate) async fn catalog_block(
+    instance: &Instance,
+    session: &mut SqlSession,
+    what: &str,
+) -> Result<Option<u64>> {
+    if session.transaction.is_none() {
+        return Ok(None);
+    }
+    check_writable(session, what)?;
+    let tables = session.block_tables.clone();
+    let block = session.transaction.as_mut().expect("checked above");
+    if let Some(catalog) = &block.catalog {
+        return Ok(Some(catalog.id));
+    }
+    let id = instance.coordinator().allocate_timestamps(1).await?.first;
+    block.catalog = Some(CatalogBlock::new(
+        id,
+        instance.coordinator().clone(),
+        tables,
+    ));
+    Ok(Some(id))
 }
 
 /// Buffers rows written in a block; returns them as written (staged:
@@ -318,11 +360,20 @@ pub(crate) async fn commit(instance: &Instance, session: &mut SqlSession) -> Res
         session.notice("there is no transaction in progress");
         return Ok(command("COMMIT", TransactionEffect::End));
     };
+    let mut block = block;
+    let catalog = block.catalog.take();
     if block.failed {
+        if let Some(catalog) = catalog {
+            catalog.end(false).await?;
+        }
         return Ok(command("ROLLBACK", TransactionEffect::End));
     }
-    let (Some(snapshot), false) = (block.snapshot, block.writes.is_empty()) else {
-        return Ok(command("COMMIT", TransactionEffect::End));
+    let snapshot = match (block.snapshot, block.writes.is_empty(), &catalog) {
+        (Some(snapshot), false, _) => snapshot,
+        // No rows: the block's catalog changes still commit through its
+        // WAL entry (its snapshot does not matter: no key to check).
+        (snapshot, true, Some(_)) => snapshot.unwrap_or(0),
+        _ => return Ok(command("COMMIT", TransactionEffect::End)),
     };
     let mut tables = Vec::new();
     for (table_id, net) in block.net() {
@@ -339,28 +390,54 @@ pub(crate) async fn commit(instance: &Instance, session: &mut SqlSession) -> Res
             rows,
         });
     }
-    instance
+    let committed = instance
         .streaming()
         .commit(CommitTransaction {
             snapshot_ts: snapshot,
             tables,
+            catalog_block: catalog.as_ref().map(|c| c.id),
         })
-        .await?;
+        .await;
+    if let Some(catalog) = catalog {
+        match &committed {
+            // The entry's durability is unknown: the restart's recovery
+            // reads the WAL and ends the block as it finds it.
+            Err(e) if e.status_code() == StatusCode::OutcomeUnknown => catalog.leave_to_recovery(),
+            // The WAL entry decided: the coordinator follows.
+            _ => catalog.end(committed.is_ok()).await?,
+        }
+    }
+    committed?;
     Ok(command("COMMIT", TransactionEffect::End))
 }
 
-/// `ROLLBACK` (drops the block) and `ROLLBACK TO SAVEPOINT` (cuts its
-/// writes back to the savepoint, which stays, and clears the abort).
-pub(crate) fn rollback(session: &mut SqlSession, savepoint: Option<&Ident>) -> Result<PgOutput> {
+/// `ROLLBACK` (drops the block, its catalog changes discarded) and
+/// `ROLLBACK TO SAVEPOINT` (cuts its writes back to the savepoint, which
+/// stays, and clears the abort).
+pub(crate) async fn rollback(
+    session: &mut SqlSession,
+    savepoint: Option<&Ident>,
+) -> Result<PgOutput> {
     let Some(name) = savepoint else {
-        if session.transaction.take().is_none() {
-            session.notice("there is no transaction in progress");
+        match session.transaction.take() {
+            None => session.notice("there is no transaction in progress"),
+            Some(mut block) => {
+                if let Some(catalog) = block.catalog.take() {
+                    catalog.end(false).await?;
+                }
+            }
         }
         return Ok(command("ROLLBACK", TransactionEffect::End));
     };
+    let changes = session.block_tables.read().changes;
     let block = in_block_for(session, "ROLLBACK TO SAVEPOINT")?;
     let at = find_savepoint(block, name)?;
-    let writes = block.savepoints[at].1;
+    let (_, writes, changes_before) = block.savepoints[at];
+    if changes > changes_before {
+        return Err(SqlError::unsupported(
+            "ROLLBACK TO SAVEPOINT past a catalog change (CREATE TABLE, DROP TABLE, CREATE INDEX)",
+        ));
+    }
     block.savepoints.truncate(at + 1);
     block.writes.truncate(writes);
     block.view = None;
@@ -370,9 +447,12 @@ pub(crate) fn rollback(session: &mut SqlSession, savepoint: Option<&Ident>) -> R
 
 /// `SAVEPOINT name`.
 pub(crate) fn savepoint(session: &mut SqlSession, name: &Ident) -> Result<PgOutput> {
+    let changes = session.block_tables.read().changes;
     let block = in_block_for(session, "SAVEPOINT")?;
     let writes = block.writes.len();
-    block.savepoints.push((normalize_ident(name), writes));
+    block
+        .savepoints
+        .push((normalize_ident(name), writes, changes));
     Ok(command("SAVEPOINT", TransactionEffect::None))
 }
 
@@ -397,7 +477,7 @@ fn find_savepoint(block: &TransactionBlock, name: &Ident) -> Result<usize> {
     block
         .savepoints
         .iter()
-        .rposition(|(n, _)| *n == normalize_ident(name))
+        .rposition(|(n, _, _)| *n == normalize_ident(name))
         .ok_or_else(|| {
             txn_error(
                 StatusCode::InvalidSavepoint,

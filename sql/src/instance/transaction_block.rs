@@ -16,6 +16,7 @@ use quiver_common::status::StatusCode;
 use quiver_exec::pk::{pk_values, PkValue};
 use quiver_exec::transaction_view::{PendingTable, TransactionView};
 
+use super::block_catalog::CatalogBlock;
 use crate::error::{Result, SqlError};
 
 /// An open transaction block of a session.
@@ -25,14 +26,18 @@ pub(crate) struct TransactionBlock {
     pub(crate) snapshot: Option<u64>,
     /// The buffered writes, in order.
     pub(crate) writes: Vec<BufferedWrite>,
-    /// Savepoints: name and how many writes preceded it.
-    pub(crate) savepoints: Vec<(String, usize)>,
+    /// Savepoints: name, how many writes and how many catalog changes
+    /// preceded it.
+    pub(crate) savepoints: Vec<(String, usize, usize)>,
     /// An error aborted the block: only `ROLLBACK` (to a savepoint) helps.
     pub(crate) failed: bool,
     /// `READ ONLY`: writes are refused (`25006`).
     pub(crate) read_only: bool,
     /// The view of the writes, built when a statement first needs it.
     pub(crate) view: Option<Arc<TransactionView>>,
+    /// The block's catalog changes, once it made one (`CREATE TABLE`,
+    /// `DROP TABLE`, `CREATE INDEX` on a table it created).
+    pub(crate) catalog: Option<CatalogBlock>,
 }
 
 impl BufferedWrite {
