@@ -42,6 +42,7 @@ use super::transaction;
 use crate::error::{Result, SqlError};
 use crate::handler::pg::{CommandTag, PgOutput};
 use crate::handler::{Prepared, WriteKind, Written};
+use quiver_cluster::api::coordinator::client_table_name;
 
 fn insert_target(insert: &Insert) -> Result<&datafusion::sql::sqlparser::ast::ObjectName> {
     match &insert.table {
@@ -306,6 +307,8 @@ async fn returning(
         .filter(|&i| rows.schema().field(i).name() != ROW_ID_COLUMN)
         .collect();
     ctx.register_batch("returning_rows", rows.project(&declared)?)?;
+    // Qualified by the name the client gave (not a pending table's).
+    let table = client_table_name(table);
     let mut items = items.to_vec();
     for item in &mut items {
         let _ = visit_expressions_mut(item, |expr| {
@@ -670,7 +673,10 @@ fn from_clause(
         " FROM {}.{} AS {}",
         quote(database),
         quote(&format!("{table}{WITH_HIDDEN_COLUMNS}")),
-        alias.clone().unwrap_or_else(|| quote(table))
+        // Qualified by the name the client gave (not a pending table's).
+        alias
+            .clone()
+            .unwrap_or_else(|| quote(client_table_name(table)))
     );
     if let Some(selection) = selection {
         sql.push_str(&format!(" WHERE {selection}"));
@@ -678,11 +684,18 @@ fn from_clause(
     sql
 }
 
+/// The name the rows an UPDATE of the primary key selects give their old
+/// key (a NUL: no column of a client's can have it).
+const OLD_KEY: &str = "\u{0}old_key";
+
+/// The query selecting an UPDATE's new rows, its table, and whether it
+/// assigns the primary key (the rows then end with their old key, named
+/// [`OLD_KEY`]).
 async fn update_sql(
     instance: &Instance,
     session: &SqlSession,
     update: &Update,
-) -> Result<(String, String, String)> {
+) -> Result<(String, String, String, bool)> {
     if update.from.is_some() {
         return Err(SqlError::unsupported("UPDATE ... FROM"));
     }
@@ -690,6 +703,7 @@ async fn update_sql(
     let (database, table) = instance.resolve(session, name)?;
     let schema = instance.describe_table(&database, &table).await?.schema;
     let mut select = Vec::new();
+    let mut assigns_key = false;
     for def in &schema.columns {
         let assigned = update.assignments.iter().find(|a| match &a.target {
             AssignmentTarget::ColumnName(n) => {
@@ -702,10 +716,10 @@ async fn update_sql(
             AssignmentTarget::Tuple(_) => false,
         });
         match assigned {
-            Some(_) if def.name == schema.pk().name => {
-                return Err(SqlError::unsupported("UPDATE of the primary key column"))
+            Some(a) => {
+                assigns_key |= def.name == schema.pk().name;
+                select.push(format!("({}) AS {}", a.value, quote(&def.name)));
             }
-            Some(a) => select.push(format!("({}) AS {}", a.value, quote(&def.name))),
             None => select.push(quote(&def.name)),
         }
     }
@@ -726,12 +740,60 @@ async fn update_sql(
             return Err(SqlError::unsupported("UPDATE SET (a, b) = (...)"));
         }
     }
+    if assigns_key {
+        select.push(format!(
+            "{} AS {}",
+            quote(&schema.pk().name),
+            quote(OLD_KEY)
+        ));
+    }
     let sql = format!(
         "SELECT {}{}",
         select.join(", "),
         from_clause((&database, &table), &alias, &update.selection)
     );
-    Ok((sql, database, table))
+    Ok((sql, database, table, assigns_key))
+}
+
+/// Writes the rows of an UPDATE that assigns the primary key (each ending
+/// with its old key): the old keys deleted and the rows inserted, as one
+/// transaction — the session's block, or one of the statement's own — so
+/// a new key that another row holds fails the whole statement (`23505`),
+/// and keys may trade places. Returns the rows written.
+async fn update_keys(
+    instance: &Instance,
+    session: &mut SqlSession,
+    target: (&str, &str),
+    rows: RecordBatch,
+) -> Result<RecordBatch> {
+    let old_at = rows.num_columns() - 1;
+    let old_keys: Vec<PkValue> = pk_values(rows.column(old_at))
+        .into_iter()
+        .flatten()
+        .collect();
+    let rows = rows.project(&(0..old_at).collect::<Vec<_>>())?;
+    let own_block = !transaction::in_block(session);
+    if own_block {
+        transaction::begin_implicit(session);
+    }
+    let written = async {
+        transaction::delete_keys(instance, session, target, old_keys).await?;
+        transaction::write_rows(instance, session, target, rows, WriteMode::Insert).await
+    }
+    .await;
+    if !own_block {
+        return written;
+    }
+    match written {
+        Ok(written) => {
+            transaction::commit(instance, session).await?;
+            Ok(written)
+        }
+        Err(e) => {
+            session.transaction = None;
+            Err(e)
+        }
+    }
 }
 
 pub async fn prepare_update(
@@ -739,7 +801,7 @@ pub async fn prepare_update(
     session: &mut SqlSession,
     update: &Update,
 ) -> Result<Prepared> {
-    let (sql, database, table) = update_sql(instance, session, update).await?;
+    let (sql, database, table, _) = update_sql(instance, session, update).await?;
     let returning = update.returning.as_deref();
     prepare_selected(instance, session, &sql, (&database, &table), returning).await
 }
@@ -782,12 +844,16 @@ pub async fn update(
     update: &Update,
     params: Option<&ParamValues>,
 ) -> Result<PgOutput> {
-    let (sql, database, table) = update_sql(instance, session, update).await?;
+    let (sql, database, table, assigns_key) = update_sql(instance, session, update).await?;
     instance.set_read_ts(session).await?;
     let plan = instance.plan_sql(session, &sql).await?;
     let (rows, _buffered) = collect_rows(session, plan, params, "UPDATE rows").await?;
     let count = rows.num_rows();
-    let written = if count > 0 {
+    let written = if assigns_key && count > 0 {
+        update_keys(instance, session, (&database, &table), rows).await?
+    } else if assigns_key {
+        rows.project(&(0..rows.num_columns() - 1).collect::<Vec<_>>())?
+    } else if count > 0 {
         write_rows(
             instance,
             session,

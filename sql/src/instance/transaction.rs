@@ -314,6 +314,12 @@ pub(crate) fn begin(session: &mut SqlSession, modes: &[TransactionMode]) -> Resu
     Ok(command("BEGIN", TransactionEffect::Begin))
 }
 
+/// Opens a block for one statement that must write as a transaction (an
+/// UPDATE of primary keys): the caller commits it or drops it.
+pub(crate) fn begin_implicit(session: &mut SqlSession) {
+    session.transaction = Some(TransactionBlock::default());
+}
+
 /// `SET TRANSACTION modes` (the block's, before its first query) and `SET
 /// SESSION CHARACTERISTICS AS TRANSACTION modes` (later blocks': only the
 /// isolation levels, which all run as snapshot isolation, are accepted).
