@@ -505,28 +505,22 @@ impl Engine {
                 return Err(EngineError::DatabaseNotFound(database.to_string()));
             }
             // A name a block is creating is taken too (that block may
-            // commit it).
-            let taken = state
-                .by_name
-                .iter()
-                .filter(|((db, n), _)| db == database && client_table_name(n) == name)
-                .map(|(_, id)| *id)
-                .next();
-            if let Some(id) = taken {
-                let dropped_by_this_block = pending.is_some_and(|p| {
-                    state.tables.get(&id).is_some_and(|t| {
+            // commit it); one this block is dropping is free for it.
+            let dropped_by_this_block = |id: &u64| {
+                pending.is_some_and(|p| {
+                    state.tables.get(id).is_some_and(|t| {
                         t.meta.read().pending
                             == Some(PendingChange {
                                 block: p.block,
                                 kind: PendingKind::Drop,
                             })
                     })
-                });
-                if dropped_by_this_block {
-                    return Err(EngineError::Unsupported(format!(
-                        "creating table \"{name}\" in the transaction block that dropped a table of that name"
-                    )));
-                }
+                })
+            };
+            let taken = state.by_name.iter().any(|((db, n), id)| {
+                db == database && client_table_name(n) == name && !dropped_by_this_block(id)
+            });
+            if taken {
                 return if if_not_exists {
                     Ok(false)
                 } else {

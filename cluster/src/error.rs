@@ -87,9 +87,6 @@ pub enum EngineError {
         column: String,
         max: i64,
     },
-    /// A request Quiver does not implement (the text names it).
-    #[error("{0} is not supported")]
-    Unsupported(String),
     /// A table another transaction block is changing (PostgreSQL would
     /// wait for its lock; Quiver answers at once).
     #[error("could not obtain lock on relation \"{table}\"")]
@@ -109,7 +106,6 @@ impl EngineError {
             EngineError::TableNotFound { .. } => StatusCode::TableNotFound,
             EngineError::TableIdNotFound(_) => StatusCode::TableNotFound,
             EngineError::TableAlreadyExists { .. } => StatusCode::TableAlreadyExists,
-            EngineError::Unsupported(_) => StatusCode::Unsupported,
             EngineError::TableLocked { .. } => StatusCode::LockNotAvailable,
             EngineError::DatabaseNotFound(_) => StatusCode::DatabaseNotFound,
             EngineError::DatabaseAlreadyExists(_) => StatusCode::DatabaseAlreadyExists,

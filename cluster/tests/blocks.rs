@@ -158,10 +158,14 @@ async fn pending_changes_are_the_blocks_alone_until_it_ends() {
         coordinator.drop_table(drop_request("old", Some(8))).await,
         Err(EngineError::TableLocked { .. })
     ));
-    // Creating a table of the name it dropped is refused, not misread.
+    // A table of the name it dropped: the block's own (aborted with it).
+    coordinator
+        .create_table(create("old", Some(7)))
+        .await
+        .unwrap();
     assert!(matches!(
-        coordinator.create_table(create("old", Some(7))).await,
-        Err(EngineError::Unsupported(_))
+        coordinator.create_table(create("old", Some(8))).await,
+        Err(EngineError::TableAlreadyExists { .. })
     ));
     // Aborted: as before.
     coordinator
@@ -172,7 +176,9 @@ async fn pending_changes_are_the_blocks_alone_until_it_ends() {
         .await
         .unwrap();
     assert_eq!(engine.table_names("public"), ["old"]);
-    // Committed: both changes at once.
+    // Committed: every change at once (the old table replaced by a new
+    // one of its name).
+    let old_id = engine.table("public", "old").unwrap().id();
     coordinator
         .create_table(create("new", Some(9)))
         .await
@@ -182,13 +188,18 @@ async fn pending_changes_are_the_blocks_alone_until_it_ends() {
         .await
         .unwrap();
     coordinator
+        .create_table(create("old", Some(9)))
+        .await
+        .unwrap();
+    coordinator
         .end_block(EndBlock {
             block: 9,
             commit: true,
         })
         .await
         .unwrap();
-    assert_eq!(engine.table_names("public"), ["new"]);
+    assert_eq!(engine.table_names("public"), ["new", "old"]);
+    assert_ne!(engine.table("public", "old").unwrap().id(), old_id);
     assert!(engine
         .table("public", &pending_table_name("new", 9))
         .is_err());

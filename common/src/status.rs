@@ -115,6 +115,8 @@ pub enum StatusCode {
     /// A drop refused because other objects depend on the object
     /// (`2BP01`).
     DependentObjectsStillExist,
+    /// A function that does not exist by that name (`42883`).
+    UndefinedFunction,
 }
 
 impl StatusCode {

@@ -291,10 +291,19 @@ fn classify_datafusion(err: DataFusionError) -> SqlError {
                     });
                 }
             }
-            if msg.contains("does not exist")
-                || msg.contains("No function matches")
-                || msg.contains("Invalid function")
+            // An unknown function name: `Invalid function 'x'.` (and a
+            // guess on the next line), in PostgreSQL's words.
+            if let Some(name) = msg
+                .strip_prefix("Invalid function '")
+                .and_then(|rest| rest.split_once('\''))
+                .map(|(name, _)| name)
             {
+                return SqlError::Query {
+                    code: StatusCode::UndefinedFunction,
+                    message: format!("function {name} does not exist"),
+                };
+            }
+            if msg.contains("does not exist") || msg.contains("No function matches") {
                 return SqlError::Query {
                     code: StatusCode::TypeMismatch,
                     message: msg,

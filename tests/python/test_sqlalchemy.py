@@ -112,3 +112,17 @@ def test_session_rollback_discards_flushed_rows(engine):
         session.flush()
         session.rollback()
         assert session.get(Note, 1).body == "kept"
+
+
+def test_inspector_reads_the_columns(engine):
+    columns = {c["name"]: c for c in sa.inspect(engine).get_columns("sa_documents")}
+    assert list(columns) == ["id", "title", "embedding"]
+    assert isinstance(columns["id"]["type"], sa.BigInteger)
+    assert columns["id"]["nullable"] is False
+    assert isinstance(columns["title"]["type"], sa.Text)
+    # Mapped[str] declares NOT NULL.
+    assert columns["title"]["nullable"] is False
+    assert columns["embedding"]["nullable"] is True
+    # pgvector.sqlalchemy teaches the dialect the vector type.
+    assert isinstance(columns["embedding"]["type"], Vector)
+    assert columns["embedding"]["type"].dim == DIM

@@ -162,6 +162,15 @@ impl Engine {
         drop(guards);
         {
             let mut state = self.catalog.write();
+            // The dropped first: a table the block created may take the
+            // name of one it dropped.
+            for &i in &gone {
+                let meta = tables[i].meta.read();
+                state
+                    .by_name
+                    .remove(&(meta.database.clone(), meta.name.clone()));
+                state.tables.remove(&meta.id);
+            }
             for (table, meta) in &kept {
                 let before = table.meta.read().name.clone();
                 state.by_name.remove(&(meta.database.clone(), before));
@@ -169,13 +178,6 @@ impl Engine {
                     .by_name
                     .insert((meta.database.clone(), meta.name.clone()), meta.id);
                 *table.meta.write() = meta.clone();
-            }
-            for &i in &gone {
-                let meta = tables[i].meta.read();
-                state
-                    .by_name
-                    .remove(&(meta.database.clone(), meta.name.clone()));
-                state.tables.remove(&meta.id);
             }
         }
         for (_, meta) in &kept {

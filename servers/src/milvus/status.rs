@@ -141,7 +141,8 @@ pub(super) fn milvus_code(code: StatusCode) -> i32 {
         | StatusCode::CardinalityViolation
         | StatusCode::DuplicateObject
         | StatusCode::UndefinedObject
-        | StatusCode::DependentObjectsStillExist => code::PARAMETER_INVALID,
+        | StatusCode::DependentObjectsStillExist
+        | StatusCode::UndefinedFunction => code::PARAMETER_INVALID,
         // A write conflict: retry, as Milvus' "service unavailable".
         StatusCode::SerializationFailure => code::SERVICE_UNAVAILABLE,
         // merr: ErrServiceMemoryLimitExceeded ("memory limit exceeded").

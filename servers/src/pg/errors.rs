@@ -64,6 +64,7 @@ pub fn sqlstate(code: StatusCode) -> &'static str {
         StatusCode::DuplicateObject => "42710",
         StatusCode::UndefinedObject => "42704",
         StatusCode::DependentObjectsStillExist => "2BP01",
+        StatusCode::UndefinedFunction => "42883",
     }
 }
 

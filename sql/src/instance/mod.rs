@@ -42,6 +42,7 @@ mod pg_types;
 mod plan_cache;
 mod projection_subqueries;
 mod query;
+mod reflection_functions;
 mod scalar_subquery;
 mod search_path;
 mod session;
@@ -68,6 +69,7 @@ use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_pg_catalog::setup_pg_catalog;
 use quiver_cluster::api::{SetTableOptions, TableRef};
 use quiver_common::status::StatusCode;
+use quiver_exec::catalog::CatalogSource;
 use quiver_exec::memory::QueryMemoryPool;
 use quiver_planner::json::JsonTypePlanner;
 use quiver_planner::session::{new_session_context, CATALOG_NAME};
@@ -105,11 +107,11 @@ impl QueryHandler for Instance {
         }
         let memory = QueryMemoryPool::new(self.server_memory.clone(), self.query_memory_limit);
         let block_tables = block_catalog::SharedBlockTables::default();
-        let catalog = block_catalog::SessionCatalog {
+        let catalog: Arc<dyn CatalogSource> = Arc::new(block_catalog::SessionCatalog {
             shared: self.tables.clone(),
             block: block_tables.clone(),
-        };
-        let ctx = new_session_context(Arc::new(catalog), memory.clone())
+        });
+        let ctx = new_session_context(catalog.clone(), memory.clone())
             .map_err(|e| SqlError::Internal(format!("session setup: {e}")))?;
         setup_pg_catalog(&ctx, CATALOG_NAME, EmptyContextProvider)
             .map_err(|e| SqlError::Internal(format!("pg_catalog setup: {e}")))?;
@@ -156,6 +158,7 @@ impl QueryHandler for Instance {
         for udf in functions::system_functions()
             .into_iter()
             .chain(catalog_functions::catalog_functions())
+            .chain(reflection_functions::reflection_functions(catalog))
         {
             ctx.register_udf(udf);
         }
