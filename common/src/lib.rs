@@ -12,6 +12,7 @@
 //! * [`limits`] — documented hard limits (dimension, top-k, request size).
 
 pub mod config;
+pub mod json_text;
 pub mod limits;
 pub mod schema;
 pub mod status;

@@ -338,6 +338,12 @@ pub async fn drop(
                     }
                 };
                 let in_block = transaction::catalog_block(instance, session, "DROP TABLE").await?;
+                // A table the block created goes at once, with its writes.
+                let created_id = if in_block.is_some() && stored != table {
+                    Some(instance.describe_table(&database, &stored).await?.id)
+                } else {
+                    None
+                };
                 let dropped = instance
                     .coordinator()
                     .drop_table(DropTable {
@@ -348,6 +354,9 @@ pub async fn drop(
                     .await?;
                 if dropped && in_block.is_some() {
                     session.block_tables.write().dropped(&database, &table);
+                    if let Some(id) = created_id {
+                        transaction::forget_writes(session, id);
+                    }
                 }
                 if !dropped {
                     session.notice(format!("table \"{table}\" does not exist, skipping"));

@@ -20,29 +20,13 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use quiver_cluster::EngineError;
+use quiver_common::json_text::push_json_text;
 use quiver_exec::catalog::CatalogSource;
 
 /// `json_build_object(variadic "any")`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct JsonBuildObject {
     signature: Signature,
-}
-
-/// `text` as a JSON string (quoted, escaped).
-fn json_string(text: &str, out: &mut String) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Row `row` of `array` as a JSON value: numbers and booleans bare, text
@@ -70,7 +54,7 @@ fn json_value(array: &ArrayRef, row: usize, out: &mut String) -> Result<()> {
         DataType::Float32 | DataType::Float64 if text.parse::<f64>().is_ok_and(f64::is_finite) => {
             out.push_str(&text);
         }
-        _ => json_string(&text, out),
+        _ => push_json_text(&text, out),
     }
     Ok(())
 }
@@ -107,7 +91,7 @@ impl ScalarUDFImpl for JsonBuildObject {
                 let key = ArrayFormatter::try_new(pair[0].as_ref(), &FormatOptions::default())?
                     .value(row)
                     .to_string();
-                json_string(&key, &mut object);
+                push_json_text(&key, &mut object);
                 object.push_str(" : ");
                 json_value(&pair[1], row, &mut object)?;
             }
@@ -265,12 +249,5 @@ mod tests {
         assert_eq!(name_parts("items"), ["items"]);
         assert_eq!(name_parts("Public.Items"), ["public", "items"]);
         assert_eq!(name_parts("\"My \"\"T\".x"), ["My \"T", "x"]);
-    }
-
-    #[test]
-    fn json_strings_are_escaped() {
-        let mut out = String::new();
-        json_string("a\"b\\c\nd\u{1}", &mut out);
-        assert_eq!(out, "\"a\\\"b\\\\c\\nd\\u0001\"");
     }
 }

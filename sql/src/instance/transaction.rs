@@ -314,6 +314,15 @@ pub(crate) fn begin(session: &mut SqlSession, modes: &[TransactionMode]) -> Resu
     Ok(command("BEGIN", TransactionEffect::Begin))
 }
 
+/// Forgets the block's buffered writes of a table it created and then
+/// dropped (nothing of them is left to commit).
+pub(crate) fn forget_writes(session: &mut SqlSession, table_id: u64) {
+    if let Some(block) = &mut session.transaction {
+        block.writes.retain(|w| w.table_id != table_id);
+        block.view = None;
+    }
+}
+
 /// Opens a block for one statement that must write as a transaction (an
 /// UPDATE of primary keys): the caller commits it or drops it.
 pub(crate) fn begin_implicit(session: &mut SqlSession) {

@@ -3,6 +3,9 @@
 //! never renders it.
 
 use super::*;
+// A string as compact JSON text, escaped as `serde_json` writes it, so that
+// it equals the text of the same string inside canonically written JSON.
+pub(super) use quiver_common::json_text::json_text;
 
 pub(super) fn emit(e: &Expr, out: &mut String) {
     match &e.node {
@@ -303,29 +306,6 @@ pub(super) fn emit_access(access: &Access, func: &str, out: &mut String) {
         }
     }
     out.push(')');
-}
-
-/// A string as compact JSON text, escaped as `serde_json` writes it (only
-/// `"`, `\` and control characters), so that it equals the text of the same
-/// string inside canonically written JSON.
-pub(super) fn json_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 pub(super) fn emit_ident(name: &str, out: &mut String) {
