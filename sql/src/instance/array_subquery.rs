@@ -18,10 +18,10 @@ use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    visit_expressions, visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr,
-    FunctionArguments, GroupByExpr, Ident, LambdaFunction, LambdaFunctionParameter, LambdaSyntax,
-    OneOrManyWithParens, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableFactor,
-    Value,
+    visit_expressions, visit_expressions_mut, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, LambdaFunction,
+    LambdaFunctionParameter, LambdaSyntax, ObjectName, ObjectNamePart, OneOrManyWithParens,
+    OrderByKind, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -184,23 +184,28 @@ fn element_map(query: &Query) -> Option<Expr> {
         body: Box::new(body),
         syntax: LambdaSyntax::Arrow,
     });
-    function_call("array_transform", vec![array, lambda])
+    Some(function_call("array_transform", vec![array, lambda]))
 }
 
 /// `name(args...)`, a call of a function by its plain name.
-pub(super) fn function_call(name: &str, args: Vec<Expr>) -> Option<Expr> {
-    let mut call = parse_expr(&format!("{name}()"))?;
-    let Expr::Function(function) = &mut call else {
-        return None;
-    };
-    let FunctionArguments::List(list) = &mut function.args else {
-        return None;
-    };
-    list.args = args
-        .into_iter()
-        .map(|arg| FunctionArg::Unnamed(FunctionArgExpr::Expr(arg)))
-        .collect();
-    Some(call)
+pub(super) fn function_call(name: &str, args: Vec<Expr>) -> Expr {
+    Expr::Function(Function {
+        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|arg| FunctionArg::Unnamed(FunctionArgExpr::Expr(arg)))
+                .collect(),
+            clauses: Vec::new(),
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: Vec::new(),
+    })
 }
 
 /// The aggregating scalar subquery `ARRAY(query)` reads as.

@@ -158,11 +158,11 @@ fn wrapped(expr: &Expr, item: Expr) -> Option<Expr> {
         return None;
     };
     let mut query = query.clone();
-    let value = function_call(SUBQUERY_VALUE, vec![item])?;
+    let value = function_call(SUBQUERY_VALUE, vec![item]);
     if let SetExpr::Select(select) = query.body.as_mut() {
         select.projection = vec![SelectItem::UnnamedExpr(value)];
     }
-    function_call(SUBQUERY_CHECK, vec![Expr::Subquery(query)])
+    Some(function_call(SUBQUERY_CHECK, vec![Expr::Subquery(query)]))
 }
 
 #[cfg(test)]

@@ -14,9 +14,11 @@
 
 use std::borrow::Cow;
 
+use super::array_subquery::function_call;
+
 use datafusion::sql::sqlparser::ast::{
-    Expr, Function, FunctionArgumentList, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    Query, SelectItem, SetExpr, Statement, TableAlias, TableAliasColumnDef, TableFactor,
+    Expr, Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement, TableAlias,
+    TableAliasColumnDef, TableFactor,
 };
 
 const GENERATE_SERIES: &str = "generate_series";
@@ -148,22 +150,7 @@ fn rewrite_factor(factor: &mut TableFactor) -> bool {
 
 /// `unnest(<expr>)`.
 fn unnest(expr: Expr) -> Expr {
-    Expr::Function(Function {
-        name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new("unnest"))]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![datafusion::sql::sqlparser::ast::FunctionArg::Unnamed(
-                datafusion::sql::sqlparser::ast::FunctionArgExpr::Expr(expr),
-            )],
-            clauses: Vec::new(),
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: Vec::new(),
-    })
+    function_call("unnest", vec![expr])
 }
 
 #[cfg(test)]
